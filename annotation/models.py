@@ -1,0 +1,292 @@
+"""The nouns of error analysis: projects, traces, notes, criteria, labels and the failure-mode codebook."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+
+class Role(models.TextChoices):
+    EXPERT = "expert", "Expert"
+    ENGINEER = "engineer", "Engineer"
+    VIEWER = "viewer", "Viewer"
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass", "Pass"
+    FAIL = "fail", "Fail"
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # The one person whose labels are ground truth. Kept in sync with a Membership of role "expert".
+    expert = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="expert_projects"
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
+    production_sampling_rate = models.FloatField(default=0.15)
+    # Seeds the "random" queue order; a stored per-trace key makes that order indexable at a million traces.
+    queue_seed = models.CharField(max_length=32, default="evalstudio")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("project_detail", args=[self.slug])
+
+    def shuffle_key(self, external_id: str) -> int:
+        """A stable pseudo-random position for a trace in this project's "random" queue order."""
+        digest = hashlib.blake2b(f"{self.queue_seed}:{external_id}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "big") >> 1  # fits a signed bigint
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.project} ({self.role})"
+
+
+class Trace(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces")
+    # Unique per project: the idempotency key of ingestion (the `id` field, or a content hash without one).
+    external_id = models.CharField(max_length=255)
+    input = models.TextField(blank=True)
+    output = models.TextField(blank=True)
+    messages = models.JSONField(null=True, blank=True)
+    context = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    session_id = models.CharField(max_length=255, blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    trial = models.IntegerField(null=True, blank=True)
+    source = models.CharField(max_length=64, blank=True, db_index=False)
+    # When the trace happened (the `timestamp` field); ingestion time when the file does not say.
+    occurred_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now)
+    shuffle_key = models.BigIntegerField(default=0)
+    # Set when the expert first labels, notes or marks the trace reviewed; the order of review (saturation).
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="trace_unique_external_id"),
+        ]
+        indexes = [
+            # The review queue at a million traces: next unreviewed in each order is an index range scan.
+            models.Index(
+                fields=["project", "shuffle_key", "id"], name="trace_queue_random", condition=Q(reviewed_at=None)
+            ),
+            models.Index(
+                fields=["project", "occurred_at", "id"], name="trace_queue_time", condition=Q(reviewed_at=None)
+            ),
+            models.Index(fields=["project", "reviewed_at", "id"], name="trace_review_log"),
+            models.Index(fields=["project", "occurred_at", "id"], name="trace_by_time"),
+            models.Index(fields=["project", "source", "id"], name="trace_by_source"),
+            # On PostgreSQL a GIN index on metadata (jsonb_path_ops) is added by migration 0002.
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+    def get_absolute_url(self) -> str:
+        return reverse("trace_detail", args=[self.project.slug, self.external_id])
+
+    @property
+    def display_title(self) -> str:
+        """A one-line summary for lists: the first user words, else the output."""
+        text = self.input
+        if not text and self.messages:
+            for message in self.messages:
+                if isinstance(message, dict) and message.get("role") == "user" and message.get("content"):
+                    content = message["content"]
+                    text = content if isinstance(content, str) else str(content)
+                    break
+        text = (text or self.output or self.external_id).strip().replace("\n", " ")
+        return text[:117] + "…" if len(text) > 120 else text
+
+    @property
+    def kind(self) -> str:
+        """single-turn / chat / agent / rag — for display and demo stratification."""
+        messages = self.messages or []
+        if any(isinstance(m, dict) and (m.get("tool_calls") or m.get("role") == "tool") for m in messages):
+            return "agent"
+        if self.context:
+            return "rag"
+        if len(messages) > 2:
+            return "chat"
+        return "single-turn"
+
+
+class FailureMode(models.Model):
+    """One entry of the failure taxonomy (the codebook). The workbench that edits it comes later."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="failure_modes")
+    name = models.CharField(max_length=200)
+    definition = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="failure_mode_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Note(models.Model):
+    """Open coding: a free-text observation on a trace, by any member."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="notes")
+    text = models.TextField()
+    failure_modes = models.ManyToManyField(FailureMode, blank=True, related_name="notes")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class Criterion(models.Model):
+    """A binary pass/fail question the expert answers per trace; each gets its own judge later."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="criteria")
+    name = models.CharField(max_length=100)
+    definition = models.TextField(blank=True, help_text="What pass and fail mean for this criterion.")
+    position = models.PositiveIntegerField(default=0)
+    failure_mode = models.ForeignKey(
+        FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="criteria"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="criterion_unique_name")]
+        verbose_name_plural = "criteria"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Label(models.Model):
+    """The expert's verdict on one trace for one criterion, with the critique that explains it."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="labels")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="labels")
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    critique = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labels")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace", "criterion"], name="label_unique_trace_criterion")]
+        indexes = [models.Index(fields=["criterion", "verdict"], name="label_by_criterion")]
+
+    def __str__(self) -> str:
+        return f"{self.criterion}: {self.verdict}"
+
+
+class LabelChange(models.Model):
+    """History of a label: one row per saved state, so later disagreements can be explained."""
+
+    label = models.ForeignKey(Label, on_delete=models.CASCADE, related_name="changes")
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    critique = models.TextField(blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} by {self.author} at {self.changed_at:%Y-%m-%d %H:%M}"
+
+
+class ApiToken(models.Model):
+    """A project-scoped bearer token for the REST API. Only a SHA-256 hash is stored."""
+
+    PREFIX = "es_"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.project.slug}: {self.name}"
+
+    @staticmethod
+    def hash(raw: str) -> str:
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    @classmethod
+    def generate(cls) -> str:
+        return cls.PREFIX + secrets.token_urlsafe(32)
+
+
+class ImportJob(models.Model):
+    """A file uploaded in the browser, imported by the worker with progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    file_name = models.CharField(max_length=255)
+    file_path = models.CharField(max_length=1000)
+    file_format = models.CharField(max_length=8, default="jsonl")
+    on_conflict = models.CharField(max_length=8, default="skip")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    created_count = models.IntegerField(default=0)
+    updated_count = models.IntegerField(default=0)
+    duplicate_count = models.IntegerField(default=0)
+    rejected_count = models.IntegerField(default=0)
+    # The first rejections, `[{"line": n, "error": "..."}]`; the count above is the full number.
+    rejections = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
+
+    @property
+    def percent(self) -> int:
+        if self.is_finished:
+            return 100
+        return int(100 * self.bytes_done / self.bytes_total) if self.bytes_total else 0

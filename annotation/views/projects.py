@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from annotation.access import get_project_for_user
+from annotation.models import Membership
+from annotation.selectors import project_list_for_user
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    my_role = Membership.objects.filter(project=OuterRef("pk"), user=request.user).values("role")[:1]
+    projects = project_list_for_user(user=request.user).select_related("expert").annotate(my_role=Subquery(my_role))
+    return render(request, "annotation/project_list.html", {"projects": projects})
+
+
+@login_required
+def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    project = access.project
+    criteria = project.criteria.annotate(
+        passes=Count("labels", filter=Q(labels__verdict="pass")),
+        fails=Count("labels", filter=Q(labels__verdict="fail")),
+    )
+    context = {
+        "project": project,
+        "access": access,
+        "trace_count": project.traces.count(),
+        "reviewed_count": project.traces.filter(reviewed_at__isnull=False).count(),
+        "criteria": criteria,
+        "import_jobs": project.import_jobs.all()[:5],
+    }
+    return render(request, "annotation/project_detail.html", context)

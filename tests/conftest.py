@@ -1,0 +1,62 @@
+"""Shared fixtures: the three users every view is checked with, a project, and logged-in clients."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from annotation.models import Project, Role
+from tests.factories import add_member, make_project, make_user
+
+
+@pytest.fixture
+def expert(db) -> User:
+    return make_user("expert")
+
+
+@pytest.fixture
+def teammate(db) -> User:
+    return make_user("teammate")
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    return make_user("outsider")
+
+
+@pytest.fixture
+def project(expert: User, teammate: User) -> Project:
+    project = make_project(slug="acme", name="Acme support bot", expert=expert)
+    add_member(project, teammate, Role.ENGINEER)
+    return project
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings) -> None:
+    """Tests do not run collectstatic, so the hashed-manifest storage of production has nothing to read."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def _client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def expert_client(expert: User) -> Client:
+    return _client_for(expert)
+
+
+@pytest.fixture
+def teammate_client(teammate: User) -> Client:
+    return _client_for(teammate)
+
+
+@pytest.fixture
+def outsider_client(outsider: User) -> Client:
+    return _client_for(outsider)

@@ -1,0 +1,52 @@
+"""Plain factory functions for test data; keyword-only, with sensible defaults."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from django.contrib.auth.models import User
+
+from annotation.models import Criterion, Label, Membership, Note, Project, Role, Trace
+from annotation.services import project_create
+
+_counter = itertools.count(1)
+
+
+def make_user(username: str | None = None, *, password: str = "pw-for-tests-only") -> User:
+    username = username or f"user{next(_counter)}"
+    return User.objects.create_user(username=username, password=password)
+
+
+def make_project(*, slug: str | None = None, expert: User | None = None, **kwargs: Any) -> Project:
+    slug = slug or f"project-{next(_counter)}"
+    return project_create(slug=slug, name=kwargs.pop("name", slug.title()), expert=expert, **kwargs)
+
+
+def add_member(project: Project, user: User, role: str = Role.ENGINEER) -> Membership:
+    return Membership.objects.create(project=project, user=user, role=role)
+
+
+def make_trace(*, project: Project, external_id: str | None = None, **fields: Any) -> Trace:
+    external_id = external_id or f"t-{next(_counter)}"
+    fields.setdefault("input", f"Question {external_id}?")
+    fields.setdefault("output", f"Answer for {external_id}.")
+    return Trace.objects.create(
+        project=project, external_id=external_id, shuffle_key=project.shuffle_key(external_id), **fields
+    )
+
+
+def make_criterion(*, project: Project, name: str | None = None, **fields: Any) -> Criterion:
+    name = name or f"criterion-{next(_counter)}"
+    fields.setdefault("definition", f"Pass when {name} holds.")
+    return Criterion.objects.create(project=project, name=name, **fields)
+
+
+def make_label(*, trace: Trace, criterion: Criterion, verdict: str = "pass", critique: str = "") -> Label:
+    return Label.objects.create(
+        trace=trace, criterion=criterion, verdict=verdict, critique=critique, author=trace.project.expert
+    )
+
+
+def make_note(*, trace: Trace, author: User, text: str = "Something is off") -> Note:
+    return Note.objects.create(trace=trace, author=author, text=text)
