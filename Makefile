@@ -18,15 +18,16 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 	touch $@
 
 # The embedded default (SQLite + filesystem broker under var/) unless DATABASE_URL / REDIS_URL are set.
+# honcho exits 130 after a clean Ctrl-C shutdown: that is success, not an error.
 run: export DEBUG ?= 1
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py load_demo
+	$(BIN)/python manage.py load_demo --if-debug
 	@echo ""
 	@echo "  EvalStudio is starting on http://127.0.0.1:$(PORT)/  (log in as demo / demo)"
 	@echo "  Ctrl-C stops the web server and the worker."
 	@echo ""
-	$(BIN)/honcho -f Procfile.dev start
+	$(BIN)/honcho -f Procfile.dev start || [ $$? -eq 130 ]
 
 test: export SECRET_KEY ?= insecure-test-only-key
 test: $(VENV)/.installed-dev
