@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
-from annotation.models import ApiToken, Membership, Project, Role
+from annotation.models import (
+    ApiToken,
+    Criterion,
+    Label,
+    LabelChange,
+    Membership,
+    Note,
+    Project,
+    Role,
+    Trace,
+    Verdict,
+)
 
 
 class DomainError(Exception):
@@ -54,3 +68,109 @@ def api_token_create(*, project: Project, name: str) -> tuple[ApiToken, str]:
     raw = ApiToken.generate()
     token = ApiToken.objects.create(project=project, name=name.strip(), token_hash=ApiToken.hash(raw))
     return token, raw
+
+
+# Reviewing: labels, notes and the review log ------------------------------------------------------------------
+
+# Autosave sends the critique every pause in typing; edits by the same author within this window update the
+# latest history row instead of adding one, so history keeps meaningful states rather than keystrokes.
+LABEL_HISTORY_COALESCE_SECONDS = 60
+NOTE_MAX_CHARS = 20_000
+CRITIQUE_MAX_CHARS = 20_000
+
+
+def _mark_reviewed(trace: Trace, when: datetime) -> None:
+    # Conditional UPDATE: two tabs labelling at once cannot move the first review time.
+    if trace.reviewed_at is None:
+        Trace.objects.filter(pk=trace.pk, reviewed_at__isnull=True).update(reviewed_at=when)
+        trace.reviewed_at = Trace.objects.filter(pk=trace.pk).values_list("reviewed_at", flat=True).get()
+
+
+def _require_expert(trace: Trace, user: AbstractBaseUser, action: str) -> None:
+    if trace.project.expert_id is None or trace.project.expert_id != user.pk:
+        raise DomainError(f"Only the project's expert can {action}; their labels are the ground truth")
+
+
+@transaction.atomic
+def label_submit(*, trace: Trace, criterion: Criterion, verdict: str, critique: str, user: AbstractBaseUser) -> Label:
+    """Save the expert's verdict and critique for one criterion, recording the new state in the label's history."""
+    _require_expert(trace, user, "label traces")
+    if criterion.project_id != trace.project_id:
+        raise DomainError(f"Criterion {criterion.name!r} belongs to another project")
+    if verdict not in Verdict.values:
+        raise DomainError(f"Verdict must be one of {', '.join(Verdict.values)}, got {verdict!r}")
+    if len(critique) > CRITIQUE_MAX_CHARS:
+        raise DomainError(f"A critique is limited to {CRITIQUE_MAX_CHARS} characters")
+    now = timezone.now()
+    label = Label.objects.select_for_update().filter(trace=trace, criterion=criterion).first()
+    if label is None:
+        # The unique constraint settles a race between two first saves: the loser's atomic block fails cleanly.
+        label = Label.objects.create(
+            trace=trace, criterion=criterion, verdict=verdict, critique=critique, author=user, created_at=now,
+            updated_at=now,
+        )  # fmt: skip
+    elif label.verdict == verdict and label.critique == critique:
+        _mark_reviewed(trace, now)
+        return label
+    else:
+        label.verdict, label.critique, label.author, label.updated_at = verdict, critique, user, now
+        label.save(update_fields=["verdict", "critique", "author", "updated_at"])
+    latest = label.changes.order_by("-changed_at", "-id").first()
+    window = timedelta(seconds=LABEL_HISTORY_COALESCE_SECONDS)
+    if (
+        latest is not None
+        and latest.author_id == user.pk
+        and latest.verdict == verdict
+        and now - latest.changed_at < window
+    ):
+        latest.critique, latest.changed_at = critique, now
+        latest.save(update_fields=["critique", "changed_at"])
+    else:
+        LabelChange.objects.create(label=label, verdict=verdict, critique=critique, author=user, changed_at=now)
+    _mark_reviewed(trace, now)
+    return label
+
+
+@transaction.atomic
+def trace_mark_reviewed(*, trace: Trace, user: AbstractBaseUser) -> Trace:
+    """For traces that need no label: they leave the queue and enter the review log."""
+    _require_expert(trace, user, "mark traces reviewed")
+    _mark_reviewed(trace, timezone.now())
+    return trace
+
+
+def _clean_note_text(text: str) -> str:
+    text = text.strip()
+    if not text:
+        raise DomainError("A note cannot be empty")
+    if len(text) > NOTE_MAX_CHARS:
+        raise DomainError(f"A note is limited to {NOTE_MAX_CHARS} characters")
+    return text
+
+
+@transaction.atomic
+def note_create(*, trace: Trace, author: AbstractBaseUser, text: str) -> Note:
+    """Any member may write notes; the expert's first note also marks the trace reviewed."""
+    now = timezone.now()
+    # One timestamp for both, so a fresh note never reads as "edited".
+    note = Note.objects.create(trace=trace, author=author, text=_clean_note_text(text), created_at=now, updated_at=now)
+    if trace.project.expert_id == author.pk:
+        _mark_reviewed(trace, note.created_at)
+    return note
+
+
+@transaction.atomic
+def note_update(*, note: Note, user: AbstractBaseUser, text: str) -> Note:
+    if note.author_id != user.pk:
+        raise DomainError("Only the author can edit a note")
+    note.text = _clean_note_text(text)
+    note.updated_at = timezone.now()
+    note.save(update_fields=["text", "updated_at"])
+    return note
+
+
+@transaction.atomic
+def note_delete(*, note: Note, user: AbstractBaseUser) -> None:
+    if note.author_id != user.pk:
+        raise DomainError("Only the author can delete a note")
+    note.delete()

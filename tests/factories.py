@@ -50,3 +50,30 @@ def make_label(*, trace: Trace, criterion: Criterion, verdict: str = "pass", cri
 
 def make_note(*, trace: Trace, author: User, text: str = "Something is off") -> Note:
     return Note.objects.create(trace=trace, author=author, text=text)
+
+
+def make_agent_trace(*, project: Project, external_id: str | None = None, **fields: Any) -> Trace:
+    """A multi-turn agent trajectory: a system prompt, a tool call with JSON arguments, its result and an answer."""
+    fields.setdefault(
+        "messages",
+        [
+            {"role": "system", "content": "You are a support agent."},
+            {"role": "user", "content": "Where is my order 42?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "lookup_order", "arguments": '{"order_id": 42, "verbose": true}'},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "call_1", "content": '{"status": "shipped"}'},
+            {"role": "assistant", "content": "Your order **has shipped**."},
+        ],
+    )
+    fields.setdefault("input", "")
+    fields.setdefault("output", "")
+    return make_trace(project=project, external_id=external_id, **fields)

@@ -1,12 +1,430 @@
-# Being written by the review-page helper; see annotation/urls.py for the routes it serves.
+"""The review page: the queue, the trace list, one trace with its labels and notes.
+
+Every view starts with `get_project_for_user` (404 for outsiders, before anything else is looked up). Writes go
+through services; only the expert may label or mark reviewed (403 for teammates), any member may write notes and
+edit or delete their own. Queue parameters ride along in the query string of every link and form.
+"""
+
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from annotation.access import ProjectAccess, get_project_for_user
+from annotation.forms import LabelForm, NoteForm, SittingForm
+from annotation.models import Criterion, Label, LabelChange, Note, Project, Trace
+from annotation.queue import (
+    QueueParams,
+    queue_first,
+    queue_next,
+    queue_previous,
+    queue_progress,
+    reviewed_since,
+    trace_page,
+)
+from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
+from annotation.services import DomainError, label_submit, note_create, note_update
+from annotation.services import note_delete as note_delete_service
+from annotation.services import trace_mark_reviewed as trace_mark_reviewed_service
+
+TEMPLATE = "annotation/trace_detail.html"
+DEFAULT_SITTING_TARGET = 100
+# Enough history to explain a change of mind on the page; the full record stays in the database.
+HISTORY_LIMIT = 10
 
 
-def _todo(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-    raise NotImplementedError
+# The sitting: a stretch of reviewing with a target, kept in the session per project. -----------------------------
 
 
-review_queue = trace_list = trace_detail = trace_next = trace_previous = trace_mark_reviewed = _todo
-label_save = note_add = note_edit = note_delete = _todo
+@dataclass(frozen=True)
+class Sitting:
+    started: datetime
+    target: int
+    done: int
+
+    @property
+    def percent(self) -> int:
+        return min(100, int(100 * self.done / self.target)) if self.target else 0
+
+
+def _sitting_key(project: Project) -> str:
+    return f"review_sitting:{project.pk}"
+
+
+def _sitting_state(request: HttpRequest, project: Project) -> dict[str, Any]:
+    state = request.session.get(_sitting_key(project))
+    if not isinstance(state, dict) or "started" not in state:
+        state = {"started": timezone.now().isoformat(), "target": DEFAULT_SITTING_TARGET}
+        request.session[_sitting_key(project)] = state
+    return state
+
+
+def _sitting(request: HttpRequest, project: Project) -> Sitting:
+    state = _sitting_state(request, project)
+    try:
+        started = datetime.fromisoformat(state["started"])
+    except (TypeError, ValueError):
+        started = timezone.now()
+    target = state.get("target") if isinstance(state.get("target"), int) else DEFAULT_SITTING_TARGET
+    return Sitting(started=started, target=target, done=reviewed_since(project=project, since=started))
+
+
+# Helpers ---------------------------------------------------------------------------------------------------------
+
+
+def _trace_url(project: Project, external_id: str, params: QueueParams) -> str:
+    return reverse("trace_detail", args=[project.slug, external_id]) + params.querystring
+
+
+def _get_trace(project: Project, trace_id: int) -> Trace:
+    return get_object_or_404(Trace.objects.select_related("project"), project=project, pk=trace_id)
+
+
+@dataclass
+class CriterionRow:
+    """One criterion on the page with the trace's label for it (if any) and what the last save said."""
+
+    criterion: Criterion
+    label: Label | None
+    number: int
+    status: str = ""
+    status_kind: str = ""  # "saved", "unsaved" or "error"
+    history: list[LabelChange] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return self.label.verdict if self.label else ""
+
+
+def _history(labels: list[Label]) -> dict[int, list[LabelChange]]:
+    """Each label's saved states, newest first, in one query for the whole trace."""
+    history: dict[int, list[LabelChange]] = {}
+    changes = LabelChange.objects.filter(label__in=labels).select_related("author").order_by("-changed_at", "-id")
+    for change in changes[: HISTORY_LIMIT * max(1, len(labels))]:
+        history.setdefault(change.label_id, []).append(change)
+    return {label_id: items[:HISTORY_LIMIT] for label_id, items in history.items()}
+
+
+def _criterion_rows(trace: Trace) -> list[CriterionRow]:
+    labels = {label.criterion_id: label for label in Label.objects.filter(trace=trace)}
+    history = _history(list(labels.values())) if labels else {}
+    rows = []
+    for number, criterion in enumerate(Criterion.objects.filter(project_id=trace.project_id), start=1):
+        label = labels.get(criterion.pk)
+        rows.append(
+            CriterionRow(
+                criterion=criterion, label=label, number=number, history=history.get(label.pk, []) if label else []
+            )
+        )
+    return rows
+
+
+def _notes(trace: Trace) -> list[Note]:
+    notes = list(Note.objects.filter(trace=trace).select_related("author"))
+    for note in notes:
+        # Notes written elsewhere (imports, the admin) may get two slightly different default timestamps.
+        note.was_edited = (note.updated_at - note.created_at).total_seconds() > 1
+    return notes
+
+
+def _base_context(request: HttpRequest, access: ProjectAccess, trace: Trace, params: QueueParams) -> dict[str, Any]:
+    return {
+        "project": access.project,
+        "access": access,
+        "trace": trace,
+        "params": params,
+        "qs": params.querystring,
+    }
+
+
+def _progress_context(request: HttpRequest, project: Project, params: QueueParams) -> dict[str, Any]:
+    return {
+        "progress": queue_progress(project=project, params=params),
+        "sitting": _sitting(request, project),
+    }
+
+
+def _render_with_progress(
+    request: HttpRequest, partial: str, context: dict[str, Any], project: Project, params: QueueParams
+) -> HttpResponse:
+    """An htmx answer: the swapped region plus the progress bar and review state, swapped out of band."""
+    context = {**context, **_progress_context(request, project, params), "oob": True}
+    html = render_to_string(f"{TEMPLATE}#{partial}", context, request=request)
+    html += render_to_string(f"{TEMPLATE}#progress", context, request=request)
+    return HttpResponse(html)
+
+
+# Pages -----------------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: go to the first unreviewed trace in queue order, or show that the queue is done.
+    POST: change the sitting's target or start a new sitting, then go back where the form was."""
+    access = get_project_for_user(request, slug)
+    project = access.project
+    params = QueueParams.from_query(request.GET)
+    if request.method == "POST":
+        form = SittingForm(request.POST)
+        if not form.is_valid():
+            messages.error(request, "The sitting target must be a whole number from 1 to 100000.")
+            return redirect(reverse("review_queue", args=[slug]) + params.querystring)
+        state = dict(_sitting_state(request, project))
+        if form.cleaned_data["restart"]:
+            state["started"] = timezone.now().isoformat()
+        if form.cleaned_data["target"]:
+            state["target"] = form.cleaned_data["target"]
+        request.session[_sitting_key(project)] = state
+        back = form.cleaned_data["next"]
+        if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            return HttpResponseRedirect(back)
+        return redirect(reverse("review_queue", args=[slug]) + params.querystring)
+    first = queue_first(project=project, params=params)
+    if first is not None:
+        return redirect(_trace_url(project, first, params))
+    context = {"project": project, "access": access, "params": params, "qs": params.querystring}
+    context.update(_progress_context(request, project, params))
+    context["last_reviewed"] = (
+        Trace.objects.filter(project=project, reviewed_at__isnull=False)
+        .order_by("-reviewed_at", "-id")
+        .values_list("external_id", flat=True)
+        .first()
+    )
+    context["sources"] = _known_sources(project)
+    return render(request, "annotation/review_done.html", context)
+
+
+def _known_sources(project: Project) -> list[str]:
+    # A loose index scan would be ideal; distinct on the (project, source, id) index is fine for the handful of
+    # sources a project has. Capped, since it only feeds a datalist.
+    return list(
+        Trace.objects.filter(project=project)
+        .exclude(source="")
+        .order_by("source")
+        .values_list("source", flat=True)
+        .distinct()[:50]
+    )
+
+
+@login_required
+@require_GET
+def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    project = access.project
+    params = QueueParams.from_query(request.GET, default_order="newest")
+    page = trace_page(
+        project=project, params=params, after=request.GET.get("after", ""), before=request.GET.get("before", "")
+    )
+    criteria_count = Criterion.objects.filter(project=project).count()
+    context = {
+        "project": project,
+        "access": access,
+        "params": params,
+        "qs": params.querystring,
+        "page": page,
+        "criteria_count": criteria_count,
+    }
+    template = "annotation/trace_list.html"
+    if request.htmx:
+        template += "#results"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    project = access.project
+    trace = get_object_or_404(Trace.objects.select_related("project"), project=project, external_id=external_id)
+    params = QueueParams.from_query(request.GET)
+    context = _base_context(request, access, trace, params)
+    context.update(_progress_context(request, project, params))
+    context.update(
+        {
+            "input_block": make_block(trace.input, markdown=False) if trace.input else None,
+            "output_block": make_block(trace.output, markdown=True) if trace.output else None,
+            "turns": build_turns(trace.messages),
+            "context_blocks": context_blocks(trace.context),
+            "metadata": metadata_rows(trace.metadata),
+            "rows": _criterion_rows(trace),
+            "notes": _notes(trace),
+            "note_form": NoteForm(),
+        }
+    )
+    return render(request, TEMPLATE, context)
+
+
+@login_required
+@require_GET
+def trace_next(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    """`j`: the next unreviewed trace after this one in queue order (wrapping); the queue page when none is left."""
+    access = get_project_for_user(request, slug)
+    project = access.project
+    trace = _get_trace(project, trace_id)
+    params = QueueParams.from_query(request.GET)
+    found = queue_next(project=project, params=params, current=trace)
+    if found is None:
+        return redirect(reverse("review_queue", args=[slug]) + params.querystring)
+    return redirect(_trace_url(project, found, params))
+
+
+@login_required
+@require_GET
+def trace_previous(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    """`k`: the trace reviewed just before this one, stepping back through the review log."""
+    access = get_project_for_user(request, slug)
+    project = access.project
+    trace = _get_trace(project, trace_id)
+    params = QueueParams.from_query(request.GET)
+    found = queue_previous(project=project, current=trace)
+    if found is None:
+        messages.info(request, "Nothing was reviewed before this trace.")
+        return redirect(_trace_url(project, trace.external_id, params))
+    return redirect(_trace_url(project, found, params))
+
+
+# Writes ----------------------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    """`r`: a trace that needs no label leaves the queue; then on to the next one."""
+    access = get_project_for_user(request, slug)
+    if not access.is_expert:
+        raise PermissionDenied("Only the project's expert can mark traces reviewed.")
+    project = access.project
+    trace = _get_trace(project, trace_id)
+    params = QueueParams.from_query(request.GET)
+    trace_mark_reviewed_service(trace=trace, user=request.user)
+    found = queue_next(project=project, params=params, current=trace)
+    target = _trace_url(project, found, params) if found else reverse("review_queue", args=[slug]) + params.querystring
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = target
+        return response
+    return redirect(target)
+
+
+@login_required
+@require_POST
+def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int) -> HttpResponse:
+    """Autosave of one criterion: a pass/fail click or a pause in typing the critique."""
+    access = get_project_for_user(request, slug)
+    if not access.is_expert:
+        raise PermissionDenied("Only the project's expert can label traces.")
+    project = access.project
+    trace = _get_trace(project, trace_id)
+    criterion = get_object_or_404(Criterion, project=project, pk=criterion_id)
+    params = QueueParams.from_query(request.GET)
+    label = Label.objects.filter(trace=trace, criterion=criterion).first()
+    history = _history([label]).get(label.pk, []) if label else []
+    number = list(Criterion.objects.filter(project=project).values_list("pk", flat=True)).index(criterion.pk) + 1
+    row = CriterionRow(criterion=criterion, label=label, number=number, history=history)
+    status = 200
+    form = LabelForm(request.POST)
+    if not form.is_valid():
+        row.status, row.status_kind, status = "; ".join(m for e in form.errors.values() for m in e), "error", 400
+    else:
+        verdict = form.cleaned_data["verdict"] or (label.verdict if label else "")
+        critique = form.cleaned_data["critique"]
+        if not verdict:
+            # Nothing to attach the critique to yet. The text stays in the textarea (it is never swapped).
+            if critique:
+                row.status, row.status_kind = "Choose pass or fail to save this critique", "unsaved"
+        else:
+            try:
+                row.label = label_submit(
+                    trace=trace, criterion=criterion, verdict=verdict, critique=critique, user=request.user
+                )
+                row.history = _history([row.label]).get(row.label.pk, [])
+                row.status = f"Saved {timezone.localtime():%H:%M:%S}"
+                row.status_kind = "saved"
+            except DomainError as exc:
+                row.status, row.status_kind, status = str(exc), "error", 400
+    if not request.htmx:
+        if row.status_kind == "error":
+            messages.error(request, row.status)
+        elif row.status_kind == "unsaved":
+            messages.info(request, row.status)
+        return redirect(_trace_url(project, trace.external_id, params))
+    context = {**_base_context(request, access, trace, params), "row": row}
+    response = _render_with_progress(request, "verdict", context, project, params)
+    # htmx swaps only 2xx by default; an error is shown in the status line, so answer 200 with the message.
+    response.status_code = 200 if status == 400 else status
+    return response
+
+
+def _notes_response(
+    request: HttpRequest, access: ProjectAccess, trace: Trace, params: QueueParams, **extra: Any
+) -> HttpResponse:
+    if not request.htmx:
+        if extra.get("note_error"):
+            messages.error(request, extra["note_error"])
+        return redirect(_trace_url(access.project, trace.external_id, params))
+    context = {**_base_context(request, access, trace, params), "notes": _notes(trace), **extra}
+    return _render_with_progress(request, "notes", context, access.project, params)
+
+
+@login_required
+@require_POST
+def note_add(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    trace = _get_trace(access.project, trace_id)
+    params = QueueParams.from_query(request.GET)
+    form = NoteForm(request.POST)
+    text = request.POST.get("text", "")
+    if not form.is_valid():
+        return _notes_response(request, access, trace, params, note_error="A note cannot be empty.", note_draft=text)
+    try:
+        note_create(trace=trace, author=request.user, text=form.cleaned_data["text"])
+    except DomainError as exc:
+        return _notes_response(request, access, trace, params, note_error=str(exc), note_draft=text)
+    return _notes_response(request, access, trace, params)
+
+
+def _own_note(request: HttpRequest, access: ProjectAccess, note_id: int) -> Note:
+    note = get_object_or_404(Note.objects.select_related("trace__project"), trace__project=access.project, pk=note_id)
+    if note.author_id != request.user.pk:
+        raise PermissionDenied("Only the author can change a note.")
+    return note
+
+
+@login_required
+@require_POST
+def note_edit(request: HttpRequest, slug: str, note_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    note = _own_note(request, access, note_id)
+    params = QueueParams.from_query(request.GET)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        return _notes_response(request, access, note.trace, params, note_error="A note cannot be empty.")
+    try:
+        note_update(note=note, user=request.user, text=form.cleaned_data["text"])
+    except DomainError as exc:
+        return _notes_response(request, access, note.trace, params, note_error=str(exc))
+    return _notes_response(request, access, note.trace, params)
+
+
+@login_required
+@require_POST
+def note_delete(request: HttpRequest, slug: str, note_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    note = _own_note(request, access, note_id)
+    trace = note.trace
+    params = QueueParams.from_query(request.GET)
+    note_delete_service(note=note, user=request.user)
+    return _notes_response(request, access, trace, params)
