@@ -2,6 +2,175 @@
 
 from __future__ import annotations
 
-from ninja import NinjaAPI
+import io
+from typing import Any, Literal
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import NinjaAPI, Schema, Status
+from ninja.security import HttpBearer, django_auth
+
+from annotation.ingest import IngestReport, import_records
+from annotation.models import ApiToken, Project, Role
+from annotation.selectors import project_role
+from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
 
 api = NinjaAPI(title="EvalStudio API", version="1", urls_namespace="api")
+
+JSON_TYPES = frozenset({"application/json"})
+NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
+
+
+class BearerToken(HttpBearer):
+    """`Authorization: Bearer <token>`: a project-scoped ApiToken, looked up by its hash."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
+        api_token = ApiToken.objects.filter(token_hash=ApiToken.hash(token)).first()
+        if api_token is None:
+            return None
+        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+        return api_token
+
+
+# Token first (CI and production apps), then the browser session, whose POSTs must carry the CSRF token.
+AUTH = [BearerToken(), django_auth]
+
+
+class Error(Schema):
+    detail: str
+
+
+class RejectionOut(Schema):
+    index: int
+    id: str | None
+    error: str
+
+
+class IngestResult(Schema):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectionOut]
+
+
+def _error(status: int, detail: str) -> Status[dict[str, str]]:
+    return Status(status, {"detail": detail})
+
+
+def _check_access(request: HttpRequest, project: Project) -> Status[dict[str, str]] | None:
+    """None when the caller may ingest into `project`, else the error response."""
+    auth = request.auth  # type: ignore[attr-defined]
+    if isinstance(auth, ApiToken):
+        if auth.project_id != project.pk:
+            return _error(403, "This token belongs to another project")
+        return None
+    role = project_role(project=project, user=auth)
+    if role is None:
+        # Outsiders get the same answer as for a missing project, so project slugs do not leak.
+        return _error(404, "No such project")
+    if role not in {Role.EXPERT, Role.ENGINEER}:
+        return _error(403, "Viewers cannot add traces; ask the project's expert for the engineer role")
+    return None
+
+
+def _records_from_body(
+    request: HttpRequest,
+) -> tuple[list[object] | list[RawRecord] | None, Status[dict[str, str]] | None]:
+    limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        declared_length = int(declared)
+    except ValueError:
+        return None, _error(400, f"Content-Length is not a number: {declared!r}")
+    if declared_length > limit:
+        return None, _error(413, f"The body is {declared_length:,} bytes; the limit is {limit:,} bytes")
+    content_type = (request.content_type or "").lower()
+    if content_type not in JSON_TYPES | NDJSON_TYPES:
+        return None, _error(
+            415, f"Content-Type {content_type or 'missing'!r}: send application/json or application/x-ndjson"
+        )
+    # Read one byte past the limit: a body without (or with a lying) Content-Length is still caught.
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return None, _error(413, f"The body is over the limit of {limit:,} bytes")
+    if not body.strip():
+        return None, _error(400, 'The body is empty; send {"traces": [...]} or NDJSON, one trace per line')
+
+    if content_type in NDJSON_TYPES:
+        try:
+            records = list(read_jsonl(io.BytesIO(body), max_bytes=settings.EVALSTUDIO_MAX_TRACE_BYTES))
+        except FormatError as exc:
+            return None, _error(400, f"The body cannot be read: {exc}")
+        return records, None
+
+    try:
+        payload = loads(body)
+    except UnicodeDecodeError as exc:
+        return None, _error(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
+    except ValueError as exc:
+        return None, _error(400, f"Malformed JSON: {exc}")
+    if not isinstance(payload, dict) or "traces" not in payload:
+        return None, _error(400, 'Expected a JSON object {"traces": [...]}')
+    unknown = sorted(set(payload) - {"traces"})
+    if unknown:
+        return None, _error(400, f'Unknown key {unknown[0]!r}; expected only {{"traces": [...]}}')
+    if not isinstance(payload["traces"], list):
+        return None, _error(400, '"traces" must be a list of trace objects')
+    return payload["traces"], None
+
+
+def _result(report: IngestReport) -> dict[str, Any]:
+    return {
+        "accepted": report.accepted,
+        "duplicates": report.duplicates,
+        "rejected": [{"index": r.index, "id": r.id, "error": r.error} for r in report.rejected],
+    }
+
+
+TRACE_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Traces in the trace JSONL format, as a JSON object or as NDJSON (one trace per line).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["traces"],
+                    "properties": {"traces": {"type": "array", "items": {"type": "object"}}},
+                }
+            },
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@api.post(
+    "/projects/{slug}/traces",
+    auth=AUTH,
+    response={200: IngestResult, 207: IngestResult, 400: Error, 403: Error, 404: Error, 413: Error, 415: Error},
+    summary="Add traces to a project",
+    description=(
+        "Validates every trace on its own: 200 when all were accepted (created, or updated with "
+        "`on_conflict=update`), 207 when some were rejected, each with its 0-based index, id and the reason. "
+        "Re-sending a trace with the same id is counted as a duplicate and changes nothing."
+    ),
+    openapi_extra=TRACE_BODY_DOC,
+)
+def traces_ingest(
+    request: HttpRequest, slug: str, on_conflict: Literal["skip", "update"] = "skip"
+) -> Status[dict[str, Any]]:
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        return _error(404, "No such project")
+    denied = _check_access(request, project)
+    if denied is not None:
+        return denied
+    records, problem = _records_from_body(request)
+    if problem is not None:
+        return problem
+    auth = request.auth  # type: ignore[attr-defined]
+    user = auth if isinstance(auth, AbstractBaseUser) else None
+    report = import_records(project=project, records=records or [], on_conflict=on_conflict, user=user)
+    return Status(207 if report.rejected else 200, _result(report))

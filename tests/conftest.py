@@ -60,3 +60,30 @@ def teammate_client(teammate: User) -> Client:
 @pytest.fixture
 def outsider_client(outsider: User) -> Client:
     return _client_for(outsider)
+
+
+# --- ingestion: a real Celery worker --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker in a thread, consuming from the test broker (Redis when REDIS_URL is set).
+
+    Use with `@pytest.mark.django_db(transaction=True)`: the worker has its own database connection and sees only
+    committed rows. Its connections are closed after each task so the test database can be dropped at the end.
+    """
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_postrun
+    from django.db import connections
+
+    from evalstudio.celery import app
+
+    def close_connections(**_kwargs: object) -> None:
+        connections.close_all()
+
+    task_postrun.connect(close_connections, weak=False)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+            yield worker
+    finally:
+        task_postrun.disconnect(close_connections)

@@ -1,11 +1,115 @@
-# Being written by the ingestion helper; see annotation/urls.py for the routes it serves.
+"""Browser uploads: the file is saved, an ImportJob is queued for the worker, and its page polls for progress."""
+
 from __future__ import annotations
 
+import uuid
+from functools import partial
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.core.files.uploadhandler import FileUploadHandler, SkipFile
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from annotation.access import get_project_for_user
+from annotation.ingest import ON_CONFLICT_CHOICES
+from annotation.models import ImportJob
+from annotation.tasks import import_job_run
+
+# Extension → reader. Anything else is refused before it is stored.
+UPLOAD_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 
 
-def _todo(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
-    raise NotImplementedError
+def _refuse(request: HttpRequest, slug: str, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect("project_detail", slug)
 
 
-import_upload = import_detail = _todo
+class _SizeLimitHandler(FileUploadHandler):
+    """Drops a file as soon as it passes the upload limit, instead of spooling gigabytes to disk first."""
+
+    def __init__(self, request: HttpRequest, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.exceeded = False
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            self.exceeded = True
+            raise SkipFile
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+@csrf_exempt  # only to install the handler before the CSRF check parses the body; checked right after
+@login_required
+@require_POST
+def import_upload(request: HttpRequest, slug: str) -> HttpResponse:
+    limiter = _SizeLimitHandler(request, settings.EVALSTUDIO_MAX_UPLOAD_BYTES)
+    request.upload_handlers.insert(0, limiter)
+    return _import_upload(request, slug, limiter)
+
+
+@csrf_protect
+def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    if not access.can_ingest:
+        raise PermissionDenied("Only the expert and engineers can import traces")
+    project = access.project
+    limit = limiter.limit
+    upload = request.FILES.get("file")
+    if limiter.exceeded:
+        return _refuse(request, slug, f"The file is too large: the limit is {filesizeformat(limit)}.")
+    if upload is None:
+        return _refuse(request, slug, "Choose a .jsonl or .csv file to import.")
+    suffix = PurePath(upload.name or "").suffix.lower()
+    if suffix not in UPLOAD_FORMATS:
+        return _refuse(request, slug, f"{upload.name}: only .jsonl, .ndjson and .csv files can be imported.")
+    if upload.size > limit:
+        return _refuse(request, slug, f"{upload.name} is too large: the limit is {filesizeformat(limit)}.")
+    if upload.size == 0:
+        return _refuse(request, slug, f"{upload.name} is empty.")
+    on_conflict = request.POST.get("on_conflict") or "skip"
+    if on_conflict not in ON_CONFLICT_CHOICES:
+        return _refuse(request, slug, f"On conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}.")
+
+    stored = default_storage.save(f"imports/{project.slug}/{uuid.uuid4().hex}{suffix}", upload)
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            project=project,
+            user=request.user,
+            file_name=PurePath(upload.name).name[:255],
+            file_path=default_storage.path(stored),
+            file_format=UPLOAD_FORMATS[suffix],
+            on_conflict=on_conflict,
+            bytes_total=upload.size,
+        )
+        # After commit, so the worker never looks for a job row that is not there yet.
+        transaction.on_commit(partial(import_job_run.delay, job.pk))
+    return redirect("import_detail", slug, job.pk)
+
+
+@login_required
+@require_GET
+def import_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    job = get_object_or_404(ImportJob, pk=job_id, project=access.project)
+    context = {"project": access.project, "access": access, "job": job}
+    if request.htmx:
+        response = render(request, "annotation/import_detail.html#progress", context)
+        if job.is_finished:
+            # 286 tells htmx to swap in this final state and stop polling.
+            return HttpResponseStopPolling(response.content)
+        return response
+    return render(request, "annotation/import_detail.html", context)

@@ -1,0 +1,707 @@
+"""Ingestion: the one validation and write path behind `import_traces`, the REST API and browser uploads.
+
+Records are validated one by one (`trace_format.parse_record`) and written in batches. Each batch is one
+transaction, so a trace never lands without its labels and notes; `strict` makes the whole import one
+transaction that is rolled back when anything was rejected. On PostgreSQL a batch of new traces is COPYed
+straight into the table; once an id turns out to be there already (a re-import, `update`), batches go through
+COPY into a temporary table and one `INSERT … SELECT … ON CONFLICT`. Row-by-row saves are two orders of
+magnitude too slow for a million traces. Other databases (SQLite, the embedded default) use `bulk_create`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+from psycopg import errors as psycopg_errors
+
+from annotation.models import Criterion, FailureMode, ImportJob, Label, LabelChange, Note, Project, Trace
+from annotation.trace_format import (
+    FormatError,
+    RawRecord,
+    RecordError,
+    TraceRecord,
+    parse_record,
+    read_records,
+    record_id,
+)
+
+logger = logging.getLogger(__name__)
+
+ON_CONFLICT_CHOICES = ("skip", "update")
+FORMATS = ("jsonl", "csv")
+# Large enough to amortise a round trip and the temp-table setup, small enough that a batch (and its
+# RETURNING rows) stays a few MB and a failure loses little work.
+PG_BATCH_SIZE = 5000
+ORM_BATCH_SIZE = 1000
+# Ids of traces by external id. The LATERAL form makes each lookup a probe of the (project, external_id) unique
+# index: with `external_id = ANY(...)` and statistics not yet caught up with a big import, the planner scanned the
+# whole project for every batch, which made a million-trace import quadratic.
+IDS_SQL = (
+    "SELECT b.external_id, t.id FROM unnest(%s::text[]) AS b(external_id) CROSS JOIN LATERAL"
+    " (SELECT id FROM annotation_trace WHERE project_id = %s AND external_id = b.external_id) AS t"
+)
+# How many rejections an import job keeps for the browser; the count is always complete.
+JOB_REJECTIONS_KEPT = 100
+NO_EXPERT_ERROR = "labels need a project expert; pass --expert USERNAME or set one"
+NO_AUTHOR_ERROR = "notes need an author: set a project expert or import as a user"
+
+
+class IngestError(ValueError):
+    """The import as a whole cannot run (empty file, unreadable header, bad option); nothing was written."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    error: str
+    line: int | None = None
+    index: int | None = None
+    id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" if self.line is not None else f"index {self.index}"
+        return f"{where}: {self.error}"
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.line is not None:
+            return {"line": self.line, "id": self.id, "error": self.error}
+        return {"index": self.index, "id": self.id, "error": self.error}
+
+
+@dataclass
+class IngestReport:
+    created: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    # True when `strict` rolled everything back because of a rejection: the counts above are then all zero.
+    rolled_back: bool = False
+
+    @property
+    def accepted(self) -> int:
+        return self.created + self.updated
+
+    def summary(self) -> str:
+        text = f"created {self.created}, duplicates {self.duplicates}, rejected {len(self.rejected)}"
+        if self.updated:
+            text += f", updated {self.updated}"
+        return text
+
+
+@dataclass
+class _Pending:
+    record: TraceRecord
+    position: int
+
+
+@dataclass
+class _Batch:
+    """A batch ready for the database."""
+
+    items: list[_Pending]
+    now: datetime
+    # external_id → reviewed_at for traces whose import counts as the expert's review.
+    reviewed: dict[str, datetime]
+    bytes_done: int
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _Rollback(Exception):
+    """Raised inside the strict transaction to undo it."""
+
+
+def _use_copy() -> bool:
+    """The COPY fast path needs PostgreSQL (through psycopg 3); everything else takes the portable ORM path."""
+    return connection.vendor == "postgresql"
+
+
+class _Importer:
+    def __init__(
+        self,
+        *,
+        project: Project,
+        on_conflict: str,
+        strict: bool,
+        user: AbstractBaseUser | None,
+        by_line: bool,
+        max_bytes: int,
+    ) -> None:
+        if on_conflict not in ON_CONFLICT_CHOICES:
+            raise IngestError(f"on_conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}, got {on_conflict!r}")
+        self.project = project
+        self.update = on_conflict == "update"
+        self.strict = strict
+        self.by_line = by_line
+        self.max_bytes = max_bytes
+        self.expert_id = project.expert_id
+        self.note_author_id = user.pk if user is not None else project.expert_id
+        self.postgres = _use_copy()
+        self.batch_size = PG_BATCH_SIZE if self.postgres else ORM_BATCH_SIZE
+        self.report = IngestReport()
+        self.criteria: dict[str, int] | None = None
+        self.failure_modes: dict[str, int] = {}
+        self.last_stamp: datetime | None = None
+        self.on_batch: Callable[[int, IngestReport], None] | None = None
+        self.reported = -1
+        self.rolled_back = False
+        self.conflicts_seen = False
+
+    # -- driving --------------------------------------------------------------------------------------------
+
+    def run(
+        self, raw_records: Iterable[RawRecord], on_batch: Callable[[int, IngestReport], None] | None
+    ) -> IngestReport:
+        self.on_batch = on_batch
+        if self.strict:
+            try:
+                with transaction.atomic():
+                    bytes_done = self._consume(raw_records, self._prepare_and_write)
+                    if self.report.rejected:
+                        raise _Rollback
+            except _Rollback:
+                self.rolled_back = True
+        else:
+            bytes_done = self._consume(raw_records, self._prepare_and_write)
+        if self.rolled_back:
+            self.report = IngestReport(rejected=self.report.rejected, rolled_back=True)
+        elif on_batch and bytes_done != self.reported:
+            on_batch(bytes_done, self.report)  # the tail after the last batch (blank or rejected lines)
+        return self.report
+
+    def _prepare_and_write(self, items: list[_Pending], bytes_done: int) -> None:
+        self._write(self._prepare(items, bytes_done))
+
+    def _write(self, batch: _Batch) -> None:
+        self._flush(batch)
+        if self.on_batch:
+            self.on_batch(batch.bytes_done, self.report)
+            self.reported = batch.bytes_done
+
+    def _consume(self, raw_records: Iterable[RawRecord], submit: Callable[[list[_Pending], int], None]) -> int:
+        """Validate every record and hand full batches to `submit`; returns the bytes read."""
+        batch: list[_Pending] = []
+        ids_in_batch: set[str] = set()
+        bytes_done = 0
+        seen_any = False
+        for raw in raw_records:
+            seen_any = True
+            bytes_done += raw.size
+            record = self._validate(raw)
+            if record is None:
+                continue
+            # Once strict mode has a rejection nothing will be kept: validate the rest to report it, write nothing.
+            if self.strict and self.report.rejected:
+                continue
+            # The same id twice in one batch would make one statement touch a row twice; flushing first keeps
+            # file order (the second occurrence is then a duplicate, or an update).
+            if record.external_id in ids_in_batch or len(batch) >= self.batch_size:
+                submit(batch, bytes_done - raw.size)
+                batch, ids_in_batch = [], set()
+            batch.append(_Pending(record, raw.line))
+            ids_in_batch.add(record.external_id)
+        if not seen_any:
+            raise IngestError("the file contains no traces")
+        if batch and not (self.strict and self.report.rejected):
+            submit(batch, bytes_done)
+        return bytes_done
+
+    def _reject(self, raw: RawRecord, error: str) -> None:
+        position = {"line": raw.line} if self.by_line else {"index": raw.line}
+        self.report.rejected.append(Rejection(error=error, id=record_id(raw.value), **position))
+
+    def _validate(self, raw: RawRecord) -> TraceRecord | None:
+        if raw.error is not None:
+            self._reject(raw, raw.error)
+            return None
+        if raw.size > self.max_bytes:
+            self._reject(raw, f"record is {raw.size:,} bytes, over the limit of {self.max_bytes:,} bytes")
+            return None
+        try:
+            record = parse_record(raw.value)
+        except RecordError as exc:
+            self._reject(raw, str(exc))
+            return None
+        if record.labels and self.expert_id is None:
+            self._reject(raw, NO_EXPERT_ERROR)
+            return None
+        if record.notes and self.note_author_id is None:
+            self._reject(raw, NO_AUTHOR_ERROR)
+            return None
+        return record
+
+    # -- writing a batch --------------------------------------------------------------------------------------
+
+    def _prepare(self, items: list[_Pending], bytes_done: int) -> _Batch:
+        now = timezone.now()
+        reviewed: dict[str, datetime] = {}
+        # The review log records the expert's attention: their labels, or notes written in their name.
+        for pending in items:
+            if pending.record.labels or (pending.record.notes and self.note_author_id == self.expert_id):
+                reviewed[pending.record.external_id] = self._next_stamp(now)
+        batch = _Batch(items=items, now=now, reviewed=reviewed, bytes_done=bytes_done)
+        if self.postgres:
+            batch.rows = self._copy_rows(items, reviewed)
+        return batch
+
+    def _copy_rows(self, items: list[_Pending], reviewed: dict[str, datetime]) -> list[tuple[Any, ...]]:
+        """The batch as rows for the temporary table (columns as in `_write_traces_postgres`)."""
+        shuffle_key = self.project.shuffle_key
+        return [
+            (
+                r.external_id,
+                r.input,
+                r.output,
+                r.messages_json,
+                r.context_json,
+                r.metadata_json,
+                r.session_id,
+                r.task_id,
+                r.trial,
+                r.source,
+                r.timestamp,
+                shuffle_key(r.external_id),
+                reviewed.get(r.external_id),
+            )
+            for r in (pending.record for pending in items)
+        ]
+
+    def _flush(self, batch: _Batch) -> None:
+        with transaction.atomic():
+            written = self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
+            created = sum(1 for _, is_new in written.values() if is_new)
+            self.report.created += created
+            self.report.updated += len(written) - created
+            self.report.duplicates += len(batch.items) - len(written)
+            annotated = [
+                (p.record, *written[p.record.external_id])
+                for p in batch.items
+                if p.record.external_id in written and (p.record.labels or p.record.notes)
+            ]
+            if annotated:
+                self._write_annotations(annotated, batch.now)
+
+    def _next_stamp(self, now: datetime) -> datetime:
+        # Strictly increasing, so the order of review (the saturation curve) follows file order.
+        stamp = now if self.last_stamp is None or now > self.last_stamp else self.last_stamp + timedelta(microseconds=1)
+        self.last_stamp = stamp
+        return stamp
+
+    def _write_traces_postgres(self, batch: _Batch) -> dict[str, tuple[int | None, bool]]:
+        if not self.update and not self.conflicts_seen:
+            written = self._copy_new_traces(batch)
+            if written is not None:
+                return written
+            # Ids already here (a re-import, or a concurrent one): every further batch takes the ON CONFLICT
+            # path, rather than paying for a COPY that fails again.
+            self.conflicts_seen = True
+        return self._upsert_through_temp_table(batch)
+
+    def _copy_new_traces(self, batch: _Batch) -> dict[str, tuple[int | None, bool]] | None:
+        """COPY the batch straight into the table; None (and nothing written) when an id is already there.
+
+        Most imports bring new traces, and COPY inserts many rows per heap page and WAL record, which makes it
+        much cheaper for the server than `INSERT … SELECT … ON CONFLICT` from a temporary table. Trace ids are
+        looked up only for the traces that also carry labels or notes.
+        """
+        project_id, now = self.project.pk, batch.now
+        with connection.cursor() as cursor:
+            raw_cursor = cursor.cursor
+            try:
+                # A savepoint, so that a unique violation undoes just this COPY.
+                with (
+                    transaction.atomic(),
+                    raw_cursor.copy(
+                        "COPY annotation_trace (project_id, created_at, external_id, input, output, messages, context,"
+                        " metadata, session_id, task_id, trial, source, occurred_at, shuffle_key, reviewed_at)"
+                        " FROM STDIN"
+                    ) as copy,
+                ):
+                    write_row = copy.write_row
+                    for row in batch.rows:
+                        write_row((project_id, now, *row[:10], row[10] or now, row[11], row[12]))
+            except psycopg_errors.UniqueViolation:
+                return None
+            written: dict[str, tuple[int | None, bool]] = {row[0]: (None, True) for row in batch.rows}
+            wanted = [p.record.external_id for p in batch.items if p.record.labels or p.record.notes]
+            if wanted:
+                raw_cursor.execute(IDS_SQL, (wanted, project_id))
+                for external_id, trace_id in raw_cursor.fetchall():
+                    written[external_id] = (trace_id, True)
+        return written
+
+    def _upsert_through_temp_table(self, batch: _Batch) -> dict[str, tuple[int | None, bool]]:
+        """external_id → (trace id, created?) for every trace written; duplicates are absent."""
+        now = batch.now
+        written: dict[str, tuple[int | None, bool]] = {}
+        with connection.cursor() as cursor:
+            raw_cursor = cursor.cursor
+            # ON COMMIT DROP cleans up after an error; the explicit DROP below keeps strict mode (one long
+            # transaction) from piling up tables.
+            raw_cursor.execute(
+                "CREATE TEMP TABLE _ingest_batch (ord int, external_id text, input text, output text,"
+                " messages jsonb, context jsonb, metadata jsonb, session_id text, task_id text, trial int,"
+                " source text, occurred_at timestamptz, shuffle_key bigint, reviewed_at timestamptz)"
+                " ON COMMIT DROP"
+            )
+            with raw_cursor.copy(
+                "COPY _ingest_batch (ord, external_id, input, output, messages, context, metadata, session_id,"
+                " task_id, trial, source, occurred_at, shuffle_key, reviewed_at) FROM STDIN"
+            ) as copy:
+                # write_row formats each row in C (psycopg's binary build): far cheaper than building COPY text here.
+                write_row = copy.write_row
+                for ordinal, row in enumerate(batch.rows):
+                    write_row((ordinal, *row))
+            if self.update:
+                # The batch is tiny next to the table, but the temporary table has no statistics and the table's
+                # may lag behind a big import; without these the planner can scan the whole project per batch.
+                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
+                    raw_cursor.execute(f"SET LOCAL {setting} = off")
+                raw_cursor.execute(
+                    "UPDATE annotation_trace t SET input = b.input, output = b.output, messages = b.messages,"
+                    " context = b.context, metadata = b.metadata, session_id = b.session_id, task_id = b.task_id,"
+                    " trial = b.trial, source = b.source, occurred_at = COALESCE(b.occurred_at, t.occurred_at),"
+                    " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at)"
+                    " FROM _ingest_batch b WHERE t.project_id = %s AND t.external_id = b.external_id"
+                    " RETURNING t.id, t.external_id",
+                    (self.project.pk,),
+                )
+                for trace_id, external_id in raw_cursor.fetchall():
+                    written[external_id] = (trace_id, False)
+                for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
+                    raw_cursor.execute(f"SET LOCAL {setting} = on")
+            raw_cursor.execute(
+                "INSERT INTO annotation_trace (project_id, external_id, input, output, messages, context, metadata,"
+                " session_id, task_id, trial, source, occurred_at, created_at, shuffle_key, reviewed_at)"
+                " SELECT %s, external_id, input, output, messages, context, metadata, session_id, task_id, trial,"
+                " source, COALESCE(occurred_at, %s), %s, shuffle_key, reviewed_at FROM _ingest_batch ORDER BY ord"
+                " ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id, external_id",
+                (self.project.pk, now, now),
+            )
+            for trace_id, external_id in raw_cursor.fetchall():
+                written[external_id] = (trace_id, True)
+            raw_cursor.execute("DROP TABLE _ingest_batch")
+        return written
+
+    def _write_traces_orm(self, batch: _Batch) -> dict[str, tuple[int | None, bool]]:
+        now, reviewed = batch.now, batch.reviewed
+        ids = [p.record.external_id for p in batch.items]
+        traces = Trace.objects.filter(project=self.project, external_id__in=ids)
+        existing: dict[str, Trace] = {}
+        if self.update:
+            existing = {trace.external_id: trace for trace in traces}
+        else:
+            existing = {
+                external_id: Trace(id=pk, external_id=external_id)
+                for external_id, pk in traces.values_list("external_id", "id")
+            }
+        written: dict[str, tuple[int | None, bool]] = {}
+        new_traces = []
+        changed = []
+        for pending in batch.items:
+            r = pending.record
+            trace = existing.get(r.external_id)
+            if trace is None:
+                new_traces.append(
+                    Trace(
+                        project=self.project,
+                        external_id=r.external_id,
+                        input=r.input,
+                        output=r.output,
+                        messages=r.messages,
+                        context=r.context,
+                        metadata=r.metadata,
+                        session_id=r.session_id,
+                        task_id=r.task_id,
+                        trial=r.trial,
+                        source=r.source,
+                        occurred_at=r.timestamp or now,
+                        created_at=now,
+                        shuffle_key=self.project.shuffle_key(r.external_id),
+                        reviewed_at=reviewed.get(r.external_id),
+                    )
+                )
+            elif self.update:
+                for name in ("input", "output", "messages", "context", "metadata", "session_id", "task_id"):
+                    setattr(trace, name, getattr(r, name))
+                trace.trial, trace.source = r.trial, r.source
+                trace.occurred_at = r.timestamp or trace.occurred_at
+                trace.reviewed_at = trace.reviewed_at or reviewed.get(r.external_id)
+                changed.append(trace)
+                written[r.external_id] = (trace.pk, False)
+        if changed:
+            Trace.objects.bulk_update(
+                changed,
+                [
+                    "input",
+                    "output",
+                    "messages",
+                    "context",
+                    "metadata",
+                    "session_id",
+                    "task_id",
+                    "trial",
+                    "source",
+                    "occurred_at",
+                    "reviewed_at",
+                ],
+            )
+        if new_traces:
+            # ignore_conflicts: a concurrent import of the same ids must not fail this batch; whatever it
+            # inserted first counts as a duplicate here, found by the id lookup below.
+            Trace.objects.bulk_create(new_traces, ignore_conflicts=True)
+            new_ids = [trace.external_id for trace in new_traces]
+            created_now = Trace.objects.filter(
+                project=self.project, external_id__in=new_ids, created_at=now
+            ).values_list("external_id", "id")
+            for external_id, pk in created_now:
+                written[external_id] = (pk, True)
+        return written
+
+    def _criterion_id(self, name: str) -> int:
+        if self.criteria is None:
+            self.criteria = dict(Criterion.objects.filter(project=self.project).values_list("name", "id"))
+        if name not in self.criteria:
+            position = (Criterion.objects.filter(project=self.project).aggregate(m=Max("position"))["m"] or 0) + 1
+            criterion, _ = Criterion.objects.get_or_create(
+                project=self.project, name=name, defaults={"position": position}
+            )
+            self.criteria[name] = criterion.pk
+        return self.criteria[name]
+
+    def _failure_mode_id(self, name: str) -> int:
+        if name not in self.failure_modes:
+            mode, _ = FailureMode.objects.get_or_create(project=self.project, name=name)
+            self.failure_modes[name] = mode.pk
+        return self.failure_modes[name]
+
+    def _write_annotations(self, annotated: list[tuple[TraceRecord, int, bool]], now: datetime) -> None:
+        updated_ids = [trace_id for _, trace_id, is_new in annotated if not is_new]
+        existing_labels: dict[tuple[int, int], Label] = {}
+        existing_notes: set[tuple[int, str]] = set()
+        if updated_ids:
+            existing_labels = {
+                (label.trace_id, label.criterion_id): label for label in Label.objects.filter(trace_id__in=updated_ids)
+            }
+            existing_notes = set(Note.objects.filter(trace_id__in=updated_ids).values_list("trace_id", "text"))
+
+        new_labels: list[Label] = []
+        changed_labels: list[Label] = []
+        new_notes: list[tuple[Note, tuple[str, ...]]] = []
+        for record, trace_id, _is_new in annotated:
+            for item in record.labels:
+                criterion_id = self._criterion_id(item.criterion)
+                label = existing_labels.get((trace_id, criterion_id))
+                if label is None:
+                    new_labels.append(
+                        Label(
+                            trace_id=trace_id,
+                            criterion_id=criterion_id,
+                            verdict=item.verdict,
+                            critique=item.critique,
+                            author_id=self.expert_id,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                elif (label.verdict, label.critique, label.author_id) != (item.verdict, item.critique, self.expert_id):
+                    label.verdict, label.critique, label.author_id, label.updated_at = (
+                        item.verdict,
+                        item.critique,
+                        self.expert_id,
+                        now,
+                    )
+                    changed_labels.append(label)
+            for note in record.notes:
+                if (trace_id, note.text) in existing_notes:
+                    continue
+                existing_notes.add((trace_id, note.text))
+                new_notes.append(
+                    (
+                        Note(
+                            trace_id=trace_id,
+                            author_id=self.note_author_id,
+                            text=note.text,
+                            created_at=now,
+                            updated_at=now,
+                        ),
+                        note.failure_modes,
+                    )
+                )
+
+        if new_labels:
+            Label.objects.bulk_create(new_labels)
+        if changed_labels:
+            Label.objects.bulk_update(changed_labels, ["verdict", "critique", "author", "updated_at"])
+        history = [
+            LabelChange(
+                label_id=label.pk,
+                verdict=label.verdict,
+                critique=label.critique,
+                author_id=self.expert_id,
+                changed_at=now,
+            )
+            for label in (*new_labels, *changed_labels)
+        ]
+        if history:
+            LabelChange.objects.bulk_create(history)
+        if new_notes:
+            Note.objects.bulk_create([note for note, _ in new_notes])
+            links = [
+                Note.failure_modes.through(note_id=note.pk, failuremode_id=self._failure_mode_id(name))
+                for note, names in new_notes
+                for name in names
+            ]
+            if links:
+                Note.failure_modes.through.objects.bulk_create(links)
+
+
+# --- public entry points -------------------------------------------------------------------------------------
+
+
+def import_stream(
+    *,
+    project: Project,
+    stream: BinaryIO,
+    fmt: str = "jsonl",
+    on_conflict: str = "skip",
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    user: AbstractBaseUser | None = None,
+) -> IngestReport:
+    """Import a JSONL or CSV byte stream into `project`; rejections carry the line number.
+
+    Raises IngestError when the file as a whole cannot be read (then nothing is written).
+    `progress` is called with the number of bytes processed after every batch.
+    """
+    on_batch = (lambda done, _report: progress(done)) if progress else None
+    return _import_stream(
+        project=project, stream=stream, fmt=fmt, on_conflict=on_conflict, strict=strict, on_batch=on_batch, user=user
+    )
+
+
+def _import_stream(
+    *,
+    project: Project,
+    stream: BinaryIO,
+    fmt: str,
+    on_conflict: str,
+    strict: bool,
+    on_batch: Callable[[int, IngestReport], None] | None,
+    user: AbstractBaseUser | None,
+) -> IngestReport:
+    if fmt not in FORMATS:
+        raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    max_bytes = settings.EVALSTUDIO_MAX_TRACE_BYTES
+    importer = _Importer(
+        project=project,
+        on_conflict=on_conflict,
+        strict=strict,
+        user=user,
+        by_line=True,
+        max_bytes=max_bytes,
+    )
+    try:
+        return importer.run(read_records(stream, fmt=fmt, max_bytes=max_bytes), on_batch)
+    except FormatError as exc:
+        raise IngestError(str(exc)) from None
+
+
+def _objects_as_raw(records: Iterable[object]) -> Iterator[RawRecord]:
+    for index, value in enumerate(records):
+        if isinstance(value, RawRecord):
+            yield RawRecord(index, value=value.value, error=value.error, size=value.size)
+            continue
+        try:
+            size = len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        except (TypeError, ValueError):
+            size = 0
+        yield RawRecord(index, value=value, size=size)
+
+
+def import_records(
+    *,
+    project: Project,
+    records: Iterable[object],
+    on_conflict: str = "skip",
+    strict: bool = False,
+    user: AbstractBaseUser | None = None,
+) -> IngestReport:
+    """Import already-decoded records (the REST API); rejections carry the 0-based `index` and the `id`.
+
+    An item may also be a `RawRecord` carrying a decoding error (a bad NDJSON line), so it is reported in place.
+    An empty iterable is fine here (nothing to do) — unlike an empty file.
+    """
+    importer = _Importer(
+        project=project,
+        on_conflict=on_conflict,
+        strict=strict,
+        user=user,
+        by_line=False,
+        max_bytes=settings.EVALSTUDIO_MAX_TRACE_BYTES,
+    )
+    items = list(records) if not isinstance(records, list) else records
+    if not items:
+        return IngestReport()
+    return importer.run(_objects_as_raw(items), None)
+
+
+# --- browser uploads (run by the worker) -----------------------------------------------------------------------
+
+
+def import_job_execute(*, job: ImportJob) -> ImportJob:
+    """Import the job's file, saving progress and counts after every batch; ends DONE or FAILED.
+
+    The caller has claimed the job (status RUNNING). The uploaded file is deleted afterwards.
+    """
+    path = Path(job.file_path)
+
+    def save_progress(bytes_done: int, report: IngestReport) -> None:
+        ImportJob.objects.filter(pk=job.pk).update(
+            bytes_done=bytes_done,
+            created_count=report.created,
+            updated_count=report.updated,
+            duplicate_count=report.duplicates,
+            rejected_count=len(report.rejected),
+            rejections=[r.as_dict() for r in report.rejected[:JOB_REJECTIONS_KEPT]],
+        )
+
+    project = Project.objects.get(pk=job.project_id)
+    try:
+        with path.open("rb") as stream:
+            report = _import_stream(
+                project=project,
+                stream=stream,
+                fmt=job.file_format,
+                on_conflict=job.on_conflict,
+                strict=False,
+                on_batch=save_progress,
+                user=job.user,
+            )
+    except IngestError as exc:
+        _finish(job, status=ImportJob.Status.FAILED, error=str(exc))
+    except FileNotFoundError:
+        _finish(job, status=ImportJob.Status.FAILED, error="the uploaded file is gone; upload it again")
+    except Exception as exc:
+        logger.exception("Import job %s failed", job.pk)
+        _finish(job, status=ImportJob.Status.FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}")
+        raise
+    else:
+        save_progress(job.bytes_total, report)
+        _finish(job, status=ImportJob.Status.DONE, error="")
+    path.unlink(missing_ok=True)
+    job.refresh_from_db()
+    return job
+
+
+def _finish(job: ImportJob, *, status: str, error: str) -> None:
+    ImportJob.objects.filter(pk=job.pk).update(status=status, error=error, finished_at=timezone.now())
