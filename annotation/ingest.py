@@ -667,6 +667,7 @@ def import_job_execute(*, job: ImportJob) -> ImportJob:
 
     def save_progress(bytes_done: int, report: IngestReport) -> None:
         ImportJob.objects.filter(pk=job.pk).update(
+            heartbeat_at=timezone.now(),
             bytes_done=bytes_done,
             created_count=report.created,
             updated_count=report.updated,

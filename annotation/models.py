@@ -273,6 +273,8 @@ class ImportJob(models.Model):
     rejections = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Touched after every batch; a RUNNING job whose heartbeat is stale lost its worker and may be claimed again.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -2,19 +2,65 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from datetime import datetime, timedelta
+
+from celery import Task, shared_task
+from celery.signals import worker_ready
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from annotation.ingest import import_job_execute
 from annotation.models import ImportJob
 
+logger = logging.getLogger(__name__)
 
-@shared_task
-def import_job_run(job_id: int) -> str:
-    """Import an uploaded file. Safe to run twice: only the run that moves the job from queued to running works."""
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
-        status=ImportJob.Status.RUNNING
+# A running import saves progress after every batch (seconds apart); this much silence means its worker is gone.
+IMPORT_STALE_AFTER = timedelta(minutes=2)
+
+
+def _claimable_jobs(now: datetime) -> QuerySet[ImportJob]:
+    stale = Q(status=ImportJob.Status.RUNNING) & (
+        Q(heartbeat_at__lt=now - IMPORT_STALE_AFTER) | Q(heartbeat_at=None, created_at__lt=now - IMPORT_STALE_AFTER)
     )
+    return ImportJob.objects.filter(Q(status=ImportJob.Status.QUEUED) | stale)
+
+
+@shared_task(bind=True, max_retries=60)
+def import_job_run(self: Task, job_id: int) -> str:
+    """Import an uploaded file. Safe to run twice: only the run whose conditional UPDATE claims the job works.
+
+    A job still RUNNING with a fresh heartbeat belongs to another worker; this delivery waits and looks again,
+    so a redelivery after a worker died resumes the job once its heartbeat has gone stale. Re-importing from the
+    start is safe: traces are keyed by id, so what the lost run wrote counts as duplicates, not twice.
+    """
+    now = timezone.now()
+    claimed = _claimable_jobs(now).filter(pk=job_id).update(status=ImportJob.Status.RUNNING, heartbeat_at=now)
     if not claimed:
-        return "not queued (already taken, finished or deleted)"
+        if ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.RUNNING).exists():
+            raise self.retry(countdown=IMPORT_STALE_AFTER.total_seconds())
+        return "not claimable (finished or deleted)"
     job = ImportJob.objects.select_related("user").get(pk=job_id)
     return import_job_execute(job=job).status
+
+
+def import_jobs_resume(*, now: datetime | None = None) -> list[int]:
+    """Queue again every job that is waiting or whose worker died; returns their ids.
+
+    The filesystem broker of `make run` has no redelivery, so a worker restart is where lost jobs come back.
+    """
+    job_ids = list(_claimable_jobs(now or timezone.now()).values_list("pk", flat=True))
+    for job_id in job_ids:
+        import_job_run.delay(job_id)
+    return job_ids
+
+
+@worker_ready.connect
+def _resume_import_jobs_on_start(**_kwargs: object) -> None:
+    try:
+        job_ids = import_jobs_resume()
+    except Exception:  # a worker must start even when the database is briefly away
+        logger.exception("Could not look for import jobs to resume")
+        return
+    if job_ids:
+        logger.info("Resumed import jobs %s", job_ids)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from celery.exceptions import Retry
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.models import ImportJob, Label, Role, Trace
-from annotation.tasks import import_job_run
+from annotation.tasks import IMPORT_STALE_AFTER, import_job_run, import_jobs_resume
 from tests.factories import add_member, make_project, make_user
 
 GOOD = (
@@ -87,9 +90,61 @@ def test_running_the_task_twice_imports_once(project, expert_client):
     upload(expert_client)
     job = ImportJob.objects.get()
     assert import_job_run(job.pk) == "done"
-    assert import_job_run(job.pk) == "not queued (already taken, finished or deleted)"
+    assert import_job_run(job.pk) == "not claimable (finished or deleted)"
     assert Trace.objects.filter(project=project).count() == 2
     assert ImportJob.objects.get().created_count == 2
+
+
+@pytest.mark.django_db
+def test_a_job_whose_worker_died_is_claimed_again_and_imports_each_trace_once(project, expert_client):
+    upload(expert_client)
+    job = ImportJob.objects.get()
+    # The lost run had written one trace and then went silent.
+    Trace.objects.create(project=project, external_id="u-1", input="q")
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now() - IMPORT_STALE_AFTER - timedelta(seconds=1)
+    )
+    assert import_job_run(job.pk) == "done"
+    job.refresh_from_db()
+    assert sorted(Trace.objects.filter(project=project).values_list("external_id", flat=True)) == ["u-1", "u-2"]
+    assert (job.created_count, job.duplicate_count, job.rejected_count) == (1, 1, 1)
+
+
+@pytest.mark.django_db
+def test_a_job_running_elsewhere_is_retried_later_not_run_twice(project, expert_client):
+    upload(expert_client)
+    job = ImportJob.objects.get()
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now())
+    with pytest.raises(Retry):
+        import_job_run(job.pk)
+    assert Trace.objects.filter(project=project).count() == 0
+    assert ImportJob.objects.get().status == ImportJob.Status.RUNNING
+
+
+@pytest.mark.django_db
+def test_worker_start_requeues_waiting_and_orphaned_jobs_only(project, expert, monkeypatch):
+    now = timezone.now()
+    stale = now - IMPORT_STALE_AFTER - timedelta(seconds=1)
+
+    def job(status: str, heartbeat_at=None) -> int:
+        return ImportJob.objects.create(
+            project=project,
+            user=expert,
+            file_name="f.jsonl",
+            file_path="/nonexistent",
+            status=status,
+            heartbeat_at=heartbeat_at,
+            created_at=stale,
+        ).pk
+
+    waiting = job(ImportJob.Status.QUEUED)
+    orphaned = job(ImportJob.Status.RUNNING, stale)
+    job(ImportJob.Status.RUNNING, now)
+    job(ImportJob.Status.DONE, stale)
+    sent: list[int] = []
+    monkeypatch.setattr(import_job_run, "delay", sent.append)  # the broker is not under test here
+    assert sorted(import_jobs_resume(now=now)) == sorted([waiting, orphaned])
+    assert sorted(sent) == sorted([waiting, orphaned])
 
 
 @pytest.mark.django_db
