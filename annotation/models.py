@@ -96,7 +96,10 @@ class Trace(models.Model):
             models.Index(
                 fields=["project", "occurred_at", "id"], name="trace_queue_time", condition=Q(reviewed_at=None)
             ),
-            models.Index(fields=["project", "reviewed_at", "id"], name="trace_review_log"),
+            # Partial: a new trace is never in the review log, so ingestion does not pay for this index.
+            models.Index(
+                fields=["project", "reviewed_at", "id"], name="trace_review_log", condition=Q(reviewed_at__isnull=False)
+            ),
             models.Index(fields=["project", "occurred_at", "id"], name="trace_by_time"),
             models.Index(fields=["project", "source", "id"], name="trace_by_source"),
             # On PostgreSQL a GIN index on metadata (jsonb_path_ops) is added by migration 0002.
