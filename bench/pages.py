@@ -290,6 +290,8 @@ def main() -> int:
         "j (next unreviewed)": ([reverse("trace_next", args=["bench", i]) + "?order=random" for i in ids], False),
         "k (previous reviewed)": ([reverse("trace_previous", args=["bench", i]) for i in reviewed_ids], False),
         "trace list, first page": ([reverse("trace_list", args=["bench"])] * n, False),
+        "project overview": ([reverse("project_detail", args=["bench"])] * n, False),
+        "project list": ([reverse("project_list")] * n, False),
     }
     # Warm up: the first request pays for connection set-up and the cached total count.
     for urls, follow in cases.values():

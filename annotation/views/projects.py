@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotation.access import get_project_for_user
 from annotation.models import Membership
-from annotation.selectors import project_list_for_user
+from annotation.queue import QueueParams, queue_progress
+from annotation.selectors import criteria_with_label_counts, project_list_for_user
 
 
 @login_required
@@ -21,15 +22,14 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    criteria = project.criteria.annotate(
-        passes=Count("labels", filter=Q(labels__verdict="pass")),
-        fails=Count("labels", filter=Q(labels__verdict="fail")),
-    )
+    criteria = criteria_with_label_counts(project=project)
+    # The queue's counts: the total is cached briefly on large projects, the reviewed count is an index-only scan.
+    progress = queue_progress(project=project, params=QueueParams())
     context = {
         "project": project,
         "access": access,
-        "trace_count": project.traces.count(),
-        "reviewed_count": project.traces.filter(reviewed_at__isnull=False).count(),
+        "trace_count": progress.total,
+        "reviewed_count": progress.reviewed,
         "criteria": criteria,
         "import_jobs": project.import_jobs.all()[:5],
     }

@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from annotation.models import Membership, Role
 from annotation.services import DomainError, membership_set, project_create, project_set_expert
-from tests.factories import make_trace, make_user
+from tests.factories import make_criterion, make_label, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -63,3 +63,13 @@ def test_duplicate_project_slug_is_a_clear_error(project):
 def test_expert_cannot_be_downgraded_without_a_replacement(project, expert):
     with pytest.raises(DomainError, match="expert"):
         membership_set(project=project, user=expert, role=Role.VIEWER)
+
+
+def test_overview_counts_labels_per_criterion_and_verdict(project, expert_client):
+    factual = make_criterion(project=project, name="factual")
+    make_criterion(project=project, name="tone")
+    for verdict in ("pass", "fail", "fail"):
+        make_label(trace=make_trace(project=project), criterion=factual, verdict=verdict)
+    response = expert_client.get(reverse("project_detail", args=["acme"]))
+    counts = {c.name: (c.passes, c.fails) for c in response.context["criteria"]}
+    assert counts == {"factual": (1, 2), "tone": (0, 0)}
