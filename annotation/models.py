@@ -65,7 +65,8 @@ class Membership(models.Model):
 
 
 class Trace(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces")
+    # No index of its own: every index below (and the unique key) starts with project, and each index costs ingestion.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces", db_index=False)
     # Unique per project: the idempotency key of ingestion (the `id` field, or a content hash without one).
     external_id = models.CharField(max_length=255)
     input = models.TextField(blank=True)
