@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
@@ -15,6 +16,7 @@ from ninja.security import HttpBearer, django_auth
 from annotation.ingest import IngestReport, import_records
 from annotation.models import ApiToken, Project, Role
 from annotation.selectors import project_role
+from annotation.taxonomy import failure_mode_counts, saturation_curve
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
 
 api = NinjaAPI(title="EvalStudio API", version="1", urls_namespace="api")
@@ -174,3 +176,90 @@ def traces_ingest(
     user = auth if isinstance(auth, AbstractBaseUser) else None
     report = import_records(project=project, records=records or [], on_conflict=on_conflict, user=user)
     return Status(207 if report.rejected else 200, _result(report))
+
+
+# --- the failure taxonomy ----------------------------------------------------------------------------------------
+
+
+class FailureModeOut(Schema):
+    id: int
+    name: str
+    definition: str
+    trace_count: int
+    note_count: int
+    share_of_reviewed_traces: float
+    share_of_failing_traces: float
+
+
+class SaturationPointOut(Schema):
+    reviewed: int
+    distinct_failure_modes: int
+
+
+def _readable_project(request: HttpRequest, slug: str) -> Project | Status[dict[str, str]]:
+    """The project when the caller may read it (its token, or any member's session, viewers included), else the
+    error response."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        return _error(404, "No such project")
+    auth = request.auth  # type: ignore[attr-defined]
+    if isinstance(auth, ApiToken):
+        # The token rules are the ingestion route's: a token opens its own project only.
+        return _check_access(request, project) or project
+    if project_role(project=project, user=auth) is None:
+        # Outsiders get the same answer as for a missing project, so project slugs do not leak.
+        return _error(404, "No such project")
+    return project
+
+
+@api.get(
+    "/projects/{slug}/failure-modes",
+    auth=AUTH,
+    response={200: list[FailureModeOut], 403: Error, 404: Error},
+    summary="Failure modes with their counts",
+    description=(
+        "Every failure mode of the project, most frequent first (by traces, then name). `trace_count` counts each "
+        "trace once however many of its notes carry the mode; `note_count` counts the notes. Shares are fractions "
+        "in [0, 1]: of the reviewed traces, and of the failing traces (those with at least one `fail` label by the "
+        "expert); 0 when there are none. Retired modes are listed only while notes still carry them."
+    ),
+)
+def failure_modes_list(request: HttpRequest, slug: str) -> list[dict[str, Any]] | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "definition": c.definition,
+            "trace_count": c.trace_count,
+            "note_count": c.note_count,
+            "share_of_reviewed_traces": c.share_of_reviewed_traces,
+            "share_of_failing_traces": c.share_of_failing_traces,
+        }
+        for c in failure_mode_counts(project=project)
+    ]
+
+
+@api.get(
+    "/projects/{slug}/saturation",
+    auth=AUTH,
+    response={200: list[SaturationPointOut], 403: Error, 404: Error},
+    summary="The saturation curve of the failure taxonomy",
+    description=(
+        "One point per reviewed trace, in the order of review: after the n-th reviewed trace, how many distinct "
+        "failure modes have appeared on the notes of the first n. A flat tail means no new modes are appearing."
+    ),
+)
+def saturation(request: HttpRequest, slug: str) -> HttpResponse | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    # One point per reviewed trace: at 100,000 reviews, validating each point through the schema took longer than
+    # computing the curve, so the (already typed) points are written out directly; the schema still documents them.
+    points = [
+        {"reviewed": p.reviewed, "distinct_failure_modes": p.distinct_failure_modes}
+        for p in saturation_curve(project=project)
+    ]
+    return HttpResponse(json.dumps(points), content_type="application/json")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.views import imports, projects, review
+from annotation.views import imports, projects, review, taxonomy
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
@@ -19,6 +19,8 @@ urlpatterns = [
     path("projects/<slug:slug>/t/<int:trace_id>/notes/", review.note_add, name="note_add"),
     path("projects/<slug:slug>/notes/<int:note_id>/", review.note_edit, name="note_edit"),
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
+    # The failure taxonomy: counts per mode and saturation.
+    path("projects/<slug:slug>/failure-modes/", taxonomy.failure_mode_list, name="failure_mode_list"),
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
     path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),

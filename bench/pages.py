@@ -30,14 +30,14 @@ CRITERIA = 5
 GOAL_MS = 100.0
 
 
-def _bench_url(base: str) -> tuple[str, str]:
+def bench_urls(base: str) -> tuple[str, str]:
     parts = urlsplit(base)
     admin = urlunsplit(parts._replace(path="/postgres"))
     bench = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
     return admin, bench
 
 
-def _ensure_database(admin_url: str, rebuild: bool) -> None:
+def ensure_database(admin_url: str, rebuild: bool) -> None:
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -49,7 +49,7 @@ def _ensure_database(admin_url: str, rebuild: bool) -> None:
             conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
 
 
-def _setup_django(bench_url: str) -> None:
+def setup_django(bench_url: str) -> None:
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("SECRET_KEY", "insecure-bench-only-key")
     os.environ["DEBUG"] = "0"
@@ -68,7 +68,7 @@ def _setup_django(bench_url: str) -> None:
     }
 
 
-def _populate() -> None:
+def populate() -> None:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import connection
@@ -210,7 +210,7 @@ def _explain() -> bool:
     return ok
 
 
-def _time(client, urls: list[str], *, follow: bool = False) -> list[float]:
+def time_get(client, urls: list[str], *, follow: bool = False) -> list[float]:
     timings = []
     for url in urls:
         started = time.perf_counter()
@@ -240,7 +240,7 @@ def _time_label_saves(client, urls: list[str]) -> list[float]:
     return timings
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
@@ -251,10 +251,10 @@ def main() -> int:
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench database")
     args = parser.parse_args()
 
-    admin_url, bench_url = _bench_url(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
-    _ensure_database(admin_url, args.rebuild)
-    _setup_django(bench_url)
-    _populate()
+    admin_url, bench_url = bench_urls(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    ensure_database(admin_url, args.rebuild)
+    setup_django(bench_url)
+    populate()
 
     from django.contrib.auth.models import User
     from django.test import Client
@@ -295,7 +295,7 @@ def main() -> int:
     }
     # Warm up: the first request pays for connection set-up and the cached total count.
     for urls, follow in cases.values():
-        _time(client, urls[:3], follow=follow)
+        time_get(client, urls[:3], follow=follow)
     # Pages from anywhere in the million: cursors of random traces, as a reader deep in the list would hold.
     deep = [
         reverse("trace_list", args=["bench"]) + "?" + urlencode({"order": "newest", "after": encode_cursor(t)})
@@ -316,8 +316,8 @@ def main() -> int:
         if name.startswith("label autosave"):
             timings = _time_label_saves(client, urls)
         else:
-            timings = _time(client, urls, follow=follow)
-        p50, p95 = statistics.median(timings), _percentile(timings, 0.95)
+            timings = time_get(client, urls, follow=follow)
+        p50, p95 = statistics.median(timings), percentile(timings, 0.95)
         ok = p95 < GOAL_MS
         all_ok = all_ok and ok
         verdict = "ok" if ok else "SLOW"

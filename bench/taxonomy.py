@@ -1,0 +1,148 @@
+"""Failure-taxonomy reads at scale: 1,000,000 traces, 200,000 notes, 40 failure modes in PostgreSQL.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/taxonomy.py [--requests 50] [--rebuild]
+
+Starts from the page benchmark's database (1M traces, 100k reviewed with labels; built by bench/pages.py when
+missing), copies it as a template into `evalstudio_bench_taxonomy`, and adds 40 failure modes and 200,000 notes on
+the reviewed traces (two per trace on average, a Zipf-like mode frequency, one note in eight coded to two modes).
+Times the counts page and the two REST endpoints through Django's test client (server time).
+Goal: p95 < 300 ms for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import pages
+
+TAXONOMY_DB = "evalstudio_bench_taxonomy"
+MODES = 40
+NOTES = 200_000
+GOAL_MS = 300.0
+
+
+def create_from_template(admin_url: str, rebuild: bool) -> bool:
+    """True when the database was (re)created and still needs notes."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [TAXONOMY_DB]).fetchone()
+        if exists and not rebuild:
+            return False
+        conn.execute(f'DROP DATABASE IF EXISTS "{TAXONOMY_DB}" WITH (FORCE)')
+        # A file-level copy: seconds instead of regenerating a million traces. The template must have no sessions.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [pages.BENCH_DB],
+        )
+        conn.execute(f'CREATE DATABASE "{TAXONOMY_DB}" TEMPLATE "{pages.BENCH_DB}"')
+    return True
+
+
+def add_notes() -> None:
+    from django.db import connection
+
+    from annotation.models import FailureMode, Project
+
+    project = Project.objects.get(slug="bench")
+    started = time.monotonic()
+    modes = FailureMode.objects.bulk_create(
+        FailureMode(project=project, name=f"mode-{i:02d}", definition=f"Failure mode {i}") for i in range(MODES)
+    )
+    mode_ids = [m.pk for m in modes]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO annotation_note (trace_id, author_id, text, created_at, updated_at)
+            SELECT t.id, %(author)s, 'Observation ' || n || ' on trace ' || t.id, t.reviewed_at, t.reviewed_at
+            FROM (SELECT id, reviewed_at, row_number() OVER (ORDER BY id) AS rn
+                  FROM annotation_trace WHERE project_id = %(project)s AND reviewed_at IS NOT NULL) t
+            CROSS JOIN generate_series(1, 2) AS n
+            WHERE (t.rn - 1) * 2 + n <= %(notes)s
+            """,
+            {"author": project.expert_id, "project": project.pk, "notes": NOTES},
+        )
+        # Mode frequency falls off like 1/rank: floor(40^u) over uniform u puts most notes in the first modes.
+        cursor.execute(
+            """
+            INSERT INTO annotation_note_failure_modes (note_id, failuremode_id)
+            SELECT id, (%(modes)s::bigint[])[
+                1 + (floor(power(%(n)s + 1, ('x' || substr(md5('m' || id), 1, 8))::bit(32)::bigint / 4294967296.0))
+                     ::int - 1) %% %(n)s]
+            FROM annotation_note
+            UNION
+            SELECT id, (%(modes)s::bigint[])[1 + (id * 7) %% %(n)s] FROM annotation_note WHERE id %% 8 = 0
+            """,
+            {"modes": mode_ids, "n": MODES},
+        )
+    connection.ensure_connection()
+    previous = connection.get_autocommit()
+    connection.set_autocommit(True)
+    with connection.cursor() as cursor:
+        # Every table, the 40-row failure-mode table included: autovacuum never analyses a table that small, and
+        # without statistics the planner guesses one row per project and picks nested loops (counts took 1.1 s).
+        cursor.execute("VACUUM ANALYZE")
+    connection.set_autocommit(previous)
+    print(f"added {MODES} modes and {NOTES:,} notes in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--rebuild", action="store_true", help="copy the template and add the notes again")
+    args = parser.parse_args()
+
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    admin_url, pages_url = pages.bench_urls(base)
+    pages.ensure_database(admin_url, rebuild=False)
+    # Build the page benchmark's data in a child process: Django is set up once per process, and this one
+    # connects to the copy.
+    subprocess.run(
+        [sys.executable, "-c", f"import pages; pages.setup_django({pages_url!r}); pages.populate()"],
+        check=True,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
+    fresh = create_from_template(admin_url, args.rebuild)
+    taxonomy_url = urlunsplit(urlsplit(pages_url)._replace(path=f"/{TAXONOMY_DB}"))
+    pages.setup_django(taxonomy_url)
+    if fresh:
+        add_notes()
+    else:
+        print(f"reusing {TAXONOMY_DB}", flush=True)
+
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    client = Client()
+    client.force_login(User.objects.get(username="bench-expert"))
+    n = args.requests
+    cases = {
+        "failure-modes page": "/projects/bench/failure-modes/",
+        "GET api failure-modes": "/api/v1/projects/bench/failure-modes",
+        "GET api saturation": "/api/v1/projects/bench/saturation",
+    }
+    for url in cases.values():
+        pages.time_get(client, [url] * 2)  # warm-up
+    print(f"\n1,000,000 traces, {NOTES:,} notes, {MODES} modes; {n} requests each (server time via django.test.Client)")
+    print(f"{'page':<28}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   goal p95 < {GOAL_MS:.0f} ms")
+    all_ok = True
+    for name, url in cases.items():
+        timings = pages.time_get(client, [url] * n)
+        p50, p95 = statistics.median(timings), pages.percentile(timings, 0.95)
+        ok = p95 < GOAL_MS
+        all_ok = all_ok and ok
+        print(
+            f"{name:<28}{p50:>9.1f}{p95:>9.1f}{max(timings):>9.1f}   {'ok' if ok else 'SLOW'}  "
+            f"({p95 / GOAL_MS:.2f}× goal)"
+        )
+    return 0 if all_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
