@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
-from annotation.models import Project, Trace
+from annotation.models import Note, Project, Trace
 
 ORDERS = ("random", "newest", "oldest")
 LIST_ORDERS = ("newest", "oldest")
@@ -46,6 +46,7 @@ class QueueParams:
     meta_key: str = ""
     meta_value: str = ""
     reviewed: str = ""  # the trace list only: "" (all), "yes", "no"
+    failure_mode: int | None = None  # traces with a note coded to this failure mode (the taxonomy's click-through)
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, default_order: str = "random") -> QueueParams:
@@ -55,12 +56,14 @@ class QueueParams:
         meta = (query.get("meta") or "").strip()
         key, _, value = meta.partition("=")
         reviewed = query.get("reviewed") or ""
+        mode = (query.get("mode") or "").strip()
         return cls(
             order=order,
             source=(query.get("source") or "").strip()[:64],
             meta_key=key.strip()[:200] if value or "=" in meta else "",
             meta_value=value.strip()[:500],
             reviewed=reviewed if reviewed in REVIEWED_FILTERS else "",
+            failure_mode=int(mode) if mode.isascii() and mode.isdigit() and len(mode) < 19 else None,
         )
 
     @property
@@ -69,7 +72,7 @@ class QueueParams:
 
     @property
     def is_filtered(self) -> bool:
-        return bool(self.source or self.meta_key or self.reviewed)
+        return bool(self.source or self.meta_key or self.reviewed or self.failure_mode)
 
     def query_items(self) -> list[tuple[str, str]]:
         items = [("order", self.order)]
@@ -79,6 +82,8 @@ class QueueParams:
             items.append(("meta", self.meta))
         if self.reviewed:
             items.append(("reviewed", self.reviewed))
+        if self.failure_mode:
+            items.append(("mode", str(self.failure_mode)))
         return items
 
     @property
@@ -92,7 +97,7 @@ class QueueParams:
     @property
     def filter_key(self) -> str:
         """A short, cache-safe digest of the filters (they may hold any character)."""
-        raw = json.dumps([self.source, self.meta_key, self.meta_value, self.reviewed])
+        raw = json.dumps([self.source, self.meta_key, self.meta_value, self.reviewed, self.failure_mode])
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
 
 
@@ -122,6 +127,10 @@ def filter_traces(queryset: QuerySet[Trace], params: QueueParams) -> QuerySet[Tr
         if connection.vendor != "postgresql":
             queryset = queryset.alias(_meta_text=KeyTextTransform(params.meta_key, "metadata"))
         queryset = queryset.filter(_metadata_filter(params.meta_key, params.meta_value))
+    if params.failure_mode:
+        # A subquery rather than a join: a trace with several notes coded to the mode must appear once.
+        coded = Note.objects.filter(failure_modes=params.failure_mode).values("trace_id")
+        queryset = queryset.filter(pk__in=coded)
     if params.reviewed == "yes":
         queryset = queryset.filter(reviewed_at__isnull=False)
     elif params.reviewed == "no":
@@ -215,7 +224,7 @@ def _reviewed_count(project: Project, base: QuerySet[Trace], params: QueueParams
     counts what was reviewed since: one review log range instead of a 100,000-row recount.
     """
     reviewed = base.filter(reviewed_at__isnull=False).order_by()
-    if not (params.source or params.meta_key):
+    if not (params.source or params.meta_key or params.failure_mode):
         return reviewed.count()
     newest = (
         Trace.objects.filter(project=project, reviewed_at__isnull=False)

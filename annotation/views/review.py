@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.forms import LabelForm, NoteForm, SittingForm
-from annotation.models import Criterion, Label, LabelChange, Note, Project, Trace
+from annotation.models import Criterion, FailureMode, Label, LabelChange, Note, Project, Trace
 from annotation.queue import (
     QueueParams,
     queue_first,
@@ -229,10 +229,14 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
         project=project, params=params, after=request.GET.get("after", ""), before=request.GET.get("before", "")
     )
     criteria_count = Criterion.objects.filter(project=project).count()
+    failure_mode = (
+        FailureMode.objects.filter(project=project, pk=params.failure_mode).first() if params.failure_mode else None
+    )
     context = {
         "project": project,
         "access": access,
         "params": params,
+        "failure_mode": failure_mode,
         "qs": params.querystring,
         "page": page,
         "criteria_count": criteria_count,

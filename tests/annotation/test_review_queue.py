@@ -11,10 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import Trace
+from annotation.models import FailureMode, Trace
 from annotation.queue import QueueParams, decode_cursor, queue_next, trace_page
 from annotation.services import trace_mark_reviewed
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_note, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -296,3 +296,37 @@ def test_filtered_progress_stays_exact_as_reviews_come_in(project, expert, exper
     trace_mark_reviewed(trace=Trace.objects.get(external_id="s-0"), user=expert)
     trace_mark_reviewed(trace=prod[2], user=expert)
     assert progress() == (2, 3)
+
+
+def test_trace_list_filters_by_failure_mode_listing_each_trace_once(project, expert, expert_client):
+    traces = _traces(project, 3)
+    mode = FailureMode.objects.create(project=project, name="invents fees")
+    other = FailureMode.objects.create(project=project, name="wrong tone")
+    for text in ("Invents a $35 fee", "Invents a card fee too"):
+        make_note(trace=traces[0], author=expert, text=text).failure_modes.add(mode)
+    make_note(trace=traces[1], author=expert).failure_modes.add(other)
+    make_note(trace=traces[2], author=expert).failure_modes.add(mode, other)
+    response = expert_client.get(reverse("trace_list", args=["acme"]) + f"?mode={mode.pk}")
+    assert [t.external_id for t in response.context["page"].traces] == ["q-002", "q-000"]
+    assert response.context["failure_mode"] == mode
+    html = response.content.decode()
+    assert "invents fees" in html
+    assert f'name="mode" value="{mode.pk}"' in html  # the filter form keeps the mode
+
+
+def test_failure_mode_filter_travels_in_the_queue_and_ignores_garbage():
+    params = QueueParams.from_query({"mode": "42", "order": "oldest"})
+    assert params.failure_mode == 42
+    assert QueueParams.from_query({k: v[0] for k, v in parse_qs(params.querystring[1:]).items()}) == params
+    for garbage in ("x", "-1", "1.5", "٣", "9" * 30, ""):
+        assert QueueParams.from_query({"mode": garbage}).failure_mode is None
+
+
+def test_queue_with_a_failure_mode_filter_visits_only_coded_traces(project, expert, expert_client):
+    traces = _traces(project, 4)
+    mode = FailureMode.objects.create(project=project, name="invents fees")
+    for trace in (traces[1], traces[3]):
+        make_note(trace=trace, author=make_user(), text="coded").failure_modes.add(mode)
+    response = expert_client.get(reverse("review_queue", args=["acme"]) + f"?order=oldest&mode={mode.pk}")
+    assert _target(response) == "q-001"
+    assert _walk_with_j(expert_client, "acme", traces[1], 2, f"?order=oldest&mode={mode.pk}") == ["q-003", "q-001"]

@@ -469,7 +469,10 @@ def test_page_shows_the_counts_and_the_saturation_statement(expert_client, scena
     assert [c.name for c in response.context["counts"]] == ["hallucination", "tone", "format", "old-mode", "unused"]
     content = response.content.decode()
     row = content[content.index("<td>hallucination") : content.index("</tr>", content.index("<td>hallucination"))]
-    assert "<td>2</td>" in row and "<td>3</td>" in row and "40.0%" in row and "33.3%" in row
+    hallucination = response.context["counts"][0]
+    # The trace count links to those traces in the trace list.
+    assert f'<a href="/projects/acme/traces/?mode={hallucination.id}">2</a>' in row
+    assert "<td>3</td>" in row and "40.0%" in row and "33.3%" in row
     assert "(retired)" in content
     # t6, the latest reviewed trace, brought old-mode.
     assert "The latest reviewed trace brought a new failure mode" in content
