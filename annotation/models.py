@@ -46,6 +46,11 @@ class Project(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("project_detail", args=[self.slug])
 
+    def cache_key(self, kind: str) -> str:
+        """A cache key for a number derived from this project's rows. created_at is part of it because test
+        databases are rebuilt with the same primary keys while a shared cache (Redis) outlives them."""
+        return f"evalstudio:{kind}:{self.pk}:{self.created_at.timestamp():.6f}"
+
     def shuffle_key(self, external_id: str) -> int:
         """A stable pseudo-random position for a trace in this project's "random" queue order."""
         digest = hashlib.blake2b(f"{self.queue_seed}:{external_id}".encode(), digest_size=8).digest()

@@ -230,8 +230,7 @@ class Progress:
 
 
 def _cache_key(kind: str, project: Project, params: QueueParams) -> str:
-    # created_at too: test databases are rebuilt with the same primary keys while the cache outlives them.
-    return f"evalstudio:{kind}:{project.pk}:{project.created_at.timestamp():.6f}:{params.filter_key}"
+    return f"{project.cache_key(kind)}:{params.filter_key}"
 
 
 def _reviewed_count(project: Project, base: QuerySet[Trace], params: QueueParams) -> int:

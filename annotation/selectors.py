@@ -39,7 +39,7 @@ def criteria_with_label_counts(*, project: Project) -> list[Criterion]:
     """The project's criteria, each with `passes` and `fails`: exact on small projects, up to a minute old on
     large ones (an overview number, not ground truth — alignment reads the labels themselves)."""
     criteria = list(project.criteria.all())
-    key = f"evalstudio:label-counts:{project.pk}:{project.created_at.timestamp():.6f}"
+    key = project.cache_key("label-counts")
     counts: dict[tuple[int, str], int] | None = cache.get(key)
     if counts is None:
         rows = (

@@ -212,7 +212,7 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
 def _known_sources(project: Project) -> list[str]:
     # Distinct over the (project, source, id) index still reads every entry (230 ms at a million traces), and the
     # list only feeds a datalist of suggestions: a few minutes old is fine. Capped for the same reason.
-    key = f"evalstudio:sources:{project.pk}:{project.created_at.timestamp():.6f}"
+    key = project.cache_key("sources")
     sources = cache.get(key)
     if sources is None:
         sources = list(
