@@ -439,22 +439,7 @@ class _Importer:
                 changed.append(trace)
                 written[r.external_id] = (trace.pk, False)
         if changed:
-            Trace.objects.bulk_update(
-                changed,
-                [
-                    "input",
-                    "output",
-                    "messages",
-                    "context",
-                    "metadata",
-                    "session_id",
-                    "task_id",
-                    "trial",
-                    "source",
-                    "occurred_at",
-                    "reviewed_at",
-                ],
-            )
+            Trace.objects.bulk_update(changed, [*Trace.CONTENT_FIELDS, "reviewed_at"])
         if new_traces:
             # ignore_conflicts: a concurrent import of the same ids must not fail this batch; whatever it
             # inserted first counts as a duplicate here, found by the id lookup below.

@@ -70,6 +70,20 @@ class Membership(models.Model):
 
 
 class Trace(models.Model):
+    # What a trace file says about a trace (besides its id): written by an import, read back by an export.
+    CONTENT_FIELDS = (
+        "input",
+        "output",
+        "messages",
+        "context",
+        "metadata",
+        "session_id",
+        "task_id",
+        "trial",
+        "source",
+        "occurred_at",
+    )
+
     # No index of its own: every index below (and the unique key) starts with project, and each index costs ingestion.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="traces", db_index=False)
     # Unique per project: the idempotency key of ingestion (the `id` field, or a content hash without one).

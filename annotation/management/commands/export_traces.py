@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Prefetch
 
-from annotation.models import Label, Note, Project
+from annotation.models import Label, Note, Project, Trace
 from annotation.trace_format import FIELDS, LabelRecord, NoteRecord, csv_row, dumps, serialize_trace
 
 CHUNK = 2000
@@ -26,20 +26,7 @@ def export_records(project: Project) -> Iterator[dict[str, Any]]:
     """Every trace of the project as a record of the trace format, in id order."""
     traces = (
         project.traces.order_by("id")
-        .only(
-            "id",
-            "external_id",
-            "input",
-            "output",
-            "messages",
-            "context",
-            "metadata",
-            "session_id",
-            "task_id",
-            "trial",
-            "source",
-            "occurred_at",
-        )
+        .only("id", "external_id", *Trace.CONTENT_FIELDS)
         .prefetch_related(
             Prefetch(
                 "labels",
