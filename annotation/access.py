@@ -24,6 +24,11 @@ class ProjectAccess:
     def can_ingest(self) -> bool:
         return self.role in {Role.EXPERT, Role.ENGINEER}
 
+    @property
+    def can_code(self) -> bool:
+        """Edit the codebook and code notes to failure modes; viewers only browse the taxonomy."""
+        return self.role in {Role.EXPERT, Role.ENGINEER}
+
 
 def get_project_for_user(request: HttpRequest, slug: str) -> ProjectAccess:
     """The project and the user's role in it; 404 for outsiders so project slugs do not leak."""

@@ -6,11 +6,13 @@ from annotation.models import (
     ApiToken,
     Criterion,
     FailureMode,
+    FailureModeChange,
     ImportJob,
     Label,
     LabelChange,
     Membership,
     Note,
+    NoteFailureMode,
     Project,
     Trace,
 )
@@ -41,11 +43,22 @@ class TraceAdmin(admin.ModelAdmin):
     list_select_related = ["project"]
 
 
+class NoteFailureModeInline(admin.TabularInline):
+    # Read-only: a link must carry its note's trace, which the coding board and services fill in.
+    model = NoteFailureMode
+    extra = 0
+    fields = readonly_fields = ["failure_mode", "created_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Note)
 class NoteAdmin(admin.ModelAdmin):
     list_display = ["trace", "author", "created_at"]
     raw_id_fields = ["trace", "author"]
-    filter_horizontal = ["failure_modes"]
+    inlines = [NoteFailureModeInline]
 
 
 class LabelChangeInline(admin.TabularInline):
@@ -69,10 +82,21 @@ class CriterionAdmin(admin.ModelAdmin):
     raw_id_fields = ["project", "failure_mode"]
 
 
+class FailureModeChangeInline(admin.TabularInline):
+    model = FailureModeChange
+    extra = 0
+    fields = readonly_fields = ["action", "detail", "actor", "created_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(FailureMode)
 class FailureModeAdmin(admin.ModelAdmin):
     list_display = ["name", "project", "retired_at"]
-    raw_id_fields = ["project"]
+    raw_id_fields = ["project", "merged_into"]
+    inlines = [FailureModeChangeInline]
 
 
 @admin.register(ApiToken)

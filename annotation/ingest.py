@@ -25,7 +25,18 @@ from django.db.models import Max
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
-from annotation.models import Criterion, FailureMode, ImportJob, Label, LabelChange, Note, Project, Trace
+from annotation.models import (
+    Criterion,
+    FailureMode,
+    FailureModeChange,
+    ImportJob,
+    Label,
+    LabelChange,
+    Note,
+    NoteFailureMode,
+    Project,
+    Trace,
+)
 from annotation.trace_format import (
     FormatError,
     RawRecord,
@@ -465,7 +476,15 @@ class _Importer:
 
     def _failure_mode_id(self, name: str) -> int:
         if name not in self.failure_modes:
-            mode, _ = FailureMode.objects.get_or_create(project=self.project, name=name)
+            mode, created = FailureMode.objects.get_or_create(project=self.project, name=name)
+            if created:
+                FailureModeChange.objects.create(
+                    project=self.project,
+                    failure_mode=mode,
+                    action=FailureModeChange.Action.CREATED,
+                    detail={"name": name, "definition": "", "via": "import"},
+                    actor_id=self.note_author_id,
+                )
             self.failure_modes[name] = mode.pk
         return self.failure_modes[name]
 
@@ -542,12 +561,14 @@ class _Importer:
         if new_notes:
             Note.objects.bulk_create([note for note, _ in new_notes])
             links = [
-                Note.failure_modes.through(note_id=note.pk, failuremode_id=self._failure_mode_id(name))
+                NoteFailureMode(
+                    note_id=note.pk, failure_mode_id=self._failure_mode_id(name), trace_id=note.trace_id, created_at=now
+                )
                 for note, names in new_notes
                 for name in names
             ]
             if links:
-                Note.failure_modes.through.objects.bulk_create(links)
+                NoteFailureMode.objects.bulk_create(links)
 
 
 # --- public entry points -------------------------------------------------------------------------------------

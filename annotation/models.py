@@ -158,13 +158,17 @@ class Trace(models.Model):
 
 
 class FailureMode(models.Model):
-    """One entry of the failure taxonomy (the codebook). The workbench that edits it comes later."""
+    """One entry of the failure taxonomy (the codebook). Every edit is kept in FailureModeChange."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="failure_modes")
     name = models.CharField(max_length=200)
     definition = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Retired modes keep their notes and history but leave the picker; a merged mode is retired into its target.
     retired_at = models.DateTimeField(null=True, blank=True)
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="merged_from"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -173,6 +177,40 @@ class FailureMode(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def is_retired(self) -> bool:
+        return self.retired_at is not None
+
+
+class FailureModeChange(models.Model):
+    """The codebook's history: one row per create, rename, redefinition, merge, split, retire or restore, so a
+    count that moved can be explained later. `detail` holds what changed, e.g. {"from": "old", "to": "new"}."""
+
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        RENAMED = "renamed", "Renamed"
+        REDEFINED = "redefined", "Definition edited"
+        MERGED = "merged", "Merged"
+        SPLIT = "split", "Split"
+        RETIRED = "retired", "Retired"
+        RESTORED = "restored", "Restored"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="failure_mode_changes")
+    failure_mode = models.ForeignKey(FailureMode, on_delete=models.CASCADE, related_name="changes")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["project", "-created_at"], name="failure_mode_change_log")]
+
+    def __str__(self) -> str:
+        return f"{self.failure_mode}: {self.action}"
+
 
 class Note(models.Model):
     """Open coding: a free-text observation on a trace, by any member."""
@@ -180,7 +218,7 @@ class Note(models.Model):
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="notes")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="notes")
     text = models.TextField()
-    failure_modes = models.ManyToManyField(FailureMode, blank=True, related_name="notes")
+    failure_modes = models.ManyToManyField(FailureMode, through="NoteFailureMode", blank=True, related_name="notes")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -189,6 +227,29 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text[:60]
+
+
+class NoteFailureMode(models.Model):
+    """A note coded to a failure mode (axial coding). It carries the note's trace, so counting the traces of each
+    mode is an index-only scan of this table rather than a join through a million notes. Write links through
+    `annotation.services` (or set `trace_id` yourself): `note.failure_modes.add()` cannot fill it in."""
+
+    note = models.ForeignKey(Note, on_delete=models.CASCADE, db_index=False, related_name="mode_links")
+    failure_mode = models.ForeignKey(
+        FailureMode, on_delete=models.CASCADE, db_column="failuremode_id", db_index=False, related_name="note_links"
+    )
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, db_index=False, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "annotation_note_failure_modes"
+        # Same columns, hence the same generated name, as the auto-created table this model took over. It also
+        # serves lookups by note, so the note column needs no index of its own.
+        unique_together = [("note", "failure_mode")]
+        indexes = [models.Index(fields=["failure_mode", "trace"], name="note_mode_by_trace")]
+
+    def __str__(self) -> str:
+        return f"{self.note_id} → {self.failure_mode_id}"
 
 
 class Criterion(models.Model):
@@ -315,3 +376,109 @@ class ImportJob(models.Model):
         if self.is_finished:
             return 100
         return int(100 * self.bytes_done / self.bytes_total) if self.bytes_total else 0
+
+
+class ReviewSession(models.Model):
+    """A sitting of error analysis: N traces picked by a strategy, reviewed in a fixed order (the cadence)."""
+
+    class Strategy(models.TextChoices):
+        RANDOM = "random", "Random"
+        STRATIFIED = "stratified", "Stratified by a metadata key"
+        LONGEST = "longest", "Outliers: longest traces"
+        RARE_METADATA = "rare_metadata", "Outliers: rare metadata values"
+        NEWEST_PRODUCTION = "newest_production", "Newest production traces"
+        DISAGREEMENTS = "disagreements", "Judge–expert disagreements"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_sessions")
+    name = models.CharField(max_length=200)
+    strategy = models.CharField(max_length=32, choices=Strategy.choices)
+    # Strategy inputs, e.g. {"metadata_key": "locale", "seed": "s1"}; kept so a session can be explained later.
+    params = models.JSONField(default=dict, blank=True)
+    size = models.PositiveIntegerField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    traces = models.ManyToManyField(Trace, through="ReviewSessionTrace", related_name="review_sessions")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ReviewSessionTrace(models.Model):
+    session = models.ForeignKey(ReviewSession, on_delete=models.CASCADE, related_name="items")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["session", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "trace"], name="review_session_unique_trace"),
+            models.UniqueConstraint(fields=["session", "position"], name="review_session_unique_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}#{self.position}"
+
+
+class SuggestionRun(models.Model):
+    """Clustering of uncoded notes into proposed failure modes, run by the worker with progress."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="suggestion_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Inputs ({"seed": 0, "distance_threshold": …, "use_llm": false}), so a run can be repeated exactly.
+    params = models.JSONField(default=dict, blank=True)
+    note_count = models.PositiveIntegerField(default=0)
+    progress = models.PositiveSmallIntegerField(default=0)  # percent
+    stage = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"suggestions #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
+
+
+class Suggestion(models.Model):
+    """One proposed group of notes. Nothing reaches the codebook until the expert accepts (possibly edited)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    run = models.ForeignKey(SuggestionRun, on_delete=models.CASCADE, related_name="suggestions")
+    name = models.CharField(max_length=200)
+    definition = models.TextField(blank=True)
+    top_terms = models.JSONField(default=list, blank=True)
+    notes = models.ManyToManyField(Note, related_name="+")
+    position = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # The mode the notes went to on acceptance (a new one, or an existing one the expert picked).
+    failure_mode = models.ForeignKey(FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position", "id"]
+
+    def __str__(self) -> str:
+        return self.name

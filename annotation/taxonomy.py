@@ -15,9 +15,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import Min, QuerySet
 
-from annotation.models import Criterion, FailureMode, Label, Note, Project, Trace, Verdict
-
-NoteFailureMode = Note.failure_modes.through
+from annotation.models import Criterion, FailureMode, Label, NoteFailureMode, Project, Trace, Verdict
 
 
 @dataclass(frozen=True)
@@ -59,12 +57,11 @@ def _counts_sql() -> str:
     return f"""
         SELECT pairs.mode_id, COUNT(*), SUM(pairs.notes), COUNT(reviewed.id), COUNT(failing.trace_id)
         FROM (
-            SELECT link.failuremode_id AS mode_id, note.trace_id AS trace_id, COUNT(*) AS notes
+            SELECT link.failuremode_id AS mode_id, link.trace_id AS trace_id, COUNT(*) AS notes
             FROM {_table(NoteFailureMode)} link
-            JOIN {_table(Note)} note ON note.id = link.note_id
             JOIN {_table(FailureMode)} fm ON fm.id = link.failuremode_id
             WHERE fm.project_id = %s
-            GROUP BY link.failuremode_id, note.trace_id
+            GROUP BY link.failuremode_id, link.trace_id
         ) pairs
         LEFT JOIN (
             SELECT id FROM {_table(Trace)} WHERE project_id = %s AND reviewed_at IS NOT NULL
@@ -156,13 +153,11 @@ def no_new_mode_streak(points: Sequence[SaturationPoint]) -> int:
 def saturation_curve(*, project: Project) -> list[SaturationPoint]:
     """After the n-th reviewed trace (by reviewed_at, then id), how many distinct failure modes have appeared on
     the notes of the first n reviewed traces. Any note counts, not only the expert's: the mode was seen."""
-    links = NoteFailureMode.objects.filter(
-        failuremode__project=project, note__trace__project=project, note__trace__reviewed_at__isnull=False
-    )
+    links = NoteFailureMode.objects.filter(failure_mode__project=project, trace__reviewed_at__isnull=False)
     first_stamp: dict[int, datetime] = dict(
-        links.values("failuremode_id")
-        .annotate(first=Min("note__trace__reviewed_at"))
-        .values_list("failuremode_id", "first")
+        links.values("failure_mode_id")
+        .annotate(first=Min("trace__reviewed_at"))
+        .values_list("failure_mode_id", "first")
         .order_by()
     )
     reviewed = Trace.objects.filter(project=project, reviewed_at__isnull=False)
@@ -187,8 +182,8 @@ def saturation_curve(*, project: Project) -> list[SaturationPoint]:
         else:
             tied[mode_id] = stamp
     if tied:
-        rows = links.filter(failuremode_id__in=tied, note__trace__reviewed_at__in=set(tied.values())).values_list(
-            "failuremode_id", "note__trace__reviewed_at", "note__trace_id"
+        rows = links.filter(failure_mode_id__in=tied, trace__reviewed_at__in=set(tied.values())).values_list(
+            "failure_mode_id", "trace__reviewed_at", "trace_id"
         )
         for mode_id, stamp, trace_id in rows:
             if stamp == tied[mode_id]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 
-from annotation.models import Criterion, Label, Membership, Note, Project, Role, Trace
+from annotation.models import Criterion, FailureMode, Label, Membership, Note, NoteFailureMode, Project, Role, Trace
 from annotation.services import project_create
 
 _counter = itertools.count(1)
@@ -77,3 +77,11 @@ def make_agent_trace(*, project: Project, external_id: str | None = None, **fiel
     fields.setdefault("input", "")
     fields.setdefault("output", "")
     return make_trace(project=project, external_id=external_id, **fields)
+
+
+def code_note(note: Note, *modes: FailureMode) -> Note:
+    """Link the note to the modes the way the codebook does (each link carries the note's trace)."""
+    NoteFailureMode.objects.bulk_create(
+        [NoteFailureMode(note=note, failure_mode=mode, trace_id=note.trace_id) for mode in modes]
+    )
+    return note

@@ -14,7 +14,7 @@ from django.utils import timezone
 from annotation.models import FailureMode, Trace
 from annotation.queue import QueueParams, decode_cursor, queue_next, trace_page
 from annotation.services import trace_mark_reviewed
-from tests.factories import make_criterion, make_label, make_note, make_trace, make_user
+from tests.factories import code_note, make_criterion, make_label, make_note, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -303,9 +303,9 @@ def test_trace_list_filters_by_failure_mode_listing_each_trace_once(project, exp
     mode = FailureMode.objects.create(project=project, name="invents fees")
     other = FailureMode.objects.create(project=project, name="wrong tone")
     for text in ("Invents a $35 fee", "Invents a card fee too"):
-        make_note(trace=traces[0], author=expert, text=text).failure_modes.add(mode)
-    make_note(trace=traces[1], author=expert).failure_modes.add(other)
-    make_note(trace=traces[2], author=expert).failure_modes.add(mode, other)
+        code_note(make_note(trace=traces[0], author=expert, text=text), mode)
+    code_note(make_note(trace=traces[1], author=expert), other)
+    code_note(make_note(trace=traces[2], author=expert), mode, other)
     response = expert_client.get(reverse("trace_list", args=["acme"]) + f"?mode={mode.pk}")
     assert [t.external_id for t in response.context["page"].traces] == ["q-002", "q-000"]
     assert response.context["failure_mode"] == mode
@@ -326,7 +326,7 @@ def test_queue_with_a_failure_mode_filter_visits_only_coded_traces(project, expe
     traces = _traces(project, 4)
     mode = FailureMode.objects.create(project=project, name="invents fees")
     for trace in (traces[1], traces[3]):
-        make_note(trace=trace, author=make_user(), text="coded").failure_modes.add(mode)
+        code_note(make_note(trace=trace, author=make_user(), text="coded"), mode)
     response = expert_client.get(reverse("review_queue", args=["acme"]) + f"?order=oldest&mode={mode.pk}")
     assert _target(response) == "q-001"
     assert _walk_with_j(expert_client, "acme", traces[1], 2, f"?order=oldest&mode={mode.pk}") == ["q-003", "q-001"]

@@ -23,7 +23,16 @@ from annotation.taxonomy import (
     saturation_curve,
     saturation_points,
 )
-from tests.factories import add_member, make_criterion, make_label, make_note, make_project, make_trace, make_user
+from tests.factories import (
+    add_member,
+    code_note,
+    make_criterion,
+    make_label,
+    make_note,
+    make_project,
+    make_trace,
+    make_user,
+)
 
 # The pure saturation pass is tested without a database; everything else marks its use of one.
 uses_db = pytest.mark.django_db
@@ -42,9 +51,7 @@ def mode(project: Project, name: str, *, retired: bool = False) -> FailureMode:
 
 
 def coded_note(trace: Trace, author: User, *modes: FailureMode) -> Note:
-    note = make_note(trace=trace, author=author)
-    note.failure_modes.add(*modes)
-    return note
+    return code_note(make_note(trace=trace, author=author), *modes)
 
 
 def reviewed_trace(project: Project, minutes: int, external_id: str | None = None) -> Trace:
@@ -210,7 +217,7 @@ def test_modes_without_any_note_are_listed_with_zero_counts(project):
 def test_a_project_with_one_coded_note(project, expert):
     trace = make_trace(project=project)
     note = note_create(trace=trace, author=expert, text="Made up a number")  # the expert's note marks it reviewed
-    note.failure_modes.add(fm := mode(project, "hallucination"))
+    code_note(note, fm := mode(project, "hallucination"))
     assert failure_mode_counts(project=project) == [
         FailureModeCount(fm.pk, "hallucination", "When hallucination shows.", 1, 1, 1.0, 0.0)
     ]
