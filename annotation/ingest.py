@@ -1,6 +1,7 @@
 """Ingestion: the one validation and write path behind `import_traces`, the REST API and browser uploads.
 
-Records are validated one by one (`trace_format.parse_record`) and written in batches. Each batch is one
+Records are validated one by one and grouped into batches by `ingest_batches.prepare_batches` (Django-free; for
+a large file on PostgreSQL it runs in a child process, one batch ahead of the writes here). Each batch is one
 transaction, so a trace never lands without its labels and notes; `strict` makes the whole import one
 transaction that is rolled back when anything was rejected. On PostgreSQL a batch of new traces is COPYed
 straight into the table; once an id turns out to be there already (a re-import, `update`), batches go through
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -25,6 +27,16 @@ from django.db.models import Max
 from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
+from annotation.ingest_batches import (
+    COPY_COLUMNS,
+    BatchOptions,
+    CopyTarget,
+    PreparedBatch,
+    Rejection,
+    batches_in_subprocess,
+    open_path,
+    prepare_batches,
+)
 from annotation.models import (
     Criterion,
     FailureMode,
@@ -37,15 +49,7 @@ from annotation.models import (
     Project,
     Trace,
 )
-from annotation.trace_format import (
-    FormatError,
-    RawRecord,
-    RecordError,
-    TraceRecord,
-    parse_record,
-    read_records,
-    record_id,
-)
+from annotation.trace_format import FormatError, RawRecord, TraceRecord, format_for_path, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,9 @@ FORMATS = ("jsonl", "csv")
 # RETURNING rows) stays a few MB and a failure loses little work.
 PG_BATCH_SIZE = 5000
 ORM_BATCH_SIZE = 1000
+# Files at least this big are parsed in a child process while the database writes (see ingest_batches); below
+# it, starting a Python process costs more than the overlap saves.
+SUBPROCESS_MIN_BYTES = 8 << 20
 # Ids of traces by external id. The LATERAL form makes each lookup a probe of the (project, external_id) unique
 # index: with `external_id = ANY(...)` and statistics not yet caught up with a big import, the planner scanned the
 # whole project for every batch, which made a million-trace import quadratic.
@@ -66,27 +73,11 @@ IDS_SQL = (
 JOB_REJECTIONS_KEPT = 100
 NO_EXPERT_ERROR = "labels need a project expert; pass --expert USERNAME or set one"
 NO_AUTHOR_ERROR = "notes need an author: set a project expert or import as a user"
+_COPY_COLUMN_LIST = ", ".join(COPY_COLUMNS)
 
 
 class IngestError(ValueError):
     """The import as a whole cannot run (empty file, unreadable header, bad option); nothing was written."""
-
-
-@dataclass(frozen=True)
-class Rejection:
-    error: str
-    line: int | None = None
-    index: int | None = None
-    id: str | None = None
-
-    def __str__(self) -> str:
-        where = f"line {self.line}" if self.line is not None else f"index {self.index}"
-        return f"{where}: {self.error}"
-
-    def as_dict(self) -> dict[str, Any]:
-        if self.line is not None:
-            return {"line": self.line, "id": self.id, "error": self.error}
-        return {"index": self.index, "id": self.id, "error": self.error}
 
 
 @dataclass
@@ -107,24 +98,6 @@ class IngestReport:
         if self.updated:
             text += f", updated {self.updated}"
         return text
-
-
-@dataclass
-class _Pending:
-    record: TraceRecord
-    position: int
-
-
-@dataclass
-class _Batch:
-    """A batch ready for the database."""
-
-    items: list[_Pending]
-    now: datetime
-    # external_id → reviewed_at for traces whose import counts as the expert's review.
-    reviewed: dict[str, datetime]
-    bytes_done: int
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 class _Rollback(Exception):
@@ -152,162 +125,66 @@ class _Importer:
         self.project = project
         self.update = on_conflict == "update"
         self.strict = strict
-        self.by_line = by_line
-        self.max_bytes = max_bytes
         self.expert_id = project.expert_id
         self.note_author_id = user.pk if user is not None else project.expert_id
         self.postgres = _use_copy()
-        self.batch_size = PG_BATCH_SIZE if self.postgres else ORM_BATCH_SIZE
+        self.options = BatchOptions(
+            batch_size=PG_BATCH_SIZE if self.postgres else ORM_BATCH_SIZE,
+            max_bytes=max_bytes,
+            strict=strict,
+            by_line=by_line,
+            labels_error=NO_EXPERT_ERROR if self.expert_id is None else None,
+            notes_error=NO_AUTHOR_ERROR if self.note_author_id is None else None,
+            notes_are_experts=self.note_author_id is not None and self.note_author_id == self.expert_id,
+            copy=CopyTarget(project_id=project.pk, queue_seed=project.queue_seed) if self.postgres else None,
+        )
         self.report = IngestReport()
         self.criteria: dict[str, int] | None = None
         self.failure_modes: dict[str, int] = {}
-        self.last_stamp: datetime | None = None
-        self.on_batch: Callable[[int, IngestReport], None] | None = None
-        self.reported = -1
-        self.rolled_back = False
         self.conflicts_seen = False
 
-    # -- driving --------------------------------------------------------------------------------------------
-
     def run(
-        self, raw_records: Iterable[RawRecord], on_batch: Callable[[int, IngestReport], None] | None
+        self, batches: Iterable[PreparedBatch], on_batch: Callable[[int, IngestReport], None] | None
     ) -> IngestReport:
-        self.on_batch = on_batch
+        rolled_back = False
         if self.strict:
             try:
                 with transaction.atomic():
-                    bytes_done = self._consume(raw_records, self._prepare_and_write)
+                    self._write_all(batches, on_batch)
                     if self.report.rejected:
                         raise _Rollback
             except _Rollback:
-                self.rolled_back = True
+                rolled_back = True
         else:
-            bytes_done = self._consume(raw_records, self._prepare_and_write)
-        if self.rolled_back:
+            self._write_all(batches, on_batch)
+        if rolled_back:
             self.report = IngestReport(rejected=self.report.rejected, rolled_back=True)
-        elif on_batch and bytes_done != self.reported:
-            on_batch(bytes_done, self.report)  # the tail after the last batch (blank or rejected lines)
         return self.report
 
-    def _prepare_and_write(self, items: list[_Pending], bytes_done: int) -> None:
-        self._write(self._prepare(items, bytes_done))
-
-    def _write(self, batch: _Batch) -> None:
-        self._flush(batch)
-        if self.on_batch:
-            self.on_batch(batch.bytes_done, self.report)
-            self.reported = batch.bytes_done
-
-    def _consume(self, raw_records: Iterable[RawRecord], submit: Callable[[list[_Pending], int], None]) -> int:
-        """Validate every record and hand full batches to `submit`; returns the bytes read."""
-        batch: list[_Pending] = []
-        ids_in_batch: set[str] = set()
-        bytes_done = 0
-        seen_any = False
-        for raw in raw_records:
-            seen_any = True
-            bytes_done += raw.size
-            record = self._validate(raw)
-            if record is None:
-                continue
-            # Once strict mode has a rejection nothing will be kept: validate the rest to report it, write nothing.
-            if self.strict and self.report.rejected:
-                continue
-            # The same id twice in one batch would make one statement touch a row twice; flushing first keeps
-            # file order (the second occurrence is then a duplicate, or an update).
-            if record.external_id in ids_in_batch or len(batch) >= self.batch_size:
-                submit(batch, bytes_done - raw.size)
-                batch, ids_in_batch = [], set()
-            batch.append(_Pending(record, raw.line))
-            ids_in_batch.add(record.external_id)
-        if not seen_any:
-            raise IngestError("the file contains no traces")
-        if batch and not (self.strict and self.report.rejected):
-            submit(batch, bytes_done)
-        return bytes_done
-
-    def _reject(self, raw: RawRecord, error: str) -> None:
-        position = {"line": raw.line} if self.by_line else {"index": raw.line}
-        self.report.rejected.append(Rejection(error=error, id=record_id(raw.value), **position))
-
-    def _validate(self, raw: RawRecord) -> TraceRecord | None:
-        if raw.error is not None:
-            self._reject(raw, raw.error)
-            return None
-        if raw.size > self.max_bytes:
-            self._reject(raw, f"record is {raw.size:,} bytes, over the limit of {self.max_bytes:,} bytes")
-            return None
-        try:
-            record = parse_record(raw.value)
-        except RecordError as exc:
-            self._reject(raw, str(exc))
-            return None
-        if record.labels and self.expert_id is None:
-            self._reject(raw, NO_EXPERT_ERROR)
-            return None
-        if record.notes and self.note_author_id is None:
-            self._reject(raw, NO_AUTHOR_ERROR)
-            return None
-        return record
+    def _write_all(
+        self, batches: Iterable[PreparedBatch], on_batch: Callable[[int, IngestReport], None] | None
+    ) -> None:
+        for batch in batches:
+            self.report.rejected.extend(batch.rejections)
+            if batch.external_ids:
+                self._flush(batch)
+            if on_batch:
+                on_batch(batch.bytes_done, self.report)
 
     # -- writing a batch --------------------------------------------------------------------------------------
 
-    def _prepare(self, items: list[_Pending], bytes_done: int) -> _Batch:
-        now = timezone.now()
-        reviewed: dict[str, datetime] = {}
-        # The review log records the expert's attention: their labels, or notes written in their name.
-        for pending in items:
-            if pending.record.labels or (pending.record.notes and self.note_author_id == self.expert_id):
-                reviewed[pending.record.external_id] = self._next_stamp(now)
-        batch = _Batch(items=items, now=now, reviewed=reviewed, bytes_done=bytes_done)
-        if self.postgres:
-            batch.rows = self._copy_rows(items, reviewed)
-        return batch
-
-    def _copy_rows(self, items: list[_Pending], reviewed: dict[str, datetime]) -> list[tuple[Any, ...]]:
-        """The batch as rows for the temporary table (columns as in `_write_traces_postgres`)."""
-        shuffle_key = self.project.shuffle_key
-        return [
-            (
-                r.external_id,
-                r.input,
-                r.output,
-                r.messages_json,
-                r.context_json,
-                r.metadata_json,
-                r.session_id,
-                r.task_id,
-                r.trial,
-                r.source,
-                r.timestamp,
-                shuffle_key(r.external_id),
-                reviewed.get(r.external_id),
-            )
-            for r in (pending.record for pending in items)
-        ]
-
-    def _flush(self, batch: _Batch) -> None:
+    def _flush(self, batch: PreparedBatch) -> None:
         with transaction.atomic():
             written = self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
             created = sum(1 for _, is_new in written.values() if is_new)
             self.report.created += created
             self.report.updated += len(written) - created
-            self.report.duplicates += len(batch.items) - len(written)
-            annotated = [
-                (p.record, *written[p.record.external_id])
-                for p in batch.items
-                if p.record.external_id in written and (p.record.labels or p.record.notes)
-            ]
+            self.report.duplicates += len(batch) - len(written)
+            annotated = [(r, *written[r.external_id]) for r in batch.annotated if r.external_id in written]
             if annotated:
                 self._write_annotations(annotated, batch.now)
 
-    def _next_stamp(self, now: datetime) -> datetime:
-        # Strictly increasing, so the order of review (the saturation curve) follows file order.
-        stamp = now if self.last_stamp is None or now > self.last_stamp else self.last_stamp + timedelta(microseconds=1)
-        self.last_stamp = stamp
-        return stamp
-
-    def _write_traces_postgres(self, batch: _Batch) -> dict[str, tuple[int | None, bool]]:
+    def _write_traces_postgres(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
         if not self.update and not self.conflicts_seen:
             written = self._copy_new_traces(batch)
             if written is not None:
@@ -317,95 +194,78 @@ class _Importer:
             self.conflicts_seen = True
         return self._upsert_through_temp_table(batch)
 
-    def _copy_new_traces(self, batch: _Batch) -> dict[str, tuple[int | None, bool]] | None:
+    def _copy_new_traces(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]] | None:
         """COPY the batch straight into the table; None (and nothing written) when an id is already there.
 
         Most imports bring new traces, and COPY inserts many rows per heap page and WAL record, which makes it
         much cheaper for the server than `INSERT … SELECT … ON CONFLICT` from a temporary table. Trace ids are
         looked up only for the traces that also carry labels or notes.
         """
-        project_id, now = self.project.pk, batch.now
         with connection.cursor() as cursor:
             raw_cursor = cursor.cursor
             try:
                 # A savepoint, so that a unique violation undoes just this COPY.
                 with (
                     transaction.atomic(),
-                    raw_cursor.copy(
-                        "COPY annotation_trace (project_id, created_at, external_id, input, output, messages, context,"
-                        " metadata, session_id, task_id, trial, source, occurred_at, shuffle_key, reviewed_at)"
-                        " FROM STDIN"
-                    ) as copy,
+                    raw_cursor.copy(f"COPY annotation_trace ({_COPY_COLUMN_LIST}) FROM STDIN") as copy,
                 ):
-                    write_row = copy.write_row
-                    for row in batch.rows:
-                        write_row((project_id, now, *row[:10], row[10] or now, row[11], row[12]))
+                    copy.write(batch.copy_data)
             except psycopg_errors.UniqueViolation:
                 return None
-            written: dict[str, tuple[int | None, bool]] = {row[0]: (None, True) for row in batch.rows}
-            wanted = [p.record.external_id for p in batch.items if p.record.labels or p.record.notes]
-            if wanted:
-                raw_cursor.execute(IDS_SQL, (wanted, project_id))
+            written: dict[str, tuple[int | None, bool]] = dict.fromkeys(batch.external_ids, (None, True))
+            if batch.annotated:
+                raw_cursor.execute(IDS_SQL, ([r.external_id for r in batch.annotated], self.project.pk))
                 for external_id, trace_id in raw_cursor.fetchall():
                     written[external_id] = (trace_id, True)
         return written
 
-    def _upsert_through_temp_table(self, batch: _Batch) -> dict[str, tuple[int | None, bool]]:
+    def _upsert_through_temp_table(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
         """external_id → (trace id, created?) for every trace written; duplicates are absent."""
-        now = batch.now
         written: dict[str, tuple[int | None, bool]] = {}
         with connection.cursor() as cursor:
             raw_cursor = cursor.cursor
             # ON COMMIT DROP cleans up after an error; the explicit DROP below keeps strict mode (one long
-            # transaction) from piling up tables.
+            # transaction) from piling up tables. `ord` numbers the rows in file order as COPY reads them.
             raw_cursor.execute(
-                "CREATE TEMP TABLE _ingest_batch (ord int, external_id text, input text, output text,"
-                " messages jsonb, context jsonb, metadata jsonb, session_id text, task_id text, trial int,"
-                " source text, occurred_at timestamptz, shuffle_key bigint, reviewed_at timestamptz)"
-                " ON COMMIT DROP"
+                "CREATE TEMP TABLE _ingest_batch (ord int GENERATED ALWAYS AS IDENTITY, project_id bigint,"
+                " created_at timestamptz, external_id text, input text, output text, messages jsonb, context jsonb,"
+                " metadata jsonb, session_id text, task_id text, trial int, source text, occurred_at timestamptz,"
+                " shuffle_key bigint, reviewed_at timestamptz) ON COMMIT DROP"
             )
-            with raw_cursor.copy(
-                "COPY _ingest_batch (ord, external_id, input, output, messages, context, metadata, session_id,"
-                " task_id, trial, source, occurred_at, shuffle_key, reviewed_at) FROM STDIN"
-            ) as copy:
-                # write_row formats each row in C (psycopg's binary build): far cheaper than building COPY text here.
-                write_row = copy.write_row
-                for ordinal, row in enumerate(batch.rows):
-                    write_row((ordinal, *row))
+            with raw_cursor.copy(f"COPY _ingest_batch ({_COPY_COLUMN_LIST}) FROM STDIN") as copy:
+                copy.write(batch.copy_data)
             if self.update:
                 # The batch is tiny next to the table, but the temporary table has no statistics and the table's
                 # may lag behind a big import; without these the planner can scan the whole project per batch.
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
                     raw_cursor.execute(f"SET LOCAL {setting} = off")
+                # A timestamp in the file replaces the stored one. Rows without one carry the batch time, which is
+                # also their created_at: then the stored time is kept.
                 raw_cursor.execute(
                     "UPDATE annotation_trace t SET input = b.input, output = b.output, messages = b.messages,"
                     " context = b.context, metadata = b.metadata, session_id = b.session_id, task_id = b.task_id,"
-                    " trial = b.trial, source = b.source, occurred_at = COALESCE(b.occurred_at, t.occurred_at),"
+                    " trial = b.trial, source = b.source,"
+                    " occurred_at = CASE WHEN b.occurred_at = b.created_at THEN t.occurred_at ELSE b.occurred_at END,"
                     " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at)"
-                    " FROM _ingest_batch b WHERE t.project_id = %s AND t.external_id = b.external_id"
-                    " RETURNING t.id, t.external_id",
-                    (self.project.pk,),
+                    " FROM _ingest_batch b WHERE t.project_id = b.project_id AND t.external_id = b.external_id"
+                    " RETURNING t.id, t.external_id"
                 )
                 for trace_id, external_id in raw_cursor.fetchall():
                     written[external_id] = (trace_id, False)
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
                     raw_cursor.execute(f"SET LOCAL {setting} = on")
             raw_cursor.execute(
-                "INSERT INTO annotation_trace (project_id, external_id, input, output, messages, context, metadata,"
-                " session_id, task_id, trial, source, occurred_at, created_at, shuffle_key, reviewed_at)"
-                " SELECT %s, external_id, input, output, messages, context, metadata, session_id, task_id, trial,"
-                " source, COALESCE(occurred_at, %s), %s, shuffle_key, reviewed_at FROM _ingest_batch ORDER BY ord"
-                " ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id, external_id",
-                (self.project.pk, now, now),
+                f"INSERT INTO annotation_trace ({_COPY_COLUMN_LIST}) SELECT {_COPY_COLUMN_LIST} FROM _ingest_batch"
+                " ORDER BY ord ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id, external_id"
             )
             for trace_id, external_id in raw_cursor.fetchall():
                 written[external_id] = (trace_id, True)
             raw_cursor.execute("DROP TABLE _ingest_batch")
         return written
 
-    def _write_traces_orm(self, batch: _Batch) -> dict[str, tuple[int | None, bool]]:
+    def _write_traces_orm(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
         now, reviewed = batch.now, batch.reviewed
-        ids = [p.record.external_id for p in batch.items]
+        ids = batch.external_ids
         traces = Trace.objects.filter(project=self.project, external_id__in=ids)
         existing: dict[str, Trace] = {}
         if self.update:
@@ -418,8 +278,7 @@ class _Importer:
         written: dict[str, tuple[int | None, bool]] = {}
         new_traces = []
         changed = []
-        for pending in batch.items:
-            r = pending.record
+        for r in batch.records:
             trace = existing.get(r.external_id)
             if trace is None:
                 new_traces.append(
@@ -595,6 +454,48 @@ def import_stream(
     )
 
 
+def import_path(
+    *,
+    project: Project,
+    path: str | Path,
+    fmt: str | None = None,
+    on_conflict: str = "skip",
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    user: AbstractBaseUser | None = None,
+    subprocess: bool | None = None,
+) -> IngestReport:
+    """Import a JSONL or CSV file (optionally .gz; the format follows the name unless given), like import_stream.
+
+    On PostgreSQL a large file is parsed in a child process while this one writes (`subprocess=None` decides by
+    size; True/False force it). Raises IngestError when the file cannot be opened or read as a whole.
+    """
+    on_batch = (lambda done, _report: progress(done)) if progress else None
+    return _import_path(
+        project=project,
+        path=str(path),
+        fmt=fmt or format_for_path(str(path)),
+        on_conflict=on_conflict,
+        strict=strict,
+        on_batch=on_batch,
+        user=user,
+        subprocess=subprocess,
+    )
+
+
+def _file_importer(*, project: Project, fmt: str, on_conflict: str, strict: bool, user: AbstractBaseUser | None):
+    if fmt not in FORMATS:
+        raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    return _Importer(
+        project=project,
+        on_conflict=on_conflict,
+        strict=strict,
+        user=user,
+        by_line=True,
+        max_bytes=settings.EVALSTUDIO_MAX_TRACE_BYTES,
+    )
+
+
 def _import_stream(
     *,
     project: Project,
@@ -605,21 +506,55 @@ def _import_stream(
     on_batch: Callable[[int, IngestReport], None] | None,
     user: AbstractBaseUser | None,
 ) -> IngestReport:
-    if fmt not in FORMATS:
-        raise IngestError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    max_bytes = settings.EVALSTUDIO_MAX_TRACE_BYTES
-    importer = _Importer(
-        project=project,
-        on_conflict=on_conflict,
-        strict=strict,
-        user=user,
-        by_line=True,
-        max_bytes=max_bytes,
-    )
+    importer = _file_importer(project=project, fmt=fmt, on_conflict=on_conflict, strict=strict, user=user)
+    options = importer.options
     try:
-        return importer.run(read_records(stream, fmt=fmt, max_bytes=max_bytes), on_batch)
+        return importer.run(
+            prepare_batches(read_records(stream, fmt=fmt, max_bytes=options.max_bytes), options), on_batch
+        )
     except FormatError as exc:
         raise IngestError(str(exc)) from None
+
+
+def _import_path(
+    *,
+    project: Project,
+    path: str,
+    fmt: str,
+    on_conflict: str,
+    strict: bool,
+    on_batch: Callable[[int, IngestReport], None] | None,
+    user: AbstractBaseUser | None,
+    subprocess: bool | None,
+) -> IngestReport:
+    importer = _file_importer(project=project, fmt=fmt, on_conflict=on_conflict, strict=strict, user=user)
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise IngestError(f"cannot read the file: {exc.strerror or exc}") from None
+    if subprocess is None:
+        subprocess = size >= SUBPROCESS_MIN_BYTES
+    if not (subprocess and importer.postgres):
+        try:
+            with open_path(path) as stream:
+                return _import_stream(
+                    project=project,
+                    stream=stream,
+                    fmt=fmt,
+                    on_conflict=on_conflict,
+                    strict=strict,
+                    on_batch=on_batch,
+                    user=user,
+                )
+        except OSError as exc:
+            raise IngestError(f"cannot read the file: {exc.strerror or exc}") from None
+    batches = batches_in_subprocess(path, fmt=fmt, options=importer.options)
+    try:
+        return importer.run(batches, on_batch)
+    except FormatError as exc:
+        raise IngestError(str(exc)) from None
+    finally:
+        batches.close()  # stops the parser when writing failed half-way
 
 
 def _objects_as_raw(records: Iterable[object]) -> Iterator[RawRecord]:
@@ -658,7 +593,7 @@ def import_records(
     items = list(records) if not isinstance(records, list) else records
     if not items:
         return IngestReport()
-    return importer.run(_objects_as_raw(items), None)
+    return importer.run(prepare_batches(_objects_as_raw(items), importer.options), None)
 
 
 # --- browser uploads (run by the worker) -----------------------------------------------------------------------
@@ -683,21 +618,23 @@ def import_job_execute(*, job: ImportJob) -> ImportJob:
         )
 
     project = Project.objects.get(pk=job.project_id)
+    if not path.exists():
+        _finish(job, status=ImportJob.Status.FAILED, error="the uploaded file is gone; upload it again")
+        job.refresh_from_db()
+        return job
     try:
-        with path.open("rb") as stream:
-            report = _import_stream(
-                project=project,
-                stream=stream,
-                fmt=job.file_format,
-                on_conflict=job.on_conflict,
-                strict=False,
-                on_batch=save_progress,
-                user=job.user,
-            )
+        report = _import_path(
+            project=project,
+            path=str(path),
+            fmt=job.file_format,
+            on_conflict=job.on_conflict,
+            strict=False,
+            on_batch=save_progress,
+            user=job.user,
+            subprocess=None,
+        )
     except IngestError as exc:
         _finish(job, status=ImportJob.Status.FAILED, error=str(exc))
-    except FileNotFoundError:
-        _finish(job, status=ImportJob.Status.FAILED, error="the uploaded file is gone; upload it again")
     except Exception as exc:
         logger.exception("Import job %s failed", job.pk)
         _finish(job, status=ImportJob.Status.FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}")

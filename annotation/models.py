@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
+from annotation import trace_format
+
 
 class Role(models.TextChoices):
     EXPERT = "expert", "Expert"
@@ -53,8 +55,7 @@ class Project(models.Model):
 
     def shuffle_key(self, external_id: str) -> int:
         """A stable pseudo-random position for a trace in this project's "random" queue order."""
-        digest = hashlib.blake2b(f"{self.queue_seed}:{external_id}".encode(), digest_size=8).digest()
-        return int.from_bytes(digest, "big") >> 1  # fits a signed bigint
+        return trace_format.shuffle_key(self.queue_seed, external_id)
 
 
 class Membership(models.Model):

@@ -597,6 +597,12 @@ def content_hash(*, input: str, output: str, messages: list[Any] | None, context
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
 
 
+def shuffle_key(seed: str, external_id: str) -> int:
+    """A stable pseudo-random position for a trace in its project's "random" queue order (seeded per project)."""
+    digest = hashlib.blake2b(f"{seed}:{external_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1  # fits a signed bigint
+
+
 def parse_record(obj: object) -> TraceRecord:
     """Validate one decoded record. Raises RecordError naming the offending field."""
     if not isinstance(obj, dict):

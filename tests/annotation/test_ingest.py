@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from annotation import ingest
+from annotation import ingest, ingest_batches
 from annotation.ingest import NO_EXPERT_ERROR, IngestError, import_records, import_stream
 from annotation.models import Criterion, FailureMode, Label, LabelChange, Note, Trace
 from annotation.trace_format import from_binarized
@@ -267,3 +269,136 @@ def test_a_batch_with_an_existing_id_falls_back_to_on_conflict(project):
     assert (report.created, report.duplicates) == (2, 1)
     assert Trace.objects.get(external_id="a").input == "first"
     assert sorted(Label.objects.values_list("trace__external_id", flat=True)) == ["b", "c"]
+
+
+# --- files: parsed in a second process on PostgreSQL -------------------------------------------------------------
+
+AWKWARD = 'tab\there, newline\nthere, cr\r, backslash \\ and \\N, \\t literally, quote " and é 中文 🙂'
+
+
+def awkward_record(external_id: str) -> dict:
+    """Every character COPY's text format escapes, in every kind of column."""
+    return {
+        "id": f"{external_id}\t\\N",
+        "input": AWKWARD,
+        "output": AWKWARD + "\n",
+        "messages": [{"role": "user", "content": AWKWARD}],
+        "context": [AWKWARD],
+        "metadata": {"k\tey": AWKWARD, "n": 12345678901234567890123},
+        "session_id": "s\\1",
+        "source": "prod\\uction",
+    }
+
+
+def write_file(path: Path, *records: object) -> Path:
+    path.write_bytes(lines(*records).getvalue())
+    return path
+
+
+def snapshot(project) -> list[tuple]:
+    # occurred_at defaults to the import time for traces without a timestamp, so it differs between two imports.
+    fields = ("external_id", *(f for f in Trace.CONTENT_FIELDS if f != "occurred_at"), "reviewed_at")
+    traces = Trace.objects.filter(project=project).order_by("external_id").values_list(*fields)
+    labels = Label.objects.filter(trace__project=project).order_by("trace__external_id")
+    notes = Note.objects.filter(trace__project=project).order_by("trace__external_id", "text")
+    return [
+        *[tuple(t[:-1]) + (t[-1] is not None,) for t in traces],
+        *labels.values_list("trace__external_id", "criterion__name", "verdict", "critique"),
+        *[(n.trace.external_id, n.text, sorted(m.name for m in n.failure_modes.all())) for n in notes],
+    ]
+
+
+@pytest.mark.parametrize("subprocess", [False, True], ids=["in-process", "subprocess"])
+def test_awkward_text_survives_the_copy_text_format(project, tmp_path, subprocess):
+    path = write_file(tmp_path / "awkward.jsonl", awkward_record("a"), awkward_record("b"))
+    report = ingest.import_path(project=project, path=path, subprocess=subprocess)
+    assert (report.created, report.rejected) == (2, [])
+    trace = Trace.objects.get(project=project, external_id="a\t\\N")
+    assert (trace.input, trace.output) == (AWKWARD, AWKWARD + "\n")
+    assert trace.messages == [{"role": "user", "content": AWKWARD}]
+    assert trace.context == [AWKWARD]
+    assert trace.metadata == {"k\tey": AWKWARD, "n": 12345678901234567890123}
+    assert (trace.session_id, trace.source) == ("s\\1", "prod\\uction")
+
+
+def test_a_file_parsed_in_a_subprocess_lands_exactly_like_one_parsed_in_process(project, tmp_path, monkeypatch):
+    # Small batches, so that batch boundaries, a repeated id inside a batch and rejections between batches all
+    # happen in a small file.
+    monkeypatch.setattr(ingest, "PG_BATCH_SIZE", 3)
+    records = [
+        {"id": "t-0", "input": "q", "timestamp": "2026-01-01T00:00:00Z"},
+        b"{not json",
+        labelled("t-1", notes=[{"text": "invents a fee", "failure_modes": ["invented fee"]}]),
+        {"id": "t-0", "input": "again"},
+        {"id": "t-2", "input": "q", "trial": "x"},
+        *[{"id": f"t-{i}", "output": f"a{i}", "metadata": {"i": i}} for i in range(3, 11)],
+        labelled("t-11", verdict="pass", critique=""),
+    ]
+    path = write_file(tmp_path / "mixed.jsonl", *records)
+    other = make_project(slug="other", expert=project.expert)
+    progress_in, progress_sub = [], []
+    in_process = ingest.import_path(project=project, path=path, subprocess=False, progress=progress_in.append)
+    in_subprocess = ingest.import_path(project=other, path=path, subprocess=True, progress=progress_sub.append)
+    assert in_subprocess == in_process
+    assert (in_process.created, in_process.duplicates, len(in_process.rejected)) == (11, 1, 2)
+    assert [r.line for r in in_subprocess.rejected] == [2, 5]
+    assert snapshot(other) == snapshot(project)
+    assert progress_sub == progress_in and progress_sub[-1] == path.stat().st_size
+
+
+def test_gzip_and_csv_files_go_through_the_subprocess_too(project, tmp_path):
+    path = tmp_path / "traces.jsonl.gz"
+    path.write_bytes(gzip.compress(lines({"id": "z", "input": "q"}).getvalue()))
+    assert ingest.import_path(project=project, path=path, subprocess=True).created == 1
+    csv_path = tmp_path / "traces.csv"
+    csv_path.write_text('id,input,metadata\nc1,"q, with comma","{""a"": 1}"\n', encoding="utf-8")
+    assert ingest.import_path(project=project, path=csv_path, subprocess=True).created == 1
+    assert Trace.objects.get(project=project, external_id="c1").metadata == {"a": 1}
+
+
+@pytest.mark.parametrize("subprocess", [False, True], ids=["in-process", "subprocess"])
+def test_whole_file_errors_from_the_subprocess_are_ingest_errors(project, tmp_path, subprocess):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    with pytest.raises(IngestError, match="the file is empty"):
+        ingest.import_path(project=project, path=empty, subprocess=subprocess)
+    with pytest.raises(IngestError, match="cannot read the file: Is a directory"):
+        ingest.import_path(project=project, path=tmp_path, subprocess=subprocess)
+    with pytest.raises(IngestError, match="cannot read the file: No such file or directory"):
+        ingest.import_path(project=project, path=tmp_path / "missing.jsonl", subprocess=subprocess)
+    bad_header = tmp_path / "bad.csv"
+    bad_header.write_text("id,nonsense\n1,2\n", encoding="utf-8")
+    with pytest.raises(IngestError):
+        ingest.import_path(project=project, path=bad_header, subprocess=subprocess)
+    assert not Trace.objects.filter(project=project).exists()
+
+
+def test_strict_mode_through_the_subprocess_writes_nothing(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest, "PG_BATCH_SIZE", 2)
+    path = write_file(
+        tmp_path / "strict.jsonl", *[{"id": f"s{i}", "input": "q"} for i in range(5)], {"id": 1.5, "input": "q"}
+    )
+    report = ingest.import_path(project=project, path=path, strict=True, subprocess=True)
+    assert report.rolled_back and report.created == 0
+    assert [str(r) for r in report.rejected] == ["line 6: id: expected a string, got 1.5"]
+    assert not Trace.objects.filter(project=project).exists()
+
+
+def test_a_crashed_parser_is_reported_and_nothing_after_it_is_written(project, tmp_path, monkeypatch):
+    """A parser that dies mid-file (killed, out of memory) must surface as an error, never as a short import."""
+    monkeypatch.setattr(ingest, "PG_BATCH_SIZE", 2)
+    path = write_file(tmp_path / "many.jsonl", *[{"id": f"m{i}", "input": "q"} for i in range(10)])
+    batches = ingest_batches.batches_in_subprocess(str(path), fmt="jsonl", options=_options(project))
+    first = next(batches)
+    assert first.external_ids == ["m0", "m1"]
+    batches.close()  # the writer gave up: the child is stopped, not left running
+    crashing = _options(project, batch_size=None)  # a nonsense option makes the child fail inside
+    with pytest.raises(ingest_batches.ParserCrashed, match="TypeError"):
+        list(ingest_batches.batches_in_subprocess(str(path), fmt="jsonl", options=crashing))
+
+
+def _options(project, **overrides):
+    importer = ingest._Importer(
+        project=project, on_conflict="skip", strict=False, user=None, by_line=True, max_bytes=1 << 20
+    )
+    return replace(importer.options, **{"batch_size": 2, **overrides})

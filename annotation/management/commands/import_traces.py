@@ -3,14 +3,13 @@ PATH|-`: the command-line door into the one ingestion path (annotation.ingest)."
 
 from __future__ import annotations
 
-import gzip
 import sys
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from annotation.ingest import FORMATS, ON_CONFLICT_CHOICES, IngestError, import_stream
+from annotation.ingest import FORMATS, ON_CONFLICT_CHOICES, IngestError, import_path, import_stream
 from annotation.models import Project
 from annotation.services import DomainError, project_create, project_set_expert
 from annotation.trace_format import format_for_path
@@ -35,24 +34,24 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: str = options["path"]
+        if path != "-":
+            try:
+                open(path, "rb").close()  # before creating a project for a file that cannot be read
+            except OSError as exc:
+                raise CommandError(f"{path}: {exc.strerror or exc}") from None
         project = self._project(options["project"], create=options["create_project"])
         if options["expert"]:
             self._set_expert(project, options["expert"])
         fmt = options["format"] or ("jsonl" if path == "-" else format_for_path(path))
-        stream = self._open(path)
+        common = {"project": project, "fmt": fmt, "on_conflict": options["on_conflict"], "strict": options["strict"]}
         try:
-            report = import_stream(
-                project=project,
-                stream=stream,
-                fmt=fmt,
-                on_conflict=options["on_conflict"],
-                strict=options["strict"],
-            )
+            if path == "-":
+                report = import_stream(stream=sys.stdin.buffer, **common)
+            else:
+                # A path lets a big file be parsed in a second process while this one writes.
+                report = import_path(path=path, **common)
         except IngestError as exc:
             raise CommandError(f"{path}: {exc}") from None
-        finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
 
         self.stdout.write(report.summary())
         for rejection in report.rejected:
@@ -86,13 +85,3 @@ class Command(BaseCommand):
                 f"--expert: project {project.slug!r} already has an expert ({project.expert}); "
                 "labels in the file would be theirs, not " + repr(username)
             )
-
-    def _open(self, path: str) -> BinaryIO:
-        if path == "-":
-            return sys.stdin.buffer
-        try:
-            if path.lower().endswith(".gz"):
-                return gzip.open(path, "rb")  # type: ignore[return-value]
-            return open(path, "rb")  # noqa: SIM115 - closed in handle()
-        except OSError as exc:
-            raise CommandError(f"{path}: {exc.strerror or exc}") from None
