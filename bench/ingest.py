@@ -17,6 +17,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -134,8 +135,50 @@ def manage(args: list[str], env: dict[str, str]) -> None:
     subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], env=env, check=True, cwd=ROOT)
 
 
-def run_import(path: Path, slug: str, env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall time, peak RSS in KB (of the importing process alone, via wait4) and the command's summary."""
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            return [int(child) for child in children.read().split()]
+    except OSError:
+        return []
+
+
+class TreeRss:
+    """Peak resident memory of a process plus its children (the parser process), sampled every 20 ms.
+
+    wait4's ru_maxrss is the larger of the two, not their sum; the sum is what the machine has to hold.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_kb, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            total = _rss_kb(self.pid) + sum(_rss_kb(child) for child in _children(self.pid))
+            self.peak_kb = max(self.peak_kb, total)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb
+
+
+def run_import(path: Path, slug: str, env: dict[str, str]) -> tuple[float, int, int, str]:
+    """Wall time, peak RSS in KB of the importing process alone (wait4) and of it plus its parser child (sampled),
+    and the command's summary."""
     command = [
         sys.executable,
         str(ROOT / "manage.py"),
@@ -149,13 +192,15 @@ def run_import(path: Path, slug: str, env: dict[str, str]) -> tuple[float, int, 
     ]
     started = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    tree = TreeRss(process.pid)
     output = process.stdout.read() if process.stdout else ""
+    tree_kb = tree.stop()
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"import_traces failed (exit {process.returncode}):\n{output[-2000:]}")
-    return elapsed, usage.ru_maxrss, output.splitlines()[0] if output else ""
+    return elapsed, usage.ru_maxrss, tree_kb, output.splitlines()[0] if output else ""
 
 
 def run_raw_copy(path: Path, bench_url: str) -> float:
@@ -229,12 +274,12 @@ def main() -> int:
             flush=True,
         )
         slug = f"bench-{int(time.time())}"
-        import_s, rss_kb, summary = run_import(path, slug, env)
+        import_s, rss_kb, tree_kb, summary = run_import(path, slug, env)
         copy_s = run_raw_copy(path, bench_url)
 
     rate, copy_rate = args.traces / import_s, args.traces / copy_s
     ratio = rate / copy_rate
-    rss_mb = rss_kb / 1024
+    rss_mb, tree_mb = rss_kb / 1024, tree_kb / 1024
     rows = [
         ("traces", f"{args.traces:,}", ""),
         ("import_traces", f"{import_s:.1f} s", summary),
@@ -242,13 +287,14 @@ def main() -> int:
         ("raw COPY rate", f"{copy_rate:,.0f} traces/s", f"{copy_s:.1f} s"),
         ("ratio to raw COPY", f"{ratio:.2f}", f"target >= {TARGET_RATIO}"),
         ("peak RSS (import)", f"{rss_mb:,.0f} MB", f"target < {TARGET_RSS_MB} MB"),
+        ("peak RSS (+ parser)", f"{tree_mb:,.0f} MB", "both processes together, sampled"),
     ]
     width = max(len(name) for name, _, _ in rows)
     value_width = max(len(value) for _, value, _ in rows)
     print()
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>{value_width}}  {note}")
-    met = rate >= TARGET_RATE and ratio >= TARGET_RATIO and rss_mb < TARGET_RSS_MB
+    met = rate >= TARGET_RATE and ratio >= TARGET_RATIO and max(rss_mb, tree_mb) < TARGET_RSS_MB
     print(f"\ntargets {'met' if met else 'NOT met'}")
     return 0
 
