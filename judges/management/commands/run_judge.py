@@ -1,0 +1,85 @@
+"""`run_judge --project SLUG --judge NAME [--version N] --split train|dev|test|all [--json] [--inline]`: run a judge
+version over a split through the worker (or in this process) and print its alignment report."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from annotation.services import DomainError
+from judges.management.commands._common import judge_by_name, project_by_slug
+from judges.models import JudgeRun
+from judges.services import judge_run_execute, judge_run_start
+from judges.stats import METRICS
+from judges.tasks import judge_run_task
+
+
+class Command(BaseCommand):
+    help = "Run a judge over a split and print the alignment report (one JSON object with --json)."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # DESIGN.md's `--version N` picks a judge version; it replaces Django's --version (the Django release).
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, metavar="SLUG")
+        parser.add_argument("--judge", required=True, metavar="NAME")
+        parser.add_argument("--version", type=int, metavar="N", help="default: the latest")
+        parser.add_argument("--split", required=True, choices=JudgeRun.Split.values)
+        parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+        parser.add_argument("--inline", action="store_true", help="run in this process instead of the worker")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the worker")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = project_by_slug(options["project"])
+        judge = judge_by_name(project, options["judge"])
+        versions = judge.versions.all()
+        version = versions.filter(number=options["version"]).first() if options["version"] else versions.last()
+        if version is None:
+            numbers = ", ".join(str(n) for n in versions.values_list("number", flat=True))
+            raise CommandError(
+                f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
+            )
+        try:
+            run = judge_run_start(version=version, split=options["split"])
+        except DomainError as exc:
+            raise CommandError(str(exc)) from None
+        if options["inline"]:
+            run = judge_run_execute(run=run)
+        else:
+            transaction.on_commit(lambda: judge_run_task.delay(run.pk))
+            run = self._wait(run, options["timeout"])
+        if run.status != JudgeRun.Status.DONE:
+            raise CommandError(f"run {run.pk} ended {run.status}: {run.error or 'no report'}")
+        if options["json"]:
+            self.stdout.write(json.dumps(run.report, sort_keys=True))
+        else:
+            self._print(run)
+
+    def _wait(self, run: JudgeRun, timeout: float) -> JudgeRun:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.is_finished:
+                return run
+            time.sleep(0.5)
+        raise CommandError(f"run {run.pk} did not finish within {timeout:.0f} s (is a worker running?)")
+
+    def _print(self, run: JudgeRun) -> None:
+        report = run.report
+        self.stdout.write(
+            f"{run.version} on {run.split}: n={report['n']} tp={report['tp']} fn={report['fn']} "
+            f"fp={report['fp']} tn={report['tn']} errors={report['errors']}"
+        )
+        for name in METRICS:
+            value, interval = report[name], report["ci"][name]
+            if value is None:
+                self.stdout.write(f"  {name:<15} undefined")
+            else:
+                bounds = "" if interval is None else f"  95% CI [{interval[0]:.3f}, {interval[1]:.3f}]"
+                self.stdout.write(f"  {name:<15} {value:.3f}{bounds}")

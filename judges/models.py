@@ -1,0 +1,125 @@
+"""Judges: automated verdicts per criterion, versioned, run over a split and measured against the expert."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from annotation.models import Criterion, Project, Trace, Verdict
+
+
+class Judge(models.Model):
+    """One way of answering one criterion automatically. Its behaviour lives in immutable versions."""
+
+    class Kind(models.TextChoices):
+        ASSERTION = "assertion", "Assertion"
+        CLASSIFIER = "classifier", "Classifier"
+        LLM = "llm", "LLM"
+        EXTERNAL = "external", "External"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="judges")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["criterion__position", "name"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="judge_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def latest_version(self) -> JudgeVersion | None:
+        return self.versions.order_by("-number").first()
+
+
+class JudgeVersion(models.Model):
+    """A judge's configuration at one point in time. Never edited: a change makes the next number."""
+
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    # Kind-specific: an assertion's check, an LLM's model, prompt and few-shot trace ids, a classifier's params.
+    config = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["judge", "number"]
+        constraints = [models.UniqueConstraint(fields=["judge", "number"], name="judge_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.judge} v{self.number}"
+
+
+class JudgeRun(models.Model):
+    """One judge version over the traces of one split (or judgments imported from elsewhere)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        DEV = "dev", "Dev"
+        TEST = "test", "Test"
+        ALL = "all", "All labelled traces"
+
+    version = models.ForeignKey(JudgeVersion, on_delete=models.CASCADE, related_name="runs")
+    split = models.CharField(max_length=8, choices=Split.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    # Set for an external judge's imported verdicts (the file name); empty for runs made here.
+    imported_from = models.CharField(max_length=255, blank=True)
+    # The alignment report (judges.stats.alignment_report), written when the run finishes.
+    report = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.version} on {self.split} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED}
+
+
+class Judgment(models.Model):
+    """A judge's answer for one trace in one run: a verdict with its reasoning, or the error that prevented one."""
+
+    run = models.ForeignKey(JudgeRun, on_delete=models.CASCADE, related_name="judgments")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    # Empty when the judgment failed permanently: an error is neither a pass nor a fail.
+    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    reasoning = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        # Exactly one judgment per (run, trace), however often a chunk of work is retried.
+        constraints = [models.UniqueConstraint(fields=["run", "trace"], name="judgment_unique_run_trace")]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}: {self.verdict or 'error'}"

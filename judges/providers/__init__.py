@@ -1,0 +1,39 @@
+"""Judge kinds behind one interface: each provider turns a version's config and a trace into an Outcome.
+
+A provider module validates its config (`validate_config`, raising ConfigError that names the key) and judges
+(`judge(config, trace)`). Providers never touch the database; the services in judges.services do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A judge configuration is invalid; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class TraceInput:
+    """What a judge sees of a trace."""
+
+    external_id: str
+    input: str = ""
+    output: str = ""
+    messages: list[Any] | None = None
+    context: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A judgment: a verdict with its reasoning, or an error (then verdict is "")."""
+
+    verdict: str = ""
+    reasoning: str = ""
+    raw_output: str = ""
+    error: str = ""
+    latency_ms: int | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None

@@ -1,0 +1,322 @@
+"""Writes for judges: creating judges and versions, running them, importing verdicts made elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.ingest_batches import Rejection
+from annotation.models import Criterion, Project, Trace
+from annotation.services import DomainError
+from annotation.trace_format import FormatError, read_jsonl
+from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
+from judges.providers import ConfigError, Outcome, TraceInput, assertion
+from judges.selectors import labelled_trace_ids, run_confusion
+from judges.stats import alignment_report
+
+NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
+# Traces judged per database round trip by the in-process runner.
+CHUNK_SIZE = 500
+MAX_REASONING_CHARS = 20_000
+
+
+def _validate_config(kind: str, config: object) -> dict[str, Any]:
+    if kind == Judge.Kind.ASSERTION:
+        try:
+            return assertion.validate_config(config)
+        except ConfigError as exc:
+            raise DomainError(f"config: {exc}") from None
+    if kind == Judge.Kind.EXTERNAL:
+        if config not in (None, {}):
+            raise DomainError("config: an external judge takes no settings; its verdicts are imported")
+        return {}
+    if kind in Judge.Kind.values:
+        raise DomainError(f"{kind} judges are not available yet; use an assertion or an external judge")
+    raise DomainError(f"kind: expected one of {', '.join(Judge.Kind.values)}, got {kind!r}")
+
+
+@transaction.atomic
+def judge_create(
+    *,
+    project: Project,
+    criterion: Criterion,
+    name: str,
+    kind: str,
+    config: object = None,
+    user: AbstractBaseUser | None = None,
+) -> Judge:
+    """A judge with its first version."""
+    name = name.strip()
+    if not name:
+        raise DomainError("name: a judge needs a name")
+    if len(name) > NAME_MAX_CHARS:
+        raise DomainError(f"name: at most {NAME_MAX_CHARS} characters")
+    if criterion.project_id != project.pk:
+        raise DomainError(f"criterion {criterion.name!r} belongs to another project")
+    if Judge.objects.filter(project=project, name=name).exists():
+        raise DomainError(f"name: project {project.slug!r} already has a judge named {name!r}")
+    cleaned = _validate_config(kind, config if config is not None else {})
+    judge = Judge.objects.create(project=project, criterion=criterion, name=name, kind=kind, created_by=user)
+    JudgeVersion.objects.create(judge=judge, number=1, config=cleaned, comment="first version", created_by=user)
+    return judge
+
+
+@transaction.atomic
+def judge_version_create(
+    *, judge: Judge, config: object, comment: str = "", user: AbstractBaseUser | None = None
+) -> JudgeVersion:
+    """The next version of a judge. Versions are immutable, so this is the only way to change a judge."""
+    cleaned = _validate_config(judge.kind, config)
+    Judge.objects.select_for_update().get(pk=judge.pk)  # serialises version numbering
+    latest = judge.latest_version()
+    if latest is not None and latest.config == cleaned:
+        raise DomainError(f"nothing changed: the config is the same as version {latest.number}")
+    number = (latest.number if latest else 0) + 1
+    return JudgeVersion.objects.create(judge=judge, number=number, config=cleaned, comment=comment, created_by=user)
+
+
+def judge_run_start(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:
+    """A queued run of the version over the labelled traces of `split`; the caller executes or enqueues it."""
+    if split not in JudgeRun.Split.values:
+        raise DomainError(f"split: expected one of {', '.join(JudgeRun.Split.values)}, got {split!r}")
+    judge = version.judge
+    if judge.kind == Judge.Kind.EXTERNAL and _latest_import(judge) is None:
+        raise DomainError(f"judge {judge.name!r} has no imported judgments yet; import them first")
+    total = len(labelled_trace_ids(criterion=judge.criterion, split=split))
+    return JudgeRun.objects.create(version=version, split=split, total=total, created_by=user)
+
+
+def _latest_import(judge: Judge) -> JudgeRun | None:
+    return (
+        JudgeRun.objects.filter(version__judge=judge, status=JudgeRun.Status.DONE)
+        .exclude(imported_from="")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def _claim(run: JudgeRun) -> bool:
+    claimed = JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.QUEUED).update(
+        status=JudgeRun.Status.RUNNING, started_at=timezone.now()
+    )
+    return claimed == 1
+
+
+def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
+    """Judge every labelled trace of the run's split that has no judgment yet, then write the report.
+
+    Safe to call twice or after a crash: the run is claimed with a conditional update, finished traces are skipped
+    and the unique (run, trace) constraint drops any judgment written twice.
+    """
+    if not _claim(run) and run.status != JudgeRun.Status.RUNNING:
+        run.refresh_from_db()
+        return run
+    judge = run.version.judge
+    try:
+        if judge.kind == Judge.Kind.EXTERNAL:
+            _copy_imported(run)
+        else:
+            _judge_in_process(run)
+    except Exception as exc:
+        JudgeRun.objects.filter(pk=run.pk).update(
+            status=JudgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        raise
+    return judge_run_finish(run=run)
+
+
+def judge_run_finish(*, run: JudgeRun) -> JudgeRun:
+    confusion, errors = run_confusion(run)
+    report = alignment_report(confusion, errors=errors, split=run.split)
+    JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.DONE, report=report, finished_at=timezone.now())
+    run.refresh_from_db()
+    return run
+
+
+def _judge_in_process(run: JudgeRun) -> None:
+    config = run.version.config
+    wanted = list(labelled_trace_ids(criterion=run.version.judge.criterion, split=run.split))
+    done = set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))
+    todo = [trace_id for trace_id in wanted if trace_id not in done]
+    for start in range(0, len(todo), CHUNK_SIZE):
+        chunk = Trace.objects.filter(pk__in=todo[start : start + CHUNK_SIZE]).only(
+            "id", "external_id", "input", "output", "messages", "context", "metadata"
+        )
+        judgments = []
+        for trace in chunk:
+            outcome = assertion.judge(config, _trace_input(trace))
+            judgments.append(_judgment(run, trace.pk, outcome))
+        Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
+
+
+def _trace_input(trace: Trace) -> TraceInput:
+    return TraceInput(
+        external_id=trace.external_id,
+        input=trace.input,
+        output=trace.output,
+        messages=trace.messages,
+        context=trace.context,
+        metadata=trace.metadata,
+    )
+
+
+def _judgment(run: JudgeRun, trace_id: int, outcome: Outcome) -> Judgment:
+    return Judgment(
+        run=run,
+        trace_id=trace_id,
+        verdict=outcome.verdict,
+        reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
+        raw_output=outcome.raw_output,
+        error=outcome.error,
+        latency_ms=outcome.latency_ms,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+    )
+
+
+def _copy_imported(run: JudgeRun) -> None:
+    """An external judge's run on a split: the latest imported verdicts for the split's traces."""
+    source = _latest_import(run.version.judge)
+    if source is None:
+        raise DomainError("no imported judgments to measure")
+    wanted = labelled_trace_ids(criterion=run.version.judge.criterion, split=run.split)
+    imported = Judgment.objects.filter(run=source, trace_id__in=list(wanted))
+    Judgment.objects.bulk_create(
+        [
+            Judgment(
+                run=run,
+                trace_id=j.trace_id,
+                verdict=j.verdict,
+                reasoning=j.reasoning,
+                raw_output=j.raw_output,
+                error=j.error,
+            )
+            for j in imported.iterator(chunk_size=2000)
+        ],
+        ignore_conflicts=True,
+        batch_size=2000,
+    )
+
+
+# --- verdicts made elsewhere ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class JudgmentsImport:
+    run: JudgeRun | None = None
+    imported: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+_JUDGMENT_KEYS = ("id", "verdict", "reasoning")
+
+
+def _parse_judgment(value: object) -> tuple[str, str, str]:
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object with id, verdict and reasoning")
+    for key in value:
+        if key not in _JUDGMENT_KEYS:
+            raise ValueError(f"unknown field {key!r} (fields: id, verdict, reasoning)")
+    external_id = value.get("id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if not isinstance(external_id, str) or not external_id:
+        raise ValueError("id: the trace id is required")
+    verdict = value.get("verdict")
+    if verdict not in ("pass", "fail"):
+        raise ValueError(f"verdict: expected 'pass' or 'fail', got {verdict!r}")
+    reasoning = value.get("reasoning") or ""
+    if not isinstance(reasoning, str):
+        raise ValueError(f"reasoning: expected a string, got {type(reasoning).__name__}")
+    return external_id, verdict, reasoning
+
+
+def judgments_import(
+    *, judge: Judge, stream: BinaryIO, source_name: str, user: AbstractBaseUser | None = None
+) -> JudgmentsImport:
+    """Import an external judge's JSONL verdicts as a run over every trace they name.
+
+    All or nothing: any bad line (reported by number, like import_traces) means nothing is written, so a
+    half-imported judge is never measured.
+    """
+    if judge.kind != Judge.Kind.EXTERNAL:
+        raise DomainError(
+            f"judge {judge.name!r} is a {judge.kind} judge; verdicts can only be imported into an external one"
+        )
+    result = JudgmentsImport()
+    parsed: list[tuple[int, str, str, str]] = []
+    seen: dict[str, int] = {}
+    try:
+        for raw in read_jsonl(stream, max_bytes=1 << 20):
+            if raw.error is not None:
+                result.rejected.append(Rejection(error=raw.error, line=raw.line))
+                continue
+            try:
+                external_id, verdict, reasoning = _parse_judgment(raw.value)
+            except ValueError as exc:
+                result.rejected.append(Rejection(error=str(exc), line=raw.line))
+                continue
+            if external_id in seen:
+                result.rejected.append(
+                    Rejection(
+                        error=f"id: {external_id!r} already judged on line {seen[external_id]}",
+                        line=raw.line,
+                        id=external_id,
+                    )
+                )
+                continue
+            seen[external_id] = raw.line
+            parsed.append((raw.line, external_id, verdict, reasoning))
+    except FormatError as exc:
+        raise DomainError(str(exc)) from None
+    trace_ids = _trace_ids(judge.project, (external_id for _, external_id, _, _ in parsed))
+    for line, external_id, _, _ in parsed:
+        if external_id not in trace_ids:
+            result.rejected.append(
+                Rejection(
+                    error=f"id: no trace {external_id!r} in project {judge.project.slug!r}", line=line, id=external_id
+                )
+            )
+    if result.rejected:
+        result.rejected.sort(key=lambda r: r.line or 0)
+        return result
+    with transaction.atomic():
+        now = timezone.now()
+        run = JudgeRun.objects.create(
+            version=judge.latest_version(),
+            split=JudgeRun.Split.ALL,
+            status=JudgeRun.Status.RUNNING,
+            total=len(parsed),
+            imported_from=source_name[:255] or "import",
+            created_by=user,
+            started_at=now,
+        )
+        Judgment.objects.bulk_create(
+            [
+                Judgment(
+                    run=run, trace_id=trace_ids[external_id], verdict=verdict, reasoning=reasoning[:MAX_REASONING_CHARS]
+                )
+                for _, external_id, verdict, reasoning in parsed
+            ],
+            batch_size=2000,
+        )
+        result.run = judge_run_finish(run=run)
+        result.imported = len(parsed)
+    return result
+
+
+def _trace_ids(project: Project, external_ids: Iterable[str]) -> dict[str, int]:
+    ids = list(external_ids)
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), 5000):
+        found.update(
+            Trace.objects.filter(project=project, external_id__in=ids[start : start + 5000]).values_list(
+                "external_id", "id"
+            )
+        )
+    return found
