@@ -6,6 +6,9 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from annotation.api import api
+from judges.api import router as judges_router
+
+api.add_router("", judges_router)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project_list", permanent=False)),
@@ -14,4 +17,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("", include("annotation.urls")),
+    path("", include("judges.urls")),
 ]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-from annotation.models import Criterion, Label
-from judges.models import JudgeRun, Judgment
+from django.db.models import F, FilteredRelation, Max, Prefetch, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
+
+from annotation.models import Criterion, Label, Project
+from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
 from judges.splits import DEFAULT_SHARES, SPLITS, split_of
 from judges.stats import ConfusionMatrix
 
@@ -57,3 +60,108 @@ def run_confusion(run: JudgeRun) -> tuple[ConfusionMatrix, int]:
             continue
         pairs.append((expert[trace_id], verdict))
     return ConfusionMatrix.from_pairs(pairs), errors
+
+
+# --- the judges page and the run page --------------------------------------------------------------------------
+
+
+def project_split_counts(*, project: Project) -> dict[int, dict[str, Counter[str]]]:
+    """split_counts for every criterion of the project in one query: criterion id → split → verdict → count."""
+    seeds = {c.pk: split_key(c) for c in Criterion.objects.filter(project=project).select_related("project")}
+    counts: dict[int, dict[str, Counter[str]]] = {pk: {name: Counter() for name in SPLITS} for pk in seeds}
+    labels = Label.objects.filter(criterion__project=project).values_list(
+        "criterion_id", "trace__external_id", "verdict"
+    )
+    for criterion_id, external_id, verdict in labels.iterator(chunk_size=5000):
+        counts[criterion_id][split_of(seeds[criterion_id], external_id, DEFAULT_SHARES)][verdict] += 1
+    return counts
+
+
+def judges_with_versions(*, project: Project) -> QuerySet[Judge]:
+    """The project's judges with their latest version number and their versions (newest first), in two queries."""
+    versions = JudgeVersion.objects.only("id", "judge_id", "number").order_by("-number")
+    return (
+        Judge.objects.filter(project=project)
+        .annotate(latest_number=Max("versions__number"))
+        .prefetch_related(Prefetch("versions", queryset=versions))
+        .order_by("criterion__position", "criterion_id", "name")
+    )
+
+
+def latest_finished_runs(*, project: Project) -> dict[tuple[int, str], JudgeRun]:
+    """(judge id, split) → the judge's latest finished (done) run on that split, over all versions, in one query."""
+    ranked = (
+        JudgeRun.objects.filter(version__judge__project=project, status=JudgeRun.Status.DONE)
+        .annotate(
+            judge_id=F("version__judge_id"),
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("version__judge_id"), F("split")],
+                order_by=[F("finished_at").desc(), F("id").desc()],
+            ),
+        )
+        .filter(rank=1)
+        .select_related("version")
+    )
+    return {(run.judge_id, run.split): run for run in ranked}
+
+
+def recent_runs(*, project: Project, limit: int = 10) -> list[JudgeRun]:
+    """The project's latest runs whatever their state, so a running one can be found again."""
+    return list(
+        JudgeRun.objects.filter(version__judge__project=project)
+        .select_related("version__judge")
+        .defer("report")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def run_judged_count(run: JudgeRun) -> int:
+    """Judgments written so far: the run's progress. A finished run's report already holds it (an external
+    judge's copy may cover fewer traces than its split); otherwise an index-only count on the (run, trace)
+    constraint."""
+    if run.is_finished and run.report:
+        return run.report["n"] + run.report["errors"]
+    return Judgment.objects.filter(run=run).count()
+
+
+DISAGREEMENT_KINDS = {"false_pass": ("fail", "pass"), "false_fail": ("pass", "fail")}
+
+
+def run_disagreements(
+    *, run: JudgeRun, kind: str | None = None, after_trace_id: int | None = None, limit: int = 25
+) -> QuerySet[Judgment]:
+    """Judgments whose verdict differs from the expert's label, in trace order from `after_trace_id` (keyset).
+
+    Each carries `expert_verdict` and `expert_critique`. `kind` is "false_pass" (expert fail, judge pass) or
+    "false_fail" (expert pass, judge fail); errors (no verdict) are not disagreements, they are counted apart.
+    """
+    criterion_id = run.version.judge.criterion_id
+    queryset = (
+        Judgment.objects.filter(run=run)
+        .exclude(verdict="")
+        .annotate(expert=FilteredRelation("trace__labels", condition=Q(trace__labels__criterion_id=criterion_id)))
+        .filter(expert__isnull=False)
+        .exclude(expert__verdict=F("verdict"))
+        .annotate(expert_verdict=F("expert__verdict"), expert_critique=F("expert__critique"))
+        .select_related("trace")
+        .only(
+            "id",
+            "run_id",
+            "verdict",
+            "reasoning",
+            "error",
+            "trace__id",
+            "trace__external_id",
+            "trace__input",
+            "trace__output",
+            "trace__messages",
+        )
+        .order_by("trace_id")
+    )
+    if kind is not None:
+        expert_verdict, judge_verdict = DISAGREEMENT_KINDS[kind]
+        queryset = queryset.filter(verdict=judge_verdict, expert__verdict=expert_verdict)
+    if after_trace_id is not None:
+        queryset = queryset.filter(trace_id__gt=after_trace_id)
+    return queryset[:limit]

@@ -320,3 +320,28 @@ def _trace_ids(project: Project, external_ids: Iterable[str]) -> dict[str, int]:
             )
         )
     return found
+
+
+# --- runs started and stopped from the browser or the API ----------------------------------------------------------
+
+
+def judge_run_enqueue(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:
+    """A queued run handed to the worker once the row is committed (the worker must never look for a missing run)."""
+    from judges.tasks import judge_run_task  # tasks imports this module
+
+    with transaction.atomic():
+        run = judge_run_start(version=version, split=split, user=user)
+        transaction.on_commit(lambda: judge_run_task.delay(run.pk))
+    return run
+
+
+def judge_run_cancel(*, run: JudgeRun) -> JudgeRun:
+    """Stop a queued or running run. A conditional update, so a run that finished meanwhile is never relabelled:
+    a queued run is then never claimed by the worker (its claim needs status QUEUED)."""
+    cancelled = JudgeRun.objects.filter(pk=run.pk, status__in=[JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING]).update(
+        status=JudgeRun.Status.CANCELLED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    if not cancelled:
+        raise DomainError(f"run {run.pk} already ended ({run.get_status_display().lower()}); nothing to cancel")
+    return run
