@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from django.db.models import F, FilteredRelation, Max, Prefetch, Q, QuerySet, Window
+from django.core.cache import cache
+from django.db.models import Count, F, FilteredRelation, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from annotation.models import Criterion, Label, Project
@@ -64,16 +65,45 @@ def run_confusion(run: JudgeRun) -> tuple[ConfusionMatrix, int]:
 
 # --- the judges page and the run page --------------------------------------------------------------------------
 
+# Stamped keys never go stale, so this only bounds how long counts for a criterion nobody looks at stay in the cache.
+SPLIT_COUNTS_CACHE_SECONDS = 7 * 24 * 3600
+
 
 def project_split_counts(*, project: Project) -> dict[int, dict[str, Counter[str]]]:
-    """split_counts for every criterion of the project in one query: criterion id → split → verdict → count."""
-    seeds = {c.pk: split_key(c) for c in Criterion.objects.filter(project=project).select_related("project")}
-    counts: dict[int, dict[str, Counter[str]]] = {pk: {name: Counter() for name in SPLITS} for pk in seeds}
-    labels = Label.objects.filter(criterion__project=project).values_list(
-        "criterion_id", "trace__external_id", "verdict"
-    )
-    for criterion_id, external_id, verdict in labels.iterator(chunk_size=5000):
-        counts[criterion_id][split_of(seeds[criterion_id], external_id, DEFAULT_SHARES)][verdict] += 1
+    """split_counts for every criterion of the project: criterion id → split → verdict → count.
+
+    A split is a hash of each trace's id, which SQL cannot compute portably, and hashing 200,000 labels takes over a
+    second; so each criterion's counts are cached under a stamp of its labels (count, newest id, latest change),
+    which any added, changed or deleted label moves, and only criteria whose labels changed are recounted.
+    """
+    stamps = {
+        row["criterion_id"]: f"{row['count']}:{row['last_id']}:{row['changed'].isoformat()}"
+        for row in Label.objects.filter(criterion__project=project)
+        .values("criterion_id")
+        .annotate(count=Count("id"), last_id=Max("id"), changed=Max("updated_at"))
+        .order_by()
+    }
+    criteria = list(Criterion.objects.filter(project=project).select_related("project"))
+    keys = {c.pk: f"judges:split-counts:{split_key(c)}:{stamps.get(c.pk, 'none')}" for c in criteria}
+    cached = cache.get_many(list(keys.values()))
+    counts: dict[int, dict[str, Counter[str]]] = {}
+    stale: dict[int, str] = {}
+    for criterion in criteria:
+        if keys[criterion.pk] in cached:
+            counts[criterion.pk] = {name: Counter(value) for name, value in cached[keys[criterion.pk]].items()}
+        else:
+            counts[criterion.pk] = {name: Counter() for name in SPLITS}
+            stale[criterion.pk] = split_key(criterion)
+    if stale:
+        labels = Label.objects.filter(criterion_id__in=list(stale)).values_list(
+            "criterion_id", "trace__external_id", "verdict"
+        )
+        for criterion_id, external_id, verdict in labels.iterator(chunk_size=5000):
+            counts[criterion_id][split_of(stale[criterion_id], external_id, DEFAULT_SHARES)][verdict] += 1
+        cache.set_many(
+            {keys[pk]: {name: dict(counter) for name, counter in counts[pk].items()} for pk in stale},
+            timeout=SPLIT_COUNTS_CACHE_SECONDS,
+        )
     return counts
 
 

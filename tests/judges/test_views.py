@@ -13,9 +13,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation.models import Role
+from annotation.models import Label, Role
+from annotation.services import label_submit
 from judges.models import Judge, JudgeRun, Judgment
-from judges.selectors import labelled_trace_ids
+from judges.selectors import labelled_trace_ids, split_counts
 from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
 from judges.tasks import judge_run_task
 from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
@@ -120,6 +121,28 @@ def test_judges_page_shows_definition_split_counts_judge_and_latest_run(expert_c
     assert all_row[0][2] == "below"
     assert "0.944" in html and "0.750" in html and "below 90%" in html
     assert f'action="{start_url(judge)}"' in html
+
+
+def test_split_counts_match_the_selector_and_follow_every_label_change(expert_client, expert, criterion, judge):
+    def page_counts() -> dict[str, tuple[int, int]]:
+        sections = expert_client.get(judges_url()).context["sections"]
+        return {split: (passes, fails) for split, passes, fails in sections[0].splits}
+
+    def selector_counts() -> dict[str, tuple[int, int]]:
+        return {split: (c["pass"], c["fail"]) for split, c in split_counts(criterion=criterion).items()}
+
+    assert page_counts() == selector_counts()
+    assert page_counts() == selector_counts()  # the second read comes from the cache, unchanged
+    trace = criterion.project.traces.get(external_id="t-01")
+    before = page_counts()
+    label_submit(trace=trace, criterion=criterion, verdict="fail", critique="changed", user=expert)
+    assert page_counts() == selector_counts() != before
+    Label.objects.filter(criterion=criterion, trace__external_id="t-02").delete()
+    assert page_counts() == selector_counts()
+    make_label(trace=make_trace(project=criterion.project, external_id="new"), criterion=criterion, verdict="fail")
+    after = page_counts()
+    assert after == selector_counts()
+    assert sum(p + f for p, f in after.values()) == 60
 
 
 def test_judges_page_marks_a_judge_meeting_the_target(expert_client, project, judge):
