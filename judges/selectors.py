@@ -167,13 +167,21 @@ def run_disagreements(
     "false_fail" (expert pass, judge fail); errors (no verdict) are not disagreements, they are counted apart.
     """
     criterion_id = run.version.judge.criterion_id
+    # Comparing annotations (not the relation) keeps this one join per table; a disagreement is one of two pairs,
+    # which also leaves out errors (empty verdict) and traces the expert has not labelled.
+    kinds = [kind] if kind is not None else list(DISAGREEMENT_KINDS)
+    pairs = Q()
+    for name in kinds:
+        expert_verdict, judge_verdict = DISAGREEMENT_KINDS[name]
+        pairs |= Q(expert_verdict=expert_verdict, verdict=judge_verdict)
     queryset = (
         Judgment.objects.filter(run=run)
-        .exclude(verdict="")
-        .annotate(expert=FilteredRelation("trace__labels", condition=Q(trace__labels__criterion_id=criterion_id)))
-        .filter(expert__isnull=False)
-        .exclude(expert__verdict=F("verdict"))
-        .annotate(expert_verdict=F("expert__verdict"), expert_critique=F("expert__critique"))
+        .annotate(
+            expert=FilteredRelation("trace__labels", condition=Q(trace__labels__criterion_id=criterion_id)),
+            expert_verdict=F("expert__verdict"),
+            expert_critique=F("expert__critique"),
+        )
+        .filter(pairs)
         .select_related("trace")
         .only(
             "id",
@@ -189,9 +197,6 @@ def run_disagreements(
         )
         .order_by("trace_id")
     )
-    if kind is not None:
-        expert_verdict, judge_verdict = DISAGREEMENT_KINDS[kind]
-        queryset = queryset.filter(verdict=judge_verdict, expert__verdict=expert_verdict)
     if after_trace_id is not None:
         queryset = queryset.filter(trace_id__gt=after_trace_id)
     return queryset[:limit]
