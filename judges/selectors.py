@@ -65,46 +65,58 @@ def run_confusion(run: JudgeRun) -> tuple[ConfusionMatrix, int]:
 
 # --- the judges page and the run page --------------------------------------------------------------------------
 
-# Stamped keys never go stale, so this only bounds how long counts for a criterion nobody looks at stay in the cache.
+# Stamped keys never go stale, so this only bounds how long counts nobody looks at stay in the cache.
 SPLIT_COUNTS_CACHE_SECONDS = 7 * 24 * 3600
+# Trace ids per cached bucket of split counts: a changed label costs re-hashing at most this many labels (~50 ms).
+SPLIT_BUCKET = 10_000
 
 
 def project_split_counts(*, project: Project) -> dict[int, dict[str, Counter[str]]]:
     """split_counts for every criterion of the project: criterion id → split → verdict → count.
 
-    A split is a hash of each trace's id, which SQL cannot compute portably, and hashing 200,000 labels takes over a
-    second; so each criterion's counts are cached under a stamp of its labels (count, newest id, latest change),
-    which any added, changed or deleted label moves, and only criteria whose labels changed are recounted.
+    A split is a hash of each trace's id, which SQL cannot compute portably, and hashing 200,000 labels takes
+    seconds. So labels are grouped in buckets of trace ids; each bucket's counts are cached under a stamp of its
+    labels (count, newest id, latest change) that any added, changed or deleted label moves. One aggregate query
+    finds the stamps; only the buckets whose labels changed are read and hashed again (one label → one bucket).
     """
-    stamps = {
-        row["criterion_id"]: f"{row['count']}:{row['last_id']}:{row['changed'].isoformat()}"
-        for row in Label.objects.filter(criterion__project=project)
-        .values("criterion_id")
+    criteria = {c.pk: c for c in Criterion.objects.filter(project=project).select_related("project")}
+    stamps = (
+        Label.objects.filter(criterion__project=project)
+        .values("criterion_id", bucket=F("trace_id") / SPLIT_BUCKET)
         .annotate(count=Count("id"), last_id=Max("id"), changed=Max("updated_at"))
         .order_by()
-    }
-    criteria = list(Criterion.objects.filter(project=project).select_related("project"))
-    keys = {c.pk: f"judges:split-counts:{split_key(c)}:{stamps.get(c.pk, 'none')}" for c in criteria}
-    cached = cache.get_many(list(keys.values()))
-    counts: dict[int, dict[str, Counter[str]]] = {}
-    stale: dict[int, str] = {}
-    for criterion in criteria:
-        if keys[criterion.pk] in cached:
-            counts[criterion.pk] = {name: Counter(value) for name, value in cached[keys[criterion.pk]].items()}
-        else:
-            counts[criterion.pk] = {name: Counter() for name in SPLITS}
-            stale[criterion.pk] = split_key(criterion)
-    if stale:
-        labels = Label.objects.filter(criterion_id__in=list(stale)).values_list(
-            "criterion_id", "trace__external_id", "verdict"
+    )
+    keys: dict[tuple[int, int], str] = {
+        (row["criterion_id"], row["bucket"]): (
+            f"judges:split-counts:{split_key(criteria[row['criterion_id']])}:{row['bucket']}:"
+            f"{row['count']}:{row['last_id']}:{row['changed'].isoformat()}"
         )
-        for criterion_id, external_id, verdict in labels.iterator(chunk_size=5000):
-            counts[criterion_id][split_of(stale[criterion_id], external_id, DEFAULT_SHARES)][verdict] += 1
+        for row in stamps
+    }
+    cached = cache.get_many(list(keys.values()))
+    stale = [bucket for bucket, key in keys.items() if key not in cached]
+    fresh: dict[tuple[int, int], dict[str, Counter[str]]] = {}
+    if stale:
+        ranges = Q()
+        for criterion_id, bucket in stale:
+            start = bucket * SPLIT_BUCKET
+            ranges |= Q(criterion_id=criterion_id, trace_id__gte=start, trace_id__lt=start + SPLIT_BUCKET)
+        fresh = {bucket: {name: Counter() for name in SPLITS} for bucket in stale}
+        seeds = {pk: split_key(criterion) for pk, criterion in criteria.items()}
+        labels = Label.objects.filter(ranges).values_list("criterion_id", "trace_id", "trace__external_id", "verdict")
+        for criterion_id, trace_id, external_id, verdict in labels.iterator(chunk_size=5000):
+            split = split_of(seeds[criterion_id], external_id, DEFAULT_SHARES)
+            fresh[(criterion_id, trace_id // SPLIT_BUCKET)][split][verdict] += 1
         cache.set_many(
-            {keys[pk]: {name: dict(counter) for name, counter in counts[pk].items()} for pk in stale},
+            {keys[bucket]: {name: dict(c) for name, c in counts.items()} for bucket, counts in fresh.items()},
             timeout=SPLIT_COUNTS_CACHE_SECONDS,
         )
-    return counts
+    totals: dict[int, dict[str, Counter[str]]] = {pk: {name: Counter() for name in SPLITS} for pk in criteria}
+    for bucket, key in keys.items():
+        counts = fresh.get(bucket) or {name: Counter(value) for name, value in cached[key].items()}
+        for name in SPLITS:
+            totals[bucket[0]][name].update(counts[name])
+    return totals
 
 
 def judges_with_versions(*, project: Project) -> QuerySet[Judge]:

@@ -246,14 +246,18 @@ def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> 
     }
     if run.status == JudgeRun.Status.DONE and run.report:
         kind, after, errors = _disagreement_filters(request)
-        page = list(run_disagreements(run=run, kind=kind, after_trace_id=after, limit=DISAGREEMENTS_PER_PAGE + 1))
+        report = run.report
+        counted = {"false_pass": report["fp"], "false_fail": report["fn"]}.get(kind or "", report["fp"] + report["fn"])
+        page = []
+        # None of this kind in the report: skip a query that would scan every judgment of the run to find none.
+        if counted:
+            page = list(run_disagreements(run=run, kind=kind, after_trace_id=after, limit=DISAGREEMENTS_PER_PAGE + 1))
         base = reverse("judge_run_detail", args=[access.project.slug, run.pk])
         next_url = None
         if len(page) > DISAGREEMENTS_PER_PAGE:
             page = page[:DISAGREEMENTS_PER_PAGE]
             query = {"after": page[-1].trace_id, **({"kind": kind} if kind else {})}
             next_url = f"{base}?{urlencode(query)}"
-        report = run.report
         context.update(
             report=report,
             rows=metric_rows(report),
