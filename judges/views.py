@@ -98,8 +98,8 @@ def metric_rows(report: dict[str, Any]) -> list[MetricRow]:
 
 
 def alignment_verdict(report: dict[str, Any] | None) -> str:
-    """ "aligned" when TPR and TNR both reach the target, "below" when one does not, "undefined" when either
-    cannot be computed (the split has no expert pass or no expert fail)."""
+    """Whether TPR and TNR both reach the target: "aligned", "below", or "undefined" when either cannot be
+    computed (the split has no expert pass or no expert fail)."""
     if not report or report.get("tpr") is None or report.get("tnr") is None:
         return "undefined"
     return "aligned" if report["tpr"] >= TARGET and report["tnr"] >= TARGET else "below"
@@ -142,14 +142,11 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         by_criterion.setdefault(judge.criterion_id, []).append(summary)
     sections = []
     for criterion in Criterion.objects.filter(project=project).order_by("position", "id"):
-        split_count = counts.get(criterion.pk, {})
+        split_count = counts[criterion.pk]
         sections.append(
             CriterionSection(
                 criterion=criterion,
-                splits=[
-                    (split, split_count[split]["pass"], split_count[split]["fail"]) if split_count else (split, 0, 0)
-                    for split in SPLITS
-                ],
+                splits=[(split, split_count[split]["pass"], split_count[split]["fail"]) for split in SPLITS],
                 judges=by_criterion.get(criterion.pk, []),
             )
         )
@@ -176,7 +173,7 @@ def judge_run_create(request: HttpRequest, slug: str, judge_id: int) -> HttpResp
     if number.isdigit():
         version = judge.versions.filter(number=int(number)).first()
     if version is None:
-        messages.error(request, f"{judge.name}: version {number or '(none)'!s} does not exist; pick one from the list.")
+        messages.error(request, f"{judge.name}: version {number or '(none)'} does not exist; pick one from the list.")
         return redirect("judge_list", slug)
     try:
         run = judge_run_enqueue(version=version, split=split, user=request.user)

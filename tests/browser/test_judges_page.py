@@ -15,6 +15,7 @@ from tests.factories import make_criterion, make_label, make_trace
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 REFUSES_APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
 SCREENSHOT = "/tmp/judges-run.png"
+LIST_SCREENSHOT = "/tmp/judges-list.png"
 
 
 def test_expert_starts_a_run_watches_it_finish_and_reads_a_disagreement(page, live_server, project, request):
@@ -81,4 +82,5 @@ def test_expert_starts_a_run_watches_it_finish_and_reads_a_disagreement(page, li
     page.click("text=← Judges")
     page.wait_for_selector(f'#judge-{judge.pk} tr[data-split="all"] a')
     assert f"#{run.pk}" in page.inner_text(f'#judge-{judge.pk} tr[data-split="all"]')
+    page.screenshot(path=LIST_SCREENSHOT, full_page=True)
     assert not [text for text in console if "Content Security Policy" in text]
