@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from annotation.models import Role
 from annotation.services import api_token_create
 from judges.models import JudgeRun, Judgment
 from judges.services import judge_create, judge_run_execute, judge_run_start
 from judges.stats import METRICS
-from tests.factories import make_criterion, make_label, make_project, make_trace, make_user
+from tests.factories import add_member, make_criterion, make_label, make_project, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
 REFUSES_APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -111,3 +112,10 @@ def test_route_is_in_the_openapi_document(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert "/api/v1/judge-runs/{run_id}" in paths
     assert set(paths["/api/v1/judge-runs/{run_id}"]["get"]["responses"]) >= {"200", "404"}
+
+
+def test_viewer_session_may_read_a_run(client, project, done_run):
+    viewer = make_user("viewer")
+    add_member(project, viewer, Role.VIEWER)
+    client.force_login(viewer)
+    assert client.get(url(done_run.pk)).json()["status"] == "done"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -12,6 +13,7 @@ from django.template.defaultfilters import floatformat
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.models import Label, Role
 from annotation.services import label_submit
@@ -19,7 +21,7 @@ from judges.models import Judge, JudgeRun, Judgment
 from judges.selectors import labelled_trace_ids, split_counts
 from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
 from judges.tasks import judge_run_task
-from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
+from tests.factories import add_member, make_criterion, make_label, make_project, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
 REFUSES_APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -209,8 +211,6 @@ def test_anonymous_is_sent_to_the_login_page(client, judge, done_run):
 
 
 def test_run_of_another_project_is_404_even_for_its_own_member(expert_client, expert, judge):
-    from tests.factories import make_project
-
     other = make_project(slug="other", expert=expert)
     other_criterion = make_criterion(project=other, name="c")
     other_judge = judge_create(
@@ -313,10 +313,8 @@ def test_polling_partial_keeps_polling_with_progress_and_eta_while_running(exper
     assert "0 of 60 traces judged (0%)" in queued.content.decode()
     assert "<html" not in queued.content.decode()  # only the partial
     # Half judged, started 10 s ago: about 10 s left.
-    from django.utils import timezone
-
     JudgeRun.objects.filter(pk=run.pk).update(
-        status=JudgeRun.Status.RUNNING, started_at=timezone.now() - timezone.timedelta(seconds=10)
+        status=JudgeRun.Status.RUNNING, started_at=timezone.now() - timedelta(seconds=10)
     )
     traces = list(judge.criterion.labels.values_list("trace_id", flat=True).order_by("trace_id")[:30])
     Judgment.objects.bulk_create([Judgment(run=run, trace_id=t, verdict="pass") for t in traces])
@@ -444,3 +442,13 @@ def test_untrusted_text_in_disagreements_is_escaped(expert_client, project, crit
     assert "&lt;script&gt;alert(&#x27;critique&#x27;)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "&lt;b onmouseover=alert(2)&gt;why&lt;/b&gt;" in html
+
+
+def test_a_failed_run_shows_its_error_escaped_and_stops_polling(expert_client, judge):
+    run = judge_run_start(version=judge.latest_version(), split="all")
+    JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.FAILED, error="ValueError: <bad> config")
+    poll = expert_client.get(run_url(run), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-state")
+    assert poll.status_code == 286
+    html = poll.content.decode()
+    assert "The run failed: ValueError: &lt;bad&gt; config" in html
+    assert 'data-status="failed"' in html and "every 1s" not in html and 'id="report"' not in html
