@@ -45,6 +45,9 @@ class JudgeVersion(models.Model):
     number = models.PositiveIntegerField()
     # Kind-specific: an assertion's check, an LLM's model, prompt and few-shot trace ids, a classifier's params.
     config = models.JSONField(default=dict, blank=True)
+    # A classifier's trained pipeline (pickled by judges.providers.classifier) and what its training saw.
+    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    training = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -15,7 +17,7 @@ from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
 from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
-from judges.providers import ConfigError, Outcome, TraceInput, assertion
+from judges.providers import ConfigError, Outcome, TraceInput, assertion, classifier
 from judges.selectors import labelled_trace_ids, run_confusion
 from judges.stats import alignment_report
 
@@ -31,12 +33,17 @@ def _validate_config(kind: str, config: object) -> dict[str, Any]:
             return assertion.validate_config(config)
         except ConfigError as exc:
             raise DomainError(f"config: {exc}") from None
+    if kind == Judge.Kind.CLASSIFIER:
+        try:
+            return classifier.validate_config(config)
+        except ConfigError as exc:
+            raise DomainError(f"config: {exc}") from None
     if kind == Judge.Kind.EXTERNAL:
         if config not in (None, {}):
             raise DomainError("config: an external judge takes no settings; its verdicts are imported")
         return {}
     if kind in Judge.Kind.values:
-        raise DomainError(f"{kind} judges are not available yet; use an assertion or an external judge")
+        raise DomainError(f"{kind} judges are not available yet; use an assertion, classifier or external judge")
     raise DomainError(f"kind: expected one of {', '.join(Judge.Kind.values)}, got {kind!r}")
 
 
@@ -61,9 +68,38 @@ def judge_create(
     if Judge.objects.filter(project=project, name=name).exists():
         raise DomainError(f"name: project {project.slug!r} already has a judge named {name!r}")
     cleaned = _validate_config(kind, config if config is not None else {})
+    trained = _train(criterion, kind, cleaned)
     judge = Judge.objects.create(project=project, criterion=criterion, name=name, kind=kind, created_by=user)
-    JudgeVersion.objects.create(judge=judge, number=1, config=cleaned, comment="first version", created_by=user)
+    JudgeVersion.objects.create(
+        judge=judge, number=1, config=cleaned, comment="first version", created_by=user, **trained
+    )
     return judge
+
+
+def _train(criterion: Criterion, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """For a classifier: train on the train split, choose the threshold on dev; the version's artifact fields."""
+    if kind != Judge.Kind.CLASSIFIER:
+        return {}
+    splits = {name: labelled_trace_ids(criterion=criterion, split=name) for name in ("train", "dev")}
+    texts = {
+        trace.pk: classifier.trace_text(_trace_input(trace))
+        for trace in Trace.objects.filter(pk__in=[*splits["train"], *splits["dev"]]).only(
+            "id", "external_id", "input", "output", "messages"
+        )
+    }
+    train_ids, dev_ids = sorted(splits["train"]), sorted(splits["dev"])
+    try:
+        model = classifier.train(
+            train_texts=[texts[i] for i in train_ids],
+            train_labels=[splits["train"][i] for i in train_ids],
+            dev_texts=[texts[i] for i in dev_ids],
+            dev_labels=[splits["dev"][i] for i in dev_ids],
+            config=config,
+        )
+    except classifier.TrainingError as exc:
+        raise DomainError(str(exc)) from None
+    fingerprint = hashlib.sha256(repr(sorted(splits["train"].items())).encode()).hexdigest()[:16]
+    return {"artifact": model.dumps(), "training": {**model.summary, "train_fingerprint": fingerprint}}
 
 
 @transaction.atomic
@@ -74,10 +110,15 @@ def judge_version_create(
     cleaned = _validate_config(judge.kind, config)
     Judge.objects.select_for_update().get(pk=judge.pk)  # serialises version numbering
     latest = judge.latest_version()
+    trained = _train(judge.criterion, judge.kind, cleaned)
     if latest is not None and latest.config == cleaned:
-        raise DomainError(f"nothing changed: the config is the same as version {latest.number}")
+        same_training = latest.training.get("train_fingerprint") == trained.get("training", {}).get("train_fingerprint")
+        if judge.kind != Judge.Kind.CLASSIFIER or same_training:
+            raise DomainError(f"nothing changed: the config is the same as version {latest.number}")
     number = (latest.number if latest else 0) + 1
-    return JudgeVersion.objects.create(judge=judge, number=number, config=cleaned, comment=comment, created_by=user)
+    return JudgeVersion.objects.create(
+        judge=judge, number=number, config=cleaned, comment=comment, created_by=user, **trained
+    )
 
 
 def judge_run_start(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:
@@ -138,8 +179,24 @@ def judge_run_finish(*, run: JudgeRun) -> JudgeRun:
     return run
 
 
+def _scorer(version: JudgeVersion) -> Callable[[list[TraceInput]], list[Outcome]]:
+    """Judge a chunk of traces with the version: per trace for assertions, vectorised for a classifier."""
+    if version.judge.kind == Judge.Kind.CLASSIFIER:
+        model = classifier.TrainedClassifier.loads(bytes(version.artifact))
+
+        def score(traces: list[TraceInput]) -> list[Outcome]:
+            started = time.perf_counter()
+            outcomes = model.judge_many(traces)
+            each_ms = round(1000 * (time.perf_counter() - started) / max(1, len(traces)))
+            return [replace(outcome, latency_ms=each_ms) for outcome in outcomes]
+
+        return score
+    config = version.config
+    return lambda traces: [assertion.judge(config, trace) for trace in traces]
+
+
 def _judge_in_process(run: JudgeRun) -> None:
-    config = run.version.config
+    score = _scorer(run.version)
     wanted = list(labelled_trace_ids(criterion=run.version.judge.criterion, split=run.split))
     done = set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))
     todo = [trace_id for trace_id in wanted if trace_id not in done]
@@ -147,10 +204,9 @@ def _judge_in_process(run: JudgeRun) -> None:
         chunk = Trace.objects.filter(pk__in=todo[start : start + CHUNK_SIZE]).only(
             "id", "external_id", "input", "output", "messages", "context", "metadata"
         )
-        judgments = []
-        for trace in chunk:
-            outcome = assertion.judge(config, _trace_input(trace))
-            judgments.append(_judgment(run, trace.pk, outcome))
+        traces = list(chunk)
+        outcomes = score([_trace_input(trace) for trace in traces])
+        judgments = [_judgment(run, trace.pk, outcome) for trace, outcome in zip(traces, outcomes, strict=True)]
         Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
 
 
