@@ -1,12 +1,15 @@
 """Classifier judges: the cheap "fine-tuned judge", a scikit-learn pipeline trained on the expert's train labels.
 
-TF-IDF over word 1–2-grams and character 2–5-grams (short or misspelled text still shares features) feeds a
-class-balanced logistic regression, so a criterion with few fails is not learned as "always pass". The decision
+TF-IDF over word 1–2-grams feeds a class-balanced logistic regression, so a criterion with few fails is not learned
+as "always pass". Character n-grams are optional (`char_ngrams`): on FELM and FaithBench they did not change test
+balanced accuracy (0.578 vs 0.573–0.576, 0.607 vs 0.602–0.605, five split seeds) while cutting scoring from ~13,000
+to ~2,500 traces a second per core (bench/RESULTS.md), and scoring speed is what this rung is for. The decision
 threshold on P(pass) is then chosen on the dev split — the one that maximises min(TPR, TNR), the weaker of the two
 rates the alignment target asks for — and stored with the model. Scoring is vectorised: thousands of traces a
 second. Django-free.
 
-Config: `{}` or any of `{"C": 1.0, "max_features": 50000, "threshold": 0.5}` (a threshold given here is used as is).
+Config: `{}` or any of `{"C": 1.0, "max_features": 50000, "char_ngrams": [3, 4], "threshold": 0.5}` (a threshold
+given here is used as is).
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ MAX_TEXT_CHARS = 20_000
 def validate_config(config: object) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError(f"config: expected a JSON object, got {type(config).__name__}")
-    unknown = sorted(set(config) - {"C", "max_features", "threshold"})
+    unknown = sorted(set(config) - {"C", "max_features", "char_ngrams", "threshold"})
     if unknown:
-        raise ConfigError(f"{unknown[0]}: not a classifier setting (settings: C, max_features, threshold)")
+        raise ConfigError(f"{unknown[0]}: not a classifier setting (settings: C, char_ngrams, max_features, threshold)")
     cleaned = {**DEFAULTS, **config}
     c = cleaned["C"]
     if isinstance(c, bool) or not isinstance(c, int | float) or not c > 0:
@@ -41,6 +44,16 @@ def validate_config(config: object) -> dict[str, Any]:
     features = cleaned["max_features"]
     if isinstance(features, bool) or not isinstance(features, int) or features < 10:
         raise ConfigError(f"max_features: expected a whole number of at least 10, got {features!r}")
+    if "char_ngrams" in cleaned:
+        bounds = cleaned["char_ngrams"]
+        valid = (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+            and 1 <= bounds[0] <= bounds[1] <= 8
+        )
+        if not valid:
+            raise ConfigError(f"char_ngrams: expected [min, max] lengths between 1 and 8, got {bounds!r}")
     if "threshold" in cleaned:
         threshold = cleaned["threshold"]
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
@@ -103,22 +116,21 @@ class TrainedClassifier:
 
 
 def _pipeline(config: dict[str, Any], seed: int) -> Pipeline:
-    features = FeatureUnion(
-        [
-            (
-                "words",
-                TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1, max_features=config["max_features"]),
-            ),
+    parts: list[tuple[str, TfidfVectorizer]] = [
+        ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=config["max_features"]))
+    ]
+    if "char_ngrams" in config:
+        low, high = config["char_ngrams"]
+        parts.append(
             (
                 "chars",
                 TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, max_features=config["max_features"]
+                    analyzer="char_wb", ngram_range=(low, high), sublinear_tf=True, max_features=config["max_features"]
                 ),
-            ),
-        ]
-    )
+            )
+        )
     model = LogisticRegression(C=config["C"], class_weight="balanced", max_iter=2000, random_state=seed)
-    return Pipeline([("features", features), ("model", model)])
+    return Pipeline([("features", FeatureUnion(parts)), ("model", model)])
 
 
 def choose_threshold(probabilities: np.ndarray, labels: Sequence[str]) -> tuple[float, float]:

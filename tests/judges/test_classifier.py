@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import pytest
@@ -32,9 +33,9 @@ def corpus(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
 def test_a_trained_classifier_separates_the_classes_and_survives_a_round_trip():
     texts, labels = corpus(90)
     dev_texts, dev_labels = corpus(60, seed=1)
-    model = train(train_texts=texts, train_labels=labels, dev_texts=dev_texts, dev_labels=dev_labels, config={
-        "C": 1.0, "max_features": 5000
-    })  # fmt: skip
+    config = validate_config({"char_ngrams": [2, 4]})
+    model = train(train_texts=texts, train_labels=labels, dev_texts=dev_texts, dev_labels=dev_labels, config=config)
+    assert [name for name, _ in model.pipeline.named_steps["features"].transformer_list] == ["words", "chars"]
     assert model.summary["threshold_from"] == "dev" and model.summary["dev_min_tpr_tnr"] == 1.0
     test_texts, test_labels = corpus(60, seed=2)
     outcomes = model.judge_many([TraceInput(external_id=str(i), output=t) for i, t in enumerate(test_texts)])
@@ -64,8 +65,9 @@ def test_training_needs_both_classes_and_configs_name_their_key():
         ({"max_features": 3}, "max_features: expected a whole number of at least 10"),
         ({"threshold": 2}, "threshold: expected a probability"),
         ({"alpha": 1}, "alpha: not a classifier setting"),
+        ({"char_ngrams": [4, 2]}, "char_ngrams: expected [min, max] lengths between 1 and 8"),
     ]:
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(ConfigError, match=re.escape(message)):
             validate_config(config)
 
 
