@@ -195,6 +195,10 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 EVALSTUDIO_JUDGE_MODEL = os.environ.get("EVALSTUDIO_JUDGE_MODEL", "gpt-4.1-mini")
+# LLM calls in flight at once per judge run, and the openai client's retries (429/5xx/timeouts, with backoff that
+# honours Retry-After) before a judgment is recorded as an error.
+EVALSTUDIO_JUDGE_CONCURRENCY = env_int("EVALSTUDIO_JUDGE_CONCURRENCY", 16, minimum=1)
+EVALSTUDIO_LLM_MAX_RETRIES = env_int("EVALSTUDIO_LLM_MAX_RETRIES", 4, minimum=0)
 
 LOGGING = {
     "version": 1,

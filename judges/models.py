@@ -118,6 +118,8 @@ class Judgment(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Dollars, when the judge's config gives token prices.
+    cost_usd = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -126,3 +128,17 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id}: {self.verdict or 'error'}"
+
+
+class LLMResponse(models.Model):
+    """Answers already paid for, by (model, messages, params): a rerun of the same prompt reads them back."""
+
+    key = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=200)
+    text = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.key[:12]}"

@@ -5,20 +5,24 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from annotation.ingest_batches import Rejection
-from annotation.models import Criterion, Project, Trace
+from annotation.models import Criterion, Label, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
-from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
-from judges.providers import ConfigError, Outcome, TraceInput, assertion, classifier
+from judges import selectors
+from judges.models import Judge, JudgeRun, JudgeVersion, Judgment, LLMResponse
+from judges.providers import ConfigError, Outcome, TraceInput, assertion, classifier, llm
 from judges.selectors import labelled_trace_ids, run_confusion
+from judges.splits import split_of
 from judges.stats import alignment_report
 
 NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
@@ -38,12 +42,17 @@ def _validate_config(kind: str, config: object) -> dict[str, Any]:
             return classifier.validate_config(config)
         except ConfigError as exc:
             raise DomainError(f"config: {exc}") from None
+    if kind == Judge.Kind.LLM:
+        try:
+            cleaned = llm.validate_config(config)
+        except ConfigError as exc:
+            raise DomainError(f"config: {exc}") from None
+        cleaned.setdefault("model", settings.EVALSTUDIO_JUDGE_MODEL)
+        return cleaned
     if kind == Judge.Kind.EXTERNAL:
         if config not in (None, {}):
             raise DomainError("config: an external judge takes no settings; its verdicts are imported")
         return {}
-    if kind in Judge.Kind.values:
-        raise DomainError(f"{kind} judges are not available yet; use an assertion, classifier or external judge")
     raise DomainError(f"kind: expected one of {', '.join(Judge.Kind.values)}, got {kind!r}")
 
 
@@ -77,7 +86,11 @@ def judge_create(
 
 
 def _train(criterion: Criterion, kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """For a classifier: train on the train split, choose the threshold on dev; the version's artifact fields."""
+    """For a classifier: train on the train split, choose the threshold on dev; the version's artifact fields.
+    For an LLM judge: check or pick its few-shot examples (train split only), written into the config."""
+    if kind == Judge.Kind.LLM:
+        config["examples"] = _few_shot_examples(criterion, config)
+        return {}
     if kind != Judge.Kind.CLASSIFIER:
         return {}
     splits = {name: labelled_trace_ids(criterion=criterion, split=name) for name in ("train", "dev")}
@@ -100,6 +113,44 @@ def _train(criterion: Criterion, kind: str, config: dict[str, Any]) -> dict[str,
         raise DomainError(str(exc)) from None
     fingerprint = hashlib.sha256(repr(sorted(splits["train"].items())).encode()).hexdigest()[:16]
     return {"artifact": model.dumps(), "training": {**model.summary, "train_fingerprint": fingerprint}}
+
+
+def _few_shot_examples(criterion: Criterion, config: dict[str, Any]) -> list[str]:
+    """The example trace ids: the listed ones after the leakage check, else `few_shot` train traces balanced
+    between pass and fail, those with a written critique first, in a stable pseudo-random order."""
+    train = labelled_trace_ids(criterion=criterion, split="train")
+    external = dict(Trace.objects.filter(pk__in=list(train)).values_list("id", "external_id"))
+    if "examples" in config:
+        in_train = set(external.values())
+        for external_id in config["examples"]:
+            if external_id not in in_train:
+                where = _split_of_external_id(criterion, external_id)
+                raise DomainError(
+                    f"examples: trace {external_id!r} is {where}; few-shot examples may only come from the "
+                    "train split, or the judge would be measured on its own examples"
+                )
+        return list(config["examples"])
+    critiques = dict(
+        Label.objects.filter(criterion=criterion, trace_id__in=list(train)).values_list("trace_id", "critique")
+    )
+    key = selectors.split_key(criterion)
+    order = sorted(train, key=lambda t: (not critiques.get(t), hashlib.sha256(f"{key}:{t}".encode()).digest()))
+    by_verdict = {verdict: [t for t in order if train[t] == verdict] for verdict in ("fail", "pass")}
+    picked: list[int] = []
+    while len(picked) < config["few_shot"] and (by_verdict["fail"] or by_verdict["pass"]):
+        for verdict in ("fail", "pass"):
+            if by_verdict[verdict] and len(picked) < config["few_shot"]:
+                picked.append(by_verdict[verdict].pop(0))
+    return [external[t] for t in picked]
+
+
+def _split_of_external_id(criterion: Criterion, external_id: str) -> str:
+    trace = Trace.objects.filter(project=criterion.project_id, external_id=external_id).first()
+    if trace is None:
+        return "not a trace of this project"
+    if not Label.objects.filter(criterion=criterion, trace=trace).exists():
+        return "not labelled for this criterion"
+    return f"in the {split_of(selectors.split_key(criterion), external_id)} split"
 
 
 @transaction.atomic
@@ -168,6 +219,9 @@ def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
             status=JudgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
         )
         raise
+    run.refresh_from_db(fields=["status"])
+    if run.status == JudgeRun.Status.CANCELLED:
+        return run
     return judge_run_finish(run=run)
 
 
@@ -180,8 +234,10 @@ def judge_run_finish(*, run: JudgeRun) -> JudgeRun:
 
 
 def _scorer(version: JudgeVersion) -> Callable[[list[TraceInput]], list[Outcome]]:
-    """Judge a chunk of traces with the version: per trace for assertions, vectorised for a classifier."""
-    if version.judge.kind == Judge.Kind.CLASSIFIER:
+    """Judge a chunk of traces with the version: per trace for assertions, vectorised for a classifier, LLM calls
+    in parallel threads (the client is thread-safe; the work is waiting on the network)."""
+    judge = version.judge
+    if judge.kind == Judge.Kind.CLASSIFIER:
         model = classifier.TrainedClassifier.loads(bytes(version.artifact))
 
         def score(traces: list[TraceInput]) -> list[Outcome]:
@@ -191,8 +247,120 @@ def _scorer(version: JudgeVersion) -> Callable[[list[TraceInput]], list[Outcome]
             return [replace(outcome, latency_ms=each_ms) for outcome in outcomes]
 
         return score
+    if judge.kind == Judge.Kind.LLM:
+        config = version.config
+        client = llm_client()
+        examples = _examples(version)
+
+        def score_llm(traces: list[TraceInput]) -> list[Outcome]:
+            all_messages = [
+                llm.build_messages(
+                    criterion=judge.criterion.name,
+                    definition=judge.criterion.definition,
+                    instructions=config.get("instructions", ""),
+                    examples=examples,
+                    trace=trace,
+                )
+                for trace in traces
+            ]
+            # The cache is read and written here, in this thread: the pool's threads never touch the database.
+            cache = _ChunkCache(
+                config["model"], [llm.cache_key(config["model"], m, llm.params(config)) for m in all_messages]
+            )
+
+            def ask(messages: list[dict[str, str]]) -> Outcome:
+                return llm.judge_messages(
+                    client=client, model=config["model"], messages=messages, config=config, cache=cache
+                )
+
+            with ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY) as pool:
+                outcomes = list(pool.map(ask, all_messages))
+            cache.save()
+            return outcomes
+
+        return score_llm
     config = version.config
     return lambda traces: [assertion.judge(config, trace) for trace in traces]
+
+
+def llm_client() -> Any:
+    import openai
+
+    return openai.OpenAI(
+        base_url=settings.OPENAI_BASE_URL or None,
+        # The client refuses to start without a key; a local OpenAI-compatible server usually needs none.
+        api_key=settings.OPENAI_API_KEY or "not-needed",
+        max_retries=settings.EVALSTUDIO_LLM_MAX_RETRIES,
+    )
+
+
+def _examples(version: JudgeVersion) -> list[llm.Example]:
+    criterion = version.judge.criterion
+    ids = version.config.get("examples", [])
+    traces = {t.external_id: t for t in Trace.objects.filter(project=criterion.project_id, external_id__in=ids)}
+    labels = {
+        label.trace_id: label for label in Label.objects.filter(criterion=criterion, trace__in=list(traces.values()))
+    }
+    examples = []
+    for external_id in ids:
+        trace = traces.get(external_id)
+        label = labels.get(trace.pk) if trace else None
+        if label is None:
+            raise DomainError(f"few-shot example {external_id!r} has no label any more; make a new version")
+        examples.append(llm.Example(trace=_trace_input(trace), verdict=label.verdict, critique=label.critique))
+    return examples
+
+
+class _ChunkCache:
+    """The stored answers for one chunk's prompts, read in one query; new answers are written in one insert."""
+
+    def __init__(self, model: str, keys: list[str]) -> None:
+        self.model = model
+        self.found = {
+            row.key: llm.Completion(
+                text=row.text, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens
+            )
+            for row in LLMResponse.objects.filter(key__in=keys)
+        }
+        self.new: dict[str, llm.Completion] = {}
+
+    def get(self, key: str) -> llm.Completion | None:
+        return self.found.get(key)
+
+    def put(self, key: str, completion: llm.Completion) -> None:
+        if key not in self.found:
+            self.new[key] = completion  # a dict assignment: safe from the pool's threads
+
+    def save(self) -> None:
+        LLMResponse.objects.bulk_create(
+            [
+                LLMResponse(
+                    key=key,
+                    model=self.model,
+                    text=c.text or "",
+                    prompt_tokens=c.prompt_tokens,
+                    completion_tokens=c.completion_tokens,
+                )
+                for key, c in self.new.items()
+            ],
+            ignore_conflicts=True,  # the same prompt answered by a concurrent run
+        )
+
+
+def prompt_preview(*, version: JudgeVersion, trace: Trace) -> list[dict[str, str]]:
+    """The exact messages an LLM judge version would send for `trace`."""
+    if version.judge.kind != Judge.Kind.LLM:
+        raise DomainError(
+            f"judge {version.judge.name!r} is a {version.judge.kind} judge; only LLM judges have a prompt"
+        )
+    criterion = version.judge.criterion
+    return llm.build_messages(
+        criterion=criterion.name,
+        definition=criterion.definition,
+        instructions=version.config.get("instructions", ""),
+        examples=_examples(version),
+        trace=_trace_input(trace),
+    )
 
 
 def _judge_in_process(run: JudgeRun) -> None:
@@ -201,6 +369,8 @@ def _judge_in_process(run: JudgeRun) -> None:
     done = set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))
     todo = [trace_id for trace_id in wanted if trace_id not in done]
     for start in range(0, len(todo), CHUNK_SIZE):
+        if JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.CANCELLED).exists():
+            return
         chunk = Trace.objects.filter(pk__in=todo[start : start + CHUNK_SIZE]).only(
             "id", "external_id", "input", "output", "messages", "context", "metadata"
         )
@@ -222,6 +392,7 @@ def _trace_input(trace: Trace) -> TraceInput:
 
 
 def _judgment(run: JudgeRun, trace_id: int, outcome: Outcome) -> Judgment:
+    config = run.version.config
     return Judgment(
         run=run,
         trace_id=trace_id,
@@ -232,6 +403,9 @@ def _judgment(run: JudgeRun, trace_id: int, outcome: Outcome) -> Judgment:
         latency_ms=outcome.latency_ms,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
+        cost_usd=llm.cost(config, outcome.prompt_tokens or 0, outcome.completion_tokens or 0)
+        if outcome.prompt_tokens is not None
+        else None,
     )
 
 
