@@ -195,6 +195,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 EVALSTUDIO_JUDGE_MODEL = os.environ.get("EVALSTUDIO_JUDGE_MODEL", "gpt-4.1-mini")
+# Naming suggested groupings of notes: the model, and how long one call may take before the term-based name stays.
+EVALSTUDIO_LLM_MODEL = os.environ.get("EVALSTUDIO_LLM_MODEL", EVALSTUDIO_JUDGE_MODEL)
+EVALSTUDIO_LLM_TIMEOUT_SECONDS = env_int("EVALSTUDIO_LLM_TIMEOUT_SECONDS", 30, minimum=1)
 
 LOGGING = {
     "version": 1,
