@@ -9,6 +9,10 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import (
@@ -17,6 +21,7 @@ from annotation.models import (
     Note,
     NoteFailureMode,
     Project,
+    Role,
     Suggestion,
     SuggestionRun,
 )
@@ -31,7 +36,7 @@ from annotation.suggestions import (
     suggestion_run_start,
 )
 from annotation.tasks import suggestion_run_run
-from tests.factories import code_note, make_note, make_project, make_trace
+from tests.factories import add_member, code_note, make_note, make_project, make_trace, make_user
 from tests.llm_server import Reply, ScriptedLLMServer
 
 THEMES = {
@@ -380,3 +385,206 @@ def test_a_valid_naming_reply_is_cleaned() -> None:
         "Wrong dates",
         "Says a wrong date.",
     )
+
+
+# Pages --------------------------------------------------------------------------------------------------------------
+
+
+def page_urls(project: Project, run: SuggestionRun, suggestion: Suggestion) -> dict[str, list[str]]:
+    slug = project.slug
+    return {
+        "get": [reverse("suggestion_home", args=[slug]), reverse("suggestion_run_detail", args=[slug, run.pk])],
+        "post": [
+            reverse("suggestion_run_create", args=[slug]),
+            reverse("suggestion_accept", args=[slug, suggestion.pk]),
+            reverse("suggestion_reject", args=[slug, suggestion.pk]),
+        ],
+    }
+
+
+@pytest.mark.django_db
+def test_outsiders_get_404_on_every_suggestion_page_and_post(suggested, project, outsider_client) -> None:
+    run, notes = suggested
+    urls = page_urls(project, run, suggestion_for(run, notes["date"]))
+    for url in urls["get"]:
+        assert outsider_client.get(url).status_code == 404, url
+    for url in urls["post"]:
+        assert outsider_client.post(url, {"name": "x", "target": "new"}).status_code == 404, url
+    assert Suggestion.objects.filter(status="pending").count() == 3
+
+
+@pytest.mark.django_db
+def test_viewers_read_suggestions_but_get_403_on_every_write(suggested, project) -> None:
+    run, notes = suggested
+    viewer = make_user("viewer")
+    add_member(project, viewer, Role.VIEWER)
+    client = Client()
+    client.force_login(viewer)
+    urls = page_urls(project, run, suggestion_for(run, notes["date"]))
+    page = client.get(urls["get"][1])
+    assert page.status_code == 200
+    assert (
+        "Accept as new mode" not in page.content.decode() and "Suggest groupings</button>" not in page.content.decode()
+    )
+    assert notes["date"][0].text in page.content.decode()
+    for url in urls["post"]:
+        assert client.post(url, {"name": "x", "target": "new"}).status_code == 403, url
+    assert not SuggestionRun.objects.exclude(pk=run.pk).exists() and not FailureMode.objects.exists()
+
+
+@pytest.mark.django_db
+def test_posts_need_the_csrf_token(suggested, project, expert) -> None:
+    run, notes = suggested
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(expert)
+    for url in page_urls(project, run, suggestion_for(run, notes["date"]))["post"]:
+        assert client.post(url, {"name": "x"}).status_code == 403, url
+
+
+@pytest.mark.django_db
+def test_starting_a_run_redirects_to_its_page_which_polls_until_finished(project, expert, expert_client) -> None:
+    response = expert_client.post(
+        reverse("suggestion_run_create", args=[project.slug]),
+        {"target_groups": "4", "distance_threshold": "", "seed": "7", "min_group_size": "3"},
+    )
+    run = SuggestionRun.objects.get()
+    assert response.status_code == 302 and response.url == reverse("suggestion_run_detail", args=[project.slug, run.pk])
+    assert run.params == {
+        "seed": 7, "distance_threshold": None, "target_groups": 4, "min_group_size": 3, "use_llm": False,
+    }  # fmt: skip
+    polled = expert_client.get(response.url, headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and 'hx-trigger="every 1s"' in polled.content.decode()
+    SuggestionRun.objects.filter(pk=run.pk).update(status="done", progress=100)
+    final = expert_client.get(response.url, headers={"HX-Request": "true"})
+    assert final.status_code == 286 and "hx-trigger" not in final.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"target_groups": "3", "distance_threshold": "0.5"}, "Give either a number of groups or a distance threshold"),
+        ({"distance_threshold": "abc"}, "Enter a number."),
+        ({"distance_threshold": "3"}, "Ensure this value is less than or equal to 1.0."),
+        ({"target_groups": "500"}, "Ensure this value is less than or equal to 100."),
+        ({"min_group_size": "1"}, "Ensure this value is greater than or equal to 2."),
+        ({"use_llm": "on"}, "No LLM endpoint is configured on this server"),
+    ],
+)
+def test_bad_start_parameters_are_shown_on_the_form(project, expert_client, settings, data, message) -> None:
+    settings.OPENAI_BASE_URL = settings.OPENAI_API_KEY = ""
+    response = expert_client.post(reverse("suggestion_run_create", args=[project.slug]), {"seed": "0", **data})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not SuggestionRun.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_second_run_while_one_is_queued_is_refused_on_the_form(project, expert, expert_client) -> None:
+    suggestion_run_start(project=project, user=expert)
+    response = expert_client.post(reverse("suggestion_run_create", args=[project.slug]), {"seed": "0"})
+    assert response.status_code == 400 and "already being computed" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_accepting_from_the_page_codes_the_kept_notes_under_the_edited_name(suggested, project, expert_client) -> None:
+    run, notes = suggested
+    suggestion = suggestion_for(run, notes["date"])
+    dropped = notes["date"][1]
+    response = expert_client.post(
+        reverse("suggestion_accept", args=[project.slug, suggestion.pk]),
+        {
+            "target": "new", "name": "States wrong dates", "definition": "A date in the answer is wrong.",
+            "shown": [n.pk for n in notes["date"]], "note": [n.pk for n in notes["date"] if n != dropped],
+        },
+        headers={"HX-Request": "true"},
+    )  # fmt: skip
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Coded 4 notes to “States wrong dates”." in body and 'data-status="accepted"' in body
+    mode = FailureMode.objects.get(name="States wrong dates")
+    assert set(mode.notes.values_list("pk", flat=True)) == ids(notes["date"]) - {dropped.pk}
+
+
+@pytest.mark.django_db
+def test_adding_to_an_existing_mode_and_rejecting_from_the_page(suggested, project, expert_client) -> None:
+    run, notes = suggested
+    existing = FailureMode.objects.create(project=project, name="Tool misuse")
+    tool, refund = suggestion_for(run, notes["tool"]), suggestion_for(run, notes["refund"])
+    response = expert_client.post(
+        reverse("suggestion_accept", args=[project.slug, tool.pk]),
+        {"target": "existing", "failure_mode": existing.pk, "name": "ignored"},
+    )
+    assert response.status_code == 302
+    assert set(existing.notes.values_list("pk", flat=True)) == ids(notes["tool"])
+    response = expert_client.post(reverse("suggestion_reject", args=[project.slug, refund.pk]), follow=True)
+    assert "Rejected “" in response.content.decode()
+    refund.refresh_from_db()
+    assert refund.status == "rejected"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"target": "new", "name": "Taken"}, "A failure mode named “Taken” already exists in this project"),
+        ({"target": "new", "name": ""}, "A failure mode needs a name"),
+        ({"target": "existing", "failure_mode": ""}, "Choose the existing failure mode to add the notes to"),
+        ({"target": "existing", "failure_mode": "999999"}, "There is no failure mode 999999 in this project"),
+        ({"target": "sideways", "name": "x"}, "Unknown target &#x27;sideways&#x27;"),
+        (
+            {"target": "new", "name": "x", "shown": ["abc"]},
+            "The shown notes list holds something that is not a note id",
+        ),
+    ],
+)
+def test_a_refused_accept_shows_the_reason_in_the_card(suggested, project, expert_client, data, message) -> None:
+    run, notes = suggested
+    FailureMode.objects.create(project=project, name="Taken")
+    suggestion = suggestion_for(run, notes["date"])
+    response = expert_client.post(
+        reverse("suggestion_accept", args=[project.slug, suggestion.pk]), data, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    suggestion.refresh_from_db()
+    assert suggestion.status == "pending" and NoteFailureMode.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_note_text_and_llm_names_are_escaped(project, expert, expert_client) -> None:
+    for text in ("<script>alert(1)</script> wrong date", "<script>alert(1)</script> wrong date!"):
+        make_note(trace=make_trace(project=project), author=expert, text=text)
+    run = suggestion_run_execute(run=running_run(project, expert))
+    run.suggestions.update(name='<img src=x onerror="alert(2)">', definition="<b>bold</b>")
+    body = expert_client.get(reverse("suggestion_run_detail", args=[project.slug, run.pk])).content.decode()
+    assert "<script>alert(1)" not in body and "&lt;script&gt;alert(1)" in body
+    assert "<img src=x" not in body and "&lt;img src=x" in body
+    assert "<b>bold</b>" not in body
+
+
+@pytest.mark.django_db
+def test_the_run_page_takes_the_same_number_of_queries_however_many_groups_and_notes(
+    project, expert, expert_client
+) -> None:
+    write_notes(project, expert)
+    small = suggestion_run_execute(run=running_run(project, expert))
+    assert small.suggestions.count() == 3
+    for theme in range(12):
+        for i in range(8):
+            make_note(trace=make_trace(project=project), author=expert, text=f"zq{theme}x failure kind {theme} #{i}")
+    SuggestionRun.objects.filter(pk=small.pk).update(status="done")
+    big = suggestion_run_execute(run=running_run(project, expert, distance_threshold=0.6))
+    assert big.suggestions.count() > small.suggestions.count()
+    counts = []
+    for run in (small, big):
+        with CaptureQueriesContext(connection) as captured:
+            assert expert_client.get(reverse("suggestion_run_detail", args=[project.slug, run.pk])).status_code == 200
+        counts.append(len(captured))
+    assert counts[0] == counts[1]
+
+
+@pytest.mark.django_db
+def test_the_failure_modes_page_links_to_suggestions(project, expert_client) -> None:
+    body = expert_client.get(reverse("failure_mode_list", args=[project.slug])).content.decode()
+    assert reverse("suggestion_home", args=[project.slug]) in body
