@@ -588,3 +588,23 @@ def test_the_run_page_takes_the_same_number_of_queries_however_many_groups_and_n
 def test_the_failure_modes_page_links_to_suggestions(project, expert_client) -> None:
     body = expert_client.get(reverse("failure_mode_list", args=[project.slug])).content.decode()
     assert reverse("suggestion_home", args=[project.slug]) in body
+
+
+@pytest.mark.django_db
+def test_a_run_still_heartbeating_elsewhere_is_retried_later_not_run_twice(project, expert) -> None:
+    from celery.exceptions import Retry
+
+    write_notes(project, expert)
+    busy = running_run(project, expert)
+    with pytest.raises(Retry):
+        suggestion_run_run(busy.pk)
+    assert not busy.suggestions.exists()
+
+
+@pytest.mark.django_db
+def test_with_an_llm_configured_the_form_offers_naming_and_the_run_records_it(llm, project, expert_client) -> None:
+    page = expert_client.get(reverse("suggestion_home", args=[project.slug])).content.decode()
+    assert 'name="use_llm"' in page
+    response = expert_client.post(reverse("suggestion_run_create", args=[project.slug]), {"use_llm": "on"})
+    assert response.status_code == 302
+    assert SuggestionRun.objects.get().params["use_llm"] is True
