@@ -148,7 +148,11 @@ def cluster_notes(
 
     report("naming", 90)
     corpus_mean = np.asarray(words.mean(axis=0)).ravel()
-    groups = tuple(_describe(rows, ids, texts, combined, words, vocabulary, corpus_mean) for rows in member_rows)
+    # Notes using each term (a CSR row lists each of its terms once).
+    doc_counts = np.bincount(words.indices, minlength=words.shape[1])
+    groups = tuple(
+        _describe(rows, ids, texts, combined, words, vocabulary, corpus_mean, doc_counts) for rows in member_rows
+    )
     grouped = sum(len(g.note_ids) for g in groups)
     report("done", 100)
     return ClusteringResult(groups, tuple(notices), len(ordered), skipped, len(ids) - grouped)
@@ -280,13 +284,14 @@ def _describe(
     words: sp.csr_matrix,
     vocabulary: np.ndarray,
     corpus_mean: np.ndarray,
+    doc_counts: np.ndarray,
 ) -> Group:
     rows = sorted(rows)
     centroid = _centroids(vectors, [rows])[0]
     closeness = np.asarray(vectors[rows] @ centroid).ravel()
     # argmax returns the first maximum, i.e. the lowest note id among equally typical notes.
     representative = rows[int(np.argmax(closeness))]
-    terms = _top_terms(words, rows, vocabulary, corpus_mean)
+    terms = _top_terms(words, rows, vocabulary, corpus_mean, doc_counts)
     representative_text = texts[representative]
     name = _name_from(terms, representative_text)
     definition = _definition_from(terms, representative_text)
@@ -299,11 +304,20 @@ def _describe(
     )
 
 
-def _top_terms(words: sp.csr_matrix, rows: Sequence[int], vocabulary: np.ndarray, corpus_mean: np.ndarray) -> list[str]:
-    """Terms most over-represented in the group: mean tf-idf in the group minus the mean over all notes."""
+def _top_terms(
+    words: sp.csr_matrix, rows: Sequence[int], vocabulary: np.ndarray, corpus_mean: np.ndarray, doc_counts: np.ndarray
+) -> list[str]:
+    """Terms that set the group apart: the share of its notes using a term minus the share of the other notes using
+    it, ties broken by mean tf-idf in the group minus the mean over all notes. Coverage first, because a word in
+    every note of the group names it better than a rarer word with a high weight in two of them."""
     if words.shape[1] == 0:
         return []
-    scores = np.asarray(words[list(rows)].mean(axis=0)).ravel() - corpus_mean
+    group = words[list(rows)]
+    inside = np.bincount(group.indices, minlength=words.shape[1])
+    others = max(1, words.shape[0] - len(rows))
+    coverage = inside / len(rows) - (doc_counts - inside) / others
+    weight = np.asarray(group.mean(axis=0)).ravel() - corpus_mean
+    scores = coverage + weight
     # A stable sort on (−score) keeps ties in vocabulary (alphabetical) order, so names are reproducible.
     order = np.argsort(-scores, kind="stable")
     chosen: list[str] = []

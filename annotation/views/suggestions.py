@@ -63,6 +63,9 @@ def _require_coder(access: ProjectAccess) -> None:
 def _page(request: HttpRequest, access: ProjectAccess, *, status: int = 200, **extra: Any) -> HttpResponse:
     project = access.project
     runs = project.suggestion_runs.select_related("created_by").annotate(suggestion_count=Count("suggestions"))
+    if extra.get("run") is not None:
+        # The run on show is polled in place; listing it again here would freeze its status at page load.
+        runs = runs.exclude(pk=extra["run"].pk)
     context = {
         "project": project,
         "access": access,
