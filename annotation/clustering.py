@@ -59,6 +59,8 @@ class ClusterParams:
 
     def validate(self) -> None:
         """Raise ValueError naming the bad parameter."""
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a whole number ≥ 0, got {self.seed!r}")
         if self.distance_threshold is not None and not (0 < self.distance_threshold <= 1):
             raise ValueError(f"distance threshold must be in (0, 1], got {self.distance_threshold}")
         if self.target_groups is not None and not (1 <= self.target_groups <= MAX_GROUPS):

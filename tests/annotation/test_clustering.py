@@ -207,6 +207,7 @@ def test_at_most_the_largest_groups_are_kept() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
+        (ClusterParams(seed=-1), "seed must be a whole number ≥ 0, got -1"),
         (ClusterParams(distance_threshold=0), "distance threshold must be in (0, 1], got 0"),
         (ClusterParams(distance_threshold=1.5), "distance threshold must be in (0, 1], got 1.5"),
         (ClusterParams(target_groups=0), f"number of groups must be between 1 and {MAX_GROUPS}, got 0"),
