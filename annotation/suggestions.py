@@ -165,6 +165,11 @@ def suggestion_run_execute(*, run: SuggestionRun) -> SuggestionRun:
     """
     progress = _Progress(run)
     try:
+        params = cluster_params_from(run.params)
+        try:
+            params.validate()
+        except ValueError as exc:
+            raise DomainError(f"The run's parameters are invalid: {exc}") from None
         newest_first = uncoded_notes(project=run.project).order_by("-id").values_list("id", "text")
         notes = list(newest_first[: MAX_INPUT_NOTES + 1])
         notices: list[str] = []
@@ -176,7 +181,7 @@ def suggestion_run_execute(*, run: SuggestionRun) -> SuggestionRun:
         clustering_share = 80 if use_llm else 95
         result = cluster_notes(
             notes,
-            cluster_params_from(run.params),
+            params,
             lambda stage, percent: progress(stage, percent * clustering_share // 100),
         )
         named = [(group.name, group.definition) for group in result.groups]
@@ -196,12 +201,16 @@ def _failure_message(exc: Exception) -> str:
     if isinstance(exc, DomainError):
         return str(exc)
     if isinstance(exc, MemoryError):
-        return "Ran out of memory while clustering; lower the number of notes clustered at once and run again."
+        return (
+            "The worker ran out of memory while clustering: the pairwise distances of "
+            f"{DEFAULT_MAX_CLUSTERED_NOTES:,} notes need about 200 MB free."
+        )
     return f"Clustering failed unexpectedly ({type(exc).__name__}: {exc}); the server log has the details."
 
 
 def _fail(run: SuggestionRun, message: str) -> None:
-    SuggestionRun.objects.filter(pk=run.pk).update(
+    # Only the attempt that still owns the run may end it; a takeover's result must not be overwritten.
+    SuggestionRun.objects.filter(pk=run.pk, status=SuggestionRun.Status.RUNNING).update(
         status=SuggestionRun.Status.FAILED, error=message, stage="failed", finished_at=timezone.now()
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -166,7 +167,7 @@ def test_a_run_that_breaks_ends_failed_with_a_clear_error(project, expert) -> No
     run = running_run(project, expert, min_group_size=0)  # bypassing the start service's validation
     run = suggestion_run_execute(run=run)
     assert run.status == SuggestionRun.Status.FAILED
-    assert "minimum group size must be at least 2, got 0" in run.error
+    assert run.error == "The run's parameters are invalid: minimum group size must be at least 2, got 0"
     assert run.finished_at is not None
 
 
@@ -608,3 +609,16 @@ def test_with_an_llm_configured_the_form_offers_naming_and_the_run_records_it(ll
     response = expert_client.post(reverse("suggestion_run_create", args=[project.slug]), {"use_llm": "on"})
     assert response.status_code == 302
     assert SuggestionRun.objects.get().params["use_llm"] is True
+
+
+@pytest.mark.django_db
+def test_an_unreachable_llm_endpoint_keeps_the_term_name_and_says_so(project, expert, settings) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = f"http://127.0.0.1:{port}/v1", ""
+    for text in ("Wrong date for the launch", "wrong date for the launch!"):
+        make_note(trace=make_trace(project=project), author=expert, text=text)
+    run = suggestion_run_execute(run=running_run(project, expert, use_llm=True))
+    assert run.status == SuggestionRun.Status.DONE
+    assert naming_problem(run.suggestions.get(), run) == "the LLM endpoint could not be reached"
