@@ -503,6 +503,7 @@ def test_accepting_from_the_page_codes_the_kept_notes_under_the_edited_name(sugg
     body = response.content.decode()
     assert response.status_code == 200
     assert "Coded 4 notes to “States wrong dates”." in body and 'data-status="accepted"' in body
+    assert body.count("(dropped: still uncoded)") == 1
     mode = FailureMode.objects.get(name="States wrong dates")
     assert set(mode.notes.values_list("pk", flat=True)) == ids(notes["date"]) - {dropped.pk}
 
