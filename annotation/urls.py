@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.views import imports, projects, review, taxonomy
+from annotation.views import imports, projects, review, suggestions, taxonomy
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
@@ -21,6 +21,28 @@ urlpatterns = [
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
     # The failure taxonomy: counts per mode and saturation.
     path("projects/<slug:slug>/failure-modes/", taxonomy.failure_mode_list, name="failure_mode_list"),
+    # Suggested groupings of uncoded notes (clustering by the worker), accepted or rejected one by one.
+    path("projects/<slug:slug>/failure-modes/suggestions/", suggestions.suggestion_home, name="suggestion_home"),
+    path(
+        "projects/<slug:slug>/failure-modes/suggestions/start/",
+        suggestions.suggestion_run_create,
+        name="suggestion_run_create",
+    ),
+    path(
+        "projects/<slug:slug>/failure-modes/suggestions/<int:run_id>/",
+        suggestions.suggestion_run_detail,
+        name="suggestion_run_detail",
+    ),
+    path(
+        "projects/<slug:slug>/suggestions/<int:suggestion_id>/accept/",
+        suggestions.suggestion_accept_view,
+        name="suggestion_accept",
+    ),
+    path(
+        "projects/<slug:slug>/suggestions/<int:suggestion_id>/reject/",
+        suggestions.suggestion_reject_view,
+        name="suggestion_reject",
+    ),
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
     path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),
