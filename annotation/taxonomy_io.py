@@ -1,0 +1,258 @@
+"""The failure taxonomy in and out of files: exports of the modes with their counts and of the notes with their
+modes (CSV and JSON), and the import of a codebook (modes with definitions).
+
+Exports read the same numbers as the failure-modes page (`taxonomy.failure_mode_counts`). The notes export is
+streamed in chunks of NOTES_CHUNK notes read by keyset on the note id, so 200,000 notes never sit in memory at
+once. In CSV, a note's failure modes share one cell joined by `CSV_LIST_SEPARATOR` ("; "), and text cells that a
+spreadsheet would run as a formula get a leading apostrophe (see `taxonomy_format.csv_safe`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+
+from annotation.codebook import MODE_NAME_MAX_CHARS, failure_mode_create
+from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project
+from annotation.services import DomainError
+from annotation.taxonomy import failure_mode_counts
+from annotation.taxonomy_format import (
+    MODE_COLUMNS,
+    NOTE_COLUMNS,
+    CodebookEntry,
+    CodebookFileError,
+    RowError,
+    csv_safe,
+    join_names,
+    name_key,
+    parse_codebook,
+)
+from annotation.trace_format import format_timestamp
+
+EXPORT_FORMATS = ("csv", "json")
+# Rows per read (and per pandas frame) of the notes export: large enough that the per-chunk queries cost little,
+# small enough that a chunk's rows stay a few megabytes whatever the size of the project.
+NOTES_CHUNK = 10_000
+CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+def export_filename(project: Project, what: str, fmt: str) -> str:
+    """`acme-failure-modes.csv`, `acme-notes.json`: a slug is already safe in a file name and a header."""
+    return f"{project.slug}-{what}.{fmt}"
+
+
+def _csv_text(frame: pd.DataFrame, columns: tuple[str, ...], *, header: bool = True) -> str:
+    for column in columns:
+        frame[column] = frame[column].map(csv_safe)
+    return frame.to_csv(index=False, header=header, lineterminator="\n")
+
+
+def _json_text(records: list[dict[str, Any]]) -> str:
+    # json rather than DataFrame.to_json, which writes every "/" as "\/".
+    return json.dumps(records, ensure_ascii=False, indent=1) + "\n"
+
+
+# --- the modes with their counts ---------------------------------------------------------------------------------
+
+
+def failure_modes_frame(*, project: Project) -> pd.DataFrame:
+    """One row per failure mode (those `failure_mode_counts` lists), most frequent first, in MODE_COLUMNS order.
+    `merged_into` is the name of the mode a merged mode went into, else None."""
+    counts = failure_mode_counts(project=project)
+    merged_into = dict(
+        FailureMode.objects.filter(project=project, merged_into__isnull=False).values_list("id", "merged_into__name")
+    )
+    rows = [
+        {
+            "id": count.id,
+            "name": count.name,
+            "definition": count.definition,
+            "retired": count.retired,
+            "merged_into": merged_into.get(count.id),
+            "trace_count": count.trace_count,
+            "note_count": count.note_count,
+            "share_of_reviewed_traces": count.share_of_reviewed_traces,
+            "share_of_failing_traces": count.share_of_failing_traces,
+        }
+        for count in counts
+    ]
+    return pd.DataFrame(rows, columns=list(MODE_COLUMNS))
+
+
+def failure_modes_export(*, project: Project, fmt: str) -> str:
+    """The modes export as CSV text or as a JSON list of objects."""
+    frame = failure_modes_frame(project=project)
+    if fmt == "csv":
+        frame["merged_into"] = frame["merged_into"].fillna("")
+        return _csv_text(frame, ("name", "definition", "merged_into"))
+    if fmt == "json":
+        # Build the frame's dict with object dtype so missing values stay None (null), never NaN.
+        return _json_text(frame.astype(object).where(frame.notna(), None).to_dict(orient="records"))
+    raise ValueError(f"unknown export format {fmt!r}")
+
+
+# --- the notes with their modes ----------------------------------------------------------------------------------
+
+
+def notes_export_chunks(*, project: Project, chunk_size: int = NOTES_CHUNK) -> Iterator[list[dict[str, Any]]]:
+    """Every note of the project in id order, in lists of at most `chunk_size` rows (NOTE_COLUMNS keys). Each
+    chunk costs two queries: the notes after the last id seen, and the mode links of that id range."""
+    mode_names = dict(FailureMode.objects.filter(project=project).values_list("id", "name"))
+    notes = Note.objects.filter(trace__project=project).order_by("id")
+    last_id = 0
+    while True:
+        rows = list(
+            notes.filter(id__gt=last_id).values_list(
+                "id", "trace__external_id", "author__username", "created_at", "text"
+            )[:chunk_size]
+        )
+        if not rows:
+            return
+        first_id, last_id = rows[0][0], rows[-1][0]
+        # The id range, not `note_id IN (10,000 ids)`: the (note, mode) unique index serves it as one range scan.
+        # Notes of other projects may sit in the range; the list of this project's modes leaves their links out.
+        links = NoteFailureMode.objects.filter(
+            note_id__gte=first_id, note_id__lte=last_id, failure_mode_id__in=list(mode_names)
+        ).values_list("note_id", "failure_mode_id")
+        modes_of: dict[int, list[str]] = {}
+        for note_id, mode_id in links if mode_names else ():
+            modes_of.setdefault(note_id, []).append(mode_names[mode_id])
+        yield [
+            {
+                "note_id": note_id,
+                "trace_external_id": external_id,
+                "author": author,
+                "created_at": format_timestamp(created_at),
+                "text": text,
+                "failure_modes": sorted(modes_of.get(note_id, [])),
+            }
+            for note_id, external_id, author, created_at, text in rows
+        ]
+        if len(rows) < chunk_size:
+            return
+
+
+def notes_export_csv(*, project: Project, chunk_size: int = NOTES_CHUNK) -> Iterator[str]:
+    """The notes export as CSV text, one piece per chunk (the first with the header)."""
+    header = True
+    for chunk in notes_export_chunks(project=project, chunk_size=chunk_size):
+        frame = pd.DataFrame(chunk, columns=list(NOTE_COLUMNS))
+        frame["failure_modes"] = frame["failure_modes"].map(join_names)
+        yield _csv_text(frame, ("trace_external_id", "author", "text", "failure_modes"), header=header)
+        header = False
+    if header:  # no notes: still a file with its header, so it parses to zero rows
+        yield ",".join(NOTE_COLUMNS) + "\n"
+
+
+def notes_export_json(*, project: Project, chunk_size: int = NOTES_CHUNK) -> Iterator[str]:
+    """The notes export as one JSON list, written one chunk at a time."""
+    opened = False
+    for chunk in notes_export_chunks(project=project, chunk_size=chunk_size):
+        body = ",\n".join(json.dumps(row, ensure_ascii=False) for row in chunk)
+        yield ("[\n" if not opened else ",\n") + body
+        opened = True
+    yield "\n]\n" if opened else "[]\n"
+
+
+# --- importing a codebook ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class CodebookImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    # True when --strict found an error and nothing was written.
+    rolled_back: bool = False
+
+    def summary(self) -> str:
+        return (
+            f"created {len(self.created)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+            f"rejected {len(self.errors)}"
+        )
+
+
+class _StrictRollback(Exception):
+    pass
+
+
+def _failure_mode_set_definition(*, mode: FailureMode, definition: str, actor: AbstractBaseUser | None) -> None:
+    """Change a mode's definition and record it in the codebook's history."""
+    previous = mode.definition
+    mode.definition = definition
+    mode.save(update_fields=["definition"])
+    FailureModeChange.objects.create(
+        project_id=mode.project_id,
+        failure_mode=mode,
+        action=FailureModeChange.Action.REDEFINED,
+        detail={"from": previous, "to": definition, "via": "import"},
+        actor=actor,
+    )
+
+
+def _apply_entry(
+    entry: CodebookEntry, existing: dict[str, FailureMode], *, project: Project, actor: AbstractBaseUser | None
+) -> str:
+    """Create or redefine the entry's mode; returns "created", "updated" or "unchanged"."""
+    mode = existing.get(name_key(entry.name))
+    if mode is None:
+        existing[name_key(entry.name)] = failure_mode_create(
+            project=project, name=entry.name, definition=entry.definition or "", actor=actor
+        )
+        return "created"
+    # A blank or missing definition never erases one the codebook already has.
+    if entry.definition is None or entry.definition == mode.definition:
+        return "unchanged"
+    _failure_mode_set_definition(mode=mode, definition=entry.definition, actor=actor)
+    return "updated"
+
+
+def codebook_import(
+    *, project: Project, data: bytes, fmt: str, actor: AbstractBaseUser | None, strict: bool = False
+) -> CodebookImportReport:
+    """Create the file's missing failure modes and update the definitions of existing ones (matched by name,
+    ignoring case and spacing), writing the codebook's history. Bad rows are reported with their row number and
+    the good ones imported; with `strict`, any bad row means nothing is written. Raises DomainError when the file
+    as a whole cannot be read."""
+    try:
+        entries, errors = parse_codebook(data, fmt=fmt, max_name_chars=MODE_NAME_MAX_CHARS)
+    except CodebookFileError as exc:
+        raise DomainError(f"The codebook file cannot be read: {exc}") from None
+    report = CodebookImportReport(errors=list(errors))
+    if strict and errors:
+        report.rolled_back = True
+        return report
+
+    try:
+        with transaction.atomic():
+            # Locked so a concurrent edit of a definition cannot interleave with this one and be lost silently.
+            existing = {
+                name_key(mode.name): mode
+                for mode in FailureMode.objects.select_for_update().filter(project=project).order_by("id")
+            }
+            for entry in entries:
+                try:
+                    with transaction.atomic():
+                        outcome = _apply_entry(entry, existing, project=project, actor=actor)
+                except DomainError as exc:
+                    report.errors.append(RowError(entry.row, str(exc)))
+                    continue
+                except IntegrityError:
+                    # Created by someone else between the lock and this row (new rows are not locked).
+                    report.errors.append(RowError(entry.row, f"“{entry.name}” was created meanwhile; import again"))
+                    continue
+                getattr(report, outcome).append(entry.name)
+            if strict and report.errors:
+                raise _StrictRollback
+    except _StrictRollback:
+        report.created, report.updated, report.unchanged = [], [], []
+        report.rolled_back = True
+    report.errors.sort(key=lambda error: error.row)
+    return report
