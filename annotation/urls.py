@@ -21,6 +21,9 @@ urlpatterns = [
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
     # The failure taxonomy: counts per mode and saturation.
     path("projects/<slug:slug>/failure-modes/", taxonomy.failure_mode_list, name="failure_mode_list"),
+    # Browser uploads, imported by the worker with progress.
+    path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
+    path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),
     # Taxonomy files: downloads for every member (csv or json), a codebook upload for those who may code.
     path(
         "projects/<slug:slug>/failure-modes/export.<str:fmt>",
@@ -29,7 +32,4 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/failure-modes/notes.<str:fmt>", taxonomy_io.notes_download, name="notes_download"),
     path("projects/<slug:slug>/failure-modes/import/", taxonomy_io.codebook_upload, name="codebook_upload"),
-    # Browser uploads, imported by the worker with progress.
-    path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
-    path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),
 ]

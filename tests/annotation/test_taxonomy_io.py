@@ -544,7 +544,7 @@ def test_command_creates_missing_modes_and_redefines_existing_ones_with_history(
         ("Refusal", "created"),
         ("Wrong language", "created"),
     ]
-    assert history[0].detail == {"from": "old words", "to": "Invents facts not in the context", "via": "import"}
+    assert (history[0].detail["from"], history[0].detail["to"]) == ("old words", "Invents facts not in the context")
     assert all(change.actor == expert for change in history)
 
     # The same file again changes nothing and writes no history.
@@ -804,3 +804,24 @@ def test_coded_notes_survive_export_traces_and_reimport_into_a_new_project(proje
     again = tmp_path / "copy.jsonl"
     call_command("export_traces", "--project", "copy", str(again), stderr=io.StringIO())
     assert again.read_bytes() == exported.read_bytes()
+
+
+# --- the export_taxonomy command ----------------------------------------------------------------------------------
+
+
+@uses_db
+def test_export_command_writes_the_same_files_as_the_downloads(project, coded, tmp_path):
+    for args, expected in [
+        (["modes.csv"], failure_modes_export(project=project, fmt="csv")),
+        (["modes.json"], failure_modes_export(project=project, fmt="json")),
+        (["--notes", "notes.csv"], "".join(notes_export_csv(project=project))),
+        (["--notes", "--format", "json", "notes.out"], "".join(notes_export_json(project=project))),
+    ]:
+        path = tmp_path / args[-1]
+        err = io.StringIO()
+        call_command("export_taxonomy", "--project", "acme", *args[:-1], str(path), stderr=err)
+        assert path.read_text(encoding="utf-8") == expected
+        assert f"to {path}" in err.getvalue()
+    assert len(read_csv((tmp_path / "notes.csv").read_text(encoding="utf-8"))) == 6
+    with pytest.raises(CommandError, match="no project 'nope'"):
+        call_command("export_taxonomy", "--project", "nope", str(tmp_path / "x.csv"))
