@@ -9,14 +9,19 @@ spreadsheet would run as a formula get a leading apostrophe (see `taxonomy_forma
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from annotation.codebook import MODE_NAME_MAX_CHARS, failure_mode_create
 from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project
@@ -47,10 +52,10 @@ def export_filename(project: Project, what: str, fmt: str) -> str:
     return f"{project.slug}-{what}.{fmt}"
 
 
-def _csv_text(frame: pd.DataFrame, columns: tuple[str, ...], *, header: bool = True) -> str:
+def _csv_text(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
     for column in columns:
         frame[column] = frame[column].map(csv_safe)
-    return frame.to_csv(index=False, header=header, lineterminator="\n")
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
 def _json_text(records: list[dict[str, Any]]) -> str:
@@ -100,16 +105,30 @@ def failure_modes_export(*, project: Project, fmt: str) -> str:
 # --- the notes with their modes ----------------------------------------------------------------------------------
 
 
+def _iso_utc(stamp: str) -> str:
+    """A timestamp as the database writes it as text, in the trace format's form (`format_timestamp`).
+
+    Django talks to PostgreSQL in UTC, which writes `2026-11-01 12:00:00.123456+00`; the string needs only its
+    separator and zone rewritten. Any other shape (SQLite's naive UTC text, another zone) is parsed."""
+    if stamp.endswith("+00"):
+        return stamp[:-3].replace(" ", "T", 1) + "Z"
+    parsed = datetime.fromisoformat(stamp)
+    return format_timestamp(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
 def notes_export_chunks(*, project: Project, chunk_size: int = NOTES_CHUNK) -> Iterator[list[dict[str, Any]]]:
     """Every note of the project in id order, in lists of at most `chunk_size` rows (NOTE_COLUMNS keys). Each
     chunk costs two queries: the notes after the last id seen, and the mode links of that id range."""
     mode_names = dict(FailureMode.objects.filter(project=project).values_list("id", "name"))
-    notes = Note.objects.filter(trace__project=project).order_by("id")
+    # The timestamp comes as the database's text: turning 200,000 of them into datetimes and back cost a third of
+    # the whole export.
+    notes = Note.objects.filter(trace__project=project).annotate(created_text=Cast("created_at", TextField()))
+    notes = notes.order_by("id")
     last_id = 0
     while True:
         rows = list(
             notes.filter(id__gt=last_id).values_list(
-                "id", "trace__external_id", "author__username", "created_at", "text"
+                "id", "trace__external_id", "author__username", "created_text", "text"
             )[:chunk_size]
         )
         if not rows:
@@ -128,36 +147,50 @@ def notes_export_chunks(*, project: Project, chunk_size: int = NOTES_CHUNK) -> I
                 "note_id": note_id,
                 "trace_external_id": external_id,
                 "author": author,
-                "created_at": format_timestamp(created_at),
+                "created_at": _iso_utc(created_text),
                 "text": text,
                 "failure_modes": sorted(modes_of.get(note_id, [])),
             }
-            for note_id, external_id, author, created_at, text in rows
+            for note_id, external_id, author, created_text, text in rows
         ]
         if len(rows) < chunk_size:
             return
 
 
 def notes_export_csv(*, project: Project, chunk_size: int = NOTES_CHUNK) -> Iterator[str]:
-    """The notes export as CSV text, one piece per chunk (the first with the header)."""
-    header = True
+    """The notes export as CSV text, one piece per chunk (the first with the header). Rows go through the csv
+    module rather than a DataFrame: the same quoting, at a quarter of the cost per chunk."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(NOTE_COLUMNS)
     for chunk in notes_export_chunks(project=project, chunk_size=chunk_size):
-        frame = pd.DataFrame(chunk, columns=list(NOTE_COLUMNS))
-        frame["failure_modes"] = frame["failure_modes"].map(join_names)
-        yield _csv_text(frame, ("trace_external_id", "author", "text", "failure_modes"), header=header)
-        header = False
-    if header:  # no notes: still a file with its header, so it parses to zero rows
-        yield ",".join(NOTE_COLUMNS) + "\n"
+        writer.writerows(
+            (
+                row["note_id"],
+                csv_safe(row["trace_external_id"]),
+                csv_safe(row["author"]),
+                row["created_at"],
+                csv_safe(row["text"]),
+                csv_safe(join_names(row["failure_modes"])),
+            )
+            for row in chunk
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():  # no notes: still a file with its header, so it parses to zero rows
+        yield buffer.getvalue()
 
 
 def notes_export_json(*, project: Project, chunk_size: int = NOTES_CHUNK) -> Iterator[str]:
     """The notes export as one JSON list, written one chunk at a time."""
     opened = False
     for chunk in notes_export_chunks(project=project, chunk_size=chunk_size):
-        body = ",\n".join(json.dumps(row, ensure_ascii=False) for row in chunk)
-        yield ("[\n" if not opened else ",\n") + body
+        # One dumps per chunk (its brackets dropped) instead of one per note: half the encoding time.
+        body = json.dumps(chunk, ensure_ascii=False)[1:-1]
+        yield ("[" if not opened else ",\n") + body
         opened = True
-    yield "\n]\n" if opened else "[]\n"
+    yield "]\n" if opened else "[]\n"
 
 
 # --- importing a codebook ----------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from annotation.taxonomy_format import (
 )
 from annotation.taxonomy_io import (
     NOTES_CHUNK,
+    _iso_utc,
     codebook_import,
     failure_modes_export,
     notes_export_chunks,
@@ -74,6 +75,20 @@ def read_csv(text: str) -> pd.DataFrame:
 def test_csv_safe_defuses_formula_cells_and_csv_unescape_undoes_exactly_that(text, cell):
     assert csv_safe(text) == cell
     assert csv_unescape(cell) == text
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-11-01 12:00:00.123456+00",  # PostgreSQL in UTC
+        "2026-11-01 12:00:00+00",  # no fraction: written without one, like isoformat
+        "2026-11-01 12:00:00.123456",  # SQLite: naive text, stored in UTC
+        "2026-11-01 13:00:00.123456+01",  # a session in another zone
+    ],
+)
+def test_database_timestamp_text_becomes_the_trace_format_timestamp(stamp):
+    expected = "2026-11-01T12:00:00Z" if stamp == "2026-11-01 12:00:00+00" else "2026-11-01T12:00:00.123456Z"
+    assert _iso_utc(stamp) == expected
 
 
 # --- parsing a codebook file (no database) ------------------------------------------------------------------------
