@@ -17,6 +17,8 @@ import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 # Cells starting with these are formulas to Excel, LibreOffice and Google Sheets (OWASP "CSV injection").
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -75,7 +77,7 @@ def name_key(name: str) -> str:
     return clean_name(name).casefold()
 
 
-class CodebookFileError(ValueError):
+class TaxonomyFileError(ValueError):
     """The file as a whole cannot be read (empty, not UTF-8, malformed, a bad header); nothing is imported."""
 
 
@@ -129,35 +131,62 @@ def _decode(data: bytes) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CodebookFileError(f"the file is not UTF-8 text (invalid byte at position {exc.start + 1})") from None
+        raise TaxonomyFileError(f"the file is not UTF-8 text (invalid byte at position {exc.start + 1})") from None
     if not text.strip():
-        raise CodebookFileError("the file is empty")
+        raise TaxonomyFileError("the file is empty")
     return text
 
 
-def _read_csv(text: str, *, max_name_chars: int) -> list[CodebookEntry | RowError]:
+@dataclass(frozen=True)
+class _Shape:
+    """What one kind of taxonomy file holds, and the words its errors use."""
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    # Columns of the matching export that an import reads past.
+    ignored: tuple[str, ...]
+    file_words: str  # "a codebook has the columns …"
+    item_words: str  # "a failure mode has …"
+    export_words: str  # "the other columns of the … export are read past"
+    item_example: str
+
+
+CODEBOOK_SHAPE = _Shape(
+    columns=CODEBOOK_COLUMNS,
+    required=("name",),
+    ignored=IGNORED_CODEBOOK_COLUMNS,
+    file_words="a codebook",
+    item_words="a failure mode",
+    export_words="failure-modes",
+    item_example='{"name": "…", "definition": "…"}',
+)
+
+
+def _csv_records(text: str, shape: _Shape) -> list[tuple[int, dict[str, str]] | RowError]:
+    """(row, {column: cell}) for each non-blank CSV row, the formula apostrophes taken off; RowError for a row
+    with more cells than the header. Raises TaxonomyFileError for a bad header or malformed CSV."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [cell.strip().lower() for cell in next(reader)]
     except csv.Error as exc:
-        raise CodebookFileError(f"row 1: the CSV header cannot be read: {exc}") from None
-    known = CODEBOOK_COLUMNS + IGNORED_CODEBOOK_COLUMNS
+        raise TaxonomyFileError(f"row 1: the CSV header cannot be read: {exc}") from None
+    expected = ", ".join(shape.columns)
     for position, column in enumerate(header, start=1):
         if not column:
-            raise CodebookFileError(f"row 1: column {position} has no name; expected {', '.join(CODEBOOK_COLUMNS)}")
-        if column not in known:
-            raise CodebookFileError(
-                f"row 1: unknown column “{column}”; a codebook has the columns {', '.join(CODEBOOK_COLUMNS)}"
-                " (the other columns of the failure-modes export are read past)"
+            raise TaxonomyFileError(f"row 1: column {position} has no name; expected {expected}")
+        if column not in shape.columns + shape.ignored:
+            raise TaxonomyFileError(
+                f"row 1: unknown column “{column}”; {shape.file_words} has the columns {expected}"
+                f" (the other columns of the {shape.export_words} export are read past)"
             )
         if header.count(column) > 1:
-            raise CodebookFileError(f"row 1: the column “{column}” appears more than once")
-    if "name" not in header:
-        raise CodebookFileError(f"row 1: there is no “name” column (the header is: {', '.join(header)})")
-    name_at = header.index("name")
-    definition_at = header.index("definition") if "definition" in header else None
+            raise TaxonomyFileError(f"row 1: the column “{column}” appears more than once")
+    for column in shape.required:
+        if column not in header:
+            raise TaxonomyFileError(f"row 1: there is no “{column}” column (the header is: {', '.join(header)})")
+    kept = [(at, column) for at, column in enumerate(header) if column in shape.columns]
 
-    results: list[CodebookEntry | RowError] = []
+    records: list[tuple[int, dict[str, str]] | RowError] = []
     row = 1
     while True:
         first_line = reader.line_num + 1
@@ -167,56 +196,66 @@ def _read_csv(text: str, *, max_name_chars: int) -> list[CodebookEntry | RowErro
             break
         except csv.Error as exc:
             # After a malformed quote the reader cannot say where the next row starts, so the file stops here.
-            raise CodebookFileError(f"row {row + 1} (from line {first_line}): malformed CSV: {exc}") from None
+            raise TaxonomyFileError(f"row {row + 1} (from line {first_line}): malformed CSV: {exc}") from None
         row += 1
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) > len(header):
-            results.append(RowError(row, f"{len(cells)} cells, but the header has {len(header)} columns"))
+            records.append(RowError(row, f"{len(cells)} cells, but the header has {len(header)} columns"))
             continue
         # A row may stop early (spreadsheets drop trailing empty cells): the missing cells are empty.
         cells += [""] * (len(header) - len(cells))
-        definition = csv_unescape(cells[definition_at]) if definition_at is not None else None
-        results.append(_entry(row, csv_unescape(cells[name_at]), definition, max_name_chars=max_name_chars))
-    return results
+        records.append((row, {column: csv_unescape(cells[at]) for at, column in kept}))
+    return records
 
 
-def _read_json(text: str, *, max_name_chars: int) -> list[CodebookEntry | RowError]:
+def _json_records(text: str, shape: _Shape) -> list[tuple[int, dict[str, object]] | RowError]:
+    """(row, object without the ignored keys) for each item of a JSON list; RowError for an item that is not an
+    object or has an unknown key. Raises TaxonomyFileError when the text is not a JSON list."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise CodebookFileError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise TaxonomyFileError(f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
     except RecursionError:
-        raise CodebookFileError("not valid JSON: nested too deeply") from None
+        raise TaxonomyFileError("not valid JSON: nested too deeply") from None
     if not isinstance(value, list):
-        raise CodebookFileError('expected a JSON list of failure modes, like [{"name": "…", "definition": "…"}]')
-    known = set(CODEBOOK_COLUMNS + IGNORED_CODEBOOK_COLUMNS)
-    results: list[CodebookEntry | RowError] = []
+        raise TaxonomyFileError(f"expected a JSON list of {shape.item_words[2:]}s, like [{shape.item_example}]")
+    first = shape.required[0]
+    records: list[tuple[int, dict[str, object]] | RowError] = []
     for row, item in enumerate(value, start=1):
         if not isinstance(item, dict):
-            results.append(RowError(row, f'expected an object like {{"name": "…"}}, got {type(item).__name__}'))
+            records.append(RowError(row, f'expected an object like {{"{first}": "…"}}, got {type(item).__name__}'))
             continue
-        unknown = sorted(key for key in item if key not in known)
+        unknown = sorted(key for key in item if key not in shape.columns + shape.ignored)
         if unknown:
             listed = ", ".join(f"“{key}”" for key in unknown)
-            results.append(RowError(row, f"unknown key {listed}; a failure mode has {', '.join(CODEBOOK_COLUMNS)}"))
+            records.append(RowError(row, f"unknown key {listed}; {shape.item_words} has {', '.join(shape.columns)}"))
             continue
-        results.append(_entry(row, item.get("name"), item.get("definition"), max_name_chars=max_name_chars))
-    return results
+        records.append((row, {key: item[key] for key in shape.columns if key in item}))
+    return records
+
+
+def _records(data: bytes, fmt: str, shape: _Shape) -> list[tuple[int, dict[str, Any]] | RowError]:
+    if fmt not in CODEBOOK_FORMATS:
+        raise TaxonomyFileError(f"unknown format “{fmt}”; choose {' or '.join(CODEBOOK_FORMATS)}")
+    text = _decode(data)
+    records = _csv_records(text, shape) if fmt == "csv" else _json_records(text, shape)
+    if not records:
+        raise TaxonomyFileError(f"the file lists no {shape.item_words[2:]}s")
+    return records
 
 
 def parse_codebook(data: bytes, *, fmt: str, max_name_chars: int) -> tuple[list[CodebookEntry], list[RowError]]:
     """The failure modes a codebook file lists, and the errors of its bad rows, in row order.
 
     A name repeated in the file (ignoring case and spacing) is an error on every row after the first. Raises
-    CodebookFileError when the file as a whole cannot be read."""
-    if fmt not in CODEBOOK_FORMATS:
-        raise CodebookFileError(f"unknown format “{fmt}”; choose {' or '.join(CODEBOOK_FORMATS)}")
-    text = _decode(data)
-    reader = _read_csv if fmt == "csv" else _read_json
-    results = reader(text, max_name_chars=max_name_chars)
-    if not results:
-        raise CodebookFileError("the file lists no failure modes")
+    TaxonomyFileError when the file as a whole cannot be read."""
+    results = [
+        record
+        if isinstance(record, RowError)
+        else _entry(record[0], record[1].get("name"), record[1].get("definition"), max_name_chars=max_name_chars)
+        for record in _records(data, fmt, CODEBOOK_SHAPE)
+    ]
 
     entries: list[CodebookEntry] = []
     errors: list[RowError] = []
@@ -231,6 +270,124 @@ def parse_codebook(data: bytes, *, fmt: str, max_name_chars: int) -> tuple[list[
             continue
         first_row[key] = result.row
         entries.append(result)
+    return entries, errors
+
+
+# --- the notes export, read back --------------------------------------------------------------------------------
+
+NOTES_SHAPE = _Shape(
+    columns=("trace_external_id", "author", "text", "failure_modes", "created_at"),
+    required=("trace_external_id", "author", "text"),
+    ignored=("note_id",),
+    file_words="a notes file",
+    item_words="a note",
+    export_words="notes",
+    item_example='{"trace_external_id": "…", "author": "…", "text": "…", "failure_modes": ["…"]}',
+)
+
+
+@dataclass(frozen=True)
+class NoteEntry:
+    row: int
+    trace_external_id: str
+    author: str
+    text: str
+    failure_modes: tuple[str, ...]
+    # None when the file does not say; the import then uses the time of import.
+    created_at: datetime | None
+
+
+def _required_text(record: dict[str, Any], key: str) -> str:
+    value = record.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{key} is missing")
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected text, got {type(value).__name__}")
+    problem = _text_problem(value)
+    if problem:
+        raise ValueError(f"{key} {problem}")
+    return value
+
+
+def _mode_names(value: object, *, max_name_chars: int) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):  # a CSV cell
+        value = value.split(CSV_LIST_SEPARATOR.strip())
+    if not isinstance(value, list):
+        raise ValueError(f"failure_modes: expected a list of names, got {type(value).__name__}")
+    names: dict[str, str] = {}
+    for position, name in enumerate(value, start=1):
+        if not isinstance(name, str):
+            raise ValueError(f"failure_modes[{position}]: expected a name, got {type(name).__name__}")
+        problem = _text_problem(name)
+        if problem:
+            raise ValueError(f"failure_modes[{position}] {problem}")
+        name = clean_name(name)
+        if len(name) > max_name_chars:
+            raise ValueError(
+                f"failure mode “{name[:40]}…” is {len(name)} characters long; the limit is {max_name_chars}"
+            )
+        if name:
+            names.setdefault(name_key(name), name)
+    return tuple(names.values())
+
+
+def _timestamp(value: object) -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise ValueError(f"created_at: {value!r} is not an ISO 8601 timestamp like 2026-11-01T12:00:00Z")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _note_entry(
+    row: int, record: dict[str, Any], *, max_name_chars: int, max_text_chars: int, max_id_chars: int
+) -> NoteEntry | RowError:
+    try:
+        trace = _required_text(record, "trace_external_id")
+        if len(trace) > max_id_chars:
+            raise ValueError(f"trace_external_id is {len(trace)} characters long; the limit is {max_id_chars}")
+        author = _required_text(record, "author").strip()
+        text = _required_text(record, "text")
+        if len(text) > max_text_chars:
+            raise ValueError(f"text is {len(text):,} characters long; the limit is {max_text_chars:,}")
+        modes = _mode_names(record.get("failure_modes"), max_name_chars=max_name_chars)
+        created_at = _timestamp(record.get("created_at"))
+    except ValueError as exc:
+        return RowError(row, str(exc))
+    return NoteEntry(row, trace, author, text, modes, created_at)
+
+
+def parse_notes_file(
+    data: bytes, *, fmt: str, max_name_chars: int, max_text_chars: int, max_id_chars: int
+) -> tuple[list[NoteEntry], list[RowError]]:
+    """The notes a notes export (CSV or JSON) lists, and the errors of its bad rows, in row order. In CSV the
+    failure modes cell is split at ";" (the export joins with "; "). The same text twice on one trace is an error
+    on the later row. Raises TaxonomyFileError when the file as a whole cannot be read."""
+    entries: list[NoteEntry] = []
+    errors: list[RowError] = []
+    first_row: dict[tuple[str, str], int] = {}
+    for record in _records(data, fmt, NOTES_SHAPE):
+        if isinstance(record, RowError):
+            errors.append(record)
+            continue
+        entry = _note_entry(
+            *record, max_name_chars=max_name_chars, max_text_chars=max_text_chars, max_id_chars=max_id_chars
+        )
+        if isinstance(entry, RowError):
+            errors.append(entry)
+            continue
+        key = (entry.trace_external_id, entry.text)
+        if key in first_row:
+            errors.append(RowError(entry.row, f"the same note on the same trace is already on row {first_row[key]}"))
+            continue
+        first_row[key] = entry.row
+        entries.append(entry)
     return entries, errors
 
 

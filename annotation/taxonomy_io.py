@@ -22,21 +22,24 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
+from django.utils import timezone
 
-from annotation.codebook import MODE_NAME_MAX_CHARS, failure_mode_create
-from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project
-from annotation.services import DomainError
+from annotation.codebook import MODE_NAME_MAX_CHARS, failure_mode_create, notes_assign
+from annotation.models import FailureMode, FailureModeChange, Membership, Note, NoteFailureMode, Project, Trace
+from annotation.services import NOTE_MAX_CHARS, DomainError
 from annotation.taxonomy import failure_mode_counts
 from annotation.taxonomy_format import (
     MODE_COLUMNS,
     NOTE_COLUMNS,
     CodebookEntry,
-    CodebookFileError,
+    NoteEntry,
     RowError,
+    TaxonomyFileError,
     csv_safe,
     join_names,
     name_key,
     parse_codebook,
+    parse_notes_file,
 )
 from annotation.trace_format import format_timestamp
 
@@ -109,9 +112,12 @@ def _iso_utc(stamp: str) -> str:
     """A timestamp as the database writes it as text, in the trace format's form (`format_timestamp`).
 
     Django talks to PostgreSQL in UTC, which writes `2026-11-01 12:00:00.123456+00`; the string needs only its
-    separator and zone rewritten. Any other shape (SQLite's naive UTC text, another zone) is parsed."""
+    separator, fraction and zone rewritten. Any other shape (SQLite's naive UTC text, another zone) is parsed."""
     if stamp.endswith("+00"):
-        return stamp[:-3].replace(" ", "T", 1) + "Z"
+        stamp = stamp[:-3].replace(" ", "T", 1)
+        whole, dot, fraction = stamp.partition(".")
+        # PostgreSQL drops trailing zeros of the microseconds (.25489); isoformat always writes six digits.
+        return f"{whole}.{fraction:0<6}Z" if dot else f"{whole}Z"
     parsed = datetime.fromisoformat(stamp)
     return format_timestamp(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
 
@@ -256,7 +262,7 @@ def codebook_import(
     as a whole cannot be read."""
     try:
         entries, errors = parse_codebook(data, fmt=fmt, max_name_chars=MODE_NAME_MAX_CHARS)
-    except CodebookFileError as exc:
+    except TaxonomyFileError as exc:
         raise DomainError(f"The codebook file cannot be read: {exc}") from None
     report = CodebookImportReport(errors=list(errors))
     if strict and errors:
@@ -286,6 +292,184 @@ def codebook_import(
                 raise _StrictRollback
     except _StrictRollback:
         report.created, report.updated, report.unchanged = [], [], []
+        report.rolled_back = True
+    report.errors.sort(key=lambda error: error.row)
+    return report
+
+
+# --- importing the notes export ----------------------------------------------------------------------------------
+
+# Entries resolved and written per round: bounds the size of each IN (…) lookup and of each bulk insert.
+NOTES_IMPORT_BATCH = 2000
+
+
+@dataclass
+class NotesImportReport:
+    created: int = 0  # new notes
+    coded: int = 0  # new note ↔ mode links, on new and existing notes
+    unchanged: int = 0  # notes already here with all their modes
+    modes_created: list[str] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    rolled_back: bool = False
+
+    def summary(self) -> str:
+        return (
+            f"created {self.created} notes, coded {self.coded} links, unchanged {self.unchanged}, "
+            f"new failure modes {len(self.modes_created)}, rejected {len(self.errors)}"
+        )
+
+
+@dataclass
+class _ResolvedNote:
+    entry: NoteEntry
+    trace_id: int
+    author_id: int
+    note_id: int | None  # the note already on the trace with this text, if any
+
+
+def _retired_mode(entry: NoteEntry, modes: dict[str, FailureMode]) -> str | None:
+    for name in entry.failure_modes:
+        mode = modes.get(name_key(name))
+        if mode is not None and mode.is_retired:
+            return mode.name
+    return None
+
+
+def _resolve_notes(
+    project: Project, entries: list[NoteEntry], modes: dict[str, FailureMode]
+) -> tuple[list[_ResolvedNote], list[RowError]]:
+    """Match each entry to its trace (by external id), its author (a member, by username) and an existing note
+    with the same text on that trace; a few queries per batch, whatever the number of entries."""
+    members = dict(
+        Membership.objects.filter(project=project, user__username__in={entry.author for entry in entries}).values_list(
+            "user__username", "user_id"
+        )
+    )
+    resolved: list[_ResolvedNote] = []
+    errors: list[RowError] = []
+    for start in range(0, len(entries), NOTES_IMPORT_BATCH):
+        batch = entries[start : start + NOTES_IMPORT_BATCH]
+        traces = dict(
+            Trace.objects.filter(project=project, external_id__in={e.trace_external_id for e in batch}).values_list(
+                "external_id", "id"
+            )
+        )
+        existing = {
+            (trace_id, text): note_id
+            for trace_id, text, note_id in Note.objects.filter(trace_id__in=set(traces.values())).values_list(
+                "trace_id", "text", "id"
+            )
+        }
+        for entry in batch:
+            if entry.trace_external_id not in traces:
+                errors.append(RowError(entry.row, f"no trace “{entry.trace_external_id}” in this project"))
+            elif entry.author not in members:
+                errors.append(RowError(entry.row, f"“{entry.author}” is not a member of this project"))
+            elif retired := _retired_mode(entry, modes):
+                errors.append(RowError(entry.row, f"failure mode “{retired}” is retired; restore it first"))
+            else:
+                trace_id = traces[entry.trace_external_id]
+                note_id = existing.get((trace_id, entry.text))
+                resolved.append(_ResolvedNote(entry, trace_id, members[entry.author], note_id))
+    return resolved, errors
+
+
+def _write_notes(
+    project: Project,
+    resolved: list[_ResolvedNote],
+    modes: dict[str, FailureMode],
+    report: NotesImportReport,
+    now: datetime,
+) -> None:
+    new_notes = Note.objects.bulk_create(
+        Note(
+            trace_id=item.trace_id,
+            author_id=item.author_id,
+            text=item.entry.text,
+            created_at=item.entry.created_at or now,
+            updated_at=item.entry.created_at or now,
+        )
+        for item in resolved
+        if item.note_id is None
+    )
+    report.created += len(new_notes)
+    fresh = iter(new_notes)
+    notes_by_mode: dict[int, list[Note]] = {}
+    for item in resolved:
+        note = next(fresh) if item.note_id is None else Note(pk=item.note_id, trace_id=item.trace_id)
+        for name in item.entry.failure_modes:
+            notes_by_mode.setdefault(modes[name_key(name)].pk, []).append(note)
+    # A note already here is unchanged when every mode the file gives it is already on it.
+    known = [item for item in resolved if item.note_id is not None]
+    linked = set(
+        NoteFailureMode.objects.filter(note_id__in=[item.note_id for item in known]).values_list(
+            "note_id", "failure_mode_id"
+        )
+    )
+    report.unchanged += sum(
+        1
+        for item in known
+        if all((item.note_id, modes[name_key(name)].pk) in linked for name in item.entry.failure_modes)
+    )
+    by_pk = {mode.pk: mode for mode in modes.values()}
+    for mode_id, notes in notes_by_mode.items():
+        # notes_assign writes each link with its note's trace and leaves a link already there alone.
+        report.coded += notes_assign(notes=notes, failure_mode=by_pk[mode_id])
+
+    # As when the expert writes a note on the review page: their first note marks the trace reviewed.
+    first_by_expert: dict[int, datetime] = {}
+    for item in resolved:
+        if item.author_id == project.expert_id and item.note_id is None:
+            stamp = item.entry.created_at or now
+            first_by_expert[item.trace_id] = min(stamp, first_by_expert.get(item.trace_id, stamp))
+    if first_by_expert:
+        unreviewed = list(
+            Trace.objects.select_for_update().filter(pk__in=list(first_by_expert), reviewed_at__isnull=True).only("id")
+        )
+        for trace in unreviewed:
+            trace.reviewed_at = first_by_expert[trace.pk]
+        Trace.objects.bulk_update(unreviewed, ["reviewed_at"])
+
+
+def notes_import(
+    *, project: Project, data: bytes, fmt: str, actor: AbstractBaseUser | None, strict: bool = False
+) -> NotesImportReport:
+    """Read a notes export (CSV or JSON) back into a project whose traces carry the same external ids: each note
+    goes on its trace under its author (a member, by username) and is coded to its failure modes, missing modes
+    created through the codebook. A note whose trace already has the same text is not duplicated; only its
+    missing modes are added. Bad rows are reported with their row number; with `strict`, nothing is written when
+    any row is bad. Raises DomainError when the file as a whole cannot be read."""
+    try:
+        entries, errors = parse_notes_file(
+            data,
+            fmt=fmt,
+            max_name_chars=MODE_NAME_MAX_CHARS,
+            max_text_chars=NOTE_MAX_CHARS,
+            max_id_chars=Trace._meta.get_field("external_id").max_length,
+        )
+    except TaxonomyFileError as exc:
+        raise DomainError(f"The notes file cannot be read: {exc}") from None
+    report = NotesImportReport(errors=list(errors))
+    if strict and errors:
+        report.rolled_back = True
+        return report
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            modes = {name_key(mode.name): mode for mode in FailureMode.objects.filter(project=project)}
+            resolved, unresolved = _resolve_notes(project, entries, modes)
+            report.errors.extend(unresolved)
+            if strict and report.errors:
+                raise _StrictRollback
+            for item in resolved:
+                for name in item.entry.failure_modes:
+                    if name_key(name) not in modes:
+                        modes[name_key(name)] = failure_mode_create(project=project, name=name, actor=actor)
+                        report.modes_created.append(name)
+            for start in range(0, len(resolved), NOTES_IMPORT_BATCH):
+                _write_notes(project, resolved[start : start + NOTES_IMPORT_BATCH], modes, report, now)
+    except _StrictRollback:
+        report.created, report.coded, report.unchanged, report.modes_created = 0, 0, 0, []
         report.rolled_back = True
     report.errors.sort(key=lambda error: error.row)
     return report

@@ -25,11 +25,13 @@ from annotation.taxonomy_format import (
     MODE_COLUMNS,
     NOTE_COLUMNS,
     CodebookEntry,
-    CodebookFileError,
+    NoteEntry,
     RowError,
+    TaxonomyFileError,
     csv_safe,
     csv_unescape,
     parse_codebook,
+    parse_notes_file,
 )
 from annotation.taxonomy_io import (
     NOTES_CHUNK,
@@ -39,6 +41,7 @@ from annotation.taxonomy_io import (
     notes_export_chunks,
     notes_export_csv,
     notes_export_json,
+    notes_import,
 )
 from tests.factories import add_member, code_note, make_criterion, make_label, make_note, make_project, make_trace
 
@@ -82,13 +85,17 @@ def test_csv_safe_defuses_formula_cells_and_csv_unescape_undoes_exactly_that(tex
     [
         "2026-11-01 12:00:00.123456+00",  # PostgreSQL in UTC
         "2026-11-01 12:00:00+00",  # no fraction: written without one, like isoformat
+        "2026-11-01 12:00:00.12345+00",  # trailing zeros of the microseconds left out (…450)
         "2026-11-01 12:00:00.123456",  # SQLite: naive text, stored in UTC
         "2026-11-01 13:00:00.123456+01",  # a session in another zone
     ],
 )
 def test_database_timestamp_text_becomes_the_trace_format_timestamp(stamp):
-    expected = "2026-11-01T12:00:00Z" if stamp == "2026-11-01 12:00:00+00" else "2026-11-01T12:00:00.123456Z"
-    assert _iso_utc(stamp) == expected
+    expected = {
+        "2026-11-01 12:00:00+00": "2026-11-01T12:00:00Z",
+        "2026-11-01 12:00:00.12345+00": "2026-11-01T12:00:00.123450Z",
+    }
+    assert _iso_utc(stamp) == expected.get(stamp, "2026-11-01T12:00:00.123456Z")
 
 
 # --- parsing a codebook file (no database) ------------------------------------------------------------------------
@@ -165,7 +172,7 @@ def test_the_failure_modes_export_columns_are_read_past():
     ],
 )
 def test_a_file_that_cannot_be_read_says_why_and_where(data, fmt, message):
-    with pytest.raises(CodebookFileError) as caught:
+    with pytest.raises(TaxonomyFileError) as caught:
         parse(data, fmt)
     assert message in str(caught.value)
 
@@ -840,3 +847,181 @@ def test_export_command_writes_the_same_files_as_the_downloads(project, coded, t
     assert len(read_csv((tmp_path / "notes.csv").read_text(encoding="utf-8"))) == 6
     with pytest.raises(CommandError, match="no project 'nope'"):
         call_command("export_taxonomy", "--project", "nope", str(tmp_path / "x.csv"))
+
+
+# --- the notes export, imported back ------------------------------------------------------------------------------
+
+
+def test_a_notes_csv_parses_back_into_entries_and_row_errors():
+    data = (
+        b"note_id,trace_external_id,author,created_at,text,failure_modes\n"
+        b"1,t-1,expert,2026-11-01T12:00:00.5Z,\"'=looks, like a formula\",'=tone; hallucination\n"
+        b"2,t-1,expert,,plain,\n"
+        b"3,t-2,,2026-11-01T12:00:00Z,no author,\n"
+        b"4,t-2,expert,yesterday,bad time,\n"
+        b"5,t-2,expert,,   ,x\n"
+        b"6,t-1,expert,,plain,tone\n"
+        b"7,t-3,teammate,2026-11-01T12:00:00,naive time,a;b; a\n"
+    )
+    entries, errors = parse_notes_file(data, fmt="csv", max_name_chars=200, max_text_chars=100, max_id_chars=255)
+    assert entries == [
+        NoteEntry(
+            2,
+            "t-1",
+            "expert",
+            "=looks, like a formula",
+            ("=tone", "hallucination"),
+            datetime(2026, 11, 1, 12, 0, 0, 500000, tzinfo=UTC),
+        ),
+        NoteEntry(3, "t-1", "expert", "plain", (), None),
+        NoteEntry(8, "t-3", "teammate", "naive time", ("a", "b"), datetime(2026, 11, 1, 12, tzinfo=UTC)),
+    ]
+    assert [str(error) for error in errors] == [
+        "row 4: author is missing",
+        "row 5: created_at: 'yesterday' is not an ISO 8601 timestamp like 2026-11-01T12:00:00Z",
+        "row 6: text is missing",
+        "row 7: the same note on the same trace is already on row 3",
+    ]
+
+
+def test_a_notes_json_with_bad_items_names_each():
+    items = [
+        {"note_id": 1, "trace_external_id": "t-1", "author": "expert", "text": "ok", "failure_modes": ["a"]},
+        {"trace_external_id": "t-1", "author": "expert", "text": "modes not a list", "failure_modes": 3},
+        {"trace_external_id": 7, "author": "expert", "text": "id not text"},
+        {"trace_external_id": "t-1", "author": "expert", "text": "x" * 101},
+        {"trace_external_id": "t-1", "author": "expert", "text": "m", "failure_modes": ["y" * 201]},
+        {"trace_external_id": "t-1", "author": "expert", "text": "k", "mood": "sad"},
+    ]
+    entries, errors = parse_notes_file(
+        json.dumps(items).encode(), fmt="json", max_name_chars=200, max_text_chars=100, max_id_chars=255
+    )
+    assert entries == [NoteEntry(1, "t-1", "expert", "ok", ("a",), None)]
+    assert [str(error) for error in errors] == [
+        "row 2: failure_modes: expected a list of names, got int",
+        "row 3: trace_external_id: expected text, got int",
+        "row 4: text is 101 characters long; the limit is 100",
+        "row 5: failure mode “" + "y" * 40 + "…” is 201 characters long; the limit is 200",
+        "row 6: unknown key “mood”; a note has trace_external_id, author, text, failure_modes, created_at",
+    ]
+
+
+def copy_of(project: Project, expert: User, teammate: User) -> Project:
+    """A project with the same traces (by external id) and members, and no notes yet."""
+    copy = make_project(slug="copy", expert=expert)
+    add_member(copy, teammate, Role.ENGINEER)
+    for external_id in Trace.objects.filter(project=project).values_list("external_id", flat=True):
+        make_trace(project=copy, external_id=external_id)
+    return copy
+
+
+def mode_totals(project: Project) -> list[tuple[str, int, int, float]]:
+    return sorted(
+        (c.name, c.trace_count, c.note_count, c.share_of_reviewed_traces)
+        for c in failure_mode_counts(project=project)
+        if c.trace_count
+    )
+
+
+def notes_by_trace(project: Project) -> set[tuple]:
+    return {
+        (
+            note.trace.external_id,
+            note.author.username,
+            note.text,
+            note.created_at,
+            tuple(sorted(m.name for m in note.failure_modes.all())),
+        )
+        for note in Note.objects.filter(trace__project=project)
+        .select_related("trace", "author")
+        .prefetch_related("failure_modes")
+    }
+
+
+@uses_db
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_the_notes_export_imports_into_a_project_with_the_same_traces(project, expert, teammate, coded, fmt):
+    # A note with text a spreadsheet would run, to show the apostrophe comes off again.
+    code_note(make_note(trace=Trace.objects.get(external_id="t0"), author=teammate, text="=SUM(A1)"), coded["=tone"])
+    data = "".join((notes_export_csv if fmt == "csv" else notes_export_json)(project=project)).encode()
+    copy = copy_of(project, expert, teammate)
+
+    report = notes_import(project=copy, data=data, fmt=fmt, actor=expert)
+    assert report.errors == []
+    assert (report.created, report.coded, report.unchanged) == (7, 7, 0)
+    assert sorted(report.modes_created) == ["=tone", "hallucination", "old"]
+    assert notes_by_trace(copy) == notes_by_trace(project)
+    # Same counts per mode; the expert's notes marked every trace reviewed, as in the original.
+    assert mode_totals(copy) == mode_totals(project)
+    assert set(FailureModeChange.objects.filter(project=copy).values_list("action", flat=True)) == {"created"}
+
+    again = notes_import(project=copy, data=data, fmt=fmt, actor=expert)
+    assert (again.created, again.coded, again.unchanged, again.errors) == (0, 0, 7, [])
+    assert Note.objects.filter(trace__project=copy).count() == 7
+
+
+@uses_db
+def test_notes_import_adds_missing_modes_to_a_note_already_there(project, expert):
+    trace = make_trace(project=project, external_id="t-1")
+    note = code_note(
+        make_note(trace=trace, author=expert, text="curt"), FailureMode.objects.create(project=project, name="tone")
+    )
+    data = json.dumps(
+        [{"trace_external_id": "t-1", "author": "expert", "text": "curt", "failure_modes": ["Tone", "rude"]}]
+    )
+    report = notes_import(project=project, data=data.encode(), fmt="json", actor=None)
+    assert (report.created, report.coded, report.unchanged, report.modes_created) == (0, 1, 0, ["rude"])
+    assert sorted(note.failure_modes.values_list("name", flat=True)) == ["rude", "tone"]
+
+
+@uses_db
+def test_notes_import_command_reports_unmatched_rows_and_strict_writes_nothing(project, expert, outsider, tmp_path):
+    make_trace(project=project, external_id="t-1")
+    FailureMode.objects.create(project=project, name="old", retired_at=T0)
+    rows = [
+        {"trace_external_id": "t-1", "author": "expert", "text": "kept", "failure_modes": ["new mode"]},
+        {"trace_external_id": "t-404", "author": "expert", "text": "no trace"},
+        {"trace_external_id": "t-1", "author": "outsider", "text": "not a member"},
+        {"trace_external_id": "t-1", "author": "expert", "text": "retired", "failure_modes": ["OLD"]},
+    ]
+    path = write(tmp_path / "notes.json", json.dumps(rows))
+    errors = [
+        "row 2: no trace “t-404” in this project",
+        "row 3: “outsider” is not a member of this project",
+        "row 4: failure mode “old” is retired; restore it first",
+    ]
+
+    output, error = run("--project", "acme", "--notes", "--strict", path)
+    assert error is not None and error.returncode == 1
+    assert output.splitlines() == [
+        "created 0 notes, coded 0 links, unchanged 0, new failure modes 0, rejected 3",
+        *errors,
+        "nothing was written (--strict)",
+    ]
+    assert not Note.objects.exists()
+    assert not FailureMode.objects.filter(name="new mode").exists()
+
+    output, error = run("--project", "acme", "--notes", path)
+    assert error is not None and error.returncode == 1
+    assert output.splitlines() == [
+        "created 1 notes, coded 1 links, unchanged 0, new failure modes 1, rejected 3",
+        *errors,
+    ]
+    note = Note.objects.get()
+    assert (note.text, note.author, list(note.failure_modes.values_list("name", flat=True))) == (
+        "kept",
+        expert,
+        ["new mode"],
+    )
+    note.trace.refresh_from_db()
+    assert note.trace.reviewed_at == note.created_at  # the expert's note marks the trace reviewed
+
+
+@uses_db
+def test_notes_import_refuses_an_unreadable_file(project, tmp_path):
+    path = write(tmp_path / "notes.csv", "note_id,text\n1,hello\n")
+    _, error = run("--project", "acme", "--notes", path)
+    assert str(error) == (
+        f"{path}: The notes file cannot be read: row 1: there is no “trace_external_id” column "
+        "(the header is: note_id, text)"
+    )

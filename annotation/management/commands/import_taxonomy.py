@@ -1,5 +1,6 @@
-"""`import_taxonomy --project SLUG [--strict] [--format csv|json] [--actor USERNAME] PATH|-`: load a codebook (failure
-modes with definitions) through the codebook services, so every change lands in the codebook's history."""
+"""`import_taxonomy --project SLUG [--notes] [--strict] [--format csv|json] [--actor USERNAME] PATH|-`: load a codebook
+(failure modes with definitions) through the codebook services, so every change lands in the codebook's history;
+with --notes, read a notes export back (notes on traces matched by external id, coded to their failure modes)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.models import Project
 from annotation.services import DomainError
 from annotation.taxonomy_format import CODEBOOK_FORMATS, codebook_format_for
-from annotation.taxonomy_io import codebook_import
+from annotation.taxonomy_io import codebook_import, notes_import
 
 
 class Command(BaseCommand):
@@ -21,12 +22,14 @@ class Command(BaseCommand):
         "Import a codebook: a CSV with the columns name, definition (the failure-modes export is accepted too) or a "
         "JSON list of such objects. Creates missing failure modes and updates the definitions of existing ones "
         "(matched by name, ignoring case and spacing). Prints the counts and each bad row; exits with status 1 "
-        "when any row was rejected."
+        "when any row was rejected. With --notes, the file is a notes export instead: each note goes on the trace "
+        "with its trace_external_id, under its author (a project member), coded to its failure modes."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", metavar="PATH", help="a .csv or .json file, or - for standard input")
         parser.add_argument("--project", required=True, metavar="SLUG")
+        parser.add_argument("--notes", action="store_true", help="the file is a notes export, not a codebook")
         parser.add_argument("--strict", action="store_true", help="write nothing at all when any row is bad")
         parser.add_argument("--format", choices=CODEBOOK_FORMATS, help="default: by extension (.csv), else json")
         parser.add_argument("--actor", metavar="USERNAME", help="the account the codebook history names")
@@ -40,7 +43,8 @@ class Command(BaseCommand):
         fmt = options["format"] or codebook_format_for(path if path != "-" else "")
         data = self._read(path)
         try:
-            report = codebook_import(project=project, data=data, fmt=fmt, actor=actor, strict=options["strict"])
+            importer = notes_import if options["notes"] else codebook_import
+            report = importer(project=project, data=data, fmt=fmt, actor=actor, strict=options["strict"])
         except DomainError as exc:
             raise CommandError(f"{path}: {exc}") from None
 
