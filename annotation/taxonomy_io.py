@@ -1,5 +1,5 @@
 """The failure taxonomy in and out of files: exports of the modes with their counts and of the notes with their
-modes (CSV and JSON), and the import of a codebook (modes with definitions).
+modes (CSV and JSON), the import of a codebook (modes with definitions), and the notes export read back.
 
 Exports read the same numbers as the failure-modes page (`taxonomy.failure_mode_counts`). The notes export is
 streamed in chunks of NOTES_CHUNK notes read by keyset on the note id, so 200,000 notes never sit in memory at
@@ -44,8 +44,8 @@ from annotation.taxonomy_format import (
 from annotation.trace_format import format_timestamp
 
 EXPORT_FORMATS = ("csv", "json")
-# Rows per read (and per pandas frame) of the notes export: large enough that the per-chunk queries cost little,
-# small enough that a chunk's rows stay a few megabytes whatever the size of the project.
+# Notes per read of the notes export: large enough that the two queries per chunk cost little, small enough that
+# a chunk stays a few megabytes whatever the size of the project (the peak is ~20 MB at 200,000 notes).
 NOTES_CHUNK = 10_000
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
@@ -314,8 +314,8 @@ class NotesImportReport:
 
     def summary(self) -> str:
         return (
-            f"created {self.created} notes, coded {self.coded} links, unchanged {self.unchanged}, "
-            f"new failure modes {len(self.modes_created)}, rejected {len(self.errors)}"
+            f"notes created {self.created}, links coded {self.coded}, unchanged {self.unchanged}, "
+            f"failure modes created {len(self.modes_created)}, rejected {len(self.errors)}"
         )
 
 
@@ -464,7 +464,10 @@ def notes_import(
             for item in resolved:
                 for name in item.entry.failure_modes:
                     if name_key(name) not in modes:
-                        modes[name_key(name)] = failure_mode_create(project=project, name=name, actor=actor)
+                        try:
+                            modes[name_key(name)] = failure_mode_create(project=project, name=name, actor=actor)
+                        except DomainError as exc:
+                            raise DomainError(f"row {item.entry.row}: {exc}") from None
                         report.modes_created.append(name)
             for start in range(0, len(resolved), NOTES_IMPORT_BATCH):
                 _write_notes(project, resolved[start : start + NOTES_IMPORT_BATCH], modes, report, now)

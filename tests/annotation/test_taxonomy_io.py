@@ -18,7 +18,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import FailureMode, FailureModeChange, Note, Project, Role, Trace
-from annotation.services import api_token_create
+from annotation.services import DomainError, api_token_create
 from annotation.taxonomy import failure_mode_counts
 from annotation.taxonomy_format import (
     IGNORED_CODEBOOK_COLUMNS,
@@ -994,7 +994,7 @@ def test_notes_import_command_reports_unmatched_rows_and_strict_writes_nothing(p
     output, error = run("--project", "acme", "--notes", "--strict", path)
     assert error is not None and error.returncode == 1
     assert output.splitlines() == [
-        "created 0 notes, coded 0 links, unchanged 0, new failure modes 0, rejected 3",
+        "notes created 0, links coded 0, unchanged 0, failure modes created 0, rejected 3",
         *errors,
         "nothing was written (--strict)",
     ]
@@ -1004,7 +1004,7 @@ def test_notes_import_command_reports_unmatched_rows_and_strict_writes_nothing(p
     output, error = run("--project", "acme", "--notes", path)
     assert error is not None and error.returncode == 1
     assert output.splitlines() == [
-        "created 1 notes, coded 1 links, unchanged 0, new failure modes 1, rejected 3",
+        "notes created 1, links coded 1, unchanged 0, failure modes created 1, rejected 3",
         *errors,
     ]
     note = Note.objects.get()
@@ -1025,3 +1025,19 @@ def test_notes_import_refuses_an_unreadable_file(project, tmp_path):
         f"{path}: The notes file cannot be read: row 1: there is no “trace_external_id” column "
         "(the header is: note_id, text)"
     )
+
+
+@uses_db
+def test_a_mode_the_codebook_refuses_during_a_notes_import_names_its_row_and_writes_nothing(project, expert):
+    make_trace(project=project, external_id="t-1")
+    FailureMode.objects.create(project=project, name="TITLE")
+    data = json.dumps(
+        [
+            {"trace_external_id": "t-1", "author": "expert", "text": "fine", "failure_modes": ["fresh"]},
+            {"trace_external_id": "t-1", "author": "expert", "text": "clash", "failure_modes": ["tıtle"]},
+        ]
+    ).encode()
+    with pytest.raises(DomainError, match="^row 2: A failure mode named “tıtle” already exists in this project$"):
+        notes_import(project=project, data=data, fmt="json", actor=None)
+    assert not Note.objects.exists()
+    assert list(FailureMode.objects.filter(project=project).values_list("name", flat=True)) == ["TITLE"]
