@@ -1041,3 +1041,15 @@ def test_a_mode_the_codebook_refuses_during_a_notes_import_names_its_row_and_wri
         notes_import(project=project, data=data, fmt="json", actor=None)
     assert not Note.objects.exists()
     assert list(FailureMode.objects.filter(project=project).values_list("name", flat=True)) == ["TITLE"]
+
+
+@uses_db
+def test_an_oversized_codebook_upload_is_refused_before_it_is_read(expert_client, project, monkeypatch):
+    from annotation.views import taxonomy_io as views
+
+    monkeypatch.setattr(views, "CODEBOOK_MAX_BYTES", 10)
+    upload = SimpleUploadedFile("codebook.csv", b"name\nsomething longer\n")
+    response = expert_client.post(reverse("codebook_upload", args=["acme"]), {"file": upload})
+    assert response.status_code == 400
+    assert "a codebook file is limited to 10\xa0bytes" in response.content.decode()
+    assert not FailureMode.objects.filter(project=project).exists()
