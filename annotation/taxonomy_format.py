@@ -1,8 +1,10 @@
-"""File formats of the failure taxonomy: CSV cell safety and the codebook file (CSV or JSON). No Django here.
+"""File formats of the failure taxonomy: CSV cell safety, the codebook file and the notes export read back (CSV or
+JSON). No Django here.
 
 A codebook file lists failure modes by `name` with an optional `definition`: a CSV with those columns, or a JSON
 list of objects with those keys. The other columns of the modes export (counts, shares, ids) are accepted and
-ignored, so an export of one project can seed the codebook of another. Errors name the row: in a CSV the header is
+ignored, so an export of one project can seed the codebook of another. A notes file is the notes export: its
+`note_id` is ignored, `created_at` is optional. Errors name the row: in a CSV the header is
 row 1, as a spreadsheet numbers it (a cell with line breaks is still one row); in JSON row N is the N-th object.
 
 CSV cells that a spreadsheet would run as a formula (starting with = + - @, a tab or a carriage return) are written
