@@ -9,8 +9,9 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from ninja import NinjaAPI, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
@@ -18,6 +19,13 @@ from annotation.ingest import IngestReport, import_records
 from annotation.models import ApiToken, Project, Role
 from annotation.selectors import project_role
 from annotation.taxonomy import failure_mode_counts, saturation_curve
+from annotation.taxonomy_io import (
+    CONTENT_TYPES,
+    export_filename,
+    failure_modes_export,
+    notes_export_csv,
+    notes_export_json,
+)
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
 
 api = NinjaAPI(title="EvalStudio API", version="1", urls_namespace="api")
@@ -177,6 +185,69 @@ def traces_ingest(
     user = auth if isinstance(auth, AbstractBaseUser) else None
     report = import_records(project=project, records=records or [], on_conflict=on_conflict, user=user)
     return Status(207 if report.rejected else 200, _result(report))
+
+
+# --- taxonomy exports (the files of the failure-modes page's Export block; read access as for the taxonomy below) -
+
+EXPORT_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "description": "The file, as an attachment named `<slug>-<what>.<format>`.",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}}},
+        }
+    }
+}
+
+
+@api.get(
+    "/projects/{slug}/failure-modes/export",
+    auth=AUTH,
+    response={403: Error, 404: Error},
+    summary="Download the failure modes with their counts (CSV or JSON)",
+    description=(
+        "One row per failure mode: id, name, definition, retired, merged_into (a name), trace_count, note_count, "
+        "share_of_reviewed_traces, share_of_failing_traces — the numbers of `GET …/failure-modes`. CSV text cells "
+        "that would start a spreadsheet formula (= + - @) get a leading apostrophe."
+    ),
+    openapi_extra=EXPORT_DOC,
+)
+def failure_modes_file(
+    request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv"
+) -> HttpResponse | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    response = HttpResponse(failure_modes_export(project=project, fmt=format), content_type=CONTENT_TYPES[format])
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=export_filename(project, "failure-modes", format)
+    )
+    return response
+
+
+@api.get(
+    "/projects/{slug}/notes/export",
+    auth=AUTH,
+    response={403: Error, 404: Error},
+    summary="Download every note with its failure modes (CSV or JSON), streamed",
+    description=(
+        "One row per note in id order: note_id, trace_external_id, author, created_at, text, failure_modes — a list "
+        "in JSON, names joined by `; ` in CSV. CSV text cells that would start a spreadsheet formula get a leading "
+        "apostrophe."
+    ),
+    openapi_extra=EXPORT_DOC,
+)
+def notes_file(
+    request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv"
+) -> StreamingHttpResponse | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    pieces = notes_export_csv(project=project) if format == "csv" else notes_export_json(project=project)
+    response = StreamingHttpResponse(pieces, content_type=CONTENT_TYPES[format])
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=export_filename(project, "notes", format)
+    )
+    return response
 
 
 # --- the failure taxonomy ----------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from annotation.views import imports, projects, review, suggestions, taxonomy
+from annotation.views import imports, projects, review, suggestions, taxonomy, taxonomy_io
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
@@ -46,4 +46,12 @@ urlpatterns = [
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
     path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),
+    # Taxonomy files: downloads for every member (csv or json), a codebook upload for those who may code.
+    path(
+        "projects/<slug:slug>/failure-modes/export.<str:fmt>",
+        taxonomy_io.failure_modes_download,
+        name="failure_modes_download",
+    ),
+    path("projects/<slug:slug>/failure-modes/notes.<str:fmt>", taxonomy_io.notes_download, name="notes_download"),
+    path("projects/<slug:slug>/failure-modes/import/", taxonomy_io.codebook_upload, name="codebook_upload"),
 ]
