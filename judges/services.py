@@ -7,11 +7,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.ingest_batches import Rejection
@@ -26,9 +29,13 @@ from judges.splits import split_of
 from judges.stats import alignment_report
 
 NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
-# Traces judged per database round trip by the in-process runner.
+# Traces per chunk of work (one task on the worker) for assertion and classifier judges.
 CHUNK_SIZE = 500
+# A running judge run touches its heartbeat after every chunk; this much silence means its worker is gone.
+RUN_STALE_AFTER = timedelta(minutes=2)
 MAX_REASONING_CHARS = 20_000
+# Judges a chunk of traces, in order.
+Scorer = Callable[[list[TraceInput]], list[Outcome]]
 
 
 def _validate_config(kind: str, config: object) -> dict[str, Any]:
@@ -192,48 +199,119 @@ def _latest_import(judge: Judge) -> JudgeRun | None:
     )
 
 
-def _claim(run: JudgeRun) -> bool:
-    claimed = JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.QUEUED).update(
-        status=JudgeRun.Status.RUNNING, started_at=timezone.now()
+def _stale_before(now: datetime) -> datetime:
+    return now - RUN_STALE_AFTER
+
+
+def claimable_runs(now: datetime) -> QuerySet[JudgeRun]:
+    """Runs a worker may take up: queued ones, and running ones whose worker has gone quiet (lost)."""
+    stale = Q(status=JudgeRun.Status.RUNNING) & (
+        Q(heartbeat_at__lt=_stale_before(now)) | Q(heartbeat_at=None, created_at__lt=_stale_before(now))
     )
-    return claimed == 1
+    return JudgeRun.objects.filter(Q(status=JudgeRun.Status.QUEUED) | stale)
 
 
-def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
-    """Judge every labelled trace of the run's split that has no judgment yet, then write the report.
+def _chunk_size(version: JudgeVersion) -> int:
+    # LLM chunks stay small so that progress and the heartbeat move every few seconds of network waiting.
+    if version.judge.kind == Judge.Kind.LLM:
+        return 4 * settings.EVALSTUDIO_JUDGE_CONCURRENCY
+    return CHUNK_SIZE
 
-    Safe to call twice or after a crash: the run is claimed with a conditional update, finished traces are skipped
-    and the unique (run, trace) constraint drops any judgment written twice.
+
+def judge_run_plan(*, run: JudgeRun) -> list[list[int]]:
+    """Claim the run and split what is left to judge into chunks (trace ids); [] when there is nothing to do here.
+
+    Claiming is a conditional update (queued, or running with a stale heartbeat), so of two deliveries of the same
+    run only one plans it. An external judge's run is a copy of imported verdicts: done here, in one step.
     """
-    if not _claim(run) and run.status != JudgeRun.Status.RUNNING:
-        run.refresh_from_db()
-        return run
+    now = timezone.now()
+    claimed = (
+        claimable_runs(now)
+        .filter(pk=run.pk)
+        .update(status=JudgeRun.Status.RUNNING, started_at=Coalesce("started_at", Value(now)), heartbeat_at=now)
+    )
+    if not claimed:
+        return []
+    run.refresh_from_db()
     judge = run.version.judge
     try:
         if judge.kind == Judge.Kind.EXTERNAL:
             _copy_imported(run)
-        else:
-            _judge_in_process(run)
+            judge_run_maybe_finish(run=run)
+            return []
+        wanted = list(labelled_trace_ids(criterion=judge.criterion, split=run.split))
+        done = set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))
     except Exception as exc:
-        JudgeRun.objects.filter(pk=run.pk).update(
-            status=JudgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
+        _fail(run, exc)
         raise
-    run.refresh_from_db(fields=["status"])
-    if run.status == JudgeRun.Status.CANCELLED:
-        return run
-    return judge_run_finish(run=run)
+    todo = [trace_id for trace_id in wanted if trace_id not in done]
+    if not todo:
+        judge_run_maybe_finish(run=run)
+        return []
+    size = _chunk_size(run.version)
+    return [todo[start : start + size] for start in range(0, len(todo), size)]
 
 
-def judge_run_finish(*, run: JudgeRun) -> JudgeRun:
+def _fail(run: JudgeRun, exc: BaseException) -> None:
+    JudgeRun.objects.filter(pk=run.pk).update(
+        status=JudgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+    )
+
+
+def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None = None) -> int:
+    """Judge the traces of one chunk that have no judgment yet; returns how many were written.
+
+    Does nothing once the run is cancelled or finished. Safe to repeat: the unique (run, trace) constraint keeps
+    exactly one judgment per trace, whoever writes it first.
+    """
+    if not JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).exists():
+        return 0
+    done = set(Judgment.objects.filter(run=run, trace_id__in=trace_ids).values_list("trace_id", flat=True))
+    todo = [trace_id for trace_id in trace_ids if trace_id not in done]
+    if not todo:
+        return 0
+    try:
+        traces = list(
+            Trace.objects.filter(pk__in=todo).only(
+                "id", "external_id", "input", "output", "messages", "context", "metadata"
+            )
+        )
+        outcomes = (score or _scorer(run.version))([_trace_input(trace) for trace in traces])
+    except Exception as exc:
+        _fail(run, exc)
+        raise
+    judgments = [_judgment(run, trace.pk, outcome) for trace, outcome in zip(traces, outcomes, strict=True)]
+    Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
+    JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+    return len(judgments)
+
+
+def judge_run_maybe_finish(*, run: JudgeRun) -> bool:
+    """Write the report once every planned trace has its judgment; True when this call finished the run."""
+    if Judgment.objects.filter(run=run).count() < run.total:
+        return False
     confusion, errors = run_confusion(run)
     report = alignment_report(confusion, errors=errors, split=run.split)
-    JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.DONE, report=report, finished_at=timezone.now())
+    finished = JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).update(
+        status=JudgeRun.Status.DONE, report=report, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return finished == 1
+
+
+def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
+    """The whole run in this process (`run_judge --inline`, tests): plan, every chunk in turn, the report."""
+    chunks = judge_run_plan(run=run)
+    if chunks:
+        score = _scorer(run.version)
+        for chunk in chunks:
+            judge_run_chunk(run=run, trace_ids=chunk, score=score)
+        judge_run_maybe_finish(run=run)
     run.refresh_from_db()
     return run
 
 
-def _scorer(version: JudgeVersion) -> Callable[[list[TraceInput]], list[Outcome]]:
+def _scorer(version: JudgeVersion) -> Scorer:
     """Judge a chunk of traces with the version: per trace for assertions, vectorised for a classifier, LLM calls
     in parallel threads (the client is thread-safe; the work is waiting on the network)."""
     judge = version.judge
@@ -361,23 +439,6 @@ def prompt_preview(*, version: JudgeVersion, trace: Trace) -> list[dict[str, str
         examples=_examples(version),
         trace=_trace_input(trace),
     )
-
-
-def _judge_in_process(run: JudgeRun) -> None:
-    score = _scorer(run.version)
-    wanted = list(labelled_trace_ids(criterion=run.version.judge.criterion, split=run.split))
-    done = set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))
-    todo = [trace_id for trace_id in wanted if trace_id not in done]
-    for start in range(0, len(todo), CHUNK_SIZE):
-        if JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.CANCELLED).exists():
-            return
-        chunk = Trace.objects.filter(pk__in=todo[start : start + CHUNK_SIZE]).only(
-            "id", "external_id", "input", "output", "messages", "context", "metadata"
-        )
-        traces = list(chunk)
-        outcomes = score([_trace_input(trace) for trace in traces])
-        judgments = [_judgment(run, trace.pk, outcome) for trace, outcome in zip(traces, outcomes, strict=True)]
-        Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
 
 
 def _trace_input(trace: Trace) -> TraceInput:
@@ -535,7 +596,8 @@ def judgments_import(
             ],
             batch_size=2000,
         )
-        result.run = judge_run_finish(run=run)
+        judge_run_maybe_finish(run=run)
+        result.run = run
         result.imported = len(parsed)
     return result
 
