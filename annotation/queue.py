@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 
@@ -185,49 +185,40 @@ def unreviewed(project: Project, params: QueueParams) -> QuerySet[Trace]:
     return filter_traces(Trace.objects.filter(project=project, reviewed_at__isnull=True), replace(params, reviewed=""))
 
 
-# Within a review session: at most a thousand traces (sessions.MAX_SIZE), so the session's rows are read in one
-# bounded join in position order and the queue steps through them in Python.
+# Within a review session (at most a thousand traces, sessions.MAX_SIZE): the session's rows in position order,
+# joined to their traces. "First unreviewed after position p" walks the (session, position) unique index.
 
 
-@dataclass(frozen=True)
-class _SessionRow:
-    position: int
-    trace_id: int
-    external_id: str
-    reviewed: bool
+def _session_items(project: Project, params: QueueParams) -> QuerySet[ReviewSessionTrace]:
+    """The session's rows, narrowed by the queue's other filters (source, metadata, mode) when there are any."""
+    items = ReviewSessionTrace.objects.filter(session_id=params.session, session__project=project)
+    if params.source or params.meta_key or params.failure_mode:
+        # The session's ids first, then the filters on those few traces only: primary-key lookups.
+        ids = list(items.values_list("trace_id", flat=True))
+        narrowed = filter_traces(Trace.objects.filter(project=project, pk__in=ids), replace(params, reviewed=""))
+        items = items.filter(trace_id__in=list(narrowed.values_list("pk", flat=True)))
+    return items
 
 
-def _session_rows(project: Project, params: QueueParams) -> list[_SessionRow]:
-    """The session's traces in position order, narrowed by the queue's other filters (source, metadata, mode)."""
-    rows = [
-        _SessionRow(position, trace_id, external_id, reviewed_at is not None)
-        for position, trace_id, external_id, reviewed_at in ReviewSessionTrace.objects.filter(
-            session_id=params.session, session__project=project
-        )
-        .order_by("position")
-        .values_list("position", "trace_id", "trace__external_id", "trace__reviewed_at")
-    ]
-    if rows and (params.source or params.meta_key or params.failure_mode):
-        narrowed = Trace.objects.filter(project=project, pk__in=[row.trace_id for row in rows])
-        keep = set(filter_traces(narrowed, replace(params, reviewed="")).values_list("pk", flat=True))
-        rows = [row for row in rows if row.trace_id in keep]
-    return rows
-
-
-def _session_next(rows: list[_SessionRow], current: Trace | None) -> str | None:
-    """The first unreviewed row after `current`'s position, wrapping around; from the start when `current` is not
-    in the session."""
-    position = next((row.position for row in rows if current and row.trace_id == current.pk), 0)
-    open_rows = [row for row in rows if not row.reviewed and (current is None or row.trace_id != current.pk)]
-    after = [row for row in open_rows if row.position > position]
-    found = (after or open_rows)[:1]
-    return found[0].external_id if found else None
+def _session_next(project: Project, params: QueueParams, current: Trace | None) -> str | None:
+    """The first unreviewed trace after `current`'s position, wrapping around; from the start when `current` is
+    not in the session."""
+    items = _session_items(project, params)
+    open_items = items.filter(trace__reviewed_at__isnull=True).order_by("position")
+    position = 0
+    if current is not None:
+        position = items.filter(trace_id=current.pk).values_list("position", flat=True).first() or 0
+        open_items = open_items.exclude(trace_id=current.pk)
+    found = open_items.filter(position__gt=position).values_list("trace__external_id", flat=True).first()
+    if found is None and position:
+        found = open_items.values_list("trace__external_id", flat=True).first()
+    return found
 
 
 def queue_first(*, project: Project, params: QueueParams) -> str | None:
     """The external id of the first unreviewed trace in queue order, or None when the queue is done."""
     if params.session:
-        return _session_next(_session_rows(project, params), None)
+        return _session_next(project, params, None)
     return (
         unreviewed(project, params).order_by(*ordering_for(params.order)).values_list("external_id", flat=True).first()
     )
@@ -237,7 +228,7 @@ def queue_next(*, project: Project, params: QueueParams, current: Trace) -> str 
     """The next unreviewed trace after `current` in queue order, wrapping around to the start; None when no other
     unreviewed trace is left. `current` itself may already be reviewed: its sort key still marks the position."""
     if params.session:
-        return _session_next(_session_rows(project, params), current)
+        return _session_next(project, params, current)
     fields, descending = _SORT[params.order]
     values = (getattr(current, fields[0]), current.pk)
     queryset = unreviewed(project, params).exclude(pk=current.pk)
@@ -330,8 +321,10 @@ def queue_progress(*, project: Project, params: QueueParams) -> Progress:
     """'n of N reviewed' for the queue's filters. N is cached briefly on large projects; n is exact. Within a
     session both are exact counts of the session's traces."""
     if params.session:
-        rows = _session_rows(project, params)
-        return Progress(reviewed=sum(row.reviewed for row in rows), total=len(rows))
+        counts = _session_items(project, params).aggregate(
+            total=Count("id"), reviewed=Count("id", filter=Q(trace__reviewed_at__isnull=False))
+        )
+        return Progress(reviewed=counts["reviewed"], total=counts["total"])
     base = filter_traces(Trace.objects.filter(project=project), replace(params, reviewed=""))
     total = _bounded_count(base, _cache_key("trace-count", project, params))
     reviewed = _reviewed_count(project, base, params)

@@ -320,7 +320,9 @@ def review_session_create(
     )
     _validate(request)
     seed = request.seed or secrets.token_hex(4)
-    trace_ids = _pick(project, request, seed)
+    # Each strategy picks a trace at most once; dict.fromkeys keeps that a certainty (a duplicate would break the
+    # session's unique key) without changing the order.
+    trace_ids = list(dict.fromkeys(_pick(project, request, seed)))
     if not trace_ids:
         scope = "traces" if request.include_reviewed else "unreviewed traces"
         filtered = " matching the filters" if request.filters.source or request.filters.meta_key else ""
