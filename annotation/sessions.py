@@ -149,8 +149,11 @@ def _pick_for_value(
         return []
     same = eligible.alias(_value=KeyTransform(key, "metadata")).filter(_value=value)
     if count * count <= quota * population:
-        rows = same.filter(metadata__contains={key: value}).values_list("id", "shuffle_key")
-        return _in_circular_order(rows, start)[:quota]
+        if connection.vendor == "postgresql":
+            # Containment is what the GIN index answers; the equality above then drops objects that merely contain
+            # the value. SQLite has no containment operator and, at embedded scale, needs no index.
+            same = same.filter(metadata__contains={key: value})
+        return _in_circular_order(same.values_list("id", "shuffle_key"), start)[:quota]
     return _walk(same, start, quota)
 
 
@@ -210,7 +213,7 @@ def _text_bytes() -> RawSQL:
 
 def _pick_longest(project: Project, request: SessionRequest) -> list[int]:
     # One pass over the project's traces with a top-N heapsort: no stored length column, hence no migration and
-    # nothing more for ingestion to write. 0.6 s at a million traces (see the report in bench/RESULTS.md).
+    # nothing more for ingestion to write. About 0.8-0.9 s at a million traces (bench/sessions.py).
     ranked = _eligible(project, request).annotate(_bytes=_text_bytes()).order_by("-_bytes", "id")
     return list(ranked.values_list("id", flat=True)[: request.size])
 
