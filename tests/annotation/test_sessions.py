@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation.models import FailureMode, ReviewSession, ReviewSessionTrace, Role, Trace
+from annotation.models import FailureMode, NoteFailureMode, ReviewSession, ReviewSessionTrace, Role, Trace
 from annotation.queue import QueueParams
 from annotation.sampling import allocate_equal, allocate_proportional, circular_distance, seeded_start
 from annotation.services import DomainError, trace_mark_reviewed
@@ -323,6 +323,36 @@ def test_new_failure_modes_count_where_each_mode_first_appeared_in_review_order(
 
 
 @pytest.mark.django_db
+def test_new_failure_mode_counts_follow_reviews_and_coding_at_once(project, expert):
+    """The first-trace map is cached; a review, a new link or a removed link must not leave a stale count."""
+    in_session = _traces(project, 3, prefix="a", metadata={"batch": "a"})
+    earlier = _traces(project, 1, prefix="b", metadata={"batch": "b"})[0]
+    session = _create(project, expert, strategy="random", filters=QueueParams(meta_key="batch", meta_value="a")).session
+
+    def new_modes() -> int:
+        return session_summaries(project=project, sessions=[session])[0].new_failure_modes
+
+    tone = FailureMode.objects.create(project=project, name="Tone")
+    assert new_modes() == 0
+    trace_mark_reviewed(trace=in_session[0], user=expert)
+    assert new_modes() == 0
+    note = code_note(make_note(trace=in_session[0], author=expert), tone)
+    assert new_modes() == 1
+    # Tone seen earlier on a trace outside the session: no longer new here.
+    code_note(make_note(trace=earlier, author=expert), tone)
+    trace_mark_reviewed(trace=earlier, user=expert)
+    assert new_modes() == 1  # reviewed after the session's trace, so the session still saw it first
+    Trace.objects.filter(pk=earlier.pk).update(reviewed_at=BASE)
+    trace_mark_reviewed(trace=in_session[1], user=expert)  # any review refreshes the map
+    assert new_modes() == 0
+    # Uncoding the earlier note makes the session's trace the first again; uncoding that one leaves nothing new.
+    NoteFailureMode.objects.filter(note__trace=earlier).delete()
+    assert new_modes() == 1
+    note.mode_links.all().delete()
+    assert new_modes() == 0
+
+
+@pytest.mark.django_db
 def test_session_list_shows_counts_in_a_fixed_number_of_queries(project, expert, expert_client):
     traces = _traces(project, 30)
     mode = FailureMode.objects.create(project=project, name="Wrong total")
@@ -336,6 +366,7 @@ def test_session_list_shows_counts_in_a_fixed_number_of_queries(project, expert,
     for seed in ("a", "b"):
         _create(project, expert, strategy="random", size=5, seed=seed)
     _coded_review(traces[0], expert, mode)
+    queries()  # fills the first-trace cache, which more sessions do not invalidate
     few = queries()
     for seed in ("c", "d", "e", "f", "g"):
         _create(project, expert, strategy="random", size=5, seed=seed)
