@@ -26,7 +26,15 @@ from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-from annotation.models import FailureMode, NoteFailureMode, Project, ReviewSession, ReviewSessionTrace, Trace
+from annotation.models import (
+    FailureMode,
+    FailureModeChange,
+    NoteFailureMode,
+    Project,
+    ReviewSession,
+    ReviewSessionTrace,
+    Trace,
+)
 from annotation.queue import QueueParams, filter_traces
 from annotation.sampling import allocate_equal, allocate_proportional, circular_distance, seeded_start
 from annotation.services import DomainError
@@ -383,9 +391,10 @@ def mode_first_traces(*, project: Project) -> dict[int, int]:
 
 
 # The first-trace map costs a join of every coded link with the review log (~0.4 s at 224,000 links and a million
-# traces). It is cached under a fingerprint of what it depends on: the review log (size and newest entry) and the
-# project's links (count and newest id), so any review, coding or uncoding computes it afresh. The timeout only
-# bounds how long an entry for a fingerprint nobody asks for any more stays in the cache.
+# traces). It is cached under a fingerprint of what it depends on: the review log (size and newest entry), the
+# project's links (count and newest id) and the codebook's history (a merge moves links with an UPDATE, which
+# leaves count and ids alone, but records a change), so any review, coding, uncoding, merge or split computes it
+# afresh. The timeout only bounds how long an entry for a fingerprint nobody asks for stays in the cache.
 FIRST_TRACES_CACHE_SECONDS = 600
 
 
@@ -395,8 +404,9 @@ def _first_traces_fingerprint(project: Project) -> str:
     mode_ids = list(FailureMode.objects.filter(project=project).values_list("id", flat=True))
     links = NoteFailureMode.objects.filter(failure_mode_id__in=mode_ids)
     newest_link = links.aggregate(newest=Max("id"))["newest"]
+    newest_change = FailureModeChange.objects.filter(project=project).aggregate(newest=Max("id"))["newest"]
     stamp = f"{head[0].isoformat()}~{head[1]}" if head else "-"
-    return f"{log.count()}:{stamp}:{links.count()}:{newest_link}"
+    return f"{log.count()}:{stamp}:{links.count()}:{newest_link}:{newest_change}"
 
 
 def cached_mode_first_traces(*, project: Project) -> dict[int, int]:

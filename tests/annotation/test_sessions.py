@@ -11,7 +11,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from annotation.models import FailureMode, NoteFailureMode, ReviewSession, ReviewSessionTrace, Role, Trace
+from annotation.models import (
+    FailureMode,
+    FailureModeChange,
+    NoteFailureMode,
+    ReviewSession,
+    ReviewSessionTrace,
+    Role,
+    Trace,
+)
 from annotation.queue import QueueParams
 from annotation.sampling import allocate_equal, allocate_proportional, circular_distance, seeded_start
 from annotation.services import DomainError, trace_mark_reviewed
@@ -350,6 +358,24 @@ def test_new_failure_mode_counts_follow_reviews_and_coding_at_once(project, expe
     assert new_modes() == 1
     note.mode_links.all().delete()
     assert new_modes() == 0
+
+
+@pytest.mark.django_db
+def test_new_failure_mode_counts_follow_a_merge_that_moves_links(project, expert):
+    """The codebook merges by moving links with an UPDATE (same count, same ids) and records the change."""
+    first = _traces(project, 1, prefix="a", metadata={"batch": "a"})[0]
+    second = _traces(project, 1, prefix="b", metadata={"batch": "b"})[0]
+    session = _create(project, expert, strategy="random", filters=QueueParams(meta_key="batch", meta_value="b")).session
+    vague = FailureMode.objects.create(project=project, name="Vague")
+    evasive = FailureMode.objects.create(project=project, name="Evasive")
+    _coded_review(first, expert, vague)
+    _coded_review(second, expert, evasive)
+    assert session_summaries(project=project, sessions=[session])[0].new_failure_modes == 1
+    NoteFailureMode.objects.filter(failure_mode=evasive).update(failure_mode=vague)
+    FailureModeChange.objects.create(
+        project=project, failure_mode=evasive, action=FailureModeChange.Action.MERGED, actor=expert
+    )
+    assert session_summaries(project=project, sessions=[session])[0].new_failure_modes == 0
 
 
 @pytest.mark.django_db
