@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from annotation.views import imports, projects, review, suggestions, taxonomy, taxonomy_io
+from annotation.views import sessions as session_views
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
@@ -19,6 +20,10 @@ urlpatterns = [
     path("projects/<slug:slug>/t/<int:trace_id>/notes/", review.note_add, name="note_add"),
     path("projects/<slug:slug>/notes/<int:note_id>/", review.note_edit, name="note_edit"),
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
+    # Review sessions: N traces picked by a strategy, reviewed in order through the queue (`?session=<id>`).
+    path("projects/<slug:slug>/sessions/", session_views.session_list, name="session_list"),
+    path("projects/<slug:slug>/sessions/new/", session_views.session_create, name="session_create"),
+    path("projects/<slug:slug>/sessions/<int:session_id>/", session_views.session_detail, name="session_detail"),
     # The failure taxonomy: counts per mode and saturation.
     path("projects/<slug:slug>/failure-modes/", taxonomy.failure_mode_list, name="failure_mode_list"),
     # Suggested groupings of uncoded notes (clustering by the worker), accepted or rejected one by one.
