@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from annotation.views import imports, projects, review, taxonomy
+from annotation.views import codebook, imports, projects, review, taxonomy
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
@@ -21,6 +21,22 @@ urlpatterns = [
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
     # The failure taxonomy: counts per mode and saturation.
     path("projects/<slug:slug>/failure-modes/", taxonomy.failure_mode_list, name="failure_mode_list"),
+    # Editing the codebook: a page per mode, and one POST per kind of edit (each recorded in the mode's history).
+    path("projects/<slug:slug>/failure-modes/new/", codebook.failure_mode_new, name="failure_mode_new"),
+    path(
+        "projects/<slug:slug>/failure-modes/<int:mode_id>/",
+        include(
+            [
+                path("", codebook.failure_mode_detail, name="failure_mode_detail"),
+                path("rename/", codebook.failure_mode_rename, name="failure_mode_rename"),
+                path("definition/", codebook.failure_mode_redefine, name="failure_mode_redefine"),
+                path("merge/", codebook.failure_mode_merge, name="failure_mode_merge"),
+                path("split/", codebook.failure_mode_split, name="failure_mode_split"),
+                path("retire/", codebook.failure_mode_retire, name="failure_mode_retire"),
+                path("restore/", codebook.failure_mode_restore, name="failure_mode_restore"),
+            ]
+        ),
+    ),
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
     path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),
