@@ -4,13 +4,18 @@ migration that gave every note ↔ mode link its trace."""
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import defaultdict
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from annotation.codebook import (
     failure_mode_create,
@@ -22,10 +27,10 @@ from annotation.codebook import (
     failure_mode_split,
     notes_assign,
 )
-from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project, Trace
+from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project, Role, Trace
 from annotation.services import DomainError
 from annotation.taxonomy import failure_mode_counts
-from tests.factories import code_note, make_note, make_project, make_trace, make_user
+from tests.factories import add_member, code_note, make_note, make_project, make_trace, make_user
 
 Action = FailureModeChange.Action
 
@@ -641,3 +646,265 @@ def test_random_edits_keep_every_untouched_trace_and_the_counts_consistent(seed,
 
     # The seeds exercise every kind of edit, refusals included; otherwise the test proves little.
     assert {"rename", "merge", "split", "refused"} <= set(outcomes), outcomes
+
+
+# The page of a mode and its forms ---------------------------------------------------------------------------------
+
+EDIT_URLS = [
+    "failure_mode_rename",
+    "failure_mode_redefine",
+    "failure_mode_merge",
+    "failure_mode_split",
+    "failure_mode_retire",
+    "failure_mode_restore",
+]
+
+
+def detail_url(mode: FailureMode) -> str:
+    return reverse("failure_mode_detail", args=[mode.project.slug, mode.pk])
+
+
+def edit_url(name: str, mode: FailureMode) -> str:
+    return reverse(name, args=[mode.project.slug, mode.pk])
+
+
+@pytest.fixture
+def viewer_client(project) -> Client:
+    viewer = make_user("viewer")
+    add_member(project, viewer, Role.VIEWER)
+    client = Client()
+    client.force_login(viewer)
+    return client
+
+
+def test_mode_page_shows_name_definition_counts_notes_and_history(project, expert, expert_client):
+    mode = new_mode(project, "Hallucination", actor=expert)
+    first = coded(project, expert, mode)
+    coded(project, expert, mode, trace=first.trace)
+    failure_mode_rename(mode=mode, name="Invented facts", actor=expert)
+    response = expert_client.get(detail_url(mode))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<h1>Invented facts</h1>" in html
+    assert "When Hallucination shows." in html
+    assert re.search(r'data-testid="trace-count">1<', html) and re.search(r'data-testid="note-count">2<', html)
+    assert reverse("trace_detail", args=[project.slug, first.trace.external_id]) in html
+    assert "Renamed “Hallucination” → “Invented facts”" in html
+    assert "Created as “Hallucination”" in html
+
+
+def test_outsider_gets_404_on_the_mode_page_and_every_edit(project, expert, outsider_client):
+    mode = new_mode(project, "Tone")
+    assert outsider_client.get(detail_url(mode)).status_code == 404
+    for name in EDIT_URLS:
+        assert outsider_client.post(edit_url(name, mode), {"name": "x"}).status_code == 404, name
+    assert outsider_client.post(reverse("failure_mode_new", args=[project.slug]), {"name": "x"}).status_code == 404
+    assert FailureMode.objects.get(pk=mode.pk).name == "Tone"
+    assert FailureMode.objects.filter(project=project).count() == 1
+
+
+def test_a_mode_of_another_project_is_404(project, expert, expert_client):
+    other = make_project(slug="other", expert=make_user("someone"))
+    foreign = new_mode(other, "Tone")
+    url = reverse("failure_mode_detail", args=[project.slug, foreign.pk])
+    assert expert_client.get(url).status_code == 404
+    assert (
+        expert_client.post(reverse("failure_mode_rename", args=[project.slug, foreign.pk]), {"name": "x"}).status_code
+        == 404
+    )
+
+
+def test_viewer_reads_the_page_but_gets_403_on_every_edit(project, expert, viewer_client):
+    mode = new_mode(project, "Tone")
+    coded(project, expert, mode)
+    response = viewer_client.get(detail_url(mode))
+    assert response.status_code == 200
+    assert b"Rename" not in response.content and b"split-form" not in response.content
+    for name in EDIT_URLS:
+        assert viewer_client.post(edit_url(name, mode), {"name": "Voice"}).status_code == 403, name
+    assert viewer_client.post(reverse("failure_mode_new", args=[project.slug]), {"name": "x"}).status_code == 403
+    assert FailureMode.objects.get(pk=mode.pk).name == "Tone" and not FailureMode.objects.get(pk=mode.pk).is_retired
+
+
+def test_edits_need_post(project, expert_client):
+    mode = new_mode(project, "Tone")
+    assert expert_client.get(edit_url("failure_mode_retire", mode)).status_code == 405
+
+
+def test_expert_renames_through_the_form(project, expert, expert_client):
+    mode = new_mode(project, "Tone")
+    response = expert_client.post(edit_url("failure_mode_rename", mode), {"name": "Voice"}, follow=True)
+    assert response.redirect_chain[-1][0] == detail_url(mode)
+    assert "Renamed “Tone” to “Voice”." in response.content.decode()
+    assert FailureMode.objects.get(pk=mode.pk).name == "Voice"
+    assert changes(mode)[-1].actor == expert
+
+
+def test_engineer_merges_through_the_form(project, teammate, teammate_client):
+    source, target = new_mode(project, "Tone"), new_mode(project, "Voice")
+    note = coded(project, teammate, source)
+    response = teammate_client.post(edit_url("failure_mode_merge", source), {"target": target.pk}, follow=True)
+    html = response.content.decode()
+    assert "Merged “Tone” into “Voice”" in html
+    assert "merged into" in html and detail_url(target) in html  # the retired source says where it went
+    assert note_ids_of(target) == {note.pk}
+    assert changes(source)[-1].actor == teammate
+
+
+def test_a_refused_edit_shows_its_reason_on_the_page(project, expert, expert_client):
+    new_mode(project, "Voice")
+    mode = new_mode(project, "Tone")
+    response = expert_client.post(edit_url("failure_mode_rename", mode), {"name": "voice"}, follow=True)
+    assert response.status_code == 200
+    assert "Rename: A failure mode named “voice” already exists in this project" in response.content.decode()
+    response = expert_client.post(edit_url("failure_mode_merge", mode), {"target": "abc"}, follow=True)
+    assert "Merge: Choose the failure mode to merge into" in response.content.decode()
+    response = expert_client.post(edit_url("failure_mode_merge", mode), {"target": "999999"}, follow=True)
+    assert "Merge: Failure mode #999999 no longer exists in this project" in response.content.decode()
+    response = expert_client.post(
+        edit_url("failure_mode_split", mode), {"new_name": "x", "note": "1; drop"}, follow=True
+    )
+    assert "Split: Note id “1; drop” is not a number" in response.content.decode()
+    assert FailureMode.objects.get(pk=mode.pk).name == "Tone"
+
+
+def test_htmx_edit_swaps_the_region_and_keeps_what_was_typed_on_error(project, expert, expert_client):
+    new_mode(project, "Voice")
+    mode = new_mode(project, "Tone")
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    response = expert_client.post(edit_url("failure_mode_rename", mode), {"name": "VOICE"}, **htmx)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html and 'id="mode-page"' in html
+    assert "already exists" in html and 'value="VOICE"' in html
+    response = expert_client.post(edit_url("failure_mode_rename", mode), {"name": "Register"}, **htmx)
+    assert (
+        "Renamed “Tone” to “Register”." in response.content.decode()
+        and "<h1>Register</h1>" in response.content.decode()
+    )
+
+
+def test_split_through_the_form(project, expert, expert_client):
+    mode = new_mode(project, "Hallucination")
+    a, b, c = (coded(project, expert, mode) for _ in range(3))
+    page = expert_client.get(detail_url(mode)).content.decode()
+    for note in (a, b, c):
+        assert f'name="note" value="{note.pk}" form="split-form"' in page
+    data = {"new_name": "Numbers", "new_definition": "Invented figures.", "note": [str(a.pk), str(b.pk)]}
+    response = expert_client.post(edit_url("failure_mode_split", mode), data, follow=True)
+    assert "the new failure mode “Numbers”" in response.content.decode()
+    created = FailureMode.objects.get(project=project, name="Numbers")
+    assert note_ids_of(created) == {a.pk, b.pk} and note_ids_of(mode) == {c.pk}
+    everything = {"new_name": "All", "note": [str(c.pk)]}
+    response = expert_client.post(edit_url("failure_mode_split", mode), everything, follow=True)
+    assert "Split: All 1 notes of “Hallucination” are chosen" in response.content.decode()
+    response = expert_client.post(edit_url("failure_mode_split", mode), {**everything, "confirm_all": "on"})
+    assert response.status_code == 302 and note_ids_of(mode) == set()
+
+
+def test_retire_and_restore_through_the_form(project, expert, expert_client):
+    mode = new_mode(project, "Tone")
+    expert_client.post(edit_url("failure_mode_retire", mode))
+    html = expert_client.get(detail_url(mode)).content.decode()
+    assert FailureMode.objects.get(pk=mode.pk).is_retired and "badge-retired" in html
+    assert edit_url("failure_mode_restore", mode) in html and edit_url("failure_mode_merge", mode) not in html
+    expert_client.post(edit_url("failure_mode_restore", mode))
+    assert not FailureMode.objects.get(pk=mode.pk).is_retired
+
+
+def test_note_text_is_escaped_on_the_mode_page(project, expert, expert_client):
+    mode = new_mode(project, "<b>bold</b>")
+    note = make_note(trace=make_trace(project=project), author=expert, text="<script>alert(1)</script>")
+    code_note(note, mode)
+    html = expert_client.get(detail_url(mode)).content.decode()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<b>bold</b>" not in html
+
+
+def test_notes_are_paginated_newest_first(project, expert, expert_client):
+    mode = new_mode(project, "Tone")
+    trace = make_trace(project=project)
+    notes = [coded(project, expert, mode, trace=trace) for _ in range(53)]
+    first = expert_client.get(detail_url(mode)).content.decode()
+    shown = [int(n) for n in re.findall(r'name="note" value="(\d+)"', first)]
+    assert shown == [note.pk for note in reversed(notes)][:50]
+    older = re.search(r'href="([^"]+\?after=\d+)"', first).group(1)
+    second = expert_client.get(older.replace("&amp;", "&")).content.decode()
+    assert [int(n) for n in re.findall(r'name="note" value="(\d+)"', second)] == [n.pk for n in reversed(notes[:3])]
+    assert "?after=" not in second
+
+
+def test_mode_page_queries_do_not_grow_with_its_notes(project, expert, expert_client, django_assert_max_num_queries):
+    mode = new_mode(project, "Tone")
+    for _ in range(3):
+        coded(project, expert, mode)
+    with CaptureQueriesContext(connection) as few:
+        expert_client.get(detail_url(mode))
+    for _ in range(40):
+        coded(project, expert, mode)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert expert_client.get(detail_url(mode)).status_code == 200
+
+
+def test_new_failure_mode_form_on_the_list_page(project, expert, expert_client):
+    listing = expert_client.get(reverse("failure_mode_list", args=[project.slug])).content.decode()
+    assert reverse("failure_mode_new", args=[project.slug]) in listing
+    response = expert_client.post(
+        reverse("failure_mode_new", args=[project.slug]), {"name": "Tone", "definition": "Too casual."}
+    )
+    mode = FailureMode.objects.get(project=project, name="Tone")
+    assert response.status_code == 302 and response["Location"] == detail_url(mode)
+    assert mode.definition == "Too casual." and changes(mode)[0].actor == expert
+    listing = expert_client.get(reverse("failure_mode_list", args=[project.slug])).content.decode()
+    assert f'href="{detail_url(mode)}"' in listing
+    response = expert_client.post(reverse("failure_mode_new", args=[project.slug]), {"name": "TONE"}, follow=True)
+    assert "New failure mode: A failure mode named “TONE” already exists" in response.content.decode()
+    assert FailureMode.objects.filter(project=project).count() == 1
+
+
+def test_csrf_is_enforced_on_edits(project, expert):
+    mode = new_mode(project, "Tone")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(expert)
+    assert client.post(edit_url("failure_mode_rename", mode), {"name": "Voice"}).status_code == 403
+    assert FailureMode.objects.get(pk=mode.pk).name == "Tone"
+    page = client.get(detail_url(mode)).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = client.post(edit_url("failure_mode_rename", mode), {"name": "Voice", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and FailureMode.objects.get(pk=mode.pk).name == "Voice"
+
+
+# Migration 0006: links that existed before got their trace ---------------------------------------------------------
+
+BEFORE_LINK_TRACE = ("annotation", "0005_trace_project_no_separate_index")
+AFTER_LINK_TRACE = ("annotation", "0006_note_failure_mode_link")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migration_0006_fills_the_trace_of_existing_links():
+    executor = MigrationExecutor(connection)
+    executor.migrate([BEFORE_LINK_TRACE])
+    try:
+        old = executor.loader.project_state([BEFORE_LINK_TRACE]).apps
+        user = old.get_model("auth", "User").objects.create(username="legacy")
+        project = old.get_model("annotation", "Project").objects.create(slug="legacy", name="Legacy")
+        OldTrace, OldNote = old.get_model("annotation", "Trace"), old.get_model("annotation", "Note")
+        traces = [OldTrace.objects.create(project=project, external_id=f"t{i}") for i in range(2)]
+        notes = [OldNote.objects.create(trace=traces[i % 2], author=user, text=f"n{i}") for i in range(3)]
+        mode = old.get_model("annotation", "FailureMode").objects.create(project=project, name="Tone")
+        with connection.cursor() as cursor:
+            for note in notes:
+                cursor.execute(
+                    "INSERT INTO annotation_note_failure_modes (note_id, failuremode_id) VALUES (%s, %s)",
+                    [note.pk, mode.pk],
+                )
+        executor.loader.build_graph()
+        executor.migrate([AFTER_LINK_TRACE])
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT note_id, trace_id FROM annotation_note_failure_modes ORDER BY note_id")
+            rows = cursor.fetchall()
+        assert rows == [(note.pk, note.trace_id) for note in notes]
+        assert {trace_id for _, trace_id in rows} == {traces[0].pk, traces[1].pk}
+    finally:
+        executor.loader.build_graph()
+        executor.migrate(executor.loader.graph.leaf_nodes())
