@@ -7,10 +7,11 @@ note's trace.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -116,6 +117,17 @@ def _record(mode: FailureMode, action: str, actor: AbstractBaseUser | None, **de
     )
 
 
+@contextmanager
+def _name_guard(name: str) -> Iterator[None]:
+    """The name check above reads before it writes, so a concurrent edit can take the same name in between; the
+    unique constraint then refuses the write, and the user gets the same message instead of a server error."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError as exc:
+        raise DomainError(f"A failure mode named “{name}” already exists in this project") from exc
+
+
 def _clean_definition(definition: str) -> str:
     definition = definition.strip()
     if len(definition) > DEFINITION_MAX_CHARS:
@@ -141,7 +153,8 @@ def failure_mode_rename(*, mode: FailureMode, name: str, actor: AbstractBaseUser
     _require_unique_name(mode.project, name, exclude=mode)
     old = mode.name
     mode.name = name
-    mode.save(update_fields=["name"])
+    with _name_guard(name):
+        mode.save(update_fields=["name"])
     _record(mode, FailureModeChange.Action.RENAMED, actor, **{"from": old, "to": name})
     return mode
 
@@ -245,7 +258,8 @@ def failure_mode_split(
             f"All {total_notes} notes of “{mode.name}” are chosen; confirm that you mean to split off every note"
         )
 
-    new_mode = FailureMode.objects.create(project_id=mode.project_id, name=new_name, definition=new_definition)
+    with _name_guard(new_name):
+        new_mode = FailureMode.objects.create(project_id=mode.project_id, name=new_name, definition=new_definition)
     NoteFailureMode.objects.bulk_create(
         [NoteFailureMode(note_id=note_id, failure_mode=new_mode, trace_id=trace_id) for note_id, trace_id in links]
     )

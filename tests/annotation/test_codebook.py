@@ -109,6 +109,20 @@ def test_same_name_in_another_project_is_fine(project, expert):
     assert FailureMode.objects.get(pk=mode.pk).name == "tone"
 
 
+def test_a_name_taken_between_check_and_write_is_refused_cleanly(project, expert, monkeypatch):
+    """Another request may take the name after the check: the unique constraint's refusal becomes the same error."""
+    new_mode(project, "Tone")
+    mode = new_mode(project, "Voice")
+    note = coded(project, expert, mode)
+    coded(project, expert, mode)
+    monkeypatch.setattr("annotation.codebook._require_unique_name", lambda *args, **kwargs: None)
+    with pytest.raises(DomainError, match="named “Tone” already exists"):
+        failure_mode_rename(mode=mode, name="Tone", actor=expert)
+    with pytest.raises(DomainError, match="named “Tone” already exists"):
+        failure_mode_split(mode=mode, new_name="Tone", new_definition="", note_ids=[note.pk], actor=expert)
+    assert FailureMode.objects.get(pk=mode.pk).name == "Voice" and note.pk in note_ids_of(mode)
+
+
 def test_rename_of_a_deleted_mode_is_refused(project, expert):
     mode = new_mode(project, "Tone")
     FailureMode.objects.filter(pk=mode.pk).delete()
