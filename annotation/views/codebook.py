@@ -40,12 +40,19 @@ class NotesPage:
     is_first: bool
 
 
+def _parse_id(value: str) -> int | None:
+    """A primary key from a form or query string: ASCII digits that fit a bigint (str.isdigit also accepts "²")."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
+        return None
+    return int(value)
+
+
 def _notes_page(mode: FailureMode, after: str) -> NotesPage:
     """The mode's notes, newest first, keyset-paginated by note id (ids follow creation order). For a frequent mode
     PostgreSQL walks the (note, mode) unique index backwards and stops after a page; for a rare one it sorts the few
     entries of the (mode, trace) index. Either way well under a millisecond at 200,000 notes."""
     links = NoteFailureMode.objects.filter(failure_mode=mode)
-    cursor = int(after) if after.isdigit() else None
+    cursor = _parse_id(after)
     if cursor is not None:
         links = links.filter(note_id__lt=cursor)
     note_ids = list(links.order_by("-note_id").values_list("note_id", flat=True)[: NOTES_PAGE_SIZE + 1])
@@ -199,7 +206,7 @@ def _apply_edit(
     try:
         outcome = {"success": edit(mode)}
     except DomainError as exc:
-        posted_notes = {int(value) for value in request.POST.getlist("note") if value.isdigit()}
+        posted_notes = {_parse_id(value) for value in request.POST.getlist("note")} - {None}
         outcome = {
             "error": f"{form_name}: {exc}",
             "error_form": form_name,
@@ -243,9 +250,10 @@ def failure_mode_redefine(request: HttpRequest, slug: str, mode_id: int) -> Http
 def failure_mode_merge(request: HttpRequest, slug: str, mode_id: int) -> HttpResponse:
     def edit(mode: FailureMode) -> str:
         raw = request.POST.get("target", "")
-        if not raw.isdigit():
+        target_id = _parse_id(raw)
+        if target_id is None:
             raise DomainError("Choose the failure mode to merge into")
-        target = FailureMode.objects.filter(project_id=mode.project_id, pk=int(raw)).first()
+        target = FailureMode.objects.filter(project_id=mode.project_id, pk=target_id).first()
         if target is None:
             raise DomainError(f"Failure mode #{raw} no longer exists in this project; reload the page")
         codebook.failure_mode_merge(source=mode, target=target, actor=request.user)
@@ -255,10 +263,13 @@ def failure_mode_merge(request: HttpRequest, slug: str, mode_id: int) -> HttpRes
 
 
 def _note_ids(values: list[str]) -> list[int]:
-    bad = [value for value in values if not value.isdigit()]
-    if bad:
-        raise DomainError(f"Note id “{bad[0]}” is not a number")
-    return [int(value) for value in values]
+    ids = []
+    for value in values:
+        parsed = _parse_id(value)
+        if parsed is None:
+            raise DomainError(f"Note id “{value}” is not a number")
+        ids.append(parsed)
+    return ids
 
 
 @login_required

@@ -782,6 +782,19 @@ def test_a_refused_edit_shows_its_reason_on_the_page(project, expert, expert_cli
     assert FailureMode.objects.get(pk=mode.pk).name == "Tone"
 
 
+@pytest.mark.parametrize("bad", ["²", "1e3", "-1", "9" * 30, " 1"])
+def test_odd_ids_in_forms_and_cursors_get_a_clear_answer(project, expert, expert_client, bad):
+    mode = new_mode(project, "Tone")
+    coded(project, expert, mode)
+    assert expert_client.get(detail_url(mode), {"after": bad}).status_code == 200
+    response = expert_client.post(edit_url("failure_mode_merge", mode), {"target": bad}, follow=True)
+    assert "Merge: Choose the failure mode to merge into" in response.content.decode()
+    response = expert_client.post(edit_url("failure_mode_split", mode), {"new_name": "x", "note": bad}, follow=True)
+    assert "Split: Note id" in response.content.decode() and "is not a number" in response.content.decode()
+    huge = reverse("failure_mode_detail", args=[project.slug, 10**30])
+    assert expert_client.get(huge).status_code == 404
+
+
 def test_htmx_edit_swaps_the_region_and_keeps_what_was_typed_on_error(project, expert, expert_client):
     new_mode(project, "Voice")
     mode = new_mode(project, "Tone")
