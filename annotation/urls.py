@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from annotation.views import imports, projects, review, suggestions, taxonomy, taxonomy_io
+from annotation.views import codebook, imports, projects, review, suggestions, taxonomy, taxonomy_io
 from annotation.views import sessions as session_views
 
 urlpatterns = [
@@ -47,6 +47,22 @@ urlpatterns = [
         "projects/<slug:slug>/suggestions/<int:suggestion_id>/reject/",
         suggestions.suggestion_reject_view,
         name="suggestion_reject",
+    ),
+    # Editing the codebook: a page per mode, and one POST per kind of edit (each recorded in the mode's history).
+    path("projects/<slug:slug>/failure-modes/new/", codebook.failure_mode_new, name="failure_mode_new"),
+    path(
+        "projects/<slug:slug>/failure-modes/<int:mode_id>/",
+        include(
+            [
+                path("", codebook.failure_mode_detail, name="failure_mode_detail"),
+                path("rename/", codebook.failure_mode_rename, name="failure_mode_rename"),
+                path("definition/", codebook.failure_mode_redefine, name="failure_mode_redefine"),
+                path("merge/", codebook.failure_mode_merge, name="failure_mode_merge"),
+                path("split/", codebook.failure_mode_split, name="failure_mode_split"),
+                path("retire/", codebook.failure_mode_retire, name="failure_mode_retire"),
+                path("restore/", codebook.failure_mode_restore, name="failure_mode_restore"),
+            ]
+        ),
     ),
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),

@@ -475,7 +475,8 @@ def test_page_shows_the_counts_and_the_saturation_statement(expert_client, scena
     assert response.status_code == 200
     assert [c.name for c in response.context["counts"]] == ["hallucination", "tone", "format", "old-mode", "unused"]
     content = response.content.decode()
-    row = content[content.index("<td>hallucination") : content.index("</tr>", content.index("<td>hallucination"))]
+    start = content.index(">hallucination</a>")  # each name links to its mode's page
+    row = content[start : content.index("</tr>", start)]
     hallucination = response.context["counts"][0]
     # The trace count links to those traces in the trace list.
     assert f'<a href="/projects/acme/traces/?mode={hallucination.id}">2</a>' in row
