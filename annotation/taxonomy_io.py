@@ -24,8 +24,8 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from annotation.codebook import MODE_NAME_MAX_CHARS, failure_mode_create, notes_assign
-from annotation.models import FailureMode, FailureModeChange, Membership, Note, NoteFailureMode, Project, Trace
+from annotation.codebook import MODE_NAME_MAX_CHARS, failure_mode_create, failure_mode_redefine, notes_assign
+from annotation.models import FailureMode, Membership, Note, NoteFailureMode, Project, Trace
 from annotation.services import NOTE_MAX_CHARS, DomainError
 from annotation.taxonomy import failure_mode_counts
 from annotation.taxonomy_format import (
@@ -222,20 +222,6 @@ class _StrictRollback(Exception):
     pass
 
 
-def _failure_mode_set_definition(*, mode: FailureMode, definition: str, actor: AbstractBaseUser | None) -> None:
-    """Change a mode's definition and record it in the codebook's history."""
-    previous = mode.definition
-    mode.definition = definition
-    mode.save(update_fields=["definition"])
-    FailureModeChange.objects.create(
-        project_id=mode.project_id,
-        failure_mode=mode,
-        action=FailureModeChange.Action.REDEFINED,
-        detail={"from": previous, "to": definition, "via": "import"},
-        actor=actor,
-    )
-
-
 def _apply_entry(
     entry: CodebookEntry, existing: dict[str, FailureMode], *, project: Project, actor: AbstractBaseUser | None
 ) -> str:
@@ -249,7 +235,7 @@ def _apply_entry(
     # A blank or missing definition never erases one the codebook already has.
     if entry.definition is None or entry.definition == mode.definition:
         return "unchanged"
-    _failure_mode_set_definition(mode=mode, definition=entry.definition, actor=actor)
+    failure_mode_redefine(mode=mode, definition=entry.definition, actor=actor)
     return "updated"
 
 
