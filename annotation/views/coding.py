@@ -1,0 +1,347 @@
+"""Coding notes to failure modes (axial coding): the coding board of uncoded notes, and the mode chips and picker
+on the review page.
+
+Every view starts with `get_project_for_user` (404 for outsiders, before anything else is looked up); writes need
+`access.can_code` (403 for viewers) and go through `annotation.codebook`, the only writer of note ↔ mode links.
+Bad input (no notes selected, an unknown mode, a note of another project) is answered with a message naming it,
+and nothing is written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Exists, OuterRef, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.access import ProjectAccess, get_project_for_user
+from annotation.charts import pareto_chart
+from annotation.codebook import failure_mode_create, notes_assign, notes_unassign
+from annotation.models import FailureMode, Note, NoteFailureMode, Project
+from annotation.services import DomainError
+from annotation.taxonomy import failure_mode_counts
+
+BOARD_TEMPLATE = "annotation/coding_board.html"
+MODES_TEMPLATE = "annotation/_note_modes.html"
+PAGE_SIZE = 50
+# One bulk action codes at most a few pages of notes; a bigger request is a mistake or an abuse.
+MAX_SELECTED = 500
+# The filter is a substring, not a document: a longer one is a pasted note, not a search.
+FILTER_MAX_CHARS = 200
+# A codebook is tens of modes; the cap only bounds a pathological project.
+MODE_CHOICES_LIMIT = 1000
+# "1,000+ uncoded notes" is as useful as the exact number and costs a bounded scan instead of a full one.
+COUNT_LIMIT = 1000
+
+
+def _require_coder(access: ProjectAccess) -> None:
+    if not access.can_code:
+        raise PermissionDenied("Viewers cannot code notes to failure modes.")
+
+
+def _parse_id(raw: str) -> int | None:
+    raw = raw.strip()
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+
+
+def mode_choices(project: Project) -> list[FailureMode]:
+    """The modes a note can be coded to: the project's non-retired modes, by name."""
+    return list(
+        FailureMode.objects.filter(project=project, retired_at__isnull=True)
+        .order_by("name", "id")
+        .only("id", "name")[:MODE_CHOICES_LIMIT]
+    )
+
+
+# The coding board -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardParams:
+    """The board's filters and position, from the query string of every link and form on it."""
+
+    text: str = ""
+    show_coded: bool = False
+    after: int | None = None  # keyset cursor: notes with a smaller id (older), newest first
+    before: int | None = None  # the way back: notes with a larger id
+    error: str = ""
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> BoardParams:
+        text = " ".join(query.get("q", "").split())
+        error = ""
+        if len(text) > FILTER_MAX_CHARS:
+            error = f"The text filter is limited to {FILTER_MAX_CHARS} characters; it was cut there."
+            text = text[:FILTER_MAX_CHARS]
+        after = _parse_id(query.get("after", ""))
+        return cls(
+            text=text,
+            show_coded=query.get("coded") == "1",
+            after=after,
+            before=_parse_id(query.get("before", "")) if after is None else None,
+            error=error,
+        )
+
+    def querystring(self, **cursor: int) -> str:
+        """The filters (and an optional cursor) as `?…`; "" when there is nothing to carry."""
+        items: list[tuple[str, str]] = []
+        if self.text:
+            items.append(("q", self.text))
+        if self.show_coded:
+            items.append(("coded", "1"))
+        items.extend((key, str(value)) for key, value in cursor.items())
+        return "?" + urlencode(items) if items else ""
+
+    @property
+    def position(self) -> str:
+        """The filters and the current page, so a form posted from this page comes back to it."""
+        if self.after is not None:
+            return self.querystring(after=self.after)
+        if self.before is not None:
+            return self.querystring(before=self.before)
+        return self.querystring()
+
+
+@dataclass
+class BoardPage:
+    notes: list[Note]
+    next_cursor: int | None
+    previous_cursor: int | None
+    count: int
+    count_is_lower_bound: bool
+
+
+def _board_queryset(project: Project, params: BoardParams) -> QuerySet[Note]:
+    notes = Note.objects.filter(trace__project=project)
+    if not params.show_coded:
+        # NOT EXISTS probes the link table's (note, mode) unique index once per note.
+        notes = notes.filter(~Exists(NoteFailureMode.objects.filter(note_id=OuterRef("pk"))))
+    if params.text:
+        notes = notes.filter(text__icontains=params.text)
+    return notes
+
+
+def board_page(*, project: Project, params: BoardParams, size: int = PAGE_SIZE) -> BoardPage:
+    """One page of notes, newest first (by id, which follows creation), continuing after or before a cursor.
+
+    Keyset on the primary key: each page walks the note index backwards from the cursor and stops after `size`
+    matches, so page 4,000 costs what page 1 does. With a text filter, rows that do not match are skipped on the
+    way; a rare word scans more notes, but never sorts or counts them all.
+    """
+    base = _board_queryset(project, params)
+    # The trace's title needs its text fields, not its context or metadata (which can be large).
+    columns = base.select_related("trace", "author").defer("trace__context", "trace__metadata")
+    if params.before is not None:
+        rows = list(columns.filter(pk__gt=params.before).order_by("pk")[: size + 1])
+        has_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        next_cursor = rows[-1].pk if rows else None
+        previous_cursor = rows[0].pk if rows and has_newer else None
+    else:
+        queryset = columns if params.after is None else columns.filter(pk__lt=params.after)
+        rows = list(queryset.order_by("-pk")[: size + 1])
+        has_older = len(rows) > size
+        rows = rows[:size]
+        next_cursor = rows[-1].pk if rows and has_older else None
+        previous_cursor = rows[0].pk if rows and params.after is not None else None
+    if params.show_coded and rows:
+        modes: dict[int, list[FailureMode]] = {}
+        links = NoteFailureMode.objects.filter(note_id__in=[note.pk for note in rows]).select_related("failure_mode")
+        for link in links.order_by("failure_mode__name"):
+            modes.setdefault(link.note_id, []).append(link.failure_mode)
+        for note in rows:
+            note.coded_modes = modes.get(note.pk, [])
+    count = base.order_by()[: COUNT_LIMIT + 1].count()
+    return BoardPage(
+        notes=rows,
+        next_cursor=next_cursor,
+        previous_cursor=previous_cursor,
+        count=min(count, COUNT_LIMIT),
+        count_is_lower_bound=count > COUNT_LIMIT,
+    )
+
+
+def _board_context(access: ProjectAccess, params: BoardParams, **extra: Any) -> dict[str, Any]:
+    project = access.project
+    page = board_page(project=project, params=params)
+    board_url = reverse("coding_board", args=[project.slug])
+    return {
+        "project": project,
+        "access": access,
+        "params": params,
+        "page": page,
+        "board_url": board_url,
+        "next_url": board_url + params.querystring(after=page.next_cursor) if page.next_cursor else "",
+        "previous_url": board_url + params.querystring(before=page.previous_cursor) if page.previous_cursor else "",
+        "modes": mode_choices(project) if access.can_code else [],
+        "pareto": pareto_chart(failure_mode_counts(project=project)),
+        "selected": set(),
+        **extra,
+    }
+
+
+@login_required
+@require_GET
+def coding_board(request: HttpRequest, slug: str) -> HttpResponse:
+    """The notes nobody has coded yet, newest first, to code in bulk; with `coded=1` the coded ones too."""
+    access = get_project_for_user(request, slug)
+    params = BoardParams.from_query(request.GET)
+    template = BOARD_TEMPLATE + "#board" if request.htmx else BOARD_TEMPLATE
+    return render(request, template, _board_context(access, params))
+
+
+def _selected_notes(project: Project, raw_ids: list[str]) -> list[Note]:
+    if not raw_ids:
+        raise DomainError("Select at least one note to code.")
+    if len(raw_ids) > MAX_SELECTED:
+        raise DomainError(f"Select at most {MAX_SELECTED} notes at a time ({len(raw_ids)} were selected).")
+    ids = []
+    for raw in raw_ids:
+        note_id = _parse_id(raw)
+        if note_id is None:
+            raise DomainError(f"“{raw[:40]}” is not a note id.")
+        ids.append(note_id)
+    notes = list(Note.objects.filter(pk__in=ids, trace__project=project).only("id", "trace_id"))
+    missing = sorted(set(ids) - {note.pk for note in notes})
+    if missing:
+        listed = ", ".join(str(note_id) for note_id in missing[:5]) + ("…" if len(missing) > 5 else "")
+        raise DomainError(f"Note{'s' if len(missing) > 1 else ''} {listed} not found in this project.")
+    return notes
+
+
+def _chosen_mode(project: Project, raw_mode: str, new_name: str, actor: Any) -> tuple[FailureMode, bool]:
+    """The existing mode picked, or a new one named; exactly one of the two. Call inside a transaction."""
+    raw_mode, new_name = raw_mode.strip(), new_name.strip()
+    if raw_mode and new_name:
+        raise DomainError("Pick an existing failure mode or name a new one, not both.")
+    if new_name:
+        return failure_mode_create(project=project, name=new_name, actor=actor), True
+    if not raw_mode:
+        raise DomainError("Pick a failure mode, or name a new one, to code the selected notes to.")
+    mode_id = _parse_id(raw_mode)
+    mode = FailureMode.objects.filter(project=project, pk=mode_id).first() if mode_id is not None else None
+    if mode is None:
+        raise DomainError(f"Failure mode “{raw_mode[:40]}” does not exist in this project.")
+    return mode, False
+
+
+@login_required
+@require_POST
+def coding_assign(request: HttpRequest, slug: str) -> HttpResponse:
+    """The bulk action: code the selected notes to an existing mode, or to a new one created on the spot."""
+    access = get_project_for_user(request, slug)
+    _require_coder(access)
+    project = access.project
+    params = BoardParams.from_query(request.GET)
+    raw_ids = request.POST.getlist("note")
+    try:
+        # One transaction: a new mode is not left behind when coding the notes to it fails.
+        with transaction.atomic():
+            notes = _selected_notes(project, raw_ids)
+            mode, created = _chosen_mode(
+                project, request.POST.get("mode", ""), request.POST.get("new_mode", ""), request.user
+            )
+            added = notes_assign(notes=notes, failure_mode=mode)
+    except DomainError as exc:
+        selected = {note_id for raw in raw_ids if (note_id := _parse_id(raw)) is not None}
+        context = _board_context(
+            access,
+            params,
+            error=str(exc),
+            selected=selected,
+            draft_mode=request.POST.get("mode", ""),
+            draft_new_mode=request.POST.get("new_mode", ""),
+        )
+        if request.htmx:
+            # htmx swaps only 2xx answers; the message is in the swapped region.
+            return render(request, BOARD_TEMPLATE + "#board", context)
+        return render(request, BOARD_TEMPLATE, context, status=400)
+    already = len(notes) - added
+    status = f"Coded {added} note{'s' if added != 1 else ''} to “{mode.name}”" + (" (new mode)" if created else "")
+    if already:
+        status += f"; {already} already had it"
+    status += "."
+    if request.htmx:
+        return render(request, BOARD_TEMPLATE + "#board", _board_context(access, params, status=status))
+    messages.success(request, status)
+    return redirect(reverse("coding_board", args=[slug]) + params.position)
+
+
+# The review page: a note's modes as chips, and the `m` picker ---------------------------------------------------
+
+
+def _note(project: Project, note_id: int) -> Note:
+    return get_object_or_404(Note.objects.select_related("trace"), trace__project=project, pk=note_id)
+
+
+def _chips_response(request: HttpRequest, access: ProjectAccess, note: Note, error: str = "") -> HttpResponse:
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        url = reverse("trace_detail", args=[access.project.slug, note.trace.external_id])
+        return redirect(f"{url}#note-{note.pk}")
+    context = {"project": access.project, "access": access, "note": note, "mode_error": error}
+    return render(request, MODES_TEMPLATE, context)
+
+
+@login_required
+@require_POST
+def note_mode_assign(request: HttpRequest, slug: str, note_id: int) -> HttpResponse:
+    """Code one note to an existing mode (`mode` = its id)."""
+    access = get_project_for_user(request, slug)
+    _require_coder(access)
+    note = _note(access.project, note_id)
+    raw = request.POST.get("mode", "")
+    try:
+        with transaction.atomic():
+            mode, _ = _chosen_mode(access.project, raw, "", request.user)
+            notes_assign(notes=[note], failure_mode=mode)
+    except DomainError as exc:
+        return _chips_response(request, access, note, str(exc))
+    return _chips_response(request, access, note)
+
+
+@login_required
+@require_POST
+def note_mode_create(request: HttpRequest, slug: str, note_id: int) -> HttpResponse:
+    """Create a mode named `name` and code the note to it, in one transaction."""
+    access = get_project_for_user(request, slug)
+    _require_coder(access)
+    note = _note(access.project, note_id)
+    try:
+        with transaction.atomic():
+            mode = failure_mode_create(project=access.project, name=request.POST.get("name", ""), actor=request.user)
+            notes_assign(notes=[note], failure_mode=mode)
+    except DomainError as exc:
+        return _chips_response(request, access, note, str(exc))
+    return _chips_response(request, access, note)
+
+
+@login_required
+@require_POST
+def note_mode_remove(request: HttpRequest, slug: str, note_id: int, mode_id: int) -> HttpResponse:
+    """Take one mode off one note (a chip's ×)."""
+    access = get_project_for_user(request, slug)
+    _require_coder(access)
+    note = _note(access.project, note_id)
+    mode = get_object_or_404(FailureMode, project=access.project, pk=mode_id)
+    notes_unassign(notes=[note], failure_mode=mode)
+    return _chips_response(request, access, note)
+
+
+@login_required
+@require_GET
+def failure_mode_choices(request: HttpRequest, slug: str) -> JsonResponse:
+    """The picker's options: `{"modes": [{"id", "name"}]}`, non-retired modes by name."""
+    access = get_project_for_user(request, slug)
+    modes = [{"id": mode.pk, "name": mode.name} for mode in mode_choices(access.project)]
+    return JsonResponse({"modes": modes})
