@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet
@@ -218,7 +219,7 @@ def _selected_notes(project: Project, raw_ids: list[str]) -> list[Note]:
     return notes
 
 
-def _chosen_mode(project: Project, raw_mode: str, new_name: str, actor: Any) -> tuple[FailureMode, bool]:
+def _chosen_mode(project: Project, raw_mode: str, new_name: str, actor: AbstractBaseUser) -> tuple[FailureMode, bool]:
     """The existing mode picked, or a new one named; exactly one of the two. Call inside a transaction."""
     raw_mode, new_name = raw_mode.strip(), new_name.strip()
     if raw_mode and new_name:

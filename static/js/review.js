@@ -315,7 +315,8 @@
       const form = document.getElementById("mark-reviewed");
       if (form) whenSettled(function () { form.requestSubmit(); }); else handled = false;
     } else if (key === "m") {
-      handled = openPicker(codingTarget());
+      if (!picker) handled = false;
+      else if (!openPicker(codingTarget())) flash("No note to code yet: write one first (n).");
     } else if (key === "?") {
       toggleOverlay();
     } else {
