@@ -114,6 +114,7 @@ def test_m_opens_the_picker_and_codes_the_note_with_the_keyboard_only(page, live
     FailureMode.objects.create(project=project, name="Wrong date")
     FailureMode.objects.create(project=project, name="Wrong refund policy")
     FailureMode.objects.create(project=project, name="Retired one", retired_at=BASE)
+    FailureMode.objects.create(project=project, name='<img src=x onerror="window.__xss=1">')
     trace = make_trace(project=project, external_id="q-1")
     first = make_note(trace=trace, author=expert, text="Quotes an old date")
     last = make_note(trace=trace, author=expert, text="And invents a refund rule")
@@ -127,7 +128,14 @@ def test_m_opens_the_picker_and_codes_the_note_with_the_keyboard_only(page, live
     page.wait_for_selector("#mode-picker[data-ready]")
     assert page.locator("#mode-picker").is_visible()
     assert page.text_content("#mode-picker-note") == "And invents a refund rule"
-    assert page.locator("#mode-picker-list li").all_text_contents() == ["Wrong date", "Wrong refund policy"]
+    # Mode names are user text: shown literally, never parsed as markup.
+    assert page.locator("#mode-picker-list li").all_text_contents() == [
+        '<img src=x onerror="window.__xss=1">',
+        "Wrong date",
+        "Wrong refund policy",
+    ]
+    assert page.locator("#mode-picker img").count() == 0
+    assert page.evaluate("typeof window.__xss") == "undefined"
     page.keyboard.type("refund")
     assert page.locator("#mode-picker-list li").all_text_contents() == [
         "Wrong refund policy",
