@@ -450,3 +450,18 @@ def test_failure_modes_page_without_data_says_so_instead_of_empty_charts(expert_
     assert "No coded notes yet, so nothing to chart." in html
     assert "No reviewed traces yet, so no saturation curve." in html
     assert "<svg" not in html
+
+
+@pytest.mark.parametrize("cursor", ["after=abc", "after=-5", "after=99999999999999999999999", "before=x%00", "after="])
+def test_a_hand_edited_cursor_shows_the_first_page(expert_client, project, expert, cursor):
+    first, second = notes_on(project, expert, "first", "second")
+    response = expert_client.get(f"{BOARD}?{cursor}")
+    assert response.status_code == 200
+    assert board_note_ids(response.content.decode()) == [second.pk, first.pk]
+
+
+def test_htmx_get_answers_just_the_board(expert_client, project, expert):
+    (a,) = notes_on(project, expert, "refund wrong")
+    html = expert_client.get(BOARD, {"q": "refund"}, **HTMX).content.decode()
+    assert html.lstrip().startswith('<div id="coding-board"') and "<html" not in html
+    assert board_note_ids(html) == [a.pk]
