@@ -9,6 +9,8 @@ and nothing is written.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -17,7 +19,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -29,7 +31,6 @@ from annotation.charts import pareto_chart
 from annotation.codebook import failure_mode_create, notes_assign, notes_unassign
 from annotation.models import FailureMode, Note, NoteFailureMode, Project
 from annotation.services import DomainError
-from annotation.taxonomy import failure_mode_counts
 
 BOARD_TEMPLATE = "annotation/coding_board.html"
 MODES_TEMPLATE = "annotation/_note_modes.html"
@@ -63,6 +64,38 @@ def mode_choices(project: Project) -> list[FailureMode]:
     )
 
 
+@dataclass(frozen=True)
+class ModeTraces:
+    id: int
+    name: str
+    trace_count: int
+
+
+def pareto_counts(project: Project) -> list[ModeTraces]:
+    """Traces per failure mode, exact, for the board's Pareto chart.
+
+    Only what the chart needs: unlike `taxonomy.failure_mode_counts` it does not join the reviewed and failing
+    traces, so it is an index-only scan of the link table's (mode, trace) index. Collapsing to one row per
+    (mode, trace) first makes "a trace counts once" a plain COUNT(*) instead of a per-group sort.
+    """
+    modes = dict(FailureMode.objects.filter(project=project).values_list("id", "name"))
+    if not modes:
+        return []
+    table = connection.ops.quote_name(NoteFailureMode._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT pairs.mode_id, COUNT(*) FROM (
+                SELECT failuremode_id AS mode_id, trace_id FROM {table}
+                WHERE failuremode_id IN ({", ".join(["%s"] * len(modes))})
+                GROUP BY failuremode_id, trace_id
+            ) pairs GROUP BY pairs.mode_id
+            """,
+            list(modes),
+        )
+        return [ModeTraces(id=mode_id, name=modes[mode_id], trace_count=count) for mode_id, count in cursor]
+
+
 # The coding board -----------------------------------------------------------------------------------------------
 
 
@@ -78,7 +111,8 @@ class BoardParams:
 
     @classmethod
     def from_query(cls, query: QueryDict) -> BoardParams:
-        text = " ".join(query.get("q", "").split())
+        # NUL cannot be in a PostgreSQL string, and no note holds one.
+        text = " ".join(query.get("q", "").replace("\x00", "").split())
         error = ""
         if len(text) > FILTER_MAX_CHARS:
             error = f"The text filter is limited to {FILTER_MAX_CHARS} characters; it was cut there."
@@ -117,7 +151,7 @@ class BoardPage:
     notes: list[Note]
     next_cursor: int | None
     previous_cursor: int | None
-    count: int
+    count: int | None  # None with a text filter (not counted)
     count_is_lower_bound: bool
 
 
@@ -131,43 +165,74 @@ def _board_queryset(project: Project, params: BoardParams) -> QuerySet[Note]:
     return notes
 
 
+@contextmanager
+def _walk_the_index() -> Iterator[None]:
+    """Make PostgreSQL answer a page by walking the note index, not by sorting every match.
+
+    The planner cannot know how many notes a substring matches; guessing few, it reads every note, joins each
+    match to its trace and sorts them all, even when the first few hundred notes would fill the page (measured at
+    200,000 notes: 760 ms instead of 2 ms for a word in one note in ten). Walking the primary key backwards and
+    stopping after a page is never much worse: when nothing matches, both plans read every note once. The
+    settings are transaction-local and restored on the way out.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_sort')")
+        seqscan, sort = cursor.fetchone()
+        set_plan = "SELECT set_config('enable_seqscan', %s, true), set_config('enable_sort', %s, true)"
+        cursor.execute(set_plan, ["off", "off"])
+        try:
+            yield
+        finally:
+            cursor.execute(set_plan, [seqscan, sort])
+
+
 def board_page(*, project: Project, params: BoardParams, size: int = PAGE_SIZE) -> BoardPage:
     """One page of notes, newest first (by id, which follows creation), continuing after or before a cursor.
 
     Keyset on the primary key: each page walks the note index backwards from the cursor and stops after `size`
     matches, so page 4,000 costs what page 1 does. With a text filter, rows that do not match are skipped on the
-    way; a rare word scans more notes, but never sorts or counts them all.
+    way; a rare word scans more notes, but never sorts them. The total is counted up to COUNT_LIMIT, and only
+    without a text filter: with one, counting would read every note again.
     """
     base = _board_queryset(project, params)
-    # The trace's title needs its text fields, not its context or metadata (which can be large).
-    columns = base.select_related("trace", "author").defer("trace__context", "trace__metadata")
-    if params.before is not None:
-        rows = list(columns.filter(pk__gt=params.before).order_by("pk")[: size + 1])
-        has_newer = len(rows) > size
-        rows = rows[:size][::-1]
-        next_cursor = rows[-1].pk if rows else None
-        previous_cursor = rows[0].pk if rows and has_newer else None
+    newer = params.before is not None
+    keyset = base
+    if newer:
+        keyset = base.filter(pk__gt=params.before).order_by("pk")
+    elif params.after is not None:
+        keyset = base.filter(pk__lt=params.after).order_by("-pk")
     else:
-        queryset = columns if params.after is None else columns.filter(pk__lt=params.after)
-        rows = list(queryset.order_by("-pk")[: size + 1])
-        has_older = len(rows) > size
-        rows = rows[:size]
-        next_cursor = rows[-1].pk if rows and has_older else None
+        keyset = base.order_by("-pk")
+    with _walk_the_index():
+        ids = list(keyset.values_list("pk", flat=True)[: size + 1])
+    has_more = len(ids) > size
+    ids = ids[:size]
+    # The rows themselves by key. The trace's title needs its text fields, not its context or metadata.
+    by_id = Note.objects.select_related("trace", "author").defer("trace__context", "trace__metadata").in_bulk(ids)
+    rows = [by_id[pk] for pk in sorted(ids, reverse=True) if pk in by_id]
+    if newer:
+        next_cursor = rows[-1].pk if rows else None
+        previous_cursor = rows[0].pk if rows and has_more else None
+    else:
+        next_cursor = rows[-1].pk if rows and has_more else None
         previous_cursor = rows[0].pk if rows and params.after is not None else None
     if params.show_coded and rows:
         modes: dict[int, list[FailureMode]] = {}
-        links = NoteFailureMode.objects.filter(note_id__in=[note.pk for note in rows]).select_related("failure_mode")
+        links = NoteFailureMode.objects.filter(note_id__in=ids).select_related("failure_mode")
         for link in links.order_by("failure_mode__name"):
             modes.setdefault(link.note_id, []).append(link.failure_mode)
         for note in rows:
             note.coded_modes = modes.get(note.pk, [])
-    count = base.order_by()[: COUNT_LIMIT + 1].count()
+    count = None if params.text else base.order_by()[: COUNT_LIMIT + 1].count()
     return BoardPage(
         notes=rows,
         next_cursor=next_cursor,
         previous_cursor=previous_cursor,
-        count=min(count, COUNT_LIMIT),
-        count_is_lower_bound=count > COUNT_LIMIT,
+        count=None if count is None else min(count, COUNT_LIMIT),
+        count_is_lower_bound=count is not None and count > COUNT_LIMIT,
     )
 
 
@@ -184,7 +249,7 @@ def _board_context(access: ProjectAccess, params: BoardParams, **extra: Any) -> 
         "next_url": board_url + params.querystring(after=page.next_cursor) if page.next_cursor else "",
         "previous_url": board_url + params.querystring(before=page.previous_cursor) if page.previous_cursor else "",
         "modes": mode_choices(project) if access.can_code else [],
-        "pareto": pareto_chart(failure_mode_counts(project=project)),
+        "pareto": pareto_chart(pareto_counts(project)),
         "selected": set(),
         **extra,
     }
@@ -219,13 +284,20 @@ def _selected_notes(project: Project, raw_ids: list[str]) -> list[Note]:
     return notes
 
 
+def _new_mode_name(raw: str) -> str:
+    # PostgreSQL refuses NUL in text; say so rather than fail on the write.
+    if "\x00" in raw:
+        raise DomainError("A failure mode name cannot contain NUL characters.")
+    return raw
+
+
 def _chosen_mode(project: Project, raw_mode: str, new_name: str, actor: AbstractBaseUser) -> tuple[FailureMode, bool]:
     """The existing mode picked, or a new one named; exactly one of the two. Call inside a transaction."""
     raw_mode, new_name = raw_mode.strip(), new_name.strip()
     if raw_mode and new_name:
         raise DomainError("Pick an existing failure mode or name a new one, not both.")
     if new_name:
-        return failure_mode_create(project=project, name=new_name, actor=actor), True
+        return failure_mode_create(project=project, name=_new_mode_name(new_name), actor=actor), True
     if not raw_mode:
         raise DomainError("Pick a failure mode, or name a new one, to code the selected notes to.")
     mode_id = _parse_id(raw_mode)
@@ -320,7 +392,8 @@ def note_mode_create(request: HttpRequest, slug: str, note_id: int) -> HttpRespo
     note = _note(access.project, note_id)
     try:
         with transaction.atomic():
-            mode = failure_mode_create(project=access.project, name=request.POST.get("name", ""), actor=request.user)
+            name = _new_mode_name(request.POST.get("name", ""))
+            mode = failure_mode_create(project=access.project, name=name, actor=request.user)
             notes_assign(notes=[note], failure_mode=mode)
     except DomainError as exc:
         return _chips_response(request, access, note, str(exc))

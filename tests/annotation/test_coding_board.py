@@ -82,10 +82,13 @@ def test_text_filter_is_a_case_insensitive_contains_with_literal_wildcards(exper
     refund, _, percent, underscore = notes_on(
         project, expert, "Wrong REFUND amount", "Rude tone", "Says 100% sure", "uses snake_case"
     )
-    assert board_note_ids(expert_client.get(BOARD, {"q": "refund"}).content.decode()) == [refund.pk]
+    html = expert_client.get(BOARD, {"q": "refund"}).content.decode()
+    assert board_note_ids(html) == [refund.pk]
+    assert "Uncoded notes containing “refund”, newest first" in " ".join(html.split())
     assert board_note_ids(expert_client.get(BOARD, {"q": "  Refund  "}).content.decode()) == [refund.pk]
     assert board_note_ids(expert_client.get(BOARD, {"q": "%"}).content.decode()) == [percent.pk]
     assert board_note_ids(expert_client.get(BOARD, {"q": "e_c"}).content.decode()) == [underscore.pk]
+    assert board_note_ids(expert_client.get(BOARD + "?q=ref%00und").content.decode()) == [refund.pk]
     html = expert_client.get(BOARD, {"q": "nothing like it"}).content.decode()
     assert board_note_ids(html) == [] and "No notes match" in html
 
@@ -216,6 +219,7 @@ def test_engineer_may_code_notes(teammate_client, project, expert):
         ({"note": ["A"], "mode": "WRONG", "new_mode": "Also new"}, "not both"),
         ({"note": ["A"], "new_mode": "wrong DATE"}, "already exists in this project"),
         ({"note": ["A"], "new_mode": "x" * 201}, "limited to 200 characters"),
+        ({"note": ["A"], "new_mode": "bad\x00name"}, "cannot contain NUL characters"),
         ({"note": ["A", "FOREIGN"], "mode": "WRONG"}, "not found in this project."),
         ({"note": ["A", "x1"], "mode": "WRONG"}, "“x1” is not a note id."),
         ({"note": ["A", "999999"], "mode": "WRONG"}, "Note 999999 not found in this project."),
@@ -385,6 +389,7 @@ def test_note_chip_errors_are_shown_in_place_and_write_nothing(expert_client, pr
         (assign, {}, "Pick a failure mode"),
         (create, {"name": "   "}, "A failure mode needs a name"),
         (create, {"name": "WRONG date"}, "already exists"),
+        (create, {"name": "nul\x00"}, "cannot contain NUL characters"),
     ]
     for url, data, message in cases:
         html = expert_client.post(url, data, **HTMX).content.decode()
@@ -465,3 +470,34 @@ def test_htmx_get_answers_just_the_board(expert_client, project, expert):
     html = expert_client.get(BOARD, {"q": "refund"}, **HTMX).content.decode()
     assert html.lstrip().startswith('<div id="coding-board"') and "<html" not in html
     assert board_note_ids(html) == [a.pk]
+
+
+def test_pareto_counts_agree_with_the_taxonomy_counts(project, expert):
+    import random
+
+    from annotation.taxonomy import failure_mode_counts
+    from annotation.views.coding import pareto_counts
+
+    rng = random.Random(3)
+    modes = [mode(project, f"m{i}") for i in range(6)]
+    mode(project, "never used")
+    traces = [make_trace(project=project) for _ in range(15)]
+    for _ in range(40):
+        code_note(make_note(trace=rng.choice(traces), author=expert), *rng.sample(modes, rng.randint(1, 3)))
+    expected = {c.id: c.trace_count for c in failure_mode_counts(project=project) if c.trace_count}
+    assert {c.id: c.trace_count for c in pareto_counts(project)} == expected
+    assert pareto_counts(make_project(slug="empty")) == []
+
+
+def test_the_index_walk_leaves_the_planner_settings_as_they_were(project, expert):
+    from django.http import QueryDict
+
+    from annotation.views.coding import BoardParams, board_page
+
+    notes_on(project, expert, "Promises a refund", "Rude tone")
+    page = board_page(project=project, params=BoardParams.from_query(QueryDict("q=REFUND")))
+    assert [note.text for note in page.notes] == ["Promises a refund"]
+    assert page.count is None  # a filtered board is not counted
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_sort')")
+        assert cursor.fetchone() == ("on", "on")
