@@ -20,7 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -41,6 +41,9 @@ MAX_SELECTED = 500
 FILTER_MAX_CHARS = 200
 # A codebook is tens of modes; the cap only bounds a pathological project.
 MODE_CHOICES_LIMIT = 1000
+# The most note ids one page request walks: bounds the work of a text filter that matches little (or of the
+# uncoded-only list when nearly everything is coded) to ~50 ms at any table size.
+SCAN_WINDOW = 50_000
 # "1,000+ uncoded notes" is as useful as the exact number and costs a bounded scan instead of a full one.
 COUNT_LIMIT = 1000
 
@@ -153,6 +156,8 @@ class BoardPage:
     previous_cursor: int | None
     count: int | None  # None with a text filter (not counted)
     count_is_lower_bound: bool
+    # The scan window ran out before the page filled: more matches may lie further on (the pager continues).
+    searched_part: bool = False
 
 
 def _board_queryset(project: Project, params: BoardParams) -> QuerySet[Note]:
@@ -192,33 +197,49 @@ def _walk_the_index() -> Iterator[None]:
 def board_page(*, project: Project, params: BoardParams, size: int = PAGE_SIZE) -> BoardPage:
     """One page of notes, newest first (by id, which follows creation), continuing after or before a cursor.
 
-    Keyset on the primary key: each page walks the note index backwards from the cursor and stops after `size`
-    matches, so page 4,000 costs what page 1 does. With a text filter, rows that do not match are skipped on the
-    way; a rare word scans more notes, but never sorts them. The total is counted up to COUNT_LIMIT, and only
-    without a text filter: with one, counting would read every note again.
+    Keyset on the primary key: each page walks the note index from the cursor and stops after `size` matches, so
+    page 4,000 costs what page 1 does. A filter that matches little would walk far, so one request looks at no
+    more than SCAN_WINDOW note ids; when they run out before the page fills, the page says so and its pager
+    continues from where the scan stopped. The total is counted up to COUNT_LIMIT, and only without a text
+    filter: with one, counting would read every note.
     """
     base = _board_queryset(project, params)
+    ends = Note.objects.aggregate(low=Min("pk"), high=Max("pk"))  # the ends of the primary key: two index probes
+    low, high = ends["low"] or 0, ends["high"] or 0
     newer = params.before is not None
-    keyset = base
     if newer:
-        keyset = base.filter(pk__gt=params.before).order_by("pk")
-    elif params.after is not None:
-        keyset = base.filter(pk__lt=params.after).order_by("-pk")
+        # Towards newer notes: ids in (before, before + window], ascending.
+        start = params.before
+        bound = start + SCAN_WINDOW
+        keyset = base.filter(pk__gt=start, pk__lte=bound).order_by("pk")
+        more_in_direction = bound < high
     else:
-        keyset = base.order_by("-pk")
+        # Towards older notes: ids in [after - window, after), descending; the first page starts past the newest.
+        start = params.after if params.after is not None else high + 1
+        bound = start - SCAN_WINDOW
+        keyset = base.filter(pk__lt=start, pk__gte=bound).order_by("-pk")
+        more_in_direction = bound > low
     with _walk_the_index():
         ids = list(keyset.values_list("pk", flat=True)[: size + 1])
-    has_more = len(ids) > size
+    full = len(ids) > size
     ids = ids[:size]
+    # Where the next request in this direction starts: after the last row shown, or where the scan stopped.
+    if full:
+        onward: int | None = ids[-1]
+    elif more_in_direction:
+        onward = bound
+    else:
+        onward = None
     # The rows themselves by key. The trace's title needs its text fields, not its context or metadata.
     by_id = Note.objects.select_related("trace", "author").defer("trace__context", "trace__metadata").in_bulk(ids)
     rows = [by_id[pk] for pk in sorted(ids, reverse=True) if pk in by_id]
     if newer:
-        next_cursor = rows[-1].pk if rows else None
-        previous_cursor = rows[0].pk if rows and has_more else None
+        previous_cursor = onward
+        next_cursor = rows[-1].pk if rows else start + 1
     else:
-        next_cursor = rows[-1].pk if rows and has_more else None
-        previous_cursor = rows[0].pk if rows and params.after is not None else None
+        next_cursor = onward
+        back = rows[0].pk if rows else start - 1
+        previous_cursor = back if params.after is not None else None
     if params.show_coded and rows:
         modes: dict[int, list[FailureMode]] = {}
         links = NoteFailureMode.objects.filter(note_id__in=ids).select_related("failure_mode")
@@ -233,6 +254,7 @@ def board_page(*, project: Project, params: BoardParams, size: int = PAGE_SIZE) 
         previous_cursor=previous_cursor,
         count=None if count is None else min(count, COUNT_LIMIT),
         count_is_lower_bound=count is not None and count > COUNT_LIMIT,
+        searched_part=not full and more_in_direction,
     )
 
 

@@ -501,3 +501,65 @@ def test_the_index_walk_leaves_the_planner_settings_as_they_were(project, expert
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_sort')")
         assert cursor.fetchone() == ("on", "on")
+
+
+def _walk(project: Project, query: str, *, size: int) -> tuple[list[int], list[list[int]], int]:
+    """Follow `next` links from the first page to the end; return the ids seen, the pages, and partial pages."""
+    from django.http import QueryDict
+
+    from annotation.views.coding import BoardParams, board_page
+
+    seen, pages, partial = [], [], 0
+    cursor = ""
+    for _ in range(200):
+        page = board_page(project=project, params=BoardParams.from_query(QueryDict(query + cursor)), size=size)
+        ids = [note.pk for note in page.notes]
+        seen += ids
+        pages.append(ids)
+        partial += page.searched_part
+        if page.next_cursor is None:
+            return seen, pages, partial
+        cursor = f"&after={page.next_cursor}"
+    raise AssertionError("the pager never ended")
+
+
+def test_a_sparse_filter_is_searched_window_by_window_without_losing_a_note(monkeypatch, project, expert):
+    import random
+
+    from django.http import QueryDict
+
+    from annotation.views import coding
+
+    monkeypatch.setattr(coding, "SCAN_WINDOW", 7)
+    rng = random.Random(11)
+    trace = make_trace(project=project)
+    notes = [make_note(trace=trace, author=expert, text="refund" if rng.random() < 0.2 else "other") for _ in range(90)]
+    code_note(notes[5], mode(project, "coded"))
+    expected = [n.pk for n in reversed(notes) if n.text == "refund" and n.pk != notes[5].pk]
+    seen, pages, partial = _walk(project, "q=refund", size=3)
+    assert seen == expected  # every match once, newest first, across windows that matched nothing
+    assert partial > 0 and all(len(ids) <= 3 for ids in pages)
+    # Walking back with `before` from the end retraces the matches in the same order.
+    back: list[int] = []
+    params = coding.BoardParams.from_query(QueryDict(f"q=refund&before={min(expected) - 1}"))
+    for _ in range(200):
+        page = coding.board_page(project=project, params=params, size=3)
+        back = [note.pk for note in page.notes] + back
+        if page.previous_cursor is None:
+            break
+        params = coding.BoardParams.from_query(QueryDict(f"q=refund&before={page.previous_cursor}"))
+    assert back == expected
+
+
+def test_the_window_also_bounds_the_unfiltered_uncoded_list(monkeypatch, project, expert):
+    from annotation.views import coding
+
+    monkeypatch.setattr(coding, "SCAN_WINDOW", 10)
+    trace = make_trace(project=project)
+    done = mode(project, "done")
+    notes = [make_note(trace=trace, author=expert, text=f"n{i}") for i in range(40)]
+    for note in notes[3:]:
+        code_note(note, done)  # only the three oldest are still uncoded
+    seen, pages, partial = _walk(project, "", size=50)
+    assert seen == [notes[2].pk, notes[1].pk, notes[0].pk]
+    assert pages[0] == [] and partial >= 1
