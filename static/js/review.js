@@ -115,7 +115,6 @@
     overlay.hidden = show === undefined ? !overlay.hidden : !show;
   }
 
-
   // The `m` picker: code a note to a failure mode with the keyboard. The target is the note last clicked or
   // focused, else the newest one. Options are built with textContent only: mode names are user text.
   const picker = document.getElementById("mode-picker");
@@ -205,12 +204,11 @@
     document.getElementById("mode-picker-note").textContent = text ? text.textContent.trim().slice(0, 160) : "";
     pickerInput.value = "";
     pickerActive = 0;
-    pickerStatus.textContent = "Loading failure modes\u2026";
-    picker.hidden = false;
-    pickerInput.focus();
     pickerModes = [];
     renderPickerOptions();
     pickerStatus.textContent = "Loading failure modes\u2026";
+    picker.hidden = false;
+    pickerInput.focus();
     // Fetched on each opening, so a mode created on another page or by a teammate is there.
     fetch(picker.dataset.choicesUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) {
