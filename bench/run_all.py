@@ -14,7 +14,7 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Ordered: cheap first, so a broken setup fails fast.
-BENCHMARKS = ["pages.py", "taxonomy.py", "ingest.py"]
+BENCHMARKS = ["pages.py", "taxonomy.py", "coding.py", "ingest.py"]
 
 
 def main() -> int:
