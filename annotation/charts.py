@@ -24,6 +24,7 @@ SLOT_MIN, SLOT_MAX = 18.0, 72.0
 BAR_FILL = 0.7  # share of a slot the bar covers
 LABEL_ANGLE = -40
 LABEL_MAX_CHARS = 22
+LABEL_CHAR_WIDTH = 6.2  # average width of an 11px sans-serif character, to keep rotated names inside the SVG
 # Beyond this many modes the tail becomes one "other" bar: a Pareto chart is read from the left, and a hundred
 # 8-pixel bars help nobody.
 MAX_BARS = 50
@@ -202,7 +203,17 @@ def pareto_chart(counts: Sequence[ModeCount], *, max_bars: int = MAX_BARS) -> Pa
     slot = min(SLOT_MAX, max(SLOT_MIN, PARETO_PLOT_WIDTH / max(1, len(rows))))
     plot_width = max(slot * len(rows), 240.0)
     top, bottom = float(MARGIN_TOP), float(MARGIN_TOP + PLOT_HEIGHT)
-    left, right = float(MARGIN_LEFT), MARGIN_LEFT + plot_width
+    # A rotated name reaches left of its bar; the first few may need room beyond the axis labels.
+    reach = math.cos(math.radians(LABEL_ANGLE)) * LABEL_CHAR_WIDTH
+    overhang = max(
+        (
+            len(truncate_label(name)) * reach - (MARGIN_LEFT + (index + 0.5) * slot)
+            for index, (_, name, _) in enumerate(rows)
+        ),
+        default=0.0,
+    )
+    left = float(MARGIN_LEFT) + max(0.0, math.ceil(overhang))
+    right = left + plot_width
     axis_max, step = _axis_top(max((count for _, _, count in rows), default=0))
 
     def y_for_count(value: float) -> float:

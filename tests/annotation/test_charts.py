@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -108,6 +109,10 @@ def test_pareto_of_40_modes_fits_every_bar_inside_the_plot():
     percents = [bar.cumulative_percent for bar in chart.bars]
     assert percents == sorted(percents) and percents[-1] == 100.0
     assert chart.count_ticks[-1].value >= max(bar.count for bar in chart.bars)
+    # Rotated names start left of their bar; the first one still ends inside the picture.
+    first = chart.bars[0]
+    reach = len(first.label) * 6.2 * math.cos(math.radians(chart.label_angle))
+    assert first.center_x - reach >= 0
 
 
 def test_pareto_folds_a_long_tail_into_one_unlinked_bar():
