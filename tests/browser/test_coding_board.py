@@ -93,6 +93,14 @@ def test_expert_codes_five_notes_on_the_board_and_the_chart_follows(page, live_s
     page.locator("#pareto-chart").screenshot(path=str(shot))
     _assert_png(shot)
 
+    # Ticking "also show coded notes" reloads the list in place, with each note's modes.
+    page.check("#show-coded")
+    page.wait_for_url(re.compile(r"/failure-modes/coding/\?q=&coded=1$"))
+    page.wait_for_selector(f"#board-note-{notes[0].pk}")
+    assert page.locator("tr.board-note").count() == 6
+    assert page.locator(f"#board-note-{notes[4].pk} .mode-chip").all_text_contents() == ["Wrong date"]
+    assert page.evaluate("window.__sameDocument") is True
+
     # A bar leads to that mode's traces.
     page.click(f'#pareto-chart a[href$="?mode={refund.pk}"] rect')
     page.wait_for_url(re.compile(rf"/traces/\?mode={refund.pk}$"))
