@@ -563,3 +563,27 @@ def test_the_window_also_bounds_the_unfiltered_uncoded_list(monkeypatch, project
     seen, pages, partial = _walk(project, "", size=50)
     assert seen == [notes[2].pk, notes[1].pk, notes[0].pk]
     assert pages[0] == [] and partial >= 1
+
+
+def test_chips_on_the_review_page_cost_one_query_however_many_notes(expert_client, project, expert):
+    trace = make_trace(project=project)
+    wrong, rude = mode(project, "Wrong date"), mode(project, "Rude tone")
+    code_note(make_note(trace=trace, author=expert, text="one"), wrong)
+    url = reverse("trace_detail", args=["acme", trace.external_id])
+    expert_client.get(url)  # the first visit also saves the sitting in the session
+    with CaptureQueriesContext(connection) as few:
+        expert_client.get(url)
+    for i in range(8):
+        code_note(make_note(trace=trace, author=expert, text=f"more {i}"), wrong, rude)
+    with CaptureQueriesContext(connection) as many:
+        html = expert_client.get(url).content.decode()
+    assert len(many.captured_queries) == len(few.captured_queries)
+    assert html.count('<span class="mode-chip-name">Rude tone</span>') == 8
+
+
+def test_a_note_added_with_htmx_comes_back_with_its_picker_button(expert_client, project):
+    trace = make_trace(project=project)
+    response = expert_client.post(reverse("note_add", args=["acme", trace.pk]), {"text": "Wrong year"}, **HTMX)
+    note = Note.objects.get(text="Wrong year")
+    html = response.content.decode()
+    assert f'id="note-modes-{note.pk}"' in html and 'data-action="pick-mode"' in html
