@@ -3,13 +3,14 @@ charts on the failure-modes page, and the `m` picker on the review page driven b
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from annotation.models import FailureMode, NoteFailureMode
+from annotation.models import FailureMode, Note, NoteFailureMode
 from tests.browser.conftest import login
 from tests.factories import code_note, make_criterion, make_note, make_trace
 
@@ -189,3 +190,53 @@ def test_m_opens_the_picker_and_codes_the_note_with_the_keyboard_only(page, live
     # `m` is listed in the shortcuts overlay.
     page.keyboard.press("Shift+?")
     assert page.locator("#shortcuts kbd:text-is('m')").count() == 1
+
+
+def _bar_counts(page) -> dict[str, int]:
+    """Mode name → trace count, read from the bars' tooltips."""
+    counts = {}
+    for title in _bar_titles(page):
+        match = re.match(r"(.+): (\d+) traces? · ", title)
+        counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+def test_demo_expert_codes_demo_notes_on_the_board(page, live_server, settings):
+    from django.core.management import call_command
+
+    settings.DEBUG = True  # load_demo creates the demo login only with DEBUG on
+    call_command("load_demo", stdout=io.StringIO())
+    page.goto(f"{live_server.url}/accounts/login/?next=/projects/demo/failure-modes/coding/")
+    page.fill('input[name="username"]', "demo")
+    page.fill('input[name="password"]', "demo")
+    page.click('button[type="submit"]')
+    page.wait_for_url(re.compile(r"/projects/demo/failure-modes/coding/$"))
+    page.wait_for_selector("body[data-coding-ready]")
+    before = _bar_counts(page)
+    assert before  # the demo file codes some of its notes
+    rows = page.locator("tr.board-note")
+    assert rows.count() >= 10
+
+    # Five notes to a new mode: one more bar, named after it.
+    picked = [int(rows.nth(i).get_attribute("id").removeprefix("board-note-")) for i in range(5)]
+    for pk in picked:
+        page.check(f'#board-note-{pk} input[name="note"]')
+    page.fill("#board-new-mode", "Coded in the browser")
+    page.click("#code-selected")
+    page.wait_for_selector("#board-status:has-text('Coded 5 notes to “Coded in the browser” (new mode).')")
+    after_new = _bar_counts(page)
+    assert len(after_new) == len(before) + 1
+    assert after_new["Coded in the browser"] == len({Note.objects.get(pk=pk).trace_id for pk in picked})
+    assert all(page.locator(f"#board-note-{pk}").count() == 0 for pk in picked)
+
+    # Five more to the demo's most frequent mode: its bar grows by the traces it did not have yet.
+    top_mode = max(before, key=before.get)
+    more = [int(rows.nth(i).get_attribute("id").removeprefix("board-note-")) for i in range(5)]
+    for pk in more:
+        page.check(f'#board-note-{pk} input[name="note"]')
+    page.select_option("#board-mode", label=top_mode)
+    page.click("#code-selected")
+    page.wait_for_selector(f"#board-status:has-text('Coded 5 notes to “{top_mode}”.')")
+    mode = FailureMode.objects.get(project__slug="demo", name=top_mode)
+    expected = NoteFailureMode.objects.filter(failure_mode=mode).values("trace_id").distinct().count()
+    assert _bar_counts(page)[top_mode] == expected > before[top_mode]
