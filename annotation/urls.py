@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from annotation.views import codebook, imports, projects, review, suggestions, taxonomy, taxonomy_io
+from annotation.views import codebook, coding, imports, projects, review, suggestions, taxonomy, taxonomy_io
 from annotation.views import sessions as session_views
 
 urlpatterns = [
@@ -63,6 +63,25 @@ urlpatterns = [
                 path("restore/", codebook.failure_mode_restore, name="failure_mode_restore"),
             ]
         ),
+    ),
+    # Coding notes to failure modes: the board of uncoded notes, and the chips and `m` picker on the review page.
+    path("projects/<slug:slug>/failure-modes/coding/", coding.coding_board, name="coding_board"),
+    path("projects/<slug:slug>/failure-modes/coding/assign/", coding.coding_assign, name="coding_assign"),
+    path("projects/<slug:slug>/failure-modes/choices/", coding.failure_mode_choices, name="failure_mode_choices"),
+    path(
+        "projects/<slug:slug>/failure-modes/coding/notes/<int:note_id>/",
+        coding.note_mode_assign,
+        name="note_mode_assign",
+    ),
+    path(
+        "projects/<slug:slug>/failure-modes/coding/notes/<int:note_id>/new/",
+        coding.note_mode_create,
+        name="note_mode_create",
+    ),
+    path(
+        "projects/<slug:slug>/failure-modes/coding/notes/<int:note_id>/remove/<int:mode_id>/",
+        coding.note_mode_remove,
+        name="note_mode_remove",
     ),
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),

@@ -142,7 +142,8 @@ def _criterion_rows(trace: Trace) -> list[CriterionRow]:
 
 
 def _notes(trace: Trace) -> list[Note]:
-    notes = list(Note.objects.filter(trace=trace).select_related("author"))
+    # Each note's modes (its chips) in one query for the whole trace.
+    notes = list(Note.objects.filter(trace=trace).select_related("author").prefetch_related("failure_modes"))
     for note in notes:
         # Notes written elsewhere (imports, the admin) may get two slightly different default timestamps.
         note.was_edited = (note.updated_at - note.created_at).total_seconds() > 1
