@@ -71,13 +71,16 @@ def add_notes() -> None:
         # Mode frequency falls off like 1/rank: floor(40^u) over uniform u puts most notes in the first modes.
         cursor.execute(
             """
-            INSERT INTO annotation_note_failure_modes (note_id, failuremode_id)
-            SELECT id, (%(modes)s::bigint[])[
-                1 + (floor(power(%(n)s + 1, ('x' || substr(md5('m' || id), 1, 8))::bit(32)::bigint / 4294967296.0))
-                     ::int - 1) %% %(n)s]
-            FROM annotation_note
-            UNION
-            SELECT id, (%(modes)s::bigint[])[1 + (id * 7) %% %(n)s] FROM annotation_note WHERE id %% 8 = 0
+            INSERT INTO annotation_note_failure_modes (note_id, failuremode_id, trace_id, created_at)
+            SELECT id, mode_id, trace_id, created_at FROM (
+                SELECT id, trace_id, created_at, (%(modes)s::bigint[])[
+                    1 + (floor(power(%(n)s + 1, ('x' || substr(md5('m' || id), 1, 8))::bit(32)::bigint / 4294967296.0))
+                         ::int - 1) %% %(n)s] AS mode_id
+                FROM annotation_note
+                UNION
+                SELECT id, trace_id, created_at, (%(modes)s::bigint[])[1 + (id * 7) %% %(n)s]
+                FROM annotation_note WHERE id %% 8 = 0
+            ) links
             """,
             {"modes": mode_ids, "n": MODES},
         )
