@@ -120,7 +120,16 @@ def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def failure_mode_counts(*, project: Project, filters: CountFilters | None = None) -> list[FailureModeCount]:
+@dataclass(frozen=True)
+class CountTable:
+    """The counts, with the totals their shares are fractions of (after the filters)."""
+
+    counts: list[FailureModeCount]
+    reviewed_total: int
+    failing_total: int
+
+
+def failure_mode_table(*, project: Project, filters: CountFilters | None = None) -> CountTable:
     """Every failure mode of the project with how often it was coded, most frequent first.
 
     A trace counts once per mode however many of its notes carry it. Retired modes are listed only while notes
@@ -130,12 +139,6 @@ def failure_mode_counts(*, project: Project, filters: CountFilters | None = None
     """
     filters = filters or CountFilters()
     modes = list(FailureMode.objects.filter(project=project).values_list("id", "name", "definition", "retired_at"))
-    if not modes:
-        return []
-    with connection.cursor() as cursor:
-        cursor.execute(*_counts_sql(project, filters))
-        # SUM comes back as a Decimal on PostgreSQL.
-        rows = {row[0]: (row[1], int(row[2]), row[3], row[4]) for row in cursor}
     reviewed = Trace.objects.filter(project=project, reviewed_at__isnull=False)
     failing = _failing_labels(project)
     if filters.is_filtered:
@@ -143,10 +146,16 @@ def failure_mode_counts(*, project: Project, filters: CountFilters | None = None
         failing = failing.filter(trace__in=filtered_traces(project=project, filters=filters))
     reviewed_total = reviewed.order_by().count()
     failing_total = failing.values("trace_id").distinct().count()
+    if not modes:
+        return CountTable(counts=[], reviewed_total=reviewed_total, failing_total=failing_total)
+    with connection.cursor() as cursor:
+        cursor.execute(*_counts_sql(project, filters))
+        # SUM comes back as a Decimal on PostgreSQL.
+        rows = {row[0]: (row[1], int(row[2]), row[3], row[4]) for row in cursor}
 
     counts = []
     for mode_id, name, definition, retired_at in modes:
-        traces, notes, reviewed, failing = rows.get(mode_id, (0, 0, 0, 0))
+        traces, notes, reviewed_hits, failing_hits = rows.get(mode_id, (0, 0, 0, 0))
         if retired_at is not None and notes == 0:
             continue
         counts.append(
@@ -156,13 +165,18 @@ def failure_mode_counts(*, project: Project, filters: CountFilters | None = None
                 definition=definition,
                 trace_count=traces,
                 note_count=notes,
-                share_of_reviewed_traces=_share(reviewed, reviewed_total),
-                share_of_failing_traces=_share(failing, failing_total),
+                share_of_reviewed_traces=_share(reviewed_hits, reviewed_total),
+                share_of_failing_traces=_share(failing_hits, failing_total),
                 retired=retired_at is not None,
             )
         )
     counts.sort(key=lambda c: (-c.trace_count, c.name.casefold(), c.name, c.id))
-    return counts
+    return CountTable(counts=counts, reviewed_total=reviewed_total, failing_total=failing_total)
+
+
+def failure_mode_counts(*, project: Project, filters: CountFilters | None = None) -> list[FailureModeCount]:
+    """The rows of `failure_mode_table`: every mode with its counts, most frequent first."""
+    return failure_mode_table(project=project, filters=filters).counts
 
 
 # Co-occurrence -------------------------------------------------------------------------------------------------
