@@ -18,7 +18,7 @@ from django.urls import reverse
 from annotation.count_filters import CountFilters, FilterError, parse_bounded_int, parse_count_filters
 from annotation.ingest import import_stream
 from annotation.models import FailureMode, Label, Note, Project, Role, Trace
-from annotation.services import api_token_create, note_create
+from annotation.services import api_token_create, label_submit, note_create
 from annotation.taxonomy import (
     FailureModeCount,
     ModePair,
@@ -1149,3 +1149,93 @@ def test_page_says_it_is_too_early_when_fewer_traces_than_the_window_were_review
 @uses_db
 def test_outsider_gets_404_for_the_filtered_page(outsider_client, scenario):
     assert outsider_client.get(PAGE, {"source": "production", "window": "5"}).status_code == 404
+
+
+# --- the fast paths agree with the plain ones -------------------------------------------------------------------
+
+
+@uses_db
+def test_first_appearances_found_beyond_the_review_log_walk_give_the_same_curve(varied, monkeypatch):
+    from annotation import taxonomy
+
+    walked = saturation_curve(project=varied.project)
+    # A walk of one review finds at most the first trace's modes; every other mode falls back to the aggregate.
+    monkeypatch.setattr(taxonomy, "FIRST_APPEARANCE_WALK", 1)
+    assert saturation_curve(project=varied.project) == walked
+    monkeypatch.setattr(taxonomy, "FIRST_APPEARANCE_WALK", 0)
+    assert saturation_curve(project=varied.project) == walked
+    assert walked[-1].distinct_failure_modes == 6
+
+
+@uses_db
+def test_the_aggregate_alone_breaks_ties_in_review_time_like_the_walk(project, expert, monkeypatch):
+    from annotation import taxonomy
+
+    first, second, third = (make_trace(project=project, reviewed_at=at(1)) for _ in range(3))
+    shared = mode(project, "shared")
+    coded_note(third, expert, shared)
+    coded_note(second, expert, shared)
+    monkeypatch.setattr(taxonomy, "FIRST_APPEARANCE_WALK", 0)
+    assert saturation_curve(project=project) == curve(0, 1, 1)
+    assert first.pk < second.pk < third.pk
+
+
+@pytest.fixture
+def large(monkeypatch):
+    """Treat every project as large, so the taxonomy cache is used."""
+    from annotation import taxonomy
+
+    monkeypatch.setattr(taxonomy, "EXACT_COUNT_LIMIT", 0)
+    return taxonomy
+
+
+@uses_db
+def test_cached_counts_show_a_new_coding_review_or_label_at_once(large, scenario, expert):
+    project = scenario.project
+    before = as_table(failure_mode_counts(project=project))
+    assert before == naive_counts(project)
+    coded_note(scenario.traces["t5"], expert, scenario.modes["format"])  # a new link
+    assert as_table(failure_mode_counts(project=project)) == naive_counts(project) != before
+    reviewed_trace(project, 9)  # a new review changes every share of reviewed traces
+    assert as_table(failure_mode_counts(project=project)) == naive_counts(project)
+    label = Label.objects.get(trace=scenario.traces["t2"], author=expert)
+    label_submit(trace=label.trace, criterion=label.criterion, verdict="fail", critique="Wrong", user=expert)
+    assert as_table(failure_mode_counts(project=project)) == naive_counts(project)
+
+
+@uses_db
+def test_cached_numbers_never_hide_a_rename(large, scenario):
+    failure_mode_counts(project=scenario.project)
+    mode_co_occurrence(project=scenario.project)
+    FailureMode.objects.filter(pk=scenario.modes["tone"].pk).update(name="curtness")
+    assert "curtness" in [c.name for c in failure_mode_counts(project=scenario.project)]
+    assert mode_co_occurrence(project=scenario.project)[0].second_name == "curtness"
+
+
+@uses_db
+def test_a_removal_shows_when_the_cache_expires_on_a_large_project_and_at_once_on_a_small_one(
+    large, scenario, monkeypatch
+):
+    from django.core.cache import cache
+
+    first = as_table(failure_mode_counts(project=scenario.project))
+    Note.objects.filter(trace=scenario.traces["t3"]).delete()  # removals do not move the data state
+    assert as_table(failure_mode_counts(project=scenario.project)) == first  # served from the cache
+    cache.clear()
+    assert as_table(failure_mode_counts(project=scenario.project)) == naive_counts(scenario.project) != first
+    # Small projects are never cached.
+    monkeypatch.setattr(large, "EXACT_COUNT_LIMIT", 10_000)
+    Note.objects.filter(trace=scenario.traces["t2"]).delete()
+    assert as_table(failure_mode_counts(project=scenario.project)) == naive_counts(scenario.project)
+
+
+@uses_db
+def test_cached_curve_and_pairs_follow_new_codings(large, project, expert):
+    a, b = mode(project, "a"), mode(project, "b")
+    trace = reviewed_trace(project, 1)
+    coded_note(trace, expert, a)
+    assert saturation_curve(project=project) == curve(1)
+    assert mode_co_occurrence(project=project) == []
+    coded_note(trace, expert, b)
+    assert saturation_curve(project=project) == curve(2)
+    assert as_pairs(mode_co_occurrence(project=project)) == [("a", "b", 1, 1.0)]
