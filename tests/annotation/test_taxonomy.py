@@ -1067,6 +1067,7 @@ def test_page_filters_the_counts_and_says_which_traces_it_counts(expert_client, 
     content = response.content.decode()
     assert "Counting only traces from source <code>production</code> with metadata <code>locale=de</code>" in content
     assert "1 reviewed, 1 failing." in content
+    assert "not the time window" not in content
     # The trace list filters by source and metadata too, so the count links keep them.
     hallucination = response.context["counts"][0]
     assert f"?mode={hallucination.id}&amp;source=production&amp;meta=locale%3Dde" in content
@@ -1080,6 +1081,7 @@ def test_page_with_a_period_preset_selects_it_in_the_form(expert_client, scenari
     assert response.status_code == 200
     assert '<option value="30d" selected>last 30 days</option>' in response.content.decode()
     assert "that occurred in the last 30 days" in response.content.decode()
+    assert "keeps the source and metadata filters, not the time window" in response.content.decode()
 
 
 @uses_db
