@@ -31,6 +31,7 @@ from judges.stats import alignment_report
 NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
 # Traces per chunk of work (one task on the worker) for assertion and classifier judges.
 CHUNK_SIZE = 500
+LLM_CHUNK_CALLS_PER_SLOT = 8
 # A running judge run touches its heartbeat after every chunk; this much silence means its worker is gone.
 RUN_STALE_AFTER = timedelta(minutes=2)
 MAX_REASONING_CHARS = 20_000
@@ -212,9 +213,10 @@ def claimable_runs(now: datetime) -> QuerySet[JudgeRun]:
 
 
 def _chunk_size(version: JudgeVersion) -> int:
-    # LLM chunks stay small so that progress and the heartbeat move every few seconds of network waiting.
+    # LLM chunks: big enough that the wait for a chunk's slowest call and the database round trips between
+    # chunks stay small next to the calls, small enough that progress and the heartbeat move every few seconds.
     if version.judge.kind == Judge.Kind.LLM:
-        return 4 * settings.EVALSTUDIO_JUDGE_CONCURRENCY
+        return LLM_CHUNK_CALLS_PER_SLOT * settings.EVALSTUDIO_JUDGE_CONCURRENCY
     return CHUNK_SIZE
 
 
