@@ -4,20 +4,42 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
-from ninja import NinjaAPI, Schema, Status
+from django.utils.http import content_disposition_header
+from ninja import NinjaAPI, Query, Schema, Status
 from ninja.security import HttpBearer, django_auth
 
+from annotation.count_filters import (
+    DEFAULT_PAIR_LIMIT,
+    DEFAULT_WINDOW,
+    MAX_PAIR_LIMIT,
+    MAX_WINDOW,
+    CountFilters,
+    FilterError,
+    parse_bounded_int,
+    parse_count_filters,
+)
 from annotation.ingest import IngestReport, import_records
 from annotation.models import ApiToken, Project, Role
 from annotation.selectors import project_role
-from annotation.taxonomy import failure_mode_counts, saturation_curve
+from annotation.taxonomy import (
+    failure_mode_counts,
+    mode_co_occurrence,
+    saturation_counts,
+    saturation_summary,
+)
+from annotation.taxonomy_io import (
+    CONTENT_TYPES,
+    export_filename,
+    failure_modes_export,
+    notes_export_csv,
+    notes_export_json,
+)
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
 
 api = NinjaAPI(title="EvalStudio API", version="1", urls_namespace="api")
@@ -179,6 +201,69 @@ def traces_ingest(
     return Status(207 if report.rejected else 200, _result(report))
 
 
+# --- taxonomy exports (the files of the failure-modes page's Export block; read access as for the taxonomy below) -
+
+EXPORT_DOC: dict[str, Any] = {
+    "responses": {
+        "200": {
+            "description": "The file, as an attachment named `<slug>-<what>.<format>`.",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array"}}},
+        }
+    }
+}
+
+
+@api.get(
+    "/projects/{slug}/failure-modes/export",
+    auth=AUTH,
+    response={403: Error, 404: Error},
+    summary="Download the failure modes with their counts (CSV or JSON)",
+    description=(
+        "One row per failure mode: id, name, definition, retired, merged_into (a name), trace_count, note_count, "
+        "share_of_reviewed_traces, share_of_failing_traces — the numbers of `GET …/failure-modes`. CSV text cells "
+        "that would start a spreadsheet formula (= + - @) get a leading apostrophe."
+    ),
+    openapi_extra=EXPORT_DOC,
+)
+def failure_modes_file(
+    request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv"
+) -> HttpResponse | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    response = HttpResponse(failure_modes_export(project=project, fmt=format), content_type=CONTENT_TYPES[format])
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=export_filename(project, "failure-modes", format)
+    )
+    return response
+
+
+@api.get(
+    "/projects/{slug}/notes/export",
+    auth=AUTH,
+    response={403: Error, 404: Error},
+    summary="Download every note with its failure modes (CSV or JSON), streamed",
+    description=(
+        "One row per note in id order: note_id, trace_external_id, author, created_at, text, failure_modes — a list "
+        "in JSON, names joined by `; ` in CSV. CSV text cells that would start a spreadsheet formula get a leading "
+        "apostrophe."
+    ),
+    openapi_extra=EXPORT_DOC,
+)
+def notes_file(
+    request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv"
+) -> StreamingHttpResponse | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    pieces = notes_export_csv(project=project) if format == "csv" else notes_export_json(project=project)
+    response = StreamingHttpResponse(pieces, content_type=CONTENT_TYPES[format])
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=export_filename(project, "notes", format)
+    )
+    return response
+
+
 # --- the failure taxonomy ----------------------------------------------------------------------------------------
 
 
@@ -213,44 +298,168 @@ def _readable_project(request: HttpRequest, slug: str) -> Project | Status[dict[
     return project
 
 
+# The filters of the taxonomy routes, declared for the OpenAPI document. They arrive as text and are checked by
+# annotation.count_filters, so a bad value gets a 400 naming the parameter (the same words as the page's form).
+SourceQuery = Query(None, description="Only traces from this source (exact match).")
+MetaQuery = Query(None, description="Only traces whose metadata has this `key=value`, e.g. `locale=de`.")
+FromQuery = Query(None, alias="from", description="Only traces that occurred on or after this UTC day (YYYY-MM-DD).")
+ToQuery = Query(None, alias="to", description="Only traces that occurred on or before this UTC day (YYYY-MM-DD).")
+PeriodQuery = Query(None, description="Only traces that occurred in the last `24h`, `7d` or `30d` (not with from/to).")
+FILTERS_DESCRIPTION = (
+    " Filters (`source`, `meta=key=value`, `from`/`to` dates or a `period` of 24h, 7d, 30d on the time the trace "
+    "occurred) restrict the counts to the traces that pass them; shares are then fractions of the reviewed and "
+    "failing traces among those. A bad filter value is a 400 whose detail names the parameter."
+)
+
+
+class ModePairOut(Schema):
+    first_id: int
+    first_name: str
+    second_id: int
+    second_name: str
+    trace_count: int
+    share_of_rarer: float
+
+
+class SaturationSummaryOut(Schema):
+    reviewed: int
+    distinct_failure_modes: int
+    window: int
+    new_in_window: int
+    no_new_mode_streak: int
+    saturated: bool
+
+
+def _filters(request: HttpRequest) -> CountFilters:
+    return parse_count_filters(request.GET, now=timezone.now())
+
+
 @api.get(
     "/projects/{slug}/failure-modes",
     auth=AUTH,
-    response={200: list[FailureModeOut], 403: Error, 404: Error},
+    response={200: list[FailureModeOut], 400: Error, 403: Error, 404: Error},
     summary="Failure modes with their counts",
     description=(
         "Every failure mode of the project, most frequent first (by traces, then name). `trace_count` counts each "
         "trace once however many of its notes carry the mode; `note_count` counts the notes. Shares are fractions "
         "in [0, 1]: of the reviewed traces, and of the failing traces (those with at least one `fail` label by the "
         "expert); 0 when there are none. Retired modes are listed only while notes still carry them."
+        + FILTERS_DESCRIPTION
     ),
 )
-def failure_modes_list(request: HttpRequest, slug: str) -> list[dict[str, Any]] | Status[dict[str, str]]:
+def failure_modes_list(
+    request: HttpRequest,
+    slug: str,
+    source: str | None = SourceQuery,
+    meta: str | None = MetaQuery,
+    date_from: str | None = FromQuery,
+    date_to: str | None = ToQuery,
+    period: str | None = PeriodQuery,
+) -> list[dict[str, Any]] | Status[dict[str, str]]:
     project = _readable_project(request, slug)
     if isinstance(project, Status):
         return project
+    try:
+        filters = _filters(request)
+    except FilterError as exc:
+        return _error(400, str(exc))
     # The response schema picks its fields from each count (and leaves out the page-only `retired`).
-    return [dataclasses.asdict(count) for count in failure_mode_counts(project=project)]
+    return [dataclasses.asdict(count) for count in failure_mode_counts(project=project, filters=filters)]
+
+
+@api.get(
+    "/projects/{slug}/failure-modes/co-occurrence",
+    auth=AUTH,
+    response={200: list[ModePairOut], 400: Error, 403: Error, 404: Error},
+    summary="Pairs of failure modes coded on the same traces",
+    description=(
+        "The pairs of failure modes that appear on the same traces, most shared traces first (at most `limit`, "
+        f"default {DEFAULT_PAIR_LIMIT}, up to {MAX_PAIR_LIMIT}). `trace_count` counts each trace once per pair; "
+        "`share_of_rarer` is the fraction in [0, 1] of the rarer mode's traces that also carry the other mode. "
+        "The first mode of a pair is the one with the smaller id." + FILTERS_DESCRIPTION
+    ),
+)
+def failure_modes_co_occurrence(
+    request: HttpRequest,
+    slug: str,
+    source: str | None = SourceQuery,
+    meta: str | None = MetaQuery,
+    date_from: str | None = FromQuery,
+    date_to: str | None = ToQuery,
+    period: str | None = PeriodQuery,
+    limit: str | None = Query(
+        None, description=f"How many pairs, 1 to {MAX_PAIR_LIMIT} (default {DEFAULT_PAIR_LIMIT})."
+    ),
+) -> list[dict[str, Any]] | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    try:
+        filters = _filters(request)
+        count = parse_bounded_int(limit, name="limit", default=DEFAULT_PAIR_LIMIT, maximum=MAX_PAIR_LIMIT)
+    except FilterError as exc:
+        return _error(400, str(exc))
+    return [dataclasses.asdict(pair) for pair in mode_co_occurrence(project=project, filters=filters, limit=count)]
 
 
 @api.get(
     "/projects/{slug}/saturation",
     auth=AUTH,
-    response={200: list[SaturationPointOut], 403: Error, 404: Error},
+    response={200: list[SaturationPointOut], 400: Error, 403: Error, 404: Error},
     summary="The saturation curve of the failure taxonomy",
     description=(
         "One point per reviewed trace, in the order of review: after the n-th reviewed trace, how many distinct "
-        "failure modes have appeared on the notes of the first n. A flat tail means no new modes are appearing."
+        "failure modes have appeared on the notes of the first n. A flat tail means no new modes are appearing. "
+        f"With `window=N` (1 to {MAX_WINDOW:,}), only the last N points: the tail the saturation statement reads."
     ),
 )
-def saturation(request: HttpRequest, slug: str) -> HttpResponse | Status[dict[str, str]]:
+def saturation(
+    request: HttpRequest,
+    slug: str,
+    window: str | None = Query(None, description="Answer only the last N points of the curve."),
+) -> HttpResponse | Status[dict[str, str]]:
     project = _readable_project(request, slug)
     if isinstance(project, Status):
         return project
-    # One point per reviewed trace: at 100,000 reviews, validating each point through the schema took longer than
-    # computing the curve, so the (already typed) points are written out directly; the schema still documents them.
-    points = [
-        {"reviewed": p.reviewed, "distinct_failure_modes": p.distinct_failure_modes}
-        for p in saturation_curve(project=project)
-    ]
-    return HttpResponse(json.dumps(points), content_type="application/json")
+    try:
+        tail = parse_bounded_int(window, name="window", default=0, maximum=MAX_WINDOW)
+    except FilterError as exc:
+        return _error(400, str(exc))
+    counts = saturation_counts(project=project)
+    start = max(len(counts) - tail, 0) if tail else 0
+    # One point per reviewed trace: at 100,000 reviews, building and serialising a dict per point took longer
+    # than computing the curve, so the JSON is written directly; the schema still documents the points.
+    body = ",".join(
+        f'{{"reviewed": {n}, "distinct_failure_modes": {m}}}' for n, m in enumerate(counts[start:], start=start + 1)
+    )
+    return HttpResponse(f"[{body}]", content_type="application/json")
+
+
+@api.get(
+    "/projects/{slug}/saturation/summary",
+    auth=AUTH,
+    response={200: SaturationSummaryOut, 400: Error, 403: Error, 404: Error},
+    summary="The saturation statement: no new failure mode in the last N reviewed traces?",
+    description=(
+        f"`window` is N (default {DEFAULT_WINDOW}, 1 to {MAX_WINDOW:,}). `new_in_window` counts the failure modes "
+        "whose first appearance is among the last N reviewed traces (all of them when fewer were reviewed); "
+        "`saturated` is true when N traces were reviewed and none of the last N brought a new mode. "
+        "`no_new_mode_streak` is how many of the latest reviewed traces brought no new mode."
+    ),
+)
+def saturation_statement(
+    request: HttpRequest,
+    slug: str,
+    window: str | None = Query(
+        None, description=f"N, the number of latest reviewed traces (default {DEFAULT_WINDOW})."
+    ),
+) -> dict[str, Any] | Status[dict[str, str]]:
+    project = _readable_project(request, slug)
+    if isinstance(project, Status):
+        return project
+    try:
+        size = parse_bounded_int(window, name="window", default=DEFAULT_WINDOW, maximum=MAX_WINDOW)
+    except FilterError as exc:
+        return _error(400, str(exc))
+    summary = saturation_summary(project=project, window=size)
+    return {**dataclasses.asdict(summary), "saturated": summary.saturated}

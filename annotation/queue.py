@@ -15,11 +15,11 @@ from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import BooleanField, Q, QuerySet
+from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 
-from annotation.models import NoteFailureMode, Project, Trace
+from annotation.models import NoteFailureMode, Project, ReviewSessionTrace, Trace
 
 ORDERS = ("random", "newest", "oldest")
 LIST_ORDERS = ("newest", "oldest")
@@ -48,6 +48,9 @@ class QueueParams:
     meta_value: str = ""
     reviewed: str = ""  # the trace list only: "" (all), "yes", "no"
     failure_mode: int | None = None  # traces with a note coded to this failure mode (the taxonomy's click-through)
+    # Walk a review session: its traces in session position order (the order is then ignored). The views check
+    # that the session belongs to the project.
+    session: int | None = None
 
     @classmethod
     def from_query(cls, query: Mapping[str, str], *, default_order: str = "random") -> QueueParams:
@@ -58,13 +61,15 @@ class QueueParams:
         key, _, value = meta.partition("=")
         reviewed = query.get("reviewed") or ""
         mode = (query.get("mode") or "").strip()
+        session = (query.get("session") or "").strip()
         return cls(
             order=order,
             source=(query.get("source") or "").strip()[:64],
             meta_key=key.strip()[:200] if value or "=" in meta else "",
             meta_value=value.strip()[:500],
             reviewed=reviewed if reviewed in REVIEWED_FILTERS else "",
-            failure_mode=int(mode) if mode.isascii() and mode.isdigit() and len(mode) < 19 else None,
+            failure_mode=_id_or_none(mode),
+            session=_id_or_none(session),
         )
 
     @property
@@ -85,6 +90,8 @@ class QueueParams:
             items.append(("reviewed", self.reviewed))
         if self.failure_mode:
             items.append(("mode", str(self.failure_mode)))
+        if self.session:
+            items.append(("session", str(self.session)))
         return items
 
     @property
@@ -98,8 +105,13 @@ class QueueParams:
     @property
     def filter_key(self) -> str:
         """A short, cache-safe digest of the filters (they may hold any character)."""
-        raw = json.dumps([self.source, self.meta_key, self.meta_value, self.reviewed, self.failure_mode])
+        raw = json.dumps([self.source, self.meta_key, self.meta_value, self.reviewed, self.failure_mode, self.session])
         return hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()
+
+
+def _id_or_none(raw: str) -> int | None:
+    """A primary key from the query string; anything else (a hand-edited URL) is ignored."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
 def _metadata_filter(key: str, value: str) -> Q:
@@ -173,8 +185,40 @@ def unreviewed(project: Project, params: QueueParams) -> QuerySet[Trace]:
     return filter_traces(Trace.objects.filter(project=project, reviewed_at__isnull=True), replace(params, reviewed=""))
 
 
+# Within a review session (at most a thousand traces, sessions.MAX_SIZE): the session's rows in position order,
+# joined to their traces. "First unreviewed after position p" walks the (session, position) unique index.
+
+
+def _session_items(project: Project, params: QueueParams) -> QuerySet[ReviewSessionTrace]:
+    """The session's rows, narrowed by the queue's other filters (source, metadata, mode) when there are any."""
+    items = ReviewSessionTrace.objects.filter(session_id=params.session, session__project=project)
+    if params.source or params.meta_key or params.failure_mode:
+        # The session's ids first, then the filters on those few traces only: primary-key lookups.
+        ids = list(items.values_list("trace_id", flat=True))
+        narrowed = filter_traces(Trace.objects.filter(project=project, pk__in=ids), replace(params, reviewed=""))
+        items = items.filter(trace_id__in=list(narrowed.values_list("pk", flat=True)))
+    return items
+
+
+def _session_next(project: Project, params: QueueParams, current: Trace | None) -> str | None:
+    """The first unreviewed trace after `current`'s position, wrapping around; from the start when `current` is
+    not in the session."""
+    items = _session_items(project, params)
+    open_items = items.filter(trace__reviewed_at__isnull=True).order_by("position")
+    position = 0
+    if current is not None:
+        position = items.filter(trace_id=current.pk).values_list("position", flat=True).first() or 0
+        open_items = open_items.exclude(trace_id=current.pk)
+    found = open_items.filter(position__gt=position).values_list("trace__external_id", flat=True).first()
+    if found is None and position:
+        found = open_items.values_list("trace__external_id", flat=True).first()
+    return found
+
+
 def queue_first(*, project: Project, params: QueueParams) -> str | None:
     """The external id of the first unreviewed trace in queue order, or None when the queue is done."""
+    if params.session:
+        return _session_next(project, params, None)
     return (
         unreviewed(project, params).order_by(*ordering_for(params.order)).values_list("external_id", flat=True).first()
     )
@@ -183,6 +227,8 @@ def queue_first(*, project: Project, params: QueueParams) -> str | None:
 def queue_next(*, project: Project, params: QueueParams, current: Trace) -> str | None:
     """The next unreviewed trace after `current` in queue order, wrapping around to the start; None when no other
     unreviewed trace is left. `current` itself may already be reviewed: its sort key still marks the position."""
+    if params.session:
+        return _session_next(project, params, current)
     fields, descending = _SORT[params.order]
     values = (getattr(current, fields[0]), current.pk)
     queryset = unreviewed(project, params).exclude(pk=current.pk)
@@ -194,9 +240,18 @@ def queue_next(*, project: Project, params: QueueParams, current: Trace) -> str 
     return found
 
 
-def queue_previous(*, project: Project, current: Trace) -> str | None:
+def queue_previous(*, project: Project, current: Trace, params: QueueParams | None = None) -> str | None:
     """The trace reviewed just before `current` (the review log, by reviewed_at); for a trace not reviewed yet, the
-    last one reviewed. Lets the expert step back through what was just done."""
+    last one reviewed. Lets the expert step back through what was just done; within a session, only its traces."""
+    if params is not None and params.session:
+        # From the session's side: a join over its (at most a thousand) rows, never a walk of the review log.
+        items = ReviewSessionTrace.objects.filter(
+            session_id=params.session, session__project=project, trace__reviewed_at__isnull=False
+        ).exclude(trace_id=current.pk)
+        if current.reviewed_at is not None:
+            fields = ("trace__reviewed_at", "trace_id")
+            items = items.filter(keyset_after(fields, (current.reviewed_at, current.pk), descending=True))
+        return items.order_by("-trace__reviewed_at", "-trace_id").values_list("trace__external_id", flat=True).first()
     log = Trace.objects.filter(project=project, reviewed_at__isnull=False).exclude(pk=current.pk)
     if current.reviewed_at is not None:
         log = log.filter(keyset_after(("reviewed_at", "id"), (current.reviewed_at, current.pk), descending=True))
@@ -263,7 +318,13 @@ def _reviewed_count(project: Project, base: QuerySet[Trace], params: QueueParams
 
 
 def queue_progress(*, project: Project, params: QueueParams) -> Progress:
-    """'n of N reviewed' for the queue's filters. N is cached briefly on large projects; n is exact."""
+    """'n of N reviewed' for the queue's filters. N is cached briefly on large projects; n is exact. Within a
+    session both are exact counts of the session's traces."""
+    if params.session:
+        counts = _session_items(project, params).aggregate(
+            total=Count("id"), reviewed=Count("id", filter=Q(trace__reviewed_at__isnull=False))
+        )
+        return Progress(reviewed=counts["reviewed"], total=counts["total"])
     base = filter_traces(Trace.objects.filter(project=project), replace(params, reviewed=""))
     total = _bounded_count(base, _cache_key("trace-count", project, params))
     reviewed = _reviewed_count(project, base, params)

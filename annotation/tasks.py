@@ -11,7 +11,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.ingest import import_job_execute
-from annotation.models import ImportJob
+from annotation.models import ImportJob, SuggestionRun
+from annotation.suggestions import SUGGESTION_STALE_AFTER, claimable_runs, suggestion_run_execute
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +65,39 @@ def _resume_import_jobs_on_start(**_kwargs: object) -> None:
         return
     if job_ids:
         logger.info("Resumed import jobs %s", job_ids)
+
+
+@shared_task(bind=True, max_retries=60)
+def suggestion_run_run(self: Task, run_id: int) -> str:
+    """Cluster a project's uncoded notes into suggestions. Safe to run twice, like `import_job_run`: only the
+    delivery whose conditional UPDATE claims the run works; one finding it RUNNING with a fresh heartbeat waits and
+    takes it over once that heartbeat is stale. A takeover replaces whatever the lost attempt wrote."""
+    now = timezone.now()
+    claimed = (
+        claimable_runs(now).filter(pk=run_id).update(status=SuggestionRun.Status.RUNNING, heartbeat_at=now, error="")
+    )
+    if not claimed:
+        if SuggestionRun.objects.filter(pk=run_id, status=SuggestionRun.Status.RUNNING).exists():
+            raise self.retry(countdown=SUGGESTION_STALE_AFTER.total_seconds())
+        return "not claimable (finished or deleted)"
+    run = SuggestionRun.objects.select_related("project").get(pk=run_id)
+    return suggestion_run_execute(run=run).status
+
+
+def suggestion_runs_resume(*, now: datetime | None = None) -> list[int]:
+    """Queue again every run that is waiting or whose worker died; returns their ids."""
+    run_ids = list(claimable_runs(now or timezone.now()).values_list("pk", flat=True))
+    for run_id in run_ids:
+        suggestion_run_run.delay(run_id)
+    return run_ids
+
+
+@worker_ready.connect
+def _resume_suggestion_runs_on_start(**_kwargs: object) -> None:
+    try:
+        run_ids = suggestion_runs_resume()
+    except Exception:  # a worker must start even when the database is briefly away
+        logger.exception("Could not look for suggestion runs to resume")
+        return
+    if run_ids:
+        logger.info("Resumed suggestion runs %s", run_ids)

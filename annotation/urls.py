@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
-from annotation.views import imports, projects, review, taxonomy
+from annotation.views import codebook, coding, imports, projects, review, suggestions, taxonomy, taxonomy_io
+from annotation.views import sessions as session_views
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
@@ -19,9 +20,78 @@ urlpatterns = [
     path("projects/<slug:slug>/t/<int:trace_id>/notes/", review.note_add, name="note_add"),
     path("projects/<slug:slug>/notes/<int:note_id>/", review.note_edit, name="note_edit"),
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
+    # Review sessions: N traces picked by a strategy, reviewed in order through the queue (`?session=<id>`).
+    path("projects/<slug:slug>/sessions/", session_views.session_list, name="session_list"),
+    path("projects/<slug:slug>/sessions/new/", session_views.session_create, name="session_create"),
+    path("projects/<slug:slug>/sessions/<int:session_id>/", session_views.session_detail, name="session_detail"),
     # The failure taxonomy: counts per mode and saturation.
     path("projects/<slug:slug>/failure-modes/", taxonomy.failure_mode_list, name="failure_mode_list"),
+    # Suggested groupings of uncoded notes (clustering by the worker), accepted or rejected one by one.
+    path("projects/<slug:slug>/failure-modes/suggestions/", suggestions.suggestion_home, name="suggestion_home"),
+    path(
+        "projects/<slug:slug>/failure-modes/suggestions/start/",
+        suggestions.suggestion_run_create,
+        name="suggestion_run_create",
+    ),
+    path(
+        "projects/<slug:slug>/failure-modes/suggestions/<int:run_id>/",
+        suggestions.suggestion_run_detail,
+        name="suggestion_run_detail",
+    ),
+    path(
+        "projects/<slug:slug>/suggestions/<int:suggestion_id>/accept/",
+        suggestions.suggestion_accept_view,
+        name="suggestion_accept",
+    ),
+    path(
+        "projects/<slug:slug>/suggestions/<int:suggestion_id>/reject/",
+        suggestions.suggestion_reject_view,
+        name="suggestion_reject",
+    ),
+    # Editing the codebook: a page per mode, and one POST per kind of edit (each recorded in the mode's history).
+    path("projects/<slug:slug>/failure-modes/new/", codebook.failure_mode_new, name="failure_mode_new"),
+    path(
+        "projects/<slug:slug>/failure-modes/<int:mode_id>/",
+        include(
+            [
+                path("", codebook.failure_mode_detail, name="failure_mode_detail"),
+                path("rename/", codebook.failure_mode_rename, name="failure_mode_rename"),
+                path("definition/", codebook.failure_mode_redefine, name="failure_mode_redefine"),
+                path("merge/", codebook.failure_mode_merge, name="failure_mode_merge"),
+                path("split/", codebook.failure_mode_split, name="failure_mode_split"),
+                path("retire/", codebook.failure_mode_retire, name="failure_mode_retire"),
+                path("restore/", codebook.failure_mode_restore, name="failure_mode_restore"),
+            ]
+        ),
+    ),
+    # Coding notes to failure modes: the board of uncoded notes, and the chips and `m` picker on the review page.
+    path("projects/<slug:slug>/failure-modes/coding/", coding.coding_board, name="coding_board"),
+    path("projects/<slug:slug>/failure-modes/coding/assign/", coding.coding_assign, name="coding_assign"),
+    path("projects/<slug:slug>/failure-modes/choices/", coding.failure_mode_choices, name="failure_mode_choices"),
+    path(
+        "projects/<slug:slug>/failure-modes/coding/notes/<int:note_id>/",
+        coding.note_mode_assign,
+        name="note_mode_assign",
+    ),
+    path(
+        "projects/<slug:slug>/failure-modes/coding/notes/<int:note_id>/new/",
+        coding.note_mode_create,
+        name="note_mode_create",
+    ),
+    path(
+        "projects/<slug:slug>/failure-modes/coding/notes/<int:note_id>/remove/<int:mode_id>/",
+        coding.note_mode_remove,
+        name="note_mode_remove",
+    ),
     # Browser uploads, imported by the worker with progress.
     path("projects/<slug:slug>/imports/", imports.import_upload, name="import_upload"),
     path("projects/<slug:slug>/imports/<int:job_id>/", imports.import_detail, name="import_detail"),
+    # Taxonomy files: downloads for every member (csv or json), a codebook upload for those who may code.
+    path(
+        "projects/<slug:slug>/failure-modes/export.<str:fmt>",
+        taxonomy_io.failure_modes_download,
+        name="failure_modes_download",
+    ),
+    path("projects/<slug:slug>/failure-modes/notes.<str:fmt>", taxonomy_io.notes_download, name="notes_download"),
+    path("projects/<slug:slug>/failure-modes/import/", taxonomy_io.codebook_upload, name="codebook_upload"),
 ]

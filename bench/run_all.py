@@ -14,7 +14,15 @@ from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Ordered: cheap first, so a broken setup fails fast.
-BENCHMARKS = ["bootstrap.py", "pages.py", "taxonomy.py", "ingest.py"]
+BENCHMARKS = [
+    "bootstrap.py",
+    "alignment_real.py",
+    "pages.py",
+    "taxonomy.py",
+    "coding.py",
+    "clustering.py",
+    "ingest.py",
+]
 
 
 def main() -> int:

@@ -195,10 +195,20 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
 OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "")
 EVALSTUDIO_JUDGE_MODEL = os.environ.get("EVALSTUDIO_JUDGE_MODEL", "gpt-4.1-mini")
+# LLM calls in flight at once per judge run, and the openai client's retries (429/5xx/timeouts, with backoff that
+# honours Retry-After) before a judgment is recorded as an error.
+EVALSTUDIO_JUDGE_CONCURRENCY = env_int("EVALSTUDIO_JUDGE_CONCURRENCY", 16, minimum=1)
+EVALSTUDIO_LLM_MAX_RETRIES = env_int("EVALSTUDIO_LLM_MAX_RETRIES", 4, minimum=0)
+# Naming suggested groupings of notes: the model, and how long one call may take before the term-based name stays.
+EVALSTUDIO_LLM_MODEL = os.environ.get("EVALSTUDIO_LLM_MODEL", EVALSTUDIO_JUDGE_MODEL)
+EVALSTUDIO_LLM_TIMEOUT_SECONDS = env_int("EVALSTUDIO_LLM_TIMEOUT_SECONDS", 30, minimum=1)
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # The openai client's HTTP library (httpx2 in this openai release) logs every request at INFO: thousands of
+    # lines per judge run.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}},
 }

@@ -45,6 +45,9 @@ class JudgeVersion(models.Model):
     number = models.PositiveIntegerField()
     # Kind-specific: an assertion's check, an LLM's model, prompt and few-shot trace ids, a classifier's params.
     config = models.JSONField(default=dict, blank=True)
+    # A classifier's trained pipeline (pickled by judges.providers.classifier) and what its training saw.
+    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    training = models.JSONField(default=dict, blank=True)
     comment = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -89,6 +92,8 @@ class JudgeRun(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Touched after every chunk of judgments; a RUNNING run whose heartbeat is stale lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -115,6 +120,8 @@ class Judgment(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # Dollars, when the judge's config gives token prices.
+    cost_usd = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -123,3 +130,17 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id}: {self.verdict or 'error'}"
+
+
+class LLMResponse(models.Model):
+    """Answers already paid for, by (model, messages, params): a rerun of the same prompt reads them back."""
+
+    key = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=200)
+    text = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.key[:12]}"

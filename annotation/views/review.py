@@ -15,7 +15,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.forms import LabelForm, NoteForm, SittingForm
-from annotation.models import Criterion, FailureMode, Label, LabelChange, Note, Project, Trace
+from annotation.models import Criterion, FailureMode, Label, LabelChange, Note, Project, ReviewSession, Trace
 from annotation.queue import (
     QueueParams,
     queue_first,
@@ -90,6 +90,14 @@ def _trace_url(project: Project, external_id: str, params: QueueParams) -> str:
     return reverse("trace_detail", args=[project.slug, external_id]) + params.querystring
 
 
+def _queue_params(request: HttpRequest, project: Project) -> QueueParams:
+    """The queue parameters of the request; a `session` that is not one of the project's sessions is a 404."""
+    params = QueueParams.from_query(request.GET)
+    if params.session and not ReviewSession.objects.filter(project=project, pk=params.session).exists():
+        raise Http404("No such review session in this project")
+    return params
+
+
 def _get_trace(project: Project, trace_id: int) -> Trace:
     return get_object_or_404(Trace.objects.select_related("project"), project=project, pk=trace_id)
 
@@ -134,7 +142,8 @@ def _criterion_rows(trace: Trace) -> list[CriterionRow]:
 
 
 def _notes(trace: Trace) -> list[Note]:
-    notes = list(Note.objects.filter(trace=trace).select_related("author"))
+    # Each note's modes (its chips) in one query for the whole trace.
+    notes = list(Note.objects.filter(trace=trace).select_related("author").prefetch_related("failure_modes"))
     for note in notes:
         # Notes written elsewhere (imports, the admin) may get two slightly different default timestamps.
         note.was_edited = (note.updated_at - note.created_at).total_seconds() > 1
@@ -178,7 +187,7 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
     POST: change the sitting's target or start a new sitting, then go back where the form was."""
     access = get_project_for_user(request, slug)
     project = access.project
-    params = QueueParams.from_query(request.GET)
+    params = _queue_params(request, project)
     if request.method == "POST":
         form = SittingForm(request.POST)
         if not form.is_valid():
@@ -206,6 +215,7 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
         .first()
     )
     context["sources"] = _known_sources(project)
+    context["session"] = ReviewSession.objects.filter(pk=params.session).first() if params.session else None
     return render(request, "annotation/review_done.html", context)
 
 
@@ -260,7 +270,7 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     access = get_project_for_user(request, slug)
     project = access.project
     trace = get_object_or_404(Trace.objects.select_related("project"), project=project, external_id=external_id)
-    params = QueueParams.from_query(request.GET)
+    params = _queue_params(request, project)
     context = _base_context(request, access, trace, params)
     context.update(_progress_context(request, project, params))
     context.update(
@@ -285,7 +295,7 @@ def trace_next(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
     trace = _get_trace(project, trace_id)
-    params = QueueParams.from_query(request.GET)
+    params = _queue_params(request, project)
     found = queue_next(project=project, params=params, current=trace)
     if found is None:
         return redirect(reverse("review_queue", args=[slug]) + params.querystring)
@@ -299,8 +309,8 @@ def trace_previous(request: HttpRequest, slug: str, trace_id: int) -> HttpRespon
     access = get_project_for_user(request, slug)
     project = access.project
     trace = _get_trace(project, trace_id)
-    params = QueueParams.from_query(request.GET)
-    found = queue_previous(project=project, current=trace)
+    params = _queue_params(request, project)
+    found = queue_previous(project=project, current=trace, params=params)
     if found is None:
         messages.info(request, "Nothing was reviewed before this trace.")
         return redirect(_trace_url(project, trace.external_id, params))
@@ -319,7 +329,7 @@ def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpR
         raise PermissionDenied("Only the project's expert can mark traces reviewed.")
     project = access.project
     trace = _get_trace(project, trace_id)
-    params = QueueParams.from_query(request.GET)
+    params = _queue_params(request, project)
     trace_mark_reviewed_service(trace=trace, user=request.user)
     found = queue_next(project=project, params=params, current=trace)
     target = _trace_url(project, found, params) if found else reverse("review_queue", args=[slug]) + params.querystring

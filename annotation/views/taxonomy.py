@@ -2,25 +2,76 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from annotation.access import get_project_for_user
-from annotation.taxonomy import failure_mode_counts, no_new_mode_streak, saturation_curve
+from annotation.charts import pareto_chart, saturation_chart
+from annotation.count_filters import (
+    DEFAULT_WINDOW,
+    FILTER_PARAMETERS,
+    MAX_WINDOW,
+    PERIODS,
+    FilterError,
+    parse_bounded_int,
+    parse_count_filters,
+)
+from annotation.taxonomy import failure_mode_table, mode_co_occurrence, saturation_curve, saturation_summary
 
 
 @login_required
 def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    points = saturation_curve(project=project)
+
+    # Counts and filters -------------------------------------------------------------------------------------
+    # A bad filter shows its error beside the field and no table: counts over other traces than the ones asked
+    # for would be read as the answer.
+    errors: dict[str, str] = {}
+    filters = None
+    try:
+        filters = parse_count_filters(request.GET, now=timezone.now())
+    except FilterError as exc:
+        errors.update(exc.errors)
+    try:
+        window = parse_bounded_int(request.GET.get("window"), name="window", default=DEFAULT_WINDOW, maximum=MAX_WINDOW)
+    except FilterError as exc:
+        window = DEFAULT_WINDOW
+        errors.update(exc.errors)
+    table = failure_mode_table(project=project, filters=filters) if filters is not None else None
+    pairs = mode_co_occurrence(project=project, filters=filters) if filters is not None else []
+    # The trace list filters by source and metadata too, so a count's link keeps them.
+    trace_filters = (
+        urlencode([(k, v) for k, v in filters.query_items() if k in {"source", "meta"}]) if filters is not None else ""
+    )
+
+    summary = saturation_summary(project=project, window=window)
     context = {
         "project": project,
         "access": access,
-        "counts": failure_mode_counts(project=project),
-        "reviewed_count": len(points),
-        "modes_seen": points[-1].distinct_failure_modes if points else 0,
-        "streak": no_new_mode_streak(points),
+        "filters": filters,
+        "filter_errors": errors,
+        # What was typed, so a bad value stays in its field to be corrected.
+        "filter_form": {name: request.GET.get(name, "") for name in (*FILTER_PARAMETERS, "window")},
+        "periods": [(value, label) for value, (_, label) in PERIODS.items()],
+        "max_window": MAX_WINDOW,
+        "table": table,
+        "counts": table.counts if table is not None else [],
+        "trace_filters": trace_filters,
+        "pairs": pairs,
+        "summary": summary,
+        "window": window,
+        "reviewed_count": summary.reviewed,
+        "modes_seen": summary.distinct_failure_modes,
+        "streak": summary.no_new_mode_streak,
     }
-    return render(request, "annotation/failure_modes.html", context)
+    # The two charts (server-side SVG) are drawn from the same numbers as the table and the statement; the curve
+    # is cached on large projects like the counts.
+    context.update(
+        pareto=pareto_chart(context["counts"]), saturation=saturation_chart(saturation_curve(project=project))
+    )
+    return render(request, "annotation/failure_modes.html", context, status=400 if errors else 200)

@@ -115,9 +115,167 @@
     overlay.hidden = show === undefined ? !overlay.hidden : !show;
   }
 
+  // The `m` picker: code a note to a failure mode with the keyboard. The target is the note last clicked or
+  // focused, else the newest one. Options are built with textContent only: mode names are user text.
+  const picker = document.getElementById("mode-picker");
+  const pickerInput = document.getElementById("mode-picker-input");
+  const pickerList = document.getElementById("mode-picker-list");
+  const pickerStatus = document.getElementById("mode-picker-status");
+  const PICKER_MAX_OPTIONS = 50;
+  let pickerNoteId = null;
+  let pickerModes = [];
+  let pickerOptions = [];
+  let pickerActive = 0;
+
+  function codableNotes() {
+    return Array.from(review.querySelectorAll(".note-modes[data-assign-url]")).map(function (chips) {
+      return chips.closest(".note");
+    });
+  }
+
+  function codingTarget() {
+    const marked = review.querySelector(".note.is-coding-target .note-modes[data-assign-url]");
+    if (marked) return marked.closest(".note");
+    const notes = codableNotes();
+    return notes.length ? notes[notes.length - 1] : null;
+  }
+
+  function markCodingTarget(note) {
+    review.querySelectorAll(".note.is-coding-target").forEach(function (el) {
+      if (el !== note) el.classList.remove("is-coding-target");
+    });
+    if (note) note.classList.add("is-coding-target");
+  }
+
+  function pickerIsOpen() {
+    return picker && !picker.hidden;
+  }
+
+  function renderPickerOptions() {
+    const typed = pickerInput.value.trim().replace(/\s+/g, " ");
+    const needle = typed.toLowerCase();
+    const matches = pickerModes.filter(function (mode) {
+      return mode.name.toLowerCase().indexOf(needle) !== -1;
+    });
+    // Names that start with what was typed come first; the server's order (by name) otherwise.
+    matches.sort(function (a, b) {
+      return (b.name.toLowerCase().indexOf(needle) === 0) - (a.name.toLowerCase().indexOf(needle) === 0);
+    });
+    pickerOptions = matches.slice(0, PICKER_MAX_OPTIONS).map(function (mode) {
+      return { kind: "assign", id: mode.id, name: mode.name };
+    });
+    const exact = pickerModes.some(function (mode) { return mode.name.toLowerCase() === needle; });
+    if (typed && !exact) pickerOptions.push({ kind: "create", name: typed });
+    pickerActive = Math.min(pickerActive, Math.max(0, pickerOptions.length - 1));
+    pickerList.replaceChildren();
+    pickerOptions.forEach(function (option, index) {
+      const item = document.createElement("li");
+      item.setAttribute("role", "option");
+      item.id = "mode-option-" + index;
+      item.dataset.index = String(index);
+      item.setAttribute("aria-selected", index === pickerActive ? "true" : "false");
+      if (option.kind === "create") {
+        item.className = "create";
+        item.textContent = "Create mode \u201c" + option.name + "\u201d";
+      } else {
+        item.textContent = option.name;
+      }
+      pickerList.appendChild(item);
+    });
+    if (pickerOptions.length) {
+      pickerInput.setAttribute("aria-activedescendant", "mode-option-" + pickerActive);
+      const active = pickerList.children[pickerActive];
+      if (active) active.scrollIntoView({ block: "nearest" });
+    } else {
+      pickerInput.removeAttribute("aria-activedescendant");
+    }
+    if (!pickerModes.length && !typed) pickerStatus.textContent = "No failure modes yet: type a name to create one.";
+    else if (!pickerOptions.length) pickerStatus.textContent = "No mode matches.";
+    else pickerStatus.textContent = "";
+  }
+
+  function openPicker(note) {
+    if (!picker || !note) return false;
+    const chips = note.querySelector(".note-modes[data-assign-url]");
+    if (!chips) return false;
+    markCodingTarget(note);
+    pickerNoteId = chips.dataset.noteId;
+    const text = note.querySelector(".note-text");
+    document.getElementById("mode-picker-note").textContent = text ? text.textContent.trim().slice(0, 160) : "";
+    pickerInput.value = "";
+    pickerActive = 0;
+    pickerModes = [];
+    renderPickerOptions();
+    pickerStatus.textContent = "Loading failure modes\u2026";
+    picker.hidden = false;
+    pickerInput.focus();
+    // Fetched on each opening, so a mode created on another page or by a teammate is there.
+    fetch(picker.dataset.choicesUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json();
+      })
+      .then(function (data) {
+        pickerModes = Array.isArray(data.modes) ? data.modes : [];
+        renderPickerOptions();
+        picker.dataset.ready = "1";
+      })
+      .catch(function () {
+        pickerStatus.textContent = "Could not load the failure modes; you can still create one.";
+        picker.dataset.ready = "1";
+      });
+    return true;
+  }
+
+  function closePicker() {
+    if (!picker) return;
+    picker.hidden = true;
+    delete picker.dataset.ready;
+    pickerNoteId = null;
+    if (document.activeElement === pickerInput) pickerInput.blur();
+  }
+
+  function choosePickerOption(index) {
+    const option = pickerOptions[index];
+    const chips = pickerNoteId && document.getElementById("note-modes-" + pickerNoteId);
+    if (!option || !chips) return;
+    const url = option.kind === "create" ? chips.dataset.createUrl : chips.dataset.assignUrl;
+    const values = option.kind === "create" ? { name: option.name } : { mode: String(option.id) };
+    closePicker();
+    window.htmx.ajax("POST", url, { source: chips, target: chips, swap: "outerHTML", values: values });
+  }
+
+  if (picker) {
+    pickerInput.addEventListener("input", function () {
+      pickerActive = 0;
+      renderPickerOptions();
+    });
+    pickerInput.addEventListener("keydown", function (event) {
+      if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        if (!pickerOptions.length) return;
+        const step = event.key === "ArrowDown" ? 1 : -1;
+        pickerActive = (pickerActive + step + pickerOptions.length) % pickerOptions.length;
+        renderPickerOptions();
+      } else if (event.key === "Enter") {
+        event.preventDefault();
+        choosePickerOption(pickerActive);
+      }
+    });
+    pickerList.addEventListener("mousedown", function (event) {
+      // mousedown, not click: the input keeps focus, so the list is not torn down before the choice lands.
+      const item = event.target.closest("li[data-index]");
+      if (!item) return;
+      event.preventDefault();
+      choosePickerOption(Number(item.dataset.index));
+    });
+    picker.addEventListener("click", function (event) { if (event.target === picker) closePicker(); });
+  }
+
   document.addEventListener("keydown", function (event) {
     const target = event.target;
     if (event.key === "Escape") {
+      if (pickerIsOpen()) { closePicker(); event.preventDefault(); return; }
       if (overlay && !overlay.hidden) { toggleOverlay(false); event.preventDefault(); return; }
       if (isTyping(target)) { target.blur(); event.preventDefault(); }
       return;
@@ -154,6 +312,9 @@
     } else if (key === "r") {
       const form = document.getElementById("mark-reviewed");
       if (form) whenSettled(function () { form.requestSubmit(); }); else handled = false;
+    } else if (key === "m") {
+      if (!picker) handled = false;
+      else if (!openPicker(codingTarget())) flash("No note to code yet: write one first (n).");
     } else if (key === "?") {
       toggleOverlay();
     } else {
@@ -173,9 +334,15 @@
     if (criterion) focusCriterion(criterion.dataset.number);
   });
 
+  review.addEventListener("click", function (event) {
+    const note = event.target.closest && event.target.closest(".note");
+    if (note) markCodingTarget(note);
+  });
+
   document.addEventListener("click", function (event) {
     const action = event.target.closest && event.target.closest("[data-action]");
     if (!action) return;
+    if (action.dataset.action === "pick-mode") openPicker(action.closest(".note"));
     if (action.dataset.action === "shortcuts") toggleOverlay();
     if (action.dataset.action === "close-shortcuts") toggleOverlay(false);
   });

@@ -20,7 +20,7 @@ from judges.selectors import labelled_trace_ids, split_counts
 from judges.services import (
     judge_create,
     judge_run_execute,
-    judge_run_finish,
+    judge_run_maybe_finish,
     judge_run_start,
     judge_version_create,
     judgments_import,
@@ -75,7 +75,8 @@ def test_a_judge_starts_at_version_one_and_changes_only_by_new_versions(project,
     [
         ("assertion", {"check": "regex"}, "config: pattern: a regular expression is required"),
         ("assertion", None, "config: check: expected one of"),
-        ("llm", {"model": "x"}, "llm judges are not available yet"),
+        ("llm", {"model": "x", "few_shot": 99}, "config: few_shot: expected a number from 0 to 20"),
+        ("classifier", {"C": -1}, "config: C: expected a positive number"),
         ("external", {"x": 1}, "config: an external judge takes no settings"),
         ("oracle", {}, "kind: expected one of"),
     ],
@@ -142,7 +143,9 @@ def test_errors_are_counted_apart_from_passes_and_fails(project, labelled):
         [Judgment(run=run, trace_id=t, verdict="pass") for t in traces[:100]]
         + [Judgment(run=run, trace_id=t, error="timeout") for t in traces[100:]]
     )
-    report = judge_run_finish(run=run).report
+    JudgeRun.objects.filter(pk=run.pk).update(status="running")
+    assert judge_run_maybe_finish(run=run)
+    report = run.report
     assert (report["n"], report["errors"]) == (100, 20)
 
 

@@ -1,0 +1,193 @@
+"""A real OpenAI-compatible HTTP server on loopback that stands in for an LLM provider in tests.
+
+The code under test talks to it with the official `openai` client over a socket, exactly as it would talk to a
+provider; nothing is mocked. Tests script the replies and read back the requests:
+
+    with ScriptedLLMServer() as llm:
+        llm.reply('{"name": "Invents statistics", "definition": "…"}')   # next reply, in order
+        llm.reply("not json at all")
+        llm.fail(503)                                                   # an HTTP error
+        llm.reply("late", delay=2.0)                                    # answers after 2 s (for timeouts)
+        llm.respond_with(lambda request: Reply(content=...))            # once the script is used up
+        settings.OPENAI_BASE_URL = llm.base_url
+        ...
+        assert llm.requests[0].json["temperature"] == 0
+
+Serves `POST /v1/chat/completions` and `GET /v1/models`. With no scripted reply and no responder it answers 500
+with a message saying so, so a test that sends more calls than it expects fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted answer. `content` becomes the assistant message; `status` ≠ 200 sends an OpenAI-style error;
+    `raw_body` sends bytes as they are (for broken responses); `delay` waits first."""
+
+    content: str | None = ""
+    status: int = 200
+    delay: float = 0.0
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str = "stop"
+    raw_body: bytes | None = None
+    usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 10, "completion_tokens": 5})
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: Any  # the decoded body, or None when it was not JSON
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return (self.json or {}).get("messages", [])
+
+
+class ScriptedLLMServer:
+    def __init__(self, *, model_ids: tuple[str, ...] = ("test-model",)) -> None:
+        self.model_ids = model_ids
+        self.requests: list[RecordedRequest] = []
+        self._script: deque[Reply] = deque()
+        self._responder: Callable[[RecordedRequest], Reply] | None = None
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="llm-server", daemon=True)
+
+    # Scripting ---------------------------------------------------------------------------------------------------
+
+    def reply(self, content: str | None, **options: Any) -> None:
+        self.script(Reply(content=content, **options))
+
+    def reply_json(self, payload: Any, **options: Any) -> None:
+        self.script(Reply(content=json.dumps(payload), **options))
+
+    def fail(self, status: int, message: str = "scripted failure", **options: Any) -> None:
+        self.script(Reply(status=status, content=message, **options))
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def respond_with(self, responder: Callable[[RecordedRequest], Reply] | None) -> None:
+        """Compute replies from requests once the scripted ones are used up."""
+        self._responder = responder
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    @property
+    def chat_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    # Lifecycle ---------------------------------------------------------------------------------------------------
+
+    def start(self) -> ScriptedLLMServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ScriptedLLMServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # Serving -----------------------------------------------------------------------------------------------------
+
+    def _next_reply(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+        if self._responder is not None:
+            return self._responder(request)
+        return Reply(status=500, content=f"ScriptedLLMServer: no reply scripted for request #{len(self.requests)}")
+
+    def _completion_body(self, request: RecordedRequest, reply: Reply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        usage = {**reply.usage, "total_tokens": sum(reply.usage.values())}
+        return {
+            "id": f"chatcmpl-test-{len(self.requests)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": (request.json or {}).get("model", self.model_ids[0]),
+            "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}],
+            "usage": usage,
+        }
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_args: object) -> None:  # keep test output clean
+                return None
+
+            def _record(self, body: bytes) -> RecordedRequest:
+                try:
+                    decoded = json.loads(body) if body else None
+                except ValueError:
+                    decoded = None
+                headers = {key.lower(): value for key, value in self.headers.items()}
+                recorded = RecordedRequest(self.command, self.path, headers, decoded)
+                with server._lock:
+                    server.requests.append(recorded)
+                return recorded
+
+            def _send(self, status: int, payload: bytes) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test); nothing to answer
+
+            def do_GET(self) -> None:
+                self._record(b"")
+                if self.path.rstrip("/").endswith("/models"):
+                    data = [{"id": m, "object": "model", "created": 0, "owned_by": "tests"} for m in server.model_ids]
+                    self._send(200, json.dumps({"object": "list", "data": data}).encode())
+                else:
+                    self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = self._record(self.rfile.read(length))
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
+                    return
+                reply = server._next_reply(request)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.raw_body is not None:
+                    self._send(reply.status, reply.raw_body)
+                elif reply.status != 200:
+                    error = {"error": {"message": reply.content, "type": "test_error", "code": reply.status}}
+                    self._send(reply.status, json.dumps(error).encode())
+                else:
+                    self._send(200, json.dumps(server._completion_body(request, reply)).encode())
+
+        return Handler
