@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from annotation.ingest import import_records
 from annotation.models import Label
@@ -18,9 +20,13 @@ from annotation.trace_format import from_binarized
 from judges.models import Judge, JudgeRun, Judgment
 from judges.selectors import labelled_trace_ids, split_counts
 from judges.services import (
+    claimable_runs,
     judge_create,
+    judge_run_cancel,
+    judge_run_chunk,
     judge_run_execute,
     judge_run_maybe_finish,
+    judge_run_plan,
     judge_run_start,
     judge_version_create,
     judgments_import,
@@ -253,3 +259,31 @@ def row_in(external_id: str, trace_ids: dict[int, str], project) -> bool:
     from annotation.models import Trace
 
     return Trace.objects.get(project=project, external_id=external_id).pk in trace_ids
+
+
+def test_cancelling_a_running_run_stops_its_chunks_and_keeps_it_cancelled(project, labelled):
+    judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    run = judge_run_start(version=judge.latest_version(), split="all")
+    chunks = judge_run_plan(run=run)
+    assert len(chunks) == 1 and run.status == "running"
+    judge_run_cancel(run=run)
+    assert judge_run_chunk(run=run, trace_ids=chunks[0]) == 0
+    assert not judge_run_maybe_finish(run=run)
+    run.refresh_from_db()
+    assert (run.status, run.report) == ("cancelled", None)
+    assert not Judgment.objects.filter(run=run).exists()
+
+
+def test_a_run_whose_worker_died_is_planned_again_for_what_is_missing(project, labelled):
+    judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    run = judge_run_start(version=judge.latest_version(), split="all")
+    (chunk,) = judge_run_plan(run=run)
+    judge_run_chunk(run=run, trace_ids=chunk[:50])  # then the worker is killed
+    assert judge_run_plan(run=run) == []  # its heartbeat is fresh: another delivery must not take it over
+    JudgeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    assert list(claimable_runs(timezone.now())) == [run]
+    (rest,) = judge_run_plan(run=run)
+    assert sorted(rest) == sorted(chunk[50:])
+    judge_run_chunk(run=run, trace_ids=rest)
+    assert judge_run_maybe_finish(run=run)
+    assert Judgment.objects.filter(run=run).count() == 120 and run.report["n"] == 120
