@@ -8,14 +8,12 @@ import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from annotation.services import DomainError
 from judges.management.commands._common import judge_by_name, project_by_slug
 from judges.models import JudgeRun
-from judges.services import judge_run_execute, judge_run_start
+from judges.services import judge_run_enqueue, judge_run_execute, judge_run_start
 from judges.stats import METRICS
-from judges.tasks import judge_run_task
 
 
 class Command(BaseCommand):
@@ -46,14 +44,12 @@ class Command(BaseCommand):
                 f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
             )
         try:
-            run = judge_run_start(version=version, split=options["split"])
+            if options["inline"]:
+                run = judge_run_execute(run=judge_run_start(version=version, split=options["split"]))
+            else:
+                run = self._wait(judge_run_enqueue(version=version, split=options["split"]), options["timeout"])
         except DomainError as exc:
             raise CommandError(str(exc)) from None
-        if options["inline"]:
-            run = judge_run_execute(run=run)
-        else:
-            transaction.on_commit(lambda: judge_run_task.delay(run.pk))
-            run = self._wait(run, options["timeout"])
         if run.status != JudgeRun.Status.DONE:
             raise CommandError(f"run {run.pk} ended {run.status}: {run.error or 'no report'}")
         if options["json"]:
