@@ -21,12 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.cluster.hierarchy import linkage
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
-from sklearn.preprocessing import normalize
+
+# SciPy and scikit-learn are imported where they are used: this module is reachable from every web process (its
+# constants and dataclasses are), and those two libraries would add ~100 MB and seconds to each start.
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 ProgressCallback = Callable[[str, int], None]
 
@@ -43,8 +46,14 @@ NAME_MAX_CHARS = 200
 WORD_WEIGHT = 0.5
 # Rows of the similarity matrix computed at once: bounds the dense temporary to BLOCK × n float64s.
 BLOCK_ROWS = 512
+
+
 # Negations carry the meaning of failure notes ("does not cite"), so they are kept when naming.
-_NAMING_STOP_WORDS = frozenset(ENGLISH_STOP_WORDS) - {"not", "no", "never", "nor", "without", "cannot", "none"}
+@cache
+def _naming_stop_words() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS) - {"not", "no", "never", "nor", "without", "cannot", "none"}
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,8 @@ def cluster_notes(
     report("distances", 10)
     condensed = _condensed_cosine_distances(combined[tree_rows], lambda share: report("distances", 10 + share * 50))
     report("linking", 65)
+    from scipy.cluster.hierarchy import linkage
+
     tree = linkage(condensed, method="average")
     del condensed
     report("cutting", 80)
@@ -162,6 +173,10 @@ def cluster_notes(
 
 def _vectorize(texts: Sequence[str]) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Combined L2-normalised vectors for distances, the word part alone for naming, and the word vocabulary."""
+    import scipy.sparse as sp
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import normalize
+
     word_vectorizer = TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True, dtype=np.float64)
     try:
         words = word_vectorizer.fit_transform(texts).tocsr()
@@ -254,6 +269,8 @@ def _groups_from_labels(labels: np.ndarray, rows: np.ndarray, min_size: int) -> 
 
 
 def _centroids(vectors: sp.csr_matrix, member_rows: Sequence[Sequence[int]]) -> np.ndarray:
+    from sklearn.preprocessing import normalize
+
     centroids = np.vstack([np.asarray(vectors[list(rows)].mean(axis=0)).ravel() for rows in member_rows])
     return normalize(centroids)
 
@@ -329,7 +346,7 @@ def _top_terms(
         term = str(vocabulary[index])
         term_words = set(term.split())
         # "the", "date for": a term with a function word in it names nothing.
-        if term_words & _NAMING_STOP_WORDS:
+        if term_words & _naming_stop_words():
             continue
         # "wrong date" and "date" say the same thing twice; keep whichever ranked first.
         if any(term_words & set(other.split()) for other in chosen):

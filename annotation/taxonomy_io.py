@@ -15,9 +15,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import TextField
@@ -48,6 +47,9 @@ EXPORT_FORMATS = ("csv", "json")
 # a chunk stays a few megabytes whatever the size of the project (the peak is ~20 MB at 200,000 notes).
 NOTES_CHUNK = 10_000
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+if TYPE_CHECKING:  # pandas (with pyarrow) costs seconds and ~100 MB to import; only exports need it
+    import pandas as pd
 
 
 def export_filename(project: Project, what: str, fmt: str) -> str:
@@ -90,6 +92,8 @@ def failure_modes_frame(*, project: Project) -> pd.DataFrame:
         }
         for count in counts
     ]
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=list(MODE_COLUMNS))
 
 

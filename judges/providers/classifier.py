@@ -18,14 +18,16 @@ import io
 import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
 
 from judges.providers import ConfigError, Outcome, TraceInput
+
+# scikit-learn is imported where a pipeline is built: every web process imports this module (through the judge
+# services) and would otherwise pay for it at start. Unpickling a trained pipeline imports what it needs.
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 DEFAULTS: dict[str, Any] = {"C": 1.0, "max_features": 50_000}
 MAX_TEXT_CHARS = 20_000
@@ -116,6 +118,10 @@ class TrainedClassifier:
 
 
 def _pipeline(config: dict[str, Any], seed: int) -> Pipeline:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+
     parts: list[tuple[str, TfidfVectorizer]] = [
         ("words", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, max_features=config["max_features"]))
     ]
