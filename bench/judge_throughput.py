@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -50,7 +52,6 @@ def main() -> int:
     from judges.providers import TraceInput
     from judges.providers.classifier import TrainedClassifier
     from judges.services import judge_create, judge_run_execute, judge_run_start
-    from tests.llm_server import Reply, ScriptedLLMServer
 
     rng = random.Random(3)
     expert = User.objects.create(username="bench-expert")
@@ -86,14 +87,13 @@ def main() -> int:
     import_records(project=llm_project, records=records[:LLM_TRACES])
     llm_criterion = Criterion.objects.get(project=llm_project, name="polite")
     settings.EVALSTUDIO_JUDGE_CONCURRENCY = CONCURRENCY
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-
-        def answer(request):
-            verdict = "fail" if "sorry" in request.messages[-1]["content"].lower() else "pass"
-            return Reply(content=json.dumps({"reasoning": "checked", "verdict": verdict}), delay=LATENCY_S)
-
-        server.respond_with(answer)
+    # The provider runs in its own process, as a real one would: in this process its threads would compete with
+    # the judge's for the interpreter lock and the figure would measure that instead.
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ}
+    )
+    try:
+        settings.OPENAI_BASE_URL = server.stdout.readline().strip()
         llm_judge = judge_create(
             project=llm_project, criterion=llm_criterion, name="llm", kind="llm", config={"few_shot": 0, "model": "m"}
         )
@@ -101,6 +101,9 @@ def main() -> int:
         started = time.perf_counter()
         llm_run = judge_run_execute(run=llm_run)
         llm_seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait()
     llm_rate = llm_run.total / llm_seconds
     bound = CONCURRENCY / LATENCY_S
 
@@ -113,5 +116,21 @@ def main() -> int:
     return 0
 
 
+def serve() -> None:
+    """The stand-in provider: answers every call after LATENCY_S, failing apologies; prints its base URL."""
+    from tests.llm_server import Reply, ScriptedLLMServer
+
+    def answer(request):
+        verdict = "fail" if "sorry" in request.messages[-1]["content"].lower() else "pass"
+        return Reply(content=json.dumps({"reasoning": "checked", "verdict": verdict}), delay=LATENCY_S)
+
+    with ScriptedLLMServer() as server:
+        server.respond_with(answer)
+        print(server.base_url, flush=True)
+        threading.Event().wait()
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        serve()
     sys.exit(main())

@@ -31,7 +31,7 @@ from judges.stats import alignment_report
 NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
 # Traces per chunk of work (one task on the worker) for assertion and classifier judges.
 CHUNK_SIZE = 500
-LLM_CHUNK_CALLS_PER_SLOT = 8
+LLM_CHUNK_CALLS_PER_SLOT = 16
 # A running judge run touches its heartbeat after every chunk; this much silence means its worker is gone.
 RUN_STALE_AFTER = timedelta(minutes=2)
 MAX_REASONING_CHARS = 20_000

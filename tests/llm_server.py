@@ -140,6 +140,9 @@ class ScriptedLLMServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes; with Nagle's algorithm the body then waits for the client's
+            # delayed ACK (~40 ms on Linux), which no real provider adds to every call.
+            disable_nagle_algorithm = True
 
             def log_message(self, *_args: object) -> None:  # keep test output clean
                 return None
