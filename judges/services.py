@@ -473,7 +473,8 @@ def _judgment(run: JudgeRun, trace_id: int, outcome: Outcome) -> Judgment:
 
 
 def _copy_imported(run: JudgeRun) -> None:
-    """An external judge's run on a split: the latest imported verdicts for the split's traces."""
+    """An external judge's run on a split: the latest imported verdicts for the split's traces. Its total is what
+    was imported for them: a trace the other tool never judged is not this run's to wait for."""
     source = _latest_import(run.version.judge)
     if source is None:
         raise DomainError("no imported judgments to measure")
@@ -494,6 +495,8 @@ def _copy_imported(run: JudgeRun) -> None:
         ignore_conflicts=True,
         batch_size=2000,
     )
+    run.total = Judgment.objects.filter(run=run).count()
+    JudgeRun.objects.filter(pk=run.pk).update(total=run.total)
 
 
 # --- verdicts made elsewhere ---------------------------------------------------------------------------------------

@@ -168,6 +168,11 @@ def test_imported_verdicts_are_measured_like_any_other_judge(project, labelled):
     run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="test"))
     assert run.report["n"] == len(labelled_trace_ids(criterion=labelled, split="test"))
     assert Judgment.objects.filter(run=run, reasoning__startswith="r").count() == run.report["n"]
+    # Verdicts for only some traces: the run measures those and finishes (it does not wait for the rest).
+    partial = judge_create(project=project, criterion=labelled, name="partial", kind="external")
+    judgments_import(judge=partial, stream=judgments_file(*rows[:30]), source_name="partial.jsonl")
+    run = judge_run_execute(run=judge_run_start(version=partial.latest_version(), split="all"))
+    assert (run.status, run.total, run.report["n"]) == ("done", 30, 30)
 
 
 def test_a_bad_judgments_file_is_reported_line_by_line_and_nothing_lands(project, labelled):
