@@ -32,7 +32,8 @@ from typing import Any
 @dataclass
 class Reply:
     """One scripted answer. `content` becomes the assistant message; `status` ≠ 200 sends an OpenAI-style error;
-    `raw_body` sends bytes as they are (for broken responses); `delay` waits first."""
+    `raw_body` sends bytes as they are (for broken responses); `delay` waits first; `headers` are added to the
+    response (e.g. `{"Retry-After": "1"}` on a 429)."""
 
     content: str | None = ""
     status: int = 200
@@ -41,6 +42,7 @@ class Reply:
     finish_reason: str = "stop"
     raw_body: bytes | None = None
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 10, "completion_tokens": 5})
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     json: Any  # the decoded body, or None when it was not JSON
+    received_at: float = 0.0  # time.monotonic() on arrival
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -153,16 +156,18 @@ class ScriptedLLMServer:
                 except ValueError:
                     decoded = None
                 headers = {key.lower(): value for key, value in self.headers.items()}
-                recorded = RecordedRequest(self.command, self.path, headers, decoded)
+                recorded = RecordedRequest(self.command, self.path, headers, decoded, time.monotonic())
                 with server._lock:
                     server.requests.append(recorded)
                 return recorded
 
-            def _send(self, status: int, payload: bytes) -> None:
+            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    for name, value in (headers or {}).items():
+                        self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
@@ -186,11 +191,11 @@ class ScriptedLLMServer:
                 if reply.delay:
                     time.sleep(reply.delay)
                 if reply.raw_body is not None:
-                    self._send(reply.status, reply.raw_body)
+                    self._send(reply.status, reply.raw_body, reply.headers)
                 elif reply.status != 200:
                     error = {"error": {"message": reply.content, "type": "test_error", "code": reply.status}}
-                    self._send(reply.status, json.dumps(error).encode())
+                    self._send(reply.status, json.dumps(error).encode(), reply.headers)
                 else:
-                    self._send(200, json.dumps(server._completion_body(request, reply)).encode())
+                    self._send(200, json.dumps(server._completion_body(request, reply)).encode(), reply.headers)
 
         return Handler

@@ -204,3 +204,18 @@ def test_prompt_preview_is_what_would_be_sent(project, criterion):
         messages[-1]["content"] == f"<trace>\n<input>\n{trace.input}\n</input>\n<output>\nSorry!\n</output>\n</trace>"
     )
     assert "Fail when the reply apologises." in messages[0]["content"]
+
+
+@pytest.mark.django_db
+def test_a_429_is_retried_after_the_providers_retry_after(project, criterion, llm_server, settings):
+    settings.EVALSTUDIO_JUDGE_CONCURRENCY = 1
+    judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 0})
+    good = json.dumps({"reasoning": "ok", "verdict": "pass"})
+    llm_server.respond_with(lambda _request: Reply(content=good))
+    llm_server.script(Reply(status=429, content="slow down", headers={"Retry-After": "2"}))
+    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    assert run.report["errors"] == 0
+    # The retry came as told: two seconds later, well beyond the client's own first backoff (about half a second).
+    refused, retried = llm_server.chat_requests[:2]
+    assert refused.messages == retried.messages
+    assert retried.received_at - refused.received_at >= 1.9
