@@ -49,9 +49,11 @@ NAME_MAX_CHARS = ReviewSession._meta.get_field("name").max_length
 METADATA_KEY_MAX_CHARS = 200
 # Strategies that need a metadata key to work on.
 KEYED = frozenset({Strategy.STRATIFIED, Strategy.RARE_METADATA})
+# Disagreements are traces the expert already reviewed, and a session's queue walks unreviewed traces only; until
+# the queue can revisit reviewed ones, they are read on a judge run's page.
 DISAGREEMENTS_UNAVAILABLE = (
-    "Judge–expert disagreements need judges that have been run against the expert's labels, and judges are not "
-    "built yet. Choose another strategy."
+    "Sessions of judge–expert disagreements are not available yet: the expert has already reviewed those traces. "
+    "Read them in a judge run's disagreement browser (Judges → a run). Choose another strategy here."
 )
 
 
