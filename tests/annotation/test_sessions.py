@@ -241,7 +241,7 @@ def test_newest_production_refuses_a_contradicting_source_filter(project, expert
 
 
 @pytest.mark.django_db
-def test_disagreements_are_refused_until_judges_exist(project, expert):
+def test_disagreement_sessions_are_refused_with_the_reason(project, expert):
     _traces(project, 3)
     with pytest.raises(DomainError, match="Sessions of judge–expert disagreements are not available yet"):
         _create(project, expert, strategy="disagreements")
