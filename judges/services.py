@@ -32,8 +32,6 @@ NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
 # Traces per chunk of work (one task on the worker) for assertion and classifier judges.
 CHUNK_SIZE = 500
 LLM_CHUNK_CALLS_PER_SLOT = 16
-# A running judge run touches its heartbeat after every chunk; this much silence means its worker is gone.
-RUN_STALE_AFTER = timedelta(minutes=2)
 MAX_REASONING_CHARS = 20_000
 # Judges a chunk of traces, in order.
 Scorer = Callable[[list[TraceInput]], list[Outcome]]
@@ -201,7 +199,8 @@ def _latest_import(judge: Judge) -> JudgeRun | None:
 
 
 def _stale_before(now: datetime) -> datetime:
-    return now - RUN_STALE_AFTER
+    # A running judge run touches its heartbeat after every chunk; this much silence means its worker is gone.
+    return now - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS)
 
 
 def claimable_runs(now: datetime) -> QuerySet[JudgeRun]:
