@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.models import Criterion
 from annotation.services import DomainError
+from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import (
     DISAGREEMENT_KINDS,
@@ -121,6 +122,8 @@ class CriterionSection:
     criterion: Criterion
     splits: list[tuple[str, int, int]]  # (split, pass count, fail count)
     judges: list[JudgeSummary]
+    # The cost ladder on dev: every judge's latest dev run, cheapest first (None before any dev run).
+    ladder: Ladder | None = None
 
 
 @login_required
@@ -140,6 +143,10 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
                 runs.append((split, run, alignment_verdict(run.report) if run else ""))
         summary = JudgeSummary(judge=judge, versions=list(judge.versions.all()), runs=runs)
         by_criterion.setdefault(judge.criterion_id, []).append(summary)
+    judges_by_id = {summary.judge.pk: summary.judge for summaries in by_criterion.values() for summary in summaries}
+    ladders = cost_ladders(
+        [(judges_by_id[judge_id], run) for (judge_id, split), run in latest.items() if split == "dev"]
+    )
     sections = []
     for criterion in Criterion.objects.filter(project=project).order_by("position", "id"):
         split_count = counts[criterion.pk]
@@ -148,6 +155,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
                 criterion=criterion,
                 splits=[(split, split_count[split]["pass"], split_count[split]["fail"]) for split in SPLITS],
                 judges=by_criterion.get(criterion.pk, []),
+                ladder=ladders.get(criterion.pk),
             )
         )
     context = {
