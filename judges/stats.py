@@ -12,7 +12,7 @@ computes every metric on arrays, so 20,000 resamples cost milliseconds rather th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,11 +171,15 @@ def wilson_interval(successes: int, n: int, *, z: float = Z_95) -> tuple[float, 
         raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
     if n == 0:
         return None
-    p = successes / n
+    low, high = _wilson_bounds(successes / n, n, z)
+    return (max(0.0, low), min(1.0, high))
+
+
+def _wilson_bounds(rate: float, n: int, z: float) -> tuple[float, float]:
     denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    centre = (rate + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denominator
+    return centre - half, centre + half
 
 
 def alignment_report(
@@ -197,3 +201,138 @@ def alignment_report(
         "errors": errors,
         "split": split,
     }
+
+
+# --- beyond one confusion matrix (issue 5's statistics) ------------------------------------------------------------
+
+
+def corrected_pass_rate(tpr: float, tnr: float, observed_pass_rate: float) -> float | None:
+    """Rogan–Gladen: the true pass rate behind a judge's observed one, θ = (p_obs + TNR − 1) / (TPR + TNR − 1),
+    clipped to [0, 1]. None when TPR + TNR ≤ 1: a judge no better than chance says nothing about the truth."""
+    denominator = tpr + tnr - 1
+    if denominator <= 0:
+        return None
+    return min(1.0, max(0.0, (observed_pass_rate + tnr - 1) / denominator))
+
+
+@dataclass(frozen=True)
+class CorrectedRate:
+    estimate: float
+    low: float
+    high: float
+    observed: float
+
+
+def corrected_pass_rate_interval(
+    cm: ConfusionMatrix,
+    *,
+    judged_passes: int,
+    judged: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> CorrectedRate | None:
+    """The corrected pass rate of a production sample (`judged_passes` of `judged` traces passed by the judge) with
+    a bootstrap interval that resamples both sources of error: the labelled set the judge's TPR/TNR come from (a
+    multinomial over the four cells) and the production sample (a binomial). Resamples where the correction is
+    undefined are dropped. None when the point estimate is undefined (no labelled pass or fail, TPR + TNR ≤ 1, or
+    an empty sample)."""
+    if judged < 0 or not 0 <= judged_passes <= judged:
+        raise ValueError(f"need 0 <= judged_passes <= judged, got {judged_passes} of {judged}")
+    point = metrics(cm)
+    if judged == 0 or point["tpr"] is None or point["tnr"] is None:
+        return None
+    observed = judged_passes / judged
+    estimate = corrected_pass_rate(point["tpr"], point["tnr"], observed)
+    if estimate is None:
+        return None
+    rng = np.random.default_rng(seed)
+    cells = _multinomial_cells(cm, resamples, rng).astype(np.float64)
+    tp, fn, fp, tn = cells.T
+    observed_draws = rng.binomial(judged, observed, size=resamples) / judged
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr, tnr = tp / (tp + fn), tn / (tn + fp)
+        denominator = tpr + tnr - 1
+        theta = np.clip((observed_draws + tnr - 1) / denominator, 0.0, 1.0)
+    valid = theta[(denominator > 0) & np.isfinite(theta)]
+    if valid.size == 0:
+        return None
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(valid, [tail, 100 - tail])
+    return CorrectedRate(estimate=estimate, low=float(low), high=float(high), observed=observed)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float | None:
+    """Unbiased pass@k from n trials with c successes: 1 − C(n−c, k)/C(n, k), the chance that at least one of k
+    trials drawn without replacement succeeds. None when k > n (not estimable from n trials)."""
+    _check_trials(n, c, k)
+    if k > n:
+        return None
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def pass_hat_k(n: int, c: int, k: int) -> float | None:
+    """pass^k: C(c, k)/C(n, k), the chance that all of k trials drawn without replacement succeed. None when k > n."""
+    _check_trials(n, c, k)
+    if k > n:
+        return None
+    return math.comb(c, k) / math.comb(n, k)
+
+
+def _check_trials(n: int, c: int, k: int) -> None:
+    if n < 0 or not 0 <= c <= n or k < 1:
+        raise ValueError(f"need 0 <= c <= n and k >= 1, got n={n}, c={c}, k={k}")
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value for paired outcomes: `only_a` pairs where only A passed, `only_b` where only
+    B did. Under "no difference" each discordant pair is a fair coin. 1.0 when there is no discordant pair."""
+    if only_a < 0 or only_b < 0:
+        raise ValueError(f"counts must be non-negative, got {only_a} and {only_b}")
+    discordant = only_a + only_b
+    if discordant == 0:
+        return 1.0
+    from scipy.stats import binom  # SciPy is heavy to import; only comparisons need it
+
+    return float(min(1.0, 2 * binom.cdf(min(only_a, only_b), discordant, 0.5)))
+
+
+def paired_bootstrap_difference(
+    a: Sequence[bool], b: Sequence[bool], *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """Pass rate of B minus pass rate of A on the same traces, with a percentile bootstrap interval that resamples
+    traces (keeping each trace's pair together). Raises ValueError on unequal or empty inputs."""
+    if len(a) != len(b):
+        raise ValueError(f"paired outcomes need equal lengths, got {len(a)} and {len(b)}")
+    if not a:
+        raise ValueError("paired outcomes are empty")
+    diffs = np.asarray(b, dtype=np.float64) - np.asarray(a, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    # The difference only depends on how often each of the three values (-1, 0, 1) is drawn: a multinomial.
+    counts = np.array([(diffs == v).sum() for v in (-1.0, 0.0, 1.0)], dtype=np.float64)
+    draws = rng.multinomial(len(diffs), counts / len(diffs), size=resamples)
+    means = (draws[:, 2] - draws[:, 0]) / len(diffs)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diffs.mean()), float(low), float(high)
+
+
+def labels_needed(
+    expected_rate: float, target_lower_bound: float, *, z: float = Z_95, limit: int = 100_000
+) -> int | None:
+    """How many labels of one class make the Wilson lower bound of a rate expected to be `expected_rate` reach
+    `target_lower_bound`: pass labels for TPR, fail labels for TNR. None when no number up to `limit` does (the
+    expected rate is not above the target)."""
+    if not 0 <= target_lower_bound < 1 or not 0 <= expected_rate <= 1:
+        raise ValueError(f"rates must be in [0, 1], got expected {expected_rate} and target {target_lower_bound}")
+    if expected_rate <= target_lower_bound:
+        return None
+    low, high = 1, limit
+    if _wilson_bounds(expected_rate, high, z)[0] < target_lower_bound:
+        return None
+    while low < high:  # the bound grows with n for a fixed rate: binary search for the smallest n
+        mid = (low + high) // 2
+        if _wilson_bounds(expected_rate, mid, z)[0] >= target_lower_bound:
+            high = mid
+        else:
+            low = mid + 1
+    return low
