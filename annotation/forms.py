@@ -1,11 +1,17 @@
-"""Forms for the review page: labels, notes and the sitting target. Validation only; writes go through services."""
+"""Forms for the review page (labels, notes, the sitting target) and for criteria. Validation only; writes go
+through services."""
 
 from __future__ import annotations
 
 from django import forms
 
 from annotation.models import Verdict
-from annotation.services import CRITIQUE_MAX_CHARS, NOTE_MAX_CHARS
+from annotation.services import (
+    CRITERION_DEFINITION_MAX_CHARS,
+    CRITERION_NAME_MAX_CHARS,
+    CRITIQUE_MAX_CHARS,
+    NOTE_MAX_CHARS,
+)
 
 
 class LabelForm(forms.Form):
@@ -24,3 +30,20 @@ class SittingForm(forms.Form):
     target = forms.IntegerField(min_value=1, max_value=100_000, required=False)
     restart = forms.BooleanField(required=False)
     next = forms.CharField(required=False, max_length=2000)
+
+
+class CriterionForm(forms.Form):
+    name = forms.CharField(max_length=CRITERION_NAME_MAX_CHARS)
+    definition = forms.CharField(
+        max_length=CRITERION_DEFINITION_MAX_CHARS,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What pass and what fail mean, in the expert's words. LLM judges are given this text.",
+    )
+    failure_mode = forms.ModelChoiceField(
+        queryset=None, required=False, empty_label="— none —", help_text="The failure mode this criterion checks for."
+    )
+
+    def __init__(self, *args, modes, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["failure_mode"].queryset = modes

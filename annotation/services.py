@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from annotation.models import (
     ApiToken,
     Criterion,
+    FailureMode,
     Label,
     LabelChange,
     Membership,
@@ -174,3 +176,57 @@ def note_delete(*, note: Note, user: AbstractBaseUser) -> None:
     if note.author_id != user.pk:
         raise DomainError("Only the author can delete a note")
     note.delete()
+
+
+# --- criteria ------------------------------------------------------------------------------------------------------
+
+CRITERION_NAME_MAX_CHARS = Criterion._meta.get_field("name").max_length
+CRITERION_DEFINITION_MAX_CHARS = 5000
+
+
+def _clean_criterion(
+    project: Project, name: str, definition: str, failure_mode: FailureMode | None, *, exclude: Criterion | None
+) -> tuple[str, str]:
+    name = " ".join(name.split())
+    if not name:
+        raise DomainError("A criterion needs a name")
+    if len(name) > CRITERION_NAME_MAX_CHARS:
+        raise DomainError(f"A criterion name is limited to {CRITERION_NAME_MAX_CHARS} characters")
+    definition = definition.strip()
+    if len(definition) > CRITERION_DEFINITION_MAX_CHARS:
+        raise DomainError(f"A definition is limited to {CRITERION_DEFINITION_MAX_CHARS} characters")
+    clash = Criterion.objects.filter(project=project, name__iexact=name)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise DomainError(f"A criterion named “{name}” already exists in this project")
+    if failure_mode is not None:
+        if failure_mode.project_id != project.pk:
+            raise DomainError(f"Failure mode “{failure_mode.name}” belongs to another project")
+        if failure_mode.is_retired and (exclude is None or exclude.failure_mode_id != failure_mode.pk):
+            raise DomainError(f"Failure mode “{failure_mode.name}” is retired; link a current mode")
+    return name, definition
+
+
+@transaction.atomic
+def criterion_create(
+    *, project: Project, name: str, definition: str = "", failure_mode: FailureMode | None = None
+) -> Criterion:
+    """A pass/fail question the expert answers per trace, usually born from a failure mode."""
+    name, definition = _clean_criterion(project, name, definition, failure_mode, exclude=None)
+    position = (project.criteria.aggregate(m=Max("position"))["m"] or 0) + 1
+    return Criterion.objects.create(
+        project=project, name=name, definition=definition, failure_mode=failure_mode, position=position
+    )
+
+
+@transaction.atomic
+def criterion_update(
+    *, criterion: Criterion, name: str, definition: str, failure_mode: FailureMode | None
+) -> Criterion:
+    """Rename, redefine or relink a criterion. Its labels, judges and splits stay: they hang on the criterion, not
+    its name (an import naming the old name would create a new criterion, though)."""
+    name, definition = _clean_criterion(criterion.project, name, definition, failure_mode, exclude=criterion)
+    criterion.name, criterion.definition, criterion.failure_mode = name, definition, failure_mode
+    criterion.save(update_fields=["name", "definition", "failure_mode"])
+    return criterion

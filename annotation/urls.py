@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from annotation.views import codebook, coding, imports, projects, review, suggestions, taxonomy, taxonomy_io
+from annotation.views import codebook, coding, criteria, imports, projects, review, suggestions, taxonomy, taxonomy_io
 from annotation.views import sessions as session_views
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
     path("projects/<slug:slug>/", projects.project_detail, name="project_detail"),
+    # Criteria: the pass/fail questions the expert labels and the judges answer.
+    path("projects/<slug:slug>/criteria/new/", criteria.criterion_new, name="criterion_new"),
+    path("projects/<slug:slug>/criteria/<int:criterion_id>/", criteria.criterion_edit, name="criterion_edit"),
     # Reviewing: the queue, the trace list (keyset-paginated) and one trace. External ids may hold any character,
     # so the trace page takes the rest of the path; actions address traces by primary key under /t/.
     path("projects/<slug:slug>/review/", review.review_queue, name="review_queue"),

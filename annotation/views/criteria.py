@@ -1,0 +1,85 @@
+"""Criteria: the pass/fail questions the expert labels and each judge answers. Created and edited here (or by
+imported labels naming them); viewers read them on the project page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from annotation.access import ProjectAccess, get_project_for_user
+from annotation.forms import CriterionForm
+from annotation.models import Criterion, FailureMode, Project
+from annotation.services import DomainError, criterion_create, criterion_update
+
+TEMPLATE = "annotation/criterion_form.html"
+
+
+def _require_coder(access: ProjectAccess) -> None:
+    if not access.can_code:
+        raise PermissionDenied("Only the expert and engineers can change criteria")
+
+
+def _modes(project: Project, current: FailureMode | None = None):
+    # Current modes, plus the one already linked even if it has been retired since (so the form shows it).
+    keep = Q(retired_at__isnull=True) | (Q(pk=current.pk) if current is not None else Q(pk__in=[]))
+    return FailureMode.objects.filter(project=project).filter(keep).order_by("name")
+
+
+@login_required
+def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    _require_coder(access)
+    project = access.project
+    modes = _modes(project)
+    if request.method == "POST":
+        form = CriterionForm(request.POST, modes=modes)
+        if form.is_valid():
+            try:
+                criterion = criterion_create(project=project, **form.cleaned_data)
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Criterion “{criterion.name}” created.")
+                return redirect("project_detail", slug=project.slug)
+    else:
+        # "Make a criterion" from a failure mode's page: prefilled from the mode.
+        initial = {}
+        mode = modes.filter(pk=request.GET.get("mode")).first() if request.GET.get("mode", "").isdigit() else None
+        if mode is not None:
+            initial = {"name": mode.name, "definition": mode.definition, "failure_mode": mode}
+        form = CriterionForm(initial=initial, modes=modes)
+    return render(request, TEMPLATE, {"project": project, "access": access, "form": form, "criterion": None})
+
+
+@login_required
+def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    _require_coder(access)
+    project = access.project
+    criterion = get_object_or_404(Criterion.objects.select_related("failure_mode"), pk=criterion_id, project=project)
+    modes = _modes(project, criterion.failure_mode)
+    if request.method == "POST":
+        form = CriterionForm(request.POST, modes=modes)
+        if form.is_valid():
+            try:
+                criterion_update(criterion=criterion, **form.cleaned_data)
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Criterion “{criterion.name}” saved.")
+                return redirect("project_detail", slug=project.slug)
+    else:
+        form = CriterionForm(
+            initial={
+                "name": criterion.name,
+                "definition": criterion.definition,
+                "failure_mode": criterion.failure_mode,
+            },
+            modes=modes,
+        )
+    context = {"project": project, "access": access, "form": form, "criterion": criterion}
+    return render(request, TEMPLATE, context, status=400 if form.errors else 200)
