@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project
+from annotation.models import Criterion, FailureMode, FailureModeChange, Note, NoteFailureMode, Project
 from annotation.services import DomainError
 
 MODE_NAME_MAX_CHARS = FailureMode._meta.get_field("name").max_length
@@ -199,6 +199,8 @@ def failure_mode_merge(*, source: FailureMode, target: FailureMode, actor: Abstr
     source.retired_at = timezone.now()
     source.merged_into = target
     source.save(update_fields=["retired_at", "merged_into"])
+    # A criterion born from the source now checks for the merged mode.
+    criteria_moved = Criterion.objects.filter(failure_mode=source).update(failure_mode=target)
     detail = {
         "source_id": source.pk,
         "source_name": source.name,
@@ -212,6 +214,7 @@ def failure_mode_merge(*, source: FailureMode, target: FailureMode, actor: Abstr
         "target_traces_after": target_traces_after,
         "target_notes_before": target_notes_before,
         "target_notes_after": target_notes_after,
+        "criteria_moved": criteria_moved,
     }
     _record(source, FailureModeChange.Action.MERGED, actor, role="source", **detail)
     _record(target, FailureModeChange.Action.MERGED, actor, role="target", **detail)

@@ -30,7 +30,7 @@ from annotation.codebook import (
 from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode, Project, Role, Trace
 from annotation.services import DomainError
 from annotation.taxonomy import failure_mode_counts
-from tests.factories import add_member, code_note, make_note, make_project, make_trace, make_user
+from tests.factories import add_member, code_note, make_criterion, make_note, make_project, make_trace, make_user
 
 Action = FailureModeChange.Action
 
@@ -185,6 +185,15 @@ def test_merge_writes_history_on_both_modes(project, expert):
         assert (detail["notes_moved"], detail["notes_already_on_target"]) == (1, 1)
         assert (detail["target_traces_before"], detail["target_traces_after"]) == (1, 2)
         assert (detail["source_notes"], detail["source_traces"]) == (2, 2)
+
+
+def test_merge_moves_the_criteria_of_the_source_to_the_target(project, expert):
+    source, target = new_mode(project, "Made-up numbers"), new_mode(project, "Hallucination")
+    criterion = make_criterion(project=project, name="grounded", failure_mode=source)
+    failure_mode_merge(source=source, target=target, actor=expert)
+    criterion.refresh_from_db()
+    assert criterion.failure_mode == target
+    assert changes(target)[-1].detail["criteria_moved"] == 1
 
 
 def test_merge_into_itself_is_refused(project, expert):
