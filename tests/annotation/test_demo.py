@@ -16,6 +16,7 @@ from django.core.management.base import CommandError
 
 from annotation.demo.generate import CRITERIA, DEFAULT_OUT, generate
 from annotation.models import Criterion, Label, Note, Project, Role, Trace
+from judges.models import JudgeRun
 
 CRITERION_NAMES = {name for name, _ in CRITERIA}
 
@@ -153,6 +154,13 @@ def test_load_demo_creates_user_project_criteria_and_traces(settings, records):
     assert Label.objects.filter(trace__project=project, author=user).count() == expected_labels
     assert Note.objects.filter(trace__project=project).count() == sum(len(r.get("notes", [])) for r in records)
     assert f"{len(records)} traces created" in output
+    # Two cheap judges, measured on dev, so the judges page has something to show.
+    runs = JudgeRun.objects.filter(version__judge__project=project)
+    assert sorted(runs.values_list("version__judge__name", "split", "status")) == [
+        ("grounded-tfidf", "dev", "done"),
+        ("no-promises-or-agent-codes", "dev", "done"),
+    ]
+    assert all(run.report["n"] > 0 for run in runs)
 
 
 @pytest.mark.django_db
@@ -164,7 +172,8 @@ def test_load_demo_twice_creates_nothing_the_second_time(settings, records):
     output = _load_demo()
     assert (User.objects.count(), Project.objects.count(), Criterion.objects.count(), Trace.objects.count()) == counts
     assert (Label.objects.count(), Note.objects.count()) == (labels, notes)
-    assert f"0 traces created, {len(records)} already present" in output
+    assert f"0 traces created, {len(records)} already present. Log in" in output
+    assert JudgeRun.objects.count() == 2
 
 
 @pytest.mark.django_db

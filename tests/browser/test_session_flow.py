@@ -29,7 +29,7 @@ def test_expert_creates_a_stratified_session_and_reviews_it_with_the_keyboard(pa
     page.wait_for_selector("#new-session")
     # The disagreements strategy is there, but cannot be chosen yet, and says why.
     assert page.is_disabled('input[name="strategy"][value="disagreements"]')
-    assert "judges are not built yet" in page.inner_text("#disagreements-help")
+    assert "disagreements are not available yet" in page.inner_text("#disagreements-help")
 
     # A missing key is reported on the form, and nothing is created.
     page.check('input[name="strategy"][value="stratified"]')

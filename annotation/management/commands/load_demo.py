@@ -14,7 +14,7 @@ from django.db import transaction
 from annotation.demo.generate import CRITERIA, DEFAULT_OUT, PROJECT_DESCRIPTION, PROJECT_NAME
 from annotation.ingest import IngestError, import_stream
 from annotation.models import Criterion, Project
-from annotation.services import project_create, project_set_expert
+from annotation.services import DomainError, project_create, project_set_expert
 
 DEMO_SLUG = "demo"
 DEMO_USERNAME = "demo"
@@ -61,9 +61,10 @@ class Command(BaseCommand):
             # The demo file is ours: a rejected line is a bug in the generator or the ingestion, not user input.
             details = "; ".join(str(rejection) for rejection in report.rejected[:5])
             raise CommandError(f"{path}: {len(report.rejected)} demo traces rejected ({details})")
+        judges = _demo_judges(project)
         self.stdout.write(
-            f"Demo project '{DEMO_SLUG}': {report.created} traces created, {report.duplicates} already present. "
-            f"Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}."
+            f"Demo project '{DEMO_SLUG}': {report.created} traces created, {report.duplicates} already present"
+            f"{f', {judges} demo judges run on dev' if judges else ''}. Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}."
         )
 
 
@@ -82,6 +83,38 @@ def _demo_setup() -> Project:
             project=project, name=name, defaults={"definition": definition, "position": position}
         )
     return project
+
+
+# Two cheap judges for the judges page to show, each measured on its criterion's dev split when first created.
+DEMO_JUDGES = [
+    ("grounded", "grounded-tfidf", "classifier", {}),
+    (
+        "resolves_request",
+        "no-promises-or-agent-codes",
+        "assertion",
+        {"check": "regex", "pattern": r"(?i)\bguarantee|money back|\bRET\d{2,}", "must_match": False},
+    ),
+]
+
+
+def _demo_judges(project: Project) -> int:
+    """Create and run the demo judges that are missing; returns how many were created."""
+    # The judges app builds on this one; imported here so that annotation does not depend on it at import time.
+    from judges.models import Judge
+    from judges.services import judge_create, judge_run_execute, judge_run_start
+
+    created = 0
+    for criterion_name, name, kind, config in DEMO_JUDGES:
+        criterion = Criterion.objects.filter(project=project, name=criterion_name).first()
+        if criterion is None or Judge.objects.filter(project=project, name=name).exists():
+            continue
+        try:
+            judge = judge_create(project=project, criterion=criterion, name=name, kind=kind, config=config)
+        except DomainError:
+            continue  # e.g. a train split without both classes: the demo simply has one judge fewer
+        judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+        created += 1
+    return created
 
 
 def _demo_user() -> AbstractBaseUser:
