@@ -17,8 +17,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = [
     "bootstrap.py",
     "alignment_real.py",
+    "judge_throughput.py",
     "pages.py",
+    "sessions.py",
     "taxonomy.py",
+    "taxonomy_exports.py",
     "coding.py",
     "clustering.py",
     "ingest.py",
