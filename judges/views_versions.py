@@ -12,6 +12,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -284,6 +285,7 @@ def judge_example_add(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
     return redirect("judge_detail", slug, judge.pk)
 
 
+@transaction.atomic
 def _add_example(*, judge: Judge, external_id: str, run: JudgeRun, user: Any) -> JudgeVersion:
     if judge.kind != Judge.Kind.LLM:
         raise DomainError(f"only LLM judges take few-shot examples; this is a {judge.get_kind_display()} judge")
@@ -301,6 +303,8 @@ def _add_example(*, judge: Judge, external_id: str, run: JudgeRun, user: Any) ->
             f"trace {external_id!r} is in the {split} split; only train traces can be examples, or the judge "
             "would be measured on its own examples"
         )
+    # Lock the judge before reading its latest config: two quick clicks must each append, not overwrite the other.
+    Judge.objects.select_for_update().filter(pk=judge.pk).first()
     latest = judge.latest_version()
     config = dict(latest.config) if latest else {}
     examples = list(config.get("examples", []))
