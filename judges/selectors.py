@@ -212,3 +212,35 @@ def run_disagreements(
     if after_trace_id is not None:
         queryset = queryset.filter(trace_id__gt=after_trace_id)
     return queryset[:limit]
+
+
+# --- one judge's page: its versions and their iteration history ---------------------------------------------------
+
+
+def judge_versions_page(*, judge: Judge, limit: int) -> list[JudgeVersion]:
+    """The judge's newest `limit` versions, newest first, without the (possibly large) trained artifact."""
+    return list(
+        JudgeVersion.objects.filter(judge=judge)
+        .defer("artifact")
+        .select_related("created_by")
+        .order_by("-number")[:limit]
+    )
+
+
+def latest_dev_runs_by_version(*, judge: Judge, numbers: list[int]) -> dict[int, JudgeRun]:
+    """version number → that version's latest finished (done) run on the dev split, in one query."""
+    ranked = (
+        JudgeRun.objects.filter(
+            version__judge=judge, version__number__in=numbers, split=JudgeRun.Split.DEV, status=JudgeRun.Status.DONE
+        )
+        .annotate(
+            version_number=F("version__number"),
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("version_id")],
+                order_by=[F("finished_at").desc(), F("id").desc()],
+            ),
+        )
+        .filter(rank=1)
+    )
+    return {run.version_number: run for run in ranked}

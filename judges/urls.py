@@ -2,11 +2,28 @@ from __future__ import annotations
 
 from django.urls import path
 
-from judges import views
+from judges import views, views_versions
 
 urlpatterns = [
     path("projects/<slug:slug>/judges/", views.judge_list, name="judge_list"),
     path("projects/<slug:slug>/judges/<int:judge_id>/runs/", views.judge_run_create, name="judge_run_create"),
     path("projects/<slug:slug>/judges/runs/<int:run_id>/", views.judge_run_detail, name="judge_run_detail"),
     path("projects/<slug:slug>/judges/runs/<int:run_id>/cancel/", views.judge_run_cancel_view, name="judge_run_cancel"),
+    # One judge: versions, diffs, the iteration history, prompt preview, few-shot examples from disagreements.
+    path("projects/<slug:slug>/judges/<int:judge_id>/", views_versions.judge_detail, name="judge_detail"),
+    path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/",
+        views_versions.judge_version_create_view,
+        name="judge_version_create",
+    ),
+    path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/<int:number>/preview/",
+        views_versions.judge_version_preview,
+        name="judge_version_preview",
+    ),
+    path(
+        "projects/<slug:slug>/judges/runs/<int:run_id>/examples/",
+        views_versions.judge_example_add,
+        name="judge_example_add",
+    ),
 ]

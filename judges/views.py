@@ -35,6 +35,7 @@ from judges.selectors import (
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.splits import SPLITS
 from judges.stats import METRICS
+from judges.views_versions import disagreement_example_states
 
 # DESIGN.md: iterate until agreement is above 90%. A judge is aligned when TPR and TNR both reach it.
 TARGET = 0.9
@@ -263,6 +264,10 @@ def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> 
             page = page[:DISAGREEMENTS_PER_PAGE]
             query = {"after": page[-1].trace_id, **({"kind": kind} if kind else {})}
             next_url = f"{base}?{urlencode(query)}"
+        # An LLM judge's disagreements can become few-shot examples, train-split traces only (no leakage).
+        states = disagreement_example_states(judge=run.version.judge, external_ids=[j.trace.external_id for j in page])
+        for judgment in page:
+            judgment.example_state = states.get(judgment.trace.external_id, "")
         context.update(
             report=report,
             rows=metric_rows(report),
