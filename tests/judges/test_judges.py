@@ -279,13 +279,14 @@ def test_cancelling_a_running_run_stops_its_chunks_and_keeps_it_cancelled(projec
     assert not Judgment.objects.filter(run=run).exists()
 
 
-def test_a_run_whose_worker_died_is_planned_again_for_what_is_missing(project, labelled):
+def test_a_run_whose_worker_died_is_planned_again_for_what_is_missing(project, labelled, settings):
     judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
     run = judge_run_start(version=judge.latest_version(), split="all")
     (chunk,) = judge_run_plan(run=run)
     judge_run_chunk(run=run, trace_ids=chunk[:50])  # then the worker is killed
     assert judge_run_plan(run=run) == []  # its heartbeat is fresh: another delivery must not take it over
-    JudgeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    silent = timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS + 1)
+    JudgeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - silent)
     assert list(claimable_runs(timezone.now())) == [run]
     (rest,) = judge_run_plan(run=run)
     assert sorted(rest) == sorted(chunk[50:])
