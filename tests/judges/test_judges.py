@@ -293,3 +293,17 @@ def test_a_run_whose_worker_died_is_planned_again_for_what_is_missing(project, l
     judge_run_chunk(run=run, trace_ids=rest)
     assert judge_run_maybe_finish(run=run)
     assert Judgment.objects.filter(run=run).count() == 120 and run.report["n"] == 120
+
+
+def test_run_judge_without_a_worker_judges_in_process_after_a_grace_period(project, labelled, monkeypatch):
+    """Nothing consumes the broker in this test: the command must not wait for a worker that never comes."""
+    from judges.management.commands import run_judge
+
+    monkeypatch.setattr(run_judge, "WORKER_GRACE_S", 0)
+    judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    err = io.StringIO()
+    out = io.StringIO()
+    call_command("run_judge", "--project", "acme", "--judge", "apology", "--split", "dev", "--json", stdout=out,
+                 stderr=err)  # fmt: skip
+    assert json.loads(out.getvalue())["split"] == "dev"
+    assert "judging in this process" in err.getvalue()
