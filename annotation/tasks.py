@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from celery import Task, shared_task
-from celery.signals import worker_ready
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.ingest import import_job_execute
 from annotation.models import ImportJob, SuggestionRun
 from annotation.suggestions import SUGGESTION_STALE_AFTER, claimable_runs, suggestion_run_execute
-
-logger = logging.getLogger(__name__)
+from evalstudio.celery import resume_when_a_worker_starts
 
 # A running import saves progress after every batch (seconds apart); this much silence means its worker is gone.
 IMPORT_STALE_AFTER = timedelta(minutes=2)
@@ -56,15 +53,7 @@ def import_jobs_resume(*, now: datetime | None = None) -> list[int]:
     return job_ids
 
 
-@worker_ready.connect
-def _resume_import_jobs_on_start(**_kwargs: object) -> None:
-    try:
-        job_ids = import_jobs_resume()
-    except Exception:  # a worker must start even when the database is briefly away
-        logger.exception("Could not look for import jobs to resume")
-        return
-    if job_ids:
-        logger.info("Resumed import jobs %s", job_ids)
+resume_when_a_worker_starts("import jobs", import_jobs_resume)
 
 
 @shared_task(bind=True, max_retries=60)
@@ -92,12 +81,4 @@ def suggestion_runs_resume(*, now: datetime | None = None) -> list[int]:
     return run_ids
 
 
-@worker_ready.connect
-def _resume_suggestion_runs_on_start(**_kwargs: object) -> None:
-    try:
-        run_ids = suggestion_runs_resume()
-    except Exception:  # a worker must start even when the database is briefly away
-        logger.exception("Could not look for suggestion runs to resume")
-        return
-    if run_ids:
-        logger.info("Resumed suggestion runs %s", run_ids)
+resume_when_a_worker_starts("suggestion runs", suggestion_runs_resume)

@@ -7,16 +7,12 @@ judgments), and a worker that starts queues again the runs whose worker died mid
 
 from __future__ import annotations
 
-import logging
-
 from celery import shared_task
-from celery.signals import worker_ready
 from django.utils import timezone
 
+from evalstudio.celery import resume_when_a_worker_starts
 from judges.models import JudgeRun
 from judges.services import claimable_runs, judge_run_chunk, judge_run_maybe_finish, judge_run_plan
-
-logger = logging.getLogger(__name__)
 
 
 def _load(run_id: int) -> JudgeRun | None:
@@ -53,12 +49,4 @@ def judge_runs_resume() -> list[int]:
     return run_ids
 
 
-@worker_ready.connect
-def _resume_judge_runs_on_start(**_kwargs: object) -> None:
-    try:
-        run_ids = judge_runs_resume()
-    except Exception:  # a worker must start even when the database is briefly away
-        logger.exception("Could not look for judge runs to resume")
-        return
-    if run_ids:
-        logger.info("Resumed judge runs %s", run_ids)
+resume_when_a_worker_starts("judge runs", judge_runs_resume)
