@@ -70,6 +70,9 @@ INSTALLED_APPS = [
     "template_partials",
     "annotation",
     "judges",
+    "suites",
+    "monitoring",
+    "agents",
 ]
 
 MIDDLEWARE = [

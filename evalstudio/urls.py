@@ -18,4 +18,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("annotation.urls")),
     path("", include("judges.urls")),
+    path("", include("suites.urls")),
+    path("", include("monitoring.urls")),
+    path("", include("agents.urls")),
 ]

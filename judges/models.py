@@ -144,3 +144,43 @@ class LLMResponse(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.key[:12]}"
+
+
+class Promotion(models.Model):
+    """The judge version chosen to answer its criterion in regression suites and production monitoring.
+
+    At most one promotion per criterion is current (ended_at empty); a new promotion ends the previous one, so
+    the rows are the record of who promoted what, when, on which evidence.
+    """
+
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="promotions")
+    version = models.ForeignKey(JudgeVersion, on_delete=models.PROTECT, related_name="promotions")
+    # The finished dev run whose alignment met the bar, and that report and bar as they were at promotion time.
+    dev_run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    report = models.JSONField(default=dict, blank=True)
+    min_tpr = models.FloatField()
+    min_tnr = models.FloatField()
+    comment = models.TextField(blank=True)
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    promoted_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-promoted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["criterion"], condition=models.Q(ended_at=None), name="promotion_one_current_per_criterion"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} for {self.criterion}"
+
+    @property
+    def is_current(self) -> bool:
+        return self.ended_at is None

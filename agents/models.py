@@ -1,0 +1,3 @@
+"""Models of the agents app."""
+
+from __future__ import annotations

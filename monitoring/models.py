@@ -1,0 +1,3 @@
+"""Models of the monitoring app."""
+
+from __future__ import annotations

@@ -1,0 +1,145 @@
+"""Golden sets (versioned lists of traces a release must keep passing) and the regression-suite runs over them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from annotation.models import Criterion, Project, Trace, Verdict
+from judges.models import JudgeVersion
+
+
+class GoldenSet(models.Model):
+    """A project's golden set. Every change makes a new version; old versions stay readable (see GoldenEntry)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="golden_set")
+    current_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.project} golden set v{self.current_version}"
+
+
+class GoldenSetVersion(models.Model):
+    """One change to a golden set: its number, who made it and what changed."""
+
+    golden_set = models.ForeignKey(GoldenSet, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    summary = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["golden_set", "-number"]
+        constraints = [models.UniqueConstraint(fields=["golden_set", "number"], name="golden_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"v{self.number}"
+
+
+class GoldenEntry(models.Model):
+    """A trace's membership of a golden set over a range of versions: in version k when
+    added_in <= k and (removed_in is empty or removed_in > k). A change touches one row, whatever the set's size."""
+
+    class Reason(models.TextChoices):
+        CORE_FEATURE = "core_feature", "Core feature"
+        PAST_REGRESSION = "past_regression", "Past regression"
+        EDGE_CASE = "edge_case", "Edge case"
+
+    golden_set = models.ForeignKey(GoldenSet, on_delete=models.CASCADE, related_name="entries")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="golden_entries")
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    comment = models.TextField(blank=True)
+    added_in = models.PositiveIntegerField()
+    removed_in = models.PositiveIntegerField(null=True, blank=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    added_at = models.DateTimeField(default=timezone.now)
+    removed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["golden_set", "added_in", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["golden_set", "trace"], condition=Q(removed_in=None), name="golden_entry_one_current"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id} ({self.reason}) v{self.added_in}–{self.removed_in or ''}"
+
+
+class SuiteRun(models.Model):
+    """One regression-suite run: candidate outputs for a golden set's inputs, judged by the promoted judges."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="suite_runs")
+    # A label for this run (a release, a commit); later runs name it as their baseline.
+    name = models.CharField(max_length=200, blank=True)
+    golden_version = models.PositiveIntegerField()
+    candidates_file = models.CharField(max_length=500, blank=True)
+    # The run this one was compared with; empty when compared with the golden traces' own outputs.
+    baseline = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    include_llm = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # Per criterion: pass rate with interval, difference to the baseline with the paired test, verdict.
+    summary = models.JSONField(default=dict, blank=True)
+    exit_code = models.SmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"suite run {self.pk}"
+
+
+class SuiteCase(models.Model):
+    """A candidate output for one golden input."""
+
+    run = models.ForeignKey(SuiteRun, on_delete=models.CASCADE, related_name="cases")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    output = models.TextField(blank=True)
+    messages = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "trace"], name="suite_case_unique_trace")]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id}, trace {self.trace_id}"
+
+
+class SuiteVerdict(models.Model):
+    """A promoted judge's verdict on one candidate output for one criterion (empty verdict: an error)."""
+
+    case = models.ForeignKey(SuiteCase, on_delete=models.CASCADE, related_name="verdicts")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    judge_version = models.ForeignKey(JudgeVersion, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    reasoning = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "criterion"], name="suite_verdict_unique_criterion")]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id}, criterion {self.criterion_id}: {self.verdict or 'error'}"
