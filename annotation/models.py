@@ -276,6 +276,8 @@ class Criterion(models.Model):
     failure_mode = models.ForeignKey(
         FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="criteria"
     )
+    # The pass rate a regression suite must reach on this criterion (a fraction); empty means no floor.
+    suite_min_pass_rate = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
