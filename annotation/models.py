@@ -415,17 +415,30 @@ class ReviewSession(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     traces = models.ManyToManyField(Trace, through="ReviewSessionTrace", related_name="review_sessions")
 
+    # Strategies whose traces the expert has already reviewed: the session walks them again.
+    REVISITING = frozenset({Strategy.DISAGREEMENTS})
+
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def revisits(self) -> bool:
+        return self.strategy in self.REVISITING
+
 
 class ReviewSessionTrace(models.Model):
     session = models.ForeignKey(ReviewSession, on_delete=models.CASCADE, related_name="items")
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
     position = models.PositiveIntegerField()
+    # Why the trace is in the session when the strategy has a reason per trace, e.g. for a disagreement the judge,
+    # its verdict and reasoning against the expert's label, as they were when the session was made.
+    reason = models.JSONField(default=dict, blank=True)
+    # Sessions that revisit reviewed traces (ReviewSession.revisits) count an item done when the expert acted on it
+    # within the session; other sessions count a trace done when it is reviewed.
+    revisited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["session", "position"]

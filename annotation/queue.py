@@ -19,7 +19,7 @@ from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 
-from annotation.models import NoteFailureMode, Project, ReviewSessionTrace, Trace
+from annotation.models import NoteFailureMode, Project, ReviewSession, ReviewSessionTrace, Trace
 
 ORDERS = ("random", "newest", "oldest")
 LIST_ORDERS = ("newest", "oldest")
@@ -200,11 +200,18 @@ def _session_items(project: Project, params: QueueParams) -> QuerySet[ReviewSess
     return items
 
 
+def _session_done_field(params: QueueParams) -> str:
+    """What marks a session's item done: its trace being reviewed, or, in a session that revisits reviewed traces,
+    the expert acting on it within the session (ReviewSessionTrace.revisited_at)."""
+    strategy = ReviewSession.objects.filter(pk=params.session).values_list("strategy", flat=True).first()
+    return "revisited_at" if strategy in ReviewSession.REVISITING else "trace__reviewed_at"
+
+
 def _session_next(project: Project, params: QueueParams, current: Trace | None) -> str | None:
-    """The first unreviewed trace after `current`'s position, wrapping around; from the start when `current` is
-    not in the session."""
+    """The first open trace after `current`'s position, wrapping around; from the start when `current` is not in
+    the session."""
     items = _session_items(project, params)
-    open_items = items.filter(trace__reviewed_at__isnull=True).order_by("position")
+    open_items = items.filter(**{f"{_session_done_field(params)}__isnull": True}).order_by("position")
     position = 0
     if current is not None:
         position = items.filter(trace_id=current.pk).values_list("position", flat=True).first() or 0
@@ -245,13 +252,15 @@ def queue_previous(*, project: Project, current: Trace, params: QueueParams | No
     last one reviewed. Lets the expert step back through what was just done; within a session, only its traces."""
     if params is not None and params.session:
         # From the session's side: a join over its (at most a thousand) rows, never a walk of the review log.
+        done = _session_done_field(params)
         items = ReviewSessionTrace.objects.filter(
-            session_id=params.session, session__project=project, trace__reviewed_at__isnull=False
-        ).exclude(trace_id=current.pk)
-        if current.reviewed_at is not None:
-            fields = ("trace__reviewed_at", "trace_id")
-            items = items.filter(keyset_after(fields, (current.reviewed_at, current.pk), descending=True))
-        return items.order_by("-trace__reviewed_at", "-trace_id").values_list("trace__external_id", flat=True).first()
+            session_id=params.session, session__project=project, **{f"{done}__isnull": False}
+        )
+        done_at = items.filter(trace_id=current.pk).values_list(done, flat=True).first()
+        items = items.exclude(trace_id=current.pk)
+        if done_at is not None:
+            items = items.filter(keyset_after((done, "trace_id"), (done_at, current.pk), descending=True))
+        return items.order_by(f"-{done}", "-trace_id").values_list("trace__external_id", flat=True).first()
     log = Trace.objects.filter(project=project, reviewed_at__isnull=False).exclude(pk=current.pk)
     if current.reviewed_at is not None:
         log = log.filter(keyset_after(("reviewed_at", "id"), (current.reviewed_at, current.pk), descending=True))
@@ -321,8 +330,9 @@ def queue_progress(*, project: Project, params: QueueParams) -> Progress:
     """'n of N reviewed' for the queue's filters. N is cached briefly on large projects; n is exact. Within a
     session both are exact counts of the session's traces."""
     if params.session:
+        done = _session_done_field(params)
         counts = _session_items(project, params).aggregate(
-            total=Count("id"), reviewed=Count("id", filter=Q(trace__reviewed_at__isnull=False))
+            total=Count("id"), reviewed=Count("id", filter=Q(**{f"{done}__isnull": False}))
         )
         return Progress(reviewed=counts["reviewed"], total=counts["total"])
     base = filter_traces(Trace.objects.filter(project=project), replace(params, reviewed=""))

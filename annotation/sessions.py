@@ -21,7 +21,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import BigIntegerField, Count, Max, Min, QuerySet
+from django.db.models import BigIntegerField, Count, Max, Min, Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
@@ -49,11 +49,10 @@ NAME_MAX_CHARS = ReviewSession._meta.get_field("name").max_length
 METADATA_KEY_MAX_CHARS = 200
 # Strategies that need a metadata key to work on.
 KEYED = frozenset({Strategy.STRATIFIED, Strategy.RARE_METADATA})
-# Disagreements are traces the expert already reviewed, and a session's queue walks unreviewed traces only; until
-# the queue can revisit reviewed ones, they are read on a judge run's page.
-DISAGREEMENTS_UNAVAILABLE = (
-    "Sessions of judge–expert disagreements are not available yet: the expert has already reviewed those traces. "
-    "Read them in a judge run's disagreement browser (Judges → a run). Choose another strategy here."
+# A disagreement session is picked from one judge run's disagreements, so it starts from that run's page.
+DISAGREEMENTS_FROM_A_RUN = (
+    "A session of judge–expert disagreements starts from a judge run: open Judges → a finished run → "
+    "“Review these disagreements”. Choose another strategy here."
 )
 
 
@@ -243,7 +242,7 @@ def _validate(request: SessionRequest) -> None:
         choices = ", ".join(Strategy.values)
         raise DomainError(f"Unknown strategy “{request.strategy}”; choose one of: {choices}.")
     if request.strategy == Strategy.DISAGREEMENTS:
-        raise DomainError(DISAGREEMENTS_UNAVAILABLE)
+        raise DomainError(DISAGREEMENTS_FROM_A_RUN)
     if isinstance(request.size, bool) or not isinstance(request.size, int):
         raise DomainError(f"The session size must be a whole number from {MIN_SIZE} to {MAX_SIZE}.")
     if not MIN_SIZE <= request.size <= MAX_SIZE:
@@ -343,18 +342,13 @@ def review_session_create(
         raise DomainError(
             f"No {scope}{filtered} fit the strategy “{Strategy(request.strategy).label}”, so no session was created."
         )
-    label = Strategy(request.strategy).label
-    session = ReviewSession.objects.create(
+    session = review_session_store(
         project=project,
-        name=request.name or f"{label} · {timezone.localtime():%Y-%m-%d %H:%M}",
-        strategy=request.strategy,
-        params=_params_record(request, seed),
-        size=len(trace_ids),
         created_by=created_by,
-    )
-    ReviewSessionTrace.objects.bulk_create(
-        ReviewSessionTrace(session=session, trace_id=trace_id, position=position)
-        for position, trace_id in enumerate(trace_ids, start=1)
+        strategy=request.strategy,
+        name=request.name,
+        params=_params_record(request, seed),
+        items=[(trace_id, {}) for trace_id in trace_ids],
     )
     shortfall = ""
     if len(trace_ids) < request.size:
@@ -363,6 +357,52 @@ def review_session_create(
             f"so the session holds {len(trace_ids)} instead of {request.size}."
         )
     return SessionCreated(session=session, shortfall_message=shortfall)
+
+
+@transaction.atomic
+def review_session_store(
+    *,
+    project: Project,
+    created_by: AbstractBaseUser,
+    strategy: str,
+    items: list[tuple[int, dict[str, Any]]],
+    name: str = "",
+    params: dict[str, Any] | None = None,
+) -> ReviewSession:
+    """Stores a session of already picked traces, in the given order, each with the reason it was picked. Other
+    apps pick some sessions themselves (judges: a run's disagreements) and store them through here."""
+    if not items:
+        raise DomainError("A review session needs at least one trace.")
+    if len(items) > MAX_SIZE:
+        raise DomainError(f"A review session holds at most {MAX_SIZE} traces; got {len(items)}.")
+    label = Strategy(strategy).label
+    session = ReviewSession.objects.create(
+        project=project,
+        name=" ".join(name.split())[:NAME_MAX_CHARS] or f"{label} · {timezone.localtime():%Y-%m-%d %H:%M}",
+        strategy=strategy,
+        params=params or {},
+        size=len(items),
+        created_by=created_by,
+    )
+    ReviewSessionTrace.objects.bulk_create(
+        ReviewSessionTrace(session=session, trace_id=trace_id, position=position, reason=reason)
+        for position, (trace_id, reason) in enumerate(items, start=1)
+    )
+    return session
+
+
+def session_item_revisit(*, project: Project, session_id: int | None, trace: Trace) -> None:
+    """Marks `trace` done in a session that revisits reviewed traces, once the expert acted on it there (a label,
+    a note, or "reviewed"). Does nothing outside such a session or when already done."""
+    if not session_id:
+        return
+    ReviewSessionTrace.objects.filter(
+        session_id=session_id,
+        session__project=project,
+        session__strategy__in=ReviewSession.REVISITING,
+        trace=trace,
+        revisited_at=None,
+    ).update(revisited_at=timezone.now())
 
 
 # Reading --------------------------------------------------------------------------------------------------------
@@ -439,8 +479,11 @@ def session_summaries(*, project: Project, sessions: list[ReviewSession]) -> lis
     if not sessions:
         return []
     ids = [session.pk for session in sessions]
+    done = Q(session__strategy__in=ReviewSession.REVISITING, revisited_at__isnull=False) | (
+        ~Q(session__strategy__in=ReviewSession.REVISITING) & Q(trace__reviewed_at__isnull=False)
+    )
     reviewed = dict(
-        ReviewSessionTrace.objects.filter(session_id__in=ids, trace__reviewed_at__isnull=False)
+        ReviewSessionTrace.objects.filter(done, session_id__in=ids)
         .values("session_id")
         .annotate(n=Count("id"))
         .values_list("session_id", "n")

@@ -2,13 +2,18 @@ from __future__ import annotations
 
 from django.urls import path
 
-from judges import views, views_versions
+from judges import views, views_sessions, views_versions
 
 urlpatterns = [
     path("projects/<slug:slug>/judges/", views.judge_list, name="judge_list"),
     path("projects/<slug:slug>/judges/<int:judge_id>/runs/", views.judge_run_create, name="judge_run_create"),
     path("projects/<slug:slug>/judges/runs/<int:run_id>/", views.judge_run_detail, name="judge_run_detail"),
     path("projects/<slug:slug>/judges/runs/<int:run_id>/cancel/", views.judge_run_cancel_view, name="judge_run_cancel"),
+    path(
+        "projects/<slug:slug>/judges/runs/<int:run_id>/review-session/",
+        views_sessions.disagreement_session_create_view,
+        name="judge_disagreement_session",
+    ),
     # One judge: versions, diffs, the iteration history, prompt preview, few-shot examples from disagreements.
     path("projects/<slug:slug>/judges/<int:judge_id>/", views_versions.judge_detail, name="judge_detail"),
     path(

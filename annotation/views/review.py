@@ -25,7 +25,17 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.forms import LabelForm, NoteForm, SittingForm
-from annotation.models import Criterion, FailureMode, Label, LabelChange, Note, Project, ReviewSession, Trace
+from annotation.models import (
+    Criterion,
+    FailureMode,
+    Label,
+    LabelChange,
+    Note,
+    Project,
+    ReviewSession,
+    ReviewSessionTrace,
+    Trace,
+)
 from annotation.queue import (
     QueueParams,
     queue_first,
@@ -39,6 +49,7 @@ from annotation.rendering import build_turns, context_blocks, make_block, metada
 from annotation.services import DomainError, label_submit, note_create, note_update
 from annotation.services import note_delete as note_delete_service
 from annotation.services import trace_mark_reviewed as trace_mark_reviewed_service
+from annotation.sessions import session_item_revisit
 
 TEMPLATE = "annotation/trace_detail.html"
 DEFAULT_SITTING_TARGET = 100
@@ -283,6 +294,11 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "rows": _criterion_rows(trace),
             "notes": _notes(trace),
             "note_form": NoteForm(),
+            "session_item": (
+                ReviewSessionTrace.objects.filter(session_id=params.session, trace=trace).first()
+                if params.session
+                else None
+            ),
         }
     )
     return render(request, TEMPLATE, context)
@@ -331,6 +347,7 @@ def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpR
     trace = _get_trace(project, trace_id)
     params = _queue_params(request, project)
     trace_mark_reviewed_service(trace=trace, user=request.user)
+    session_item_revisit(project=project, session_id=params.session, trace=trace)
     found = queue_next(project=project, params=params, current=trace)
     target = _trace_url(project, found, params) if found else reverse("review_queue", args=[slug]) + params.querystring
     if request.htmx:
@@ -372,6 +389,7 @@ def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int
                     trace=trace, criterion=criterion, verdict=verdict, critique=critique, user=request.user
                 )
                 row.history = _history([row.label]).get(row.label.pk, [])
+                session_item_revisit(project=project, session_id=params.session, trace=trace)
                 row.status = f"Saved {timezone.localtime():%H:%M:%S}"
                 row.status_kind = "saved"
             except DomainError as exc:
@@ -414,6 +432,8 @@ def note_add(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
         note_create(trace=trace, author=request.user, text=form.cleaned_data["text"])
     except DomainError as exc:
         return _notes_response(request, access, trace, params, note_error=str(exc), note_draft=text)
+    if access.is_expert:
+        session_item_revisit(project=access.project, session_id=params.session, trace=trace)
     return _notes_response(request, access, trace, params)
 
 

@@ -23,7 +23,7 @@ from annotation.queue import QueueParams, decode_cursor, keyset_after
 from annotation.services import DomainError
 from annotation.sessions import (
     DEFAULT_SIZE,
-    DISAGREEMENTS_UNAVAILABLE,
+    DISAGREEMENTS_FROM_A_RUN,
     MAX_SIZE,
     METADATA_KEY_MAX_CHARS,
     MIN_SIZE,
@@ -96,7 +96,7 @@ def _list_context(request: HttpRequest, access: ProjectAccess, form: SessionForm
         "form": form if form is not None else SessionForm(),
         "strategies": ReviewSession.Strategy.choices,
         "disagreements": ReviewSession.Strategy.DISAGREEMENTS,
-        "disagreements_unavailable": DISAGREEMENTS_UNAVAILABLE,
+        "disagreements_help": DISAGREEMENTS_FROM_A_RUN,
     }
 
 
@@ -150,7 +150,8 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
     project = access.project
     session = get_object_or_404(ReviewSession.objects.select_related("created_by"), project=project, pk=session_id)
     items = ReviewSessionTrace.objects.filter(session=session).select_related("trace")
-    reviewed = items.filter(trace__reviewed_at__isnull=False).count()
+    done = "revisited_at" if session.revisits else "trace__reviewed_at"
+    reviewed = items.filter(**{f"{done}__isnull": False}).count()
     # Titles need input, output or messages; the rest of a trace stays in the database.
     items = items.defer("trace__context", "trace__metadata")
     after = request.GET.get("after", "")

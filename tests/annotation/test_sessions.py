@@ -241,9 +241,9 @@ def test_newest_production_refuses_a_contradicting_source_filter(project, expert
 
 
 @pytest.mark.django_db
-def test_disagreement_sessions_are_refused_with_the_reason(project, expert):
+def test_disagreement_sessions_are_sent_to_a_judge_run(project, expert):
     _traces(project, 3)
-    with pytest.raises(DomainError, match="Sessions of judge–expert disagreements are not available yet"):
+    with pytest.raises(DomainError, match="A session of judge–expert disagreements starts from a judge run"):
         _create(project, expert, strategy="disagreements")
     assert not ReviewSession.objects.exists()
 
@@ -472,7 +472,7 @@ def test_form_reports_too_few_traces_as_a_warning(project, expert_client):
         ({"size": "5000"}, "The session size must be a whole number from 1 to 1000."),
         ({"size": "many"}, "The session size must be a whole number from 1 to 1000."),
         ({"strategy": "stratified", "metadata_key": "colour"}, "No trace in this project has the metadata key “colour"),
-        ({"strategy": "disagreements"}, "Sessions of judge–expert disagreements are not available yet"),
+        ({"strategy": "disagreements"}, "A session of judge–expert disagreements starts from a judge run"),
         ({"meta": "no-equals-sign"}, "Write the metadata filter as key=value"),
     ],
 )
@@ -497,7 +497,7 @@ def test_zero_eligible_traces_shows_an_error_on_the_form(project, expert, expert
 def test_disagreements_option_is_shown_disabled_with_an_explanation(project, expert_client):
     html = expert_client.get(reverse("session_list", args=["acme"])).content.decode()
     assert 'value="disagreements"\n                   disabled' in html
-    assert "Sessions of judge–expert disagreements are not available yet" in html
+    assert "A session of judge–expert disagreements starts from a judge run" in html
 
 
 @pytest.mark.django_db
