@@ -82,3 +82,15 @@ def suggestion_runs_resume(*, now: datetime | None = None) -> list[int]:
 
 
 resume_when_a_worker_starts("suggestion runs", suggestion_runs_resume)
+
+
+@shared_task(ignore_result=True)
+def taxonomy_recount_task(project_id: int, kind: str, parts: list[list[str]]) -> None:
+    """Recounts one failure-taxonomy cache entry that a page showed stale. Safe to run twice: it only overwrites
+    the entry with the numbers as they are now."""
+    from annotation.models import Project
+    from annotation.taxonomy import taxonomy_recount
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        taxonomy_recount(project=project, kind=kind, parts=[(key, value) for key, value in parts])

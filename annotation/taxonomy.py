@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,8 +25,9 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Min, QuerySet
+from django.utils import timezone
 
-from annotation.count_filters import DEFAULT_PAIR_LIMIT, DEFAULT_WINDOW, CountFilters
+from annotation.count_filters import DEFAULT_PAIR_LIMIT, DEFAULT_WINDOW, CountFilters, parse_count_filters
 from annotation.models import (
     Criterion,
     FailureMode,
@@ -40,6 +42,7 @@ from annotation.models import (
 from annotation.queue import EXACT_COUNT_LIMIT, QueueParams, filter_traces, keyset_after
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,18 @@ def _analytic_cursor() -> Iterator[CursorWrapper]:
         yield cursor
 
 
-# Caching, for large projects only (the queue's rule: above EXACT_COUNT_LIMIT reviewed traces). Set to 0 to turn
-# it off (the bench measures both).
+# Caching, for large projects only (the queue's rule: above EXACT_COUNT_LIMIT reviewed traces). Each entry keeps
+# the data state it was computed at. It is current while that state has not moved and it is younger than
+# CACHE_SECONDS (removals do not move the state, so age bounds how long they can hide). Set to 0 to turn caching
+# off (the bench measures both).
 CACHE_SECONDS = 60
+# The failure-modes page may show an entry that is no longer current, marked as such, while a worker recounts
+# (stale-while-revalidate): at a million traces a recount takes ~0.6 s, too long for every page view after each
+# coding. Never older than this; the REST routes never take stale numbers.
+STALE_SERVE_SECONDS = 600
+KEEP_SECONDS = 24 * 3600
+# One recount per entry at a time; a recount that never ran (no worker) is asked for again after this.
+RECOUNT_CLAIM_SECONDS = 30
 
 
 def _is_large(project: Project) -> bool:
@@ -110,18 +122,73 @@ def _data_state(project: Project) -> list[object]:
         return [str(value) for value in cursor.fetchone()]
 
 
-def _cached(project: Project, kind: str, parts: list[tuple[str, str]], compute: Callable[[], _T]) -> _T:
-    """`compute()`, kept for CACHE_SECONDS on a large project under a key that names the filters and the data
-    state, so a new review or coding is never hidden behind a cached number."""
+def _entry_key(project: Project, kind: str, parts: list[tuple[str, str]]) -> str:
+    digest = hashlib.blake2b(json.dumps(parts).encode(), digest_size=12).hexdigest()
+    return f"{project.cache_key(kind)}:{digest}"
+
+
+def _recompute(project: Project, kind: str, parts: list[tuple[str, str]]) -> object:
+    """The computation behind a cache entry, from the entry's kind and parts (what the worker's recount runs)."""
+    if kind == "taxonomy-curve":
+        return _saturation_counts(project)
+    items = dict(parts)
+    filters = parse_count_filters(items, now=timezone.now())
+    if kind == "taxonomy-counts":
+        return _count_rows(project, filters)
+    if kind == "taxonomy-pairs":
+        return _co_occurrence_rows(project, filters, int(items["limit"]))
+    raise ValueError(f"unknown taxonomy cache kind {kind!r}")
+
+
+def taxonomy_recount(*, project: Project, kind: str, parts: list[tuple[str, str]]) -> None:
+    """Recomputes one cache entry at the current data state (run by the worker after a page showed it stale)."""
+    state = _data_state(project)
+    value = _recompute(project, kind, parts)
+    cache.set(_entry_key(project, kind, parts), (state, timezone.now(), value), KEEP_SECONDS)
+
+
+def _ask_for_recount(project: Project, kind: str, parts: list[tuple[str, str]]) -> bool:
+    """Queues a recount of the entry unless one is already queued. False when the broker cannot take it: the
+    caller then computes in the request rather than show numbers nobody will refresh."""
+    from annotation.tasks import taxonomy_recount_task
+
+    if not cache.add(f"{_entry_key(project, kind, parts)}:recount", 1, RECOUNT_CLAIM_SECONDS):
+        return True
+    try:
+        taxonomy_recount_task.delay(project.pk, kind, [list(part) for part in parts])
+    except Exception:  # noqa: BLE001 - a broker that is down or unreachable, whatever the transport raises
+        logger.warning("taxonomy recount not queued; computing in the request", exc_info=True)
+        cache.delete(f"{_entry_key(project, kind, parts)}:recount")
+        return False
+    return True
+
+
+def _cached(
+    project: Project,
+    kind: str,
+    parts: list[tuple[str, str]],
+    compute: Callable[[], _T],
+    *,
+    stale_ok: bool = False,
+) -> tuple[_T, datetime | None]:
+    """`compute()` and, when the value is an older one shown while a worker recounts (only with `stale_ok`), the
+    time it was computed. Small projects always compute; large ones reuse an entry while it is current."""
     if not CACHE_SECONDS or not _is_large(project):
-        return compute()
-    raw = json.dumps([parts, _data_state(project)])
-    key = f"{project.cache_key(kind)}:{hashlib.blake2b(raw.encode(), digest_size=12).hexdigest()}"
-    value = cache.get(key)
-    if value is None:
-        value = compute()
-        cache.set(key, value, CACHE_SECONDS)
-    return value
+        return compute(), None
+    key = _entry_key(project, kind, parts)
+    state = _data_state(project)
+    entry = cache.get(key)
+    now = timezone.now()
+    if entry is not None:
+        entry_state, computed_at, value = entry
+        age = (now - computed_at).total_seconds()
+        if entry_state == state and age < CACHE_SECONDS:
+            return value, None
+        if stale_ok and age < STALE_SERVE_SECONDS and _ask_for_recount(project, kind, parts):
+            return value, computed_at
+    value = compute()
+    cache.set(key, (state, now, value), KEEP_SECONDS)
+    return value, None
 
 
 def filtered_traces(*, project: Project, filters: CountFilters) -> QuerySet[Trace]:
@@ -205,9 +272,11 @@ class CountTable:
     counts: list[FailureModeCount]
     reviewed_total: int
     failing_total: int
+    # Set when these are earlier numbers, shown while a worker recounts (see _cached): when they were computed.
+    as_of: datetime | None = None
 
 
-def failure_mode_table(*, project: Project, filters: CountFilters | None = None) -> CountTable:
+def failure_mode_table(*, project: Project, filters: CountFilters | None = None, stale_ok: bool = False) -> CountTable:
     """Every failure mode of the project with how often it was coded, most frequent first.
 
     A trace counts once per mode however many of its notes carry it. Retired modes are listed only while notes
@@ -218,8 +287,8 @@ def failure_mode_table(*, project: Project, filters: CountFilters | None = None)
     filters = filters or CountFilters()
     # The modes are read fresh (a rename or a new mode shows at once); the numbers may come from the cache.
     modes = list(FailureMode.objects.filter(project=project).values_list("id", "name", "definition", "retired_at"))
-    rows, reviewed_total, failing_total = _cached(
-        project, "taxonomy-counts", filters.query_items(), lambda: _count_rows(project, filters)
+    (rows, reviewed_total, failing_total), as_of = _cached(
+        project, "taxonomy-counts", filters.query_items(), lambda: _count_rows(project, filters), stale_ok=stale_ok
     )
     counts = []
     for mode_id, name, definition, retired_at in modes:
@@ -239,7 +308,7 @@ def failure_mode_table(*, project: Project, filters: CountFilters | None = None)
             )
         )
     counts.sort(key=lambda c: (-c.trace_count, c.name.casefold(), c.name, c.id))
-    return CountTable(counts=counts, reviewed_total=reviewed_total, failing_total=failing_total)
+    return CountTable(counts=counts, reviewed_total=reviewed_total, failing_total=failing_total, as_of=as_of)
 
 
 def _count_rows(project: Project, filters: CountFilters) -> tuple[dict[int, tuple[int, int, int, int]], int, int]:
@@ -292,19 +361,28 @@ def mode_co_occurrence(
     carry their trace, so no note or trace row is read unless a filter needs it. A trace counts once per pair
     however many notes carry either mode. Ties are broken by the rarer-mode share, then by the modes' names.
     """
+    return mode_co_occurrence_as_of(project=project, filters=filters, limit=limit)[0]
+
+
+def mode_co_occurrence_as_of(
+    *, project: Project, filters: CountFilters | None = None, limit: int = DEFAULT_PAIR_LIMIT, stale_ok: bool = False
+) -> tuple[list[ModePair], datetime | None]:
+    """`mode_co_occurrence`, and when the pairs are earlier ones shown while a worker recounts, their time."""
     filters = filters or CountFilters()
     names = dict(FailureMode.objects.filter(project=project).values_list("id", "name"))
-    rows = _cached(
+    rows, as_of = _cached(
         project,
         "taxonomy-pairs",
         [*filters.query_items(), ("limit", str(limit))],
         lambda: _co_occurrence_rows(project, filters, limit),
+        stale_ok=stale_ok,
     )
     # Names are read fresh: a rename shows at once even when the numbers come from the cache.
-    return [
+    pairs = [
         ModePair(first, names.get(first, ""), second, names.get(second, ""), traces, share)
         for first, second, traces, share in rows
     ]
+    return pairs, as_of
 
 
 def _co_occurrence_rows(project: Project, filters: CountFilters, limit: int) -> list[tuple[int, int, int, float]]:
@@ -471,7 +549,7 @@ def _first_appearances(project: Project) -> dict[int, tuple[datetime, int]]:
 def saturation_counts(*, project: Project) -> list[int]:
     """`saturation_curve` as bare numbers: the n-th is how many distinct failure modes the first n reviewed
     traces brought. For the REST route, which writes 100,000 points."""
-    return _cached(project, "taxonomy-curve", [], lambda: _saturation_counts(project))
+    return _cached(project, "taxonomy-curve", [], lambda: _saturation_counts(project))[0]
 
 
 def _saturation_counts(project: Project) -> list[int]:
@@ -493,8 +571,15 @@ def _saturation_counts(project: Project) -> list[int]:
 def saturation_curve(*, project: Project) -> list[SaturationPoint]:
     """After the n-th reviewed trace (by reviewed_at, then id), how many distinct failure modes have appeared on
     the notes of the first n reviewed traces. Any note counts, not only the expert's: the mode was seen."""
-    counts = saturation_counts(project=project)
-    return [SaturationPoint(reviewed=n, distinct_failure_modes=m) for n, m in enumerate(counts, start=1)]
+    return saturation_curve_as_of(project=project)[0]
+
+
+def saturation_curve_as_of(
+    *, project: Project, stale_ok: bool = False
+) -> tuple[list[SaturationPoint], datetime | None]:
+    """`saturation_curve`, and when it is an earlier curve shown while a worker recounts, its time."""
+    counts, as_of = _cached(project, "taxonomy-curve", [], lambda: _saturation_counts(project), stale_ok=stale_ok)
+    return [SaturationPoint(reviewed=n, distinct_failure_modes=m) for n, m in enumerate(counts, start=1)], as_of
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,12 @@ from annotation.count_filters import (
     parse_bounded_int,
     parse_count_filters,
 )
-from annotation.taxonomy import failure_mode_table, mode_co_occurrence, saturation_curve, saturation_summary
+from annotation.taxonomy import (
+    failure_mode_table,
+    mode_co_occurrence_as_of,
+    saturation_curve_as_of,
+    saturation_summary,
+)
 
 
 @login_required
@@ -42,8 +47,16 @@ def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
     except FilterError as exc:
         window = DEFAULT_WINDOW
         errors.update(exc.errors)
-    table = failure_mode_table(project=project, filters=filters) if filters is not None else None
-    pairs = mode_co_occurrence(project=project, filters=filters) if filters is not None else []
+    # On a large project the page may show the previous numbers, marked, while a worker recounts after a change
+    # (taxonomy._cached); `as_of` says when they were counted and the page asks again until they are current.
+    as_of = []
+    table = failure_mode_table(project=project, filters=filters, stale_ok=True) if filters is not None else None
+    pairs = []
+    if filters is not None:
+        pairs, pairs_as_of = mode_co_occurrence_as_of(project=project, filters=filters, stale_ok=True)
+        as_of += [table.as_of, pairs_as_of]
+    curve, curve_as_of = saturation_curve_as_of(project=project, stale_ok=True)
+    as_of = [stamp for stamp in [*as_of, curve_as_of] if stamp is not None]
     # The trace list filters by source and metadata too, so a count's link keeps them.
     trace_filters = (
         urlencode([(k, v) for k, v in filters.query_items() if k in {"source", "meta"}]) if filters is not None else ""
@@ -68,10 +81,11 @@ def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
         "reviewed_count": summary.reviewed,
         "modes_seen": summary.distinct_failure_modes,
         "streak": summary.no_new_mode_streak,
+        "counted_at": min(as_of) if as_of else None,
     }
     # The two charts (server-side SVG) are drawn from the same numbers as the table and the statement; the curve
     # is cached on large projects like the counts.
     context.update(
-        pareto=pareto_chart(context["counts"]), saturation=saturation_chart(saturation_curve(project=project))
+        pareto=pareto_chart(context["counts"]), saturation=saturation_chart(curve)
     )
     return render(request, "annotation/failure_modes.html", context, status=400 if errors else 200)
