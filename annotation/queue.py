@@ -17,7 +17,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import BooleanField, Count, Q, QuerySet
 from django.db.models.expressions import RawSQL
-from django.db.models.fields.json import KeyTextTransform
+from django.db.models.fields.json import KeyTransform
 
 from annotation.models import NoteFailureMode, Project, ReviewSession, ReviewSessionTrace, Trace
 
@@ -129,8 +129,12 @@ def _metadata_filter(key: str, value: str) -> Q:
         for candidate in candidates:
             condition |= Q(metadata__contains={key: candidate})
         return condition
-    # SQLite has no containment operator; a key lookup scans, which is fine at embedded scale.
-    return Q(_meta_text=value)
+    # SQLite has no containment operator; a key lookup scans, which is fine at embedded scale. The lookup compares
+    # JSON values (Django encodes each candidate), so "de" matches the string and "2" the string or the number.
+    condition = Q()
+    for candidate in candidates:
+        condition |= Q(_meta_value=candidate)
+    return condition
 
 
 def _coded_to(failure_mode_id: int) -> Q | RawSQL:
@@ -155,7 +159,7 @@ def filter_traces(queryset: QuerySet[Trace], params: QueueParams) -> QuerySet[Tr
         queryset = queryset.filter(source=params.source)
     if params.meta_key:
         if connection.vendor != "postgresql":
-            queryset = queryset.alias(_meta_text=KeyTextTransform(params.meta_key, "metadata"))
+            queryset = queryset.alias(_meta_value=KeyTransform(params.meta_key, "metadata"))
         queryset = queryset.filter(_metadata_filter(params.meta_key, params.meta_value))
     if params.failure_mode:
         queryset = queryset.filter(_coded_to(params.failure_mode))
