@@ -39,6 +39,7 @@ from annotation.rendering import build_turns, context_blocks, make_block, metada
 from annotation.services import DomainError, label_submit, note_create, note_update
 from annotation.services import note_delete as note_delete_service
 from annotation.services import trace_mark_reviewed as trace_mark_reviewed_service
+from suites.golden import golden_panel_state
 
 TEMPLATE = "annotation/trace_detail.html"
 DEFAULT_SITTING_TARGET = 100
@@ -283,6 +284,7 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "rows": _criterion_rows(trace),
             "notes": _notes(trace),
             "note_form": NoteForm(),
+            "golden_panel": golden_panel_state(trace=trace),
         }
     )
     return render(request, TEMPLATE, context)
