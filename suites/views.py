@@ -133,15 +133,18 @@ def golden_set(request: HttpRequest, slug: str) -> HttpResponse:
         reason = ""
     after = _positive_int(request.GET.get("after"))
 
-    entries = golden_entries(project=project, version=number).select_related("added_by")
+    entries = golden_entries(project=project, version=number)
     if reason:
         entries = entries.filter(reason=reason)
-    entries = entries.order_by("-id")
     if after:
         entries = entries.filter(id__lt=after)
-    members = list(entries[: MEMBERS_PER_PAGE + 1])
-    next_after = members[MEMBERS_PER_PAGE - 1].pk if len(members) > MEMBERS_PER_PAGE else None
-    members = members[:MEMBERS_PER_PAGE]
+    # The page's entry ids first, from the entries table alone; then their traces. In one query the planner may
+    # join every member's (wide) trace row before sorting: 300 ms instead of 4 at 5,000 members.
+    ids = list(entries.order_by("-id").values_list("id", flat=True)[: MEMBERS_PER_PAGE + 1])
+    next_after = ids[MEMBERS_PER_PAGE - 1] if len(ids) > MEMBERS_PER_PAGE else None
+    members = list(
+        GoldenEntry.objects.filter(id__in=ids[:MEMBERS_PER_PAGE]).select_related("trace", "added_by").order_by("-id")
+    )
 
     versions_before = _positive_int(request.GET.get("versions_before"))
     history = golden_versions(project=project)
