@@ -13,6 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOT = "/tmp/golden.png"
 PAGE_SCREENSHOT = "/tmp/golden-page.png"
+PANEL_SCREENSHOT = "/tmp/golden-panel.png"
 
 
 def test_engineer_adds_a_trace_from_the_review_page_and_finds_it_on_the_golden_page(page, live_server, project):
@@ -28,6 +29,7 @@ def test_engineer_adds_a_trace_from_the_review_page_and_finds_it_on_the_golden_p
     assert page.evaluate("document.activeElement.id") == "golden-reason"
     page.select_option("#golden-reason", "past_regression")
     page.fill("#golden-panel input[name=comment]", "Refund flow broke in 2.3")
+    page.locator("#golden-panel").screenshot(path=PANEL_SCREENSHOT)
     page.evaluate("document.body.dataset.marker = 'same page'")
     page.press("#golden-panel input[name=comment]", "Enter")
     page.wait_for_selector("#golden-panel[data-in-golden='1']")
