@@ -43,6 +43,9 @@ FIELDS = (
     "labels",
     "notes",
 )
+# Keys other EvalStudio exports add to a trace record that say nothing about the trace itself (a golden-set export's
+# `golden`): read and ignored, so those files import as they are. Any other unknown key is still an error.
+IGNORED_FIELDS = frozenset({"golden"})
 # CSV cells that hold JSON text rather than plain text.
 JSON_COLUMNS = frozenset({"messages", "context", "metadata", "labels", "notes"})
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
@@ -608,7 +611,7 @@ def parse_record(obj: object) -> TraceRecord:
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {_describe(obj)}")
     for key in obj:
-        if key not in _FIELD_SET:
+        if key not in _FIELD_SET and key not in IGNORED_FIELDS:
             raise RecordError(f"unknown field {_unknown_name(key, FIELDS)}")
     get = obj.get
     input_text = _optional_string(get("input"), "input", check=False)

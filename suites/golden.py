@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -11,9 +12,12 @@ from django.utils import timezone
 
 from annotation.models import Project, Trace
 from annotation.services import DomainError
+from annotation.trace_format import dumps
 from suites.models import GoldenEntry, GoldenSet, GoldenSetVersion
 
 REASONS = {choice.value for choice in GoldenEntry.Reason}
+# Traces per query when an export looks up the golden reasons of the traces it writes.
+EXPORT_CHUNK = 2000
 
 
 def golden_set_for(project: Project) -> GoldenSet:
@@ -65,10 +69,12 @@ def golden_add(
         return golden.current_version
     number = golden.current_version + 1
     now = timezone.now()
-    for entry in changed:
-        # A new reason is a new membership row, so older versions keep the reason they had.
-        entry.removed_in, entry.removed_by, entry.removed_at = number, user, now
-        entry.save(update_fields=["removed_in", "removed_by", "removed_at"])
+    if changed:
+        # A new reason is a new membership row, so older versions keep the reason they had. One UPDATE for all of
+        # them: re-filing a few thousand traces from a file must not be a few thousand round trips.
+        GoldenEntry.objects.filter(pk__in=[e.pk for e in changed]).update(
+            removed_in=number, removed_by=user, removed_at=now
+        )
     rows = [*added, *(Trace(pk=e.trace_id, external_id="") for e in changed)]
     GoldenEntry.objects.bulk_create(
         GoldenEntry(
@@ -113,13 +119,78 @@ def _names(traces: list[Trace]) -> str:
 def golden_entries(*, project: Project, version: int | None = None) -> QuerySet[GoldenEntry]:
     """The entries of a version (the current one by default), in the order they were added, with their traces.
     An unknown version raises DomainError."""
-    golden = golden_set_for(project)
-    number = golden.current_version if version is None else version
-    if number < 0 or number > golden.current_version:
-        raise DomainError(f"The golden set of {project.slug} has versions 1 to {golden.current_version}, not {number}.")
+    current = golden_current_version(project=project)
+    number = current if version is None else version
+    if number < 0 or number > current:
+        raise DomainError(f"The golden set of {project.slug} has versions 1 to {current}, not {number}.")
     return (
-        GoldenEntry.objects.filter(golden_set=golden, added_in__lte=number)
+        GoldenEntry.objects.filter(golden_set__project=project, added_in__lte=number)
         .filter(Q(removed_in=None) | Q(removed_in__gt=number))
         .select_related("trace")
         .order_by("added_in", "id")
     )
+
+
+# --- reads for the pages and the exports ------------------------------------------------------------------------
+
+
+def golden_current_version(*, project: Project) -> int:
+    """The set's current version number, 0 when nothing was ever added. Never creates the set (pages are reads)."""
+    return GoldenSet.objects.filter(project=project).values_list("current_version", flat=True).first() or 0
+
+
+def golden_size(*, project: Project) -> int:
+    """How many traces the current version holds: the size recorded with it, one indexed row."""
+    number = golden_current_version(project=project)
+    if not number:
+        return 0
+    return (
+        GoldenSetVersion.objects.filter(golden_set__project=project, number=number)
+        .values_list("size", flat=True)
+        .first()
+        or 0
+    )
+
+
+def golden_versions(*, project: Project) -> QuerySet[GoldenSetVersion]:
+    """The version history, newest first, with who made each change."""
+    return GoldenSetVersion.objects.filter(golden_set__project=project).select_related("created_by").order_by("-number")
+
+
+@dataclass(frozen=True)
+class GoldenPanel:
+    """What the review page shows about one trace: its current membership (if any) and the reasons to choose from."""
+
+    entry: GoldenEntry | None
+    reasons: list[tuple[str, str]]
+
+
+def golden_panel_state(*, trace: Trace) -> GoldenPanel:
+    entry = GoldenEntry.objects.filter(trace=trace, removed_in=None).select_related("added_by").first()
+    return GoldenPanel(entry=entry, reasons=list(GoldenEntry.Reason.choices))
+
+
+def golden_jsonl(*, project: Project, version: int | None = None) -> Iterator[bytes]:
+    """A version of the golden set as JSONL lines: each trace in the trace format (what export_traces writes, so
+    import_traces reads it back) plus `"golden": {"reason", "comment", "version"}`, in trace id order.
+    Streams in chunks; an unknown version raises DomainError before the first line."""
+    from annotation.management.commands.export_traces import export_records
+
+    entries = golden_entries(project=project, version=version)
+    number = golden_current_version(project=project) if version is None else version
+
+    def lines() -> Iterator[bytes]:
+        golden = {}
+        for trace_id, external_id, reason, comment in entries.order_by().values_list(
+            "trace_id", "trace__external_id", "reason", "comment"
+        ):
+            golden[external_id] = (trace_id, reason, comment)
+        ids = sorted(trace_id for trace_id, _, _ in golden.values())
+        for start in range(0, len(ids), EXPORT_CHUNK):
+            chunk = Trace.objects.filter(pk__in=ids[start : start + EXPORT_CHUNK])
+            for record in export_records(project, traces=chunk):
+                _, reason, comment = golden[record["id"]]
+                record["golden"] = {"reason": reason, "comment": comment, "version": number}
+                yield dumps(record).encode("utf-8") + b"\n"
+
+    return lines()

@@ -1,3 +1,19 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from suites import views as golden_views
+
+urlpatterns: list = [
+    # The golden set: its page (current members, ?version=N snapshots, history), bulk removal, the JSONL export of
+    # any version, and the panel on the review page (add with a reason, remove).
+    path("projects/<slug:slug>/golden/", golden_views.golden_set, name="golden_set"),
+    path("projects/<slug:slug>/golden/remove/", golden_views.golden_bulk_remove, name="golden_bulk_remove"),
+    path("projects/<slug:slug>/golden/v<int:version>.jsonl", golden_views.golden_export, name="golden_export"),
+    path("projects/<slug:slug>/t/<int:trace_id>/golden/", golden_views.golden_trace_add, name="golden_trace_add"),
+    path(
+        "projects/<slug:slug>/t/<int:trace_id>/golden/remove/",
+        golden_views.golden_trace_remove,
+        name="golden_trace_remove",
+    ),
+]

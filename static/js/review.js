@@ -315,6 +315,10 @@
     } else if (key === "m") {
       if (!picker) handled = false;
       else if (!openPicker(codingTarget())) flash("No note to code yet: write one first (n).");
+    } else if (key === "g") {
+      // The golden-set panel: the reason to file this trace under (Tab to the comment, Enter adds), or Remove.
+      const control = document.querySelector("#golden-panel select, #golden-panel button");
+      if (control) control.focus(); else handled = false;
     } else if (key === "?") {
       toggleOverlay();
     } else {

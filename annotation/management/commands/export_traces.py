@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Prefetch
+from django.db.models import Prefetch, QuerySet
 
 from annotation.models import Label, Note, Project, Trace
 from annotation.trace_format import FIELDS, LabelRecord, NoteRecord, csv_row, dumps, serialize_trace
@@ -22,10 +22,12 @@ CHUNK = 2000
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 
 
-def export_records(project: Project) -> Iterator[dict[str, Any]]:
-    """Every trace of the project as a record of the trace format, in id order."""
+def export_records(project: Project, traces: QuerySet[Trace] | None = None) -> Iterator[dict[str, Any]]:
+    """Every trace of the project (or the given queryset of its traces) as a record of the trace format, in id
+    order."""
     traces = (
-        project.traces.order_by("id")
+        (project.traces if traces is None else traces.filter(project=project))
+        .order_by("id")
         .only("id", "external_id", *Trace.CONTENT_FIELDS)
         .prefetch_related(
             Prefetch(

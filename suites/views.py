@@ -1,0 +1,216 @@
+"""The golden set in the browser: the panel on the review page, the golden-set page with its version history and
+snapshots, bulk removal, and the JSONL export of any version.
+
+Every view starts with `get_project_for_user` (404 for outsiders). Experts and engineers change the set
+(`access.can_code`); viewers see it read-only and get 403 on a write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header, urlencode
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.access import ProjectAccess, get_project_for_user
+from annotation.models import Trace
+from annotation.queue import QueueParams
+from annotation.services import DomainError
+from suites.golden import (
+    golden_add,
+    golden_current_version,
+    golden_entries,
+    golden_jsonl,
+    golden_panel_state,
+    golden_remove,
+    golden_versions,
+)
+from suites.models import GoldenEntry
+
+PANEL_TEMPLATE = "suites/_golden_panel.html"
+MEMBERS_PER_PAGE = 50
+VERSIONS_PER_PAGE = 20
+# A bulk removal names its traces in the form; more than a page's worth is not something the page can send.
+MAX_BULK = 1000
+MAX_COMMENT_CHARS = 2000
+
+
+class GoldenAddForm(forms.Form):
+    reason = forms.ChoiceField(choices=GoldenEntry.Reason.choices)
+    comment = forms.CharField(required=False, max_length=MAX_COMMENT_CHARS, strip=True)
+
+
+def _require_editor(access: ProjectAccess) -> None:
+    if not access.can_code:
+        raise PermissionDenied("Only the expert and engineers can change the golden set; viewers see it.")
+
+
+def _positive_int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 10 else None
+
+
+# --- the panel on the review page ---------------------------------------------------------------------------------
+
+
+def _panel_response(
+    request: HttpRequest, access: ProjectAccess, trace: Trace, params: QueueParams, error: str = ""
+) -> HttpResponse:
+    """htmx: the panel alone (200 even on an error, which the panel shows); without JS: back to the trace page."""
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect(reverse("trace_detail", args=[access.project.slug, trace.external_id]) + params.querystring)
+    context = {
+        "project": access.project,
+        "access": access,
+        "trace": trace,
+        "qs": params.querystring,
+        "golden_panel": golden_panel_state(trace=trace),
+        "golden_error": error,
+    }
+    return render(request, PANEL_TEMPLATE, context)
+
+
+@login_required
+@require_POST
+def golden_trace_add(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    _require_editor(access)
+    trace = get_object_or_404(Trace, project=access.project, pk=trace_id)
+    params = QueueParams.from_query(request.GET)
+    form = GoldenAddForm(request.POST)
+    if not form.is_valid():
+        error = "; ".join(f"{name}: {message}" for name, errors in form.errors.items() for message in errors)
+        return _panel_response(request, access, trace, params, error=error)
+    try:
+        golden_add(
+            project=access.project,
+            traces=[trace],
+            reason=form.cleaned_data["reason"],
+            comment=form.cleaned_data["comment"],
+            user=request.user,
+        )
+    except DomainError as exc:
+        return _panel_response(request, access, trace, params, error=str(exc))
+    return _panel_response(request, access, trace, params)
+
+
+@login_required
+@require_POST
+def golden_trace_remove(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    _require_editor(access)
+    trace = get_object_or_404(Trace, project=access.project, pk=trace_id)
+    golden_remove(project=access.project, traces=[trace], user=request.user)
+    return _panel_response(request, access, trace, QueueParams.from_query(request.GET))
+
+
+# --- the golden-set page ------------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def golden_set(request: HttpRequest, slug: str) -> HttpResponse:
+    """The current members (or a past version's, read-only with `?version=N`), filtered by reason, a page at a
+    time (keyset on the entry id, newest first), and the version history."""
+    access = get_project_for_user(request, slug)
+    project = access.project
+    current = golden_current_version(project=project)
+    requested = request.GET.get("version")
+    version = _positive_int(requested)
+    if requested and (version is None or version > current):
+        raise Http404(f"The golden set of {project.slug} has versions 1 to {current}, not {requested}.")
+    number = version or current
+    reason = request.GET.get("reason", "")
+    if reason and reason not in GoldenEntry.Reason.values:
+        reason = ""
+    after = _positive_int(request.GET.get("after"))
+
+    entries = golden_entries(project=project, version=number)
+    if reason:
+        entries = entries.filter(reason=reason)
+    if after:
+        entries = entries.filter(id__lt=after)
+    # The page's entry ids first, from the entries table alone; then their traces. In one query the planner may
+    # join every member's (wide) trace row before sorting: 300 ms instead of 4 at 5,000 members.
+    ids = list(entries.order_by("-id").values_list("id", flat=True)[: MEMBERS_PER_PAGE + 1])
+    next_after = ids[MEMBERS_PER_PAGE - 1] if len(ids) > MEMBERS_PER_PAGE else None
+    members = list(
+        GoldenEntry.objects.filter(id__in=ids[:MEMBERS_PER_PAGE]).select_related("trace", "added_by").order_by("-id")
+    )
+
+    versions_before = _positive_int(request.GET.get("versions_before"))
+    history = golden_versions(project=project)
+    if versions_before:
+        history = history.filter(number__lt=versions_before)
+    history = list(history[: VERSIONS_PER_PAGE + 1])
+    older_versions = history[VERSIONS_PER_PAGE - 1].number if len(history) > VERSIONS_PER_PAGE else None
+    history = history[:VERSIONS_PER_PAGE]
+    shown = next((v for v in history if v.number == number), None)
+    if shown is None and number:
+        shown = golden_versions(project=project).filter(number=number).first()
+
+    base = {"version": number} if version and version != current else {}
+    context: dict[str, Any] = {
+        "project": project,
+        "access": access,
+        "current": current,
+        "number": number,
+        "is_snapshot": bool(version) and version != current,
+        "shown": shown,
+        "members": members,
+        "reason": reason,
+        "reasons": GoldenEntry.Reason.choices,
+        "next_query": urlencode({**base, **({"reason": reason} if reason else {}), "after": next_after})
+        if next_after
+        else "",
+        "older_versions_query": urlencode({**base, "versions_before": older_versions}) if older_versions else "",
+        "history": history,
+        "can_edit": access.can_code and not (bool(version) and version != current),
+    }
+    return render(request, "suites/golden_set.html", context)
+
+
+@login_required
+@require_POST
+def golden_bulk_remove(request: HttpRequest, slug: str) -> HttpResponse:
+    """Takes the ticked traces out of the set in one new version."""
+    access = get_project_for_user(request, slug)
+    _require_editor(access)
+    ids = [int(value) for value in request.POST.getlist("trace") if value.isdigit()][:MAX_BULK]
+    traces = list(Trace.objects.filter(project=access.project, pk__in=ids).only("id", "external_id", "project_id"))
+    if not traces:
+        messages.info(request, "Tick the traces to remove first.")
+    else:
+        before = golden_current_version(project=access.project)
+        after = golden_remove(project=access.project, traces=traces, user=request.user)
+        if after != before:
+            messages.success(request, f"Removed {len(traces)} trace{'s' if len(traces) != 1 else ''}: now v{after}.")
+    return redirect("golden_set", slug=slug)
+
+
+@login_required
+@require_GET
+def golden_export(request: HttpRequest, slug: str, version: int) -> StreamingHttpResponse:
+    """One version as JSONL (the trace format plus a `golden` object per line), streamed; any member."""
+    project = get_project_for_user(request, slug).project
+    if version < 1:
+        raise Http404("Golden set versions start at 1.")
+    try:
+        lines = golden_jsonl(project=project, version=version)
+    except DomainError as exc:
+        raise Http404(str(exc)) from None
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=True, filename=f"{project.slug}-golden-v{version}.jsonl"
+    )
+    # Traces are the team's own data: no shared cache may keep a copy.
+    response["Cache-Control"] = "private, no-store"
+    return response
