@@ -85,7 +85,5 @@ def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
     }
     # The two charts (server-side SVG) are drawn from the same numbers as the table and the statement; the curve
     # is cached on large projects like the counts.
-    context.update(
-        pareto=pareto_chart(context["counts"]), saturation=saturation_chart(curve)
-    )
+    context.update(pareto=pareto_chart(context["counts"]), saturation=saturation_chart(curve))
     return render(request, "annotation/failure_modes.html", context, status=400 if errors else 200)
