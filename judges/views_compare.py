@@ -13,7 +13,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.db import connection
+from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -28,6 +30,8 @@ from judges.views import METRIC_LABELS
 
 DIFFERENCES_PER_PAGE = 25
 SHOWN_METRICS = ("tpr", "tnr", "kappa", "accuracy")
+# Stamped keys never go stale; this only bounds how long a comparison nobody reopens stays in the cache.
+COUNTS_CACHE_SECONDS = 24 * 3600
 NOT_JUDGED = "-"  # in the joined counts: the run has no judgment for the trace (an error has verdict "")
 
 
@@ -47,7 +51,7 @@ def _int_param(request: HttpRequest, name: str) -> int | None:
 def _run_of(access: ProjectAccess, run_id: int, name: str) -> JudgeRun:
     run = (
         JudgeRun.objects.filter(pk=run_id, version__judge__project=access.project)
-        .select_related("version__judge__criterion")
+        .select_related("version__judge__criterion", "version__judge__project")
         .first()
     )
     if run is None:
@@ -106,7 +110,27 @@ def resolve_runs(request: HttpRequest, access: ProjectAccess) -> tuple[JudgeRun,
 
 def joined_counts(run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, str], int]:
     """(expert verdict, A's verdict, B's verdict) → count over the expert-labelled traces either run judged;
-    NOT_JUDGED where a run has no judgment for the trace, "" where its judgment was an error."""
+    NOT_JUDGED where a run has no judgment for the trace, "" where its judgment was an error.
+
+    Reading two runs of 200,000 judgments takes about a second, and every page of differing traces needs the counts
+    again, so they are cached under a stamp of the criterion's labels (count, newest id, latest change): a label
+    added, changed or deleted moves it. Finished runs' judgments do not change, so the run ids complete the key."""
+    criterion_id = run_a.version.judge.criterion_id
+    stamp = Label.objects.filter(criterion_id=criterion_id).aggregate(
+        n=Count("id"), last=Max("id"), at=Max("updated_at")
+    )
+    at = stamp["at"].isoformat() if stamp["at"] else ""
+    project = run_a.version.judge.project
+    key = f"{project.cache_key('judge-compare')}:{run_a.pk}:{run_b.pk}:{stamp['n']}:{stamp['last']}:{at}"
+    cached = cache.get(key)
+    if cached is not None:
+        return {tuple(k): n for k, n in cached}
+    counts = _joined_counts_uncached(run_a, run_b)
+    cache.set(key, [[list(k), n] for k, n in counts.items()], timeout=COUNTS_CACHE_SECONDS)
+    return counts
+
+
+def _joined_counts_uncached(run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, str], int]:
     judgment, label = Judgment._meta.db_table, Label._meta.db_table
     sql = f"""
         SELECT l.verdict, COALESCE(ja.verdict, %s), COALESCE(jb.verdict, %s), COUNT(*)
@@ -146,11 +170,14 @@ def differing_traces(
         JOIN {label} l ON l.trace_id = ja.trace_id AND l.criterion_id = %s
         JOIN {trace} t ON t.id = ja.trace_id
         WHERE ja.run_id = %s AND ja.verdict <> '' AND jb.verdict <> '' AND ja.verdict <> jb.verdict
-          AND ja.trace_id > %s
+          AND ja.trace_id > %s AND jb.trace_id > %s AND l.trace_id > %s AND t.id > %s
         ORDER BY ja.trace_id
         LIMIT %s
     """  # noqa: S608 — table names come from the models, every value is a parameter
-    params = [run_b.pk, run_a.version.judge.criterion_id, run_a.pk, after_trace_id or 0, limit]
+    # The cursor is repeated on every joined table: PostgreSQL does not carry an inequality across a join, and
+    # without it a merge join would walk the other indexes from the first trace to reach a deep page.
+    after = after_trace_id or 0
+    params = [run_b.pk, run_a.version.judge.criterion_id, run_a.pk, after, after, after, after, limit]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

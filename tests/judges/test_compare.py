@@ -227,3 +227,32 @@ def test_paired_bootstrap_interval_covers_the_hand_computed_sampling_spread():
     d = np.array([-1] * 10 + [1] * 30 + [0] * 160) / 1
     se = d.std() / np.sqrt(len(d))
     assert result.accuracy.high - result.accuracy.low == pytest.approx(2 * 1.96 * se, rel=0.1)
+
+
+def test_the_paired_difference_from_counts_draws_what_the_per_trace_bootstrap_draws():
+    from judges.comparison import paired_difference_from_counts
+    from judges.stats import paired_bootstrap_difference
+
+    a = [True] * 30 + [False] * 12 + [True] * 50 + [False] * 8  # only A 30, only B 12, same 58
+    b = [False] * 30 + [True] * 12 + [True] * 50 + [False] * 8
+    expected = paired_bootstrap_difference(a, b, seed=7)
+    got = paired_difference_from_counts(30, 58, 12, seed=7)
+    assert (got.estimate, got.low, got.high) == pytest.approx(expected, abs=1e-12)
+    assert paired_difference_from_counts(0, 0, 0) is None
+
+
+@pytest.mark.django_db
+def test_a_changed_label_changes_the_cached_comparison(expert_client, expert, runs, criterion):
+    judge, run_a, run_b = runs
+    url = f"/projects/acme/judges/compare/?a={run_a.pk}&b={run_b.pk}"
+    before = expert_client.get(url).content.decode()
+    n, only_a, only_b = hand_counts(run_a, run_b, criterion)
+    assert f'data-cell="only_b">{only_b}<' in before
+    # The expert flips one trace both versions judged "fail" correctly: now both are wrong there, and a trace
+    # where only v2 was right becomes one where only v1 is.
+    differing = Judgment.objects.filter(run=run_b, verdict="fail", trace__output="Sorry for this.").first()
+    from annotation.services import label_submit
+
+    label_submit(trace=differing.trace, criterion=criterion, verdict="pass", critique="Fine after all.", user=expert)
+    after = expert_client.get(url).content.decode()
+    assert f'data-cell="only_b">{only_b - 1}<' in after and 'data-cell="only_a">1<' in after
