@@ -208,7 +208,16 @@ def _run_name(run: JudgeRun, other: JudgeRun) -> str:
 def judge_compare(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    context: dict[str, Any] = {"project": project, "access": access}
+    judges = list(
+        Judge.objects.filter(project=project)
+        .select_related("criterion")
+        .annotate(latest_number=Max("versions__number"))
+        .order_by("criterion__position", "criterion_id", "name")
+    )
+    context: dict[str, Any] = {"project": project, "access": access, "judges": judges, "splits": JudgeRun.Split.choices}
+    if not request.GET:
+        # A bare visit: the picker alone, not an error.
+        return render(request, "judges/compare.html", context)
     try:
         run_a, run_b = resolve_runs(request, access)
         after = _int_param(request, "after")

@@ -256,3 +256,16 @@ def test_a_changed_label_changes_the_cached_comparison(expert_client, expert, ru
     label_submit(trace=differing.trace, criterion=criterion, verdict="pass", critique="Fine after all.", user=expert)
     after = expert_client.get(url).content.decode()
     assert f'data-cell="only_b">{only_b - 1}<' in after and 'data-cell="only_a">1<' in after
+
+
+@pytest.mark.django_db
+def test_a_bare_visit_shows_the_picker_and_its_form_compares_versions(expert_client, runs):
+    judge, _, _ = runs
+    page = expert_client.get("/projects/acme/judges/compare/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'class="error"' not in body and f'<option value="{judge.pk}">no_apology · apology (v1–v2)</option>' in body
+    # What the form submits when B's judge is left at "same as A".
+    response = expert_client.get(f"/projects/acme/judges/compare/?judge={judge.pk}&va=1&judge_b=&vb=2&split=dev")
+    assert response.status_code == 200
+    assert "v2 agrees with the expert more often than v1" in response.content.decode()
