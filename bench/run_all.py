@@ -16,6 +16,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 # Ordered: cheap first, so a broken setup fails fast.
 BENCHMARKS = [
     "bootstrap.py",
+    "stats.py",
     "alignment_real.py",
     "judge_throughput.py",
     "pages.py",

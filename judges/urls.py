@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from judges import views, views_sessions, views_versions
+from judges import views, views_compare, views_promotion, views_sessions, views_versions
 
 urlpatterns = [
     path("projects/<slug:slug>/judges/", views.judge_list, name="judge_list"),
@@ -31,4 +31,20 @@ urlpatterns = [
         views_versions.judge_example_add,
         name="judge_example_add",
     ),
+    # Promotion (the bar, promote/withdraw, the record) and side-by-side comparison of two judge versions.
+    path("projects/<slug:slug>/judges/promotions/", views_promotion.promotion_history, name="promotion_history"),
+    path(
+        "projects/<slug:slug>/judges/promotion-bar/", views_promotion.promotion_bar_update, name="promotion_bar_update"
+    ),
+    path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/<int:number>/promote/",
+        views_promotion.judge_version_promote_view,
+        name="judge_version_promote",
+    ),
+    path(
+        "projects/<slug:slug>/judges/criteria/<int:criterion_id>/withdraw-promotion/",
+        views_promotion.promotion_withdraw_view,
+        name="promotion_withdraw",
+    ),
+    path("projects/<slug:slug>/judges/compare/", views_compare.judge_compare, name="judge_compare"),
 ]

@@ -35,6 +35,7 @@ from judges.selectors import (
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.splits import SPLITS
 from judges.stats import METRICS
+from judges.views_promotion import CriterionPromotion, criterion_promotions
 from judges.views_versions import disagreement_example_states
 
 # DESIGN.md: iterate until agreement is above 90%. A judge is aligned when TPR and TNR both reach it.
@@ -125,6 +126,7 @@ class CriterionSection:
     judges: list[JudgeSummary]
     # The cost ladder on dev: every judge's latest dev run, cheapest first (None before any dev run).
     ladder: Ladder | None = None
+    promotion: CriterionPromotion | None = None
 
 
 @login_required
@@ -148,6 +150,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
     ladders = cost_ladders(
         [(judges_by_id[judge_id], run) for (judge_id, split), run in latest.items() if split == "dev"]
     )
+    promotions = criterion_promotions(project=project)
     sections = []
     for criterion in Criterion.objects.filter(project=project).order_by("position", "id"):
         split_count = counts[criterion.pk]
@@ -157,6 +160,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
                 splits=[(split, split_count[split]["pass"], split_count[split]["fail"]) for split in SPLITS],
                 judges=by_criterion.get(criterion.pk, []),
                 ladder=ladders.get(criterion.pk),
+                promotion=promotions.get(criterion.pk),
             )
         )
     context = {

@@ -24,6 +24,7 @@ from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import judge_versions_page, latest_dev_runs_by_version, split_key
 from judges.services import judge_version_create, prompt_preview
 from judges.splits import split_of
+from judges.views_promotion import judge_promotion_context
 
 # The judges page's alignment target (DESIGN.md: iterate until agreement is above 90%).
 TARGET = 0.9
@@ -195,7 +196,9 @@ def _judge_context(
             diff_lines = config_diff(old.config, new.config, old_name=f"v{old.number}", new_name=f"v{new.number}")
     runs = latest_dev_runs_by_version(judge=judge, numbers=list(by_number))
     rows = history_rows(list(by_number), runs)
+    promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
     return {
+        **promotion,
         "project": access.project,
         "access": access,
         "judge": judge,

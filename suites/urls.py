@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from suites import views as golden_views
+from suites import views_compare
 
 urlpatterns: list = [
     # The golden set: its page (current members, ?version=N snapshots, history), bulk removal, the JSONL export of
@@ -16,4 +17,6 @@ urlpatterns: list = [
         golden_views.golden_trace_remove,
         name="golden_trace_remove",
     ),
+    # Two suite runs side by side, per criterion.
+    path("projects/<slug:slug>/suites/compare/", views_compare.suite_compare, name="suite_compare"),
 ]

@@ -1,0 +1,54 @@
+"""`promote_judge --project SLUG --judge NAME --version N [--comment TEXT] [--user USERNAME]`: make a judge version
+its criterion's promoted judge, for scripts. Exits with status 1 and the reason when the version is refused (no
+finished dev run, or its dev run is under the project's bar)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from judges.management.commands._common import judge_by_name, project_by_slug
+from judges.promotions import PromotionRefused, judge_version_promote
+
+
+class Command(BaseCommand):
+    help = "Promote a judge version for its criterion (refused, exit 1, unless its dev run meets the project's bar)."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # `--version N` names a judge version, as in run_judge; it replaces Django's --version.
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, metavar="SLUG")
+        parser.add_argument("--judge", required=True, metavar="NAME")
+        parser.add_argument("--version", required=True, type=int, metavar="N")
+        parser.add_argument("--comment", default="", help="why this version (kept with the promotion)")
+        parser.add_argument("--user", metavar="USERNAME", help="recorded as the promoter (default: nobody)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = project_by_slug(options["project"])
+        judge = judge_by_name(project, options["judge"])
+        version = judge.versions.filter(number=options["version"]).first()
+        if version is None:
+            numbers = ", ".join(str(n) for n in judge.versions.values_list("number", flat=True))
+            raise CommandError(
+                f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
+            )
+        user = None
+        if options["user"]:
+            user = get_user_model().objects.filter(username=options["user"]).first()
+            if user is None:
+                raise CommandError(f"--user: no user {options['user']!r}")
+        try:
+            promotion = judge_version_promote(version=version, user=user, comment=options["comment"])
+        except PromotionRefused as exc:
+            raise CommandError(f"refused: {exc}") from None
+        report = promotion.report or {}
+        self.stdout.write(
+            f"promoted {version} for criterion {judge.criterion.name!r} "
+            f"(dev TPR {report.get('tpr', 0):.3f}, TNR {report.get('tnr', 0):.3f}; "
+            f"bar TPR ≥ {promotion.min_tpr:.0%}, TNR ≥ {promotion.min_tnr:.0%})"
+        )
