@@ -1,0 +1,123 @@
+"""Reads for the agents pages. Every aggregate is a GROUP BY over one grader's grades (index trial_grade_by_task),
+so the pages cost the same SQL at a hundred trials and at a million; Python only sees one row per distinct
+(trials, passes) pair, or one page of tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, F, FloatField, Q, QuerySet
+from django.db.models.functions import Cast, NullIf
+
+from agents.models import GradingRun, OutcomeGrader, TrialGrade
+from agents.reliability import TaskCounts
+from annotation.models import Project
+
+TRIALS_SHOWN = 500  # a task page lists at most this many trials
+
+
+@dataclass(frozen=True)
+class GraderTotals:
+    tasks: int
+    trials: int  # graded trials, errors included
+    passed: int
+    failed: int
+    errors: int
+    tasks_without_grade: int  # tasks whose every trial is an error: nothing to estimate
+
+
+def graders(*, project: Project) -> list[OutcomeGrader]:
+    return list(OutcomeGrader.objects.filter(project=project).select_related("created_by").order_by("name", "pk"))
+
+
+def latest_runs(*, graders: list[OutcomeGrader]) -> dict[int, GradingRun]:
+    """Each grader's most recent run (graders are few: one small query)."""
+    latest: dict[int, GradingRun] = {}
+    runs = GradingRun.objects.filter(grader__in=graders).order_by("grader_id", "-created_at", "-pk")
+    for run in runs.distinct("grader_id") if connection.vendor == "postgresql" else runs:
+        latest.setdefault(run.grader_id, run)
+    return latest
+
+
+def grader_totals(*, grader: OutcomeGrader) -> GraderTotals:
+    # Aliases must not be field names ("passed"): Django would read the filter as referring to the aggregate.
+    totals = TrialGrade.objects.filter(grader=grader).aggregate(
+        n_trials=Count("pk"),
+        n_passed=Count("pk", filter=Q(passed=True)),
+        n_failed=Count("pk", filter=Q(passed=False)),
+        n_errors=Count("pk", filter=Q(passed__isnull=True)),
+        n_tasks=Count("task_id", distinct=True),
+    )
+    per_task = (
+        TrialGrade.objects.filter(grader=grader)
+        .values("task_id")
+        .annotate(graded=Count("pk", filter=Q(passed__isnull=False)))
+        .filter(graded=0)
+    )
+    return GraderTotals(
+        tasks=totals["n_tasks"],
+        trials=totals["n_trials"],
+        passed=totals["n_passed"],
+        failed=totals["n_failed"],
+        errors=totals["n_errors"],
+        tasks_without_grade=per_task.count(),
+    )
+
+
+def task_counts(*, grader: OutcomeGrader) -> list[TaskCounts]:
+    """How many tasks have each (graded trials n, passes c), errors left out of n: the input of the statistics."""
+    grades = TrialGrade._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT n, c, COUNT(*) FROM (
+                SELECT COUNT(*) FILTER (WHERE passed IS NOT NULL) AS n,
+                       COUNT(*) FILTER (WHERE passed) AS c
+                FROM {grades} WHERE grader_id = %s GROUP BY task_id
+            ) AS per_task
+            GROUP BY n, c
+            """,  # noqa: S608 - the table name is ours, the grader id a parameter
+            [grader.pk],
+        )
+        return [TaskCounts(n=n, c=c, tasks=tasks) for n, c, tasks in cursor.fetchall()]
+
+
+TASK_ORDERS = {
+    "task": ("task_id",),
+    "pass1": ("rate", "task_id"),  # least reliable first
+    "-pass1": ("-rate", "task_id"),
+    "trials": ("-n", "task_id"),
+}
+
+
+def task_rows(*, grader: OutcomeGrader, order: str = "task", search: str = "") -> QuerySet:
+    """One row per task (task_id, n graded, c passed, errors, rate = c/n), to be sliced by a paginator."""
+    rows = TrialGrade.objects.filter(grader=grader)
+    if search:
+        rows = rows.filter(task_id__icontains=search)
+    rows = rows.values("task_id").annotate(
+        n=Count("pk", filter=Q(passed__isnull=False)),
+        c=Count("pk", filter=Q(passed=True)),
+        errors=Count("pk", filter=Q(passed__isnull=True)),
+        rate=Cast(F("c"), FloatField()) / NullIf(Cast(F("n"), FloatField()), 0.0),
+    )
+    return rows.order_by(*TASK_ORDERS.get(order, TASK_ORDERS["task"]))
+
+
+def task_trials(*, grader: OutcomeGrader, task_id: str) -> list[TrialGrade]:
+    return list(
+        TrialGrade.objects.filter(grader=grader, task_id=task_id)
+        .select_related("trace")
+        .only("pk", "task_id", "trial", "passed", "reasoning", "error", "created_at", "trace__external_id")
+        .order_by("trial", "pk")[:TRIALS_SHOWN]
+    )
+
+
+def task_summary(*, grader: OutcomeGrader, task_id: str) -> dict[str, int]:
+    """n graded trials, c passes and errors of one task (over all its trials, not only those listed)."""
+    return TrialGrade.objects.filter(grader=grader, task_id=task_id).aggregate(
+        n=Count("pk", filter=Q(passed__isnull=False)),
+        c=Count("pk", filter=Q(passed=True)),
+        errors=Count("pk", filter=Q(passed__isnull=True)),
+    )
