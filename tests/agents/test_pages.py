@@ -192,10 +192,7 @@ def test_task_page_lists_trials_with_grades_escaped_and_links_to_traces(project,
     assert "Task t&lt;1&gt;" in html and "<b>" not in html
     assert html.count('data-cell="grade"><span class="grade-error">error</span>') == 3
     assert 'data-cell="grade"><span class="grade-pass">pass</span>' in html
-    assert (
-        'href="/projects/acme/traces/t%3C1%3E-trial-4/"' in html
-        or 'href="/projects/acme/traces/t&lt;1&gt;-trial-4/"' in html
-    )
+    assert 'href="/projects/acme/traces/t%3C1%3E-trial-4/"' in html
     assert '1 graded trial, <span class="grade-pass">1 pass</span>' in html
     assert expert_client.get(f"{URL}graders/{grader.pk}/task/", {"id": "nope"}).status_code == 404
     assert TrialGrade.objects.filter(grader=grader).count() == 4
