@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -39,6 +41,10 @@ class OutcomeGrader(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_target_display()})"
+
+    @property
+    def config_json(self) -> str:
+        return json.dumps(self.config, ensure_ascii=False, sort_keys=True)
 
 
 class GradingRun(models.Model):

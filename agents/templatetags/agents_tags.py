@@ -10,7 +10,7 @@ def pct(value: float | None) -> str:
     """0.734 → "73.4%"; "–" for an undefined value."""
     if value is None:
         return "–"
-    return f"{value * 100:.1f}%"
+    return f"{_percent(value)}%"
 
 
 @register.filter
@@ -19,4 +19,9 @@ def ci(interval: tuple[float, float] | list[float] | None) -> str:
     if not interval:
         return ""
     low, high = interval
-    return f"{low * 100:.1f}–{high * 100:.1f}%"
+    return f"{_percent(low)}–{_percent(high)}%"
+
+
+def _percent(value: float) -> str:
+    # Adding 0.0 turns a rounded -0.0 (a bootstrap bound a hair below zero) into 0.0.
+    return f"{round(value * 100, 1) + 0.0:.1f}"
