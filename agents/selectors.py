@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, FloatField, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
-from agents.reliability import TaskCounts
+from agents.reliability import KRow, TaskCounts, overall
 from annotation.models import Project
 
 TRIALS_SHOWN = 500  # a task page lists at most this many trials
+STATS_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -40,47 +42,61 @@ def latest_runs(*, graders: list[OutcomeGrader]) -> dict[int, GradingRun]:
     return latest
 
 
-def grader_totals(*, grader: OutcomeGrader) -> GraderTotals:
-    # Aliases must not be field names ("passed"): Django would read the filter as referring to the aggregate.
-    totals = TrialGrade.objects.filter(grader=grader).aggregate(
-        n_trials=Count("pk"),
-        n_passed=Count("pk", filter=Q(passed=True)),
-        n_failed=Count("pk", filter=Q(passed=False)),
-        n_errors=Count("pk", filter=Q(passed__isnull=True)),
-        n_tasks=Count("task_id", distinct=True),
-    )
-    per_task = (
-        TrialGrade.objects.filter(grader=grader)
-        .values("task_id")
-        .annotate(graded=Count("pk", filter=Q(passed__isnull=False)))
-        .filter(graded=0)
-    )
-    return GraderTotals(
-        tasks=totals["n_tasks"],
-        trials=totals["n_trials"],
-        passed=totals["n_passed"],
-        failed=totals["n_failed"],
-        errors=totals["n_errors"],
-        tasks_without_grade=per_task.count(),
-    )
-
-
-def task_counts(*, grader: OutcomeGrader) -> list[TaskCounts]:
-    """How many tasks have each (graded trials n, passes c), errors left out of n: the input of the statistics."""
+def task_groups(*, grader: OutcomeGrader) -> list[tuple[int, int, int, int]]:
+    """(n graded trials, c passes, e errors, how many tasks) for every distinct (n, c, e): one GROUP BY task_id
+    over the grader's grades, then one over its result. Everything the summary and the statistics need."""
     grades = TrialGrade._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
-            SELECT n, c, COUNT(*) FROM (
+            SELECT n, c, e, COUNT(*) FROM (
                 SELECT COUNT(*) FILTER (WHERE passed IS NOT NULL) AS n,
-                       COUNT(*) FILTER (WHERE passed) AS c
+                       COUNT(*) FILTER (WHERE passed) AS c,
+                       COUNT(*) FILTER (WHERE passed IS NULL) AS e
                 FROM {grades} WHERE grader_id = %s GROUP BY task_id
             ) AS per_task
-            GROUP BY n, c
+            GROUP BY n, c, e
             """,  # noqa: S608 - the table name is ours, the grader id a parameter
             [grader.pk],
         )
-        return [TaskCounts(n=n, c=c, tasks=tasks) for n, c, tasks in cursor.fetchall()]
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def totals_of(groups: list[tuple[int, int, int, int]]) -> GraderTotals:
+    return GraderTotals(
+        tasks=sum(t for _, _, _, t in groups),
+        trials=sum((n + e) * t for n, _, e, t in groups),
+        passed=sum(c * t for _, c, _, t in groups),
+        failed=sum((n - c) * t for n, c, _, t in groups),
+        errors=sum(e * t for _, _, e, t in groups),
+        tasks_without_grade=sum(t for n, _, _, t in groups if n == 0),
+    )
+
+
+def grader_totals(*, grader: OutcomeGrader) -> GraderTotals:
+    return totals_of(task_groups(grader=grader))
+
+
+def task_counts(*, grader: OutcomeGrader) -> list[TaskCounts]:
+    """How many tasks have each (graded trials n, passes c), errors left out of n: the input of the statistics."""
+    return [TaskCounts(n=n, c=c, tasks=t) for n, c, _, t in task_groups(grader=grader)]
+
+
+def grader_statistics(*, grader: OutcomeGrader) -> tuple[GraderTotals, list[KRow]]:
+    """The summary and the k table, cached until the grader's latest run moves on (grades only change through
+    runs; deleted traces take their grades with them, which the short expiry covers)."""
+    runs = GradingRun.objects.filter(grader=grader).order_by("-created_at", "-pk")
+    latest = runs.values("pk", "status", "graded", "finished_at").first()
+    # Creation times make the key unique across databases that reuse ids (a reset database, test runs).
+    key = f"agents:stats:{grader.pk}:{grader.created_at.timestamp()}:" + (
+        f"{latest['pk']}:{latest['status']}:{latest['graded']}:{latest['finished_at']}" if latest else "-"
+    )
+    cached = cache.get(key)
+    if cached is None:
+        groups = task_groups(grader=grader)
+        cached = (totals_of(groups), overall([TaskCounts(n=n, c=c, tasks=t) for n, c, _, t in groups]))
+        cache.set(key, cached, STATS_CACHE_SECONDS)
+    return cached
 
 
 TASK_ORDERS = {

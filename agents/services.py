@@ -7,14 +7,15 @@ so running a grader again picks up the trials imported since.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
-from django.db.models.functions import Coalesce, Least
+from django.db.models import Case, Exists, F, JSONField, OuterRef, Q, QuerySet, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
@@ -80,10 +81,39 @@ def ungraded_trials(*, grader: OutcomeGrader) -> QuerySet[Trace]:
     return trials(project=grader.project).filter(~Exists(graded))
 
 
-def grade_trial(grader: OutcomeGrader, trace: Trace) -> TrialGrade:
+@dataclass(frozen=True)
+class TrialView:
+    """What grading reads of a trial: the end of it, and where it belongs."""
+
+    id: int
+    external_id: str
+    task_id: str
+    trial: int
+    output: str
+    messages: Any
+    metadata: Any
+
+
+def _trial_views(grader: OutcomeGrader, ids: list[int]) -> list[TrialView]:
+    # Agent trajectories can be long: `messages` is only fetched when the output is empty (then the last assistant
+    # message is the final output), and `metadata` only for final-state graders.
+    wants_state = grader.target == OutcomeGrader.Target.FINAL_STATE
+    rows = (
+        Trace.objects.filter(pk__in=ids)
+        .annotate(
+            _messages=Case(When(output="", then=F("messages")), default=Value(None), output_field=JSONField()),
+            _metadata=F("metadata") if wants_state else Value(None, output_field=JSONField()),
+        )
+        .order_by("pk")
+        .values_list("id", "external_id", "task_id", "trial", "output", "_messages", "_metadata")
+    )
+    return [TrialView(*row) for row in rows]
+
+
+def grade_trial(grader: OutcomeGrader, trace: Trace | TrialView) -> TrialGrade:
     """Apply the grader to one trial (unsaved). Only the end of the trial is read; see agents.outcomes."""
     subject = subject_of(grader.target, output=trace.output, messages=trace.messages, metadata=trace.metadata)
-    grade = TrialGrade(grader=grader, trace=trace, task_id=trace.task_id, trial=trace.trial)
+    grade = TrialGrade(grader=grader, trace_id=trace.id, task_id=trace.task_id, trial=trace.trial)
     if subject.text is None:
         grade.error = subject.error
         return grade
@@ -153,38 +183,30 @@ def _claim(run: GradingRun) -> bool:
 def grading_run_execute(*, run: GradingRun, chunk_size: int = CHUNK_SIZE) -> GradingRun:
     """Claim the run and grade every ungraded trial, a chunk at a time in trace-id order; returns the run.
 
-    Does nothing when another worker holds the run. `total` is the number of ungraded trials at the start;
-    trials imported meanwhile are graded too when the walk reaches them (and counted in `graded`, capped at
-    the total), or by the next run.
+    Does nothing when another worker holds the run. The ungraded trials are listed once, in one scan of the
+    project's traces (ids only), and then loaded a chunk at a time by primary key: walking "the next 500 ungraded"
+    with a query per chunk would rescan the project for every chunk. Trials imported meanwhile are left to the
+    next run. A chunk that another worker graded first costs nothing: the unique constraint drops the duplicates.
     """
     if not _claim(run):
         run.refresh_from_db()
         return run
     grader = run.grader
     try:
-        todo = ungraded_trials(grader=grader)
-        GradingRun.objects.filter(pk=run.pk).update(total=todo.count(), graded=0)
-        last_id = 0
-        while True:
-            chunk = list(
-                todo.filter(pk__gt=last_id)
-                .order_by("pk")
-                .only("id", "external_id", "task_id", "trial", "output", "messages", "metadata")[:chunk_size]
-            )
-            if not chunk:
-                break
-            last_id = chunk[-1].pk
+        todo = list(ungraded_trials(grader=grader).order_by("pk").values_list("pk", flat=True))
+        GradingRun.objects.filter(pk=run.pk).update(total=len(todo), graded=0)
+        for start in range(0, len(todo), chunk_size):
+            ids = todo[start : start + chunk_size]
+            chunk = _trial_views(grader, ids)
             TrialGrade.objects.bulk_create([grade_trial(grader, trace) for trace in chunk], ignore_conflicts=True)
-            GradingRun.objects.filter(pk=run.pk).update(
-                graded=Least(F("graded") + len(chunk), F("total")), heartbeat_at=timezone.now()
-            )
+            GradingRun.objects.filter(pk=run.pk).update(graded=F("graded") + len(ids), heartbeat_at=timezone.now())
     except Exception as exc:
         GradingRun.objects.filter(pk=run.pk).update(
             status=GradingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
         )
         raise
     GradingRun.objects.filter(pk=run.pk, status=GradingRun.Status.RUNNING).update(
-        status=GradingRun.Status.DONE, graded=F("total"), finished_at=timezone.now()
+        status=GradingRun.Status.DONE, finished_at=timezone.now()
     )
     run.refresh_from_db()
     return run

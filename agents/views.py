@@ -20,13 +20,12 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 from agents.charts import reliability_chart
 from agents.forms import GraderForm
 from agents.models import GradingRun, OutcomeGrader
-from agents.reliability import MAX_K, TaskEstimate, overall, task_estimate
+from agents.reliability import MAX_K, TaskEstimate, task_estimate
 from agents.selectors import (
     TASK_ORDERS,
-    grader_totals,
+    grader_statistics,
     graders,
     latest_runs,
-    task_counts,
     task_rows,
     task_summary,
     task_trials,
@@ -89,7 +88,7 @@ def _grader_context(request: HttpRequest, access: ProjectAccess, grader: Outcome
     if order not in TASK_ORDERS:
         order = "task"
     search = request.GET.get("q", "").strip()[:255]
-    rows = overall(task_counts(grader=grader))
+    totals, rows = grader_statistics(grader=grader)
     page = Paginator(task_rows(grader=grader, order=order, search=search), TASKS_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -103,7 +102,7 @@ def _grader_context(request: HttpRequest, access: ProjectAccess, grader: Outcome
     return {
         "grader": grader,
         "run": run,
-        "totals": grader_totals(grader=grader),
+        "totals": totals,
         "rows": rows,
         "chart": reliability_chart(rows),
         "k": k,
