@@ -88,9 +88,11 @@ def grader_statistics(*, grader: OutcomeGrader) -> tuple[GraderTotals, list[KRow
     runs = GradingRun.objects.filter(grader=grader).order_by("-created_at", "-pk")
     latest = runs.values("pk", "status", "graded", "finished_at").first()
     # Creation times make the key unique across databases that reuse ids (a reset database, test runs).
-    key = f"agents:stats:{grader.pk}:{grader.created_at.timestamp()}:" + (
-        f"{latest['pk']}:{latest['status']}:{latest['graded']}:{latest['finished_at']}" if latest else "-"
-    )
+    parts = [grader.pk, grader.created_at.timestamp()]
+    if latest:
+        finished = latest["finished_at"].timestamp() if latest["finished_at"] else 0
+        parts += [latest["pk"], latest["status"], latest["graded"], finished]
+    key = "agents:stats:" + ":".join(str(part) for part in parts)
     cached = cache.get(key)
     if cached is None:
         groups = task_groups(grader=grader)
