@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
 from agents.reliability import TaskCounts
 from agents.selectors import grader_totals, task_counts
-from agents.services import grader_create, grading_run_execute, grading_run_start
+from agents.services import claimable_runs, grader_create, grading_run_execute, grading_run_start
 from annotation.services import DomainError
 from tests.agents.helpers import DONE, make_trial, make_trials
 from tests.factories import make_agent_trace, make_project, make_trace
@@ -211,3 +211,19 @@ def test_grading_runs_on_a_real_worker_after_commit(project, celery_worker):
         time.sleep(0.2)
     assert (run.status, run.total, run.graded) == ("done", 90, 90)
     assert TrialGrade.objects.filter(grader=grader, passed=True).count() == 30 + 15
+
+
+def test_a_run_whose_worker_went_quiet_is_claimed_again_and_finished(project, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    make_trials(project=project, outcomes={"refund": [True, False, True]})
+    grader = grader_create(project=project, name="done", target="final_output", config=DONE)
+    run = grading_run_start(grader=grader, enqueue=False)
+    long_ago = timezone.now() - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS + 5)
+    GradingRun.objects.filter(pk=run.pk).update(status="running", started_at=long_ago, heartbeat_at=long_ago)
+    assert grading_run_start(grader=grader, enqueue=False) != run  # a lost run does not block a new one
+    assert run in claimable_runs(timezone.now())  # what a starting worker queues again
+    finished = grading_run_execute(run=run)
+    assert (finished.status, finished.total, finished.graded) == ("done", 3, 3)

@@ -203,3 +203,22 @@ def test_unknown_grader_is_404(project, expert_client):
     other = grader_create(project=make_project(slug="other"), name="x", target="final_output", config=DONE)
     assert expert_client.get(f"{URL}?grader={other.pk}").status_code == 404
     assert expert_client.get(f"{URL}graders/{other.pk}/task/?id=a").status_code == 404
+
+
+def test_numbers_follow_a_new_grading_run_despite_the_statistics_cache(project, expert_client):
+    grader = _graded(project, {"a": [True, False]})
+    url = f"{URL}?grader={grader.pk}"
+    assert "1 task · 2 graded trials" in expert_client.get(url).content.decode()
+    make_trials(project=project, outcomes={"b": [True, True, True]})
+    grading_run_execute(run=grading_run_start(grader=grader, enqueue=False))
+    html = expert_client.get(url).content.decode()
+    assert "2 tasks · 5 graded trials" in html
+    k1 = html.split('<tr data-k="1">')[1].split("</tr>")[0]
+    assert "75.0%" in k1  # (1/2 + 3/3) / 2
+
+
+def test_few_tasks_warn_that_intervals_are_rough(project, expert_client):
+    grader = _graded(project, {"a": [True, False], "b": [True, True]})
+    assert (
+        "Only 2 tasks: the intervals resample tasks" in expert_client.get(f"{URL}?grader={grader.pk}").content.decode()
+    )
