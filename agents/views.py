@@ -33,7 +33,7 @@ from agents.selectors import (
 from agents.services import grader_create, grading_run_start
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.services import DomainError
-from judges.stats import wilson_interval
+from judges.stats import DEFAULT_RESAMPLES, wilson_interval
 
 TASKS_PER_PAGE = 50
 DEFAULT_K = 5
@@ -107,6 +107,7 @@ def _grader_context(request: HttpRequest, access: ProjectAccess, grader: Outcome
         "chart": reliability_chart(rows),
         "k": k,
         "k_choices": range(1, MAX_K + 1),
+        "resamples": f"{DEFAULT_RESAMPLES:,}",
         "order": order,
         "order_choices": ORDER_LABELS.items(),
         "search": search,
