@@ -62,6 +62,9 @@ class Command(BaseCommand):
             details = "; ".join(str(rejection) for rejection in report.rejected[:5])
             raise CommandError(f"{path}: {len(report.rejected)} demo traces rejected ({details})")
         judges = _demo_judges(project)
+        from agents.demo import demo_outcome_grader  # agents builds on annotation, not the other way round
+
+        demo_outcome_grader(project)
         self.stdout.write(
             f"Demo project '{DEMO_SLUG}': {report.created} traces created, {report.duplicates} already present"
             f"{f', {judges} demo judges run on dev' if judges else ''}. Log in as {DEMO_USERNAME} / {DEMO_PASSWORD}."
