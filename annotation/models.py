@@ -131,6 +131,10 @@ class Trace(models.Model):
             models.Index(fields=["project", "source", "id"], name="trace_by_source"),
             # Partial: monitoring walks the sampled traces in id order; unsampled traces cost nothing here.
             models.Index(fields=["project", "id"], name="trace_monitor_sampled", condition=Q(monitor_sampled=True)),
+            # Partial: agent trials (task_id + trial) for outcome grading; other traces cost nothing here.
+            models.Index(
+                fields=["project", "id"], name="trace_agent_trials", condition=Q(trial__isnull=False) & ~Q(task_id="")
+            ),
             # On PostgreSQL a GIN index on metadata (jsonb_path_ops) is added by migration 0002.
         ]
 
