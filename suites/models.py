@@ -137,6 +137,9 @@ class SuiteVerdict(models.Model):
     verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
     reasoning = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # What the same judge version said of the baseline's output for this input, which this verdict was paired
+    # with: "pass", "fail", "error", or "" when the baseline has no such case.
+    baseline_verdict = models.CharField(max_length=5, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "criterion"], name="suite_verdict_unique_criterion")]

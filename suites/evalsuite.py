@@ -1,0 +1,505 @@
+"""The regression suite: candidate outputs for the golden inputs, judged by each criterion's promoted judge and
+compared, case by case, with a baseline. Used by `manage.py evalsuite` and `POST /api/v1/projects/{slug}/evalsuite`.
+
+All or nothing: the candidates are checked in full first (every golden id exactly once, well-formed lines, known
+criteria, a promoted judge to run); any problem raises SuiteInputError listing each one (`line N: reason`) and
+nothing is stored. The judging happens outside any transaction (an LLM judge may take minutes); the run, its cases
+and verdicts are then written in one transaction with bulk inserts.
+
+The baseline is, by default, the golden traces' own stored outputs, judged in the same run by the same versions,
+so there is always a paired comparison. `baseline=` names an earlier run (its name, or its id); when a criterion's
+promoted version has changed since, the baseline's outputs are judged again with the current version, so the
+comparison is of outputs only, never of judges (`rejudged` lists those criteria).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Criterion, Project, Trace
+from annotation.services import DomainError
+from annotation.trace_format import RawRecord
+from judges.models import Judge, JudgeVersion
+from judges.promotions import current_promotions
+from judges.providers import Outcome, TraceInput
+from judges.services import MAX_REASONING_CHARS, _scorer
+from suites.golden import golden_entries, golden_set_for
+from suites.junit import CaseVerdict
+from suites.models import SuiteCase, SuiteRun, SuiteVerdict
+from suites.suite_stats import TOO_EASY_WARNING, criterion_numbers, too_easy
+
+DEFAULT_ALPHA = 0.05
+CANDIDATE_KEYS = ("id", "output", "messages", "metadata")
+# Traces per call of a judge's scorer: the classifier is vectorised per chunk, LLM calls run in parallel per chunk.
+CHUNK = 500
+# Errors listed in full; beyond this a count stands for the rest, so a wrong file does not print 100,000 lines.
+MAX_ERRORS = 50
+BATCH = 2_000
+RUN_KINDS = (Judge.Kind.ASSERTION, Judge.Kind.CLASSIFIER)
+
+
+class SuiteInputError(DomainError):
+    """Bad input for a suite run; `errors` holds one message per problem (`line N: reason` for candidate lines)."""
+
+    def __init__(self, errors: list[str]) -> None:
+        shown = errors[:MAX_ERRORS]
+        if len(errors) > MAX_ERRORS:
+            shown.append(f"… and {len(errors) - MAX_ERRORS} more problems")
+        self.errors = shown
+        super().__init__("\n".join(shown))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    line: int
+    external_id: str
+    output: str
+    messages: list[Any] | None
+    metadata: dict[str, Any] | None
+
+
+@dataclass
+class SuiteResult:
+    run: SuiteRun
+    result: dict[str, Any]
+    cases: list[CaseVerdict] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return self.result["exit_code"]
+
+
+# --- parsing ---------------------------------------------------------------------------------------------------
+
+
+def _parse_candidate(raw: RawRecord) -> Candidate:
+    """One candidate line; raises ValueError with the reason."""
+    if raw.error is not None:
+        raise ValueError(raw.error)
+    value = raw.value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a JSON object with id and output, got {type(value).__name__}")
+    unknown = sorted(set(value) - set(CANDIDATE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0]!r} (fields: {', '.join(CANDIDATE_KEYS)})")
+    external_id = value.get("id")
+    if isinstance(external_id, int) and not isinstance(external_id, bool):
+        external_id = str(external_id)
+    if not isinstance(external_id, str) or not external_id:
+        raise ValueError("id: the golden trace id is required")
+    output, messages, metadata = value.get("output"), value.get("messages"), value.get("metadata")
+    if output is None and messages is None:
+        raise ValueError("needs an output or messages (the candidate's answer)")
+    if output is not None and not isinstance(output, str):
+        raise ValueError(f"output: expected a string, got {type(output).__name__}")
+    if messages is not None and not (isinstance(messages, list) and all(isinstance(m, dict) for m in messages)):
+        raise ValueError("messages: expected a list of message objects")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError(f"metadata: expected an object, got {type(metadata).__name__}")
+    return Candidate(raw.line, external_id, output or "", messages, metadata)
+
+
+def parse_candidates(records: Iterable[RawRecord], golden_ids: set[str]) -> list[Candidate]:
+    """Every candidate, checked against the golden set: each golden id exactly once and nothing else.
+    Raises SuiteInputError listing every problem."""
+    errors: list[tuple[int, str]] = []
+    seen: dict[str, int] = {}
+    candidates: list[Candidate] = []
+    for raw in records:
+        try:
+            candidate = _parse_candidate(raw)
+        except ValueError as exc:
+            errors.append((raw.line, f"line {raw.line}: {exc}"))
+            named = raw.value.get("id") if isinstance(raw.value, dict) else None
+            if isinstance(named, str) and named:
+                seen.setdefault(named, raw.line)  # reported once, for this line; not again as missing
+            continue
+        if candidate.external_id in seen:
+            errors.append(
+                (
+                    raw.line,
+                    f"line {raw.line}: id {candidate.external_id!r} is already on line {seen[candidate.external_id]}",
+                )
+            )
+            continue
+        seen[candidate.external_id] = raw.line
+        if candidate.external_id not in golden_ids:
+            errors.append((raw.line, f"line {raw.line}: id {candidate.external_id!r} is not in the golden set"))
+            continue
+        candidates.append(candidate)
+    messages = [message for _, message in sorted(errors, key=lambda e: e[0])]
+    missing = sorted(golden_ids - set(seen))
+    if missing:
+        listed = ", ".join(repr(i) for i in missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
+        messages.append(
+            f"missing: no candidate for {len(missing)} golden id{'s' if len(missing) != 1 else ''}: {listed}"
+        )
+    if not seen and not errors:
+        messages.append("the candidates are empty: expected one line per golden id")
+    if messages:
+        raise SuiteInputError(messages)
+    return candidates
+
+
+def records_from_list(items: list[object]) -> list[RawRecord]:
+    """Candidates given as a list (the REST body): item i is "line" i + 1 in the messages."""
+    return [RawRecord(line=i + 1, value=item) for i, item in enumerate(items)]
+
+
+# --- selecting judges and the baseline -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Planned:
+    criterion: Criterion
+    version: JudgeVersion
+
+
+def _plan(
+    project: Project, *, criteria: list[str] | None, include_llm: bool
+) -> tuple[list[Planned], list[dict[str, str]]]:
+    all_criteria = list(Criterion.objects.filter(project=project).order_by("position", "id"))
+    if criteria is not None:
+        by_name = {c.name: c for c in all_criteria}
+        unknown = [name for name in criteria if name not in by_name]
+        if unknown:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise SuiteInputError(
+                [f"criteria: no criterion {name!r} in project {project.slug!r} (criteria: {known})" for name in unknown]
+            )
+        wanted = {c.name for c in all_criteria} & set(criteria)
+        all_criteria = [c for c in all_criteria if c.name in wanted]
+    promotions = current_promotions(project=project)
+    planned: list[Planned] = []
+    not_covered: list[dict[str, str]] = []
+    for criterion in all_criteria:
+        promotion = promotions.get(criterion.pk)
+        if promotion is None:
+            not_covered.append({"criterion": criterion.name, "reason": "no promoted judge"})
+            continue
+        kind = promotion.version.judge.kind
+        if kind == Judge.Kind.LLM and not include_llm:
+            not_covered.append(
+                {"criterion": criterion.name, "reason": "its promoted judge is an LLM judge; run with --include-llm"}
+            )
+            continue
+        if kind not in (*RUN_KINDS, Judge.Kind.LLM):
+            not_covered.append({"criterion": criterion.name, "reason": f"its promoted judge is {kind}"})
+            continue
+        planned.append(Planned(criterion, promotion.version))
+    if not planned:
+        kinds = "assertion, classifier or LLM" if include_llm else "assertion or classifier"
+        raise SuiteInputError(
+            [
+                f"no promoted {kinds} judge to run in project {project.slug!r}"
+                + (" among the chosen criteria" if criteria is not None else "")
+                + ": promote a judge on the judges page first"
+            ]
+        )
+    return planned, not_covered
+
+
+def find_baseline(project: Project, reference: str) -> SuiteRun:
+    """An earlier finished run of the project, by its name (the latest of that name) or by its id."""
+    runs = SuiteRun.objects.filter(project=project, status=SuiteRun.Status.DONE)
+    run = runs.filter(name=reference).order_by("-created_at", "-id").first()
+    if run is None and reference.isdigit():
+        run = runs.filter(pk=int(reference)).first()
+    if run is None:
+        raise SuiteInputError(
+            [f"baseline: no finished suite run named {reference!r} (or with that id) in {project.slug!r}"]
+        )
+    return run
+
+
+# --- judging ---------------------------------------------------------------------------------------------------
+
+
+def _trace_input(
+    trace: Trace, *, output: str, messages: list[Any] | None, metadata: dict[str, Any] | None
+) -> TraceInput:
+    return TraceInput(
+        external_id=trace.external_id,
+        input=trace.input,
+        output=output,
+        messages=messages,
+        context=trace.context,
+        metadata=metadata if metadata is not None else trace.metadata,
+    )
+
+
+def _judge_all(version: JudgeVersion, inputs: list[TraceInput]) -> list[Outcome]:
+    """The version's outcome for every input. A chunk whose scorer raises becomes error outcomes for that chunk:
+    the run reports them (and fails) rather than stopping half way."""
+    score = _scorer(version)
+    outcomes: list[Outcome] = []
+    for start in range(0, len(inputs), CHUNK):
+        chunk = inputs[start : start + CHUNK]
+        try:
+            outcomes.extend(score(chunk))
+        except Exception as exc:  # noqa: BLE001 — any failure of a judge is reported per judgment
+            outcomes.extend(Outcome(error=f"{type(exc).__name__}: {exc}") for _ in chunk)
+    return outcomes
+
+
+def _baseline_description(baseline: SuiteRun | None) -> str:
+    if baseline is None:
+        return "the golden traces' own outputs"
+    label = f"{baseline.name!r} (run {baseline.pk})" if baseline.name else f"run {baseline.pk}"
+    return f"suite run {label} of {baseline.created_at:%Y-%m-%d %H:%M}"
+
+
+def evalsuite_run(
+    *,
+    project: Project,
+    records: Iterable[RawRecord],
+    baseline: str | None = None,
+    name: str = "",
+    include_llm: bool = False,
+    criteria: list[str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    candidates_file: str = "",
+    user: AbstractBaseUser | None = None,
+) -> SuiteResult:
+    """Judge the candidates, compare with the baseline, store the run. Raises SuiteInputError on bad input."""
+    if not 0 < alpha < 1:
+        raise SuiteInputError([f"alpha: expected a number between 0 and 1, got {alpha}"])
+    name = name.strip()
+    if len(name) > SuiteRun._meta.get_field("name").max_length:
+        raise SuiteInputError(["name: at most 200 characters"])
+    golden = golden_set_for(project)
+    if golden.current_version == 0:
+        raise SuiteInputError([f"the golden set of {project.slug!r} is empty: add golden traces first"])
+    entries = list(golden_entries(project=project, version=golden.current_version))
+    if not entries:
+        raise SuiteInputError([f"the golden set of {project.slug!r} (v{golden.current_version}) has no traces"])
+    traces = {e.trace.external_id: e.trace for e in entries}
+    # Every problem at once: a CI log that shows one error per attempt wastes a round trip per problem.
+    errors: list[str] = []
+    planned, not_covered, baseline_run, candidates = [], [], None, []
+    try:
+        planned, not_covered = _plan(project, criteria=criteria, include_llm=include_llm)
+    except SuiteInputError as exc:
+        errors.extend(exc.errors)
+    try:
+        baseline_run = find_baseline(project, baseline) if baseline else None
+    except SuiteInputError as exc:
+        errors.extend(exc.errors)
+    try:
+        candidates = parse_candidates(records, set(traces))
+    except SuiteInputError as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise SuiteInputError(errors)
+    order = [e.trace.external_id for e in entries]
+    by_id = {c.external_id: c for c in candidates}
+
+    candidate_inputs = [
+        _trace_input(traces[i], output=by_id[i].output, messages=by_id[i].messages, metadata=by_id[i].metadata)
+        for i in order
+    ]
+    baseline_inputs, baseline_verdicts = _baseline_inputs(baseline_run, order, traces)
+    criteria_out: list[dict[str, Any]] = []
+    verdict_rows: list[tuple[str, Planned, Outcome, str | None]] = []
+    rejudged: list[str] = []
+    for plan in planned:
+        outcomes = _judge_all(plan.version, candidate_inputs)
+        base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged)
+        numbers = criterion_numbers(
+            [o.verdict for o in outcomes],
+            base,
+            threshold=plan.criterion.suite_min_pass_rate,
+            alpha=alpha,
+        )
+        judge = plan.version.judge
+        criteria_out.append(
+            {
+                "criterion": plan.criterion.name,
+                "judge": judge.name,
+                "kind": judge.kind,
+                "version": plan.version.number,
+                **numbers,
+            }
+        )
+        verdict_rows.extend(
+            (external_id, plan, outcome, b) for external_id, outcome, b in zip(order, outcomes, base, strict=True)
+        )
+    warnings = []
+    if too_easy(criteria_out):
+        warnings.append(TOO_EASY_WARNING)
+    if baseline_run is not None and baseline_run.golden_version != golden.current_version:
+        warnings.append(
+            f"the baseline ran on golden set v{baseline_run.golden_version}, this run on v{golden.current_version}: "
+            "only the cases in both are compared"
+        )
+    if rejudged:
+        warnings.append(
+            "the baseline's verdicts for "
+            + ", ".join(rejudged)
+            + " were not made by the current promoted version: its outputs were judged again with that version, "
+            "so the comparison is of outputs only"
+        )
+    exit_code = 0 if all(c["verdict"] == "pass" for c in criteria_out) else 1
+    result: dict[str, Any] = {
+        "run_id": None,
+        "name": name,
+        "project": project.slug,
+        "golden_version": golden.current_version,
+        "cases": len(order),
+        "alpha": alpha,
+        "include_llm": include_llm,
+        "baseline": {
+            "kind": "run" if baseline_run else "golden_outputs",
+            "run_id": baseline_run.pk if baseline_run else None,
+            "name": baseline_run.name if baseline_run else None,
+            "description": _baseline_description(baseline_run),
+            "rejudged": rejudged,
+        },
+        "criteria": criteria_out,
+        "not_covered": not_covered,
+        "warnings": warnings,
+        "passed": exit_code == 0,
+        "exit_code": exit_code,
+    }
+    run = _store(
+        project=project,
+        result=result,
+        baseline_run=baseline_run,
+        candidates=by_id,
+        traces=traces,
+        order=order,
+        verdict_rows=verdict_rows,
+        candidates_file=candidates_file,
+        user=user,
+    )
+    cases = [
+        CaseVerdict(external_id, plan.criterion.name, outcome.verdict, b, outcome.reasoning, outcome.error)
+        for external_id, plan, outcome, b in verdict_rows
+    ]
+    return SuiteResult(run=run, result=result, cases=cases)
+
+
+def _baseline_inputs(
+    baseline_run: SuiteRun | None, order: list[str], traces: dict[str, Trace]
+) -> tuple[dict[str, TraceInput], dict[tuple[str, int], tuple[int, str]] | None]:
+    """The baseline's input per golden id (absent: not in the baseline), and the baseline run's stored verdicts
+    by (golden id, criterion id) → (judge version id, verdict)."""
+    if baseline_run is None:
+        return {
+            i: _trace_input(traces[i], output=traces[i].output, messages=traces[i].messages, metadata=None)
+            for i in order
+        }, None
+    ids = {t.pk: i for i, t in traces.items()}
+    inputs: dict[str, TraceInput] = {}
+    case_ids: dict[int, str] = {}
+    for case in SuiteCase.objects.filter(run=baseline_run, trace_id__in=list(ids)).only(
+        "id", "trace_id", "output", "messages", "metadata"
+    ):
+        external_id = ids[case.trace_id]
+        case_ids[case.pk] = external_id
+        inputs[external_id] = _trace_input(
+            traces[external_id], output=case.output, messages=case.messages, metadata=case.metadata or None
+        )
+    verdicts = {
+        (case_ids[case_id], criterion_id): (version_id, verdict)
+        for case_id, criterion_id, version_id, verdict in SuiteVerdict.objects.filter(
+            case__run=baseline_run, case_id__in=list(case_ids)
+        ).values_list("case_id", "criterion_id", "judge_version_id", "verdict")
+    }
+    return inputs, verdicts
+
+
+def _baseline_for(
+    plan: Planned,
+    order: list[str],
+    inputs: dict[str, TraceInput],
+    stored: dict[tuple[str, int], tuple[int, str]] | None,
+    rejudged: list[str],
+) -> list[str | None]:
+    """The baseline verdict per case, by the plan's version: the stored one when the baseline run used the same
+    version, else judged now. None for a case the baseline does not have."""
+    present = [i for i in order if i in inputs]
+    by_id: dict[str, str] = {}
+    reuse = (
+        stored is not None
+        and bool(present)
+        and all(stored.get((i, plan.criterion.pk), (None,))[0] == plan.version.pk for i in present)
+    )
+    if reuse:
+        by_id = {i: stored[(i, plan.criterion.pk)][1] for i in present}
+    else:
+        if stored is not None:
+            rejudged.append(plan.criterion.name)
+        outcomes = _judge_all(plan.version, [inputs[i] for i in present])
+        by_id = {i: o.verdict for i, o in zip(present, outcomes, strict=True)}
+    return [by_id.get(i) for i in order]
+
+
+@transaction.atomic
+def _store(
+    *,
+    project: Project,
+    result: dict[str, Any],
+    baseline_run: SuiteRun | None,
+    candidates: dict[str, Candidate],
+    traces: dict[str, Trace],
+    order: list[str],
+    verdict_rows: list[tuple[str, Planned, Outcome, str | None]],
+    candidates_file: str,
+    user: AbstractBaseUser | None,
+) -> SuiteRun:
+    now = timezone.now()
+    run = SuiteRun.objects.create(
+        project=project,
+        name=result["name"],
+        golden_version=result["golden_version"],
+        candidates_file=candidates_file[:500],
+        baseline=baseline_run,
+        include_llm=result["include_llm"],
+        status=SuiteRun.Status.DONE,
+        exit_code=result["exit_code"],
+        created_by=user,
+        created_at=now,
+        finished_at=now,
+    )
+    result["run_id"] = run.pk
+    SuiteRun.objects.filter(pk=run.pk).update(summary=result)
+    run.summary = result
+    cases = SuiteCase.objects.bulk_create(
+        [
+            SuiteCase(
+                run=run,
+                trace=traces[i],
+                output=candidates[i].output,
+                messages=candidates[i].messages,
+                metadata=candidates[i].metadata or {},
+            )
+            for i in order
+        ],
+        batch_size=BATCH,
+    )
+    case_by_id = dict(zip(order, cases, strict=True))
+    SuiteVerdict.objects.bulk_create(
+        [
+            SuiteVerdict(
+                case=case_by_id[external_id],
+                criterion=plan.criterion,
+                judge_version=plan.version,
+                verdict=outcome.verdict,
+                reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
+                error=outcome.error,
+                baseline_verdict="" if baseline is None else baseline or "error",
+            )
+            for external_id, plan, outcome, baseline in verdict_rows
+        ],
+        batch_size=BATCH,
+    )
+    return run
