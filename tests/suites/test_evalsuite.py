@@ -302,3 +302,61 @@ def test_a_baseline_judged_by_an_older_version_is_judged_again_with_the_promoted
     # Stored verdicts of the old judge would give 50% against 87.5% now; judged again, the same outputs are equal.
     assert row["judge"] == "no-sorry-comma" and row["baseline_pass_rate"] == row["pass_rate"] == 35 / 40
     assert row["difference"] == 0.0 and code == 0
+
+
+# --- LLM judges: only with --include-llm (nightly) -----------------------------------------------------------------
+
+
+@pytest.fixture
+def llm_server(settings):
+    from tests.llm_server import ScriptedLLMServer
+
+    with ScriptedLLMServer() as server:
+        settings.OPENAI_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = "test-key"
+        settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
+        yield server
+
+
+def judge_tone(request):
+    """A tone judge that fails apologies, reading only the judged trace (the last message)."""
+    from tests.llm_server import Reply
+
+    verdict = "fail" if "sorry" in request.messages[-1]["content"].lower() else "pass"
+    return Reply(content=json.dumps({"reasoning": f"tone: {verdict}", "verdict": verdict}))
+
+
+def test_llm_judges_run_only_with_include_llm_and_their_errors_fail_the_run(project, criterion, llm_server, tmp_path):
+    from tests.llm_server import Reply
+
+    tone = make_criterion(project=project, name="tone", definition="Fail when the reply grovels.")
+    for label in criterion.labels.select_related("trace"):
+        make_label(trace=label.trace, criterion=tone, verdict=label.verdict)
+    llm_server.respond_with(judge_tone)
+    promote(tone, name="tone-llm", kind="llm", config={"few_shot": 0, "model": "test-model"})
+    promoted_calls = len(llm_server.chat_requests)
+    outputs = {f"g-{i}": f"Sorry, not today ({i})." if i < 10 else f"Here it is ({i})." for i in range(GOLDEN)}
+    path = write_candidates(tmp_path, outputs)
+
+    code, out, _ = evalsuite("--project", "acme", "--candidates", path, "--json")
+    result = json.loads(out)
+    assert code == 0 and [c["criterion"] for c in result["criteria"]] == ["no_apology"]
+    assert result["not_covered"] == [
+        {"criterion": "tone", "reason": "its promoted judge is an LLM judge; run with --include-llm"}
+    ]
+    assert len(llm_server.chat_requests) == promoted_calls  # no call without --include-llm
+
+    code, out, _ = evalsuite("--project", "acme", "--candidates", path, "--json", "--include-llm")
+    result = json.loads(out)
+    tone_row = next(c for c in result["criteria"] if c["criterion"] == "tone")
+    assert code == 0 and tone_row["kind"] == "llm" and tone_row["pass_rate"] == 0.75 and result["include_llm"]
+    # The 40 new candidate outputs were asked about; the golden outputs' answers came from the dev run's cache.
+    assert len(llm_server.chat_requests) >= promoted_calls + GOLDEN
+
+    # A provider that fails: every judgment errors, the criterion is an error and the run fails (exit 1).
+    llm_server.respond_with(lambda _request: Reply(status=503, content="overloaded"))
+    fresh = write_candidates(tmp_path, {i: o + " Again." for i, o in outputs.items()}, "fresh.jsonl")
+    code, out, _ = evalsuite("--project", "acme", "--candidates", fresh, "--json", "--include-llm")
+    tone_row = next(c for c in json.loads(out)["criteria"] if c["criterion"] == "tone")
+    assert code == 1 and tone_row["verdict"] == "error" and tone_row["errors"] == GOLDEN
+    assert tone_row["failures"][0] == "40 judgments errored" and tone_row["pass_rate"] is None
