@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bootstrap.py",
     "alignment_real.py",
     "judge_throughput.py",
+    "evalsuite.py",
     "pages.py",
     "sessions.py",
     "taxonomy.py",
