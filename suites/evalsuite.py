@@ -323,6 +323,7 @@ def evalsuite_run(
         criteria_out.append(
             {
                 "criterion": plan.criterion.name,
+                "criterion_id": plan.criterion.pk,
                 "judge": judge.name,
                 "kind": judge.kind,
                 "version": plan.version.number,

@@ -71,10 +71,11 @@ def suite_run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpRespon
     project = access.project
     run = get_object_or_404(SuiteRun.objects.select_related("baseline", "created_by"), pk=run_id, project=project)
     summary: dict[str, Any] = run.summary or {}
-    criteria = {c.name: c for c in Criterion.objects.filter(project=project)}
+    # By id: a criterion renamed since the run still shows its cases.
+    criteria = {c.pk: c for c in Criterion.objects.filter(project=project)}
     sections = []
     for row in summary.get("criteria", []):
-        criterion = criteria.get(row["criterion"])
+        criterion = criteria.get(row.get("criterion_id"))
         failing = _failing(run, criterion) if criterion is not None else ([], 0)
         sections.append(
             {

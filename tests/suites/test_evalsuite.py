@@ -226,9 +226,9 @@ JSON_KEYS = {
     "not_covered", "warnings", "passed", "exit_code",
 }  # fmt: skip
 CRITERION_KEYS = {
-    "criterion", "judge", "kind", "version", "n", "judged", "passed", "errors", "pass_rate", "ci", "threshold",
-    "paired_n", "baseline_pass_rate", "baseline_errors", "difference", "difference_ci", "only_baseline_passed",
-    "only_candidate_passed", "p_value", "improved", "verdict", "failures",
+    "criterion", "criterion_id", "judge", "kind", "version", "n", "judged", "passed", "errors", "pass_rate", "ci",
+    "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference", "difference_ci",
+    "only_baseline_passed", "only_candidate_passed", "p_value", "improved", "verdict", "failures",
 }  # fmt: skip
 
 
@@ -360,3 +360,25 @@ def test_llm_judges_run_only_with_include_llm_and_their_errors_fail_the_run(proj
     tone_row = next(c for c in json.loads(out)["criteria"] if c["criterion"] == "tone")
     assert code == 1 and tone_row["verdict"] == "error" and tone_row["errors"] == GOLDEN
     assert tone_row["failures"][0] == "40 judgments errored" and tone_row["pass_rate"] is None
+
+
+def test_after_a_golden_set_change_only_the_cases_in_both_runs_are_paired(project, criterion, tmp_path, monkeypatch):
+    evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()), "--name", "before")
+    extra = make_trace(project=project, external_id="g-new", output=GOOD)
+    golden_add(project=project, traces=[extra], reason="edge_case")
+    golden_remove(project=project, traces=[project.traces.get(external_id="g-39")])
+    outputs = {**golden_outputs(), "g-new": GOOD}
+    del outputs["g-39"]
+    # Read from stdin, as `… | manage.py evalsuite --candidates -`.
+    monkeypatch.setattr(
+        "sys.stdin", io.TextIOWrapper(io.BytesIO(Path(write_candidates(tmp_path, outputs)).read_bytes()))
+    )
+    code, out, _ = evalsuite("--project", "acme", "--candidates", "-", "--baseline", "before", "--json")
+    result = json.loads(out)
+    (row,) = result["criteria"]
+    assert code == 0 and result["golden_version"] == 3 and row["n"] == GOLDEN and row["paired_n"] == GOLDEN - 1
+    assert "golden set v1, this run on v3" in result["warnings"][0]
+    run = SuiteRun.objects.get(pk=result["run_id"])
+    assert run.candidates_file == "stdin"
+    no_baseline = SuiteVerdict.objects.get(case__run=run, case__trace=extra)
+    assert no_baseline.baseline_verdict == "" and no_baseline.verdict == "pass"
