@@ -25,6 +25,8 @@ BAD_INPUT = 2
 
 
 class Command(BaseCommand):
+    # CI runs this on every commit: the system checks would load every URL module (the API, pandas) for nothing.
+    requires_system_checks: list[str] = []
     help = (
         "Judge candidate outputs for the golden inputs with the promoted judges and compare them with a baseline. "
         "Exit 0 pass, 1 regression / under threshold / judge errors, 2 bad input."
