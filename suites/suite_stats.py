@@ -61,7 +61,9 @@ def criterion_numbers(
         failures.append(f"{errors} judgment{'s' if errors != 1 else ''} errored")
     regressed = difference is not None and difference < 0 and p_value is not None and p_value < alpha
     if regressed:
-        failures.append(f"regressed by {-difference:.1%} against the baseline (McNemar p = {p_value:.3g} < {alpha:g})")
+        failures.append(
+            f"regressed by {-difference * 100:.1f} points against the baseline (McNemar p = {p_value:.3g} < {alpha:g})"
+        )
     under = threshold is not None and (rate is None or rate < threshold)
     if under:
         shown = "no verdict" if rate is None else f"{rate:.1%}"

@@ -88,5 +88,5 @@ def test_the_table_has_a_row_per_criterion_with_the_failure_reasons_and_the_exit
     header, rule, row = text.splitlines()[2:5]
     assert header.split()[:4] == ["criterion", "judge", "n", "pass"] and set(rule) <= {"-", " "}
     assert row.split()[0] == "no_apology" and "0.0%" in row and "-100.0 pt" in row and row.endswith("REGRESSION")
-    assert "no_apology: regressed by 100.0% against the baseline (McNemar p = 0.00195 < 0.05)" in text
+    assert "no_apology: regressed by 100.0 points against the baseline (McNemar p = 0.00195 < 0.05)" in text
     assert "tone: no promoted judge" in text and text.endswith("FAILED (no_apology): exit 1")
