@@ -136,7 +136,7 @@ def main() -> int:
     )
     print(f"  CPU time of that process   median {statistics.median(cpu):6.2f} s  (user + system)")
     print(f"  the suite in process       median {statistics.median(inner):6.2f} s")
-    print(f"  `manage.py check` start-up        {startup:6.2f} s (the part of end to end that is not the suite)")
+    print(f"  `manage.py check`, for scale      {startup:6.2f} s (Django start-up and system checks, no judging)")
     for c in result["criteria"]:
         print(
             f"  {c['criterion']:<11} pass {c['pass_rate']:.3f} vs baseline {c['baseline_pass_rate']:.3f}, "
