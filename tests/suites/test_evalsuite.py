@@ -211,7 +211,12 @@ def test_no_promoted_judge_is_bad_input(project, tmp_path):
     trace = make_trace(project=project, external_id="g-0")
     golden_add(project=project, traces=[trace], reason="edge_case")
     path = write_candidates(tmp_path, {"g-0": GOOD})
-    assert_bad_input(["--project", "acme", "--candidates", path], "no promoted assertion or classifier judge to run")
+    err = assert_bad_input(
+        ["--project", "acme", "--candidates", path], "no promoted assertion or classifier judge to run"
+    )
+    # With --json, stdout still holds one object for the script reading it.
+    code, out, _ = evalsuite("--project", "acme", "--candidates", path, "--json")
+    assert code == 2 and json.loads(out) == {"exit_code": 2, "errors": [err.splitlines()[0]]}
 
 
 def test_an_empty_golden_set_is_bad_input(project, criterion, tmp_path):

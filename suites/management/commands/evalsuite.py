@@ -46,6 +46,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        self.as_json = options["json"]
         project = Project.objects.filter(slug=options["project"]).first()
         if project is None:
             self._bad_input([f"--project: no project {options['project']!r}"])
@@ -90,6 +91,8 @@ class Command(BaseCommand):
             sys.exit(outcome.exit_code)
 
     def _bad_input(self, errors: list[str]) -> None:
+        if self.as_json:  # a script parsing stdout gets an object whatever happened
+            self.stdout.write(json.dumps({"exit_code": BAD_INPUT, "errors": errors}))
         for error in errors:
             self.stderr.write(error)
         self.stderr.write("bad input: nothing was run or stored (exit 2)")
