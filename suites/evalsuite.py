@@ -236,10 +236,18 @@ def _trace_input(
     )
 
 
-def _judge_all(version: JudgeVersion, inputs: list[TraceInput]) -> list[Outcome]:
+def _judge_all(version: JudgeVersion, inputs: list[TraceInput], scorers: dict[int, Any]) -> list[Outcome]:
     """The version's outcome for every input. A chunk whose scorer raises becomes error outcomes for that chunk:
-    the run reports them (and fails) rather than stopping half way."""
-    score = _scorer(version)
+    the run reports them (and fails) rather than stopping half way. `scorers` keeps each version's scorer (a
+    loaded classifier) for the baseline's turn."""
+    if version.pk not in scorers:
+        try:
+            scorers[version.pk] = _scorer(version)
+        except Exception as exc:  # noqa: BLE001 — e.g. an LLM judge whose few-shot example lost its label
+            scorers[version.pk] = exc
+    score = scorers[version.pk]
+    if isinstance(score, Exception):
+        return [Outcome(error=f"{type(score).__name__}: {score}") for _ in inputs]
     outcomes: list[Outcome] = []
     for start in range(0, len(inputs), CHUNK):
         chunk = inputs[start : start + CHUNK]
@@ -310,9 +318,10 @@ def evalsuite_run(
     criteria_out: list[dict[str, Any]] = []
     verdict_rows: list[tuple[str, Planned, Outcome, str | None]] = []
     rejudged: list[str] = []
+    scorers: dict[int, Any] = {}
     for plan in planned:
-        outcomes = _judge_all(plan.version, candidate_inputs)
-        base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged)
+        outcomes = _judge_all(plan.version, candidate_inputs, scorers)
+        base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged, scorers)
         numbers = criterion_numbers(
             [o.verdict for o in outcomes],
             base,
@@ -424,6 +433,7 @@ def _baseline_for(
     inputs: dict[str, TraceInput],
     stored: dict[tuple[str, int], tuple[int, str]] | None,
     rejudged: list[str],
+    scorers: dict[int, Any],
 ) -> list[str | None]:
     """The baseline verdict per case, by the plan's version: the stored one when the baseline run used the same
     version, else judged now. None for a case the baseline does not have."""
@@ -439,7 +449,7 @@ def _baseline_for(
     else:
         if stored is not None:
             rejudged.append(plan.criterion.name)
-        outcomes = _judge_all(plan.version, [inputs[i] for i in present])
+        outcomes = _judge_all(plan.version, [inputs[i] for i in present], scorers)
         by_id = {i: o.verdict for i, o in zip(present, outcomes, strict=True)}
     return [by_id.get(i) for i in order]
 

@@ -387,3 +387,29 @@ def test_after_a_golden_set_change_only_the_cases_in_both_runs_are_paired(projec
     assert run.candidates_file == "stdin"
     no_baseline = SuiteVerdict.objects.get(case__run=run, case__trace=extra)
     assert no_baseline.baseline_verdict == "" and no_baseline.verdict == "pass"
+
+
+def test_a_classifier_judge_runs_and_a_judge_that_cannot_load_fails_the_run_with_its_reason(
+    project, criterion, tmp_path
+):
+    from judges.models import JudgeVersion
+
+    polite = make_criterion(project=project, name="polite")
+    for label in criterion.labels.select_related("trace"):
+        make_label(trace=label.trace, criterion=polite, verdict=label.verdict)
+    promote(polite, name="polite-clf", kind="classifier", config={})
+    path = write_candidates(tmp_path, golden_outputs(apologising=25))
+    code, out, _ = evalsuite("--project", "acme", "--candidates", path, "--json")
+    rows = {c["criterion"]: c for c in json.loads(out)["criteria"]}
+    assert code == 1 and rows["polite"]["kind"] == "classifier"
+    assert rows["polite"]["pass_rate"] == pytest.approx(15 / 40) and rows["polite"]["verdict"] == "regression"
+
+    JudgeVersion.objects.filter(judge__name="polite-clf").update(artifact=b"not a pickle")
+    code, out, _ = evalsuite(
+        "--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()), "--json"
+    )
+    rows = {c["criterion"]: c for c in json.loads(out)["criteria"]}
+    assert code == 1 and rows["polite"]["verdict"] == "error" and rows["polite"]["errors"] == GOLDEN
+    assert rows["no_apology"]["verdict"] == "pass"  # the other criterion is judged all the same
+    stored = SuiteVerdict.objects.filter(case__run_id=json.loads(out)["run_id"], criterion=polite)
+    assert stored.count() == GOLDEN and all(v.verdict == "" and v.error for v in stored)
