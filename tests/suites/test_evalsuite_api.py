@@ -83,3 +83,12 @@ def test_tokens_and_sessions_are_checked(client, project, criterion, token, outs
     # An engineer's session may run it (Django's test client skips CSRF checks).
     response = post(teammate_client, {"candidates": candidates()})
     assert response.status_code == 200 and SuiteRun.objects.get().created_by.username == "teammate"
+
+
+def test_the_openapi_document_describes_the_route_and_its_body(client):
+    route = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/projects/{slug}/evalsuite"]["post"]
+    body = route["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["candidates"] and set(body["properties"]) == {
+        "candidates", "baseline", "name", "include_llm", "criteria", "alpha",
+    }  # fmt: skip
+    assert {"200", "400", "403", "404"} <= set(route["responses"]) and "exit_code" in route["description"]
