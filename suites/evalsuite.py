@@ -14,12 +14,15 @@ comparison is of outputs only, never of judges (`rejudged` lists those criteria)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace
@@ -236,7 +239,9 @@ def _trace_input(
     )
 
 
-def _judge_all(version: JudgeVersion, inputs: list[TraceInput], scorers: dict[int, Any]) -> list[Outcome]:
+def _judge_all(
+    version: JudgeVersion, inputs: list[TraceInput], scorers: dict[int, Any], beat: Callable[[], None]
+) -> list[Outcome]:
     """The version's outcome for every input. A chunk whose scorer raises becomes error outcomes for that chunk:
     the run reports them (and fails) rather than stopping half way. `scorers` keeps each version's scorer (a
     loaded classifier) for the baseline's turn."""
@@ -255,6 +260,7 @@ def _judge_all(version: JudgeVersion, inputs: list[TraceInput], scorers: dict[in
             outcomes.extend(score(chunk))
         except Exception as exc:  # noqa: BLE001 — any failure of a judge is reported per judgment
             outcomes.extend(Outcome(error=f"{type(exc).__name__}: {exc}") for _ in chunk)
+        beat()
     return outcomes
 
 
@@ -263,6 +269,103 @@ def _baseline_description(baseline: SuiteRun | None) -> str:
         return "the golden traces' own outputs"
     label = f"{baseline.name!r} (run {baseline.pk})" if baseline.name else f"run {baseline.pk}"
     return f"suite run {label} of {baseline.created_at:%Y-%m-%d %H:%M}"
+
+
+@dataclass
+class _Checked:
+    golden_version: int
+    order: list[str]
+    traces: dict[str, Trace]
+    candidates: dict[str, Candidate]
+    baseline_run: SuiteRun | None
+
+
+def _check(
+    *,
+    project: Project,
+    records: Iterable[RawRecord],
+    baseline: str | None,
+    name: str,
+    include_llm: bool,
+    criteria: list[str] | None,
+    alpha: float,
+) -> _Checked:
+    """Every check on the input, before anything is stored. Raises SuiteInputError listing every problem."""
+    if not 0 < alpha < 1:
+        raise SuiteInputError([f"alpha: expected a number between 0 and 1, got {alpha}"])
+    if len(name) > SuiteRun._meta.get_field("name").max_length:
+        raise SuiteInputError(["name: at most 200 characters"])
+    golden = golden_set_for(project)
+    if golden.current_version == 0:
+        raise SuiteInputError([f"the golden set of {project.slug!r} is empty: add golden traces first"])
+    entries = list(golden_entries(project=project, version=golden.current_version))
+    if not entries:
+        raise SuiteInputError([f"the golden set of {project.slug!r} (v{golden.current_version}) has no traces"])
+    traces = {e.trace.external_id: e.trace for e in entries}
+    # Every problem at once: a CI log that shows one error per attempt wastes a round trip per problem.
+    errors: list[str] = []
+    baseline_run, candidates = None, []
+    try:
+        _plan(project, criteria=criteria, include_llm=include_llm)
+    except SuiteInputError as exc:
+        errors.extend(exc.errors)
+    try:
+        baseline_run = find_baseline(project, baseline) if baseline else None
+    except SuiteInputError as exc:
+        errors.extend(exc.errors)
+    try:
+        candidates = parse_candidates(records, set(traces))
+    except SuiteInputError as exc:
+        errors.extend(exc.errors)
+    if errors:
+        raise SuiteInputError(errors)
+    return _Checked(
+        golden_version=golden.current_version,
+        order=[e.trace.external_id for e in entries],
+        traces=traces,
+        candidates={c.external_id: c for c in candidates},
+        baseline_run=baseline_run,
+    )
+
+
+def _create(
+    *,
+    project: Project,
+    checked: _Checked,
+    name: str,
+    include_llm: bool,
+    criteria: list[str] | None,
+    alpha: float,
+    candidates_file: str,
+    user: AbstractBaseUser | None,
+) -> SuiteRun:
+    """The queued run with its cases (the candidates), in golden order; the verdicts come when it is judged."""
+    run = SuiteRun.objects.create(
+        project=project,
+        name=name,
+        golden_version=checked.golden_version,
+        candidates_file=candidates_file[:500],
+        baseline=checked.baseline_run,
+        include_llm=include_llm,
+        status=SuiteRun.Status.QUEUED,
+        # What the run was asked for, until the result replaces it.
+        summary={"request": {"criteria": criteria, "alpha": alpha}},
+        created_by=user,
+    )
+    SuiteCase.objects.bulk_create(
+        [
+            SuiteCase(
+                run=run,
+                trace=checked.traces[i],
+                output=checked.candidates[i].output,
+                messages=checked.candidates[i].messages,
+                metadata=checked.candidates[i].metadata or {},
+            )
+            for i in checked.order
+        ],
+        batch_size=BATCH,
+    )
+    return run
 
 
 def evalsuite_run(
@@ -277,51 +380,132 @@ def evalsuite_run(
     candidates_file: str = "",
     user: AbstractBaseUser | None = None,
 ) -> SuiteResult:
-    """Judge the candidates, compare with the baseline, store the run. Raises SuiteInputError on bad input."""
-    if not 0 < alpha < 1:
-        raise SuiteInputError([f"alpha: expected a number between 0 and 1, got {alpha}"])
+    """Check the input, store the run, judge it here and now. Raises SuiteInputError on bad input (nothing stored)."""
     name = name.strip()
-    if len(name) > SuiteRun._meta.get_field("name").max_length:
-        raise SuiteInputError(["name: at most 200 characters"])
-    golden = golden_set_for(project)
-    if golden.current_version == 0:
-        raise SuiteInputError([f"the golden set of {project.slug!r} is empty: add golden traces first"])
-    entries = list(golden_entries(project=project, version=golden.current_version))
-    if not entries:
-        raise SuiteInputError([f"the golden set of {project.slug!r} (v{golden.current_version}) has no traces"])
-    traces = {e.trace.external_id: e.trace for e in entries}
-    # Every problem at once: a CI log that shows one error per attempt wastes a round trip per problem.
-    errors: list[str] = []
-    planned, not_covered, baseline_run, candidates = [], [], None, []
-    try:
-        planned, not_covered = _plan(project, criteria=criteria, include_llm=include_llm)
-    except SuiteInputError as exc:
-        errors.extend(exc.errors)
-    try:
-        baseline_run = find_baseline(project, baseline) if baseline else None
-    except SuiteInputError as exc:
-        errors.extend(exc.errors)
-    try:
-        candidates = parse_candidates(records, set(traces))
-    except SuiteInputError as exc:
-        errors.extend(exc.errors)
-    if errors:
-        raise SuiteInputError(errors)
-    order = [e.trace.external_id for e in entries]
-    by_id = {c.external_id: c for c in candidates}
+    options = {"baseline": baseline, "name": name, "include_llm": include_llm, "criteria": criteria, "alpha": alpha}
+    checked = _check(project=project, records=records, **options)
+    del options["baseline"]
+    with transaction.atomic():
+        run = _create(project=project, checked=checked, candidates_file=candidates_file, user=user, **options)
+    outcome = evalsuite_execute(run=run)
+    if outcome is None:  # a worker starting at that instant took it over; the run is judged there
+        raise DomainError(f"suite run {run.pk} was taken over by a worker; see /api/v1/suite-runs/{run.pk}")
+    return outcome
 
+
+def evalsuite_enqueue(
+    *,
+    project: Project,
+    records: Iterable[RawRecord],
+    baseline: str | None = None,
+    name: str = "",
+    include_llm: bool = False,
+    criteria: list[str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    candidates_file: str = "",
+    user: AbstractBaseUser | None = None,
+) -> SuiteRun:
+    """Check the input and store the run for the worker (LLM judges can take longer than an HTTP request may).
+    Raises SuiteInputError on bad input (nothing stored)."""
+    from suites.tasks import suite_run_task  # tasks imports this module
+
+    name = name.strip()
+    options = {"baseline": baseline, "name": name, "include_llm": include_llm, "criteria": criteria, "alpha": alpha}
+    checked = _check(project=project, records=records, **options)
+    del options["baseline"]
+    with transaction.atomic():
+        run = _create(project=project, checked=checked, candidates_file=candidates_file, user=user, **options)
+        transaction.on_commit(lambda: suite_run_task.delay(run.pk))
+    return run
+
+
+def claimable_suite_runs(now: datetime) -> QuerySet[SuiteRun]:
+    """Runs a worker may take up: queued ones, and running ones whose worker has gone quiet."""
+    stale = now - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS)
+    lost = Q(status=SuiteRun.Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at=None))
+    return SuiteRun.objects.filter(Q(status=SuiteRun.Status.QUEUED) | lost)
+
+
+def evalsuite_execute(*, run: SuiteRun) -> SuiteResult | None:
+    """Judge a stored run and write its verdicts and result; None when another process has it.
+
+    The claim is a conditional update, and verdicts are unique per (case, criterion): a run delivered twice, or
+    resumed after its worker died, is judged again but never written twice."""
+    now = timezone.now()
+    claimed = claimable_suite_runs(now).filter(pk=run.pk).update(status=SuiteRun.Status.RUNNING, heartbeat_at=now)
+    if not claimed:
+        return None
+    run = SuiteRun.objects.select_related("project", "baseline").get(pk=run.pk)
+    try:
+        result, verdict_rows, cases = _judge(run)
+        with transaction.atomic():
+            SuiteVerdict.objects.bulk_create(
+                [
+                    SuiteVerdict(
+                        case=cases[external_id],
+                        criterion=plan.criterion,
+                        judge_version=plan.version,
+                        verdict=outcome.verdict,
+                        reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
+                        error=outcome.error,
+                        baseline_verdict="" if baseline is None else baseline or "error",
+                    )
+                    for external_id, plan, outcome, baseline in verdict_rows
+                ],
+                batch_size=BATCH,
+                ignore_conflicts=True,
+            )
+            SuiteRun.objects.filter(pk=run.pk, status=SuiteRun.Status.RUNNING).update(
+                status=SuiteRun.Status.DONE, summary=result, exit_code=result["exit_code"], finished_at=timezone.now()
+            )
+    except Exception as exc:
+        message = "; ".join(exc.errors) if isinstance(exc, SuiteInputError) else f"{type(exc).__name__}: {exc}"
+        SuiteRun.objects.filter(pk=run.pk).update(
+            status=SuiteRun.Status.FAILED, error=message, finished_at=timezone.now()
+        )
+        raise
+    run.refresh_from_db()
+    return SuiteResult(
+        run=run,
+        result=result,
+        cases=[
+            CaseVerdict(external_id, plan.criterion.name, outcome.verdict, b, outcome.reasoning, outcome.error)
+            for external_id, plan, outcome, b in verdict_rows
+        ],
+    )
+
+
+def _judge(
+    run: SuiteRun,
+) -> tuple[dict[str, Any], list[tuple[str, Planned, Outcome, str | None]], dict[str, SuiteCase]]:
+    """The result of a run, the verdict rows to write and the run's cases by golden id."""
+    request = (run.summary or {}).get("request", {})
+    alpha = request.get("alpha", DEFAULT_ALPHA)
+    project = run.project
+    planned, not_covered = _plan(project, criteria=request.get("criteria"), include_llm=run.include_llm)
+    cases = {
+        case.trace.external_id: case
+        for case in SuiteCase.objects.filter(run=run).select_related("trace").order_by("id")
+    }
+    order = list(cases)
+    traces = {i: case.trace for i, case in cases.items()}
     candidate_inputs = [
-        _trace_input(traces[i], output=by_id[i].output, messages=by_id[i].messages, metadata=by_id[i].metadata)
+        _trace_input(traces[i], output=cases[i].output, messages=cases[i].messages, metadata=cases[i].metadata or None)
         for i in order
     ]
+    baseline_run = run.baseline
     baseline_inputs, baseline_verdicts = _baseline_inputs(baseline_run, order, traces)
+
+    def beat() -> None:
+        SuiteRun.objects.filter(pk=run.pk, status=SuiteRun.Status.RUNNING).update(heartbeat_at=timezone.now())
+
     criteria_out: list[dict[str, Any]] = []
     verdict_rows: list[tuple[str, Planned, Outcome, str | None]] = []
     rejudged: list[str] = []
     scorers: dict[int, Any] = {}
     for plan in planned:
-        outcomes = _judge_all(plan.version, candidate_inputs, scorers)
-        base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged, scorers)
+        outcomes = _judge_all(plan.version, candidate_inputs, scorers, beat)
+        base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged, scorers, beat)
         numbers = criterion_numbers(
             [o.verdict for o in outcomes],
             base,
@@ -345,9 +529,9 @@ def evalsuite_run(
     warnings = []
     if too_easy(criteria_out):
         warnings.append(TOO_EASY_WARNING)
-    if baseline_run is not None and baseline_run.golden_version != golden.current_version:
+    if baseline_run is not None and baseline_run.golden_version != run.golden_version:
         warnings.append(
-            f"the baseline ran on golden set v{baseline_run.golden_version}, this run on v{golden.current_version}: "
+            f"the baseline ran on golden set v{baseline_run.golden_version}, this run on v{run.golden_version}: "
             "only the cases in both are compared"
         )
     if rejudged:
@@ -359,13 +543,13 @@ def evalsuite_run(
         )
     exit_code = 0 if all(c["verdict"] == "pass" for c in criteria_out) else 1
     result: dict[str, Any] = {
-        "run_id": None,
-        "name": name,
+        "run_id": run.pk,
+        "name": run.name,
         "project": project.slug,
-        "golden_version": golden.current_version,
+        "golden_version": run.golden_version,
         "cases": len(order),
         "alpha": alpha,
-        "include_llm": include_llm,
+        "include_llm": run.include_llm,
         "baseline": {
             "kind": "run" if baseline_run else "golden_outputs",
             "run_id": baseline_run.pk if baseline_run else None,
@@ -379,22 +563,7 @@ def evalsuite_run(
         "passed": exit_code == 0,
         "exit_code": exit_code,
     }
-    run = _store(
-        project=project,
-        result=result,
-        baseline_run=baseline_run,
-        candidates=by_id,
-        traces=traces,
-        order=order,
-        verdict_rows=verdict_rows,
-        candidates_file=candidates_file,
-        user=user,
-    )
-    cases = [
-        CaseVerdict(external_id, plan.criterion.name, outcome.verdict, b, outcome.reasoning, outcome.error)
-        for external_id, plan, outcome, b in verdict_rows
-    ]
-    return SuiteResult(run=run, result=result, cases=cases)
+    return result, verdict_rows, cases
 
 
 def _baseline_inputs(
@@ -434,6 +603,7 @@ def _baseline_for(
     stored: dict[tuple[str, int], tuple[int, str]] | None,
     rejudged: list[str],
     scorers: dict[int, Any],
+    beat: Callable[[], None],
 ) -> list[str | None]:
     """The baseline verdict per case, by the plan's version: the stored one when the baseline run used the same
     version, else judged now. None for a case the baseline does not have."""
@@ -449,68 +619,6 @@ def _baseline_for(
     else:
         if stored is not None:
             rejudged.append(plan.criterion.name)
-        outcomes = _judge_all(plan.version, [inputs[i] for i in present], scorers)
+        outcomes = _judge_all(plan.version, [inputs[i] for i in present], scorers, beat)
         by_id = {i: o.verdict for i, o in zip(present, outcomes, strict=True)}
     return [by_id.get(i) for i in order]
-
-
-@transaction.atomic
-def _store(
-    *,
-    project: Project,
-    result: dict[str, Any],
-    baseline_run: SuiteRun | None,
-    candidates: dict[str, Candidate],
-    traces: dict[str, Trace],
-    order: list[str],
-    verdict_rows: list[tuple[str, Planned, Outcome, str | None]],
-    candidates_file: str,
-    user: AbstractBaseUser | None,
-) -> SuiteRun:
-    now = timezone.now()
-    run = SuiteRun.objects.create(
-        project=project,
-        name=result["name"],
-        golden_version=result["golden_version"],
-        candidates_file=candidates_file[:500],
-        baseline=baseline_run,
-        include_llm=result["include_llm"],
-        status=SuiteRun.Status.DONE,
-        exit_code=result["exit_code"],
-        created_by=user,
-        created_at=now,
-        finished_at=now,
-    )
-    result["run_id"] = run.pk
-    SuiteRun.objects.filter(pk=run.pk).update(summary=result)
-    run.summary = result
-    cases = SuiteCase.objects.bulk_create(
-        [
-            SuiteCase(
-                run=run,
-                trace=traces[i],
-                output=candidates[i].output,
-                messages=candidates[i].messages,
-                metadata=candidates[i].metadata or {},
-            )
-            for i in order
-        ],
-        batch_size=BATCH,
-    )
-    case_by_id = dict(zip(order, cases, strict=True))
-    SuiteVerdict.objects.bulk_create(
-        [
-            SuiteVerdict(
-                case=case_by_id[external_id],
-                criterion=plan.criterion,
-                judge_version=plan.version,
-                verdict=outcome.verdict,
-                reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
-                error=outcome.error,
-                baseline_verdict="" if baseline is None else baseline or "error",
-            )
-            for external_id, plan, outcome, baseline in verdict_rows
-        ],
-        batch_size=BATCH,
-    )
-    return run

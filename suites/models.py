@@ -82,6 +82,7 @@ class SuiteRun(models.Model):
     """One regression-suite run: candidate outputs for a golden set's inputs, judged by the promoted judges."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
@@ -103,6 +104,8 @@ class SuiteRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Touched while a worker judges the run; a running run whose heartbeat is stale lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
