@@ -3,6 +3,8 @@ numbers as `manage.py evalsuite`, with `exit_code` in the body."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.test import Client
 
@@ -60,7 +62,7 @@ def test_bad_candidates_are_a_400_with_every_problem_and_nothing_is_stored(clien
     response = post(client, {"candidate": [], "include_llm": "yes"}, token)
     assert response.status_code == 400
     assert response.json()["errors"] == [
-        "unknown key 'candidate' (keys: candidates, baseline, name, include_llm, criteria, alpha)",
+        "unknown key 'candidate' (keys: candidates, baseline, name, include_llm, criteria, alpha, wait)",
         'candidates: expected a list of {"id", "output"} objects',
         "include_llm: expected true or false",
     ]
@@ -89,6 +91,51 @@ def test_the_openapi_document_describes_the_route_and_its_body(client):
     route = client.get("/api/v1/openapi.json").json()["paths"]["/api/v1/projects/{slug}/evalsuite"]["post"]
     body = route["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["candidates"] and set(body["properties"]) == {
-        "candidates", "baseline", "name", "include_llm", "criteria", "alpha",
+        "candidates", "baseline", "name", "include_llm", "criteria", "alpha", "wait",
     }  # fmt: skip
     assert {"200", "400", "403", "404"} <= set(route["responses"]) and "exit_code" in route["description"]
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_without_waiting_the_worker_judges_the_run_and_the_status_route_gives_the_result(
+    celery_worker, client, criterion, token
+):
+    response = post(client, {"candidates": candidates(apologising=25), "wait": False, "name": "nightly"}, token)
+    assert response.status_code == 202
+    queued = response.json()
+    assert queued["status"] == "queued" and queued["status_url"] == f"/api/v1/suite-runs/{queued['run_id']}"
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + 60
+    while True:
+        body = client.get(queued["status_url"], headers=headers).json()
+        if body["status"] in ("done", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert body["status"] == "done", body
+    assert body["exit_code"] == 1 and body["result"]["criteria"][0]["verdict"] == "regression"
+    assert body["result"]["run_id"] == queued["run_id"] and body["name"] == "nightly"
+    assert SuiteRun.objects.get().cases.count() == cli.GOLDEN
+    # Another project's token sees nothing, as for a missing run.
+    other = make_project(slug="other", expert=make_user("other-expert"))
+    other_token = api_token_create(project=other, name="ci")[1]
+    assert client.get(queued["status_url"], headers={"Authorization": f"Bearer {other_token}"}).status_code == 404
+
+
+def test_a_queued_run_whose_worker_never_came_is_claimable_and_judged_once(client, criterion, token):
+    from django.utils import timezone
+
+    from suites.evalsuite import claimable_suite_runs, evalsuite_execute
+    from suites.models import SuiteVerdict
+
+    # Without a committed transaction the task is never sent: the run waits, as when no worker is up.
+    queued = post(client, {"candidates": candidates(), "wait": False}, token).json()
+    run = SuiteRun.objects.get(pk=queued["run_id"])
+    assert run.status == "queued" and not SuiteVerdict.objects.exists()
+    assert list(claimable_suite_runs(timezone.now())) == [run]  # what a starting worker queues again
+    assert evalsuite_execute(run=run).exit_code == 0
+    assert evalsuite_execute(run=run) is None  # done: a second delivery finds nothing to claim
+    assert SuiteVerdict.objects.filter(case__run=run).count() == cli.GOLDEN
+    assert list(claimable_suite_runs(timezone.now())) == []
+    body = client.get(f"/api/v1/suite-runs/{run.pk}", headers={"Authorization": f"Bearer {token}"}).json()
+    assert body["status"] == "done" and body["exit_code"] == 0 and body["result"]["passed"] is True
