@@ -51,3 +51,16 @@ def test_outsiders_get_404_and_other_projects_runs_are_not_found(outsider_client
     assert outsider_client.get("/projects/acme/suites/").status_code == 404
     assert outsider_client.get(f"/projects/acme/suites/{run.pk}/").status_code == 404
     assert expert_client.get(f"/projects/acme/suites/{run.pk + 1000}/").status_code == 404
+
+
+def test_queued_and_failed_runs_show_their_status_instead_of_numbers(expert_client, project, criterion):
+    from tests.suites.test_evalsuite_api import candidates
+
+    queued = expert_client.post(
+        "/api/v1/projects/acme/evalsuite", {"candidates": candidates(), "wait": False}, content_type="application/json"
+    ).json()
+    html = expert_client.get("/projects/acme/suites/").content.decode()
+    assert 'data-status="queued"' in html
+    SuiteRun.objects.filter(pk=queued["run_id"]).update(status="failed", error="ValueError: <b>bad</b> judge")
+    html = expert_client.get(f"/projects/acme/suites/{queued['run_id']}/").content.decode()
+    assert 'data-status="failed"' in html and "The run failed: ValueError: &lt;b&gt;bad&lt;/b&gt; judge" in html
