@@ -1,10 +1,12 @@
 """The regression suite: candidate outputs for the golden inputs, judged by each criterion's promoted judge and
 compared, case by case, with a baseline. Used by `manage.py evalsuite` and `POST /api/v1/projects/{slug}/evalsuite`.
 
-All or nothing: the candidates are checked in full first (every golden id exactly once, well-formed lines, known
-criteria, a promoted judge to run); any problem raises SuiteInputError listing each one (`line N: reason`) and
-nothing is stored. The judging happens outside any transaction (an LLM judge may take minutes); the run, its cases
-and verdicts are then written in one transaction with bulk inserts.
+The input is checked in full first (every golden id exactly once, well-formed lines, known criteria, a promoted
+judge to run, a known baseline); any problem raises SuiteInputError listing each one (`line N: reason`) and
+nothing is stored. Then the run and its cases (the candidates) are stored, queued, in one transaction, and the run
+is judged — here (`evalsuite_run`: the command, the REST call that waits) or by the worker (`evalsuite_enqueue`).
+Judging claims the run with a conditional update and happens outside any transaction (an LLM judge may take
+minutes); the verdicts and the result are then written in one transaction with bulk inserts.
 
 The baseline is, by default, the golden traces' own stored outputs, judged in the same run by the same versions,
 so there is always a paired comparison. `baseline=` names an earlier run (its name, or its id); when a criterion's
