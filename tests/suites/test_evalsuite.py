@@ -204,6 +204,8 @@ def test_unknown_criteria_and_an_unknown_baseline_are_bad_input(project, criteri
     )
     assert_bad_input(["--project", "nope", "--candidates", path], "--project: no project 'nope'")
     assert_bad_input(["--project", "acme", "--candidates", str(tmp_path / "absent.jsonl")], "--candidates: cannot read")
+    junit = str(tmp_path / "no-such-dir" / "suite.xml")
+    assert_bad_input(["--project", "acme", "--candidates", path, "--junit", junit], "--junit: no directory")
 
 
 def test_no_promoted_judge_is_bad_input(project, tmp_path):

@@ -55,6 +55,9 @@ class Command(BaseCommand):
             criteria = [name.strip() for name in options["criteria"].split(",") if name.strip()]
             if not criteria:
                 self._bad_input(["--criteria: name at least one criterion"])
+        if options["junit"] and not Path(options["junit"]).resolve().parent.is_dir():
+            # Checked before judging: a run stored and then not reported would be worse than no run.
+            self._bad_input([f"--junit: no directory {str(Path(options['junit']).resolve().parent)!r}"])
         path = options["candidates"]
         try:
             stream = sys.stdin.buffer if path == "-" else Path(path).open("rb")  # noqa: SIM115 — closed below
