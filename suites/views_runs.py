@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
+from django_htmx.http import HttpResponseStopPolling
 
 from annotation.access import get_project_for_user
 from annotation.models import Criterion
@@ -92,7 +93,14 @@ def suite_run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpRespon
         "summary": summary,
         "sections": sections,
         "cases_per_criterion": CASES_PER_CRITERION,
+        "finished": run.status in {SuiteRun.Status.DONE, SuiteRun.Status.FAILED},
     }
+    if request.htmx:
+        response = render(request, "suites/suite_run_detail.html#state", context)
+        if context["finished"]:
+            # 286 tells htmx to swap in this final state and stop polling.
+            return HttpResponseStopPolling(response.content)
+        return response
     return render(request, "suites/suite_run_detail.html", context)
 
 

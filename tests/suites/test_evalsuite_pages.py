@@ -61,6 +61,14 @@ def test_queued_and_failed_runs_show_their_status_instead_of_numbers(expert_clie
     ).json()
     html = expert_client.get("/projects/acme/suites/").content.decode()
     assert 'data-status="queued"' in html
+    # The run page polls while the worker judges, and stops (286) once the run has ended.
+    url = f"/projects/acme/suites/{queued['run_id']}/"
+    polled = expert_client.get(url, headers={"HX-Request": "true"})
+    assert polled.status_code == 200 and 'hx-trigger="every 1s"' in polled.content.decode()
+    assert "<html" not in polled.content.decode()
     SuiteRun.objects.filter(pk=queued["run_id"]).update(status="failed", error="ValueError: <b>bad</b> judge")
-    html = expert_client.get(f"/projects/acme/suites/{queued['run_id']}/").content.decode()
+    html = expert_client.get(url).content.decode()
     assert 'data-status="failed"' in html and "The run failed: ValueError: &lt;b&gt;bad&lt;/b&gt; judge" in html
+    assert "hx-trigger" not in html
+    final = expert_client.get(url, headers={"HX-Request": "true"})
+    assert final.status_code == 286 and 'data-status="failed"' in final.content.decode()
