@@ -125,11 +125,9 @@ def _denied(request: HttpRequest, project: Project, *, run: bool) -> Status[dict
     if isinstance(auth, ApiToken):
         if auth.project_id == project.pk:
             return None
-        return (
-            Status(404, {"detail": "No such suite run"})
-            if not run
-            else Status(403, {"detail": "This token belongs to another project"})
-        )
+        if run:
+            return Status(403, {"detail": "This token belongs to another project"})
+        return Status(404, {"detail": "No such suite run"})  # another project's runs are not even there
     role = project_role(project=project, user=auth)
     if role is None:
         return Status(404, {"detail": "No such project" if run else "No such suite run"})
