@@ -19,6 +19,7 @@ BENCHMARKS = [
     "stats.py",
     "alignment_real.py",
     "judge_throughput.py",
+    "evalsuite.py",
     "pages.py",
     "sessions.py",
     "taxonomy.py",

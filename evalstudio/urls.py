@@ -7,8 +7,10 @@ from django.views.generic import RedirectView
 
 from annotation.api import api
 from judges.api import router as judges_router
+from suites.api import router as suites_router
 
 api.add_router("", judges_router)
+api.add_router("", suites_router)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project_list", permanent=False)),

@@ -82,6 +82,7 @@ class SuiteRun(models.Model):
     """One regression-suite run: candidate outputs for a golden set's inputs, judged by the promoted judges."""
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
@@ -103,6 +104,8 @@ class SuiteRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # Touched while a worker judges the run; a running run whose heartbeat is stale lost its worker.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -137,6 +140,9 @@ class SuiteVerdict(models.Model):
     verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
     reasoning = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    # What the same judge version said of the baseline's output for this input, which this verdict was paired
+    # with: "pass", "fail", "error", or "" when the baseline has no such case.
+    baseline_verdict = models.CharField(max_length=5, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "criterion"], name="suite_verdict_unique_criterion")]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from suites import views as golden_views
-from suites import views_compare
+from suites import views_compare, views_runs
 
 urlpatterns: list = [
     # The golden set: its page (current members, ?version=N snapshots, history), bulk removal, the JSONL export of
@@ -17,6 +17,8 @@ urlpatterns: list = [
         golden_views.golden_trace_remove,
         name="golden_trace_remove",
     ),
-    # Two suite runs side by side, per criterion.
+    # Regression-suite runs (manage.py evalsuite, POST /api/v1/projects/{slug}/evalsuite), and two side by side.
+    path("projects/<slug:slug>/suites/", views_runs.suite_run_list, name="suite_run_list"),
     path("projects/<slug:slug>/suites/compare/", views_compare.suite_compare, name="suite_compare"),
+    path("projects/<slug:slug>/suites/<int:run_id>/", views_runs.suite_run_detail, name="suite_run_detail"),
 ]
