@@ -78,6 +78,7 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
                 "name": criterion.name,
                 "definition": criterion.definition,
                 "failure_mode": criterion.failure_mode,
+                "suite_min_pass_rate": criterion.suite_min_pass_rate,
             },
             modes=modes,
         )
