@@ -1,0 +1,86 @@
+"""Reads for the monitoring pages: counts per bucket aggregated in SQL over (version, occurred_at)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from django.core.cache import cache
+from django.db.models import Count, Q, QuerySet
+from django.db.models.functions import Trunc
+
+from annotation.models import Project, Trace
+from monitoring.models import Alert, MonitorCursor, MonitorJudgment
+
+BANNER_CACHE_SECONDS = 30
+BACKLOG_COUNT_CAP = 10_000
+
+
+def _counts() -> dict:
+    return {
+        "passes": Count("id", filter=Q(verdict="pass")),
+        "fails": Count("id", filter=Q(verdict="fail")),
+        "errors": Count("id", filter=Q(verdict="")),
+    }
+
+
+def bucket_counts(
+    *, version_id: int, start: datetime, end: datetime, bucket: str
+) -> dict[datetime, tuple[int, int, int]]:
+    """bucket start (UTC) → (passes, fails, errors) of the version's verdicts on traces that occurred in
+    [start, end). One GROUP BY date_trunc over an index range scan of monitor_judgment_series."""
+    rows = (
+        MonitorJudgment.objects.filter(version_id=version_id, occurred_at__gte=start, occurred_at__lt=end)
+        .annotate(bucket_start=Trunc("occurred_at", bucket, tzinfo=UTC))
+        .values("bucket_start")
+        .annotate(**_counts())
+        .order_by("bucket_start")
+    )
+    return {row["bucket_start"]: (row["passes"], row["fails"], row["errors"]) for row in rows}
+
+
+def window_counts(*, version_id: int, start: datetime, end: datetime) -> tuple[int, int, int]:
+    row = MonitorJudgment.objects.filter(version_id=version_id, occurred_at__gte=start, occurred_at__lt=end).aggregate(
+        **_counts()
+    )
+    return row["passes"], row["fails"], row["errors"]
+
+
+def failed_judgments(*, version_id: int, start: datetime, end: datetime) -> QuerySet[MonitorJudgment]:
+    """The traces behind a bucket's failures: the version's fail verdicts on traces that occurred in it."""
+    return (
+        MonitorJudgment.objects.filter(
+            version_id=version_id, occurred_at__gte=start, occurred_at__lt=end, verdict="fail"
+        )
+        .select_related("trace")
+        .order_by("occurred_at", "id")
+    )
+
+
+def backlog(*, project: Project, version_id: int) -> int | None:
+    """Sampled traces the version has not reached yet, counted up to a cap (None: the version never drained)."""
+    cursor = MonitorCursor.objects.filter(version_id=version_id).first()
+    if cursor is None:
+        return None
+    ids = Trace.objects.filter(project=project, monitor_sampled=True, id__gt=cursor.last_trace_id).values("id")
+    return Trace.objects.filter(id__in=ids[:BACKLOG_COUNT_CAP]).count()
+
+
+def open_alerts(*, project: Project) -> QuerySet[Alert]:
+    return Alert.objects.filter(project=project, resolved_at=None).select_related("criterion", "rule")
+
+
+def banner_key(project: Project) -> str:
+    return project.cache_key("monitor-open-alerts")
+
+
+def open_alerts_banner(*, project: Project) -> dict | None:
+    """What the banner on every project page shows: the number of open alerts and the newest one; cached briefly
+    (and cleared when an alert opens or resolves), so the pages pay one cache read."""
+    key = banner_key(project)
+    value = cache.get(key)
+    if value is None:
+        alerts = list(open_alerts(project=project).order_by("-opened_at", "-id").values("id", "message")[:1])
+        count = open_alerts(project=project).count() if alerts else 0
+        value = {"count": count, "id": alerts[0]["id"], "message": alerts[0]["message"]} if alerts else {"count": 0}
+        cache.set(key, value, BANNER_CACHE_SECONDS)
+    return value if value["count"] else None
