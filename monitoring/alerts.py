@@ -133,9 +133,13 @@ def alert_rules_evaluate(*, now: datetime | None = None) -> list[Alert]:
             continue
         if alert is not None:
             fired.append(alert)
-    retry = Alert.objects.filter(
-        resolved_at=None, webhook_sent_at=None, webhook_attempts__gt=0, webhook_attempts__lt=WEBHOOK_MAX_ATTEMPTS
-    ).exclude(rule__webhook_url="")
+    retry = (
+        Alert.objects.filter(
+            resolved_at=None, webhook_sent_at=None, webhook_attempts__gt=0, webhook_attempts__lt=WEBHOOK_MAX_ATTEMPTS
+        )
+        .exclude(rule__webhook_url="")
+        .exclude(pk__in=[alert.pk for alert in fired])
+    )  # just tried
     for alert in retry.select_related("rule", "criterion", "project"):
         webhook_deliver(alert=alert)
     return fired
