@@ -17,13 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from judges.models import Promotion
 from monitoring.models import Alert, AlertRule
-from monitoring.selectors import banner_key, window_counts
+from monitoring.selectors import window_counts
 from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, truncate
 
 logger = logging.getLogger(__name__)
@@ -112,9 +111,6 @@ def rule_evaluate(*, rule: AlertRule, now: datetime | None = None) -> Alert | No
                 resolved = current
                 rule.state = AlertRule.State.OK
         rule.save(update_fields=["state", "last_evaluated_at", "last_bucket_start"])
-        if fired or resolved:
-            key = banner_key(rule.project)
-            transaction.on_commit(lambda: cache.delete(key))
     if fired is not None and rule.webhook_url:
         webhook_deliver(alert=fired)
     if resolved is not None and rule.webhook_url:

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
@@ -27,7 +26,6 @@ from monitoring.forms import AlertRuleForm, SamplingRateForm
 from monitoring.models import Alert, AlertRule, Bucket
 from monitoring.selectors import (
     backlog,
-    banner_key,
     bucket_counts,
     failed_judgments,
     open_alerts,
@@ -177,7 +175,6 @@ def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> Htt
     else:
         if action in {"disable", "delete"}:
             Alert.objects.filter(rule=rule, resolved_at=None).update(resolved_at=timezone.now())
-            cache.delete(banner_key(access.project))
         if action == "delete":
             rule.delete()
         else:
