@@ -149,3 +149,17 @@ def test_a_broker_that_is_down_neither_fails_nor_slows_an_import(project, tmp_pa
     assert "Could not queue a monitoring drain of acme" in result.stderr
     assert elapsed < 15, f"the import took {elapsed:.1f} s"
     assert len(sampled(project)) > 40
+
+
+def test_beat_schedules_the_drain_and_the_alert_evaluation_as_registered_tasks(settings):
+    from evalstudio.celery import app
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["monitoring-drain"]["schedule"] == settings.EVALSTUDIO_MONITOR_DRAIN_SECONDS == 60
+    assert schedule["monitoring-alerts"]["schedule"] == settings.EVALSTUDIO_MONITOR_ALERT_SECONDS == 300
+    app.loader.import_default_modules()
+    for entry in schedule.values():
+        assert entry["task"] in app.tasks, entry["task"]
+    procfile = (ROOT / "Procfile.dev").read_text()
+    assert "-B --schedule var/celerybeat-schedule" in procfile
+    assert "celery -A evalstudio beat" in (ROOT / "docker-compose.yml").read_text()
