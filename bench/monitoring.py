@@ -71,7 +71,8 @@ def populate() -> None:
 
     from annotation.models import Criterion, Project
     from annotation.services import project_create
-    from judges.models import Judge, JudgeVersion, Promotion
+    from judges.models import Judge, Promotion
+    from judges.services import judge_create
 
     call_command("migrate", verbosity=0)
     project = Project.objects.filter(slug="bench").first()
@@ -85,12 +86,14 @@ def populate() -> None:
     )
     project = project_create(slug="bench", name="Bench", expert=expert)
     criterion = Criterion.objects.create(project=project, name="no_apology", position=1)
-    judge = Judge.objects.create(project=project, criterion=criterion, name="apology", kind=Judge.Kind.ASSERTION)
-    version = JudgeVersion.objects.create(
-        judge=judge,
-        number=1,
+    judge = judge_create(
+        project=project,
+        criterion=criterion,
+        name="apology",
+        kind=Judge.Kind.ASSERTION,
         config={"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False},
     )
+    version = judge.latest_version()
     Promotion.objects.create(
         criterion=criterion,
         version=version,
@@ -180,7 +183,9 @@ def explain() -> bool:
         first = plan.splitlines()[0].split("  (")[0].strip()
         print(f"  EXPLAIN {name:<22} {'SEQ SCAN!' if seq else 'ok'}: {first}")
     started = time.perf_counter()
-    rows = bucket_counts(version_id=promotion.version_id, start=now - timedelta(days=7), end=now, bucket="hour")
+    rows = bucket_counts(
+        project=project, version_id=promotion.version_id, start=now - timedelta(days=7), end=now, bucket="hour"
+    )
     print(f"  series aggregate (7 d hourly, {len(rows)} buckets): {1000 * (time.perf_counter() - started):.0f} ms")
     return ok
 

@@ -60,7 +60,8 @@ class MonitorJudgment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["version", "trace"], name="monitor_judgment_unique_version_trace")
         ]
-        indexes = [models.Index(fields=["version", "occurred_at"], name="monitor_judgment_series")]
+        # Covering (verdict included), so a window's counts per bucket are an index-only range scan.
+        indexes = [models.Index(fields=["version", "occurred_at"], include=["verdict"], name="monitor_judgment_series")]
 
     def __str__(self) -> str:
         return f"{self.version} on {self.trace_id}: {self.verdict or 'error'}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Trunc
 
@@ -11,6 +12,8 @@ from annotation.models import Project, Trace
 from monitoring.models import Alert, MonitorCursor, MonitorJudgment
 
 BANNER_COUNT_CAP = 50
+# The series of a page is re-read at most this often: new verdicts arrive with the drain, once a minute.
+SERIES_CACHE_SECONDS = 60
 BACKLOG_COUNT_CAP = 10_000
 
 
@@ -23,10 +26,15 @@ def _counts() -> dict:
 
 
 def bucket_counts(
-    *, version_id: int, start: datetime, end: datetime, bucket: str
+    *, project: Project, version_id: int, start: datetime, end: datetime, bucket: str
 ) -> dict[datetime, tuple[int, int, int]]:
     """bucket start (UTC) → (passes, fails, errors) of the version's verdicts on traces that occurred in
-    [start, end). One GROUP BY date_trunc over an index range scan of monitor_judgment_series."""
+    [start, end). One GROUP BY date_trunc over a range of monitor_judgment_series, cached for a minute (a month of
+    daily buckets at a million traces is ~130,000 verdicts to count: ~150 ms)."""
+    key = f"{project.cache_key('monitor-series')}:{version_id}:{bucket}:{start.timestamp():.0f}:{end.timestamp():.0f}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     rows = (
         MonitorJudgment.objects.filter(version_id=version_id, occurred_at__gte=start, occurred_at__lt=end)
         .annotate(bucket_start=Trunc("occurred_at", bucket, tzinfo=UTC))
@@ -34,7 +42,9 @@ def bucket_counts(
         .annotate(**_counts())
         .order_by("bucket_start")
     )
-    return {row["bucket_start"]: (row["passes"], row["fails"], row["errors"]) for row in rows}
+    counts = {row["bucket_start"]: (row["passes"], row["fails"], row["errors"]) for row in rows}
+    cache.set(key, counts, SERIES_CACHE_SECONDS)
+    return counts
 
 
 def window_counts(*, version_id: int, start: datetime, end: datetime) -> tuple[int, int, int]:

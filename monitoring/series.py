@@ -9,8 +9,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from judges.stats import Z_95, ConfusionMatrix, CorrectedRate, corrected_pass_rate_interval, metrics, wilson_interval
+import numpy as np
+
+from judges.stats import (
+    CONFIDENCE,
+    Z_95,
+    ConfusionMatrix,
+    CorrectedRate,
+    _multinomial_cells,
+    corrected_pass_rate,
+    metrics,
+    wilson_interval,
+)
 
 # DESIGN.md asks for at least 10,000 bootstrap resamples; a week of hourly buckets is 168 of them per page.
 RESAMPLES = 10_000
@@ -67,6 +79,47 @@ def dev_matrix(report: dict | None) -> ConfusionMatrix | None:
         return None
 
 
+@lru_cache(maxsize=64)
+def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The bootstrap's draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
+    rng = np.random.default_rng(0)
+    cells = _multinomial_cells(matrix, resamples, rng).astype(np.float64)
+    tp, fn, fp, tn = cells.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpr, tnr = tp / (tp + fn), tn / (tn + fp)
+    tpr.setflags(write=False)
+    tnr.setflags(write=False)
+    return tpr, tnr, rng.bit_generator.state
+
+
+@lru_cache(maxsize=16_384)
+def corrected_interval(matrix: ConfusionMatrix, passes: int, judged: int, resamples: int) -> CorrectedRate | None:
+    """judges.stats.corrected_pass_rate_interval(matrix, judged_passes=passes, judged=judged, seed=0), the same
+    numbers (a test holds them equal), about five times faster over a series: with one seed, every bucket's
+    bootstrap starts with the same draws of the dev confusion counts, so they are drawn once per judge and only
+    the production sample's binomial is drawn per bucket. Memoised: a page reload recomputes nothing."""
+    point = metrics(matrix)
+    if judged == 0 or point["tpr"] is None or point["tnr"] is None:
+        return None
+    observed = passes / judged
+    estimate = corrected_pass_rate(point["tpr"], point["tnr"], observed)
+    if estimate is None:
+        return None
+    tpr, tnr, state = _judge_draws(matrix, resamples)
+    rng = np.random.default_rng(0)
+    rng.bit_generator.state = state
+    observed_draws = rng.binomial(judged, observed, size=resamples) / judged
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denominator = tpr + tnr - 1
+        theta = np.clip((observed_draws + tnr - 1) / denominator, 0.0, 1.0)
+    valid = theta[(denominator > 0) & np.isfinite(theta)]
+    if valid.size == 0:
+        return None
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(valid, [tail, 100 - tail])
+    return CorrectedRate(estimate=estimate, low=float(low), high=float(high), observed=observed)
+
+
 def bucket_stats(
     *,
     start: datetime,
@@ -91,10 +144,7 @@ def bucket_stats(
         elif point["tpr"] + point["tnr"] <= 1:
             missing = NO_BETTER_THAN_CHANCE
         else:
-            # Seeded by the bucket, so a page shows the same interval on every load.
-            corrected = corrected_pass_rate_interval(
-                matrix, judged_passes=passes, judged=judged, resamples=resamples, seed=int(start.timestamp())
-            )
+            corrected = corrected_interval(matrix, passes, judged, resamples)
             if corrected is None:
                 missing = NO_BETTER_THAN_CHANCE
     return BucketStats(

@@ -129,7 +129,7 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
         step = BUCKET_LENGTH[bucket]
         end = truncate(now, bucket) + step  # the current bucket is shown, marked in progress
         start = end - WINDOWS[bucket][window]
-        counts = bucket_counts(version_id=promotion.version_id, start=start, end=end, bucket=bucket)
+        counts = bucket_counts(project=project, version_id=promotion.version_id, start=start, end=end, bucket=bucket)
         stats = series(counts=counts, start=start, end=end, bucket=bucket, matrix=dev_matrix(promotion.report))
         rows = [BucketRow(s, s.end <= now) for s in reversed(stats)]
         period = {"hour": ("this hour", "last hour"), "day": ("today", "yesterday")}[bucket]

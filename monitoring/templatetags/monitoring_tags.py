@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from annotation.models import Project
 from monitoring.selectors import open_alerts_banner
@@ -20,3 +22,14 @@ def percent(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "—"
     return f"{value * 100:.{int(digits)}f}%"
+
+
+@register.simple_tag
+def rate(value: float | None, low: float | None, high: float | None, missing: str = "") -> SafeString:
+    """A rate with its 95% interval, or why there is none (a simple tag: a table of 168 buckets renders it 336
+    times, where an {% include %} costs ten times as much)."""
+    if value is None or value == "" or low is None or high is None:
+        return format_html('<span class="monitor-undefined">{}</span>', missing or "—")
+    return format_html(
+        '<strong>{}</strong> <span class="ci">({}–{})</span>', percent(value), percent(low), percent(high)
+    )

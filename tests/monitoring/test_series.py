@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from judges.stats import ConfusionMatrix, wilson_interval
+from judges.stats import ConfusionMatrix, corrected_pass_rate_interval, wilson_interval
 from monitoring.charts import series_chart
 from monitoring.series import (
     NO_BETTER_THAN_CHANCE,
     NO_JUDGE_EVIDENCE,
     bucket_stats,
+    corrected_interval,
     dev_matrix,
     sample_size_note,
     series,
@@ -74,3 +75,13 @@ def test_buckets_are_utc_hours_and_days():
     moment = datetime(2026, 11, 20, 13, 47, 12, tzinfo=UTC)
     assert truncate(moment, "hour") == datetime(2026, 11, 20, 13, tzinfo=UTC)
     assert truncate(moment, "day") == datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_the_fast_corrected_interval_gives_exactly_the_numbers_of_judges_stats():
+    for matrix in (GOOD_JUDGE, ConfusionMatrix(tp=40, fn=9, fp=7, tn=30), ConfusionMatrix(tp=5, fn=0, fp=0, tn=3)):
+        for passes, judged in ((0, 1), (3, 37), (80, 100), (950, 1000), (12, 12)):
+            expected = corrected_pass_rate_interval(
+                matrix, judged_passes=passes, judged=judged, resamples=10_000, seed=0
+            )
+            assert corrected_interval(matrix, passes, judged, 10_000) == expected, (matrix, passes, judged)
+    assert corrected_interval(ConfusionMatrix(tp=5, fn=5, fp=5, tn=5), 3, 10, 10_000) is None
