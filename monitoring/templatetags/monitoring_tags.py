@@ -30,6 +30,11 @@ def rate(value: float | None, low: float | None, high: float | None, missing: st
     times, where an {% include %} costs ten times as much)."""
     if value is None or value == "" or low is None or high is None:
         return format_html('<span class="monitor-undefined">{}</span>', missing or "—")
+    # Whole percents, unless the interval is narrower than 4 points: "86% (85%–86%)" would hide it.
+    digits = 1 if high - low < 0.04 else 0
     return format_html(
-        '<strong>{}</strong> <span class="ci">({}–{})</span>', percent(value), percent(low), percent(high)
+        '<strong>{}</strong> <span class="ci">({}–{})</span>',
+        percent(value, digits),
+        percent(low, digits),
+        percent(high, digits),
     )

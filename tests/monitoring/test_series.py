@@ -85,3 +85,11 @@ def test_the_fast_corrected_interval_gives_exactly_the_numbers_of_judges_stats()
             )
             assert corrected_interval(matrix, passes, judged, 10_000) == expected, (matrix, passes, judged)
     assert corrected_interval(ConfusionMatrix(tp=5, fn=5, fp=5, tn=5), 3, 10, 10_000) is None
+
+
+def test_a_narrow_interval_is_shown_with_a_decimal_and_an_undefined_rate_in_words():
+    from monitoring.templatetags.monitoring_tags import rate
+
+    assert rate(0.8612, 0.8557, 0.8668) == '<strong>86.1%</strong> <span class="ci">(85.6%–86.7%)</span>'
+    assert rate(0.75, 0.66, 0.82) == '<strong>75%</strong> <span class="ci">(66%–82%)</span>'
+    assert rate("", "", "", "undefined: <chance>") == '<span class="monitor-undefined">undefined: &lt;chance&gt;</span>'
