@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,10 +17,16 @@ from django.db import connection, connections
 
 from annotation import ingest
 from annotation.models import Project, Trace
+from judges.models import JudgeVersion
+from judges.promotions import judge_version_promote
 from judges.providers import Outcome
+from judges.services import judge_create, judge_run_execute, judge_run_start
 from monitoring.models import MonitorCursor, MonitorJudgment
+from monitoring.sampling import is_sampled
+from monitoring.selectors import window_counts
 from monitoring.services import BUSY, drain_chunk, monitoring_drain
 from monitoring.tasks import monitor_drain_task
+from tests.llm_server import Reply, ScriptedLLMServer
 from tests.monitoring.helpers import jsonl, production, promoted_judge
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -163,3 +172,46 @@ def test_beat_schedules_the_drain_and_the_alert_evaluation_as_registered_tasks(s
     procfile = (ROOT / "Procfile.dev").read_text()
     assert "-B --schedule var/celerybeat-schedule" in procfile
     assert "celery -A evalstudio beat" in (ROOT / "docker-compose.yml").read_text()
+
+
+@pytest.mark.django_db
+def test_an_llm_judge_drains_through_the_provider_once_per_sampled_trace_and_errors_stay_errors(project, settings):
+    # The provider fails on one sampled trace: its judgment must be an error, outside every rate.
+    broken_index = next(i for i in range(60) if is_sampled(source="production", external_id=f"p-{i}", rate=0.5))
+
+    def verdict_by_content(request) -> Reply:
+        graded = request.messages[-1]["content"]
+        if re.search(rf"question {broken_index}(?!\d)", graded):
+            return Reply(status=500, content="provider broke")
+        verdict = "fail" if "sorry" in graded.lower() else "pass"
+        return Reply(content=json.dumps({"reasoning": f"Looked for an apology: {verdict}.", "verdict": verdict}))
+
+    with ScriptedLLMServer() as llm:
+        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY, settings.EVALSTUDIO_LLM_MAX_RETRIES = llm.base_url, "k", 0
+        llm.respond_with(verdict_by_content)
+        criterion = promoted_judge(project).criterion  # labelled traces; replaced below by an LLM judge
+        judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 0})
+        version: JudgeVersion = judge.latest_version()
+        judge_run_execute(run=judge_run_start(version=version, split="dev"))
+        promotion = judge_version_promote(version=version)
+        project.production_sampling_rate = 0.5
+        project.save()
+        ingest.import_stream(project=project, stream=jsonl(production(60)))
+        before = len(llm.chat_requests)
+        want = sampled(project)
+        assert monitoring_drain(project=project) == len(want)
+        assert len(llm.chat_requests) - before == len(want)
+        judged = MonitorJudgment.objects.filter(version=version)
+        assert set(judged.values_list("trace_id", flat=True)) == want
+        broken = set(Trace.objects.filter(pk__in=want, input=f"question {broken_index}").values_list("id", flat=True))
+        assert len(broken) == 1
+        assert set(judged.filter(verdict="").values_list("trace_id", flat=True)) == broken
+        passes, fails, errors = window_counts(
+            version_id=promotion.version_id, start=judged.earliest("occurred_at").occurred_at, end=time_far()
+        )
+        assert errors == len(broken) and passes + fails == len(want) - len(broken)
+        assert judged.filter(verdict="pass").first().reasoning.startswith("Looked for an apology")
+
+
+def time_far():
+    return datetime(2100, 1, 1, tzinfo=UTC)
