@@ -50,6 +50,7 @@ from annotation.models import (
     Trace,
 )
 from annotation.trace_format import FormatError, RawRecord, TraceRecord, format_for_path, read_records
+from monitoring.sampling import is_sampled
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +137,17 @@ class _Importer:
             labels_error=NO_EXPERT_ERROR if self.expert_id is None else None,
             notes_error=NO_AUTHOR_ERROR if self.note_author_id is None else None,
             notes_are_experts=self.note_author_id is not None and self.note_author_id == self.expert_id,
-            copy=CopyTarget(project_id=project.pk, queue_seed=project.queue_seed) if self.postgres else None,
+            copy=CopyTarget(
+                project_id=project.pk, queue_seed=project.queue_seed, sampling_rate=project.production_sampling_rate
+            )
+            if self.postgres
+            else None,
         )
         self.report = IngestReport()
         self.criteria: dict[str, int] | None = None
         self.failure_modes: dict[str, int] = {}
         self.conflicts_seen = False
+        self.sampled_any = False
 
     def run(
         self, batches: Iterable[PreparedBatch], on_batch: Callable[[int, IngestReport], None] | None
@@ -159,6 +165,11 @@ class _Importer:
             self._write_all(batches, on_batch)
         if rolled_back:
             self.report = IngestReport(rejected=self.report.rejected, rolled_back=True)
+        elif self.sampled_any and self.report.accepted:
+            from monitoring.services import drain_kick  # monitoring's services import judges, which import this app
+
+            # After commit, and never an error or a wait here: the beat schedule drains whatever a kick misses.
+            drain_kick(project=self.project)
         return self.report
 
     def _write_all(
@@ -176,6 +187,7 @@ class _Importer:
     def _flush(self, batch: PreparedBatch) -> None:
         with transaction.atomic():
             written = self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
+            self.sampled_any = self.sampled_any or batch.sampled > 0
             created = sum(1 for _, is_new in written.values() if is_new)
             self.report.created += created
             self.report.updated += len(written) - created
@@ -230,7 +242,7 @@ class _Importer:
                 "CREATE TEMP TABLE _ingest_batch (ord int GENERATED ALWAYS AS IDENTITY, project_id bigint,"
                 " created_at timestamptz, external_id text, input text, output text, messages jsonb, context jsonb,"
                 " metadata jsonb, session_id text, task_id text, trial int, source text, occurred_at timestamptz,"
-                " shuffle_key bigint, reviewed_at timestamptz) ON COMMIT DROP"
+                " shuffle_key bigint, reviewed_at timestamptz, monitor_sampled boolean) ON COMMIT DROP"
             )
             with raw_cursor.copy(f"COPY _ingest_batch ({_COPY_COLUMN_LIST}) FROM STDIN") as copy:
                 copy.write(batch.copy_data)
@@ -246,7 +258,10 @@ class _Importer:
                     " context = b.context, metadata = b.metadata, session_id = b.session_id, task_id = b.task_id,"
                     " trial = b.trial, source = b.source,"
                     " occurred_at = CASE WHEN b.occurred_at = b.created_at THEN t.occurred_at ELSE b.occurred_at END,"
-                    " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at)"
+                    " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at),"
+                    # Sampling is decided once, when the trace arrives as production: re-sending it keeps the
+                    # decision (a rate change applies to new traces only); a change of source decides again.
+                    " monitor_sampled = CASE WHEN t.source = b.source THEN t.monitor_sampled ELSE b.monitor_sampled END"
                     " FROM _ingest_batch b WHERE t.project_id = b.project_id AND t.external_id = b.external_id"
                     " RETURNING t.id, t.external_id"
                 )
@@ -278,9 +293,12 @@ class _Importer:
         written: dict[str, tuple[int | None, bool]] = {}
         new_traces = []
         changed = []
+        rate = self.project.production_sampling_rate
         for r in batch.records:
             trace = existing.get(r.external_id)
+            sampled = is_sampled(source=r.source, external_id=r.external_id, rate=rate)
             if trace is None:
+                batch.sampled += sampled
                 new_traces.append(
                     Trace(
                         project=self.project,
@@ -298,18 +316,22 @@ class _Importer:
                         created_at=now,
                         shuffle_key=self.project.shuffle_key(r.external_id),
                         reviewed_at=reviewed.get(r.external_id),
+                        monitor_sampled=sampled,
                     )
                 )
             elif self.update:
                 for name in ("input", "output", "messages", "context", "metadata", "session_id", "task_id"):
                     setattr(trace, name, getattr(r, name))
+                if trace.source != r.source:  # as on PostgreSQL: a change of source decides sampling again
+                    trace.monitor_sampled = sampled
+                    batch.sampled += sampled
                 trace.trial, trace.source = r.trial, r.source
                 trace.occurred_at = r.timestamp or trace.occurred_at
                 trace.reviewed_at = trace.reviewed_at or reviewed.get(r.external_id)
                 changed.append(trace)
                 written[r.external_id] = (trace.pk, False)
         if changed:
-            Trace.objects.bulk_update(changed, [*Trace.CONTENT_FIELDS, "reviewed_at"])
+            Trace.objects.bulk_update(changed, [*Trace.CONTENT_FIELDS, "reviewed_at", "monitor_sampled"])
         if new_traces:
             # ignore_conflicts: a concurrent import of the same ids must not fail this batch; whatever it
             # inserted first counts as a duplicate here, found by the id lookup below.

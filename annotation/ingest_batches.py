@@ -31,6 +31,7 @@ from annotation.trace_format import (
     record_id,
     shuffle_key,
 )
+from monitoring.sampling import is_sampled
 
 # The columns a prepared batch's COPY text holds, in order. The trace table takes them as they are; the temporary
 # table of the re-import path has the same columns after its own `ord`.
@@ -50,6 +51,7 @@ COPY_COLUMNS = (
     "occurred_at",
     "shuffle_key",
     "reviewed_at",
+    "monitor_sampled",
 )
 
 
@@ -76,6 +78,8 @@ class CopyTarget:
 
     project_id: int
     queue_seed: str
+    # Project.production_sampling_rate at the start of the import (monitoring.sampling).
+    sampling_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,8 @@ class PreparedBatch:
     # external_id → reviewed_at for traces whose import counts as the expert's review.
     reviewed: dict[str, datetime] = field(default_factory=dict)
     copy_data: bytes = b""
+    # How many records of the batch production monitoring samples (COPY path; the ORM path decides per row).
+    sampled: int = 0
 
     def __len__(self) -> int:
         return len(self.external_ids)
@@ -135,7 +141,15 @@ def _copy_text(value: str) -> str:
     return value
 
 
-def copy_line(record: TraceRecord, *, project_id: int, now: str, seed: str, reviewed_at: datetime | None) -> str:
+def copy_line(
+    record: TraceRecord,
+    *,
+    project_id: int,
+    now: str,
+    seed: str,
+    reviewed_at: datetime | None,
+    sampled: bool = False,
+) -> str:
     """One row of COPY text in COPY_COLUMNS order; `now` is the batch time, already formatted."""
     return "\t".join(
         (
@@ -154,6 +168,7 @@ def copy_line(record: TraceRecord, *, project_id: int, now: str, seed: str, revi
             now if record.timestamp is None else record.timestamp.isoformat(),
             str(shuffle_key(seed, record.external_id)),
             r"\N" if reviewed_at is None else reviewed_at.isoformat(),
+            "t" if sampled else "f",
         )
     )
 
@@ -214,10 +229,20 @@ class _Batcher:
             batch.records = records
         else:
             project_id, seed, reviewed = options.copy.project_id, options.copy.queue_seed, batch.reviewed
+            rate = options.copy.sampling_rate
             stamp = now.isoformat()
+            flags = [is_sampled(source=r.source, external_id=r.external_id, rate=rate) for r in records]
+            batch.sampled = sum(flags)
             lines = [
-                copy_line(r, project_id=project_id, now=stamp, seed=seed, reviewed_at=reviewed.get(r.external_id))
-                for r in records
+                copy_line(
+                    r,
+                    project_id=project_id,
+                    now=stamp,
+                    seed=seed,
+                    reviewed_at=reviewed.get(r.external_id),
+                    sampled=flag,
+                )
+                for r, flag in zip(records, flags, strict=True)
             ]
             lines.append("")
             batch.copy_data = "\n".join(lines).encode("utf-8")

@@ -209,6 +209,30 @@ EVALSTUDIO_JUDGE_STALE_SECONDS = env_int("EVALSTUDIO_JUDGE_STALE_SECONDS", 600, 
 EVALSTUDIO_LLM_MODEL = os.environ.get("EVALSTUDIO_LLM_MODEL", EVALSTUDIO_JUDGE_MODEL)
 EVALSTUDIO_LLM_TIMEOUT_SECONDS = env_int("EVALSTUDIO_LLM_TIMEOUT_SECONDS", 30, minimum=1)
 
+# Production monitoring (monitoring/): Celery beat drains the sampled traces to the promoted judges and evaluates
+# alert rules on these periods. A drain stops taking new chunks after EVALSTUDIO_MONITOR_DRAIN_BUDGET_SECONDS so
+# that runs never pile up behind each other; a drain's claim on a chunk expires after the lease (a dead worker).
+EVALSTUDIO_MONITOR_DRAIN_SECONDS = env_int("EVALSTUDIO_MONITOR_DRAIN_SECONDS", 60, minimum=1)
+EVALSTUDIO_MONITOR_ALERT_SECONDS = env_int("EVALSTUDIO_MONITOR_ALERT_SECONDS", 300, minimum=1)
+EVALSTUDIO_MONITOR_DRAIN_BUDGET_SECONDS = env_int("EVALSTUDIO_MONITOR_DRAIN_BUDGET_SECONDS", 50, minimum=1)
+EVALSTUDIO_MONITOR_LEASE_SECONDS = env_int("EVALSTUDIO_MONITOR_LEASE_SECONDS", 600, minimum=1)
+# A newly promoted version judges the sampled traces that arrived in this many hours before it (then all new ones).
+EVALSTUDIO_MONITOR_BACKFILL_HOURS = env_int("EVALSTUDIO_MONITOR_BACKFILL_HOURS", 168, minimum=0)
+EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS = env_int("EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "monitoring-drain": {
+        "task": "monitoring.tasks.monitor_drain_task",
+        "schedule": float(EVALSTUDIO_MONITOR_DRAIN_SECONDS),
+        # A drain that waited longer than its period is superseded by the next one.
+        "options": {"expires": float(EVALSTUDIO_MONITOR_DRAIN_SECONDS)},
+    },
+    "monitoring-alerts": {
+        "task": "monitoring.tasks.monitor_alerts_task",
+        "schedule": float(EVALSTUDIO_MONITOR_ALERT_SECONDS),
+        "options": {"expires": float(EVALSTUDIO_MONITOR_ALERT_SECONDS)},
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

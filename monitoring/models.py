@@ -1,3 +1,170 @@
-"""Models of the monitoring app."""
+"""Production monitoring: the promoted judges' verdicts on sampled production traces, and alert rules on them."""
 
 from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from annotation.models import Criterion, Project, Trace, Verdict
+from judges.models import JudgeVersion
+
+
+class MonitorCursor(models.Model):
+    """How far one judge version has got through its project's sampled traces (in trace id order).
+
+    A drain claims the next chunk by taking a lease under a row lock (lease_token, lease_until, claimed_upto),
+    judges it without holding any lock, then writes the verdicts and advances last_trace_id in one transaction.
+    Two drains never judge the same chunk while a lease holds; a drain whose worker died leaves an expired
+    lease, and the next drain judges that chunk again (the unique (version, trace) constraint keeps one verdict).
+    """
+
+    version = models.OneToOneField(JudgeVersion, on_delete=models.CASCADE, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    last_trace_id = models.BigIntegerField(default=0)
+    lease_token = models.CharField(max_length=32, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    claimed_upto = models.BigIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.version} at trace {self.last_trace_id}"
+
+
+class MonitorJudgment(models.Model):
+    """A promoted judge version's verdict on one sampled production trace.
+
+    Kept apart from judges.Judgment: those belong to runs over labelled splits, and their pages and reports count
+    them. occurred_at is copied from the trace so that the time series is one index range scan on this table
+    (version, occurred_at) with no join to the trace table, at a million traces.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(JudgeVersion, on_delete=models.CASCADE, related_name="+")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    occurred_at = models.DateTimeField()
+    # Empty when judging failed: an error is neither a pass nor a fail, and is left out of every rate.
+    verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    reasoning = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "trace"], name="monitor_judgment_unique_version_trace")
+        ]
+        # Covering (verdict included), so a window's counts per bucket are an index-only range scan.
+        indexes = [models.Index(fields=["version", "occurred_at"], include=["verdict"], name="monitor_judgment_series")]
+
+    def __str__(self) -> str:
+        return f"{self.version} on {self.trace_id}: {self.verdict or 'error'}"
+
+
+class Bucket(models.TextChoices):
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+
+
+class AlertRule(models.Model):
+    """Fires when the latest complete bucket's interval crosses a threshold, once per crossing."""
+
+    class Metric(models.TextChoices):
+        OBSERVED = "observed", "Observed pass rate (the judge's)"
+        CORRECTED = "corrected", "Corrected pass rate"
+
+    class Bound(models.TextChoices):
+        # "Upper bound below 90%": confident the pass rate dropped under 90% (few false alarms).
+        UPPER = "upper", "Upper bound of the interval"
+        # "Lower bound below 90%": the pass rate may be under 90% (early warning, more alarms).
+        LOWER = "lower", "Lower bound of the interval"
+
+    class Side(models.TextChoices):
+        BELOW = "below", "falls below the threshold"
+        ABOVE = "above", "rises above the threshold"
+
+    class State(models.TextChoices):
+        OK = "ok", "OK"
+        FIRING = "firing", "Firing"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.OBSERVED)
+    bound = models.CharField(max_length=8, choices=Bound.choices, default=Bound.UPPER)
+    side = models.CharField(max_length=8, choices=Side.choices, default=Side.BELOW)
+    threshold = models.FloatField()
+    bucket = models.CharField(max_length=8, choices=Bucket.choices, default=Bucket.HOUR)
+    # Fewer judged traces than this in a bucket: no decision (the state stays), as an interval that wide says little.
+    min_sample = models.PositiveIntegerField(default=20)
+    webhook_url = models.URLField(max_length=500, blank=True)
+    enabled = models.BooleanField(default=True)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OK)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True)
+    last_bucket_start = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["criterion__position", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.criterion}: {self.describe()}"
+
+    def describe(self) -> str:
+        metric = "observed" if self.metric == self.Metric.OBSERVED else "corrected"
+        return f"{metric} pass rate's {self.bound} bound {self.side} {self.threshold:.0%} (per {self.bucket})"
+
+    def crosses(self, low: float, high: float) -> bool:
+        """Whether an interval [low, high] is past the threshold by this rule."""
+        value = high if self.bound == self.Bound.UPPER else low
+        return value < self.threshold if self.side == self.Side.BELOW else value > self.threshold
+
+
+class Alert(models.Model):
+    """One crossing of an alert rule: opened when it fired, resolved when the bound came back."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(JudgeVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    bucket = models.CharField(max_length=8, choices=Bucket.choices)
+    bucket_start = models.DateTimeField()
+    bucket_end = models.DateTimeField()
+    # The numbers that fired it: judged traces, the judge's passes, the metric with its interval.
+    judged = models.PositiveIntegerField()
+    passes = models.PositiveIntegerField()
+    value = models.FloatField()
+    low = models.FloatField()
+    high = models.FloatField()
+    message = models.TextField()
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    webhook_attempts = models.PositiveSmallIntegerField(default=0)
+    webhook_sent_at = models.DateTimeField(null=True, blank=True)
+    webhook_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    webhook_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        indexes = [
+            # The banner on every project page: open alerts of one project, a tiny partial index.
+            models.Index(fields=["project", "-opened_at"], name="alert_open", condition=Q(resolved_at=None)),
+        ]
+
+    def __str__(self) -> str:
+        return self.message
+
+    def get_absolute_url(self) -> str:
+        return reverse("monitoring_alert", args=[self.project.slug, self.pk])
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

@@ -1,3 +1,24 @@
 from __future__ import annotations
 
-urlpatterns: list = []
+from django.urls import path
+
+from monitoring import views
+
+urlpatterns = [
+    path("projects/<slug:slug>/monitoring/", views.monitoring_overview, name="monitoring_overview"),
+    path("projects/<slug:slug>/monitoring/settings/", views.monitoring_settings, name="monitoring_settings"),
+    path(
+        "projects/<slug:slug>/monitoring/<int:criterion_id>/", views.monitoring_criterion, name="monitoring_criterion"
+    ),
+    path(
+        "projects/<slug:slug>/monitoring/<int:criterion_id>/rules/",
+        views.monitoring_rule_create,
+        name="monitoring_rule_create",
+    ),
+    path(
+        "projects/<slug:slug>/monitoring/rules/<int:rule_id>/",
+        views.monitoring_rule_update,
+        name="monitoring_rule_update",
+    ),
+    path("projects/<slug:slug>/monitoring/alerts/<int:alert_id>/", views.monitoring_alert, name="monitoring_alert"),
+]

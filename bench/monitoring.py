@@ -1,0 +1,260 @@
+"""Production monitoring at scale: 1,000,000 traces over 30 days, 15% sampled, 150,000 verdicts of a promoted judge.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/monitoring.py [--requests 20] [--rebuild]
+
+Writes into its own database (`evalstudio_bench_monitoring`), filled with `INSERT … SELECT generate_series` on the
+first run and reused afterwards. Prints EXPLAIN for the series aggregate and the drain's next-chunk query (index
+scans, never a sequential scan of the trace or verdict table), p50/p95 server time of the monitoring pages through
+Django's test client, and the drain's throughput with an assertion judge. Goal: p95 < 300 ms per page (a week of
+hourly buckets is 168 bootstrap intervals of 10,000 resamples each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "evalstudio_bench_monitoring"
+TRACES = 1_000_000
+SAMPLED_SHARE = 0.15
+GOAL_MS = 300.0
+DRAIN_TRACES = 20_000
+
+
+def bench_urls(base: str) -> tuple[str, str]:
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path="/postgres")), urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def ensure_database(admin_url: str, rebuild: bool) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        if exists and rebuild:
+            conn.execute(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def setup_django(bench_url: str) -> None:
+    os.environ["DATABASE_URL"] = bench_url
+    os.environ.setdefault("SECRET_KEY", "insecure-bench-only-key")
+    os.environ["DEBUG"] = "0"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalstudio.settings")
+    import django
+
+    warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
+    django.setup()
+    from django.conf import settings
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def populate() -> None:
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.db import connection
+
+    from annotation.models import Criterion, Project
+    from annotation.services import project_create
+    from judges.models import Judge, Promotion
+    from judges.services import judge_create
+
+    call_command("migrate", verbosity=0)
+    project = Project.objects.filter(slug="bench").first()
+    if project is not None and project.traces.count() >= TRACES:
+        print(f"reusing {BENCH_DB}: {TRACES:,} traces already there", flush=True)
+        return
+    if project is not None:
+        project.delete()
+    expert = User.objects.filter(username="bench-expert").first() or User.objects.create_user(
+        "bench-expert", password="bench"
+    )
+    project = project_create(slug="bench", name="Bench", expert=expert)
+    criterion = Criterion.objects.create(project=project, name="no_apology", position=1)
+    judge = judge_create(
+        project=project,
+        criterion=criterion,
+        name="apology",
+        kind=Judge.Kind.ASSERTION,
+        config={"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False},
+    )
+    version = judge.latest_version()
+    Promotion.objects.create(
+        criterion=criterion,
+        version=version,
+        report={"n": 400, "tp": 270, "fn": 10, "fp": 12, "tn": 108, "tpr": 270 / 280, "tnr": 108 / 120},
+        min_tpr=0.9,
+        min_tnr=0.9,
+    )
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        # 1,000,000 production traces over the last 30 days; 15% sampled (every trace whose md5 bucket is < 15).
+        cursor.execute(
+            """
+            INSERT INTO annotation_trace (project_id, external_id, input, output, metadata, session_id, task_id,
+                source, occurred_at, created_at, shuffle_key, monitor_sampled)
+            SELECT %(project)s, 'm-' || i, 'Customer question ' || i || ': where is my order?',
+                   CASE WHEN i %% 7 = 0 THEN 'Sorry, I cannot help with that.' ELSE 'It shipped yesterday.' END,
+                   '{}'::jsonb, '', '', 'production',
+                   now() - (%(n)s - i) * interval '2.592 seconds', now(),
+                   ('x' || substr(md5('bench:' || i), 1, 15))::bit(60)::bigint,
+                   (('x' || substr(md5('sample:' || i), 1, 8))::bit(32)::bigint %% 100) < 15
+            FROM generate_series(1, %(n)s) AS i
+            """,
+            {"project": project.pk, "n": TRACES},
+        )
+        print(f"inserted {TRACES:,} traces in {time.monotonic() - started:.0f} s", flush=True)
+        # The promoted judge has judged every sampled trace but the newest DRAIN_TRACES (left for the drain bench).
+        cursor.execute(
+            """
+            INSERT INTO monitoring_monitorjudgment (project_id, criterion_id, version_id, trace_id, occurred_at,
+                verdict, reasoning, error, created_at)
+            SELECT project_id, %(criterion)s, %(version)s, id, occurred_at,
+                   CASE WHEN output LIKE 'Sorry%%' THEN 'fail' ELSE 'pass' END, '', '', now()
+            FROM annotation_trace WHERE project_id = %(project)s AND monitor_sampled ORDER BY id
+            OFFSET 0 LIMIT (SELECT count(*) - %(left)s FROM annotation_trace
+                            WHERE project_id = %(project)s AND monitor_sampled)
+            """,
+            {"project": project.pk, "criterion": criterion.pk, "version": version.pk, "left": DRAIN_TRACES},
+        )
+        cursor.execute(
+            """
+            INSERT INTO monitoring_monitorcursor (version_id, project_id, last_trace_id, lease_token, updated_at)
+            SELECT %(version)s, %(project)s, max(trace_id), '', now() FROM monitoring_monitorjudgment
+            WHERE version_id = %(version)s
+            """,
+            {"project": project.pk, "version": version.pk},
+        )
+    connection.ensure_connection()
+    previous = connection.get_autocommit()
+    connection.set_autocommit(True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE annotation_trace")
+        cursor.execute("VACUUM ANALYZE monitoring_monitorjudgment")
+    connection.set_autocommit(previous)
+    print(f"populated {BENCH_DB} in {time.monotonic() - started:.0f} s", flush=True)
+
+
+def explain() -> bool:
+    from datetime import timedelta
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from annotation.models import Project, Trace
+    from judges.models import Promotion
+    from monitoring.models import MonitorJudgment
+    from monitoring.selectors import bucket_counts
+
+    project = Project.objects.get(slug="bench")
+    promotion = Promotion.objects.get(criterion__project=project, ended_at=None)
+    now = timezone.now()
+    queries = {
+        "series (7 d, hourly)": MonitorJudgment.objects.filter(
+            version_id=promotion.version_id, occurred_at__gte=now - timedelta(days=7), occurred_at__lt=now
+        ).values("id"),
+        "next drain chunk": Trace.objects.filter(project=project, monitor_sampled=True, id__gt=0)
+        .order_by("id")
+        .values("id")[:500],
+    }
+    ok = True
+    for name, queryset in queries.items():
+        sql, params = queryset.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql, params)
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        seq = "Seq Scan" in plan
+        ok = ok and not seq
+        first = plan.splitlines()[0].split("  (")[0].strip()
+        print(f"  EXPLAIN {name:<22} {'SEQ SCAN!' if seq else 'ok'}: {first}")
+    started = time.perf_counter()
+    rows = bucket_counts(
+        project=project, version_id=promotion.version_id, start=now - timedelta(days=7), end=now, bucket="hour"
+    )
+    print(f"  series aggregate (7 d hourly, {len(rows)} buckets): {1000 * (time.perf_counter() - started):.0f} ms")
+    return ok
+
+
+def time_pages(requests: int) -> bool:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from annotation.models import Criterion, Project
+
+    project = Project.objects.get(slug="bench")
+    criterion = Criterion.objects.get(project=project, name="no_apology")
+    client = Client()
+    client.force_login(User.objects.get(username="bench-expert"))
+    base = f"/projects/{project.slug}/monitoring/"
+    pages = {
+        "overview": base,
+        "criterion hour/48h": f"{base}{criterion.pk}/?bucket=hour&window=48h",
+        "criterion hour/7d": f"{base}{criterion.pk}/?bucket=hour&window=7d",
+        "criterion day/30d": f"{base}{criterion.pk}/?bucket=day&window=30d",
+        "project page (banner)": f"/projects/{project.slug}/",
+    }
+    ok = True
+    print(f"  {'page':<24} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, url in pages.items():
+        assert client.get(url).status_code == 200, url
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append(1000 * (time.perf_counter() - started))
+            assert response.status_code == 200
+        times.sort()
+        p50, p95 = statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))]
+        ok = ok and p95 < GOAL_MS
+        print(f"  {name:<24} {p50:8.1f} {p95:8.1f}{'' if p95 < GOAL_MS else '  over the goal'}")
+    return ok
+
+
+def time_drain() -> None:
+    from annotation.models import Project
+    from monitoring.models import MonitorCursor, MonitorJudgment
+    from monitoring.services import monitoring_drain
+
+    project = Project.objects.get(slug="bench")
+    start = MonitorCursor.objects.get().last_trace_id
+    started = time.perf_counter()
+    judged = monitoring_drain(project=project, budget_seconds=120)
+    elapsed = time.perf_counter() - started
+    print(f"  drain: {judged:,} sampled traces judged (assertion judge) in {elapsed:.1f} s = {judged / elapsed:,.0f}/s")
+    # Put the backlog back, so that the next run measures the same work.
+    MonitorJudgment.objects.filter(trace_id__gt=start).delete()
+    MonitorCursor.objects.update(last_trace_id=start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args()
+    admin_url, bench_url = bench_urls(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"))
+    ensure_database(admin_url, args.rebuild)
+    setup_django(bench_url)
+    populate()
+    plans_ok = explain()
+    pages_ok = time_pages(args.requests)
+    time_drain()
+    return 0 if plans_ok and pages_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,199 @@
+"""Alert rules: evaluated by Celery beat on the latest complete bucket, firing once per crossing.
+
+A rule is OK or FIRING. OK and the bound past the threshold: an Alert opens, the rule fires, the webhook gets one
+POST. FIRING and still past: nothing (no second POST, however often beat evaluates). FIRING and back: the alert is
+resolved (and the webhook told). Too few judged traces, no promoted judge, or an undefined corrected rate: no
+decision, the state stays. Each rule is evaluated under its row lock, so two evaluations at once open one alert.
+Webhook failures are recorded on the alert and retried by later evaluations a few times; they never stop one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from judges.models import Promotion
+from monitoring.models import Alert, AlertRule
+from monitoring.selectors import window_counts
+from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, truncate
+
+logger = logging.getLogger(__name__)
+WEBHOOK_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A rule's metric on one bucket: value and interval, or None with the reason there is no decision."""
+
+    stats: BucketStats
+    value: float | None
+    low: float | None
+    high: float | None
+    reason: str = ""
+
+
+def latest_complete_bucket(bucket: str, now: datetime) -> tuple[datetime, datetime]:
+    end = truncate(now, bucket)
+    return end - BUCKET_LENGTH[bucket], end
+
+
+def rule_reading(*, rule: AlertRule, promotion: Promotion, start: datetime, end: datetime) -> Reading:
+    passes, fails, errors = window_counts(version_id=promotion.version_id, start=start, end=end)
+    stats = bucket_stats(
+        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=dev_matrix(promotion.report)
+    )
+    if stats.judged < max(1, rule.min_sample):
+        return Reading(
+            stats, None, None, None, f"{stats.judged} judged traces, fewer than the rule's {rule.min_sample}"
+        )
+    if rule.metric == AlertRule.Metric.OBSERVED:
+        return Reading(stats, stats.observed, stats.observed_low, stats.observed_high)
+    if stats.corrected is None:
+        return Reading(stats, None, None, None, stats.corrected_missing)
+    corrected = stats.corrected
+    return Reading(stats, corrected.estimate, corrected.low, corrected.high)
+
+
+def _message(rule: AlertRule, reading: Reading) -> str:
+    metric = "Observed" if rule.metric == AlertRule.Metric.OBSERVED else "Corrected"
+    return (
+        f"{rule.criterion.name}: {metric} pass rate {reading.value:.0%} (95% CI {reading.low:.0%}–{reading.high:.0%}, "
+        f"n = {reading.stats.judged}) in the {rule.bucket} from {reading.stats.start:%Y-%m-%d %H:%M} UTC: "
+        f"its {rule.bound} bound is {rule.side} {rule.threshold:.0%}"
+    )
+
+
+def rule_evaluate(*, rule: AlertRule, now: datetime | None = None) -> Alert | None:
+    """Evaluate one rule on its latest complete bucket; returns the alert when this evaluation fired it."""
+    now = now or timezone.now()
+    start, end = latest_complete_bucket(rule.bucket, now)
+    fired: Alert | None = None
+    resolved: Alert | None = None
+    with transaction.atomic():
+        rule = AlertRule.objects.select_for_update().select_related("criterion", "project").get(pk=rule.pk)
+        if not rule.enabled:
+            return None
+        rule.last_evaluated_at, rule.last_bucket_start = now, start
+        promotion = Promotion.objects.filter(criterion=rule.criterion, ended_at=None).select_related("version").first()
+        reading = rule_reading(rule=rule, promotion=promotion, start=start, end=end) if promotion else None
+        current = rule.alerts.filter(resolved_at=None).first()
+        if reading is not None and reading.value is not None:
+            crossing = rule.crosses(reading.low, reading.high)
+            if crossing and current is None:
+                fired = Alert.objects.create(
+                    rule=rule,
+                    project=rule.project,
+                    criterion=rule.criterion,
+                    version=promotion.version,
+                    bucket=rule.bucket,
+                    bucket_start=start,
+                    bucket_end=end,
+                    judged=reading.stats.judged,
+                    passes=reading.stats.passes,
+                    value=reading.value,
+                    low=reading.low,
+                    high=reading.high,
+                    message=_message(rule, reading),
+                    opened_at=now,
+                )
+                rule.state = AlertRule.State.FIRING
+            elif not crossing and current is not None:
+                current.resolved_at = now
+                current.save(update_fields=["resolved_at"])
+                resolved = current
+                rule.state = AlertRule.State.OK
+        rule.save(update_fields=["state", "last_evaluated_at", "last_bucket_start"])
+    if fired is not None and rule.webhook_url:
+        webhook_deliver(alert=fired)
+    if resolved is not None and rule.webhook_url:
+        _post(rule.webhook_url, _payload(resolved, "alert.resolved"))
+    return fired
+
+
+def alert_rules_evaluate(*, now: datetime | None = None) -> list[Alert]:
+    """Evaluate every enabled rule (one failing rule never stops the others), then retry undelivered webhooks."""
+    fired = []
+    for rule in AlertRule.objects.filter(enabled=True).order_by("id"):
+        try:
+            alert = rule_evaluate(rule=rule, now=now)
+        except Exception:
+            logger.exception("Evaluating alert rule %s failed", rule.pk)
+            continue
+        if alert is not None:
+            fired.append(alert)
+    retry = (
+        Alert.objects.filter(
+            resolved_at=None, webhook_sent_at=None, webhook_attempts__gt=0, webhook_attempts__lt=WEBHOOK_MAX_ATTEMPTS
+        )
+        .exclude(rule__webhook_url="")
+        .exclude(pk__in=[alert.pk for alert in fired])
+    )  # just tried
+    for alert in retry.select_related("rule", "criterion", "project"):
+        webhook_deliver(alert=alert)
+    return fired
+
+
+def _payload(alert: Alert, event: str) -> dict:
+    rule = alert.rule
+    return {
+        "event": event,
+        "alert_id": alert.pk,
+        "project": alert.project.slug,
+        "criterion": alert.criterion.name,
+        "criterion_id": alert.criterion_id,
+        "rule": {
+            "id": rule.pk,
+            "metric": rule.metric,
+            "bound": rule.bound,
+            "side": rule.side,
+            "threshold": rule.threshold,
+            "bucket": rule.bucket,
+        },
+        "bucket_start": alert.bucket_start.isoformat(),
+        "bucket_end": alert.bucket_end.isoformat(),
+        "judged": alert.judged,
+        "judge_passes": alert.passes,
+        "value": alert.value,
+        "interval": [alert.low, alert.high],
+        "message": alert.message,
+        "opened_at": alert.opened_at.isoformat(),
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        "url": alert.get_absolute_url(),
+    }
+
+
+def _post(url: str, payload: dict) -> tuple[int | None, str]:
+    """POST the JSON payload; (HTTP status, error text). Never raises."""
+    body = json.dumps(payload).encode()
+    request = urllib.request.Request(  # noqa: S310 - the URL is an http(s) URLField set by a project member
+        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "EvalStudio"}
+    )
+    try:
+        with urllib.request.urlopen(  # noqa: S310
+            request, timeout=settings.EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS
+        ) as response:
+            return response.status, ""
+    except urllib.error.HTTPError as exc:
+        return exc.code, f"HTTP {exc.code} {exc.reason}"
+    except Exception as exc:
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def webhook_deliver(*, alert: Alert) -> Alert:
+    """POST the alert to its rule's webhook and record the outcome on the alert."""
+    status, error = _post(alert.rule.webhook_url, _payload(alert, "alert.fired"))
+    ok = status is not None and 200 <= status < 300 and not error
+    alert.webhook_attempts += 1
+    alert.webhook_status = status
+    alert.webhook_error = "" if ok else error
+    alert.webhook_sent_at = timezone.now() if ok else None
+    alert.save(update_fields=["webhook_attempts", "webhook_status", "webhook_error", "webhook_sent_at"])
+    return alert

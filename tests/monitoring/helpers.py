@@ -1,0 +1,48 @@
+"""Shared set-up for the monitoring tests: a criterion with a promoted assertion judge, production traffic."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from annotation.models import Project
+from judges.models import Promotion
+from judges.promotions import judge_version_promote
+from judges.services import judge_create, judge_run_execute, judge_run_start
+from tests.factories import make_criterion, make_label, make_trace
+
+# Fails an output that apologises; on the labelled set below it agrees with the expert on every trace.
+NO_APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
+
+
+def promoted_judge(project: Project, *, labelled: int = 120, config: dict | None = None) -> Promotion:
+    criterion = make_criterion(project=project, name="no_apology")
+    for i in range(labelled):
+        output = "Sorry, no." if i % 3 == 0 else "Done."
+        trace = make_trace(project=project, external_id=f"lab-{i}", output=output)
+        make_label(trace=trace, criterion=criterion, verdict="fail" if i % 3 == 0 else "pass")
+    judge = judge_create(
+        project=project, criterion=criterion, name="apology", kind="assertion", config=config or NO_APOLOGY
+    )
+    version = judge.latest_version()
+    judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    return judge_version_promote(version=version)
+
+
+def production(n: int, *, prefix: str = "p", fail_every: int = 4, timestamp: str | None = None) -> list[dict]:
+    items = []
+    for i in range(n):
+        item = {
+            "id": f"{prefix}-{i}",
+            "input": f"question {i}",
+            "output": "Sorry, I cannot." if i % fail_every == 0 else "Here you go.",
+            "source": "production",
+        }
+        if timestamp:
+            item["timestamp"] = timestamp
+        items.append(item)
+    return items
+
+
+def jsonl(items: list[dict]) -> io.BytesIO:
+    return io.BytesIO("".join(json.dumps(item) + "\n" for item in items).encode())

@@ -1,0 +1,147 @@
+"""The monitoring pages: numbers with their intervals, the chart, the sample-size note, rules, alerts and who may
+see and change what."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from annotation import ingest
+from annotation.models import Role
+from monitoring.alerts import rule_evaluate
+from monitoring.models import AlertRule
+from monitoring.series import truncate
+from monitoring.services import monitoring_drain
+from tests.factories import add_member, make_user
+from tests.monitoring.helpers import jsonl, production, promoted_judge
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def monitored(project):
+    project.production_sampling_rate = 1.0
+    project.save()
+    return promoted_judge(project)
+
+
+def recent_traffic(project, *, hours_ago: int, n: int, fail_every: int, prefix: str, question: str | None = None):
+    moment = truncate(timezone.now(), "hour") - timedelta(hours=hours_ago) + timedelta(minutes=3)
+    items = production(n, prefix=prefix, fail_every=fail_every, timestamp=moment.isoformat())
+    if question:
+        for item in items:
+            item["input"] = question
+    ingest.import_stream(project=project, stream=jsonl(items))
+    monitoring_drain(project=project)
+
+
+def test_outsiders_get_404_on_every_monitoring_page(outsider_client, project, monitored):
+    rule = AlertRule.objects.create(project=project, criterion=monitored.criterion, threshold=0.9)
+    recent_traffic(project, hours_ago=1, n=40, fail_every=2, prefix="a")
+    alert = rule_evaluate(rule=rule)
+    base = "/projects/acme/monitoring/"
+    for url in (base, f"{base}{monitored.criterion_id}/", f"{base}settings/", f"{base}alerts/{alert.pk}/"):
+        assert outsider_client.get(url).status_code == 404, url
+    assert outsider_client.post(f"{base}rules/{rule.pk}/", {"action": "delete"}).status_code == 404
+    assert outsider_client.post(f"{base}{monitored.criterion_id}/rules/", {}).status_code == 404
+
+
+def test_overview_shows_rates_with_intervals_sample_size_and_unmonitored_criteria(expert_client, project, monitored):
+    recent_traffic(project, hours_ago=2, n=100, fail_every=4, prefix="a")  # 75% pass
+    page = expert_client.get("/projects/acme/monitoring/").content.decode()
+    assert "no_apology" in page and "apology v1" in page
+    assert '<strong>75%</strong> <span class="ci">(66%–82%)</span>' in page  # Wilson for 75/100
+    assert ">100<" in page
+    assert "100% of production traces" in page
+
+
+def test_criterion_page_draws_the_series_with_a_table_and_a_sample_size_note(expert_client, project, monitored):
+    recent_traffic(project, hours_ago=1, n=37, fail_every=4, prefix="a")
+    recent_traffic(project, hours_ago=3, n=100, fail_every=2, prefix="b")
+    response = expert_client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/?bucket=hour&window=24h")
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<svg" in page and "chart-band-observed" in page and "chart-line-corrected" in page
+    # 27 of 37 passed an hour ago: Wilson 57%–85%, ±14 points; ±5 needs about 310 at a 73% pass rate.
+    assert "n = 37 last hour: the interval is ±14 points; about 310 traces give ±5" in page
+    assert "n = 0 this hour: no interval yet" in page
+    assert '<strong>73%</strong> <span class="ci">(57%–85%)</span>' in page
+    assert "<strong>50%</strong>" in page
+    assert page.count("<tr") >= 25  # 24 complete hours plus the one in progress, with header
+    day = expert_client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/?bucket=day").content.decode()
+    assert "<th>Day (UTC)</th>" in day and "(in progress)" in day
+
+
+def test_an_undefined_corrected_rate_is_said_in_words_never_as_a_number(expert_client, project):
+    project.production_sampling_rate = 1.0
+    project.promotion_min_tpr = project.promotion_min_tnr = 0.0
+    project.save()
+    promotion = promoted_judge(project, config={"check": "length", "max_chars": 1})
+    recent_traffic(project, hours_ago=1, n=30, fail_every=2, prefix="a")
+    page = expert_client.get(f"/projects/acme/monitoring/{promotion.criterion_id}/").content.decode()
+    assert "undefined: the judge is no better than chance" in page
+    assert "chart-line-corrected" not in page
+
+
+def test_an_alert_lists_the_failed_traces_of_its_bucket_escaped_and_shows_a_banner(expert_client, project, monitored):
+    rule = AlertRule.objects.create(project=project, criterion=monitored.criterion, threshold=0.9)
+    recent_traffic(project, hours_ago=1, n=30, fail_every=1, prefix="bad", question="<script>alert(1)</script>")
+    recent_traffic(project, hours_ago=2, n=30, fail_every=1, prefix="earlier")
+    alert = rule_evaluate(rule=rule)
+    assert alert is not None
+    page = expert_client.get(f"/projects/acme/monitoring/alerts/{alert.pk}/").content.decode()
+    assert "bad-0" in page and "bad-29" in page and "earlier-0" not in page
+    assert "(30 traces)" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    # The banner is on every project page while the alert is open.
+    overview = expert_client.get("/projects/acme/").content.decode()
+    assert "1 open monitoring alert" in overview and f"/projects/acme/monitoring/alerts/{alert.pk}/" in overview
+
+    # Disabling the rule resolves its alert and the banner goes.
+    expert_client.post(f"/projects/acme/monitoring/rules/{rule.pk}/", {"action": "disable"})
+    assert "open monitoring alert" not in expert_client.get("/projects/acme/").content.decode()
+
+
+def test_engineers_add_rules_and_viewers_only_look(client, teammate_client, project, monitored):
+    url = f"/projects/acme/monitoring/{monitored.criterion_id}/rules/"
+    form = {
+        "metric": "corrected",
+        "bound": "upper",
+        "side": "below",
+        "bucket": "day",
+        "threshold_percent": "85",
+        "min_sample": "30",
+        "webhook_url": "https://hooks.example.com/x",
+        "enabled": "on",
+    }
+    assert teammate_client.post(url, form).status_code == 302
+    rule = AlertRule.objects.get()
+    assert (rule.metric, rule.bucket, rule.threshold, rule.min_sample) == ("corrected", "day", 0.85, 30)
+    assert teammate_client.post(url, {**form, "webhook_url": "ftp://x"}).status_code == 302
+    assert AlertRule.objects.count() == 1
+
+    viewer = make_user("viewer")
+    add_member(project, viewer, Role.VIEWER)
+    client.force_login(viewer)
+    assert client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/").status_code == 200
+    assert client.post(url, form).status_code == 403
+    assert client.post(f"/projects/acme/monitoring/rules/{rule.pk}/", {"action": "delete"}).status_code == 403
+    assert AlertRule.objects.count() == 1
+
+
+def test_only_the_expert_changes_the_sampling_rate_and_the_form_says_it_applies_to_new_traces(
+    expert_client, teammate_client, project
+):
+    page = teammate_client.get("/projects/acme/monitoring/settings/").content.decode()
+    assert "15.00%" in page and "only the project" in page
+    assert teammate_client.post("/projects/acme/monitoring/settings/", {"rate_percent": "50"}).status_code == 403
+    page = expert_client.get("/projects/acme/monitoring/settings/").content.decode()
+    assert "Applies to traces ingested from now on" in page
+    assert expert_client.post("/projects/acme/monitoring/settings/", {"rate_percent": "40"}).status_code == 302
+    project.refresh_from_db()
+    assert project.production_sampling_rate == 0.4
+    assert expert_client.post("/projects/acme/monitoring/settings/", {"rate_percent": "140"}).status_code == 200
+    project.refresh_from_db()
+    assert project.production_sampling_rate == 0.4

@@ -1,0 +1,114 @@
+"""Sampling at ingestion: every path marks the production traces whose id hashes under the project's rate."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from annotation import ingest
+from annotation.models import Trace
+from annotation.services import api_token_create
+from annotation.trace_format import shuffle_key
+from monitoring.sampling import is_sampled, sample_point
+
+pytestmark = pytest.mark.django_db
+
+
+def records(n: int, *, prefix: str = "p", source: str = "production") -> list[dict]:
+    return [{"id": f"{prefix}-{i}", "input": f"question {i}", "output": "answer", "source": source} for i in range(n)]
+
+
+def jsonl(items: list[dict]) -> io.BytesIO:
+    return io.BytesIO("".join(json.dumps(item) + "\n" for item in items).encode())
+
+
+def sampled_ids(project) -> set[str]:
+    return set(Trace.objects.filter(project=project, monitor_sampled=True).values_list("external_id", flat=True))
+
+
+def expected(items: list[dict], rate: float) -> set[str]:
+    return {r["id"] for r in items if is_sampled(source=r.get("source", ""), external_id=r["id"], rate=rate)}
+
+
+def test_the_sample_is_deterministic_close_to_the_rate_and_independent_of_the_queue_order():
+    ids = [f"trace-{i}" for i in range(40_000)]
+    picked = [i for i in ids if is_sampled(source="production", external_id=i, rate=0.15)]
+    assert 0.14 < len(picked) / len(ids) < 0.16
+    assert picked == [i for i in ids if is_sampled(source="production", external_id=i, rate=0.15)]
+    # A higher rate samples a superset; other sources are never sampled.
+    assert set(picked) <= {i for i in ids if is_sampled(source="production", external_id=i, rate=0.3)}
+    assert not any(is_sampled(source="dev", external_id=i, rate=1.0) for i in ids)
+    assert not any(is_sampled(source="production", external_id=i, rate=0.0) for i in ids)
+    # The traces early in the random review queue are not over-represented in the monitoring sample.
+    first_in_queue = sorted(ids, key=lambda i: shuffle_key("evalstudio", i))[:10_000]
+    share = sum(sample_point(i) < 0.15 for i in first_in_queue) / len(first_in_queue)
+    assert 0.13 < share < 0.17
+
+
+def test_copy_path_marks_exactly_the_sampled_production_traces(project):
+    items = records(3000) + records(1000, prefix="d", source="dev") + [{"id": "no-source", "input": "q"}]
+    report = ingest.import_stream(project=project, stream=jsonl(items))
+    assert report.created == 4001
+    want = expected(items, 0.15)
+    assert sampled_ids(project) == want
+    assert 380 < len(want) < 520 and all(i.startswith("p-") for i in want)
+
+
+@pytest.mark.parametrize("subprocess", [True, False])
+def test_a_file_import_samples_in_the_parser_process_too(project, tmp_path, subprocess):
+    items = records(2000)
+    path = tmp_path / "traces.jsonl"
+    path.write_bytes(jsonl(items).getvalue())
+    ingest.import_path(project=project, path=path, subprocess=subprocess)
+    assert sampled_ids(project) == expected(items, 0.15)
+
+
+def test_the_orm_path_samples_the_same_traces(project, monkeypatch):
+    monkeypatch.setattr(ingest, "_use_copy", lambda: False)
+    items = records(1500) + records(200, prefix="d", source="dev")
+    ingest.import_stream(project=project, stream=jsonl(items))
+    assert sampled_ids(project) == expected(items, 0.15)
+
+
+def test_the_rest_api_samples_with_the_projects_rate(client, project):
+    project.production_sampling_rate = 0.5
+    project.save()
+    _, token = api_token_create(project=project, name="prod")
+    items = records(400)
+    response = client.post(
+        "/api/v1/projects/acme/traces",
+        data=json.dumps({"traces": items}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200
+    assert sampled_ids(project) == expected(items, 0.5)
+    assert 150 < len(expected(items, 0.5)) < 250
+
+
+@pytest.mark.parametrize("orm", [False, True])
+def test_a_rate_change_applies_to_new_traces_only_and_a_source_change_decides_again(project, monkeypatch, orm):
+    if orm:
+        monkeypatch.setattr(ingest, "_use_copy", lambda: False)
+    first = records(1000) + records(500, prefix="d", source="dev")
+    ingest.import_stream(project=project, stream=jsonl(first))
+    before = sampled_ids(project)
+
+    project.production_sampling_rate = 0.6
+    project.save()
+    # Re-sent with on_conflict=update: the production traces keep their decision; the dev ones turned production
+    # are decided now, at the new rate; new traces get the new rate.
+    resent = records(1000) + records(500, prefix="d") + records(500, prefix="n")
+    report = ingest.import_stream(project=project, stream=jsonl(resent), on_conflict="update")
+    assert (report.created, report.updated) == (500, 1500)
+    now = sampled_ids(project)
+    assert {i for i in now if i.startswith("p-")} == before
+    assert {i for i in now if i.startswith(("d-", "n-"))} == expected(
+        records(500, prefix="d") + records(500, prefix="n"), 0.6
+    )
+
+    # And back to dev: no longer sampled.
+    ingest.import_stream(project=project, stream=jsonl(records(500, prefix="d", source="dev")), on_conflict="update")
+    assert not any(i.startswith("d-") for i in sampled_ids(project))
