@@ -155,7 +155,8 @@ def _ask_for_recount(project: Project, kind: str, parts: list[tuple[str, str]]) 
     if not cache.add(f"{_entry_key(project, kind, parts)}:recount", 1, RECOUNT_CLAIM_SECONDS):
         return True
     try:
-        taxonomy_recount_task.delay(project.pk, kind, [list(part) for part in parts])
+        # retry=False: a broker that refuses fails at once, and this request counts for itself instead.
+        taxonomy_recount_task.apply_async(args=[project.pk, kind, [list(part) for part in parts]], retry=False)
     except Exception:  # noqa: BLE001 - a broker that is down or unreachable, whatever the transport raises
         logger.warning("taxonomy recount not queued; computing in the request", exc_info=True)
         cache.delete(f"{_entry_key(project, kind, parts)}:recount")

@@ -77,7 +77,7 @@ def test_with_no_broker_the_page_counts_in_the_request(large, project, expert, e
     def broker_down(*_args, **_kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.taxonomy_recount_task, "delay", broker_down)
+    monkeypatch.setattr(tasks.taxonomy_recount_task, "apply_async", broker_down)
     page = _page(expert_client, project)
     assert "recounting" not in page
     assert taxonomy.failure_mode_table(project=project, stale_ok=True).as_of is None
