@@ -101,7 +101,7 @@ def _train(criterion: Criterion, kind: str, config: dict[str, Any]) -> dict[str,
         return {}
     splits = {name: labelled_trace_ids(criterion=criterion, split=name) for name in ("train", "dev")}
     texts = {
-        trace.pk: classifier.trace_text(_trace_input(trace))
+        trace.pk: classifier.trace_text(trace_input(trace))
         for trace in Trace.objects.filter(pk__in=[*splits["train"], *splits["dev"]]).only(
             "id", "external_id", "input", "output", "messages"
         )
@@ -211,7 +211,7 @@ def claimable_runs(now: datetime) -> QuerySet[JudgeRun]:
     return JudgeRun.objects.filter(Q(status=JudgeRun.Status.QUEUED) | stale)
 
 
-def _chunk_size(version: JudgeVersion) -> int:
+def chunk_size(version: JudgeVersion) -> int:
     # LLM chunks: big enough that the wait for a chunk's slowest call and the database round trips between
     # chunks stay small next to the calls, small enough that progress and the heartbeat move every few seconds.
     if version.judge.kind == Judge.Kind.LLM:
@@ -249,7 +249,7 @@ def judge_run_plan(*, run: JudgeRun) -> list[list[int]]:
     if not todo:
         judge_run_maybe_finish(run=run)
         return []
-    size = _chunk_size(run.version)
+    size = chunk_size(run.version)
     return [todo[start : start + size] for start in range(0, len(todo), size)]
 
 
@@ -277,7 +277,7 @@ def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None
                 "id", "external_id", "input", "output", "messages", "context", "metadata"
             )
         )
-        outcomes = (score or _scorer(run.version))([_trace_input(trace) for trace in traces])
+        outcomes = (score or version_scorer(run.version))([trace_input(trace) for trace in traces])
     except Exception as exc:
         _fail(run, exc)
         raise
@@ -304,7 +304,7 @@ def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
     """The whole run in this process (`run_judge --inline`, tests): plan, every chunk in turn, the report."""
     chunks = judge_run_plan(run=run)
     if chunks:
-        score = _scorer(run.version)
+        score = version_scorer(run.version)
         for chunk in chunks:
             judge_run_chunk(run=run, trace_ids=chunk, score=score)
         judge_run_maybe_finish(run=run)
@@ -312,7 +312,7 @@ def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
     return run
 
 
-def _scorer(version: JudgeVersion) -> Scorer:
+def version_scorer(version: JudgeVersion) -> Scorer:
     """Judge a chunk of traces with the version: per trace for assertions, vectorised for a classifier, LLM calls
     in parallel threads (the client is thread-safe; the work is waiting on the network)."""
     judge = version.judge
@@ -386,7 +386,7 @@ def _examples(version: JudgeVersion) -> list[llm.Example]:
         label = labels.get(trace.pk) if trace else None
         if label is None:
             raise DomainError(f"few-shot example {external_id!r} has no label any more; make a new version")
-        examples.append(llm.Example(trace=_trace_input(trace), verdict=label.verdict, critique=label.critique))
+        examples.append(llm.Example(trace=trace_input(trace), verdict=label.verdict, critique=label.critique))
     return examples
 
 
@@ -438,11 +438,11 @@ def prompt_preview(*, version: JudgeVersion, trace: Trace) -> list[dict[str, str
         definition=criterion.definition,
         instructions=version.config.get("instructions", ""),
         examples=_examples(version),
-        trace=_trace_input(trace),
+        trace=trace_input(trace),
     )
 
 
-def _trace_input(trace: Trace) -> TraceInput:
+def trace_input(trace: Trace) -> TraceInput:
     return TraceInput(
         external_id=trace.external_id,
         input=trace.input,

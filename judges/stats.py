@@ -115,7 +115,7 @@ def _metric_arrays(cells: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _multinomial_cells(cm: ConfusionMatrix, resamples: int, rng: np.random.Generator) -> np.ndarray:
+def multinomial_cells(cm: ConfusionMatrix, resamples: int, rng: np.random.Generator) -> np.ndarray:
     """`resamples` multinomial draws of n pairs over the four cells, as conditional binomials: one vectorised draw
     per cell, several times faster than Generator.multinomial, which loops over the rows."""
     counts = np.array([cm.tp, cm.fn, cm.fp, cm.tn], dtype=np.float64)
@@ -144,7 +144,7 @@ def bootstrap_intervals(
     point = metrics(cm)
     if cm.n == 0:
         return dict.fromkeys(METRICS)
-    cells = _multinomial_cells(cm, resamples, np.random.default_rng(seed))
+    cells = multinomial_cells(cm, resamples, np.random.default_rng(seed))
     tail = (1 - confidence) / 2 * 100
     arrays = _metric_arrays(cells)
     names = [name for name in METRICS if name != "recall_fail"]  # recall_fail is tnr
@@ -247,7 +247,7 @@ def corrected_pass_rate_interval(
     if estimate is None:
         return None
     rng = np.random.default_rng(seed)
-    cells = _multinomial_cells(cm, resamples, rng).astype(np.float64)
+    cells = multinomial_cells(cm, resamples, rng).astype(np.float64)
     tp, fn, fp, tn = cells.T
     observed_draws = rng.binomial(judged, observed, size=resamples) / judged
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -18,9 +18,9 @@ from judges.stats import (
     Z_95,
     ConfusionMatrix,
     CorrectedRate,
-    _multinomial_cells,
     corrected_pass_rate,
     metrics,
+    multinomial_cells,
     wilson_interval,
 )
 
@@ -83,7 +83,7 @@ def dev_matrix(report: dict | None) -> ConfusionMatrix | None:
 def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """The bootstrap's draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
     rng = np.random.default_rng(0)
-    cells = _multinomial_cells(matrix, resamples, rng).astype(np.float64)
+    cells = multinomial_cells(matrix, resamples, rng).astype(np.float64)
     tp, fn, fp, tn = cells.T
     with np.errstate(divide="ignore", invalid="ignore"):
         tpr, tnr = tp / (tp + fn), tn / (tn + fp)

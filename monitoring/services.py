@@ -24,7 +24,8 @@ from annotation.services import DomainError
 from judges.models import Judge, JudgeVersion, Promotion
 from judges.promotions import current_promotions
 from judges.providers import llm
-from judges.services import MAX_REASONING_CHARS, Scorer, _chunk_size, _scorer, _trace_input
+from judges.services import MAX_REASONING_CHARS, Scorer, trace_input, version_scorer
+from judges.services import chunk_size as judge_chunk_size
 from monitoring.models import MonitorCursor, MonitorJudgment
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
     there is nothing to judge, BUSY when another drain holds the version's lease."""
     version = promotion.version
     project = promotion.criterion.project
-    size = chunk_size or _chunk_size(version)
+    size = chunk_size or judge_chunk_size(version)
     token = secrets.token_hex(16)
     cursor = _cursor(project=project, version=version)
     with transaction.atomic():
@@ -106,7 +107,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
                 "id", "external_id", "input", "output", "messages", "context", "metadata", "occurred_at"
             )
         )
-        outcomes = (score or _scorer(version))([_trace_input(trace) for trace in traces]) if traces else []
+        outcomes = (score or version_scorer(version))([trace_input(trace) for trace in traces]) if traces else []
     except Exception:
         # Give the chunk back at once rather than when the lease runs out; the next drain tries again.
         MonitorCursor.objects.filter(pk=cursor.pk, lease_token=token).update(lease_token="", lease_until=None)
@@ -157,7 +158,7 @@ def monitoring_drain(*, project: Project, budget_seconds: float | None = None) -
         score = None
         while time.monotonic() < deadline:
             if score is None:
-                score = _scorer(promotion.version)
+                score = version_scorer(promotion.version)
             done = drain_chunk(promotion=promotion, score=score)
             if done <= 0:
                 break

@@ -33,7 +33,7 @@ from annotation.trace_format import RawRecord
 from judges.models import Judge, JudgeVersion
 from judges.promotions import current_promotions
 from judges.providers import Outcome, TraceInput
-from judges.services import MAX_REASONING_CHARS, _scorer
+from judges.services import MAX_REASONING_CHARS, version_scorer
 from suites.golden import golden_entries, golden_set_for
 from suites.junit import CaseVerdict
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
@@ -228,7 +228,7 @@ def find_baseline(project: Project, reference: str) -> SuiteRun:
 # --- judging ---------------------------------------------------------------------------------------------------
 
 
-def _trace_input(
+def trace_input(
     trace: Trace, *, output: str, messages: list[Any] | None, metadata: dict[str, Any] | None
 ) -> TraceInput:
     return TraceInput(
@@ -249,7 +249,7 @@ def _judge_all(
     loaded classifier) for the baseline's turn."""
     if version.pk not in scorers:
         try:
-            scorers[version.pk] = _scorer(version)
+            scorers[version.pk] = version_scorer(version)
         except Exception as exc:  # noqa: BLE001 — e.g. an LLM judge whose few-shot example lost its label
             scorers[version.pk] = exc
     score = scorers[version.pk]
@@ -492,7 +492,7 @@ def _judge(
     order = list(cases)
     traces = {i: case.trace for i, case in cases.items()}
     candidate_inputs = [
-        _trace_input(traces[i], output=cases[i].output, messages=cases[i].messages, metadata=cases[i].metadata or None)
+        trace_input(traces[i], output=cases[i].output, messages=cases[i].messages, metadata=cases[i].metadata or None)
         for i in order
     ]
     baseline_run = run.baseline
@@ -575,7 +575,7 @@ def _baseline_inputs(
     by (golden id, criterion id) → (judge version id, verdict)."""
     if baseline_run is None:
         return {
-            i: _trace_input(traces[i], output=traces[i].output, messages=traces[i].messages, metadata=None)
+            i: trace_input(traces[i], output=traces[i].output, messages=traces[i].messages, metadata=None)
             for i in order
         }, None
     ids = {t.pk: i for i, t in traces.items()}
@@ -586,7 +586,7 @@ def _baseline_inputs(
     ):
         external_id = ids[case.trace_id]
         case_ids[case.pk] = external_id
-        inputs[external_id] = _trace_input(
+        inputs[external_id] = trace_input(
             traces[external_id], output=case.output, messages=case.messages, metadata=case.metadata or None
         )
     verdicts = {
