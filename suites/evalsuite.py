@@ -228,7 +228,7 @@ def find_baseline(project: Project, reference: str) -> SuiteRun:
 # --- judging ---------------------------------------------------------------------------------------------------
 
 
-def trace_input(
+def _candidate_input(
     trace: Trace, *, output: str, messages: list[Any] | None, metadata: dict[str, Any] | None
 ) -> TraceInput:
     return TraceInput(
@@ -492,7 +492,9 @@ def _judge(
     order = list(cases)
     traces = {i: case.trace for i, case in cases.items()}
     candidate_inputs = [
-        trace_input(traces[i], output=cases[i].output, messages=cases[i].messages, metadata=cases[i].metadata or None)
+        _candidate_input(
+            traces[i], output=cases[i].output, messages=cases[i].messages, metadata=cases[i].metadata or None
+        )
         for i in order
     ]
     baseline_run = run.baseline
@@ -575,7 +577,7 @@ def _baseline_inputs(
     by (golden id, criterion id) → (judge version id, verdict)."""
     if baseline_run is None:
         return {
-            i: trace_input(traces[i], output=traces[i].output, messages=traces[i].messages, metadata=None)
+            i: _candidate_input(traces[i], output=traces[i].output, messages=traces[i].messages, metadata=None)
             for i in order
         }, None
     ids = {t.pk: i for i, t in traces.items()}
@@ -586,7 +588,7 @@ def _baseline_inputs(
     ):
         external_id = ids[case.trace_id]
         case_ids[case.pk] = external_id
-        inputs[external_id] = trace_input(
+        inputs[external_id] = _candidate_input(
             traces[external_id], output=case.output, messages=case.messages, metadata=case.metadata or None
         )
     verdicts = {
