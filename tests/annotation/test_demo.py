@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import datetime
 from io import StringIO
@@ -16,7 +17,7 @@ from django.core.management.base import CommandError
 
 from annotation.demo.generate import CRITERIA, DEFAULT_OUT, generate
 from annotation.models import Criterion, Label, Note, Project, Role, Trace
-from judges.models import JudgeRun
+from judges.models import Judge, JudgeRun
 
 CRITERION_NAMES = {name for name, _ in CRITERIA}
 
@@ -184,3 +185,29 @@ def test_load_demo_keeps_an_existing_demo_users_password(settings):
     user = User.objects.get(username="demo")
     assert user.check_password("changed-by-the-team")
     assert Project.objects.get(slug="demo").expert == user
+
+
+@pytest.mark.django_db
+def test_every_page_in_the_navigation_opens_on_the_demo_project(settings, client):
+    """A smoke test over the loaded demo: each page the top bar links to answers 200, as `make run` users see it."""
+    settings.DEBUG = True
+    _load_demo()
+    client.force_login(User.objects.get(username="demo"))
+    home = client.get("/projects/demo/")
+    assert home.status_code == 200
+    nav = home.content.decode().split('<nav class="project-nav">', 1)[1].split("</nav>", 1)[0]
+    links = re.findall(r'href="([^"]+)"', nav)
+    assert len(links) >= 10
+    for link in links:
+        response = client.get(link, follow=True)
+        assert response.status_code == 200, link
+    # And the pages one level down that the demo has data for.
+    judge = Judge.objects.filter(project__slug="demo").first()
+    for path in (
+        f"/projects/demo/judges/{judge.pk}/",
+        "/projects/demo/judges/promotions/",
+        "/projects/demo/judges/compare/",
+        "/projects/demo/monitoring/settings/",
+        f"/projects/demo/traces/{Trace.objects.filter(project__slug='demo').first().external_id}/",
+    ):
+        assert client.get(path).status_code == 200, path
