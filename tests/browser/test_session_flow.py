@@ -27,9 +27,9 @@ def test_expert_creates_a_stratified_session_and_reviews_it_with_the_keyboard(pa
 
     login(page, live_server, "expert", "/projects/acme/sessions/")
     page.wait_for_selector("#new-session")
-    # The disagreements strategy is there, but cannot be chosen yet, and says why.
+    # The disagreements strategy is listed, but it starts from a judge run's page, and says so.
     assert page.is_disabled('input[name="strategy"][value="disagreements"]')
-    assert "disagreements are not available yet" in page.inner_text("#disagreements-help")
+    assert "starts from a judge run" in page.inner_text("#disagreements-help")
 
     # A missing key is reported on the form, and nothing is created.
     page.check('input[name="strategy"][value="stratified"]')
