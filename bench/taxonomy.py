@@ -118,6 +118,9 @@ def main() -> int:
     fresh = create_from_template(admin_url, args.rebuild)
     taxonomy_url = urlunsplit(urlsplit(pages_url)._replace(path=f"/{TAXONOMY_DB}"))
     pages.setup_django(taxonomy_url)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)  # a copy made before newer migrations
     if fresh:
         add_notes()
     else:
