@@ -572,15 +572,26 @@ def _saturation_counts(project: Project) -> list[int]:
 def saturation_curve(*, project: Project) -> list[SaturationPoint]:
     """After the n-th reviewed trace (by reviewed_at, then id), how many distinct failure modes have appeared on
     the notes of the first n reviewed traces. Any note counts, not only the expert's: the mode was seen."""
-    return saturation_curve_as_of(project=project)[0]
+    counts = saturation_counts(project=project)
+    return [SaturationPoint(reviewed=n, distinct_failure_modes=m) for n, m in enumerate(counts, start=1)]
 
 
-def saturation_curve_as_of(
+def saturation_steps_as_of(
     *, project: Project, stale_ok: bool = False
 ) -> tuple[list[SaturationPoint], datetime | None]:
-    """`saturation_curve`, and when it is an earlier curve shown while a worker recounts, its time."""
+    """The saturation curve's corners only (its first point, each point where a new mode appeared, its last), from
+    which a step line redraws it exactly; and when it is an earlier curve shown while a worker recounts, its time.
+    A chart needs no more, and at 100,000 reviews building every point cost more than the rest of the page."""
     counts, as_of = _cached(project, "taxonomy-curve", [], lambda: _saturation_counts(project), stale_ok=stale_ok)
-    return [SaturationPoint(reviewed=n, distinct_failure_modes=m) for n, m in enumerate(counts, start=1)], as_of
+    steps: list[SaturationPoint] = []
+    previous = None
+    for reviewed, modes in enumerate(counts, start=1):
+        if modes != previous:
+            steps.append(SaturationPoint(reviewed=reviewed, distinct_failure_modes=modes))
+            previous = modes
+    if counts and steps[-1].reviewed != len(counts):
+        steps.append(SaturationPoint(reviewed=len(counts), distinct_failure_modes=counts[-1]))
+    return steps, as_of
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from annotation.count_filters import (
 from annotation.taxonomy import (
     failure_mode_table,
     mode_co_occurrence_as_of,
-    saturation_curve_as_of,
+    saturation_steps_as_of,
     saturation_summary,
 )
 
@@ -55,7 +55,7 @@ def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
     if filters is not None:
         pairs, pairs_as_of = mode_co_occurrence_as_of(project=project, filters=filters, stale_ok=True)
         as_of += [table.as_of, pairs_as_of]
-    curve, curve_as_of = saturation_curve_as_of(project=project, stale_ok=True)
+    curve, curve_as_of = saturation_steps_as_of(project=project, stale_ok=True)
     as_of = [stamp for stamp in [*as_of, curve_as_of] if stamp is not None]
     # The trace list filters by source and metadata too, so a count's link keeps them.
     trace_filters = (
