@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -94,11 +95,10 @@ def _analytic_cursor() -> Iterator[CursorWrapper]:
 CACHE_SECONDS = 60
 # The failure-modes page may show an entry that is no longer current, marked as such, while a worker recounts
 # (stale-while-revalidate): at a million traces a recount takes ~0.6 s, too long for every page view after each
-# coding. Never older than this; the REST routes never take stale numbers.
-STALE_SERVE_SECONDS = 600
+# coding. The REST routes never take stale numbers. A recount asked for and not done within RECOUNT_WAIT_SECONDS
+# means no worker is keeping up: the page then counts for itself.
 KEEP_SECONDS = 24 * 3600
-# One recount per entry at a time; a recount that never ran (no worker) is asked for again after this.
-RECOUNT_CLAIM_SECONDS = 30
+RECOUNT_WAIT_SECONDS = 10
 
 
 def _is_large(project: Project) -> bool:
@@ -140,26 +140,35 @@ def _recompute(project: Project, kind: str, parts: list[tuple[str, str]]) -> obj
     raise ValueError(f"unknown taxonomy cache kind {kind!r}")
 
 
+def _recount_claim(project: Project, kind: str, parts: list[tuple[str, str]]) -> str:
+    return f"{_entry_key(project, kind, parts)}:recount"
+
+
 def taxonomy_recount(*, project: Project, kind: str, parts: list[tuple[str, str]]) -> None:
     """Recomputes one cache entry at the current data state (run by the worker after a page showed it stale)."""
     state = _data_state(project)
     value = _recompute(project, kind, parts)
     cache.set(_entry_key(project, kind, parts), (state, timezone.now(), value), KEEP_SECONDS)
+    cache.delete(_recount_claim(project, kind, parts))
 
 
 def _ask_for_recount(project: Project, kind: str, parts: list[tuple[str, str]]) -> bool:
-    """Queues a recount of the entry unless one is already queued. False when the broker cannot take it: the
-    caller then computes in the request rather than show numbers nobody will refresh."""
+    """Queues a recount of the entry unless one is already on its way. False when the caller should count in the
+    request instead: the broker cannot take the task, or the one asked for has not been done in time."""
     from annotation.tasks import taxonomy_recount_task
 
-    if not cache.add(f"{_entry_key(project, kind, parts)}:recount", 1, RECOUNT_CLAIM_SECONDS):
-        return True
+    claim = _recount_claim(project, kind, parts)
+    now = time.time()
+    asked_at = cache.get(claim)
+    if asked_at is not None:
+        return now - asked_at < RECOUNT_WAIT_SECONDS
+    cache.set(claim, now, KEEP_SECONDS)
     try:
         # retry=False: a broker that refuses fails at once, and this request counts for itself instead.
         taxonomy_recount_task.apply_async(args=[project.pk, kind, [list(part) for part in parts]], retry=False)
     except Exception:  # noqa: BLE001 - a broker that is down or unreachable, whatever the transport raises
         logger.warning("taxonomy recount not queued; computing in the request", exc_info=True)
-        cache.delete(f"{_entry_key(project, kind, parts)}:recount")
+        cache.delete(claim)
         return False
     return True
 
@@ -185,10 +194,11 @@ def _cached(
         age = (now - computed_at).total_seconds()
         if entry_state == state and age < CACHE_SECONDS:
             return value, None
-        if stale_ok and age < STALE_SERVE_SECONDS and _ask_for_recount(project, kind, parts):
+        if stale_ok and _ask_for_recount(project, kind, parts):
             return value, computed_at
     value = compute()
     cache.set(key, (state, now, value), KEEP_SECONDS)
+    cache.delete(_recount_claim(project, kind, parts))
     return value, None
 
 

@@ -1,6 +1,6 @@
 """Production monitoring at scale: 1,000,000 traces over 30 days, 15% sampled, 150,000 verdicts of a promoted judge.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/monitoring_pages.py [--requests 20] [--rebuild]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/monitoring_pages.py [--requests 20]
 
 Writes into its own database (`evalstudio_bench_monitoring`), filled with `INSERT … SELECT generate_series` on the
 first run and reused afterwards. Prints EXPLAIN for the series aggregate and the drain's next-chunk query (index
