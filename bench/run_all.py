@@ -24,6 +24,7 @@ BENCHMARKS = [
     "sessions.py",
     "taxonomy.py",
     "taxonomy_exports.py",
+    "monitoring_pages.py",
     "coding.py",
     "clustering.py",
     "ingest.py",
