@@ -30,23 +30,24 @@ CRITERIA = 5
 GOAL_MS = 100.0
 
 
-def bench_urls(base: str) -> tuple[str, str]:
+def bench_urls(base: str, name: str = BENCH_DB) -> tuple[str, str]:
+    """The server's maintenance database and the bench database `name` on the server `base` names."""
     parts = urlsplit(base)
     admin = urlunsplit(parts._replace(path="/postgres"))
-    bench = urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+    bench = urlunsplit(parts._replace(path=f"/{name}"))
     return admin, bench
 
 
-def ensure_database(admin_url: str, rebuild: bool) -> None:
+def ensure_database(admin_url: str, rebuild: bool, name: str = BENCH_DB) -> None:
     import psycopg
 
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if exists and rebuild:
-            conn.execute(f'DROP DATABASE "{BENCH_DB}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
             exists = None
         if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_django(bench_url: str) -> None:
