@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from judges.stats import (
     DEFAULT_RESAMPLES,
     ConfusionMatrix,
@@ -19,6 +17,7 @@ from judges.stats import (
     labels_needed,
     mcnemar_exact,
     metrics,
+    paired_bootstrap_difference_from_counts,
     wilson_interval,
 )
 
@@ -56,18 +55,10 @@ class Difference:
 def paired_difference_from_counts(
     only_a: int, same: int, only_b: int, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
 ) -> Difference | None:
-    """judges.stats.paired_bootstrap_difference from counts instead of per-trace outcomes: `only_a` pairs where only
-    A succeeded (−1), `same` where both or neither did (0), `only_b` where only B did (+1). The same draws for the
-    same seed (that function also reduces the outcomes to these three counts first), without building a list per
-    trace: 200,000 traces cost what 20 do. None when there is no pair."""
-    n = only_a + same + only_b
-    if n == 0:
+    """judges.stats.paired_bootstrap_difference_from_counts as a Difference; None when there is no pair."""
+    if only_a + same + only_b == 0:
         return None
-    counts = np.array([only_a, same, only_b], dtype=np.float64)
-    draws = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
-    means = (draws[:, 2] - draws[:, 0]) / n
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Difference((only_b - only_a) / n, float(low), float(high))
+    return Difference(*paired_bootstrap_difference_from_counts(only_a, same, only_b, resamples=resamples, seed=seed))
 
 
 # --- two judge versions against the expert ----------------------------------------------------------------------
