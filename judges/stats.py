@@ -237,6 +237,19 @@ def corrected_pass_rate_interval(
     multinomial over the four cells) and the production sample (a binomial). Resamples where the correction is
     undefined are dropped. None when the point estimate is undefined (no labelled pass or fail, TPR + TNR ≤ 1, or
     an empty sample)."""
+    point = corrected_point(cm, judged_passes=judged_passes, judged=judged)
+    if point is None:
+        return None
+    observed, estimate = point
+    rng = np.random.default_rng(seed)
+    tpr, tnr = judge_rate_draws(cm, resamples, rng)
+    return corrected_interval_from_draws(
+        tpr, tnr, observed=observed, estimate=estimate, judged=judged, rng=rng, confidence=confidence
+    )
+
+
+def corrected_point(cm: ConfusionMatrix, *, judged_passes: int, judged: int) -> tuple[float, float] | None:
+    """(observed pass rate, corrected pass rate) of a production sample; None when the correction is undefined."""
     if judged < 0 or not 0 <= judged_passes <= judged:
         raise ValueError(f"need 0 <= judged_passes <= judged, got {judged_passes} of {judged}")
     point = metrics(cm)
@@ -244,14 +257,31 @@ def corrected_pass_rate_interval(
         return None
     observed = judged_passes / judged
     estimate = corrected_pass_rate(point["tpr"], point["tnr"], observed)
-    if estimate is None:
-        return None
-    rng = np.random.default_rng(seed)
-    cells = multinomial_cells(cm, resamples, rng).astype(np.float64)
-    tp, fn, fp, tn = cells.T
-    observed_draws = rng.binomial(judged, observed, size=resamples) / judged
+    return None if estimate is None else (observed, estimate)
+
+
+def judge_rate_draws(cm: ConfusionMatrix, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws of the judge's TPR and TNR: the labelled set resampled as a multinomial over its cells
+    (nan where a draw has no labelled pass or fail)."""
+    tp, fn, fp, tn = multinomial_cells(cm, resamples, rng).astype(np.float64).T
     with np.errstate(divide="ignore", invalid="ignore"):
-        tpr, tnr = tp / (tp + fn), tn / (tn + fp)
+        return tp / (tp + fn), tn / (tn + fp)
+
+
+def corrected_interval_from_draws(
+    tpr: np.ndarray,
+    tnr: np.ndarray,
+    *,
+    observed: float,
+    estimate: float,
+    judged: int,
+    rng: np.random.Generator,
+    confidence: float = CONFIDENCE,
+) -> CorrectedRate | None:
+    """The rest of `corrected_pass_rate_interval` once the judge's rates are drawn: the production sample's
+    binomial, the correction per resample (dropping those where it is undefined) and the percentiles."""
+    observed_draws = rng.binomial(judged, observed, size=len(tpr)) / judged
+    with np.errstate(divide="ignore", invalid="ignore"):
         denominator = tpr + tnr - 1
         theta = np.clip((observed_draws + tnr - 1) / denominator, 0.0, 1.0)
     valid = theta[(denominator > 0) & np.isfinite(theta)]

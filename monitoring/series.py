@@ -14,13 +14,13 @@ from functools import lru_cache
 import numpy as np
 
 from judges.stats import (
-    CONFIDENCE,
     Z_95,
     ConfusionMatrix,
     CorrectedRate,
-    corrected_pass_rate,
+    corrected_interval_from_draws,
+    corrected_point,
+    judge_rate_draws,
     metrics,
-    multinomial_cells,
     wilson_interval,
 )
 
@@ -83,10 +83,7 @@ def dev_matrix(report: dict | None) -> ConfusionMatrix | None:
 def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """The bootstrap's draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
     rng = np.random.default_rng(0)
-    cells = multinomial_cells(matrix, resamples, rng).astype(np.float64)
-    tp, fn, fp, tn = cells.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tpr, tnr = tp / (tp + fn), tn / (tn + fp)
+    tpr, tnr = judge_rate_draws(matrix, resamples, rng)
     tpr.setflags(write=False)
     tnr.setflags(write=False)
     return tpr, tnr, rng.bit_generator.state
@@ -98,26 +95,14 @@ def corrected_interval(matrix: ConfusionMatrix, passes: int, judged: int, resamp
     numbers (a test holds them equal), about five times faster over a series: with one seed, every bucket's
     bootstrap starts with the same draws of the dev confusion counts, so they are drawn once per judge and only
     the production sample's binomial is drawn per bucket. Memoised: a page reload recomputes nothing."""
-    point = metrics(matrix)
-    if judged == 0 or point["tpr"] is None or point["tnr"] is None:
+    point = corrected_point(matrix, judged_passes=passes, judged=judged)
+    if point is None:
         return None
-    observed = passes / judged
-    estimate = corrected_pass_rate(point["tpr"], point["tnr"], observed)
-    if estimate is None:
-        return None
+    observed, estimate = point
     tpr, tnr, state = _judge_draws(matrix, resamples)
     rng = np.random.default_rng(0)
     rng.bit_generator.state = state
-    observed_draws = rng.binomial(judged, observed, size=resamples) / judged
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denominator = tpr + tnr - 1
-        theta = np.clip((observed_draws + tnr - 1) / denominator, 0.0, 1.0)
-    valid = theta[(denominator > 0) & np.isfinite(theta)]
-    if valid.size == 0:
-        return None
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(valid, [tail, 100 - tail])
-    return CorrectedRate(estimate=estimate, low=float(low), high=float(high), observed=observed)
+    return corrected_interval_from_draws(tpr, tnr, observed=observed, estimate=estimate, judged=judged, rng=rng)
 
 
 def bucket_stats(
