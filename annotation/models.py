@@ -432,6 +432,12 @@ class ReviewSession(models.Model):
     def revisits(self) -> bool:
         return self.strategy in self.REVISITING
 
+    @classmethod
+    def done_field_for(cls, strategy: str | None) -> str:
+        """The ReviewSessionTrace lookup that marks an item done: its trace reviewed, or, in a session that revisits
+        reviewed traces, the expert having acted on it within the session."""
+        return "revisited_at" if strategy in cls.REVISITING else "trace__reviewed_at"
+
 
 class ReviewSessionTrace(models.Model):
     session = models.ForeignKey(ReviewSession, on_delete=models.CASCADE, related_name="items")

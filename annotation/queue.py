@@ -205,10 +205,8 @@ def _session_items(project: Project, params: QueueParams) -> QuerySet[ReviewSess
 
 
 def _session_done_field(params: QueueParams) -> str:
-    """What marks a session's item done: its trace being reviewed, or, in a session that revisits reviewed traces,
-    the expert acting on it within the session (ReviewSessionTrace.revisited_at)."""
     strategy = ReviewSession.objects.filter(pk=params.session).values_list("strategy", flat=True).first()
-    return "revisited_at" if strategy in ReviewSession.REVISITING else "trace__reviewed_at"
+    return ReviewSession.done_field_for(strategy)
 
 
 def _session_next(project: Project, params: QueueParams, current: Trace | None) -> str | None:

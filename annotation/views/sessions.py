@@ -150,7 +150,7 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
     project = access.project
     session = get_object_or_404(ReviewSession.objects.select_related("created_by"), project=project, pk=session_id)
     items = ReviewSessionTrace.objects.filter(session=session).select_related("trace")
-    done = "revisited_at" if session.revisits else "trace__reviewed_at"
+    done = ReviewSession.done_field_for(session.strategy)
     reviewed = items.filter(**{f"{done}__isnull": False}).count()
     # Titles need input, output or messages; the rest of a trace stays in the database.
     items = items.defer("trace__context", "trace__metadata")
