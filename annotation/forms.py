@@ -43,14 +43,6 @@ class CriterionForm(forms.Form):
     failure_mode = forms.ModelChoiceField(
         queryset=None, required=False, empty_label="— none —", help_text="The failure mode this criterion checks for."
     )
-    suite_min_pass_rate = forms.FloatField(
-        required=False,
-        min_value=0.0,
-        max_value=1.0,
-        label="Regression-suite floor",
-        help_text="The pass rate (0 to 1, e.g. 0.7) a release must reach on this criterion in evalsuite; empty: "
-        "no floor, only regressions against the baseline fail the suite.",
-    )
 
     def __init__(self, *args, modes, **kwargs) -> None:
         super().__init__(*args, **kwargs)

@@ -49,8 +49,9 @@ from annotation.models import (
     Project,
     Trace,
 )
+from annotation.selectors import trace_ids
+from annotation.signals import StoredBatch, traces_stored
 from annotation.trace_format import FormatError, RawRecord, TraceRecord, format_for_path, read_records
-from monitoring.sampling import is_sampled
 
 logger = logging.getLogger(__name__)
 
@@ -63,13 +64,6 @@ ORM_BATCH_SIZE = 1000
 # Files at least this big are parsed in a child process while the database writes (see ingest_batches); below
 # it, starting a Python process costs more than the overlap saves.
 SUBPROCESS_MIN_BYTES = 8 << 20
-# Ids of traces by external id. The LATERAL form makes each lookup a probe of the (project, external_id) unique
-# index: with `external_id = ANY(...)` and statistics not yet caught up with a big import, the planner scanned the
-# whole project for every batch, which made a million-trace import quadratic.
-IDS_SQL = (
-    "SELECT b.external_id, t.id FROM unnest(%s::text[]) AS b(external_id) CROSS JOIN LATERAL"
-    " (SELECT id FROM annotation_trace WHERE project_id = %s AND external_id = b.external_id) AS t"
-)
 # How many rejections an import job keeps for the browser; the count is always complete.
 JOB_REJECTIONS_KEPT = 100
 NO_EXPERT_ERROR = "labels need a project expert; pass --expert USERNAME or set one"
@@ -137,17 +131,12 @@ class _Importer:
             labels_error=NO_EXPERT_ERROR if self.expert_id is None else None,
             notes_error=NO_AUTHOR_ERROR if self.note_author_id is None else None,
             notes_are_experts=self.note_author_id is not None and self.note_author_id == self.expert_id,
-            copy=CopyTarget(
-                project_id=project.pk, queue_seed=project.queue_seed, sampling_rate=project.production_sampling_rate
-            )
-            if self.postgres
-            else None,
+            copy=CopyTarget(project_id=project.pk, queue_seed=project.queue_seed) if self.postgres else None,
         )
         self.report = IngestReport()
         self.criteria: dict[str, int] | None = None
         self.failure_modes: dict[str, int] = {}
         self.conflicts_seen = False
-        self.sampled_any = False
 
     def run(
         self, batches: Iterable[PreparedBatch], on_batch: Callable[[int, IngestReport], None] | None
@@ -165,11 +154,6 @@ class _Importer:
             self._write_all(batches, on_batch)
         if rolled_back:
             self.report = IngestReport(rejected=self.report.rejected, rolled_back=True)
-        elif self.sampled_any and self.report.accepted:
-            from monitoring.services import drain_kick  # monitoring's services import judges, which import this app
-
-            # After commit, and never an error or a wait here: the beat schedule drains whatever a kick misses.
-            drain_kick(project=self.project)
         return self.report
 
     def _write_all(
@@ -186,8 +170,11 @@ class _Importer:
 
     def _flush(self, batch: PreparedBatch) -> None:
         with transaction.atomic():
-            written = self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
-            self.sampled_any = self.sampled_any or batch.sampled > 0
+            written, source_changed = (
+                self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
+            )
+            if written:
+                self._announce(batch, written, source_changed)
             created = sum(1 for _, is_new in written.values() if is_new)
             self.report.created += created
             self.report.updated += len(written) - created
@@ -196,11 +183,38 @@ class _Importer:
             if annotated:
                 self._write_annotations(annotated, batch.now)
 
-    def _write_traces_postgres(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
+    def _announce(
+        self, batch: PreparedBatch, written: dict[str, tuple[int | None, bool]], source_changed: set[str]
+    ) -> None:
+        """Tell the later stages what this batch stored (annotation.signals), inside the batch's transaction."""
+        external_ids, sources, created, ids = [], [], [], {}
+        for external_id, source in zip(batch.external_ids, batch.sources, strict=True):
+            outcome = written.get(external_id)
+            if outcome is None:
+                continue  # a duplicate: nothing was stored
+            trace_id, is_new = outcome
+            external_ids.append(external_id)
+            sources.append(source)
+            created.append(is_new)
+            if trace_id is not None:
+                ids[external_id] = trace_id
+        stored = StoredBatch(
+            project=self.project,
+            external_ids=external_ids,
+            sources=sources,
+            created=created,
+            ids=ids,
+            source_changed=frozenset(source_changed),
+        )
+        traces_stored.send(sender=Trace, batch=stored)
+
+    def _write_traces_postgres(self, batch: PreparedBatch) -> tuple[dict[str, tuple[int | None, bool]], set[str]]:
+        """external_id → (trace id or None, created?) for every trace written, and the updated traces whose
+        source changed."""
         if not self.update and not self.conflicts_seen:
             written = self._copy_new_traces(batch)
             if written is not None:
-                return written
+                return written, set()
             # Ids already here (a re-import, or a concurrent one): every further batch takes the ON CONFLICT
             # path, rather than paying for a COPY that fails again.
             self.conflicts_seen = True
@@ -226,14 +240,18 @@ class _Importer:
                 return None
             written: dict[str, tuple[int | None, bool]] = dict.fromkeys(batch.external_ids, (None, True))
             if batch.annotated:
-                raw_cursor.execute(IDS_SQL, ([r.external_id for r in batch.annotated], self.project.pk))
-                for external_id, trace_id in raw_cursor.fetchall():
+                annotated_ids = trace_ids(
+                    project_id=self.project.pk, external_ids=[r.external_id for r in batch.annotated]
+                )
+                for external_id, trace_id in annotated_ids.items():
                     written[external_id] = (trace_id, True)
         return written
 
-    def _upsert_through_temp_table(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
-        """external_id → (trace id, created?) for every trace written; duplicates are absent."""
+    def _upsert_through_temp_table(self, batch: PreparedBatch) -> tuple[dict[str, tuple[int | None, bool]], set[str]]:
+        """external_id → (trace id, created?) for every trace written (duplicates are absent), and the updated
+        traces whose source changed."""
         written: dict[str, tuple[int | None, bool]] = {}
+        source_changed: set[str] = set()
         with connection.cursor() as cursor:
             raw_cursor = cursor.cursor
             # ON COMMIT DROP cleans up after an error; the explicit DROP below keeps strict mode (one long
@@ -242,7 +260,7 @@ class _Importer:
                 "CREATE TEMP TABLE _ingest_batch (ord int GENERATED ALWAYS AS IDENTITY, project_id bigint,"
                 " created_at timestamptz, external_id text, input text, output text, messages jsonb, context jsonb,"
                 " metadata jsonb, session_id text, task_id text, trial int, source text, occurred_at timestamptz,"
-                " shuffle_key bigint, reviewed_at timestamptz, monitor_sampled boolean) ON COMMIT DROP"
+                " shuffle_key bigint, reviewed_at timestamptz) ON COMMIT DROP"
             )
             with raw_cursor.copy(f"COPY _ingest_batch ({_COPY_COLUMN_LIST}) FROM STDIN") as copy:
                 copy.write(batch.copy_data)
@@ -252,21 +270,22 @@ class _Importer:
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
                     raw_cursor.execute(f"SET LOCAL {setting} = off")
                 # A timestamp in the file replaces the stored one. Rows without one carry the batch time, which is
-                # also their created_at: then the stored time is kept.
+                # also their created_at: then the stored time is kept. `old` is the row as it was before this
+                # statement (the statement's snapshot), which tells whether the source changed.
                 raw_cursor.execute(
                     "UPDATE annotation_trace t SET input = b.input, output = b.output, messages = b.messages,"
                     " context = b.context, metadata = b.metadata, session_id = b.session_id, task_id = b.task_id,"
                     " trial = b.trial, source = b.source,"
                     " occurred_at = CASE WHEN b.occurred_at = b.created_at THEN t.occurred_at ELSE b.occurred_at END,"
-                    " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at),"
-                    # Sampling is decided once, when the trace arrives as production: re-sending it keeps the
-                    # decision (a rate change applies to new traces only); a change of source decides again.
-                    " monitor_sampled = CASE WHEN t.source = b.source THEN t.monitor_sampled ELSE b.monitor_sampled END"
-                    " FROM _ingest_batch b WHERE t.project_id = b.project_id AND t.external_id = b.external_id"
-                    " RETURNING t.id, t.external_id"
+                    " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at)"
+                    " FROM _ingest_batch b, annotation_trace old"
+                    " WHERE t.project_id = b.project_id AND t.external_id = b.external_id AND old.id = t.id"
+                    " RETURNING t.id, t.external_id, old.source <> b.source"
                 )
-                for trace_id, external_id in raw_cursor.fetchall():
+                for trace_id, external_id, changed in raw_cursor.fetchall():
                     written[external_id] = (trace_id, False)
+                    if changed:
+                        source_changed.add(external_id)
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
                     raw_cursor.execute(f"SET LOCAL {setting} = on")
             raw_cursor.execute(
@@ -276,9 +295,9 @@ class _Importer:
             for trace_id, external_id in raw_cursor.fetchall():
                 written[external_id] = (trace_id, True)
             raw_cursor.execute("DROP TABLE _ingest_batch")
-        return written
+        return written, source_changed
 
-    def _write_traces_orm(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
+    def _write_traces_orm(self, batch: PreparedBatch) -> tuple[dict[str, tuple[int | None, bool]], set[str]]:
         now, reviewed = batch.now, batch.reviewed
         ids = batch.external_ids
         traces = Trace.objects.filter(project=self.project, external_id__in=ids)
@@ -291,14 +310,12 @@ class _Importer:
                 for external_id, pk in traces.values_list("external_id", "id")
             }
         written: dict[str, tuple[int | None, bool]] = {}
+        source_changed: set[str] = set()
         new_traces = []
         changed = []
-        rate = self.project.production_sampling_rate
         for r in batch.records:
             trace = existing.get(r.external_id)
-            sampled = is_sampled(source=r.source, external_id=r.external_id, rate=rate)
             if trace is None:
-                batch.sampled += sampled
                 new_traces.append(
                     Trace(
                         project=self.project,
@@ -316,22 +333,20 @@ class _Importer:
                         created_at=now,
                         shuffle_key=self.project.shuffle_key(r.external_id),
                         reviewed_at=reviewed.get(r.external_id),
-                        monitor_sampled=sampled,
                     )
                 )
             elif self.update:
                 for name in ("input", "output", "messages", "context", "metadata", "session_id", "task_id"):
                     setattr(trace, name, getattr(r, name))
-                if trace.source != r.source:  # as on PostgreSQL: a change of source decides sampling again
-                    trace.monitor_sampled = sampled
-                    batch.sampled += sampled
+                if trace.source != r.source:
+                    source_changed.add(r.external_id)
                 trace.trial, trace.source = r.trial, r.source
                 trace.occurred_at = r.timestamp or trace.occurred_at
                 trace.reviewed_at = trace.reviewed_at or reviewed.get(r.external_id)
                 changed.append(trace)
                 written[r.external_id] = (trace.pk, False)
         if changed:
-            Trace.objects.bulk_update(changed, [*Trace.CONTENT_FIELDS, "reviewed_at", "monitor_sampled"])
+            Trace.objects.bulk_update(changed, [*Trace.CONTENT_FIELDS, "reviewed_at"])
         if new_traces:
             # ignore_conflicts: a concurrent import of the same ids must not fail this batch; whatever it
             # inserted first counts as a duplicate here, found by the id lookup below.
@@ -342,7 +357,7 @@ class _Importer:
             ).values_list("external_id", "id")
             for external_id, pk in created_now:
                 written[external_id] = (pk, True)
-        return written
+        return written, source_changed
 
     def _criterion_id(self, name: str) -> int:
         if self.criteria is None:

@@ -31,7 +31,6 @@ from annotation.trace_format import (
     record_id,
     shuffle_key,
 )
-from monitoring.sampling import is_sampled
 
 # The columns a prepared batch's COPY text holds, in order. The trace table takes them as they are; the temporary
 # table of the re-import path has the same columns after its own `ord`.
@@ -51,7 +50,6 @@ COPY_COLUMNS = (
     "occurred_at",
     "shuffle_key",
     "reviewed_at",
-    "monitor_sampled",
 )
 
 
@@ -78,8 +76,6 @@ class CopyTarget:
 
     project_id: int
     queue_seed: str
-    # Project.production_sampling_rate at the start of the import (monitoring.sampling).
-    sampling_rate: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +103,8 @@ class PreparedBatch:
     bytes_done: int
     rejections: list[Rejection] = field(default_factory=list)
     external_ids: list[str] = field(default_factory=list)
+    # The source of each trace, in the order of external_ids (announced to the later stages once written).
+    sources: list[str] = field(default_factory=list)
     # Records with labels or notes: written after their traces, which needs the trace ids.
     annotated: list[TraceRecord] = field(default_factory=list)
     # All records of the batch, on the ORM path only (COPY text replaces them on PostgreSQL).
@@ -114,8 +112,6 @@ class PreparedBatch:
     # external_id → reviewed_at for traces whose import counts as the expert's review.
     reviewed: dict[str, datetime] = field(default_factory=dict)
     copy_data: bytes = b""
-    # How many records of the batch production monitoring samples (COPY path; the ORM path decides per row).
-    sampled: int = 0
 
     def __len__(self) -> int:
         return len(self.external_ids)
@@ -148,7 +144,6 @@ def copy_line(
     now: str,
     seed: str,
     reviewed_at: datetime | None,
-    sampled: bool = False,
 ) -> str:
     """One row of COPY text in COPY_COLUMNS order; `now` is the batch time, already formatted."""
     return "\t".join(
@@ -168,7 +163,6 @@ def copy_line(
             now if record.timestamp is None else record.timestamp.isoformat(),
             str(shuffle_key(seed, record.external_id)),
             r"\N" if reviewed_at is None else reviewed_at.isoformat(),
-            "t" if sampled else "f",
         )
     )
 
@@ -219,6 +213,7 @@ class _Batcher:
         now = datetime.now(UTC)
         batch = PreparedBatch(now=now, bytes_done=bytes_done, rejections=rejections)
         batch.external_ids = [r.external_id for r in records]
+        batch.sources = [r.source for r in records]
         for r in records:
             # The review log records the expert's attention: their labels, or notes written in their name.
             if r.labels or r.notes:
@@ -229,20 +224,10 @@ class _Batcher:
             batch.records = records
         else:
             project_id, seed, reviewed = options.copy.project_id, options.copy.queue_seed, batch.reviewed
-            rate = options.copy.sampling_rate
             stamp = now.isoformat()
-            flags = [is_sampled(source=r.source, external_id=r.external_id, rate=rate) for r in records]
-            batch.sampled = sum(flags)
             lines = [
-                copy_line(
-                    r,
-                    project_id=project_id,
-                    now=stamp,
-                    seed=seed,
-                    reviewed_at=reviewed.get(r.external_id),
-                    sampled=flag,
-                )
-                for r, flag in zip(records, flags, strict=True)
+                copy_line(r, project_id=project_id, now=stamp, seed=seed, reviewed_at=reviewed.get(r.external_id))
+                for r in records
             ]
             lines.append("")
             batch.copy_data = "\n".join(lines).encode("utf-8")

@@ -34,11 +34,6 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="expert_projects"
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="projects")
-    # The share of production traces that monitoring judges, picked at ingestion by a hash of the trace id.
-    production_sampling_rate = models.FloatField(default=0.15)
-    # The alignment on dev a judge version needs before it may be promoted (judges.services.judge_version_promote).
-    promotion_min_tpr = models.FloatField(default=0.9)
-    promotion_min_tnr = models.FloatField(default=0.9)
     # Seeds the "random" queue order; a stored per-trace key makes that order indexable at a million traces.
     queue_seed = models.CharField(max_length=32, default="evalstudio")
     created_at = models.DateTimeField(default=timezone.now)
@@ -108,8 +103,6 @@ class Trace(models.Model):
     shuffle_key = models.BigIntegerField(default=0)
     # Set when the expert first labels, notes or marks the trace reviewed; the order of review (saturation).
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    # Picked for production monitoring at ingestion. db_default lets bulk COPY paths leave it out.
-    monitor_sampled = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         constraints = [
@@ -129,8 +122,6 @@ class Trace(models.Model):
             ),
             models.Index(fields=["project", "occurred_at", "id"], name="trace_by_time"),
             models.Index(fields=["project", "source", "id"], name="trace_by_source"),
-            # Partial: monitoring walks the sampled traces in id order; unsampled traces cost nothing here.
-            models.Index(fields=["project", "id"], name="trace_monitor_sampled", condition=Q(monitor_sampled=True)),
             # Partial: agent trials (task_id + trial) for outcome grading; other traces cost nothing here.
             models.Index(
                 fields=["project", "id"], name="trace_agent_trials", condition=Q(trial__isnull=False) & ~Q(task_id="")
@@ -280,8 +271,6 @@ class Criterion(models.Model):
     failure_mode = models.ForeignKey(
         FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="criteria"
     )
-    # The pass rate a regression suite must reach on this criterion (a fraction); empty means no floor.
-    suite_min_pass_rate = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

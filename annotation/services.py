@@ -208,18 +208,6 @@ def _clean_criterion(
     return name, definition
 
 
-class _Unchanged:
-    """The default of an optional update argument: keep the stored value."""
-
-
-UNCHANGED = _Unchanged()
-
-
-def _check_floor(suite_min_pass_rate: float | None) -> None:
-    if suite_min_pass_rate is not None and not 0.0 <= suite_min_pass_rate <= 1.0:
-        raise DomainError(f"The regression-suite floor is a pass rate from 0 to 1; got {suite_min_pass_rate}.")
-
-
 @transaction.atomic
 def criterion_create(
     *,
@@ -227,11 +215,9 @@ def criterion_create(
     name: str,
     definition: str = "",
     failure_mode: FailureMode | None = None,
-    suite_min_pass_rate: float | None = None,
 ) -> Criterion:
     """A pass/fail question the expert answers per trace, usually born from a failure mode."""
     name, definition = _clean_criterion(project, name, definition, failure_mode, exclude=None)
-    _check_floor(suite_min_pass_rate)
     position = (project.criteria.aggregate(m=Max("position"))["m"] or 0) + 1
     return Criterion.objects.create(
         project=project,
@@ -239,7 +225,6 @@ def criterion_create(
         definition=definition,
         failure_mode=failure_mode,
         position=position,
-        suite_min_pass_rate=suite_min_pass_rate,
     )
 
 
@@ -250,15 +235,10 @@ def criterion_update(
     name: str,
     definition: str,
     failure_mode: FailureMode | None,
-    suite_min_pass_rate: float | None | _Unchanged = UNCHANGED,
 ) -> Criterion:
-    """Rename, redefine or relink a criterion, or set its regression-suite floor (left as it is unless given).
-    Its labels, judges and splits stay: they hang on the criterion, not its name (an import naming the old name
-    would create a new criterion, though)."""
+    """Rename, redefine or relink a criterion. Its labels, judges and splits stay: they hang on the criterion, not
+    its name (an import naming the old name would create a new criterion, though)."""
     name, definition = _clean_criterion(criterion.project, name, definition, failure_mode, exclude=criterion)
-    if not isinstance(suite_min_pass_rate, _Unchanged):
-        _check_floor(suite_min_pass_rate)
-        criterion.suite_min_pass_rate = suite_min_pass_rate
     criterion.name, criterion.definition, criterion.failure_mode = name, definition, failure_mode
-    criterion.save(update_fields=["name", "definition", "failure_mode", "suite_min_pass_rate"])
+    criterion.save(update_fields=["name", "definition", "failure_mode"])
     return criterion

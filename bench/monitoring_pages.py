@@ -73,16 +73,24 @@ def populate() -> None:
         cursor.execute(
             """
             INSERT INTO annotation_trace (project_id, external_id, input, output, metadata, session_id, task_id,
-                source, occurred_at, created_at, shuffle_key, monitor_sampled)
+                source, occurred_at, created_at, shuffle_key)
             SELECT %(project)s, 'm-' || i, 'Customer question ' || i || ': where is my order?',
                    CASE WHEN i %% 7 = 0 THEN 'Sorry, I cannot help with that.' ELSE 'It shipped yesterday.' END,
                    '{}'::jsonb, '', '', 'production',
                    now() - (%(n)s - i) * interval '2.592 seconds', now(),
-                   ('x' || substr(md5('bench:' || i), 1, 15))::bit(60)::bigint,
-                   (('x' || substr(md5('sample:' || i), 1, 8))::bit(32)::bigint %% 100) < 15
+                   ('x' || substr(md5('bench:' || i), 1, 15))::bit(60)::bigint
             FROM generate_series(1, %(n)s) AS i
             """,
             {"project": project.pk, "n": TRACES},
+        )
+        cursor.execute(
+            """
+            INSERT INTO monitoring_sampledtrace (trace_id, project_id, sampled_at)
+            SELECT id, project_id, created_at FROM annotation_trace
+            WHERE project_id = %(project)s
+              AND (('x' || substr(md5('sample:' || id), 1, 8))::bit(32)::bigint %% 100) < 15
+            """,
+            {"project": project.pk},
         )
         print(f"inserted {TRACES:,} traces in {time.monotonic() - started:.0f} s", flush=True)
         # The promoted judge has judged every sampled trace but the newest DRAIN_TRACES (left for the drain bench).
@@ -92,9 +100,9 @@ def populate() -> None:
                 verdict, reasoning, error, created_at)
             SELECT project_id, %(criterion)s, %(version)s, id, occurred_at,
                    CASE WHEN output LIKE 'Sorry%%' THEN 'fail' ELSE 'pass' END, '', '', now()
-            FROM annotation_trace WHERE project_id = %(project)s AND monitor_sampled ORDER BY id
-            OFFSET 0 LIMIT (SELECT count(*) - %(left)s FROM annotation_trace
-                            WHERE project_id = %(project)s AND monitor_sampled)
+            FROM annotation_trace WHERE id IN (SELECT trace_id FROM monitoring_sampledtrace
+                                               WHERE project_id = %(project)s) ORDER BY id
+            OFFSET 0 LIMIT (SELECT count(*) - %(left)s FROM monitoring_sampledtrace WHERE project_id = %(project)s)
             """,
             {"project": project.pk, "criterion": criterion.pk, "version": version.pk, "left": DRAIN_TRACES},
         )
@@ -112,6 +120,7 @@ def populate() -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE annotation_trace")
         cursor.execute("VACUUM ANALYZE monitoring_monitorjudgment")
+        cursor.execute("VACUUM ANALYZE monitoring_sampledtrace")
     connection.set_autocommit(previous)
     print(f"populated {BENCH_DB} in {time.monotonic() - started:.0f} s", flush=True)
 
@@ -122,9 +131,9 @@ def explain() -> bool:
     from django.db import connection
     from django.utils import timezone
 
-    from annotation.models import Project, Trace
+    from annotation.models import Project
     from judges.models import Promotion
-    from monitoring.models import MonitorJudgment
+    from monitoring.models import MonitorJudgment, SampledTrace
     from monitoring.selectors import bucket_counts
 
     project = Project.objects.get(slug="bench")
@@ -134,9 +143,9 @@ def explain() -> bool:
         "series (7 d, hourly)": MonitorJudgment.objects.filter(
             version_id=promotion.version_id, occurred_at__gte=now - timedelta(days=7), occurred_at__lt=now
         ).values("id"),
-        "next drain chunk": Trace.objects.filter(project=project, monitor_sampled=True, id__gt=0)
-        .order_by("id")
-        .values("id")[:500],
+        "next drain chunk": SampledTrace.objects.filter(project=project, trace_id__gt=0)
+        .order_by("trace_id")
+        .values("trace_id")[:500],
     }
     ok = True
     for name, queryset in queries.items():

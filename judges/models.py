@@ -146,6 +146,22 @@ class LLMResponse(models.Model):
         return f"{self.model} {self.key[:12]}"
 
 
+# The alignment a version needs before it may be promoted, when the expert has not set one.
+DEFAULT_MIN_TPR = DEFAULT_MIN_TNR = 0.9
+
+
+class PromotionBar(models.Model):
+    """The TPR and TNR a judge version's dev run must reach to be promoted in a project; only the expert sets it.
+    A project without a row has the default bar."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="promotion_bar")
+    min_tpr = models.FloatField(default=DEFAULT_MIN_TPR)
+    min_tnr = models.FloatField(default=DEFAULT_MIN_TNR)
+
+    def __str__(self) -> str:
+        return f"{self.project}: TPR ≥ {self.min_tpr:.0%}, TNR ≥ {self.min_tnr:.0%}"
+
+
 class Promotion(models.Model):
     """The judge version chosen to answer its criterion in regression suites and production monitoring.
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
-from judges.models import Judge, JudgeRun, JudgeVersion, Promotion
+from judges.models import Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
 
 
 class PromotionRefused(DomainError):
@@ -44,10 +44,15 @@ def _percent(value: float) -> str:
     return f"{value:.0%}"
 
 
+def promotion_bar(*, project: Project) -> PromotionBar:
+    """The project's promotion bar: the stored one, or the default (unsaved) when the expert never set one."""
+    return PromotionBar.objects.filter(project=project).first() or PromotionBar(project=project)
+
+
 def eligibility(version: JudgeVersion) -> Eligibility:
     """Checks the version's latest finished dev run against the project's bar."""
-    project = version.judge.project
-    min_tpr, min_tnr = project.promotion_min_tpr, project.promotion_min_tnr
+    bar = promotion_bar(project=version.judge.project)
+    min_tpr, min_tnr = bar.min_tpr, bar.min_tnr
 
     def refuse(reason: str, run: JudgeRun | None = None) -> Eligibility:
         return Eligibility(False, reason, run, min_tpr, min_tnr)

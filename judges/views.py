@@ -23,6 +23,7 @@ from annotation.models import Criterion
 from annotation.services import DomainError
 from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion
+from judges.promotions import promotion_bar
 from judges.selectors import (
     DISAGREEMENT_KINDS,
     judges_with_versions,
@@ -170,6 +171,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,
         "target": TARGET,
+        "bar": promotion_bar(project=project),
     }
     return render(request, "judges/judge_list.html", context)
 

@@ -25,7 +25,7 @@ from annotation.access import ProjectAccess, get_project_for_user
 from annotation.models import Label, Trace
 from judges.comparison import compare_judges
 from judges.models import Judge, JudgeRun, Judgment
-from judges.promotions import latest_dev_run
+from judges.promotions import latest_dev_run, promotion_bar
 from judges.views import METRIC_LABELS
 
 DIFFERENCES_PER_PAGE = 25
@@ -229,13 +229,8 @@ def judge_compare(request: HttpRequest, slug: str) -> HttpResponse:
     name_a, name_b = _run_name(run_a, run_b), _run_name(run_b, run_a)
     if name_a == name_b:  # the same version twice (two runs of it): tell them apart by run
         name_a, name_b = f"{name_a} (run #{run_a.pk})", f"{name_b} (run #{run_b.pk})"
-    comparison = compare_judges(
-        both,
-        name_a=name_a,
-        name_b=name_b,
-        min_tpr=project.promotion_min_tpr,
-        min_tnr=project.promotion_min_tnr,
-    )
+    bar = promotion_bar(project=project)
+    comparison = compare_judges(both, name_a=name_a, name_b=name_b, min_tpr=bar.min_tpr, min_tnr=bar.min_tnr)
     rows = []
     for key in SHOWN_METRICS:
         rows.append(

@@ -23,12 +23,13 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
-from judges.models import Judge, JudgeRun, JudgeVersion, Promotion
+from judges.models import Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
 from judges.promotions import (
     PromotionRefused,
     current_promotions,
     eligibility,
     judge_version_promote,
+    promotion_bar,
     promotion_withdraw,
 )
 
@@ -68,8 +69,7 @@ def project_promotion_bar_set(*, project: Project, min_tpr: float, min_tnr: floa
     for name, value in (("min_tpr", min_tpr), ("min_tnr", min_tnr)):
         if not BAR_MIN_EXCLUSIVE < value <= BAR_MAX:
             raise DomainError(f"{name}: must be above 0.5 and at most 1, got {value} for project {project.slug!r}")
-    Project.objects.filter(pk=project.pk).update(promotion_min_tpr=min_tpr, promotion_min_tnr=min_tnr)
-    project.promotion_min_tpr, project.promotion_min_tnr = min_tpr, min_tnr
+    PromotionBar.objects.update_or_create(project=project, defaults={"min_tpr": min_tpr, "min_tnr": min_tnr})
     return project
 
 
@@ -136,7 +136,7 @@ def judge_promotion_context(*, project: Project, judge: Judge, versions: list[Ju
     return {
         "criterion_promotion": criterion_promotion(promotion),
         "version_promotions": states,
-        "bar": (project.promotion_min_tpr, project.promotion_min_tnr),
+        "bar": promotion_bar(project=project),
     }
 
 

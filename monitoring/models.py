@@ -11,6 +11,41 @@ from django.utils import timezone
 from annotation.models import Criterion, Project, Trace, Verdict
 from judges.models import JudgeVersion
 
+# The share of production traces monitoring judges when the expert has not chosen one.
+DEFAULT_SAMPLING_RATE = 0.15
+
+
+class MonitoringSettings(models.Model):
+    """A project's monitoring settings; a project without a row has the defaults."""
+
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, primary_key=True, related_name="monitoring_settings"
+    )
+    # The share of production traces that monitoring judges, picked when they are stored (monitoring.sampling).
+    sampling_rate = models.FloatField(default=DEFAULT_SAMPLING_RATE)
+
+    class Meta:
+        verbose_name_plural = "monitoring settings"
+
+    def __str__(self) -> str:
+        return f"{self.project}: sampling {self.sampling_rate:.0%}"
+
+
+class SampledTrace(models.Model):
+    """A production trace picked for monitoring when ingestion stored it; the promoted judges walk these in trace
+    id order. Kept beside the trace rather than on it: ingestion knows nothing of monitoring."""
+
+    trace = models.OneToOneField(Trace, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
+    # When it was stored; a newly promoted judge backfills the traces sampled within a window before it.
+    sampled_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "trace"], name="sampled_trace_walk")]
+
+    def __str__(self) -> str:
+        return f"sampled trace {self.trace_id}"
+
 
 class MonitorCursor(models.Model):
     """How far one judge version has got through its project's sampled traces (in trace id order).

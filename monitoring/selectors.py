@@ -8,8 +8,15 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Trunc
 
-from annotation.models import Project, Trace
-from monitoring.models import Alert, MonitorCursor, MonitorJudgment
+from annotation.models import Project
+from monitoring.models import (
+    DEFAULT_SAMPLING_RATE,
+    Alert,
+    MonitorCursor,
+    MonitoringSettings,
+    MonitorJudgment,
+    SampledTrace,
+)
 
 BANNER_COUNT_CAP = 50
 # The series of a page is re-read at most this often: new verdicts arrive with the drain, once a minute.
@@ -65,13 +72,19 @@ def failed_judgments(*, version_id: int, start: datetime, end: datetime) -> Quer
     )
 
 
+def sampling_rate(*, project: Project) -> float:
+    """The share of the project's new production traces that monitoring judges."""
+    rate = MonitoringSettings.objects.filter(project=project).values_list("sampling_rate", flat=True).first()
+    return DEFAULT_SAMPLING_RATE if rate is None else rate
+
+
 def backlog(*, project: Project, version_id: int) -> int | None:
     """Sampled traces the version has not reached yet, counted up to a cap (None: the version never drained)."""
     cursor = MonitorCursor.objects.filter(version_id=version_id).first()
     if cursor is None:
         return None
-    ids = Trace.objects.filter(project=project, monitor_sampled=True, id__gt=cursor.last_trace_id).values("id")
-    return Trace.objects.filter(id__in=ids[:BACKLOG_COUNT_CAP]).count()
+    ids = SampledTrace.objects.filter(project=project, trace_id__gt=cursor.last_trace_id).values("trace_id")
+    return SampledTrace.objects.filter(trace_id__in=ids[:BACKLOG_COUNT_CAP]).count()
 
 
 def open_alerts(*, project: Project) -> QuerySet[Alert]:

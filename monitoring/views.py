@@ -29,6 +29,7 @@ from monitoring.selectors import (
     bucket_counts,
     failed_judgments,
     open_alerts,
+    sampling_rate,
     window_counts,
 )
 from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, sample_size_note, series, truncate
@@ -91,7 +92,7 @@ def monitoring_overview(request: HttpRequest, slug: str) -> HttpResponse:
         "access": access,
         "summaries": summaries,
         "unmonitored": unmonitored,
-        "rate_percent": project.production_sampling_rate * 100,
+        "rate_percent": sampling_rate(project=project) * 100,
     }
     return render(request, "monitoring/overview.html", context)
 
@@ -206,7 +207,7 @@ def monitoring_settings(request: HttpRequest, slug: str) -> HttpResponse:
     """The production sampling rate; only the expert changes it."""
     access = get_project_for_user(request, slug)
     project = access.project
-    form = SamplingRateForm(initial={"rate_percent": round(project.production_sampling_rate * 100, 2)})
+    form = SamplingRateForm(initial={"rate_percent": round(sampling_rate(project=project) * 100, 2)})
     if request.method == "POST":
         if not access.is_expert:
             raise PermissionDenied("Only the project's expert can change the sampling rate")
@@ -221,4 +222,5 @@ def monitoring_settings(request: HttpRequest, slug: str) -> HttpResponse:
                     request, f"New production traces are now sampled at {form.cleaned_data['rate_percent']:g}%."
                 )
                 return redirect("monitoring_settings", project.slug)
-    return render(request, "monitoring/settings.html", {"project": project, "access": access, "form": form})
+    context = {"project": project, "access": access, "form": form, "rate": sampling_rate(project=project)}
+    return render(request, "monitoring/settings.html", context)

@@ -34,6 +34,7 @@ from judges.models import Judge, JudgeVersion
 from judges.promotions import current_promotions
 from judges.providers import Outcome, TraceInput
 from judges.services import MAX_REASONING_CHARS, version_scorer
+from suites.floors import suite_floors
 from suites.golden import golden_entries, golden_set_for
 from suites.junit import CaseVerdict
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
@@ -507,13 +508,14 @@ def _judge(
     verdict_rows: list[tuple[str, Planned, Outcome, str | None]] = []
     rejudged: list[str] = []
     scorers: dict[int, Any] = {}
+    floors = suite_floors(project=run.project)
     for plan in planned:
         outcomes = _judge_all(plan.version, candidate_inputs, scorers, beat)
         base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged, scorers, beat)
         numbers = criterion_numbers(
             [o.verdict for o in outcomes],
             base,
-            threshold=plan.criterion.suite_min_pass_rate,
+            threshold=floors.get(plan.criterion.pk),
             alpha=alpha,
         )
         judge = plan.version.judge

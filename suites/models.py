@@ -78,6 +78,24 @@ class GoldenEntry(models.Model):
         return f"{self.trace_id} ({self.reason}) v{self.added_in}–{self.removed_in or ''}"
 
 
+class SuiteFloor(models.Model):
+    """The pass rate a release must reach on a criterion in a regression suite; a criterion without one has no
+    floor, and only a significant regression against the baseline fails the suite on it."""
+
+    criterion = models.OneToOneField(Criterion, on_delete=models.CASCADE, primary_key=True, related_name="suite_floor")
+    min_pass_rate = models.FloatField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(min_pass_rate__gte=0) & Q(min_pass_rate__lte=1), name="suite_floor_is_a_rate"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.criterion}: at least {self.min_pass_rate:.0%}"
+
+
 class SuiteRun(models.Model):
     """One regression-suite run: candidate outputs for a golden set's inputs, judged by the promoted judges."""
 

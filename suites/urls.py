@@ -17,6 +17,12 @@ urlpatterns: list = [
         golden_views.golden_trace_remove,
         name="golden_trace_remove",
     ),
+    # A criterion's regression-suite floor, set from the panel on the criterion page.
+    path(
+        "projects/<slug:slug>/criteria/<int:criterion_id>/suite-floor/",
+        golden_views.suite_floor_update,
+        name="suite_floor_update",
+    ),
     # Regression-suite runs (manage.py evalsuite, POST /api/v1/projects/{slug}/evalsuite), and two side by side.
     path("projects/<slug:slug>/suites/", views_runs.suite_run_list, name="suite_run_list"),
     path("projects/<slug:slug>/suites/compare/", views_compare.suite_compare, name="suite_compare"),

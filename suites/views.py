@@ -20,9 +20,10 @@ from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.access import ProjectAccess, get_project_for_user
-from annotation.models import Trace
+from annotation.models import Criterion, Trace
 from annotation.queue import QueueParams
 from annotation.services import DomainError
+from suites.floors import suite_floor_set
 from suites.golden import (
     golden_add,
     golden_current_version,
@@ -214,3 +215,26 @@ def golden_export(request: HttpRequest, slug: str, version: int) -> StreamingHtt
     # Traces are the team's own data: no shared cache may keep a copy.
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_POST
+def suite_floor_update(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
+    """Sets or clears a criterion's regression-suite floor from the panel on the criterion page."""
+    access = get_project_for_user(request, slug)
+    _require_editor(access)
+    criterion = get_object_or_404(Criterion, pk=criterion_id, project=access.project)
+    raw = request.POST.get("min_pass_rate", "").strip()
+    try:
+        floor = float(raw) if raw else None
+        suite_floor_set(criterion=criterion, min_pass_rate=floor)
+    except ValueError:
+        messages.error(request, f"The regression-suite floor is a pass rate from 0 to 1, e.g. 0.7; got {raw!r}.")
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        if floor is None:
+            messages.success(request, f"“{criterion.name}” has no regression-suite floor now.")
+        else:
+            messages.success(request, f"Releases must now pass “{criterion.name}” at least {floor:.0%} of the time.")
+    return redirect("criterion_edit", slug=slug, criterion_id=criterion.pk)

@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.forms import CriterionForm
 from annotation.models import Criterion, FailureMode, Project
+from annotation.panels import panels_render
 from annotation.services import DomainError, criterion_create, criterion_update
 
 TEMPLATE = "annotation/criterion_form.html"
@@ -78,9 +79,9 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
                 "name": criterion.name,
                 "definition": criterion.definition,
                 "failure_mode": criterion.failure_mode,
-                "suite_min_pass_rate": criterion.suite_min_pass_rate,
             },
             modes=modes,
         )
     context = {"project": project, "access": access, "form": form, "criterion": criterion}
+    context["panels"] = panels_render(slot="criterion", request=request, context=context)
     return render(request, TEMPLATE, context, status=400 if form.errors else 200)

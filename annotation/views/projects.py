@@ -7,9 +7,9 @@ from django.shortcuts import render
 
 from annotation.access import get_project_for_user
 from annotation.models import Membership
+from annotation.panels import panels_render
 from annotation.queue import QueueParams, queue_progress
 from annotation.selectors import criteria_with_label_counts, project_list_for_user
-from suites.golden import golden_size
 
 
 @login_required
@@ -33,6 +33,6 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "reviewed_count": progress.reviewed,
         "criteria": criteria,
         "import_jobs": project.import_jobs.all()[:5],
-        "golden_size": golden_size(project=project),
     }
+    context["panels"] = panels_render(slot="project", request=request, context=context)
     return render(request, "annotation/project_detail.html", context)

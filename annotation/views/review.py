@@ -36,6 +36,7 @@ from annotation.models import (
     ReviewSessionTrace,
     Trace,
 )
+from annotation.panels import panels_render
 from annotation.queue import (
     QueueParams,
     queue_first,
@@ -50,7 +51,6 @@ from annotation.services import DomainError, label_submit, note_create, note_upd
 from annotation.services import note_delete as note_delete_service
 from annotation.services import trace_mark_reviewed as trace_mark_reviewed_service
 from annotation.sessions import session_item_revisit
-from suites.golden import golden_panel_state
 
 TEMPLATE = "annotation/trace_detail.html"
 DEFAULT_SITTING_TARGET = 100
@@ -300,9 +300,9 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
                 if params.session
                 else None
             ),
-            "golden_panel": golden_panel_state(trace=trace),
         }
     )
+    context["panels"] = panels_render(slot="review", request=request, context=context)
     return render(request, TEMPLATE, context)
 
 

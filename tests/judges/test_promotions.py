@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from judges.models import Promotion
+from judges.models import Promotion, PromotionBar
 from judges.promotions import (
     PromotionRefused,
     current_promotions,
@@ -51,9 +51,7 @@ def test_a_version_without_a_dev_run_or_under_the_bar_is_refused_with_the_reason
         judge_version_promote(version=loose, user=expert)
     assert not Promotion.objects.exists()
 
-    project.promotion_min_tnr = 0.4
-    project.save()
-    loose.judge.project.refresh_from_db()
+    PromotionBar.objects.create(project=project, min_tpr=0.9, min_tnr=0.4)
     assert judge_version_promote(version=loose, user=expert).min_tnr == 0.4
 
 

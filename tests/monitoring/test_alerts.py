@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from annotation import ingest
+from judges.models import PromotionBar
 from monitoring.alerts import alert_rules_evaluate, rule_evaluate
 from monitoring.models import Alert, AlertRule
-from monitoring.services import monitoring_drain
+from monitoring.services import monitoring_drain, sampling_rate_set
 from tests.monitoring.helpers import jsonl, production, promoted_judge
 from tests.monitoring.webhook_server import WebhookServer
 
@@ -30,8 +31,7 @@ def traffic(project, hour: datetime, *, n: int, fail_every: int, prefix: str) ->
 
 @pytest.fixture
 def monitored(project):
-    project.production_sampling_rate = 1.0
-    project.save()
+    sampling_rate_set(project=project, rate=1.0)
     return promoted_judge(project)
 
 
@@ -135,9 +135,8 @@ def test_a_corrected_rate_rule_uses_the_corrected_interval(project, monitored):
 
 
 def test_a_judge_no_better_than_chance_gives_no_corrected_decision(project):
-    project.production_sampling_rate = 1.0
-    project.promotion_min_tpr = project.promotion_min_tnr = 0.0
-    project.save()
+    sampling_rate_set(project=project, rate=1.0)
+    PromotionBar.objects.create(project=project, min_tpr=0.0, min_tnr=0.0)
     promotion = promoted_judge(project, config={"check": "length", "max_chars": 1})  # fails everything
     assert promotion.report["tpr"] == 0.0
     rule = rule_for(promotion, metric="corrected")

@@ -21,10 +21,10 @@ from judges.models import JudgeVersion
 from judges.promotions import judge_version_promote
 from judges.providers import Outcome
 from judges.services import judge_create, judge_run_execute, judge_run_start
-from monitoring.models import MonitorCursor, MonitorJudgment
+from monitoring.models import MonitorCursor, MonitorJudgment, SampledTrace
 from monitoring.sampling import is_sampled
 from monitoring.selectors import window_counts
-from monitoring.services import BUSY, drain_chunk, monitoring_drain
+from monitoring.services import BUSY, drain_chunk, monitoring_drain, sampling_rate_set
 from monitoring.tasks import monitor_drain_task
 from tests.llm_server import Reply, ScriptedLLMServer
 from tests.monitoring.helpers import jsonl, production, promoted_judge
@@ -42,7 +42,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 
 
 def sampled(project: Project) -> set[int]:
-    return set(Trace.objects.filter(project=project, monitor_sampled=True).values_list("id", flat=True))
+    return set(SampledTrace.objects.filter(project=project).values_list("trace_id", flat=True))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -70,8 +70,7 @@ def test_ingestion_works_with_no_worker_and_a_worker_started_later_judges_every_
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_drains_never_judge_a_trace_twice(project):
     promotion = promoted_judge(project)
-    project.production_sampling_rate = 1.0
-    project.save()
+    sampling_rate_set(project=project, rate=1.0)
     ingest.import_stream(project=project, stream=jsonl(production(300)))
     scored: list[str] = []
     lock = threading.Lock()
@@ -119,13 +118,14 @@ def test_a_failed_chunk_is_given_back_and_judged_by_the_next_drain(project):
 def test_a_new_promotion_starts_with_the_backfill_window_not_all_history(project, settings):
     ingest.import_stream(project=project, stream=jsonl(production(300, prefix="old")))
     Trace.objects.filter(project=project).update(created_at="2020-01-01T00:00:00Z")
+    SampledTrace.objects.filter(project=project).update(sampled_at="2020-01-01T00:00:00Z")
     ingest.import_stream(project=project, stream=jsonl(production(300, prefix="new")))
     promoted_judge(project)
     monitoring_drain(project=project)
     judged = set(MonitorJudgment.objects.values_list("trace__external_id", flat=True))
     assert judged and all(i.startswith("new-") for i in judged)
     assert judged == set(
-        Trace.objects.filter(project=project, monitor_sampled=True, external_id__startswith="new-").values_list(
+        Trace.objects.filter(project=project, pk__in=sampled(project), external_id__startswith="new-").values_list(
             "external_id", flat=True
         )
     )
@@ -194,8 +194,7 @@ def test_an_llm_judge_drains_through_the_provider_once_per_sampled_trace_and_err
         version: JudgeVersion = judge.latest_version()
         judge_run_execute(run=judge_run_start(version=version, split="dev"))
         promotion = judge_version_promote(version=version)
-        project.production_sampling_rate = 0.5
-        project.save()
+        sampling_rate_set(project=project, rate=0.5)
         ingest.import_stream(project=project, stream=jsonl(production(60)))
         before = len(llm.chat_requests)
         want = sampled(project)

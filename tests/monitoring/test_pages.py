@@ -10,10 +10,12 @@ from django.utils import timezone
 
 from annotation import ingest
 from annotation.models import Role
+from judges.models import PromotionBar
 from monitoring.alerts import rule_evaluate
 from monitoring.models import AlertRule
+from monitoring.selectors import sampling_rate
 from monitoring.series import truncate
-from monitoring.services import monitoring_drain
+from monitoring.services import monitoring_drain, sampling_rate_set
 from tests.factories import add_member, make_user
 from tests.monitoring.helpers import jsonl, production, promoted_judge
 
@@ -22,8 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def monitored(project):
-    project.production_sampling_rate = 1.0
-    project.save()
+    sampling_rate_set(project=project, rate=1.0)
     return promoted_judge(project)
 
 
@@ -75,9 +76,8 @@ def test_criterion_page_draws_the_series_with_a_table_and_a_sample_size_note(exp
 
 
 def test_an_undefined_corrected_rate_is_said_in_words_never_as_a_number(expert_client, project):
-    project.production_sampling_rate = 1.0
-    project.promotion_min_tpr = project.promotion_min_tnr = 0.0
-    project.save()
+    sampling_rate_set(project=project, rate=1.0)
+    PromotionBar.objects.create(project=project, min_tpr=0.0, min_tnr=0.0)
     promotion = promoted_judge(project, config={"check": "length", "max_chars": 1})
     recent_traffic(project, hours_ago=1, n=30, fail_every=2, prefix="a")
     page = expert_client.get(f"/projects/acme/monitoring/{promotion.criterion_id}/").content.decode()
@@ -140,8 +140,6 @@ def test_only_the_expert_changes_the_sampling_rate_and_the_form_says_it_applies_
     page = expert_client.get("/projects/acme/monitoring/settings/").content.decode()
     assert "Applies to traces ingested from now on" in page
     assert expert_client.post("/projects/acme/monitoring/settings/", {"rate_percent": "40"}).status_code == 302
-    project.refresh_from_db()
-    assert project.production_sampling_rate == 0.4
+    assert sampling_rate(project=project) == 0.4
     assert expert_client.post("/projects/acme/monitoring/settings/", {"rate_percent": "140"}).status_code == 200
-    project.refresh_from_db()
-    assert project.production_sampling_rate == 0.4
+    assert sampling_rate(project=project) == 0.4

@@ -11,7 +11,9 @@ from annotation import ingest
 from annotation.models import Trace
 from annotation.services import api_token_create
 from annotation.trace_format import shuffle_key
+from monitoring.models import SampledTrace
 from monitoring.sampling import is_sampled, sample_point
+from monitoring.services import sampling_rate_set
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +27,11 @@ def jsonl(items: list[dict]) -> io.BytesIO:
 
 
 def sampled_ids(project) -> set[str]:
-    return set(Trace.objects.filter(project=project, monitor_sampled=True).values_list("external_id", flat=True))
+    return set(
+        Trace.objects.filter(project=project, pk__in=SampledTrace.objects.values("trace_id")).values_list(
+            "external_id", flat=True
+        )
+    )
 
 
 def expected(items: list[dict], rate: float) -> set[str]:
@@ -73,8 +79,7 @@ def test_the_orm_path_samples_the_same_traces(project, monkeypatch):
 
 
 def test_the_rest_api_samples_with_the_projects_rate(client, project):
-    project.production_sampling_rate = 0.5
-    project.save()
+    sampling_rate_set(project=project, rate=0.5)
     _, token = api_token_create(project=project, name="prod")
     items = records(400)
     response = client.post(
@@ -96,8 +101,7 @@ def test_a_rate_change_applies_to_new_traces_only_and_a_source_change_decides_ag
     ingest.import_stream(project=project, stream=jsonl(first))
     before = sampled_ids(project)
 
-    project.production_sampling_rate = 0.6
-    project.save()
+    sampling_rate_set(project=project, rate=0.6)
     # Re-sent with on_conflict=update: the production traces keep their decision; the dev ones turned production
     # are decided now, at the new rate; new traces get the new rate.
     resent = records(1000) + records(500, prefix="d") + records(500, prefix="n")

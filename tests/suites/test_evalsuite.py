@@ -13,6 +13,7 @@ from django.core.management import call_command
 
 from judges.promotions import judge_version_promote
 from judges.services import judge_create, judge_run_execute, judge_run_start
+from suites.floors import suite_floor_set
 from suites.golden import golden_add, golden_remove
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
 from tests.factories import make_criterion, make_label, make_trace
@@ -119,13 +120,11 @@ def test_a_small_drop_that_is_not_significant_still_passes(project, criterion, t
 
 
 def test_a_pass_rate_under_the_criterions_threshold_fails_with_exit_1(project, criterion, tmp_path):
-    criterion.suite_min_pass_rate = 0.8
-    criterion.save()
+    suite_floor_set(criterion=criterion, min_pass_rate=0.8)
     code, out, _ = evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()))
     assert code == 1
     assert "pass rate 75.0% is under the threshold 80.0%" in out and "UNDER_THRESHOLD" in out
-    criterion.suite_min_pass_rate = 0.7
-    criterion.save()
+    suite_floor_set(criterion=criterion, min_pass_rate=0.7)
     code, out, _ = evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()))
     assert code == 0 and "meets its threshold 70.0%" in out
 
