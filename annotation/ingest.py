@@ -170,11 +170,9 @@ class _Importer:
 
     def _flush(self, batch: PreparedBatch) -> None:
         with transaction.atomic():
-            written, source_changed = (
-                self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
-            )
+            written = self._write_traces_postgres(batch) if self.postgres else self._write_traces_orm(batch)
             if written:
-                self._announce(batch, written, source_changed)
+                self._announce(batch, written)
             created = sum(1 for _, is_new in written.values() if is_new)
             self.report.created += created
             self.report.updated += len(written) - created
@@ -183,38 +181,23 @@ class _Importer:
             if annotated:
                 self._write_annotations(annotated, batch.now)
 
-    def _announce(
-        self, batch: PreparedBatch, written: dict[str, tuple[int | None, bool]], source_changed: set[str]
-    ) -> None:
+    def _announce(self, batch: PreparedBatch, written: dict[str, tuple[int | None, bool]]) -> None:
         """Tell the later stages what this batch stored (annotation.signals), inside the batch's transaction."""
-        external_ids, sources, created, ids = [], [], [], {}
+        external_ids, sources, created = [], [], []
         for external_id, source in zip(batch.external_ids, batch.sources, strict=True):
             outcome = written.get(external_id)
-            if outcome is None:
-                continue  # a duplicate: nothing was stored
-            trace_id, is_new = outcome
-            external_ids.append(external_id)
-            sources.append(source)
-            created.append(is_new)
-            if trace_id is not None:
-                ids[external_id] = trace_id
-        stored = StoredBatch(
-            project=self.project,
-            external_ids=external_ids,
-            sources=sources,
-            created=created,
-            ids=ids,
-            source_changed=frozenset(source_changed),
-        )
+            if outcome is not None:  # None: a duplicate, nothing was stored
+                external_ids.append(external_id)
+                sources.append(source)
+                created.append(outcome[1])
+        stored = StoredBatch(project=self.project, external_ids=external_ids, sources=sources, created=created)
         traces_stored.send(sender=Trace, batch=stored)
 
-    def _write_traces_postgres(self, batch: PreparedBatch) -> tuple[dict[str, tuple[int | None, bool]], set[str]]:
-        """external_id → (trace id or None, created?) for every trace written, and the updated traces whose
-        source changed."""
+    def _write_traces_postgres(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
         if not self.update and not self.conflicts_seen:
             written = self._copy_new_traces(batch)
             if written is not None:
-                return written, set()
+                return written
             # Ids already here (a re-import, or a concurrent one): every further batch takes the ON CONFLICT
             # path, rather than paying for a COPY that fails again.
             self.conflicts_seen = True
@@ -240,18 +223,14 @@ class _Importer:
                 return None
             written: dict[str, tuple[int | None, bool]] = dict.fromkeys(batch.external_ids, (None, True))
             if batch.annotated:
-                annotated_ids = trace_ids(
-                    project_id=self.project.pk, external_ids=[r.external_id for r in batch.annotated]
-                )
-                for external_id, trace_id in annotated_ids.items():
+                annotated = trace_ids(project_id=self.project.pk, external_ids=[r.external_id for r in batch.annotated])
+                for external_id, trace_id in annotated.items():
                     written[external_id] = (trace_id, True)
         return written
 
-    def _upsert_through_temp_table(self, batch: PreparedBatch) -> tuple[dict[str, tuple[int | None, bool]], set[str]]:
-        """external_id → (trace id, created?) for every trace written (duplicates are absent), and the updated
-        traces whose source changed."""
+    def _upsert_through_temp_table(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
+        """external_id → (trace id, created?) for every trace written; duplicates are absent."""
         written: dict[str, tuple[int | None, bool]] = {}
-        source_changed: set[str] = set()
         with connection.cursor() as cursor:
             raw_cursor = cursor.cursor
             # ON COMMIT DROP cleans up after an error; the explicit DROP below keeps strict mode (one long
@@ -270,22 +249,18 @@ class _Importer:
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
                     raw_cursor.execute(f"SET LOCAL {setting} = off")
                 # A timestamp in the file replaces the stored one. Rows without one carry the batch time, which is
-                # also their created_at: then the stored time is kept. `old` is the row as it was before this
-                # statement (the statement's snapshot), which tells whether the source changed.
+                # also their created_at: then the stored time is kept.
                 raw_cursor.execute(
                     "UPDATE annotation_trace t SET input = b.input, output = b.output, messages = b.messages,"
                     " context = b.context, metadata = b.metadata, session_id = b.session_id, task_id = b.task_id,"
                     " trial = b.trial, source = b.source,"
                     " occurred_at = CASE WHEN b.occurred_at = b.created_at THEN t.occurred_at ELSE b.occurred_at END,"
                     " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at)"
-                    " FROM _ingest_batch b, annotation_trace old"
-                    " WHERE t.project_id = b.project_id AND t.external_id = b.external_id AND old.id = t.id"
-                    " RETURNING t.id, t.external_id, old.source <> b.source"
+                    " FROM _ingest_batch b WHERE t.project_id = b.project_id AND t.external_id = b.external_id"
+                    " RETURNING t.id, t.external_id"
                 )
-                for trace_id, external_id, changed in raw_cursor.fetchall():
+                for trace_id, external_id in raw_cursor.fetchall():
                     written[external_id] = (trace_id, False)
-                    if changed:
-                        source_changed.add(external_id)
                 for setting in ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"):
                     raw_cursor.execute(f"SET LOCAL {setting} = on")
             raw_cursor.execute(
@@ -295,9 +270,9 @@ class _Importer:
             for trace_id, external_id in raw_cursor.fetchall():
                 written[external_id] = (trace_id, True)
             raw_cursor.execute("DROP TABLE _ingest_batch")
-        return written, source_changed
+        return written
 
-    def _write_traces_orm(self, batch: PreparedBatch) -> tuple[dict[str, tuple[int | None, bool]], set[str]]:
+    def _write_traces_orm(self, batch: PreparedBatch) -> dict[str, tuple[int | None, bool]]:
         now, reviewed = batch.now, batch.reviewed
         ids = batch.external_ids
         traces = Trace.objects.filter(project=self.project, external_id__in=ids)
@@ -310,7 +285,6 @@ class _Importer:
                 for external_id, pk in traces.values_list("external_id", "id")
             }
         written: dict[str, tuple[int | None, bool]] = {}
-        source_changed: set[str] = set()
         new_traces = []
         changed = []
         for r in batch.records:
@@ -338,8 +312,6 @@ class _Importer:
             elif self.update:
                 for name in ("input", "output", "messages", "context", "metadata", "session_id", "task_id"):
                     setattr(trace, name, getattr(r, name))
-                if trace.source != r.source:
-                    source_changed.add(r.external_id)
                 trace.trial, trace.source = r.trial, r.source
                 trace.occurred_at = r.timestamp or trace.occurred_at
                 trace.reviewed_at = trace.reviewed_at or reviewed.get(r.external_id)
@@ -357,7 +329,7 @@ class _Importer:
             ).values_list("external_id", "id")
             for external_id, pk in created_now:
                 written[external_id] = (pk, True)
-        return written, source_changed
+        return written
 
     def _criterion_id(self, name: str) -> int:
         if self.criteria is None:

@@ -8,7 +8,7 @@ in any stage). Receivers connect in their app's `AppConfig.ready`; monitoring's 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.dispatch import Signal
@@ -22,19 +22,14 @@ traces_stored = Signal()
 
 @dataclass(frozen=True)
 class StoredBatch:
-    """One batch of traces just written to a project, in columns (a batch holds thousands of traces).
-
-    `ids` has the database ids the writer already knows (the COPY fast path learns only those of annotated traces);
-    `annotation.selectors.trace_ids` finds the others. `source_changed` lists the updated traces whose source the
-    batch changed: a re-sent trace whose source stayed the same is the same trace as before.
+    """One batch of traces just written to a project (new or updated; duplicates left out), in columns: a batch
+    holds thousands of traces. `annotation.selectors.trace_ids` gives their database ids when a receiver needs them.
     """
 
     project: Project
     external_ids: list[str]
     sources: list[str]
     created: list[bool]
-    ids: dict[str, int] = field(default_factory=dict)
-    source_changed: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.external_ids)

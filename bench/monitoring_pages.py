@@ -69,7 +69,8 @@ def populate() -> None:
     )
     started = time.monotonic()
     with connection.cursor() as cursor:
-        # 1,000,000 production traces over the last 30 days; 15% sampled (every trace whose md5 bucket is < 15).
+        # 1,000,000 production traces over the last 30 days. The judged 15% are picked by an md5 bucket in SQL (the
+        # drain's own hash is Python's; for the pages any 15% reads the same).
         cursor.execute(
             """
             INSERT INTO annotation_trace (project_id, external_id, input, output, metadata, session_id, task_id,
@@ -83,15 +84,6 @@ def populate() -> None:
             """,
             {"project": project.pk, "n": TRACES},
         )
-        cursor.execute(
-            """
-            INSERT INTO monitoring_sampledtrace (trace_id, project_id, sampled_at)
-            SELECT id, project_id, created_at FROM annotation_trace
-            WHERE project_id = %(project)s
-              AND (('x' || substr(md5('sample:' || id), 1, 8))::bit(32)::bigint %% 100) < 15
-            """,
-            {"project": project.pk},
-        )
         print(f"inserted {TRACES:,} traces in {time.monotonic() - started:.0f} s", flush=True)
         # The promoted judge has judged every sampled trace but the newest DRAIN_TRACES (left for the drain bench).
         cursor.execute(
@@ -100,9 +92,13 @@ def populate() -> None:
                 verdict, reasoning, error, created_at)
             SELECT project_id, %(criterion)s, %(version)s, id, occurred_at,
                    CASE WHEN output LIKE 'Sorry%%' THEN 'fail' ELSE 'pass' END, '', '', now()
-            FROM annotation_trace WHERE id IN (SELECT trace_id FROM monitoring_sampledtrace
-                                               WHERE project_id = %(project)s) ORDER BY id
-            OFFSET 0 LIMIT (SELECT count(*) - %(left)s FROM monitoring_sampledtrace WHERE project_id = %(project)s)
+            FROM annotation_trace
+            WHERE project_id = %(project)s
+              AND (('x' || substr(md5('sample:' || id), 1, 8))::bit(32)::bigint %% 100) < 15
+            ORDER BY id
+            OFFSET 0 LIMIT (SELECT count(*) - %(left)s FROM annotation_trace
+                            WHERE project_id = %(project)s
+                              AND (('x' || substr(md5('sample:' || id), 1, 8))::bit(32)::bigint %% 100) < 15)
             """,
             {"project": project.pk, "criterion": criterion.pk, "version": version.pk, "left": DRAIN_TRACES},
         )
@@ -120,7 +116,6 @@ def populate() -> None:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE annotation_trace")
         cursor.execute("VACUUM ANALYZE monitoring_monitorjudgment")
-        cursor.execute("VACUUM ANALYZE monitoring_sampledtrace")
     connection.set_autocommit(previous)
     print(f"populated {BENCH_DB} in {time.monotonic() - started:.0f} s", flush=True)
 
@@ -131,10 +126,10 @@ def explain() -> bool:
     from django.db import connection
     from django.utils import timezone
 
-    from annotation.models import Project
+    from annotation.models import Project, Trace
     from judges.models import Promotion
-    from monitoring.models import MonitorJudgment, SampledTrace
-    from monitoring.selectors import bucket_counts
+    from monitoring.models import MonitorJudgment
+    from monitoring.selectors import SCAN_PAGE, bucket_counts
 
     project = Project.objects.get(slug="bench")
     promotion = Promotion.objects.get(criterion__project=project, ended_at=None)
@@ -143,9 +138,9 @@ def explain() -> bool:
         "series (7 d, hourly)": MonitorJudgment.objects.filter(
             version_id=promotion.version_id, occurred_at__gte=now - timedelta(days=7), occurred_at__lt=now
         ).values("id"),
-        "next drain chunk": SampledTrace.objects.filter(project=project, trace_id__gt=0)
-        .order_by("trace_id")
-        .values("trace_id")[:500],
+        "next drain page": Trace.objects.filter(project=project, source="production", id__gt=0)
+        .order_by("id")
+        .values_list("id", "external_id")[:SCAN_PAGE],
     }
     ok = True
     for name, queryset in queries.items():

@@ -3,12 +3,12 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-def _sample_stored_traces(*, batch: object, **_kwargs: object) -> None:
+def _kick_on_stored_traces(*, batch: object, **_kwargs: object) -> None:
     # Imported on first use: monitoring's services pull in the judges, which a process that never ingests
     # (a worker judging, a management command) need not load at start-up.
-    from monitoring.services import stored_traces_sample
+    from monitoring.services import stored_traces_kick
 
-    stored_traces_sample(batch=batch)
+    stored_traces_kick(batch=batch)
 
 
 class MonitoringConfig(AppConfig):
@@ -19,5 +19,5 @@ class MonitoringConfig(AppConfig):
         from annotation.models import Trace
         from annotation.signals import traces_stored
 
-        # Ingestion announces every batch it stores; monitoring decides which of those traces to judge.
-        traces_stored.connect(_sample_stored_traces, sender=Trace, dispatch_uid="monitoring.sample_stored_traces")
+        # Ingestion announces every batch it stores; new production traces mean a drain has work to do.
+        traces_stored.connect(_kick_on_stored_traces, sender=Trace, dispatch_uid="monitoring.kick_on_stored_traces")

@@ -11,44 +11,39 @@ from django.utils import timezone
 from annotation.models import Criterion, Project, Trace, Verdict
 from judges.models import JudgeVersion
 
-# The share of production traces monitoring judges when the expert has not chosen one.
-DEFAULT_SAMPLING_RATE = 0.15
 
+class SamplingRate(models.Model):
+    """The share of a project's production traces that monitoring judges, from one point in its trace stream on.
 
-class MonitoringSettings(models.Model):
-    """A project's monitoring settings; a project without a row has the defaults."""
+    A trace is sampled when a hash of its id falls under the rate in force when it was stored (monitoring.sampling),
+    so a rate change applies to the traces stored after it and every trace keeps whether it was sampled. Rows are
+    the history; the latest is the current rate (DEFAULT_SAMPLING_RATE of monitoring.sampling without one).
+    """
 
-    project = models.OneToOneField(
-        Project, on_delete=models.CASCADE, primary_key=True, related_name="monitoring_settings"
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sampling_rates")
+    rate = models.FloatField()
+    # Traces with a larger id are sampled at this rate, until the next change. Trace ids only grow, so this is the
+    # largest id when the rate was set.
+    after_trace_id = models.BigIntegerField()
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # The share of production traces that monitoring judges, picked when they are stored (monitoring.sampling).
-    sampling_rate = models.FloatField(default=DEFAULT_SAMPLING_RATE)
+    set_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        verbose_name_plural = "monitoring settings"
+        ordering = ["project", "after_trace_id", "id"]
+        indexes = [models.Index(fields=["project", "after_trace_id"], name="sampling_rate_history")]
+        constraints = [
+            models.CheckConstraint(condition=Q(rate__gte=0) & Q(rate__lte=1), name="sampling_rate_is_a_share")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.project}: sampling {self.sampling_rate:.0%}"
-
-
-class SampledTrace(models.Model):
-    """A production trace picked for monitoring when ingestion stored it; the promoted judges walk these in trace
-    id order. Kept beside the trace rather than on it: ingestion knows nothing of monitoring."""
-
-    trace = models.OneToOneField(Trace, on_delete=models.CASCADE, primary_key=True, related_name="+")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, related_name="+")
-    # When it was stored; a newly promoted judge backfills the traces sampled within a window before it.
-    sampled_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        indexes = [models.Index(fields=["project", "trace"], name="sampled_trace_walk")]
-
-    def __str__(self) -> str:
-        return f"sampled trace {self.trace_id}"
+        return f"{self.project}: {self.rate:.0%} after trace {self.after_trace_id}"
 
 
 class MonitorCursor(models.Model):
-    """How far one judge version has got through its project's sampled traces (in trace id order).
+    """How far one judge version has got through its project's production traces (in trace id order), judging
+    the sampled ones.
 
     A drain claims the next chunk by taking a lease under a row lock (lease_token, lease_until, claimed_upto),
     judges it without holding any lock, then writes the verdicts and advances last_trace_id in one transaction.

@@ -1,19 +1,23 @@
-"""Which production traces monitoring judges. Django-free: the ingestion parser process imports it.
+"""Which production traces monitoring judges. Django-free.
 
-A trace is sampled when its source is "production" and a hash of its external id falls under the project's rate.
-The hash is keyed differently from the review queue's shuffle key, so the monitoring sample is independent of the
-"random" queue order; it is deterministic, so re-sending a trace never changes whether it is sampled (at a given
-rate), and a higher rate samples a superset of a lower one.
+A trace is sampled when its source is "production" and a hash of its external id falls under the sampling rate in
+force when it was stored. Nothing about the sample is stored: whether a trace is sampled follows from its id, its
+source and the project's rate history, so ingestion writes nothing for monitoring. The hash is keyed differently
+from the review queue's shuffle key, so the monitoring sample is independent of the "random" queue order; it is
+deterministic, so re-sending a trace never changes whether it is sampled, and a higher rate samples a superset of a
+lower one.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+from collections.abc import Sequence
 
 PRODUCTION = "production"
+DEFAULT_SAMPLING_RATE = 0.15
 _SCALE = float(1 << 64)
-# Keyed once; copying the keyed state is about twice as fast as building a new hash per trace (ingestion calls
-# this for every production trace).
+# Keyed once; copying the keyed state is about twice as fast as building a new hash per trace.
 _HASH = hashlib.blake2b(digest_size=8, person=b"es-monitor")
 
 
@@ -27,3 +31,21 @@ def sample_point(external_id: str) -> float:
 def is_sampled(*, source: str, external_id: str, rate: float) -> bool:
     """Whether monitoring judges this trace; only production traces are ever sampled."""
     return rate > 0 and source == PRODUCTION and sample_point(external_id) < rate
+
+
+class RateHistory:
+    """The rate in force for each trace: `changes` are (after_trace_id, rate) in order; a trace whose id is larger
+    than a change's `after_trace_id` (and no later one's) is sampled at that change's rate."""
+
+    def __init__(self, changes: Sequence[tuple[int, float]], default: float = DEFAULT_SAMPLING_RATE) -> None:
+        self.after = [after for after, _ in changes]
+        self.rates = [rate for _, rate in changes]
+        self.default = default
+
+    def rate_for(self, trace_id: int) -> float:
+        index = bisect.bisect_left(self.after, trace_id) - 1
+        return self.rates[index] if index >= 0 else self.default
+
+    @property
+    def current(self) -> float:
+        return self.rates[-1] if self.rates else self.default

@@ -8,20 +8,16 @@ from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Trunc
 
-from annotation.models import Project
-from monitoring.models import (
-    DEFAULT_SAMPLING_RATE,
-    Alert,
-    MonitorCursor,
-    MonitoringSettings,
-    MonitorJudgment,
-    SampledTrace,
-)
+from annotation.models import Project, Trace
+from monitoring.models import Alert, MonitorCursor, MonitorJudgment, SamplingRate
+from monitoring.sampling import PRODUCTION, RateHistory, is_sampled
 
 BANNER_COUNT_CAP = 50
 # The series of a page is re-read at most this often: new verdicts arrive with the drain, once a minute.
 SERIES_CACHE_SECONDS = 60
 BACKLOG_COUNT_CAP = 10_000
+# Production traces read per query while looking for the sampled ones.
+SCAN_PAGE = 5000
 
 
 def _counts() -> dict:
@@ -72,19 +68,50 @@ def failed_judgments(*, version_id: int, start: datetime, end: datetime) -> Quer
     )
 
 
+def rate_history(*, project: Project) -> RateHistory:
+    changes = SamplingRate.objects.filter(project=project).order_by("after_trace_id", "id")
+    return RateHistory(list(changes.values_list("after_trace_id", "rate")))
+
+
 def sampling_rate(*, project: Project) -> float:
     """The share of the project's new production traces that monitoring judges."""
-    rate = MonitoringSettings.objects.filter(project=project).values_list("sampling_rate", flat=True).first()
-    return DEFAULT_SAMPLING_RATE if rate is None else rate
+    return rate_history(project=project).current
+
+
+def sampled_after(*, project: Project, after_id: int, limit: int) -> tuple[list[int], int]:
+    """Up to `limit` ids of sampled production traces after `after_id`, in id order, and how far the walk got: the
+    id of the last production trace looked at (`after_id` when there was none). The walk reads the production
+    traces a page at a time from the (project, source, id) index and keeps those the hash picks."""
+    rates = rate_history(project=project)
+    production = Trace.objects.filter(project=project, source=PRODUCTION).order_by("id")
+    picked: list[int] = []
+    upto = after_id
+    while len(picked) < limit:
+        page = list(production.filter(id__gt=upto).values_list("id", "external_id")[:SCAN_PAGE])
+        for trace_id, external_id in page:
+            upto = trace_id
+            if is_sampled(source=PRODUCTION, external_id=external_id, rate=rates.rate_for(trace_id)):
+                picked.append(trace_id)
+                if len(picked) == limit:
+                    break
+        if len(page) < SCAN_PAGE:
+            break
+    return picked, upto
 
 
 def backlog(*, project: Project, version_id: int) -> int | None:
-    """Sampled traces the version has not reached yet, counted up to a cap (None: the version never drained)."""
+    """About how many sampled traces the version has not reached yet, up to a cap (None: it never drained): the
+    production traces after its cursor times the current rate, counted on the index alone. The exact number would
+    mean hashing every one of them on every page view."""
     cursor = MonitorCursor.objects.filter(version_id=version_id).first()
     if cursor is None:
         return None
-    ids = SampledTrace.objects.filter(project=project, trace_id__gt=cursor.last_trace_id).values("trace_id")
-    return SampledTrace.objects.filter(trace_id__in=ids[:BACKLOG_COUNT_CAP]).count()
+    rate = sampling_rate(project=project)
+    if rate <= 0:
+        return 0
+    waiting = Trace.objects.filter(project=project, source=PRODUCTION, id__gt=cursor.last_trace_id).values("id")
+    counted = Trace.objects.filter(id__in=waiting[: int(BACKLOG_COUNT_CAP / rate)]).count()
+    return min(BACKLOG_COUNT_CAP, round(counted * rate))
 
 
 def open_alerts(*, project: Project) -> QuerySet[Alert]:

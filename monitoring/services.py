@@ -1,28 +1,29 @@
-"""Picking and judging the production sample: every promoted judge version works through its project's sampled traces.
+"""Judging the production sample: every promoted judge version works through its project's sampled traces.
 
-Ingestion announces every batch it stores (annotation.signals.traces_stored); `stored_traces_sample` picks the
-production traces whose id hashes under the project's rate (SampledTrace rows, in the batch's transaction) and kicks
-a drain after commit (`drain_kick`); Celery beat drains every minute anyway, so a kick that is lost (broker down,
-no worker) only delays the verdicts. Verdicts are
-MonitorJudgment rows, one per (version, trace). Each version walks the sampled traces in id order behind a
-MonitorCursor; see its docstring for how concurrent drains share the work without judging a trace twice.
+Ingestion announces every batch it stores (annotation.signals.traces_stored); a batch with production traces kicks
+a drain after commit (`drain_kick`), and Celery beat drains every minute anyway, so a kick that is lost (broker
+down, no worker) only delays the verdicts. Which traces are sampled follows from their ids and the rate history
+(monitoring.sampling); nothing is written at ingestion. Verdicts are MonitorJudgment rows, one per (version,
+trace). Each version walks the production traces in id order behind a MonitorCursor, judging the sampled ones;
+see its docstring for how concurrent drains share the work without judging a trace twice.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from annotation.models import Project, Trace
-from annotation.selectors import trace_ids
 from annotation.services import DomainError
 from annotation.signals import StoredBatch
 from judges.models import Judge, JudgeVersion, Promotion
@@ -30,9 +31,9 @@ from judges.promotions import current_promotions
 from judges.providers import llm
 from judges.services import MAX_REASONING_CHARS, Scorer, trace_input, version_scorer
 from judges.services import chunk_size as judge_chunk_size
-from monitoring.models import MonitorCursor, MonitoringSettings, MonitorJudgment, SampledTrace
-from monitoring.sampling import PRODUCTION, is_sampled
-from monitoring.selectors import sampling_rate
+from monitoring.models import MonitorCursor, MonitorJudgment, SamplingRate
+from monitoring.sampling import PRODUCTION
+from monitoring.selectors import sampled_after
 
 logger = logging.getLogger(__name__)
 # One kick per project per this many seconds: an API client posting many small batches must not queue a drain for
@@ -41,42 +42,15 @@ KICK_COALESCE_SECONDS = 5
 BUSY = -1
 
 
-def stored_traces_sample(*, batch: StoredBatch) -> int:
-    """Pick the traces of a batch that ingestion just stored for monitoring; returns how many were picked.
-
-    Runs in the batch's transaction (the receiver of annotation.signals.traces_stored). A trace is decided once,
-    when it arrives as production: re-sending it keeps the decision (a rate change applies to new traces only);
-    a change of source decides again, and a trace that is no longer production leaves the sample.
-    """
-    changed = batch.source_changed
-    decide = [
-        (external_id, source) for external_id, source, created in batch.rows() if created or external_id in changed
-    ]
-    left = [external_id for external_id, source in decide if external_id in changed and source != PRODUCTION]
-    if left:
-        SampledTrace.objects.filter(trace_id__in=_ids(batch, left).values()).delete()
-    if not any(source == PRODUCTION for _, source in decide):
-        return 0  # most batches outside production: no rate to read, nothing to hash
-    rate = sampling_rate(project=batch.project)
-    picked = [
-        external_id for external_id, source in decide if is_sampled(source=source, external_id=external_id, rate=rate)
-    ]
-    if picked:
-        now = timezone.now()
-        rows = [SampledTrace(trace_id=i, project=batch.project, sampled_at=now) for i in _ids(batch, picked).values()]
-        SampledTrace.objects.bulk_create(rows, ignore_conflicts=True)
-        # After commit, and never an error or a wait here: the beat schedule drains whatever a kick misses.
-        drain_kick(project=batch.project)
-    return len(picked)
-
-
-def _ids(batch: StoredBatch, external_ids: list[str]) -> dict[str, int]:
-    """Trace ids of some of the batch's traces: those the writer knew, the others looked up."""
-    known = {external_id: batch.ids[external_id] for external_id in external_ids if external_id in batch.ids}
-    missing = [external_id for external_id in external_ids if external_id not in known]
-    if missing:
-        known.update(trace_ids(project_id=batch.project.pk, external_ids=missing))
-    return known
+def stored_traces_kick(*, batch: StoredBatch) -> bool:
+    """The receiver of annotation.signals.traces_stored: a batch with production traces in it queues a drain
+    after commit, so their sampled part is judged within seconds. Nothing is written: whether a trace is sampled
+    follows from its id, source and the rate history (monitoring.sampling). Returns whether a drain was kicked."""
+    if PRODUCTION not in batch.sources:
+        return False
+    # After commit, and never an error or a wait here: the beat schedule drains whatever a kick misses.
+    drain_kick(project=batch.project)
+    return True
 
 
 def drain_kick(*, project: Project) -> None:
@@ -98,15 +72,15 @@ def drain_kick(*, project: Project) -> None:
 
 
 def _start_after(*, project: Project, now) -> int:
-    """Where a version that never drained starts: just before the first sampled trace that arrived within the
-    backfill window, or after the last sampled trace when none did (so a new promotion does not judge years of
+    """Where a version that never drained starts: just before the first production trace that arrived within the
+    backfill window, or after the last production trace when none did (so a new promotion does not judge years of
     history at LLM prices)."""
     since = now - timedelta(hours=settings.EVALSTUDIO_MONITOR_BACKFILL_HOURS)
-    sampled = SampledTrace.objects.filter(project=project)
-    first = sampled.filter(sampled_at__gte=since).order_by("trace_id").values_list("trace_id", flat=True).first()
+    production = Trace.objects.filter(project=project, source=PRODUCTION)
+    first = production.filter(created_at__gte=since).order_by("id").values_list("id", flat=True).first()
     if first is not None:
         return first - 1
-    return sampled.aggregate(last=Max("trace_id"))["last"] or 0
+    return production.aggregate(last=Max("id"))["last"] or 0
 
 
 def _cursor(*, project: Project, version: JudgeVersion) -> MonitorCursor:
@@ -133,14 +107,13 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
         now = timezone.now()
         if cursor.lease_until is not None and cursor.lease_until > now:
             return BUSY
-        ids = list(
-            SampledTrace.objects.filter(project=project, trace_id__gt=cursor.last_trace_id)
-            .order_by("trace_id")
-            .values_list("trace_id", flat=True)[:size]
-        )
+        ids, upto = sampled_after(project=project, after_id=cursor.last_trace_id, limit=size)
         if not ids:
+            if upto > cursor.last_trace_id:  # production traces that are not in the sample: walked past
+                cursor.last_trace_id, cursor.updated_at = upto, now
+                cursor.save(update_fields=["last_trace_id", "updated_at"])
             return 0
-        cursor.lease_token, cursor.lease_until, cursor.claimed_upto = token, now + _lease(), ids[-1]
+        cursor.lease_token, cursor.lease_until, cursor.claimed_upto = token, now + _lease(), upto
         cursor.updated_at = now
         cursor.save(update_fields=["lease_token", "lease_until", "claimed_upto", "updated_at"])
     try:
@@ -181,7 +154,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
         # Only the lease holder moves the cursor: if the lease expired and another drain re-claimed the chunk,
         # that drain advances it (its rows for these traces are ignored as conflicts).
         MonitorCursor.objects.filter(pk=cursor.pk, lease_token=token).update(
-            last_trace_id=ids[-1], lease_token="", lease_until=None, claimed_upto=None, updated_at=timezone.now()
+            last_trace_id=upto, lease_token="", lease_until=None, claimed_upto=None, updated_at=timezone.now()
         )
     return len(ids)
 
@@ -217,9 +190,11 @@ def projects_to_drain() -> list[int]:
     )
 
 
-def sampling_rate_set(*, project: Project, rate: float) -> MonitoringSettings:
-    """Change the share of new production traces that monitoring judges; traces already stored keep their sample."""
-    if not 0 <= rate <= 1:
+def sampling_rate_set(*, project: Project, rate: float, user: AbstractBaseUser | None = None) -> SamplingRate:
+    """Change the share of production traces that monitoring judges, for the traces stored from now on; traces
+    already stored keep whether they were sampled."""
+    if not (math.isfinite(rate) and 0 <= rate <= 1):
         raise DomainError(f"The sampling rate of {project.slug} must be between 0% and 100%, got {rate:.0%}.")
-    settings_row, _ = MonitoringSettings.objects.update_or_create(project=project, defaults={"sampling_rate": rate})
-    return settings_row
+    # Trace ids only grow: whatever is stored after this has a larger id than any trace there is now.
+    last = Trace.objects.aggregate(last=Max("id"))["last"] or 0
+    return SamplingRate.objects.create(project=project, rate=rate, after_trace_id=last, set_by=user)

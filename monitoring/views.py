@@ -214,7 +214,7 @@ def monitoring_settings(request: HttpRequest, slug: str) -> HttpResponse:
         form = SamplingRateForm(request.POST)
         if form.is_valid():
             try:
-                sampling_rate_set(project=project, rate=form.cleaned_data["rate_percent"] / 100)
+                sampling_rate_set(project=project, rate=form.cleaned_data["rate_percent"] / 100, user=request.user)
             except DomainError as exc:
                 messages.error(request, str(exc))
             else:

@@ -1,4 +1,5 @@
-"""Migration 0013 hands annotation's later-stage fields to the apps that own them, keeping every value."""
+"""Migration 0013 hands annotation's later-stage fields to the apps that own them, keeping every value (the
+sampled flags of traces become the project's rate: the sample now follows from the rate history)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from judges.models import PromotionBar
-from monitoring.models import MonitoringSettings, SampledTrace
+from monitoring.models import SamplingRate
 from suites.models import SuiteFloor
 
 BEFORE = [
@@ -19,7 +20,7 @@ BEFORE = [
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sampled_traces_rates_bars_and_floors_survive_the_move():
+def test_rates_bars_and_floors_survive_the_move():
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE)
     try:
@@ -30,16 +31,15 @@ def test_sampled_traces_rates_bars_and_floors_survive_the_move():
         tuned = Project.objects.create(
             slug="tuned", name="Tuned", production_sampling_rate=0.4, promotion_min_tpr=0.95, promotion_min_tnr=0.8
         )
-        sampled = Trace.objects.create(project=tuned, external_id="s", monitor_sampled=True)
-        Trace.objects.create(project=tuned, external_id="n", monitor_sampled=False)
+        Trace.objects.create(project=tuned, external_id="s", monitor_sampled=True)
         floored = Criterion.objects.create(project=tuned, name="tone", suite_min_pass_rate=0.7)
         Criterion.objects.create(project=plain, name="tone")
 
         executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())
 
-        assert list(SampledTrace.objects.values_list("trace_id", "project_id")) == [(sampled.pk, tuned.pk)]
-        assert list(MonitoringSettings.objects.values_list("project_id", "sampling_rate")) == [(tuned.pk, 0.4)]
+        rates = SamplingRate.objects.values_list("project_id", "rate", "after_trace_id")
+        assert list(rates) == [(tuned.pk, 0.4, 0)]
         assert list(PromotionBar.objects.values_list("project_id", "min_tpr", "min_tnr")) == [(tuned.pk, 0.95, 0.8)]
         assert list(SuiteFloor.objects.values_list("criterion_id", "min_pass_rate")) == [(floored.pk, 0.7)]
     finally:

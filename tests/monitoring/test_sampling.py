@@ -1,4 +1,4 @@
-"""Sampling at ingestion: every path marks the production traces whose id hashes under the project's rate."""
+"""The production sample: the traces whose id hashes under the rate in force when they were stored, on every path."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from annotation import ingest
 from annotation.models import Trace
 from annotation.services import api_token_create
 from annotation.trace_format import shuffle_key
-from monitoring.models import SampledTrace
+from monitoring import selectors, services
 from monitoring.sampling import is_sampled, sample_point
+from monitoring.selectors import sampled_after, sampling_rate
 from monitoring.services import sampling_rate_set
 
 pytestmark = pytest.mark.django_db
@@ -27,11 +28,8 @@ def jsonl(items: list[dict]) -> io.BytesIO:
 
 
 def sampled_ids(project) -> set[str]:
-    return set(
-        Trace.objects.filter(project=project, pk__in=SampledTrace.objects.values("trace_id")).values_list(
-            "external_id", flat=True
-        )
-    )
+    ids, _ = sampled_after(project=project, after_id=0, limit=1_000_000)
+    return set(Trace.objects.filter(pk__in=ids).values_list("external_id", flat=True))
 
 
 def expected(items: list[dict], rate: float) -> set[str]:
@@ -53,29 +51,31 @@ def test_the_sample_is_deterministic_close_to_the_rate_and_independent_of_the_qu
     assert 0.13 < share < 0.17
 
 
-def test_copy_path_marks_exactly_the_sampled_production_traces(project):
+@pytest.mark.parametrize("path", ["copy", "copy-subprocess", "orm"])
+def test_the_sample_is_the_production_traces_whose_id_hashes_under_the_rate_whatever_stored_them(
+    project, monkeypatch, tmp_path, path
+):
+    if path == "orm":
+        monkeypatch.setattr(ingest, "_use_copy", lambda: False)
     items = records(3000) + records(1000, prefix="d", source="dev") + [{"id": "no-source", "input": "q"}]
-    report = ingest.import_stream(project=project, stream=jsonl(items))
+    file = tmp_path / "traces.jsonl"
+    file.write_bytes(jsonl(items).getvalue())
+    report = ingest.import_path(project=project, path=file, subprocess=path == "copy-subprocess")
     assert report.created == 4001
     want = expected(items, 0.15)
     assert sampled_ids(project) == want
     assert 380 < len(want) < 520 and all(i.startswith("p-") for i in want)
 
 
-@pytest.mark.parametrize("subprocess", [True, False])
-def test_a_file_import_samples_in_the_parser_process_too(project, tmp_path, subprocess):
-    items = records(2000)
-    path = tmp_path / "traces.jsonl"
-    path.write_bytes(jsonl(items).getvalue())
-    ingest.import_path(project=project, path=path, subprocess=subprocess)
-    assert sampled_ids(project) == expected(items, 0.15)
-
-
-def test_the_orm_path_samples_the_same_traces(project, monkeypatch):
-    monkeypatch.setattr(ingest, "_use_copy", lambda: False)
-    items = records(1500) + records(200, prefix="d", source="dev")
-    ingest.import_stream(project=project, stream=jsonl(items))
-    assert sampled_ids(project) == expected(items, 0.15)
+def test_a_batch_with_production_traces_kicks_a_drain_and_one_without_does_not(project, monkeypatch):
+    kicked = []
+    monkeypatch.setattr(services, "drain_kick", lambda *, project: kicked.append(project.slug))
+    ingest.import_stream(project=project, stream=jsonl(records(10, prefix="d", source="dev")))
+    assert kicked == []
+    ingest.import_stream(project=project, stream=jsonl(records(10)))
+    assert kicked == ["acme"]
+    ingest.import_stream(project=project, stream=jsonl(records(10)))  # duplicates: nothing stored
+    assert kicked == ["acme"]
 
 
 def test_the_rest_api_samples_with_the_projects_rate(client, project):
@@ -94,25 +94,38 @@ def test_the_rest_api_samples_with_the_projects_rate(client, project):
 
 
 @pytest.mark.parametrize("orm", [False, True])
-def test_a_rate_change_applies_to_new_traces_only_and_a_source_change_decides_again(project, monkeypatch, orm):
+def test_a_rate_change_applies_to_traces_stored_after_it_and_the_current_source_counts(project, monkeypatch, orm):
     if orm:
         monkeypatch.setattr(ingest, "_use_copy", lambda: False)
     first = records(1000) + records(500, prefix="d", source="dev")
     ingest.import_stream(project=project, stream=jsonl(first))
     before = sampled_ids(project)
+    assert before == expected(first, 0.15)
 
     sampling_rate_set(project=project, rate=0.6)
-    # Re-sent with on_conflict=update: the production traces keep their decision; the dev ones turned production
-    # are decided now, at the new rate; new traces get the new rate.
+    assert sampling_rate(project=project) == 0.6
+    # Re-sent with on_conflict=update: the traces stored before the change keep its rate (the dev ones turned
+    # production are sampled as if they had arrived as production); new traces get the new rate.
     resent = records(1000) + records(500, prefix="d") + records(500, prefix="n")
     report = ingest.import_stream(project=project, stream=jsonl(resent), on_conflict="update")
     assert (report.created, report.updated) == (500, 1500)
     now = sampled_ids(project)
     assert {i for i in now if i.startswith("p-")} == before
-    assert {i for i in now if i.startswith(("d-", "n-"))} == expected(
-        records(500, prefix="d") + records(500, prefix="n"), 0.6
-    )
+    assert {i for i in now if i.startswith("d-")} == expected(records(500, prefix="d"), 0.15)
+    assert {i for i in now if i.startswith("n-")} == expected(records(500, prefix="n"), 0.6)
 
     # And back to dev: no longer sampled.
     ingest.import_stream(project=project, stream=jsonl(records(500, prefix="d", source="dev")), on_conflict="update")
     assert not any(i.startswith("d-") for i in sampled_ids(project))
+
+
+def test_the_walk_stops_at_the_limit_and_says_how_far_it_looked(project, monkeypatch):
+    monkeypatch.setattr(selectors, "SCAN_PAGE", 7)  # several pages of production traces per call
+    ingest.import_stream(project=project, stream=jsonl(records(200) + records(50, prefix="d", source="dev")))
+    production = list(Trace.objects.filter(project=project, source="production").order_by("id"))
+    want = [t.pk for t in production if is_sampled(source="production", external_id=t.external_id, rate=0.15)]
+    picked, upto = sampled_after(project=project, after_id=0, limit=3)
+    assert picked == want[:3] and upto == want[2]
+    rest, upto = sampled_after(project=project, after_id=upto, limit=1000)
+    assert rest == want[3:] and upto == production[-1].pk
+    assert sampled_after(project=project, after_id=upto, limit=10) == ([], upto)
