@@ -1,19 +1,38 @@
-"""SVG geometry for the taxonomy charts: a Pareto chart of failure-mode counts and the saturation curve.
+"""The taxonomy charts: a Pareto chart of failure-mode counts and the saturation curve.
 
-Pure functions, no Django: they turn numbers into coordinates, and the templates
-(`annotation/_pareto_chart.html`, `annotation/_saturation_chart.html`) only place them. The charts are server-side
-SVG, so they need no script (the CSP allows none inline), no CDN, and htmx can swap them like any other markup.
-Names are returned as plain text; the templates autoescape them.
+Pure functions, no Django: they compose `core.charts` primitives into charts that `core/_chart.html` draws, inside
+`annotation/_pareto_chart.html` and `annotation/_saturation_chart.html`. Names are returned as plain text; the
+template autoescapes them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-# Layout, in SVG user units (the viewBox; the page scales the SVG to its container).
+from core.charts import (
+    Bar,
+    Bars,
+    Chart,
+    Frame,
+    Line,
+    Linear,
+    Marker,
+    Rule,
+    Slots,
+    bar,
+    count_axis,
+    percent,
+    plural,
+    points,
+    rounded,
+    ticks,
+    truncate_label,
+)
+
+# Layout, in SVG user units.
 MARGIN_LEFT = 56
 MARGIN_RIGHT = 52
 MARGIN_TOP = 16
@@ -23,7 +42,6 @@ PARETO_PLOT_WIDTH = 760
 SLOT_MIN, SLOT_MAX = 18.0, 72.0
 BAR_FILL = 0.7  # share of a slot the bar covers
 LABEL_ANGLE = -40
-LABEL_MAX_CHARS = 22
 LABEL_CHAR_WIDTH = 6.2  # average width of an 11px sans-serif character, to keep rotated names inside the SVG
 # Beyond this many modes the tail becomes one "other" bar: a Pareto chart is read from the left, and a hundred
 # 8-pixel bars help nobody.
@@ -60,122 +78,37 @@ class CurvePoint(Protocol):
     def distinct_failure_modes(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class Tick:
-    value: float
-    position: float  # y for a vertical axis, x for a horizontal one
-    label: str
-
-
-@dataclass(frozen=True)
-class ParetoBar:
+@dataclass(frozen=True, kw_only=True)
+class ParetoBar(Bar):
     mode_id: int | None  # None for the "other modes" bar, which links nowhere
-    name: str  # full name, for the tooltip
-    label: str  # the name shortened to fit under the bar
+    name: str  # full name, for the tooltip; `label` is the name shortened to fit under the bar
     count: int
     cumulative_percent: float
-    x: float
-    y: float
-    width: float
-    height: float
-    center_x: float
     point_y: float  # where the cumulative line passes over this bar
-    label_y: float
 
 
-@dataclass(frozen=True)
-class ParetoChart:
-    width: float
-    height: float
-    plot_left: float
-    plot_right: float
-    plot_top: float
-    plot_bottom: float
+@dataclass(frozen=True, kw_only=True)
+class ParetoChart(Chart):
     bars: list[ParetoBar]
-    count_ticks: list[Tick]
-    percent_ticks: list[Tick]
-    reference_y: float
-    reference_percent: float
+    line: Line  # the cumulative percent
+    reference: Rule  # at REFERENCE_PERCENT
     total: int
     label_angle: int = LABEL_ANGLE
 
-    @property
-    def line_points(self) -> str:
-        """The cumulative-percent line as an SVG `points` attribute."""
-        return " ".join(f"{bar.center_x:g},{bar.point_y:g}" for bar in self.bars)
 
-
-@dataclass(frozen=True)
-class SaturationMarker:
-    x: float
-    y: float
+@dataclass(frozen=True, kw_only=True)
+class SaturationMarker(Marker):
     reviewed: int
     modes: int
 
 
-@dataclass(frozen=True)
-class SaturationChart:
-    width: float
-    height: float
-    plot_left: float
-    plot_right: float
-    plot_top: float
-    plot_bottom: float
-    path: str  # an SVG path `d`: the step line from the origin to the last reviewed trace
+@dataclass(frozen=True, kw_only=True)
+class SaturationChart(Chart):
+    line: Line  # a path: the step line from the origin to the last reviewed trace
     markers: list[SaturationMarker]  # one per new mode, while there are few enough to show
-    x_ticks: list[Tick]
-    y_ticks: list[Tick]
     reviewed: int
     modes: int
     points: int  # how many points the path was drawn from (after downsampling)
-
-
-def _round(value: float) -> float:
-    return round(value, 2)
-
-
-def truncate_label(name: str, limit: int = LABEL_MAX_CHARS) -> str:
-    """One line of at most `limit` characters, cut at a word boundary when one is near the end."""
-    name = " ".join(name.split())
-    if len(name) <= limit:
-        return name
-    cut = name[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" -–—,;:") + "…"
-
-
-def nice_step(maximum: float, target_ticks: int = 5) -> float:
-    """A step of 1, 2 or 5 × 10^k giving about `target_ticks` intervals up to `maximum`; never below 1, since the
-    axes count traces and modes."""
-    if maximum <= target_ticks:
-        return 1.0
-    raw = maximum / target_ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    for multiple in (1, 2, 5, 10):
-        step = multiple * magnitude
-        if step >= raw:
-            return float(step)
-    return float(10 * magnitude)  # pragma: no cover - the loop always returns
-
-
-def _axis_top(maximum: float) -> tuple[float, float]:
-    step = nice_step(maximum)
-    top = max(step, math.ceil(maximum / step) * step)
-    return top, step
-
-
-def _count_label(value: float) -> str:
-    return f"{int(value):,}"
-
-
-def _ticks(maximum: float, step: float, place: Callable[[float], float]) -> list[Tick]:
-    """Ticks at 0, step, 2·step … maximum; multiplied rather than summed so no float drift skips the last."""
-    return [
-        Tick(value=n * step, position=place(n * step), label=_count_label(n * step))
-        for n in range(int(round(maximum / step)) + 1)
-    ]
 
 
 def _sorted_counts(counts: Sequence[ModeCount]) -> list[ModeCount]:
@@ -186,9 +119,12 @@ def _sorted_counts(counts: Sequence[ModeCount]) -> list[ModeCount]:
     )
 
 
-def pareto_chart(counts: Sequence[ModeCount], *, max_bars: int = MAX_BARS) -> ParetoChart:
+def pareto_chart(
+    counts: Sequence[ModeCount], *, max_bars: int = MAX_BARS, trace_list_url: str | None = None
+) -> ParetoChart:
     """Bars of traces per failure mode, tallest first, with the cumulative share of all coded occurrences as a
-    line. Modes with no traces are left out; with more than `max_bars` modes, the tail is one "other" bar.
+    line. Modes with no traces are left out; with more than `max_bars` modes, the tail is one "other" bar. With
+    `trace_list_url`, each mode's bar links to its traces there.
 
     The cumulative line is a share of the sum of the bars: a trace coded to two modes is in two bars, which is
     what a Pareto chart of causes shows. It ends at exactly 100%.
@@ -197,12 +133,10 @@ def pareto_chart(counts: Sequence[ModeCount], *, max_bars: int = MAX_BARS) -> Pa
     rows: list[tuple[int | None, str, int]] = [(c.id, c.name, c.trace_count) for c in items]
     if len(rows) > max_bars:
         head, tail = rows[: max_bars - 1], rows[max_bars - 1 :]
-        rows = [*head, (None, f"{len(tail)} other modes", sum(count for _, _, count in tail))]
-    total = sum(count for _, _, count in rows)
+        rows = [*head, (None, f"{len(tail)} other modes", sum(n for _, _, n in tail))]
+    total = sum(n for _, _, n in rows)
 
     slot = min(SLOT_MAX, max(SLOT_MIN, PARETO_PLOT_WIDTH / max(1, len(rows))))
-    plot_width = max(slot * len(rows), 240.0)
-    top, bottom = float(MARGIN_TOP), float(MARGIN_TOP + PLOT_HEIGHT)
     # A rotated name reaches left of its bar; the first few may need room beyond the axis labels.
     reach = math.cos(math.radians(LABEL_ANGLE)) * LABEL_CHAR_WIDTH
     overhang = max(
@@ -212,55 +146,67 @@ def pareto_chart(counts: Sequence[ModeCount], *, max_bars: int = MAX_BARS) -> Pa
         ),
         default=0.0,
     )
-    left = float(MARGIN_LEFT) + max(0.0, math.ceil(overhang))
-    right = left + plot_width
-    axis_max, step = _axis_top(max((count for _, _, count in rows), default=0))
-
-    def y_for_count(value: float) -> float:
-        return _round(bottom - PLOT_HEIGHT * value / axis_max)
-
-    def y_for_percent(percent: float) -> float:
-        return _round(bottom - PLOT_HEIGHT * percent / 100)
+    frame = Frame.around(
+        max(slot * len(rows), 240.0),
+        PLOT_HEIGHT,
+        left=float(MARGIN_LEFT) + max(0.0, math.ceil(overhang)),
+        top=MARGIN_TOP,
+        right=MARGIN_RIGHT,
+        bottom=PARETO_LABEL_SPACE,
+    )
+    slots = Slots(frame.left, slot)
+    y_count, count_ticks = count_axis(frame.bottom, frame.top, max((n for _, _, n in rows), default=0))
+    y_percent = Linear.vertical(frame, 0, 100)
 
     bars = []
     running = 0
-    for index, (mode_id, name, count) in enumerate(rows):
-        running += count
+    for index, (mode_id, name, n) in enumerate(rows):
+        running += n
         # Integer arithmetic until the last step, so the final bar is exactly 100.0.
         cumulative = 100.0 if running == total else 100 * running / total
-        x = left + index * slot + slot * (1 - BAR_FILL) / 2
-        y = y_for_count(count)
         bars.append(
             ParetoBar(
+                **bar(slots, index, y_count, n, fill=BAR_FILL),
+                title=f"{name}: {plural(n, 'trace')} · {rounded(cumulative)}% cumulative",
+                href=f"{trace_list_url}?mode={mode_id}" if trace_list_url and mode_id else "",
+                label=truncate_label(name),
+                label_y=frame.bottom + 12,
+                data=(("mode", mode_id or ""),),
                 mode_id=mode_id,
                 name=name,
-                label=truncate_label(name),
-                count=count,
-                cumulative_percent=_round(cumulative),
-                x=_round(x),
-                y=y,
-                width=_round(slot * BAR_FILL),
-                height=_round(bottom - y),
-                center_x=_round(left + (index + 0.5) * slot),
-                point_y=y_for_percent(cumulative),
-                label_y=_round(bottom + 12),
+                count=n,
+                cumulative_percent=rounded(cumulative),
+                point_y=y_percent(cumulative),
             )
         )
-
-    count_ticks = _ticks(axis_max, step, y_for_count)
-    percent_ticks = [Tick(value=p, position=y_for_percent(p), label=f"{p}%") for p in range(0, 101, 20)]
+    line = Line(css_class="chart-line", points=points((b.center_x, b.point_y) for b in bars))
+    reference = Rule(
+        y=y_percent(REFERENCE_PERCENT),
+        css_class="chart-reference",
+        title=f"{percent(REFERENCE_PERCENT / 100)} of occurrences",
+    )
+    dots = [
+        Marker(x=b.center_x, y=b.point_y, title=f"{b.cumulative_percent}% after {b.name}", css_class="chart-point")
+        for b in bars
+    ]
     return ParetoChart(
-        width=_round(right + MARGIN_RIGHT),
-        height=float(MARGIN_TOP + PLOT_HEIGHT + PARETO_LABEL_SPACE),
-        plot_left=left,
-        plot_right=_round(right),
-        plot_top=top,
-        plot_bottom=bottom,
+        frame=frame,
+        title=f"Pareto chart of {plural(len(bars), 'failure mode')} over {plural(total, 'coded occurrence')}",
+        title_id="pareto-title",
+        empty=not bars,
+        y_ticks=count_ticks,
+        right_ticks=ticks(y_percent, range(0, 101, 20), lambda p: percent(p / 100)),
+        y_title="traces",
+        marks=[
+            Bars(bars=bars, label_angle=LABEL_ANGLE),
+            reference,
+            line,
+            *dots,
+            Rule(y=frame.bottom, css_class="chart-axis"),
+        ],
         bars=bars,
-        count_ticks=count_ticks,
-        percent_ticks=percent_ticks,
-        reference_y=y_for_percent(REFERENCE_PERCENT),
-        reference_percent=REFERENCE_PERCENT,
+        line=line,
+        reference=reference,
         total=total,
     )
 
@@ -307,40 +253,51 @@ def saturation_chart(points: Sequence[CurvePoint], *, limit: int = SATURATION_MA
     pairs = downsample_curve(points, limit)
     reviewed = pairs[-1][0] if pairs else 0
     modes = pairs[-1][1] if pairs else 0
-    top, bottom = float(MARGIN_TOP), float(MARGIN_TOP + PLOT_HEIGHT)
-    left, right = float(MARGIN_LEFT), float(MARGIN_LEFT + SATURATION_PLOT_WIDTH)
-    x_max, x_step = _axis_top(reviewed)
-    y_max, y_step = _axis_top(modes)
-
-    def x_for(value: float) -> float:
-        return _round(left + SATURATION_PLOT_WIDTH * value / x_max)
-
-    def y_for(value: float) -> float:
-        return _round(bottom - PLOT_HEIGHT * value / y_max)
+    frame = Frame.around(
+        SATURATION_PLOT_WIDTH,
+        PLOT_HEIGHT,
+        left=MARGIN_LEFT,
+        top=MARGIN_TOP,
+        right=MARGIN_RIGHT,
+        bottom=SATURATION_AXIS_SPACE,
+    )
+    x_for, x_ticks = count_axis(frame.left, frame.right, reviewed)
+    y_for, y_ticks = count_axis(frame.bottom, frame.top, modes)
 
     commands = [f"M{x_for(0):g},{y_for(0):g}"] if pairs else []
     previous_modes = 0
-    steps: list[SaturationMarker] = []
-    for position, count in pairs:
+    markers: list[SaturationMarker] = []
+    for position, n in pairs:
         # Along at the old level up to this trace, then up to the new level: the curve is a step function.
         commands.append(f"H{x_for(position):g}")
-        if count != previous_modes:
-            commands.append(f"V{y_for(count):g}")
-            if count > previous_modes:
-                steps.append(SaturationMarker(x=x_for(position), y=y_for(count), reviewed=position, modes=count))
-            previous_modes = count
-
+        if n != previous_modes:
+            commands.append(f"V{y_for(n):g}")
+            if n > previous_modes:
+                markers.append(
+                    SaturationMarker(
+                        x=x_for(position),
+                        y=y_for(n),
+                        title=f"{plural(n, 'mode')} by trace {position}",
+                        css_class="chart-point",
+                        reviewed=position,
+                        modes=n,
+                    )
+                )
+            previous_modes = n
+    line = Line(css_class="chart-line chart-step", d=" ".join(commands))
+    markers = markers if len(markers) <= SATURATION_MAX_MARKERS else []
     return SaturationChart(
-        width=right + MARGIN_RIGHT,
-        height=float(MARGIN_TOP + PLOT_HEIGHT + SATURATION_AXIS_SPACE),
-        plot_left=left,
-        plot_right=right,
-        plot_top=top,
-        plot_bottom=bottom,
-        path=" ".join(commands),
-        markers=steps if len(steps) <= SATURATION_MAX_MARKERS else [],
-        x_ticks=_ticks(x_max, x_step, x_for),
-        y_ticks=_ticks(y_max, y_step, y_for),
+        frame=frame,
+        title=f"Saturation: {plural(modes, 'failure mode')} after {plural(reviewed, 'reviewed trace')}",
+        title_id="saturation-title",
+        empty=not pairs,
+        y_ticks=y_ticks,
+        x_ticks=x_ticks,
+        y_title="failure modes",
+        x_title="traces reviewed",
+        marks=[Rule(y=frame.bottom, css_class="chart-axis"), line, *markers],
+        line=line,
+        markers=markers,
         reviewed=reviewed,
         modes=modes,
         points=len(pairs),

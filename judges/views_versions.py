@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.models import Label, Trace
 from annotation.services import DomainError
+from judges.charts import history_chart, history_rows
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import judge_versions_page, latest_dev_runs_by_version, split_key
 from judges.services import judge_version_create, prompt_preview
@@ -44,7 +45,7 @@ def _pretty(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
 
 
-# --- pure presentation: diffs and the history chart ------------------------------------------------------------
+# --- pure presentation: diffs -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -86,81 +87,6 @@ def parse_diff_param(raw: str, numbers: set[int]) -> tuple[tuple[int, int] | Non
     if old == new:
         return None, f"diff: pick two different versions, got {old} twice"
     return (old, new), None
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    number: int
-    run: JudgeRun | None
-    # metric key → (value, low, high); value None when the split had no expert pass (TPR) or fail (TNR).
-    metrics: dict[str, tuple[float | None, float | None, float | None]]
-
-
-HISTORY_METRICS = (("tpr", "TPR"), ("tnr", "TNR"), ("kappa", "κ"))
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 640, 220, 36
-# κ may be negative; the chart's y axis runs from Y_MIN so a worse-than-chance judge is still drawn.
-Y_MIN, Y_MAX = -0.2, 1.0
-
-
-def history_rows(numbers: list[int], runs: dict[int, JudgeRun]) -> list[HistoryRow]:
-    rows = []
-    for number in numbers:
-        run = runs.get(number)
-        metrics: dict[str, tuple[float | None, float | None, float | None]] = {}
-        for key, _ in HISTORY_METRICS:
-            report = run.report if run and run.report else {}
-            interval = (report.get("ci") or {}).get(key) or (None, None)
-            metrics[key] = (report.get(key), interval[0], interval[1])
-        rows.append(HistoryRow(number=number, run=run, metrics=metrics))
-    return rows
-
-
-def _y(value: float) -> float:
-    value = min(max(value, Y_MIN), Y_MAX)
-    inner = CHART_HEIGHT - 2 * CHART_PAD
-    return round(CHART_PAD + (Y_MAX - value) / (Y_MAX - Y_MIN) * inner, 1)
-
-
-def history_chart(rows: list[HistoryRow]) -> dict[str, Any]:
-    """Coordinates for the server-side SVG: per version with a dev run, one point per metric with its 95%
-    whisker, side by side; a dashed line at the target; y ticks. Versions oldest first, left to right."""
-    measured = [row for row in sorted(rows, key=lambda r: r.number) if row.run is not None]
-    inner_width = CHART_WIDTH - 2 * CHART_PAD
-    slot = inner_width / max(len(measured), 1)
-    points = []
-    labels = []
-    for index, row in enumerate(measured):
-        centre = CHART_PAD + slot * (index + 0.5)
-        labels.append({"x": round(centre, 1), "text": f"v{row.number}"})
-        for offset, (key, name) in zip((-10, 0, 10), HISTORY_METRICS, strict=True):
-            value, low, high = row.metrics[key]
-            if value is None:
-                continue
-            points.append(
-                {
-                    "metric": key,
-                    "name": name,
-                    "version": row.number,
-                    "value": value,
-                    "x": round(centre + offset, 1),
-                    "y": _y(value),
-                    "low_y": _y(low) if low is not None else None,
-                    "high_y": _y(high) if high is not None else None,
-                }
-            )
-    ticks = [{"value": v, "y": _y(v)} for v in (0.0, 0.25, 0.5, 0.75, 1.0)]
-    return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "left": CHART_PAD,
-        "right": CHART_WIDTH - CHART_PAD,
-        "bottom": CHART_HEIGHT - CHART_PAD,
-        "target_y": _y(TARGET),
-        "ticks": ticks,
-        "labels": labels,
-        "points": points,
-        "empty": not measured,
-    }
 
 
 # --- the judge page ------------------------------------------------------------------------------------------------
@@ -213,7 +139,7 @@ def _judge_context(
         "diff_error": diff_error,
         "diff_lines": diff_lines,
         "history": rows,
-        "chart": history_chart(rows),
+        "chart": history_chart(rows, target=TARGET),
         "target": TARGET,
         "is_llm": judge.kind == Judge.Kind.LLM,
     }

@@ -1,5 +1,5 @@
-"""SVG geometry for the monitoring time series (server-side, like annotation/charts.py): the judge's observed pass
-rate with its Wilson band and the corrected pass rate with its bootstrap band, per bucket. Pure functions.
+"""The monitoring time series, composed from `core.charts` and drawn by `core/_chart.html`: the judge's observed
+pass rate with its Wilson band and the corrected pass rate with its bootstrap band, per bucket. Pure functions.
 
 Buckets without judged traces break the lines and bands, so a gap in traffic is never drawn as a straight line.
 """
@@ -7,8 +7,25 @@ Buckets without judged traces break the lines and bands, so a gap in traffic is 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from core.charts import (
+    QUARTERS,
+    Band,
+    Chart,
+    Frame,
+    Line,
+    Linear,
+    Mark,
+    Marker,
+    Rule,
+    Slots,
+    Tick,
+    band,
+    path,
+    percent,
+    ticks,
+)
 from monitoring.series import BucketStats
 
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 48, 16, 12, 34
@@ -17,62 +34,28 @@ MAX_X_LABELS = 8
 
 
 @dataclass(frozen=True)
-class Tick:
-    position: float
-    label: str
-
-
-@dataclass(frozen=True)
-class Point:
-    x: float
-    y: float
-    low_y: float
-    high_y: float
-    title: str
-
-
-@dataclass(frozen=True)
 class Series:
+    name: str  # "observed" or "corrected": the suffix of its CSS classes
     line: str  # SVG path of the estimate, one sub-path per run of buckets with data
     band: str  # SVG path of the interval, one closed polygon per run
-    points: list[Point] = field(default_factory=list)
+    points: list[Marker]  # with the interval's ends as low_y / high_y
 
 
-@dataclass(frozen=True)
-class Threshold:
-    y: float
-    label: str
-
-
-@dataclass(frozen=True)
-class SeriesChart:
-    width: int
-    height: int
-    plot_left: float
-    plot_right: float
-    plot_top: float
-    plot_bottom: float
+@dataclass(frozen=True, kw_only=True)
+class SeriesChart(Chart):
     observed: Series
     corrected: Series
-    y_ticks: list[Tick]
-    x_ticks: list[Tick]
-    thresholds: list[Threshold]
-    has_data: bool
-
-
-def _f(value: float) -> str:
-    return f"{value:.1f}"
+    thresholds: list[Rule]
 
 
 def _series(
     buckets: Sequence[BucketStats],
-    x_of: Callable[[int], float],
-    y_of: Callable[[float], float],
+    slots: Slots,
+    y_of: Linear,
     read: Callable[[BucketStats], tuple[float, float, float] | None],
     name: str,
 ) -> Series:
-    runs: list[list[tuple[float, float, float, float]]] = [[]]
-    points = []
+    runs: list[list[Marker]] = [[]]
     for index, stats in enumerate(buckets):
         values = read(stats)
         if values is None:
@@ -80,63 +63,72 @@ def _series(
                 runs.append([])
             continue
         value, low, high = values
-        x = x_of(index)
-        runs[-1].append((x, y_of(value), y_of(low), y_of(high)))
-        points.append(
-            Point(
-                x=x,
+        runs[-1].append(
+            Marker(
+                x=slots.center(index),
                 y=y_of(value),
                 low_y=y_of(low),
                 high_y=y_of(high),
-                title=f"{name} {value:.0%} ({low:.0%}–{high:.0%}), n = {stats.judged}, {stats.start:%Y-%m-%d %H:%M}",
+                r=2.5,
+                css_class=f"chart-point-{name}",
+                title=f"{name} {percent(value)} ({percent(low)}–{percent(high)}), n = {stats.judged}, "
+                f"{stats.start:%Y-%m-%d %H:%M}",
             )
         )
-    line, band = [], []
-    for run in runs:
-        if not run:
-            continue
-        line.append("M" + " L".join(f"{_f(x)} {_f(y)}" for x, y, _, _ in run))
-        upper = [f"{_f(x)} {_f(high)}" for x, _, _, high in run]
-        lower = [f"{_f(x)} {_f(low)}" for x, _, low, _ in reversed(run)]
-        band.append("M" + " L".join(upper + lower) + " Z")
-    return Series(line=" ".join(line), band=" ".join(band), points=points)
+    bands = [band([p.x for p in run], [p.low_y for p in run], [p.high_y for p in run]) for run in runs]
+    return Series(
+        name=name,
+        line=path([(p.x, p.y) for p in run] for run in runs),
+        band=path(bands, closed=True),
+        points=[point for run in runs for point in run],
+    )
 
 
-def series_chart(buckets: Sequence[BucketStats], *, bucket: str, thresholds: Sequence[float] = ()) -> SeriesChart:
-    left, top = MARGIN_LEFT, MARGIN_TOP
-    right, bottom = left + PLOT_WIDTH, top + PLOT_HEIGHT
-    count = max(1, len(buckets))
-    slot = PLOT_WIDTH / count
+def _observed(stats: BucketStats) -> tuple[float, float, float] | None:
+    if stats.observed is None:
+        return None
+    return stats.observed, stats.observed_low or 0.0, stats.observed_high or 0.0
 
-    def x_of(index: int) -> float:
-        return left + slot * (index + 0.5)
 
-    def y_of(rate: float) -> float:
-        return bottom - min(max(rate, 0.0), 1.0) * PLOT_HEIGHT
+def _corrected(stats: BucketStats) -> tuple[float, float, float] | None:
+    c = stats.corrected
+    return None if c is None else (c.estimate, c.low, c.high)
 
-    def observed(stats: BucketStats) -> tuple[float, float, float] | None:
-        if stats.observed is None:
-            return None
-        return stats.observed, stats.observed_low or 0.0, stats.observed_high or 0.0
 
-    def corrected(stats: BucketStats) -> tuple[float, float, float] | None:
-        c = stats.corrected
-        return None if c is None else (c.estimate, c.low, c.high)
+def series_chart(
+    buckets: Sequence[BucketStats], *, bucket: str, criterion: str, thresholds: Sequence[float] = ()
+) -> SeriesChart:
+    """The pass rates of `criterion` per `bucket` ("hour" or "day"), with a line at each alert threshold."""
+    frame = Frame.around(
+        PLOT_WIDTH, PLOT_HEIGHT, left=MARGIN_LEFT, top=MARGIN_TOP, right=MARGIN_RIGHT, bottom=MARGIN_BOTTOM
+    )
+    slots = Slots.across(frame.left, PLOT_WIDTH, len(buckets))
+    y_of = Linear.vertical(frame, 0.0, 1.0, clamp=True)
 
     every = max(1, -(-len(buckets) // MAX_X_LABELS))
     label = "%m-%d %H:%M" if bucket == "hour" else "%Y-%m-%d"
-    x_ticks = [Tick(x_of(i), b.start.strftime(label)) for i, b in enumerate(buckets) if i % every == 0]
+    x_ticks = [Tick(i, slots.center(i), b.start.strftime(label)) for i, b in enumerate(buckets) if i % every == 0]
+    rules = [
+        Rule(y=y_of(t), css_class="chart-reference", title=f"threshold {percent(t)}") for t in sorted(set(thresholds))
+    ]
+    observed = _series(buckets, slots, y_of, _observed, "observed")
+    corrected = _series(buckets, slots, y_of, _corrected, "corrected")
+    # Bands under lines under dots, and the corrected rate under the observed one: with a good judge the two
+    # nearly coincide, and the observed rate is the one measured.
+    drawn = (corrected, observed)
+    marks: list[Mark] = [Rule(y=frame.bottom, css_class="chart-axis"), *rules]
+    marks += [Band(css_class=f"chart-band-{s.name}", d=s.band) for s in drawn if s.band]
+    marks += [Line(css_class=f"chart-line-{s.name}", d=s.line) for s in drawn if s.line]
+    marks += [point for s in drawn for point in s.points]
     return SeriesChart(
-        width=int(right + MARGIN_RIGHT),
-        height=int(bottom + MARGIN_BOTTOM),
-        plot_left=left,
-        plot_right=right,
-        plot_top=top,
-        plot_bottom=bottom,
-        observed=_series(buckets, x_of, y_of, observed, "observed"),
-        corrected=_series(buckets, x_of, y_of, corrected, "corrected"),
-        y_ticks=[Tick(y_of(v / 100), f"{v}%") for v in (0, 25, 50, 75, 100)],
+        frame=frame,
+        title=f"Pass rate of {criterion} per {bucket}",
+        title_id="series-title",
+        empty=not any(b.judged for b in buckets),
+        y_ticks=ticks(y_of, QUARTERS, percent),
         x_ticks=x_ticks,
-        thresholds=[Threshold(y_of(t), f"{t:.0%}") for t in sorted(set(thresholds))],
-        has_data=any(b.judged for b in buckets),
+        marks=marks,
+        observed=observed,
+        corrected=corrected,
+        thresholds=rules,
     )

@@ -135,7 +135,12 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
         rows = [BucketRow(s, s.end <= now) for s in reversed(stats)]
         period = {"hour": ("this hour", "last hour"), "day": ("today", "yesterday")}[bucket]
         context.update(
-            chart=series_chart(stats, bucket=bucket, thresholds=[r.threshold for r in rules if r.enabled]),
+            chart=series_chart(
+                stats,
+                bucket=bucket,
+                criterion=criterion.name,
+                thresholds=[r.threshold for r in rules if r.enabled],
+            ),
             rows=rows,
             notes=[sample_size_note(stats[-1], period[0]), sample_size_note(stats[-2], period[1])]
             if len(stats) > 1

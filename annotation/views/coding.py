@@ -271,7 +271,7 @@ def _board_context(access: ProjectAccess, params: BoardParams, **extra: Any) -> 
         "next_url": board_url + params.querystring(after=page.next_cursor) if page.next_cursor else "",
         "previous_url": board_url + params.querystring(before=page.previous_cursor) if page.previous_cursor else "",
         "modes": mode_choices(project) if access.can_code else [],
-        "pareto": pareto_chart(pareto_counts(project)),
+        "pareto": pareto_chart(pareto_counts(project), trace_list_url=reverse("trace_list", args=[project.slug])),
         "selected": set(),
         **extra,
     }

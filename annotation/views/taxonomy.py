@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import timezone
 
 from annotation.access import get_project_for_user
@@ -85,5 +86,8 @@ def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
     }
     # The two charts (server-side SVG) are drawn from the same numbers as the table and the statement; the curve
     # is cached on large projects like the counts.
-    context.update(pareto=pareto_chart(context["counts"]), saturation=saturation_chart(curve))
+    context.update(
+        pareto=pareto_chart(context["counts"], trace_list_url=reverse("trace_list", args=[project.slug])),
+        saturation=saturation_chart(curve),
+    )
     return render(request, "annotation/failure_modes.html", context, status=400 if errors else 200)

@@ -8,17 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from annotation.charts import (
-    LABEL_MAX_CHARS,
-    MAX_BARS,
-    SATURATION_MAX_POINTS,
-    downsample_curve,
-    nice_step,
-    pareto_chart,
-    saturation_chart,
-    truncate_label,
-)
+from annotation.charts import MAX_BARS, SATURATION_MAX_POINTS, downsample_curve, pareto_chart, saturation_chart
 from annotation.taxonomy import SaturationPoint, saturation_points
+from core.charts import LABEL_MAX_CHARS, nice_step, truncate_label
 
 
 @dataclass(frozen=True)
@@ -39,9 +31,9 @@ def test_pareto_of_no_modes_has_no_bars_and_a_usable_axis():
     chart = pareto_chart([])
     assert chart.bars == []
     assert chart.total == 0
-    assert chart.line_points == ""
-    assert [t.label for t in chart.count_ticks] == ["0", "1"]
-    assert chart.width > chart.plot_right > chart.plot_left
+    assert chart.line.points == ""
+    assert [t.label for t in chart.y_ticks] == ["0", "1"]
+    assert chart.frame.width > chart.frame.right > chart.frame.left
 
 
 def test_pareto_leaves_out_modes_without_traces():
@@ -54,13 +46,13 @@ def test_pareto_of_one_mode_is_one_full_bar_at_100_percent():
     (bar,) = chart.bars
     assert bar.count == 7
     assert bar.cumulative_percent == 100.0
-    assert bar.point_y == chart.plot_top  # 100% is the top of the plot
+    assert bar.point_y == chart.frame.top  # 100% is the top of the plot
     assert bar.mode_id == 1
-    assert bar.y + bar.height == chart.plot_bottom
+    assert bar.y + bar.height == chart.frame.bottom
     # The count axis reaches at least the bar, and the bar's top sits at its value on that axis.
-    top_tick = chart.count_ticks[-1]
+    top_tick = chart.y_ticks[-1]
     assert top_tick.value >= 7
-    span = chart.plot_bottom - chart.plot_top
+    span = chart.frame.bottom - chart.frame.top
     assert bar.height == pytest.approx(span * 7 / top_tick.value, abs=0.01)
 
 
@@ -76,7 +68,7 @@ def test_pareto_sorts_descending_and_cumulates_to_exactly_100():
     assert ys == sorted(ys, reverse=True)
     for left_bar, right_bar in zip(chart.bars, chart.bars[1:], strict=False):
         assert left_bar.x + left_bar.width < right_bar.x
-    assert chart.line_points.count(",") == 4
+    assert chart.line.points.count(",") == 4
 
 
 def test_pareto_breaks_ties_by_name_like_the_counts_table():
@@ -87,10 +79,10 @@ def test_pareto_breaks_ties_by_name_like_the_counts_table():
 
 def test_pareto_reference_line_sits_at_80_percent():
     chart = pareto_chart(counts(("a", 4), ("b", 1)))
-    span = chart.plot_bottom - chart.plot_top
-    assert chart.reference_y == pytest.approx(chart.plot_bottom - 0.8 * span)
-    assert chart.bars[0].point_y == chart.reference_y  # a is exactly 80% of 5
-    assert [t.label for t in chart.percent_ticks] == ["0%", "20%", "40%", "60%", "80%", "100%"]
+    span = chart.frame.bottom - chart.frame.top
+    assert chart.reference.y == pytest.approx(chart.frame.bottom - 0.8 * span)
+    assert chart.bars[0].point_y == chart.reference.y  # a is exactly 80% of 5
+    assert [t.label for t in chart.right_ticks] == ["0%", "20%", "40%", "60%", "80%", "100%"]
 
 
 def test_pareto_of_40_modes_fits_every_bar_inside_the_plot():
@@ -102,13 +94,13 @@ def test_pareto_of_40_modes_fits_every_bar_inside_the_plot():
     assert len(chart.bars) == 40
     assert sum(bar.count for bar in chart.bars) == chart.total == sum(c.trace_count for c in data)
     for bar in chart.bars:
-        assert chart.plot_left <= bar.x and bar.x + bar.width <= chart.plot_right
-        assert chart.plot_top <= bar.y <= chart.plot_bottom
+        assert chart.frame.left <= bar.x and bar.x + bar.width <= chart.frame.right
+        assert chart.frame.top <= bar.y <= chart.frame.bottom
         assert len(bar.label) <= LABEL_MAX_CHARS
         assert bar.label.endswith("…")
     percents = [bar.cumulative_percent for bar in chart.bars]
     assert percents == sorted(percents) and percents[-1] == 100.0
-    assert chart.count_ticks[-1].value >= max(bar.count for bar in chart.bars)
+    assert chart.y_ticks[-1].value >= max(bar.count for bar in chart.bars)
     # Rotated names start left of their bar; the first one still ends inside the picture.
     first = chart.bars[0]
     reach = len(first.label) * 6.2 * math.cos(math.radians(chart.label_angle))
@@ -154,7 +146,7 @@ def curve(values: list[int]) -> list[SaturationPoint]:
 
 def test_saturation_of_nothing_reviewed_is_an_empty_chart():
     chart = saturation_chart([])
-    assert chart.path == ""
+    assert chart.line.d == ""
     assert chart.points == 0 and chart.reviewed == 0 and chart.modes == 0
     assert chart.markers == []
 
@@ -163,12 +155,12 @@ def test_saturation_draws_a_step_line_from_the_origin():
     chart = saturation_chart(curve([0, 1, 1, 3, 3]))
     assert chart.reviewed == 5 and chart.modes == 3
     # Start at the origin, along to trace 2, up to 1, along to trace 4, up to 3, along to the end.
-    commands = chart.path.split()
-    assert commands[0] == f"M{chart.plot_left:g},{chart.plot_bottom:g}"
+    commands = chart.line.d.split()
+    assert commands[0] == f"M{chart.frame.left:g},{chart.frame.bottom:g}"
     kinds = [c[0] for c in commands]
     assert kinds == ["M", "H", "H", "V", "H", "V", "H"]
     assert [(m.reviewed, m.modes) for m in chart.markers] == [(2, 1), (4, 3)]
-    assert chart.markers[-1].y == chart.plot_top  # 3 modes is the top of a 0–3 axis
+    assert chart.markers[-1].y == chart.frame.top  # 3 modes is the top of a 0–3 axis
     assert chart.markers[-1].x == chart.x_ticks[4].position  # trace 4 on a 0–5 axis
 
 

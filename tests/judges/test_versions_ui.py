@@ -13,11 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from annotation.models import Role
+from judges.charts import history_chart, history_rows
 from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
 from judges.selectors import split_key
 from judges.services import judge_create, judge_run_execute, judge_run_maybe_finish, judge_run_plan, judge_run_start
 from judges.splits import split_of
-from judges.views_versions import config_diff, history_chart, history_rows, parse_diff_param
+from judges.views_versions import config_diff, parse_diff_param
 from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
@@ -374,12 +375,12 @@ def test_history_chart_places_points_with_whiskers_and_target():
     class Run:
         report = {"tpr": 1.0, "tnr": 0.5, "kappa": None, "ci": {"tpr": [0.8, 1.0], "tnr": [0.25, 0.75]}}
 
-    chart = history_chart(history_rows([2, 1], {1: Run()}))
-    assert [label["text"] for label in chart["labels"]] == ["v1"]
-    tpr, tnr = chart["points"]  # κ undefined: not drawn
-    assert tpr["y"] < chart["target_y"] < tnr["y"]  # 1.0 above the 0.9 line, 0.5 below it
-    assert tnr["high_y"] < tnr["y"] < tnr["low_y"]
-    assert chart["target_y"] == pytest.approx(36 + (1.0 - 0.9) / 1.2 * (220 - 72), abs=0.1)
+    chart = history_chart(history_rows([2, 1], {1: Run()}), target=0.9)
+    assert [tick.label for tick in chart.x_ticks] == ["v1"]
+    tpr, tnr = chart.points  # κ undefined: not drawn
+    assert tpr.y < chart.target.y < tnr.y  # 1.0 above the 0.9 line, 0.5 below it
+    assert tnr.high_y < tnr.y < tnr.low_y
+    assert chart.target.y == pytest.approx(36 + (1.0 - 0.9) / 1.2 * (220 - 72), abs=0.1)
 
 
 def test_history_says_when_no_dev_run_exists(expert_client, judge):

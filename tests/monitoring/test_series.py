@@ -51,11 +51,11 @@ def test_the_series_has_every_bucket_and_the_chart_breaks_at_gaps():
     counts = {START: (30, 10, 0), START + timedelta(hours=1): (20, 5, 1), START + timedelta(hours=3): (9, 1, 0)}
     stats = series(counts=counts, start=START, end=START + timedelta(hours=4), bucket="hour", matrix=GOOD_JUDGE)
     assert [s.judged for s in stats] == [40, 25, 0, 10]
-    chart = series_chart(stats, bucket="hour", thresholds=[0.9, 0.9, 0.5])
+    chart = series_chart(stats, bucket="hour", criterion="no_apology", thresholds=[0.9, 0.9, 0.5])
     assert chart.observed.line.count("M") == 2  # two runs: hours 0–1 and hour 3
     assert chart.observed.band.count("Z") == 2
     assert len(chart.observed.points) == 3 and len(chart.corrected.points) == 3
-    assert [t.label for t in chart.thresholds] == ["50%", "90%"]
+    assert [t.title for t in chart.thresholds] == ["threshold 50%", "threshold 90%"]
     point = chart.observed.points[0]
     assert point.high_y < point.y < point.low_y  # higher rates are drawn higher
     assert "n = 40" in point.title
