@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
 
-from annotation.api import AUTH, Error
-from annotation.models import ApiToken, Project, Role
-from annotation.selectors import project_role
+from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
+from annotation.api import Error
 from annotation.trace_format import loads
 from suites.evalsuite import DEFAULT_ALPHA, SuiteInputError, evalsuite_enqueue, evalsuite_run, records_from_list
 from suites.models import SuiteRun
@@ -119,26 +117,9 @@ class SuiteRunOut(Schema):
     result: dict[str, Any] | None
 
 
-def _denied(request: HttpRequest, project: Project, *, run: bool) -> Status[dict[str, Any]] | None:
-    """None when the caller may see (or, with `run`, start) suite runs of the project, else the error response."""
-    auth = request.auth  # type: ignore[attr-defined]
-    if isinstance(auth, ApiToken):
-        if auth.project_id == project.pk:
-            return None
-        if run:
-            return Status(403, {"detail": "This token belongs to another project"})
-        return Status(404, {"detail": "No such suite run"})  # another project's runs are not even there
-    role = project_role(project=project, user=auth)
-    if role is None:
-        return Status(404, {"detail": "No such project" if run else "No such suite run"})
-    if run and role not in {Role.EXPERT, Role.ENGINEER}:
-        return Status(403, {"detail": "Viewers cannot run the suite; ask the project's expert for the engineer role"})
-    return None
-
-
 @router.post(
     "/projects/{slug}/evalsuite",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: dict[str, Any], 202: QueuedOut, 400: BadInput, 403: Error, 404: Error, 413: Error, 415: Error},
     summary="Run the regression suite on candidate outputs for the golden inputs",
     description=(
@@ -153,21 +134,17 @@ def _denied(request: HttpRequest, project: Project, *, run: bool) -> Status[dict
     ),
     openapi_extra=EVALSUITE_BODY_DOC,
 )
-def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        return Status(404, {"detail": "No such project"})
-    denied = _denied(request, project, run=True)
-    if denied is not None:
-        return denied
+def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]] | HttpResponse:
+    access = api_access(request, slug, Permission.RUN_SUITE)
+    if not isinstance(access, ProjectAccess):
+        return access
     payload, problem = _parse_body(request)
     if problem is not None:
         return problem
     assert payload is not None
-    auth = request.auth  # type: ignore[attr-defined]
     include_llm = payload.get("include_llm", False)
     options: dict[str, Any] = {
-        "project": project,
+        "project": access.project,
         "records": records_from_list(payload["candidates"]),
         "baseline": payload.get("baseline"),
         "name": payload.get("name", ""),
@@ -175,7 +152,7 @@ def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
         "criteria": payload.get("criteria"),
         "alpha": float(payload.get("alpha", DEFAULT_ALPHA)),
         "candidates_file": "api",
-        "user": auth if isinstance(auth, AbstractBaseUser) else None,
+        "user": access.user,
     }
     try:
         if payload.get("wait", not include_llm):
@@ -188,7 +165,7 @@ def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
 
 @router.get(
     "/suite-runs/{run_id}",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: SuiteRunOut, 404: Error},
     summary="A suite run: status and, once done, its result",
     description=(
@@ -196,10 +173,10 @@ def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
         "object once done, with `exit_code` 0 or 1. 404 for a run the caller cannot see."
     ),
 )
-def suite_run_get(request: HttpRequest, run_id: int) -> Status[dict[str, Any]]:
-    run = SuiteRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None or _denied(request, run.project, run=False) is not None:
-        return Status(404, {"detail": f"No suite run {run_id}"})
+def suite_run_get(request: HttpRequest, run_id: int) -> Status[dict[str, Any]] | HttpResponse:
+    run = api_object(request, SuiteRun.objects, run_id, Permission.VIEW, missing=f"No suite run {run_id}")
+    if not isinstance(run, SuiteRun):
+        return run
     done = run.status == SuiteRun.Status.DONE
     return Status(
         200,
