@@ -35,12 +35,13 @@ def grader_config_clean(config: object) -> dict[str, Any]:
     The assertion's own `target` may only be "output": it means "what this grader looks at" (its final output
     or final state). The input is the task, not its outcome, so a check on it is refused.
     """
-    if isinstance(config, dict) and config.get("target", "output") != "output":
+    cleaned = assertion.validate_config(config)
+    if cleaned["target"] != "output":
         raise ConfigError(
             f"target: an outcome grader checks the final output or final state (chosen with the grader's target), "
-            f"not {config.get('target')!r}; leave target out"
+            f"not {cleaned['target']!r}; leave target out"
         )
-    return assertion.validate_config(config)
+    return cleaned
 
 
 @transaction.atomic

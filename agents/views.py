@@ -9,10 +9,9 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
@@ -31,7 +30,7 @@ from agents.selectors import (
     task_trials,
 )
 from agents.services import grader_create, grading_run_start
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.services import DomainError
 from judges.stats import DEFAULT_RESAMPLES, wilson_interval
 
@@ -43,11 +42,6 @@ ORDER_LABELS = {
     "-pass1": "pass@1, highest first",
     "trials": "most trials first",
 }
-
-
-def _require_grader_admin(access: ProjectAccess) -> None:
-    if not access.can_ingest:
-        raise PermissionDenied("Only the expert and engineers can create graders and grade; viewers see the results")
 
 
 def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
@@ -138,7 +132,7 @@ def _page_context(
         "graders": project_graders,
         "grader_items": [(g, latest.get(g.pk)) for g in project_graders],
         "selected": selected,
-        "form": form if form is not None else (GraderForm() if access.can_ingest else None),
+        "form": form if form is not None else (GraderForm() if access.can(Permission.GRADE_TRIALS) else None),
     }
     if selected is not None:
         context.update(_grader_context(request, access, selected))
@@ -158,8 +152,7 @@ def agents_page(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def grader_create_view(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_grader_admin(access)
+    access = get_project_for_user(request, slug, Permission.GRADE_TRIALS)
     form = GraderForm(request.POST)
     if form.is_valid():
         try:
@@ -183,9 +176,8 @@ def grader_create_view(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def grading_run_create(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_grader_admin(access)
-    grader = get_object_or_404(OutcomeGrader, pk=grader_id, project=access.project)
+    access = get_project_for_user(request, slug, Permission.GRADE_TRIALS)
+    grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
     grading_run_start(grader=grader, user=request.user)
     return redirect(f"{reverse('agents', args=[slug])}?grader={grader.pk}")
 
@@ -196,7 +188,7 @@ def grading_progress(request: HttpRequest, slug: str, grader_id: int) -> HttpRes
     """Polled while a run is going: the progress bar; once the run ends, the whole grader section (with the new
     statistics) replaces the bar's section and polling stops."""
     access = get_project_for_user(request, slug)
-    grader = get_object_or_404(OutcomeGrader, pk=grader_id, project=access.project)
+    grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
     run = GradingRun.objects.filter(grader=grader).order_by("-created_at", "-pk").first()
     if run is not None and not run.is_finished:
         return render(request, "agents/agents.html#progress", {"project": access.project, "grader": grader, "run": run})
@@ -210,7 +202,7 @@ def grading_progress(request: HttpRequest, slug: str, grader_id: int) -> HttpRes
 @require_GET
 def task_detail(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
-    grader = get_object_or_404(OutcomeGrader, pk=grader_id, project=access.project)
+    grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
     task_id = request.GET.get("id", "")
     trials = task_trials(grader=grader, task_id=task_id)
     if not trials:

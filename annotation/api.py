@@ -7,13 +7,12 @@ import io
 from typing import Any, Literal
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from ninja import NinjaAPI, Query, Schema, Status
-from ninja.security import HttpBearer, django_auth
 
+from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
 from annotation.count_filters import (
     DEFAULT_PAIR_LIMIT,
     DEFAULT_WINDOW,
@@ -25,8 +24,6 @@ from annotation.count_filters import (
     parse_count_filters,
 )
 from annotation.ingest import IngestReport, import_records
-from annotation.models import ApiToken, Project, Role
-from annotation.selectors import project_role
 from annotation.taxonomy import (
     failure_mode_counts,
     mode_co_occurrence,
@@ -48,21 +45,6 @@ JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})
 
 
-class BearerToken(HttpBearer):
-    """`Authorization: Bearer <token>`: a project-scoped ApiToken, looked up by its hash."""
-
-    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        api_token = ApiToken.objects.filter(token_hash=ApiToken.hash(token)).first()
-        if api_token is None:
-            return None
-        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
-        return api_token
-
-
-# Token first (CI and production apps), then the browser session, whose POSTs must carry the CSRF token.
-AUTH = [BearerToken(), django_auth]
-
-
 class Error(Schema):
     detail: str
 
@@ -81,22 +63,6 @@ class IngestResult(Schema):
 
 def _error(status: int, detail: str) -> Status[dict[str, str]]:
     return Status(status, {"detail": detail})
-
-
-def _check_access(request: HttpRequest, project: Project) -> Status[dict[str, str]] | None:
-    """None when the caller may ingest into `project`, else the error response."""
-    auth = request.auth  # type: ignore[attr-defined]
-    if isinstance(auth, ApiToken):
-        if auth.project_id != project.pk:
-            return _error(403, "This token belongs to another project")
-        return None
-    role = project_role(project=project, user=auth)
-    if role is None:
-        # Outsiders get the same answer as for a missing project, so project slugs do not leak.
-        return _error(404, "No such project")
-    if role not in {Role.EXPERT, Role.ENGINEER}:
-        return _error(403, "Viewers cannot add traces; ask the project's expert for the engineer role")
-    return None
 
 
 def _records_from_body(
@@ -173,7 +139,7 @@ TRACE_BODY_DOC: dict[str, Any] = {
 
 @api.post(
     "/projects/{slug}/traces",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: IngestResult, 207: IngestResult, 400: Error, 403: Error, 404: Error, 413: Error, 415: Error},
     summary="Add traces to a project",
     description=(
@@ -185,19 +151,14 @@ TRACE_BODY_DOC: dict[str, Any] = {
 )
 def traces_ingest(
     request: HttpRequest, slug: str, on_conflict: Literal["skip", "update"] = "skip"
-) -> Status[dict[str, Any]]:
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        return _error(404, "No such project")
-    denied = _check_access(request, project)
-    if denied is not None:
-        return denied
+) -> Status[dict[str, Any]] | HttpResponse:
+    access = api_access(request, slug, Permission.ADD_TRACES)
+    if not isinstance(access, ProjectAccess):
+        return access
     records, problem = _records_from_body(request)
     if problem is not None:
         return problem
-    auth = request.auth  # type: ignore[attr-defined]
-    user = auth if isinstance(auth, AbstractBaseUser) else None
-    report = import_records(project=project, records=records or [], on_conflict=on_conflict, user=user)
+    report = import_records(project=access.project, records=records or [], on_conflict=on_conflict, user=access.user)
     return Status(207 if report.rejected else 200, _result(report))
 
 
@@ -215,7 +176,7 @@ EXPORT_DOC: dict[str, Any] = {
 
 @api.get(
     "/projects/{slug}/failure-modes/export",
-    auth=AUTH,
+    auth=API_AUTH,
     response={403: Error, 404: Error},
     summary="Download the failure modes with their counts (CSV or JSON)",
     description=(
@@ -225,12 +186,11 @@ EXPORT_DOC: dict[str, Any] = {
     ),
     openapi_extra=EXPORT_DOC,
 )
-def failure_modes_file(
-    request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv"
-) -> HttpResponse | Status[dict[str, str]]:
-    project = _readable_project(request, slug)
-    if isinstance(project, Status):
-        return project
+def failure_modes_file(request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv") -> HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
     response = HttpResponse(failure_modes_export(project=project, fmt=format), content_type=CONTENT_TYPES[format])
     response["Content-Disposition"] = content_disposition_header(
         as_attachment=True, filename=export_filename(project, "failure-modes", format)
@@ -240,7 +200,7 @@ def failure_modes_file(
 
 @api.get(
     "/projects/{slug}/notes/export",
-    auth=AUTH,
+    auth=API_AUTH,
     response={403: Error, 404: Error},
     summary="Download every note with its failure modes (CSV or JSON), streamed",
     description=(
@@ -252,10 +212,11 @@ def failure_modes_file(
 )
 def notes_file(
     request: HttpRequest, slug: str, format: Literal["csv", "json"] = "csv"
-) -> StreamingHttpResponse | Status[dict[str, str]]:
-    project = _readable_project(request, slug)
-    if isinstance(project, Status):
-        return project
+) -> StreamingHttpResponse | HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
     pieces = notes_export_csv(project=project) if format == "csv" else notes_export_json(project=project)
     response = StreamingHttpResponse(pieces, content_type=CONTENT_TYPES[format])
     response["Content-Disposition"] = content_disposition_header(
@@ -280,22 +241,6 @@ class FailureModeOut(Schema):
 class SaturationPointOut(Schema):
     reviewed: int
     distinct_failure_modes: int
-
-
-def _readable_project(request: HttpRequest, slug: str) -> Project | Status[dict[str, str]]:
-    """The project when the caller may read it (its token, or any member's session, viewers included), else the
-    error response."""
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        return _error(404, "No such project")
-    auth = request.auth  # type: ignore[attr-defined]
-    if isinstance(auth, ApiToken):
-        # The token rules are the ingestion route's: a token opens its own project only.
-        return _check_access(request, project) or project
-    if project_role(project=project, user=auth) is None:
-        # Outsiders get the same answer as for a missing project, so project slugs do not leak.
-        return _error(404, "No such project")
-    return project
 
 
 # The filters of the taxonomy routes, declared for the OpenAPI document. They arrive as text and are checked by
@@ -336,7 +281,7 @@ def _filters(request: HttpRequest) -> CountFilters:
 
 @api.get(
     "/projects/{slug}/failure-modes",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: list[FailureModeOut], 400: Error, 403: Error, 404: Error},
     summary="Failure modes with their counts",
     description=(
@@ -355,10 +300,11 @@ def failure_modes_list(
     date_from: str | None = FromQuery,
     date_to: str | None = ToQuery,
     period: str | None = PeriodQuery,
-) -> list[dict[str, Any]] | Status[dict[str, str]]:
-    project = _readable_project(request, slug)
-    if isinstance(project, Status):
-        return project
+) -> list[dict[str, Any]] | Status[dict[str, str]] | HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
     try:
         filters = _filters(request)
     except FilterError as exc:
@@ -369,7 +315,7 @@ def failure_modes_list(
 
 @api.get(
     "/projects/{slug}/failure-modes/co-occurrence",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: list[ModePairOut], 400: Error, 403: Error, 404: Error},
     summary="Pairs of failure modes coded on the same traces",
     description=(
@@ -390,10 +336,11 @@ def failure_modes_co_occurrence(
     limit: str | None = Query(
         None, description=f"How many pairs, 1 to {MAX_PAIR_LIMIT} (default {DEFAULT_PAIR_LIMIT})."
     ),
-) -> list[dict[str, Any]] | Status[dict[str, str]]:
-    project = _readable_project(request, slug)
-    if isinstance(project, Status):
-        return project
+) -> list[dict[str, Any]] | Status[dict[str, str]] | HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
     try:
         filters = _filters(request)
         count = parse_bounded_int(limit, name="limit", default=DEFAULT_PAIR_LIMIT, maximum=MAX_PAIR_LIMIT)
@@ -404,7 +351,7 @@ def failure_modes_co_occurrence(
 
 @api.get(
     "/projects/{slug}/saturation",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: list[SaturationPointOut], 400: Error, 403: Error, 404: Error},
     summary="The saturation curve of the failure taxonomy",
     description=(
@@ -418,9 +365,10 @@ def saturation(
     slug: str,
     window: str | None = Query(None, description="Answer only the last N points of the curve."),
 ) -> HttpResponse | Status[dict[str, str]]:
-    project = _readable_project(request, slug)
-    if isinstance(project, Status):
-        return project
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
     try:
         tail = parse_bounded_int(window, name="window", default=0, maximum=MAX_WINDOW)
     except FilterError as exc:
@@ -437,7 +385,7 @@ def saturation(
 
 @api.get(
     "/projects/{slug}/saturation/summary",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: SaturationSummaryOut, 400: Error, 403: Error, 404: Error},
     summary="The saturation statement: no new failure mode in the last N reviewed traces?",
     description=(
@@ -453,10 +401,11 @@ def saturation_statement(
     window: str | None = Query(
         None, description=f"N, the number of latest reviewed traces (default {DEFAULT_WINDOW})."
     ),
-) -> dict[str, Any] | Status[dict[str, str]]:
-    project = _readable_project(request, slug)
-    if isinstance(project, Status):
-        return project
+) -> dict[str, Any] | Status[dict[str, str]] | HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
     try:
         size = parse_bounded_int(window, name="window", default=DEFAULT_WINDOW, maximum=MAX_WINDOW)
     except FilterError as exc:

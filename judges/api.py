@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest
-from ninja import Router, Schema, Status
+from django.http import HttpRequest, HttpResponse
+from ninja import Router, Schema
 
-from annotation.api import AUTH, Error
-from annotation.models import ApiToken
-from annotation.selectors import project_role
+from annotation.access import API_AUTH, Permission, api_object
+from annotation.api import Error
 from judges.models import JudgeRun
 from judges.selectors import run_judged_count
 
@@ -36,22 +35,13 @@ class JudgeRunOut(Schema):
     report: dict[str, Any] | None
 
 
-def _visible(request: HttpRequest, run: JudgeRun) -> bool:
-    """A token sees its own project's runs; a session sees the runs of projects its user is a member of."""
-    auth = request.auth  # type: ignore[attr-defined]
-    project = run.version.judge.project
-    if isinstance(auth, ApiToken):
-        return auth.project_id == project.pk
-    return project_role(project=project, user=auth) is not None
-
-
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
 @router.get(
     "/judge-runs/{run_id}",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: JudgeRunOut, 404: Error},
     summary="A judge run: status, progress and alignment report",
     description=(
@@ -62,14 +52,17 @@ def _iso(value: Any) -> str | None:
         "the same answer as for a missing run."
     ),
 )
-def judge_run_get(request: HttpRequest, run_id: int) -> dict[str, Any] | Status[dict[str, str]]:
-    run = (
-        JudgeRun.objects.select_related("version__judge__criterion", "version__judge__project")
-        .filter(pk=run_id)
-        .first()
+def judge_run_get(request: HttpRequest, run_id: int) -> dict[str, Any] | HttpResponse:
+    run = api_object(
+        request,
+        JudgeRun.objects.select_related("version__judge__criterion"),
+        run_id,
+        Permission.VIEW,
+        via="version__judge__project",
+        missing=f"No judge run {run_id}",
     )
-    if run is None or not _visible(request, run):
-        return Status(404, {"detail": f"No judge run {run_id}"})
+    if not isinstance(run, JudgeRun):
+        return run
     judge = run.version.judge
     judged = run_judged_count(run)
     progress = 1.0 if run.is_finished or not run.total else min(1.0, judged / run.total)

@@ -10,15 +10,14 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import Criterion
 from annotation.services import DomainError
 from judges.ladder import Ladder, cost_ladders
@@ -52,11 +51,6 @@ METRIC_LABELS = {
     "kappa": "Cohen's κ",
 }
 KIND_LABELS = {"false_pass": "False pass", "false_fail": "False fail"}
-
-
-def _require_runner(access: ProjectAccess) -> None:
-    if not access.can_ingest:
-        raise PermissionDenied("Only the expert and engineers can run judges; viewers see the results")
 
 
 # --- presentation of a report (pure: the report dict in, rows for the template out) ---------------------------
@@ -179,9 +173,8 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def judge_run_create(request: HttpRequest, slug: str, judge_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_runner(access)
-    judge = get_object_or_404(Judge, pk=judge_id, project=access.project)
+    access = get_project_for_user(request, slug, Permission.RUN_JUDGES)
+    judge = access.get_object_or_404(Judge, pk=judge_id)
     number = request.POST.get("version", "").strip()
     split = request.POST.get("split", "").strip()
     version = None
@@ -297,10 +290,10 @@ def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> 
 @require_GET
 def judge_run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
-    run = get_object_or_404(
+    run = access.get_object_or_404(
         JudgeRun.objects.select_related("version__judge__criterion", "created_by"),
+        via="version__judge__project",
         pk=run_id,
-        version__judge__project=access.project,
     )
     context = _run_context(request, access, run)
     if request.htmx:
@@ -317,9 +310,8 @@ def judge_run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpRespon
 @login_required
 @require_POST
 def judge_run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_runner(access)
-    run = get_object_or_404(JudgeRun, pk=run_id, version__judge__project=access.project)
+    access = get_project_for_user(request, slug, Permission.RUN_JUDGES)
+    run = access.get_object_or_404(JudgeRun, via="version__judge__project", pk=run_id)
     try:
         judge_run_cancel(run=run)
     except DomainError as exc:

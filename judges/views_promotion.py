@@ -13,14 +13,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, get_project_for_user
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
 from judges.models import Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
@@ -37,11 +36,6 @@ from judges.promotions import (
 BAR_MIN_EXCLUSIVE, BAR_MAX = 0.5, 1.0
 HISTORY_LIMIT = 200
 COMMENT_MAX_CHARS = 2000
-
-
-def _require_promoter(access: ProjectAccess) -> None:
-    if not access.can_ingest:
-        raise PermissionDenied("Only the expert and engineers can promote judges; viewers see the promotions")
 
 
 # --- the bar -------------------------------------------------------------------------------------------------------
@@ -146,9 +140,8 @@ def judge_promotion_context(*, project: Project, judge: Judge, versions: list[Ju
 @login_required
 @require_POST
 def judge_version_promote_view(request: HttpRequest, slug: str, judge_id: int, number: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_promoter(access)
-    judge = get_object_or_404(Judge.objects.select_related("criterion"), pk=judge_id, project=access.project)
+    access = get_project_for_user(request, slug, Permission.PROMOTE_JUDGES)
+    judge = access.get_object_or_404(Judge.objects.select_related("criterion"), pk=judge_id)
     version = get_object_or_404(JudgeVersion, judge=judge, number=number)
     comment = request.POST.get("comment", "").strip()[:COMMENT_MAX_CHARS]
     try:
@@ -163,9 +156,8 @@ def judge_version_promote_view(request: HttpRequest, slug: str, judge_id: int, n
 @login_required
 @require_POST
 def promotion_withdraw_view(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_promoter(access)
-    criterion = get_object_or_404(Criterion, pk=criterion_id, project=access.project)
+    access = get_project_for_user(request, slug, Permission.PROMOTE_JUDGES)
+    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
     ended = promotion_withdraw(criterion=criterion, user=request.user)
     if ended is None:
         messages.info(request, f"{criterion.name} had no promoted judge.")
@@ -180,9 +172,7 @@ def promotion_withdraw_view(request: HttpRequest, slug: str, criterion_id: int) 
 @login_required
 @require_POST
 def promotion_bar_update(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    if not access.is_expert:
-        raise PermissionDenied("Only the expert sets the promotion bar")
+    access = get_project_for_user(request, slug, Permission.SET_PROMOTION_BAR)
     project = access.project
     min_tpr, tpr_error = parse_bar_value("min_tpr", request.POST.get("min_tpr", ""))
     min_tnr, tnr_error = parse_bar_value("min_tnr", request.POST.get("min_tnr", ""))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
-from annotation.access import get_project_for_user
+from annotation.access import Permission, get_project_for_user
 from annotation.services import DomainError
 from judges.models import JudgeRun
 from judges.review_sessions import disagreement_session_create
@@ -18,11 +17,9 @@ from judges.review_sessions import disagreement_session_create
 @login_required
 @require_POST
 def disagreement_session_create_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    if not access.can_code:
-        raise PermissionDenied("Viewers cannot create review sessions.")
-    run = get_object_or_404(
-        JudgeRun.objects.select_related("version__judge__criterion"), version__judge__project=access.project, pk=run_id
+    access = get_project_for_user(request, slug, Permission.CREATE_SESSIONS)
+    run = access.get_object_or_404(
+        JudgeRun.objects.select_related("version__judge__criterion"), via="version__judge__project", pk=run_id
     )
     kind = request.POST.get("kind") or None
     try:

@@ -11,13 +11,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import Label, Trace
 from annotation.services import DomainError
 from judges.charts import history_chart, history_rows
@@ -34,11 +33,6 @@ VERSIONS_SHOWN = 50
 COMMENT_MAX_CHARS = 2000
 CONFIG_MAX_CHARS = 100_000
 _DIFF_PARAM = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
-
-
-def _require_editor(access: ProjectAccess) -> None:
-    if not access.can_ingest:
-        raise PermissionDenied("Only the expert and engineers can change judges; viewers see them")
 
 
 def _pretty(config: dict[str, Any]) -> str:
@@ -93,7 +87,7 @@ def parse_diff_param(raw: str, numbers: set[int]) -> tuple[tuple[int, int] | Non
 
 
 def _get_judge(access: ProjectAccess, judge_id: int) -> Judge:
-    return get_object_or_404(Judge.objects.select_related("criterion"), pk=judge_id, project=access.project)
+    return access.get_object_or_404(Judge.objects.select_related("criterion"), pk=judge_id)
 
 
 def _judge_context(
@@ -157,8 +151,7 @@ def judge_detail(request: HttpRequest, slug: str, judge_id: int) -> HttpResponse
 @login_required
 @require_POST
 def judge_version_create_view(request: HttpRequest, slug: str, judge_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_JUDGES)
     judge = _get_judge(access, judge_id)
     raw_config = request.POST.get("config", "")
     comment = request.POST.get("comment", "").strip()
@@ -195,12 +188,9 @@ def judge_version_create_view(request: HttpRequest, slug: str, judge_id: int) ->
 def judge_example_add(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     """A new version of the run's LLM judge with the disagreement's trace appended to its few-shot examples; the
     expert's critique of that trace becomes the example's reasoning when the prompt is built."""
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
-    run = get_object_or_404(
-        JudgeRun.objects.select_related("version__judge__criterion__project"),
-        pk=run_id,
-        version__judge__project=access.project,
+    access = get_project_for_user(request, slug, Permission.EDIT_JUDGES)
+    run = access.get_object_or_404(
+        JudgeRun.objects.select_related("version__judge__criterion__project"), via="version__judge__project", pk=run_id
     )
     judge = run.version.judge
     back = redirect("judge_run_detail", slug, run.pk)

@@ -8,15 +8,14 @@ from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, get_project_for_user
 from annotation.models import Criterion
 from annotation.services import DomainError
 from judges.models import Promotion
@@ -42,11 +41,6 @@ WINDOWS = {
 }
 DEFAULT_WINDOW = {"hour": "48h", "day": "30d"}
 TRACES_PER_PAGE = 50
-
-
-def _require_editor(access: ProjectAccess) -> None:
-    if not access.can_ingest:
-        raise PermissionDenied("Only the expert and engineers can change alert rules")
 
 
 @dataclass(frozen=True)
@@ -107,7 +101,7 @@ class BucketRow:
 def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    criterion = get_object_or_404(Criterion, project=project, pk=criterion_id)
+    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
     bucket = request.GET.get("bucket") if request.GET.get("bucket") in WINDOWS else "hour"
     window = request.GET.get("window") if request.GET.get("window") in WINDOWS[bucket] else DEFAULT_WINDOW[bucket]
     promotion = current_promotions(project=project).get(criterion.pk)
@@ -154,9 +148,8 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
 @login_required
 @require_POST
 def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
-    criterion = get_object_or_404(Criterion, project=access.project, pk=criterion_id)
+    access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
+    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
     form = AlertRuleForm(request.POST, instance=AlertRule(project=access.project, criterion=criterion))
     if form.is_valid():
         form.instance.created_by = request.user
@@ -172,9 +165,8 @@ def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -
 @require_POST
 def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
     """Enable, disable or delete a rule. Disabling or deleting resolves its open alert: nobody watches it any more."""
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
-    rule = get_object_or_404(AlertRule, project=access.project, pk=rule_id)
+    access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
+    rule = access.get_object_or_404(AlertRule, pk=rule_id)
     action = request.POST.get("action")
     if action not in {"enable", "disable", "delete"}:
         messages.error(request, f"Unknown action {action!r} for alert rule {rule.pk}.")
@@ -194,9 +186,7 @@ def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> Htt
 def monitoring_alert(request: HttpRequest, slug: str, alert_id: int) -> HttpResponse:
     """An alert and the traces behind it: the sampled traces of its bucket that the judge failed."""
     access = get_project_for_user(request, slug)
-    alert = get_object_or_404(
-        Alert.objects.select_related("rule", "criterion", "version__judge"), project=access.project, pk=alert_id
-    )
+    alert = access.get_object_or_404(Alert.objects.select_related("rule", "criterion", "version__judge"), pk=alert_id)
     judgments = (
         failed_judgments(version_id=alert.version_id, start=alert.bucket_start, end=alert.bucket_end)
         if alert.version_id
@@ -214,8 +204,7 @@ def monitoring_settings(request: HttpRequest, slug: str) -> HttpResponse:
     project = access.project
     form = SamplingRateForm(initial={"rate_percent": round(sampling_rate(project=project) * 100, 2)})
     if request.method == "POST":
-        if not access.is_expert:
-            raise PermissionDenied("Only the project's expert can change the sampling rate")
+        access.require(Permission.SET_SAMPLING_RATE)
         form = SamplingRateForm(request.POST)
         if form.is_valid():
             try:

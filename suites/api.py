@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 
-from annotation.api import AUTH, Error
-from annotation.models import ApiToken, Project, Role
-from annotation.selectors import project_role
+from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
+from annotation.api import Error
 from annotation.trace_format import loads
+from core.validation import Expected, problems
 from suites.evalsuite import DEFAULT_ALPHA, SuiteInputError, evalsuite_enqueue, evalsuite_run, records_from_list
 from suites.models import SuiteRun
 
 router = Router(tags=["suites"])
 
-BODY_KEYS = ("candidates", "baseline", "name", "include_llm", "criteria", "alpha", "wait")
+
+def _id_as_text(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class EvalsuiteIn(Schema):
+    """Candidate outputs for the golden inputs, and how to judge them."""
+
+    # The candidates themselves are read line by line by the suite, which names each bad one (`line N: …`) as
+    # `manage.py evalsuite` does, and checks the ranges (alpha, name) for both.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    candidates: Annotated[list[Any], Expected('a list of {"id", "output"} objects')] = Field(
+        description='One {"id", "output", "messages"?, "metadata"?} per golden trace id.'
+    )
+    # A run's id may come as a number; runs are looked up by name or id as text.
+    baseline: Annotated[str | None, BeforeValidator(_id_as_text), Expected("a run name or id")] = Field(
+        None, description="An earlier run's name or id."
+    )
+    name: str = Field("", description="A label for this run (a release, a commit).")
+    include_llm: bool = False
+    criteria: Annotated[list[str] | None, Expected("a list of criterion names")] = None
+    alpha: float = DEFAULT_ALPHA
+    wait: bool | None = Field(
+        None,
+        description="Judge before answering (200); false: queue for the worker (202). "
+        "Default: true, false with include_llm.",
+    )
 
 
 class BadInput(Schema):
@@ -27,34 +54,7 @@ class BadInput(Schema):
 
 
 EVALSUITE_BODY_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["candidates"],
-                    "properties": {
-                        "candidates": {
-                            "type": "array",
-                            "description": 'One {"id", "output", "messages"?, "metadata"?} per golden trace id.',
-                            "items": {"type": "object"},
-                        },
-                        "baseline": {"type": "string", "description": "An earlier run's name or id."},
-                        "name": {"type": "string", "description": "A label for this run (a release, a commit)."},
-                        "include_llm": {"type": "boolean", "default": False},
-                        "criteria": {"type": "array", "items": {"type": "string"}},
-                        "alpha": {"type": "number", "default": DEFAULT_ALPHA},
-                        "wait": {
-                            "type": "boolean",
-                            "description": "Judge before answering (200); false: queue for the worker (202). "
-                            "Default: true, false with include_llm.",
-                        },
-                    },
-                }
-            }
-        },
-    }
+    "requestBody": {"required": True, "content": {"application/json": {"schema": EvalsuiteIn.model_json_schema()}}}
 }
 
 
@@ -62,7 +62,7 @@ def _bad(detail: str, errors: list[str] | None = None) -> Status[dict[str, Any]]
     return Status(400, {"detail": detail, "errors": errors or [detail]})
 
 
-def _parse_body(request: HttpRequest) -> tuple[dict[str, Any] | None, Status[dict[str, Any]] | None]:
+def _parse_body(request: HttpRequest) -> tuple[EvalsuiteIn | None, Status[dict[str, Any]] | None]:
     limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
     body = request.read(limit + 1)
     if len(body) > limit:
@@ -73,31 +73,11 @@ def _parse_body(request: HttpRequest) -> tuple[dict[str, Any] | None, Status[dic
         payload = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, _bad(f"Malformed JSON: {exc}")
-    if not isinstance(payload, dict):
-        return None, _bad('Expected a JSON object {"candidates": [...]}')
-    problems = [f"unknown key {key!r} (keys: {', '.join(BODY_KEYS)})" for key in sorted(set(payload) - set(BODY_KEYS))]
-    if not isinstance(payload.get("candidates"), list):
-        problems.append('candidates: expected a list of {"id", "output"} objects')
-    baseline = payload.get("baseline")
-    if isinstance(baseline, int) and not isinstance(baseline, bool):
-        payload["baseline"] = str(baseline)
-    elif baseline is not None and not isinstance(baseline, str):
-        problems.append("baseline: expected a run name or id")
-    if not isinstance(payload.get("name", ""), str):
-        problems.append("name: expected a string")
-    if not isinstance(payload.get("include_llm", False), bool):
-        problems.append("include_llm: expected true or false")
-    if not isinstance(payload.get("wait", True), bool):
-        problems.append("wait: expected true or false")
-    criteria = payload.get("criteria")
-    if criteria is not None and not (isinstance(criteria, list) and all(isinstance(c, str) for c in criteria)):
-        problems.append("criteria: expected a list of criterion names")
-    alpha = payload.get("alpha", DEFAULT_ALPHA)
-    if isinstance(alpha, bool) or not isinstance(alpha, int | float):
-        problems.append("alpha: expected a number")
-    if problems:
-        return None, _bad(problems[0], problems)
-    return payload, None
+    try:
+        return EvalsuiteIn.model_validate(payload), None
+    except ValidationError as exc:
+        errors = problems(exc, EvalsuiteIn, root="body", unknown="unknown key {key!r} (keys: {keys})")
+        return None, _bad(errors[0], errors)
 
 
 class QueuedOut(Schema):
@@ -119,26 +99,9 @@ class SuiteRunOut(Schema):
     result: dict[str, Any] | None
 
 
-def _denied(request: HttpRequest, project: Project, *, run: bool) -> Status[dict[str, Any]] | None:
-    """None when the caller may see (or, with `run`, start) suite runs of the project, else the error response."""
-    auth = request.auth  # type: ignore[attr-defined]
-    if isinstance(auth, ApiToken):
-        if auth.project_id == project.pk:
-            return None
-        if run:
-            return Status(403, {"detail": "This token belongs to another project"})
-        return Status(404, {"detail": "No such suite run"})  # another project's runs are not even there
-    role = project_role(project=project, user=auth)
-    if role is None:
-        return Status(404, {"detail": "No such project" if run else "No such suite run"})
-    if run and role not in {Role.EXPERT, Role.ENGINEER}:
-        return Status(403, {"detail": "Viewers cannot run the suite; ask the project's expert for the engineer role"})
-    return None
-
-
 @router.post(
     "/projects/{slug}/evalsuite",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: dict[str, Any], 202: QueuedOut, 400: BadInput, 403: Error, 404: Error, 413: Error, 415: Error},
     summary="Run the regression suite on candidate outputs for the golden inputs",
     description=(
@@ -153,32 +116,27 @@ def _denied(request: HttpRequest, project: Project, *, run: bool) -> Status[dict
     ),
     openapi_extra=EVALSUITE_BODY_DOC,
 )
-def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
-    project = Project.objects.filter(slug=slug).first()
-    if project is None:
-        return Status(404, {"detail": "No such project"})
-    denied = _denied(request, project, run=True)
-    if denied is not None:
-        return denied
+def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]] | HttpResponse:
+    access = api_access(request, slug, Permission.RUN_SUITE)
+    if not isinstance(access, ProjectAccess):
+        return access
     payload, problem = _parse_body(request)
     if problem is not None:
         return problem
     assert payload is not None
-    auth = request.auth  # type: ignore[attr-defined]
-    include_llm = payload.get("include_llm", False)
     options: dict[str, Any] = {
-        "project": project,
-        "records": records_from_list(payload["candidates"]),
-        "baseline": payload.get("baseline"),
-        "name": payload.get("name", ""),
-        "include_llm": include_llm,
-        "criteria": payload.get("criteria"),
-        "alpha": float(payload.get("alpha", DEFAULT_ALPHA)),
+        "project": access.project,
+        "records": records_from_list(payload.candidates),
+        "baseline": payload.baseline,
+        "name": payload.name,
+        "include_llm": payload.include_llm,
+        "criteria": payload.criteria,
+        "alpha": payload.alpha,
         "candidates_file": "api",
-        "user": auth if isinstance(auth, AbstractBaseUser) else None,
+        "user": access.user,
     }
     try:
-        if payload.get("wait", not include_llm):
+        if payload.wait if payload.wait is not None else not payload.include_llm:
             return Status(200, evalsuite_run(**options).result)
         run = evalsuite_enqueue(**options)
     except SuiteInputError as exc:
@@ -188,7 +146,7 @@ def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
 
 @router.get(
     "/suite-runs/{run_id}",
-    auth=AUTH,
+    auth=API_AUTH,
     response={200: SuiteRunOut, 404: Error},
     summary="A suite run: status and, once done, its result",
     description=(
@@ -196,10 +154,10 @@ def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]]:
         "object once done, with `exit_code` 0 or 1. 404 for a run the caller cannot see."
     ),
 )
-def suite_run_get(request: HttpRequest, run_id: int) -> Status[dict[str, Any]]:
-    run = SuiteRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None or _denied(request, run.project, run=False) is not None:
-        return Status(404, {"detail": f"No suite run {run_id}"})
+def suite_run_get(request: HttpRequest, run_id: int) -> Status[dict[str, Any]] | HttpResponse:
+    run = api_object(request, SuiteRun.objects, run_id, Permission.VIEW, missing=f"No suite run {run_id}")
+    if not isinstance(run, SuiteRun):
+        return run
     done = run.status == SuiteRun.Status.DONE
     return Status(
         200,

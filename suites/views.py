@@ -2,7 +2,7 @@
 snapshots, bulk removal, and the JSONL export of any version.
 
 Every view starts with `get_project_for_user` (404 for outsiders). Experts and engineers change the set
-(`access.can_code`); viewers see it read-only and get 403 on a write.
+(`Permission.EDIT_GOLDEN_SET`); viewers see it read-only and get 403 on a write.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import Criterion, Trace
 from annotation.queue import QueueParams
 from annotation.services import DomainError
@@ -46,11 +45,6 @@ MAX_COMMENT_CHARS = 2000
 class GoldenAddForm(forms.Form):
     reason = forms.ChoiceField(choices=GoldenEntry.Reason.choices)
     comment = forms.CharField(required=False, max_length=MAX_COMMENT_CHARS, strip=True)
-
-
-def _require_editor(access: ProjectAccess) -> None:
-    if not access.can_code:
-        raise PermissionDenied("Only the expert and engineers can change the golden set; viewers see it.")
 
 
 def _positive_int(value: str | None) -> int | None:
@@ -82,9 +76,8 @@ def _panel_response(
 @login_required
 @require_POST
 def golden_trace_add(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
-    trace = get_object_or_404(Trace, project=access.project, pk=trace_id)
+    access = get_project_for_user(request, slug, Permission.EDIT_GOLDEN_SET)
+    trace = access.get_object_or_404(Trace, pk=trace_id)
     params = QueueParams.from_query(request.GET)
     form = GoldenAddForm(request.POST)
     if not form.is_valid():
@@ -106,9 +99,8 @@ def golden_trace_add(request: HttpRequest, slug: str, trace_id: int) -> HttpResp
 @login_required
 @require_POST
 def golden_trace_remove(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
-    trace = get_object_or_404(Trace, project=access.project, pk=trace_id)
+    access = get_project_for_user(request, slug, Permission.EDIT_GOLDEN_SET)
+    trace = access.get_object_or_404(Trace, pk=trace_id)
     golden_remove(project=access.project, traces=[trace], user=request.user)
     return _panel_response(request, access, trace, QueueParams.from_query(request.GET))
 
@@ -174,7 +166,7 @@ def golden_set(request: HttpRequest, slug: str) -> HttpResponse:
         else "",
         "older_versions_query": urlencode({**base, "versions_before": older_versions}) if older_versions else "",
         "history": history,
-        "can_edit": access.can_code and not (bool(version) and version != current),
+        "can_edit": access.can(Permission.EDIT_GOLDEN_SET) and not (bool(version) and version != current),
     }
     return render(request, "suites/golden_set.html", context)
 
@@ -183,8 +175,7 @@ def golden_set(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def golden_bulk_remove(request: HttpRequest, slug: str) -> HttpResponse:
     """Takes the ticked traces out of the set in one new version."""
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_GOLDEN_SET)
     ids = [int(value) for value in request.POST.getlist("trace") if value.isdigit()][:MAX_BULK]
     traces = list(Trace.objects.filter(project=access.project, pk__in=ids).only("id", "external_id", "project_id"))
     if not traces:
@@ -221,9 +212,8 @@ def golden_export(request: HttpRequest, slug: str, version: int) -> StreamingHtt
 @require_POST
 def suite_floor_update(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
     """Sets or clears a criterion's regression-suite floor from the panel on the criterion page."""
-    access = get_project_for_user(request, slug)
-    _require_editor(access)
-    criterion = get_object_or_404(Criterion, pk=criterion_id, project=access.project)
+    access = get_project_for_user(request, slug, Permission.EDIT_CRITERIA)
+    criterion = access.get_object_or_404(Criterion.objects.all(), pk=criterion_id)
     raw = request.POST.get("min_pass_rate", "").strip()
     try:
         floor = float(raw) if raw else None

@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.http import HttpResponseStopPolling
 
@@ -70,7 +70,7 @@ def suite_run_list(request: HttpRequest, slug: str) -> HttpResponse:
 def suite_run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    run = get_object_or_404(SuiteRun.objects.select_related("baseline", "created_by"), pk=run_id, project=project)
+    run = access.get_object_or_404(SuiteRun.objects.select_related("baseline", "created_by"), pk=run_id)
     summary: dict[str, Any] = run.summary or {}
     # By id: a criterion renamed since the run still shows its cases.
     criteria = {c.pk: c for c in Criterion.objects.filter(project=project)}

@@ -1,8 +1,9 @@
 """Editing the codebook: one page per failure mode with its notes and history, and the forms that change it.
 
-Every view starts with `get_project_for_user` (404 for outsiders); writes need `can_code` (403 for viewers) and go
-through the services in `annotation.codebook`, whose DomainError messages are shown as they are. Each form posts
-for real (redirect after success, errors as messages); with htmx it swaps the page region in place instead.
+Every view starts with `get_project_for_user` (404 for outsiders); writes need `Permission.EDIT_CODEBOOK` (403 for
+viewers) and go through the services in `annotation.codebook`, whose DomainError messages are shown as they are.
+Each form posts for real (redirect after success, errors as messages); with htmx it swaps the page region in place
+instead.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import codebook
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode
 from annotation.services import DomainError
 
@@ -127,7 +127,7 @@ def _describe(change: FailureModeChange) -> HistoryItem:
 
 
 def _get_mode(access: ProjectAccess, mode_id: int) -> FailureMode:
-    return get_object_or_404(FailureMode.objects.select_related("merged_into"), project=access.project, pk=mode_id)
+    return access.get_object_or_404(FailureMode.objects.select_related("merged_into"), pk=mode_id)
 
 
 def _page_context(request: HttpRequest, access: ProjectAccess, mode: FailureMode, **extra: Any) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def failure_mode_detail(request: HttpRequest, slug: str, mode_id: int) -> HttpRe
 @require_POST
 def failure_mode_new(request: HttpRequest, slug: str) -> HttpResponse:
     """The "New failure mode" form of the failure-modes list: on to the new mode's page, or back with the error."""
-    access = _coder_access(request, slug)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     try:
         mode = codebook.failure_mode_create(
             project=access.project,
@@ -185,13 +185,6 @@ def failure_mode_new(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("failure_mode_detail", slug, mode.pk)
 
 
-def _coder_access(request: HttpRequest, slug: str) -> ProjectAccess:
-    access = get_project_for_user(request, slug)
-    if not access.can_code:
-        raise PermissionDenied("Viewers cannot edit the codebook.")
-    return access
-
-
 # Edits of one mode: each view parses its form and calls one service; `_apply_edit` answers the same way for all.
 
 
@@ -200,7 +193,7 @@ def _apply_edit(
 ) -> HttpResponse:
     """Run `edit` on the mode and report: a redirect with a message, or with htmx the page region re-rendered with
     the outcome beside the forms (and a failed form's input kept, so nothing typed is lost)."""
-    access = _coder_access(request, slug)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     mode = _get_mode(access, mode_id)
     outcome: dict[str, Any]
     try:

@@ -2,7 +2,7 @@
 on the review page.
 
 Every view starts with `get_project_for_user` (404 for outsiders, before anything else is looked up); writes need
-`access.can_code` (403 for viewers) and go through `annotation.codebook`, the only writer of note ↔ mode links.
+`Permission.EDIT_CODEBOOK` (403 for viewers) and go through `annotation.codebook`, the only writer of note ↔ mode links.
 Bad input (no notes selected, an unknown mode, a note of another project) is answered with a message naming it,
 and nothing is written.
 """
@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import Exists, Max, Min, OuterRef, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
@@ -26,7 +25,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.charts import pareto_chart
 from annotation.codebook import failure_mode_create, notes_assign, notes_unassign
 from annotation.models import FailureMode, Note, NoteFailureMode, Project
@@ -46,11 +45,6 @@ MODE_CHOICES_LIMIT = 1000
 SCAN_WINDOW = 50_000
 # "1,000+ uncoded notes" is as useful as the exact number and costs a bounded scan instead of a full one.
 COUNT_LIMIT = 1000
-
-
-def _require_coder(access: ProjectAccess) -> None:
-    if not access.can_code:
-        raise PermissionDenied("Viewers cannot code notes to failure modes.")
 
 
 def _parse_id(raw: str) -> int | None:
@@ -270,7 +264,7 @@ def _board_context(access: ProjectAccess, params: BoardParams, **extra: Any) -> 
         "board_url": board_url,
         "next_url": board_url + params.querystring(after=page.next_cursor) if page.next_cursor else "",
         "previous_url": board_url + params.querystring(before=page.previous_cursor) if page.previous_cursor else "",
-        "modes": mode_choices(project) if access.can_code else [],
+        "modes": mode_choices(project) if access.can(Permission.EDIT_CODEBOOK) else [],
         "pareto": pareto_chart(pareto_counts(project), trace_list_url=reverse("trace_list", args=[project.slug])),
         "selected": set(),
         **extra,
@@ -333,8 +327,7 @@ def _chosen_mode(project: Project, raw_mode: str, new_name: str, actor: Abstract
 @require_POST
 def coding_assign(request: HttpRequest, slug: str) -> HttpResponse:
     """The bulk action: code the selected notes to an existing mode, or to a new one created on the spot."""
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     project = access.project
     params = BoardParams.from_query(request.GET)
     raw_ids = request.POST.getlist("note")
@@ -392,8 +385,7 @@ def _chips_response(request: HttpRequest, access: ProjectAccess, note: Note, err
 @require_POST
 def note_mode_assign(request: HttpRequest, slug: str, note_id: int) -> HttpResponse:
     """Code one note to an existing mode (`mode` = its id)."""
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     note = _note(access.project, note_id)
     raw = request.POST.get("mode", "")
     try:
@@ -409,8 +401,7 @@ def note_mode_assign(request: HttpRequest, slug: str, note_id: int) -> HttpRespo
 @require_POST
 def note_mode_create(request: HttpRequest, slug: str, note_id: int) -> HttpResponse:
     """Create a mode named `name` and code the note to it, in one transaction."""
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     note = _note(access.project, note_id)
     try:
         with transaction.atomic():
@@ -426,10 +417,9 @@ def note_mode_create(request: HttpRequest, slug: str, note_id: int) -> HttpRespo
 @require_POST
 def note_mode_remove(request: HttpRequest, slug: str, note_id: int, mode_id: int) -> HttpResponse:
     """Take one mode off one note (a chip's ×)."""
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     note = _note(access.project, note_id)
-    mode = get_object_or_404(FailureMode, project=access.project, pk=mode_id)
+    mode = access.get_object_or_404(FailureMode, pk=mode_id)
     notes_unassign(notes=[note], failure_mode=mode)
     return _chips_response(request, access, note)
 

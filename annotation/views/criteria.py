@@ -5,23 +5,17 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, get_project_for_user
 from annotation.forms import CriterionForm
 from annotation.models import Criterion, FailureMode, Project
 from annotation.panels import panels_render
 from annotation.services import DomainError, criterion_create, criterion_update
 
 TEMPLATE = "annotation/criterion_form.html"
-
-
-def _require_coder(access: ProjectAccess) -> None:
-    if not access.can_code:
-        raise PermissionDenied("Only the expert and engineers can change criteria")
 
 
 def _modes(project: Project, current: FailureMode | None = None):
@@ -32,8 +26,7 @@ def _modes(project: Project, current: FailureMode | None = None):
 
 @login_required
 def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CRITERIA)
     project = access.project
     modes = _modes(project)
     if request.method == "POST":
@@ -58,10 +51,9 @@ def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CRITERIA)
     project = access.project
-    criterion = get_object_or_404(Criterion.objects.select_related("failure_mode"), pk=criterion_id, project=project)
+    criterion = access.get_object_or_404(Criterion.objects.select_related("failure_mode"), pk=criterion_id)
     modes = _modes(project, criterion.failure_mode)
     if request.method == "POST":
         form = CriterionForm(request.POST, modes=modes)

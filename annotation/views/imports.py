@@ -9,18 +9,17 @@ from pathlib import PurePath
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from annotation.access import get_project_for_user
+from annotation.access import Permission, get_project_for_user
 from annotation.ingest import ON_CONFLICT_CHOICES
 from annotation.models import ImportJob
 from annotation.tasks import import_job_run
@@ -63,9 +62,7 @@ def import_upload(request: HttpRequest, slug: str) -> HttpResponse:
 
 @csrf_protect
 def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    if not access.can_ingest:
-        raise PermissionDenied("Only the expert and engineers can import traces")
+    access = get_project_for_user(request, slug, Permission.ADD_TRACES)
     project = access.project
     limit = limiter.limit
     upload = request.FILES.get("file")
@@ -104,7 +101,7 @@ def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) 
 @require_GET
 def import_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
-    job = get_object_or_404(ImportJob, pk=job_id, project=access.project)
+    job = access.get_object_or_404(ImportJob, pk=job_id)
     context = {"project": access.project, "access": access, "job": job}
     if request.htmx:
         response = render(request, "annotation/import_detail.html#progress", context)

@@ -23,7 +23,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.forms import LabelForm, NoteForm, SittingForm
 from annotation.models import (
     Criterion,
@@ -281,7 +281,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
 def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    trace = get_object_or_404(Trace.objects.select_related("project"), project=project, external_id=external_id)
+    trace = access.get_object_or_404(Trace.objects.select_related("project"), external_id=external_id)
     params = _queue_params(request, project)
     context = _base_context(request, access, trace, params)
     context.update(_progress_context(request, project, params))
@@ -342,9 +342,7 @@ def trace_previous(request: HttpRequest, slug: str, trace_id: int) -> HttpRespon
 @require_POST
 def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
     """`r`: a trace that needs no label leaves the queue; then on to the next one."""
-    access = get_project_for_user(request, slug)
-    if not access.is_expert:
-        raise PermissionDenied("Only the project's expert can mark traces reviewed.")
+    access = get_project_for_user(request, slug, Permission.LABEL)
     project = access.project
     trace = _get_trace(project, trace_id)
     params = _queue_params(request, project)
@@ -363,12 +361,10 @@ def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpR
 @require_POST
 def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int) -> HttpResponse:
     """Autosave of one criterion: a pass/fail click or a pause in typing the critique."""
-    access = get_project_for_user(request, slug)
-    if not access.is_expert:
-        raise PermissionDenied("Only the project's expert can label traces.")
+    access = get_project_for_user(request, slug, Permission.LABEL)
     project = access.project
     trace = _get_trace(project, trace_id)
-    criterion = get_object_or_404(Criterion, project=project, pk=criterion_id)
+    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
     params = QueueParams.from_query(request.GET)
     label = Label.objects.filter(trace=trace, criterion=criterion).first()
     history = _history([label]).get(label.pk, []) if label else []
@@ -434,13 +430,13 @@ def note_add(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
         note_create(trace=trace, author=request.user, text=form.cleaned_data["text"])
     except DomainError as exc:
         return _notes_response(request, access, trace, params, note_error=str(exc), note_draft=text)
-    if access.is_expert:
+    if access.can(Permission.LABEL):
         session_item_revisit(project=access.project, session_id=params.session, trace=trace)
     return _notes_response(request, access, trace, params)
 
 
 def _own_note(request: HttpRequest, access: ProjectAccess, note_id: int) -> Note:
-    note = get_object_or_404(Note.objects.select_related("trace__project"), trace__project=access.project, pk=note_id)
+    note = access.get_object_or_404(Note.objects.select_related("trace__project"), via="trace__project", pk=note_id)
     if note.author_id != request.user.pk:
         raise PermissionDenied("Only the author can change a note.")
     return note

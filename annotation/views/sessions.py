@@ -11,14 +11,13 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.access import ProjectAccess, get_project_for_user
-from annotation.models import ReviewSession, ReviewSessionTrace, Role
+from annotation.access import Permission, ProjectAccess, get_project_for_user
+from annotation.models import ReviewSession, ReviewSessionTrace
 from annotation.queue import QueueParams, decode_cursor, keyset_after
 from annotation.services import DomainError
 from annotation.sessions import (
@@ -70,11 +69,6 @@ class SessionForm(forms.Form):
         return meta
 
 
-def _can_create(access: ProjectAccess) -> bool:
-    # Picking what to review next is part of running the analysis; viewers only look.
-    return access.role in {Role.EXPERT, Role.ENGINEER}
-
-
 def _list_context(request: HttpRequest, access: ProjectAccess, form: SessionForm | None) -> dict[str, Any]:
     project = access.project
     sessions = ReviewSession.objects.filter(project=project).select_related("created_by")
@@ -92,7 +86,7 @@ def _list_context(request: HttpRequest, access: ProjectAccess, form: SessionForm
         "rows": [(summary, describe_params(summary.session)) for summary in summaries],
         "older": f"{last.created_at.isoformat()}~{last.pk}" if last and has_more else "",
         "paged": before is not None,
-        "can_create": _can_create(access),
+        "can_create": access.can(Permission.CREATE_SESSIONS),
         "form": form if form is not None else SessionForm(),
         "strategies": ReviewSession.Strategy.choices,
         "disagreements": ReviewSession.Strategy.DISAGREEMENTS,
@@ -111,9 +105,7 @@ def session_list(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_create(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    if not _can_create(access):
-        raise PermissionDenied("Viewers cannot create review sessions.")
+    access = get_project_for_user(request, slug, Permission.CREATE_SESSIONS)
     form = SessionForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -148,7 +140,7 @@ def session_create(request: HttpRequest, slug: str) -> HttpResponse:
 def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    session = get_object_or_404(ReviewSession.objects.select_related("created_by"), project=project, pk=session_id)
+    session = access.get_object_or_404(ReviewSession.objects.select_related("created_by"), pk=session_id)
     items = ReviewSessionTrace.objects.filter(session=session).select_related("trace")
     done = ReviewSession.done_field_for(session.strategy)
     reviewed = items.filter(**{f"{done}__isnull": False}).count()

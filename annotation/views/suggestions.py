@@ -7,14 +7,13 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from annotation.access import ProjectAccess, get_project_for_user
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.clustering import DEFAULT_DISTANCE_THRESHOLD, MAX_GROUPS
 from annotation.models import FailureMode, Note, NoteFailureMode, Suggestion, SuggestionRun
 from annotation.services import DomainError
@@ -55,11 +54,6 @@ class SuggestForm(forms.Form):
         return data
 
 
-def _require_coder(access: ProjectAccess) -> None:
-    if not access.can_code:
-        raise PermissionDenied("Only the expert and engineers can work on the codebook")
-
-
 def _page(request: HttpRequest, access: ProjectAccess, *, status: int = 200, **extra: Any) -> HttpResponse:
     project = access.project
     runs = project.suggestion_runs.select_related("created_by").annotate(suggestion_count=Count("suggestions"))
@@ -86,8 +80,7 @@ def suggestion_home(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def suggestion_run_create(request: HttpRequest, slug: str) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     form = SuggestForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
@@ -144,12 +137,12 @@ def _run_context(access: ProjectAccess, run: SuggestionRun) -> dict[str, Any]:
     context: dict[str, Any] = {"run": run, "notices": run_notices(run)}
     if run.status == SuggestionRun.Status.DONE:
         context["suggestions"] = _decorate(list(_suggestions(run)), run)
-        context["modes"] = list(_modes(access)) if access.can_code else []
+        context["modes"] = list(_modes(access)) if access.can(Permission.EDIT_CODEBOOK) else []
     return context
 
 
 def _get_run(access: ProjectAccess, run_id: int) -> SuggestionRun:
-    return get_object_or_404(SuggestionRun.objects.select_related("created_by"), project=access.project, pk=run_id)
+    return access.get_object_or_404(SuggestionRun.objects.select_related("created_by"), pk=run_id)
 
 
 @login_required
@@ -166,8 +159,8 @@ def suggestion_run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpR
 
 
 def _get_suggestion(access: ProjectAccess, suggestion_id: int) -> Suggestion:
-    return get_object_or_404(
-        Suggestion.objects.select_related("run__project"), run__project=access.project, pk=suggestion_id
+    return access.get_object_or_404(
+        Suggestion.objects.select_related("run__project"), via="run__project", pk=suggestion_id
     )
 
 
@@ -205,8 +198,7 @@ def _int_list(values: list[str], field: str) -> list[int]:
 @login_required
 @require_POST
 def suggestion_accept_view(request: HttpRequest, slug: str, suggestion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     suggestion = _get_suggestion(access, suggestion_id)
     try:
         kept = set(_int_list(request.POST.getlist("note"), "kept notes"))
@@ -244,8 +236,7 @@ def suggestion_accept_view(request: HttpRequest, slug: str, suggestion_id: int) 
 @login_required
 @require_POST
 def suggestion_reject_view(request: HttpRequest, slug: str, suggestion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
-    _require_coder(access)
+    access = get_project_for_user(request, slug, Permission.EDIT_CODEBOOK)
     suggestion = _get_suggestion(access, suggestion_id)
     try:
         suggestion = suggestion_reject(suggestion=suggestion, actor=request.user)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotation.access import get_project_for_user
+from annotation.access import Permission, get_project_for_user
 from annotation.services import DomainError
 from annotation.taxonomy_format import CODEBOOK_FORMATS, codebook_format_for
 from annotation.taxonomy_io import (
@@ -89,8 +88,7 @@ def codebook_upload(request: HttpRequest, slug: str) -> HttpResponse:
     report = None
     status = 200
     if request.method == "POST":
-        if not access.can_code:
-            raise PermissionDenied("Viewers cannot change the codebook")
+        access.require(Permission.EDIT_CODEBOOK)
         form = CodebookUploadForm(request.POST, request.FILES)
         if form.is_valid():
             upload = form.cleaned_data["file"]

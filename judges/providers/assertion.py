@@ -15,109 +15,149 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import jsonschema
 from jsonschema.validators import Draft202012Validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from core.validation import Expected, problems
 from judges.providers import ConfigError, Outcome, TraceInput
 
-CHECKS = ("regex", "contains", "json", "json_schema", "length")
-TARGETS = ("output", "input")
-_KEYS = {
-    "regex": {"pattern", "must_match", "ignore_case"},
-    "contains": {"value", "must_contain", "ignore_case"},
-    "json": set(),
-    "json_schema": {"schema"},
-    "length": {"min_chars", "max_chars"},
-}
 _PATH_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\"([^\"]*)\"\]")
 _MISSING = object()
 
 
-def parse_path(path: str) -> list[str | int]:
-    """`$.a.b[0]["odd key"]` → ["a", "b", 0, "odd key"]. Raises ConfigError."""
+def _path_steps(path: str) -> list[str | int]:
     if not path.startswith("$"):
-        raise ConfigError(f"path: must start with $, got {path!r}")
+        raise ValueError(f"must start with $, got {path!r}")
     steps: list[str | int] = []
     position = 1
     while position < len(path):
         match = _PATH_STEP.match(path, position)
         if match is None:
-            raise ConfigError(f"path: cannot read {path[position:]!r} at character {position + 1} of {path!r}")
+            raise ValueError(f"cannot read {path[position:]!r} at character {position + 1} of {path!r}")
         name, index, quoted = match.groups()
         steps.append(int(index) if index is not None else (name if name is not None else quoted))
         position = match.end()
     return steps
 
 
-def _boolean(config: dict[str, Any], key: str, default: bool) -> bool:
-    value = config.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    return value
+def parse_path(path: str) -> list[str | int]:
+    """`$.a.b[0]["odd key"]` → ["a", "b", 0, "odd key"]. Raises ConfigError."""
+    try:
+        return _path_steps(path)
+    except ValueError as exc:
+        raise ConfigError(f"path: {exc}") from None
+
+
+def _readable_path(path: str | None) -> str | None:
+    if path is not None:
+        _path_steps(path)
+    return path
+
+
+def _valid_schema(schema: Any) -> Any:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+    return schema
+
+
+class _Check(BaseModel):
+    """What every check has; `check` picks the kind. Strict: JSON's true is not the string "true", nor 1."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    check: str
+    target: Annotated[Literal["output", "input"], Expected("output or input")] = "output"
+    path: Annotated[str | None, Expected("a string like $.answer"), AfterValidator(_readable_path)] = None
+
+
+class RegexCheck(_Check):
+    check: Literal["regex"]
+    # Before `pattern`: the pattern is compiled with the flag.
+    ignore_case: bool = False
+    pattern: Annotated[str, Expected("a regular expression"), Field(min_length=1)]
+    must_match: bool = True
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str, info: ValidationInfo) -> str:
+        try:
+            re.compile(pattern, re.IGNORECASE if info.data.get("ignore_case") else 0)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+        return pattern
+
+
+class ContainsCheck(_Check):
+    check: Literal["contains"]
+    value: Annotated[str, Expected("the text to look for"), Field(min_length=1)]
+    must_contain: bool = True
+    ignore_case: bool = False
+
+
+class JsonCheck(_Check):
+    check: Literal["json"]
+
+
+class JsonSchemaCheck(_Check):
+    check: Literal["json_schema"]
+    # Not named `schema`, which would shadow a BaseModel method; the config's key is still "schema".
+    json_schema: Annotated[Any, Field(alias="schema"), Expected("a JSON Schema object"), AfterValidator(_valid_schema)]
+
+
+Bound = Annotated[int | None, Expected("a non-negative whole number"), Field(ge=0)]
+
+
+class LengthCheck(_Check):
+    check: Literal["length"]
+    min_chars: Bound = None
+    max_chars: Bound = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> LengthCheck:
+        if self.min_chars is None and self.max_chars is None:
+            raise ValueError("min_chars / max_chars: give at least one bound")
+        if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars: {self.min_chars} is above max_chars {self.max_chars}")
+        return self
+
+
+CHECK_MODELS: dict[str, type[_Check]] = {
+    "regex": RegexCheck,
+    "contains": ContainsCheck,
+    "json": JsonCheck,
+    "json_schema": JsonSchemaCheck,
+    "length": LengthCheck,
+}
+CHECKS = tuple(CHECK_MODELS)
+AssertionConfig = TypeAdapter(
+    Annotated[RegexCheck | ContainsCheck | JsonCheck | JsonSchemaCheck | LengthCheck, Field(discriminator="check")]
+)
 
 
 def validate_config(config: object) -> dict[str, Any]:
-    """The config with defaults filled in. Raises ConfigError naming the key at fault."""
-    if not isinstance(config, dict):
-        raise ConfigError(f"config: expected a JSON object, got {type(config).__name__}")
-    check = config.get("check")
-    if check not in CHECKS:
-        raise ConfigError(f"check: expected one of {', '.join(CHECKS)}, got {check!r}")
-    allowed = _KEYS[check] | {"check", "target", "path"}
-    unknown = sorted(set(config) - allowed)
-    if unknown:
-        raise ConfigError(f"{unknown[0]}: not a setting of a {check} check (settings: {', '.join(sorted(allowed))})")
-    target = config.get("target", "output")
-    if target not in TARGETS:
-        raise ConfigError(f"target: expected output or input, got {target!r}")
-    cleaned: dict[str, Any] = {"check": check, "target": target}
-    if "path" in config:
-        if not isinstance(config["path"], str):
-            raise ConfigError(f"path: expected a string like $.answer, got {config['path']!r}")
-        parse_path(config["path"])
-        cleaned["path"] = config["path"]
-    if check == "regex":
-        pattern = config.get("pattern")
-        if not isinstance(pattern, str) or not pattern:
-            raise ConfigError("pattern: a regular expression is required")
-        cleaned["ignore_case"] = _boolean(config, "ignore_case", False)
-        try:
-            re.compile(pattern, re.IGNORECASE if cleaned["ignore_case"] else 0)
-        except re.error as exc:
-            raise ConfigError(f"pattern: not a valid regular expression: {exc}") from None
-        cleaned["pattern"] = pattern
-        cleaned["must_match"] = _boolean(config, "must_match", True)
-    elif check == "contains":
-        value = config.get("value")
-        if not isinstance(value, str) or not value:
-            raise ConfigError("value: the text to look for is required")
-        cleaned.update(
-            value=value,
-            must_contain=_boolean(config, "must_contain", True),
-            ignore_case=_boolean(config, "ignore_case", False),
-        )
-    elif check == "json_schema":
-        schema = config.get("schema")
-        if not isinstance(schema, dict | bool):
-            raise ConfigError("schema: a JSON Schema object is required")
-        try:
-            Draft202012Validator.check_schema(schema)
-        except jsonschema.SchemaError as exc:
-            raise ConfigError(f"schema: not a valid JSON Schema: {exc.message}") from None
-        cleaned["schema"] = schema
-    elif check == "length":
-        bounds = {key: config.get(key) for key in ("min_chars", "max_chars") if config.get(key) is not None}
-        if not bounds:
-            raise ConfigError("min_chars / max_chars: give at least one bound")
-        for key, value in bounds.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ConfigError(f"{key}: expected a non-negative whole number, got {value!r}")
-        if len(bounds) == 2 and bounds["min_chars"] > bounds["max_chars"]:
-            raise ConfigError(f"min_chars: {bounds['min_chars']} is above max_chars {bounds['max_chars']}")
-        cleaned.update(bounds)
-    return cleaned
+    """The config with defaults filled in. Raises ConfigError naming the key at fault (every one, `; ` between)."""
+    try:
+        checked = AssertionConfig.validate_python(config)
+    except ValidationError as exc:
+        unknown = "{key}: not a setting of a {tag} check (settings: {keys})"
+        raise ConfigError("; ".join(problems(exc, CHECK_MODELS, root="config", unknown=unknown))) from None
+    # Absent settings stay absent (`path`, a length bound): None is never a stored value.
+    return checked.model_dump(by_alias=True, exclude_none=True)
 
 
 def _lookup(value: Any, steps: list[str | int]) -> Any:

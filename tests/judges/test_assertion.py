@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +91,15 @@ def test_length_bounds():
         ({"check": "json", "target": "metadata"}, "target: expected output or input"),
         ({"check": "json", "path": "answer"}, "path: must start with $"),
         ({"check": "json", "path": "$.a..b"}, "path: cannot read '..b' at character 4"),
+        ({}, "check: expected one of regex, contains, json, json_schema, length, got None"),
+        ({"check": 3}, "check: expected one of regex, contains, json, json_schema, length, got 3"),
+        ({"check": "json", "path": 5}, "path: expected a string like $.answer, got 5"),
+        ({"check": "contains", "value": ""}, "value: expected the text to look for, got ''"),
+        ({"check": "contains", "value": "x", "ignore_case": "no"}, "ignore_case: expected true or false, got 'no'"),
+        ({"check": "json_schema"}, "schema: a JSON Schema object is required"),
+        ({"check": "json_schema", "schema": []}, "schema: not a valid JSON Schema: [] is not of type"),
+        ({"check": "length", "max_chars": True}, "max_chars: expected a non-negative whole number, got True"),
+        ({"check": "length", "max_chars": 1.5}, "max_chars: expected a non-negative whole number, got 1.5"),
     ],
 )
 def test_bad_configs_name_the_key(config, message):
@@ -97,3 +110,58 @@ def test_bad_configs_name_the_key(config, message):
 def test_path_parsing():
     assert parse_path("$") == []
     assert parse_path('$.a[2]["b c"].d_e-f') == ["a", 2, "b c", "d_e-f"]
+
+
+def test_every_problem_of_a_config_is_named_at_once_unknown_keys_first():
+    config = {"check": "regex", "pattern": "(", "must_match": "yes", "colour": "red", "target": "metadata"}
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert str(error.value).split("; ") == [
+        "colour: not a setting of a regex check (settings: check, target, path, ignore_case, pattern, must_match)",
+        "target: expected output or input, got 'metadata'",
+        "pattern: not a valid regular expression: missing ), unterminated subpattern at position 0",
+        "must_match: expected true or false, got 'yes'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "cleaned"),
+    [
+        (
+            {"check": "regex", "pattern": "x"},
+            {"check": "regex", "target": "output", "ignore_case": False, "pattern": "x", "must_match": True},
+        ),
+        (
+            {"check": "contains", "value": "x", "path": "$.a", "target": "input", "ignore_case": True},
+            {
+                "check": "contains",
+                "target": "input",
+                "path": "$.a",
+                "value": "x",
+                "must_contain": True,
+                "ignore_case": True,
+            },
+        ),
+        ({"check": "json"}, {"check": "json", "target": "output"}),
+        ({"check": "json_schema", "schema": True}, {"check": "json_schema", "target": "output", "schema": True}),
+        (
+            {"check": "length", "min_chars": None, "max_chars": 9},
+            {"check": "length", "target": "output", "max_chars": 9},
+        ),
+        ({"check": "json", "path": None}, {"check": "json", "target": "output"}),
+    ],
+)
+def test_a_valid_config_comes_back_with_defaults_filled_in_and_absent_settings_left_out(config, cleaned):
+    assert validate_config(config) == cleaned
+    assert validate_config(cleaned) == cleaned  # what is stored validates to itself
+
+
+def test_the_assertion_provider_imports_no_django():
+    # Providers never touch Django (judges/providers/__init__.py): checks that run anywhere, guardrails included.
+    code = (
+        "import sys, judges.providers.assertion; print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=root, check=True)
+    assert result.stdout.strip() == "[]"

@@ -10,6 +10,7 @@ from django.test import Client
 
 from annotation.models import Role
 from annotation.services import api_token_create
+from suites.api import EvalsuiteIn
 from suites.models import SuiteRun
 from tests.factories import add_member, make_project, make_user
 from tests.suites import test_evalsuite as cli
@@ -63,10 +64,46 @@ def test_bad_candidates_are_a_400_with_every_problem_and_nothing_is_stored(clien
     assert response.status_code == 400
     assert response.json()["errors"] == [
         "unknown key 'candidate' (keys: candidates, baseline, name, include_llm, criteria, alpha, wait)",
-        'candidates: expected a list of {"id", "output"} objects',
-        "include_llm: expected true or false",
+        'candidates: a list of {"id", "output"} objects is required',
+        "include_llm: expected true or false, got 'yes'",
     ]
     assert post(client, "not json", token).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ([1], ["body: expected a JSON object, got list"]),
+        (
+            {"candidates": {}, "baseline": [1]},
+            [
+                'candidates: expected a list of {"id", "output"} objects, got {}',
+                "baseline: expected a run name or id, got [1]",
+            ],
+        ),
+        ({"candidates": [], "baseline": True}, ["baseline: expected a run name or id, got True"]),
+        (
+            {"candidates": [], "name": 5, "criteria": ["tone", 2], "alpha": "0.1", "wait": "no"},
+            [
+                "name: expected a string, got 5",
+                "criteria: expected a list of criterion names",
+                "alpha: expected a number, got '0.1'",
+                "wait: expected true or false, got 'no'",
+            ],
+        ),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_a_400_naming_each_field_and_what_came(client, project, token, body, errors):
+    response = post(client, body, token)
+    assert (response.status_code, response.json()) == (400, {"detail": errors[0], "errors": errors})
+    assert not SuiteRun.objects.exists()
+
+
+def test_a_baseline_run_id_may_come_as_a_number_and_defaults_are_filled_in():
+    body = EvalsuiteIn.model_validate({"candidates": [], "baseline": 7})
+    assert (body.baseline, body.name, body.include_llm, body.criteria, body.alpha, body.wait) == (
+        "7", "", False, None, 0.05, None,
+    )  # fmt: skip
 
 
 def test_tokens_and_sessions_are_checked(client, project, criterion, token, outsider_client, teammate_client):
