@@ -1,10 +1,15 @@
 """LLM judges: critique shadowing (judges.providers.llm builds the prompt and checks the answer) with few-shot
-examples from the train split, calls in parallel threads, and the answers already paid for (LLMResponse)."""
+examples from the train split, calls in parallel threads, and the answers already paid for (LLMResponse).
+
+Every answer is stored as soon as its call returns, by the thread that owns the database connection (the pool's
+threads never touch the database): a worker killed mid-chunk keeps what it paid for, and the chunk, run again,
+asks only for what is missing.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -84,22 +89,35 @@ def _priced(config: dict[str, Any], outcome: Outcome) -> Outcome:
 
 
 def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[str, str]]]) -> list[Outcome]:
-    """Every prompt's outcome, in order. The answer cache is read and written here, in this thread: the pool's
-    threads never touch the database."""
+    """Every prompt's outcome, in order. The pool's threads ask; this thread stores each new answer as its call
+    returns."""
     model = config["model"]
-    cache = _ChunkCache(model, [llm.cache_key(model, messages, llm.params(config)) for messages in all_messages])
+    keys = [llm.cache_key(model, messages, llm.params(config)) for messages in all_messages]
+    cache = _AnswerCache(model, keys)
+    outcomes: dict[int, Outcome] = {}
+    pool = ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY)
+    try:
+        futures: dict[Future[Outcome], int] = {
+            pool.submit(
+                llm.judge_messages, client=client, model=model, messages=messages, config=config, cache=cache
+            ): i
+            for i, messages in enumerate(all_messages)
+        }
+        for future in as_completed(futures):
+            i = futures[future]
+            outcomes[i] = future.result()
+            cache.store(keys[i])
+    finally:
+        # Interrupted (a time limit, a lost database): the calls not yet started are never paid for; those in
+        # flight finish in the background and are asked again when the chunk runs again.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [outcomes[i] for i in range(len(all_messages))]
 
-    def ask(messages: list[dict[str, str]]) -> Outcome:
-        return llm.judge_messages(client=client, model=model, messages=messages, config=config, cache=cache)
 
-    with ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY) as pool:
-        outcomes = list(pool.map(ask, all_messages))
-    cache.save()
-    return outcomes
-
-
-class _ChunkCache:
-    """The stored answers for one chunk's prompts, read in one query; new answers are written in one insert."""
+class _AnswerCache:
+    """The stored answers for a batch's prompts, read in one query. The pool's threads read them and hand in new
+    answers (`get`, `put`: dict operations, safe across threads); the owning thread writes each new answer with
+    `store` as soon as its call has returned."""
 
     def __init__(self, model: str, keys: list[str]) -> None:
         self.model = model
@@ -116,19 +134,22 @@ class _ChunkCache:
 
     def put(self, key: str, completion: llm.Completion) -> None:
         if key not in self.found:
-            self.new[key] = completion  # a dict assignment: safe from the pool's threads
+            self.new[key] = completion
 
-    def save(self) -> None:
+    def store(self, key: str) -> None:
+        completion = self.new.pop(key, None)
+        if completion is None:  # read from the store, a malformed answer (never stored), or stored already
+            return
+        self.found[key] = completion
         LLMResponse.objects.bulk_create(
             [
                 LLMResponse(
                     key=key,
                     model=self.model,
-                    text=c.text or "",
-                    prompt_tokens=c.prompt_tokens,
-                    completion_tokens=c.completion_tokens,
+                    text=completion.text or "",
+                    prompt_tokens=completion.prompt_tokens,
+                    completion_tokens=completion.completion_tokens,
                 )
-                for key, c in self.new.items()
             ],
             ignore_conflicts=True,  # the same prompt answered by a concurrent run
         )
