@@ -7,11 +7,10 @@ from dataclasses import dataclass
 
 from django.db.models import Avg, Count, Sum
 
+from judges import kinds
 from judges.models import Judge, JudgeRun, Judgment
 
 TARGET = 0.9
-# Judges that run here without paying anyone: their cost is zero, not unknown.
-LOCAL_KINDS = frozenset({Judge.Kind.ASSERTION, Judge.Kind.CLASSIFIER})
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def cost_ladders(latest_dev_runs: list[tuple[Judge, JudgeRun]]) -> dict[int, Lad
     for judge, run in latest_dev_runs:
         row = totals.get(run.pk, {})
         n = row.get("n") or 0
-        if judge.kind in LOCAL_KINDS:
+        if kinds.get(judge.kind).local:  # runs here without paying anyone: zero, not unknown
             cost = 0.0
         elif n and row.get("priced") == n:
             cost = 1000 * (row["cost"] or 0.0) / n

@@ -8,11 +8,23 @@ from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
 
+# The reasoning a verdict keeps (judgments, suite verdicts, monitoring verdicts); a runaway answer is cut here.
+MAX_REASONING_CHARS = 20_000
+
+
+def kind_choices() -> list[tuple[str, str]]:
+    """The registered judge kinds (judges.kinds): a new kind needs no change to this model."""
+    from judges.kinds import choices  # the kinds import these models
+
+    return choices()
+
 
 class Judge(models.Model):
     """One way of answering one criterion automatically. Its behaviour lives in immutable versions."""
 
     class Kind(models.TextChoices):
+        """The built-in kinds' names; judges.kinds registers these and any other."""
+
         ASSERTION = "assertion", "Assertion"
         CLASSIFIER = "classifier", "Classifier"
         LLM = "llm", "LLM"
@@ -21,7 +33,7 @@ class Judge(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="judges")
     name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=kind_choices)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -133,7 +145,8 @@ class Judgment(models.Model):
 
 
 class LLMResponse(models.Model):
-    """Answers already paid for, by (model, messages, params): a rerun of the same prompt reads them back."""
+    """Answers already paid for, by (model, messages, params): a rerun of the same prompt reads them back. Written
+    and read by the LLM kind (judges.kinds.llm), one row as soon as each call returns."""
 
     key = models.CharField(max_length=64, unique=True)
     model = models.CharField(max_length=200)

@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
-from judges.models import Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
+from judges import kinds
+from judges.models import JudgeRun, JudgeVersion, Promotion, PromotionBar
 
 
 class PromotionRefused(DomainError):
@@ -57,8 +58,9 @@ def eligibility(version: JudgeVersion) -> Eligibility:
     def refuse(reason: str, run: JudgeRun | None = None) -> Eligibility:
         return Eligibility(False, reason, run, min_tpr, min_tnr)
 
-    if version.judge.kind == Judge.Kind.EXTERNAL:
-        return refuse("An external judge's verdicts are imported, so it cannot judge new outputs.")
+    kind = kinds.get(version.judge.kind)
+    if not kind.judges_new_outputs:
+        return refuse(kind.cannot_judge_new_outputs)
     run = latest_dev_run(version)
     if run is None:
         return refuse(f"{version} has no finished run on the dev split: run it on dev first.")

@@ -20,9 +20,10 @@ from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import Label, Trace
 from annotation.services import DomainError
 from judges.charts import history_chart, history_rows
+from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import judge_versions_page, latest_dev_runs_by_version, split_key
-from judges.services import judge_version_create, prompt_preview
+from judges.services import judge_version_create
 from judges.splits import split_of
 from judges.views_promotion import judge_promotion_context
 

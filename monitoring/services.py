@@ -26,11 +26,10 @@ from django.utils import timezone
 from annotation.models import Project, Trace
 from annotation.services import DomainError
 from annotation.signals import StoredBatch
-from judges.models import Judge, JudgeVersion, Promotion
+from judges import kinds
+from judges.kinds import Scorer, trace_input, version_scorer
+from judges.models import MAX_REASONING_CHARS, JudgeVersion, Promotion
 from judges.promotions import current_promotions
-from judges.providers import llm
-from judges.services import MAX_REASONING_CHARS, Scorer, trace_input, version_scorer
-from judges.services import chunk_size as judge_chunk_size
 from monitoring.models import MonitorCursor, MonitorJudgment, SamplingRate
 from monitoring.sampling import PRODUCTION
 from monitoring.selectors import sampled_after
@@ -99,7 +98,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
     there is nothing to judge, BUSY when another drain holds the version's lease."""
     version = promotion.version
     project = promotion.criterion.project
-    size = chunk_size or judge_chunk_size(version)
+    size = chunk_size or kinds.chunk_size(version)
     token = secrets.token_hex(16)
     cursor = _cursor(project=project, version=version)
     with transaction.atomic():
@@ -129,7 +128,6 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
         # Give the chunk back at once rather than when the lease runs out; the next drain tries again.
         MonitorCursor.objects.filter(pk=cursor.pk, lease_token=token).update(lease_token="", lease_until=None)
         raise
-    config = version.config
     rows = [
         MonitorJudgment(
             project=project,
@@ -143,9 +141,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
             latency_ms=outcome.latency_ms,
             prompt_tokens=outcome.prompt_tokens,
             completion_tokens=outcome.completion_tokens,
-            cost_usd=llm.cost(config, outcome.prompt_tokens or 0, outcome.completion_tokens or 0)
-            if outcome.prompt_tokens is not None
-            else None,
+            cost_usd=outcome.cost_usd,
         )
         for trace, outcome in zip(traces, outcomes, strict=True)
     ]
@@ -165,12 +161,12 @@ def _lease() -> timedelta:
 
 def monitoring_drain(*, project: Project, budget_seconds: float | None = None) -> int:
     """Judge the project's sampled traces with every promoted version until none is left or the time budget is
-    spent; returns how many traces were judged. External judges cannot judge new traces and are skipped."""
+    spent; returns how many traces were judged. A kind that cannot judge new traces (external) is skipped."""
     budget = settings.EVALSTUDIO_MONITOR_DRAIN_BUDGET_SECONDS if budget_seconds is None else budget_seconds
     deadline = time.monotonic() + budget
     judged = 0
     for promotion in current_promotions(project=project).values():
-        if promotion.version.judge.kind == Judge.Kind.EXTERNAL:
+        if not kinds.get(promotion.version.judge.kind).judges_new_outputs:
             continue
         score = None
         while time.monotonic() < deadline:

@@ -30,10 +30,11 @@ from django.utils import timezone
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import RawRecord
-from judges.models import Judge, JudgeVersion
+from judges import kinds
+from judges.kinds import version_scorer
+from judges.models import MAX_REASONING_CHARS, JudgeVersion
 from judges.promotions import current_promotions
 from judges.providers import Outcome, TraceInput
-from judges.services import MAX_REASONING_CHARS, version_scorer
 from suites.floors import suite_floors
 from suites.golden import golden_entries, golden_set_for
 from suites.junit import CaseVerdict
@@ -42,12 +43,9 @@ from suites.suite_stats import TOO_EASY_WARNING, criterion_numbers, too_easy
 
 DEFAULT_ALPHA = 0.05
 CANDIDATE_KEYS = ("id", "output", "messages", "metadata")
-# Traces per call of a judge's scorer: the classifier is vectorised per chunk, LLM calls run in parallel per chunk.
-CHUNK = 500
 # Errors listed in full; beyond this a count stands for the rest, so a wrong file does not print 100,000 lines.
 MAX_ERRORS = 50
 BATCH = 2_000
-RUN_KINDS = (Judge.Kind.ASSERTION, Judge.Kind.CLASSIFIER)
 
 
 class SuiteInputError(DomainError):
@@ -191,26 +189,35 @@ def _plan(
         if promotion is None:
             not_covered.append({"criterion": criterion.name, "reason": "no promoted judge"})
             continue
-        kind = promotion.version.judge.kind
-        if kind == Judge.Kind.LLM and not include_llm:
-            not_covered.append(
-                {"criterion": criterion.name, "reason": "its promoted judge is an LLM judge; run with --include-llm"}
-            )
+        kind = kinds.get(promotion.version.judge.kind)
+        if not kind.judges_new_outputs:
+            not_covered.append({"criterion": criterion.name, "reason": f"its promoted judge is {kind.label}"})
             continue
-        if kind not in (*RUN_KINDS, Judge.Kind.LLM):
-            not_covered.append({"criterion": criterion.name, "reason": f"its promoted judge is {kind}"})
+        # A judge that pays for calls to a model blocks no commit by default: the nightly sweep opts in.
+        if not kind.local and not include_llm:
+            not_covered.append(
+                {
+                    "criterion": criterion.name,
+                    "reason": f"its promoted judge is an {kind.label} judge; run with --include-llm",
+                }
+            )
             continue
         planned.append(Planned(criterion, promotion.version))
     if not planned:
-        kinds = "assertion, classifier or LLM" if include_llm else "assertion or classifier"
+        runnable = [k.label for k in kinds.all_kinds() if k.judges_new_outputs and (k.local or include_llm)]
         raise SuiteInputError(
             [
-                f"no promoted {kinds} judge to run in project {project.slug!r}"
+                f"no promoted {_one_of(runnable)} judge to run in project {project.slug!r}"
                 + (" among the chosen criteria" if criteria is not None else "")
                 + ": promote a judge on the judges page first"
             ]
         )
     return planned, not_covered
+
+
+def _one_of(words: list[str]) -> str:
+    """["a", "b", "c"] → "a, b or c"."""
+    return " or ".join([", ".join(words[:-1]), words[-1]]) if len(words) > 1 else "".join(words)
 
 
 def find_baseline(project: Project, reference: str) -> SuiteRun:
@@ -257,8 +264,9 @@ def _judge_all(
     if isinstance(score, Exception):
         return [Outcome(error=f"{type(score).__name__}: {score}") for _ in inputs]
     outcomes: list[Outcome] = []
-    for start in range(0, len(inputs), CHUNK):
-        chunk = inputs[start : start + CHUNK]
+    size = kinds.chunk_size(version)  # a classifier is vectorised per chunk, LLM calls run in parallel per chunk
+    for start in range(0, len(inputs), size):
+        chunk = inputs[start : start + size]
         try:
             outcomes.extend(score(chunk))
         except Exception as exc:  # noqa: BLE001 — any failure of a judge is reported per judgment

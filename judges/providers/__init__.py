@@ -1,7 +1,8 @@
-"""Judge kinds behind one interface: each provider turns a version's config and a trace into an Outcome.
+"""The Django-free computation of each judge kind: a provider turns a version's config and a trace into an Outcome.
 
 A provider module validates its config (`validate_config`, raising ConfigError that names the key) and judges
-(`judge(config, trace)`). Providers never touch the database; the services in judges.services do.
+(`judge(config, trace)`, or builds prompts and parses answers). Providers never touch the database; the judge
+kinds in judges.kinds wrap them with what does.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class TraceInput:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A judgment: a verdict with its reasoning, or an error (then verdict is "")."""
+    """A judgment: a verdict with its reasoning, or an error (then verdict is ""), and what it cost."""
 
     verdict: str = ""
     reasoning: str = ""
@@ -37,3 +38,5 @@ class Outcome:
     latency_ms: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Dollars, when the judge knows its prices (an LLM judge's config).
+    cost_usd: float | None = None

@@ -9,11 +9,12 @@ import re
 import pytest
 
 from annotation.services import DomainError
+from judges.kinds.llm import prompt_preview
 from judges.models import Judgment, LLMResponse
 from judges.providers import ConfigError, TraceInput
 from judges.providers.llm import Example, MalformedAnswer, build_messages, parse_answer, validate_config
 from judges.selectors import labelled_trace_ids, split_key
-from judges.services import judge_create, judge_run_execute, judge_run_start, prompt_preview
+from judges.services import judge_create, judge_run_execute, judge_run_start
 from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
 from tests.llm_server import Reply, ScriptedLLMServer

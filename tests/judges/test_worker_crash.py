@@ -1,5 +1,6 @@
 """A judge run survives its worker being killed: SIGKILL a real worker process mid-run, start another, and the run
-finishes with exactly one judgment per trace."""
+finishes with exactly one judgment per trace; every LLM answer the killed worker received is kept, and never paid
+for again."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -15,8 +17,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from judges.models import JudgeRun, Judgment
-from judges.services import judge_create, judge_run_enqueue
+from judges.models import JudgeRun, Judgment, LLMResponse
+from judges.services import judge_create, judge_run_enqueue, judge_run_execute
 from tests.factories import make_criterion, make_label, make_trace
 from tests.llm_server import Reply, ScriptedLLMServer
 
@@ -29,13 +31,13 @@ def database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-def start_worker(llm_url: str) -> subprocess.Popen:
+def start_worker(llm_url: str, *, judge_concurrency: int = 2) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url(),
         "OPENAI_BASE_URL": llm_url,
         "OPENAI_API_KEY": "test",
-        "EVALSTUDIO_JUDGE_CONCURRENCY": "2",
+        "EVALSTUDIO_JUDGE_CONCURRENCY": str(judge_concurrency),
         # The killed worker's run must look abandoned to the next worker quickly.
         "EVALSTUDIO_JUDGE_STALE_SECONDS": "2",
     }
@@ -95,3 +97,50 @@ def test_a_run_whose_worker_is_killed_finishes_on_the_next_worker_with_one_judgm
     assert len(set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))) == TRACES
     assert len(llm.chat_requests) > calls_before  # the second worker did judge what was left
     assert settings.EVALSTUDIO_JUDGE_STALE_SECONDS == 600  # this process kept the default
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a broker two processes share (REDIS_URL)")
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the worker process needs the test database by URL")
+def test_a_worker_killed_mid_chunk_keeps_every_answer_it_paid_for_and_the_rerun_asks_only_for_the_rest(
+    project, settings
+):
+    criterion = make_criterion(project=project, name="no_apology")
+    held = {3, 11}  # the provider sits on these two prompts until the worker is dead
+    for i in range(20):
+        trace = make_trace(project=project, external_id=f"c-{i}", output=f"Held {i}." if i in held else f"Done {i}.")
+        make_label(trace=trace, criterion=criterion, verdict="pass")
+    judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 0})
+    answer = json.dumps({"reasoning": "looked", "verdict": "pass"})
+    release = threading.Event()
+
+    def respond(request):
+        if "Held" in request.messages[-1]["content"]:
+            release.wait(120)
+        return Reply(content=answer)
+
+    with ScriptedLLMServer() as llm:
+        llm.respond_with(respond)
+        # Four calls in flight, so two held prompts leave two slots for the rest of the one 64-trace chunk.
+        worker = start_worker(llm.base_url, judge_concurrency=4)
+        try:
+            run = judge_run_enqueue(version=judge.latest_version(), split="all")
+            wait_for(lambda: LLMResponse.objects.count() == 18, 60, "the 18 answered prompts to be stored")
+            assert not Judgment.objects.filter(run=run).exists()  # the chunk itself is not done
+        finally:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+            release.set()
+        assert len(llm.chat_requests) == 20
+        settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = llm.base_url, "test"
+        settings.EVALSTUDIO_JUDGE_STALE_SECONDS = 1
+        time.sleep(1.5)  # the killed worker's heartbeat goes stale: the run is this process's to take over
+        run = judge_run_execute(run=JudgeRun.objects.get(pk=run.pk))
+        asked_again = llm.chat_requests[20:]
+    assert run.status == JudgeRun.Status.DONE and (run.report["n"], run.report["errors"]) == (20, 0)
+    assert sorted(r.messages[-1]["content"].split("<output>\n")[1].split("\n")[0] for r in asked_again) == [
+        "Held 11.",
+        "Held 3.",
+    ]
+    assert LLMResponse.objects.count() == 20

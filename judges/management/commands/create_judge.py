@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Criterion
 from annotation.services import DomainError
+from judges import kinds
 from judges.management.commands._common import project_by_slug
-from judges.models import Judge
 from judges.services import judge_create
 
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--project", required=True, metavar="SLUG")
         parser.add_argument("--criterion", required=True, metavar="NAME")
         parser.add_argument("--name", required=True)
-        parser.add_argument("--kind", required=True, choices=Judge.Kind.values)
+        parser.add_argument("--kind", required=True, choices=[kind.name for kind in kinds.all_kinds()])
         parser.add_argument("--config", metavar="FILE.json", help="the judge's settings (see DESIGN.md)")
 
     def handle(self, *args: Any, **options: Any) -> None:
