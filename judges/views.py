@@ -23,6 +23,7 @@ from annotation.models import Criterion
 from annotation.services import DomainError
 from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion
+from judges.promotions import CriterionPromotion, criterion_promotions, promotion_bar
 from judges.selectors import (
     DISAGREEMENT_KINDS,
     judges_with_versions,
@@ -35,7 +36,6 @@ from judges.selectors import (
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.splits import SPLITS
 from judges.stats import METRICS
-from judges.views_promotion import CriterionPromotion, criterion_promotions
 from judges.views_versions import disagreement_example_states
 
 # DESIGN.md: iterate until agreement is above 90%. A judge is aligned when TPR and TNR both reach it.
@@ -167,6 +167,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "project": project,
         "access": access,
         "sections": sections,
+        "bar": promotion_bar(project=project),
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,
         "target": TARGET,
