@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db.models import Count, QuerySet
 
-from annotation.models import Criterion, Label, Membership, Project, Role, Verdict
+from annotation.models import Criterion, Label, Membership, Project, Role, Trace, Verdict
 
 
 def project_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> QuerySet[Project]:
@@ -55,3 +55,8 @@ def criteria_with_label_counts(*, project: Project) -> list[Criterion]:
         criterion.passes = counts.get((criterion.pk, Verdict.PASS), 0)
         criterion.fails = counts.get((criterion.pk, Verdict.FAIL), 0)
     return criteria
+
+
+def trace_by_external_id(*, project: Project, external_id: str) -> Trace | None:
+    """The project's trace with this id (the idempotency key of imports), or None."""
+    return Trace.objects.filter(project=project, external_id=external_id).first()

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, F, FilteredRelation, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
 from annotation.models import Criterion, Label, Project
+from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
+from judges.promotions import CriterionPromotion, criterion_promotions
 from judges.splits import DEFAULT_SHARES, SPLITS, split_of
-from judges.stats import ConfusionMatrix
+from judges.stats import ConfusionMatrix, alignment_verdict
 
 
 def split_key(criterion: Criterion) -> str:
@@ -244,3 +249,126 @@ def latest_dev_runs_by_version(*, judge: Judge, numbers: list[int]) -> dict[int,
         .filter(rank=1)
     )
     return {run.version_number: run for run in ranked}
+
+
+def judge_version_numbers(*, judge: Judge) -> set[int]:
+    """Every version number of the judge, however many the page shows."""
+    return set(JudgeVersion.objects.filter(judge=judge).values_list("number", flat=True))
+
+
+def judge_version_pair(*, judge: Judge, old: int, new: int) -> tuple[JudgeVersion, JudgeVersion]:
+    """Two of the judge's versions, with only their numbers and configs (for a diff); both must exist."""
+    pair = {
+        v.number: v for v in JudgeVersion.objects.filter(judge=judge, number__in=(old, new)).only("number", "config")
+    }
+    return pair[old], pair[new]
+
+
+# --- the judges page: every criterion's judges, their latest runs, the cost ladder and the promotion -------------
+
+
+@dataclass
+class JudgeSummary:
+    judge: Judge
+    versions: list[JudgeVersion]
+    # (split, its latest done run or None, alignment_verdict of that run), in split order; "all" last.
+    runs: list[tuple[str, JudgeRun | None, str]]
+
+
+@dataclass
+class CriterionSection:
+    criterion: Criterion
+    splits: list[tuple[str, int, int]]  # (split, pass count, fail count)
+    judges: list[JudgeSummary]
+    # The cost ladder on dev: every judge's latest dev run, cheapest first (None before any dev run).
+    ladder: Ladder | None = None
+    promotion: CriterionPromotion | None = None
+
+
+def judge_list_sections(*, project: Project) -> list[CriterionSection]:
+    """One section per criterion of the project, in criterion order: its labels per split, its judges with their
+    latest finished run per split, the cost ladder on dev and the promotion. A fixed number of queries (plus one per
+    promoted criterion), whatever the number of judges, versions and runs."""
+    counts = project_split_counts(project=project)
+    latest = latest_finished_runs(project=project)
+    by_criterion: dict[int, list[JudgeSummary]] = {}
+    for judge in judges_with_versions(project=project):
+        runs = []
+        for split in (*SPLITS, JudgeRun.Split.ALL):
+            run = latest.get((judge.pk, split))
+            # "all" is shown only when it was run (an external judge's import is one); every split always is.
+            if run is not None or split != JudgeRun.Split.ALL:
+                runs.append((split, run, alignment_verdict(run.report) if run else ""))
+        summary = JudgeSummary(judge=judge, versions=list(judge.versions.all()), runs=runs)
+        by_criterion.setdefault(judge.criterion_id, []).append(summary)
+    judges_by_id = {summary.judge.pk: summary.judge for summaries in by_criterion.values() for summary in summaries}
+    ladders = cost_ladders(
+        [(judges_by_id[judge_id], run) for (judge_id, split), run in latest.items() if split == "dev"]
+    )
+    promotions = criterion_promotions(project=project)
+    sections = []
+    for criterion in Criterion.objects.filter(project=project).order_by("position", "id"):
+        split_count = counts[criterion.pk]
+        sections.append(
+            CriterionSection(
+                criterion=criterion,
+                splits=[(split, split_count[split]["pass"], split_count[split]["fail"]) for split in SPLITS],
+                judges=by_criterion.get(criterion.pk, []),
+                ladder=ladders.get(criterion.pk),
+                promotion=promotions.get(criterion.pk),
+            )
+        )
+    return sections
+
+
+# --- one run: its progress and its disagreements with the expert ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    done: int
+    total: int
+    eta: timedelta | None
+    finished: bool = False
+
+    @property
+    def percent(self) -> int:
+        # A finished run is complete even when an external judge's copy covered fewer traces than the split.
+        return 100 if self.finished or not self.total else min(100, self.done * 100 // self.total)
+
+    @property
+    def eta_seconds(self) -> int | None:
+        return None if self.eta is None else max(1, round(self.eta.total_seconds()))
+
+
+def run_progress(*, run: JudgeRun, now: datetime | None = None) -> RunProgress:
+    """How far the run is, and, while it runs, how long the rest should take at the pace so far."""
+    done = run_judged_count(run)
+    if run.is_finished:
+        return RunProgress(done=done, total=run.total, eta=None, finished=True)
+    eta = None
+    if run.started_at and 0 < done < run.total:
+        elapsed = (now or timezone.now()) - run.started_at
+        eta = elapsed * ((run.total - done) / done)
+    return RunProgress(done=done, total=run.total, eta=eta)
+
+
+@dataclass(frozen=True)
+class DisagreementsPage:
+    judgments: list[Judgment]  # as run_disagreements gives them
+    has_more: bool  # another page follows the last judgment's trace
+
+
+def run_disagreements_page(
+    *, run: JudgeRun, kind: str | None, after_trace_id: int | None, limit: int
+) -> DisagreementsPage:
+    """One page of a finished run's disagreements of `kind` (None: both kinds) after the keyset cursor."""
+    report = run.report or {}
+    counted = {"false_pass": report.get("fp", 0), "false_fail": report.get("fn", 0)}.get(
+        kind or "", report.get("fp", 0) + report.get("fn", 0)
+    )
+    # None of this kind in the report: skip a query that would scan every judgment of the run to find none.
+    if not counted:
+        return DisagreementsPage(judgments=[], has_more=False)
+    page = list(run_disagreements(run=run, kind=kind, after_trace_id=after_trace_id, limit=limit + 1))
+    return DisagreementsPage(judgments=page[:limit], has_more=len(page) > limit)
