@@ -233,14 +233,12 @@ def criterion_create(
     name, definition = _clean_criterion(project, name, definition, failure_mode, exclude=None)
     _check_floor(suite_min_pass_rate)
     position = (project.criteria.aggregate(m=Max("position"))["m"] or 0) + 1
-    return Criterion.objects.create(
-        project=project,
-        name=name,
-        definition=definition,
-        failure_mode=failure_mode,
-        position=position,
-        suite_min_pass_rate=suite_min_pass_rate,
+    criterion = Criterion.objects.create(
+        project=project, name=name, definition=definition, failure_mode=failure_mode, position=position
     )
+    if suite_min_pass_rate is not None:
+        criterion_suite_floor_set(criterion=criterion, min_pass_rate=suite_min_pass_rate)
+    return criterion
 
 
 @transaction.atomic
@@ -258,7 +256,20 @@ def criterion_update(
     name, definition = _clean_criterion(criterion.project, name, definition, failure_mode, exclude=criterion)
     if not isinstance(suite_min_pass_rate, _Unchanged):
         _check_floor(suite_min_pass_rate)
-        criterion.suite_min_pass_rate = suite_min_pass_rate
     criterion.name, criterion.definition, criterion.failure_mode = name, definition, failure_mode
-    criterion.save(update_fields=["name", "definition", "failure_mode", "suite_min_pass_rate"])
+    criterion.save(update_fields=["name", "definition", "failure_mode"])
+    if not isinstance(suite_min_pass_rate, _Unchanged):
+        criterion_suite_floor_set(criterion=criterion, min_pass_rate=suite_min_pass_rate)
+    return criterion
+
+
+@transaction.atomic
+def criterion_suite_floor_set(
+    *, criterion: Criterion, min_pass_rate: float | None, user: AbstractBaseUser | None = None
+) -> Criterion:
+    """Sets the pass rate under which the regression suite fails the criterion, by `user` (None: the suite's
+    default floor). With selectors.criterion_suite_floor, the only code that knows where the floor is stored."""
+    _check_floor(min_pass_rate)
+    Criterion.objects.filter(pk=criterion.pk).update(suite_min_pass_rate=min_pass_rate)
+    criterion.suite_min_pass_rate = min_pass_rate
     return criterion

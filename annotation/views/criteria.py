@@ -6,13 +6,13 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.forms import CriterionForm
-from annotation.models import Criterion, FailureMode, Project
+from annotation.models import Criterion
+from annotation.selectors import criterion_failure_mode_choices, criterion_suite_floor
 from annotation.services import DomainError, criterion_create, criterion_update
 
 TEMPLATE = "annotation/criterion_form.html"
@@ -23,18 +23,12 @@ def _require_coder(access: ProjectAccess) -> None:
         raise PermissionDenied("Only the expert and engineers can change criteria")
 
 
-def _modes(project: Project, current: FailureMode | None = None):
-    # Current modes, plus the one already linked even if it has been retired since (so the form shows it).
-    keep = Q(retired_at__isnull=True) | (Q(pk=current.pk) if current is not None else Q(pk__in=[]))
-    return FailureMode.objects.filter(project=project).filter(keep).order_by("name")
-
-
 @login_required
 def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     _require_coder(access)
     project = access.project
-    modes = _modes(project)
+    modes = criterion_failure_mode_choices(project=project)
     if request.method == "POST":
         form = CriterionForm(request.POST, modes=modes)
         if form.is_valid():
@@ -61,7 +55,7 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
     _require_coder(access)
     project = access.project
     criterion = get_object_or_404(Criterion.objects.select_related("failure_mode"), pk=criterion_id, project=project)
-    modes = _modes(project, criterion.failure_mode)
+    modes = criterion_failure_mode_choices(project=project, current=criterion.failure_mode)
     if request.method == "POST":
         form = CriterionForm(request.POST, modes=modes)
         if form.is_valid():
@@ -78,7 +72,7 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
                 "name": criterion.name,
                 "definition": criterion.definition,
                 "failure_mode": criterion.failure_mode,
-                "suite_min_pass_rate": criterion.suite_min_pass_rate,
+                "suite_min_pass_rate": criterion_suite_floor(criterion=criterion),
             },
             modes=modes,
         )
