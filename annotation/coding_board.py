@@ -32,12 +32,12 @@ def parse_id(raw: str) -> int | None:
     return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
 
 
-def mode_choices(*, project: Project) -> list[FailureMode]:
+def mode_choices(*, project: Project, limit: int = MODE_CHOICES_LIMIT) -> list[FailureMode]:
     """The modes a note can be coded to: the project's non-retired modes, by name."""
     return list(
         FailureMode.objects.filter(project=project, retired_at__isnull=True)
         .order_by("name", "id")
-        .only("id", "name")[:MODE_CHOICES_LIMIT]
+        .only("id", "name")[:limit]
     )
 
 
