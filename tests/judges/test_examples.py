@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def criterion(project):
     criterion = make_criterion(project=project, name="no_apology")
-    for i in range(30):
+    for i in range(60):
         trace = make_trace(project=project, external_id=f"t-{i:02d}", output="Sorry." if i % 2 else "Done.")
         make_label(trace=trace, criterion=criterion, verdict="fail" if i % 2 else "pass", critique=f"why {i}")
     make_trace(project=project, external_id="unlabelled")
@@ -26,7 +26,7 @@ def criterion(project):
 
 
 def in_split(criterion, split: str) -> list[str]:
-    return [f"t-{i:02d}" for i in range(30) if split_of(split_key(criterion), f"t-{i:02d}") == split]
+    return [f"t-{i:02d}" for i in range(60) if split_of(split_key(criterion), f"t-{i:02d}") == split]
 
 
 @pytest.fixture

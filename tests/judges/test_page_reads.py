@@ -29,8 +29,9 @@ ALWAYS_FAIL = {"check": "contains", "value": ".", "must_contain": False}
 @pytest.fixture
 def criterion(project):
     criterion = make_criterion(project=project, name="no_apology")
-    for i in range(40):
-        trace = make_trace(project=project, external_id=f"t-{i:02d}", output="Sorry." if i % 4 == 0 else "Done.")
+    # 120 traces, a quarter of them fails: every split has passes and fails, whatever the split's seed.
+    for i in range(120):
+        trace = make_trace(project=project, external_id=f"t-{i:03d}", output="Sorry." if i % 4 == 0 else "Done.")
         make_label(trace=trace, criterion=criterion, verdict="fail" if i % 4 == 0 else "pass")
     return criterion
 
@@ -48,7 +49,7 @@ def test_sections_follow_the_criteria_with_split_counts_latest_runs_verdicts_and
     judge_version_promote(version=judge.latest_version(), user=expert)
     first, second = judge_list_sections(project=project)
     assert (first.criterion, second.criterion) == (criterion, empty)
-    assert sum(p + f for _, p, f in first.splits) == 40 and sum(f for _, _, f in first.splits) == 10
+    assert sum(p + f for _, p, f in first.splits) == 120 and sum(f for _, _, f in first.splits) == 30
     assert [split for split, _, _ in first.splits] == ["train", "dev", "test"]
     (summary,) = first.judges
     assert summary.judge == judge and [v.number for v in summary.versions] == [1]
@@ -74,27 +75,27 @@ def test_progress_of_a_running_run_estimates_the_rest_at_the_pace_so_far(judge):
     traces = list(judge.criterion.labels.values_list("trace_id", flat=True)[:10])
     Judgment.objects.bulk_create([Judgment(run=run, trace_id=t, verdict="pass") for t in traces])
     progress = run_progress(run=run, now=start + timedelta(seconds=30))
-    assert (progress.done, progress.total, progress.percent) == (10, 40, 25)
-    assert progress.eta == timedelta(seconds=90) and progress.eta_seconds == 90 and not progress.finished
+    assert (progress.done, progress.total, progress.percent) == (10, 120, 8)
+    assert progress.eta == timedelta(seconds=330) and progress.eta_seconds == 330 and not progress.finished
 
 
 def test_progress_of_a_finished_run_is_complete_with_no_estimate(judge):
     run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
     progress = run_progress(run=run)
-    assert (progress.done, progress.total, progress.percent) == (40, 40, 100)
+    assert (progress.done, progress.total, progress.percent) == (120, 120, 100)
     assert progress.eta is None and progress.finished
 
 
 def test_disagreements_come_a_page_at_a_time_and_say_whether_more_follow(project, criterion):
     judge = judge_create(project=project, criterion=criterion, name="grumpy", kind="assertion", config=ALWAYS_FAIL)
     run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
-    assert (run.report["fn"], run.report["fp"]) == (30, 0)
-    first = run_disagreements_page(run=run, kind=None, after_trace_id=None, limit=20)
-    assert len(first.judgments) == 20 and first.has_more
-    rest = run_disagreements_page(run=run, kind="false_fail", after_trace_id=first.judgments[-1].trace_id, limit=20)
+    assert (run.report["fn"], run.report["fp"]) == (90, 0)
+    first = run_disagreements_page(run=run, kind=None, after_trace_id=None, limit=80)
+    assert len(first.judgments) == 80 and first.has_more
+    rest = run_disagreements_page(run=run, kind="false_fail", after_trace_id=first.judgments[-1].trace_id, limit=80)
     assert len(rest.judgments) == 10 and not rest.has_more
     ids = [j.trace_id for j in first.judgments + rest.judgments]
-    assert ids == sorted(ids) and len(set(ids)) == 30
+    assert ids == sorted(ids) and len(set(ids)) == 90
     assert {j.expert_verdict for j in rest.judgments} == {"pass"}
 
 

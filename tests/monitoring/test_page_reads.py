@@ -29,7 +29,7 @@ NOW = datetime(2026, 11, 10, 12, 30, tzinfo=UTC)
 @pytest.fixture
 def promotion(project):
     cache.clear()  # bucket counts are cached by version and window; versions are new per test, ids may repeat
-    return promoted_judge(project, labelled=30)
+    return promoted_judge(project)
 
 
 def verdicts(promotion, *pairs: tuple[timedelta, str]) -> None:
