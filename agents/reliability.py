@@ -179,3 +179,29 @@ def overall(
 def ks_for(n_max: int, max_k: int = MAX_K) -> list[int]:
     """The k a task with n_max graded trials can show: 1..min(max_k, n_max)."""
     return list(range(1, min(max_k, n_max) + 1))
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One task's line in the tasks table: its counts, pass@1 with its Wilson interval, and pass@k / pass^k."""
+
+    task_id: str
+    n: int
+    c: int
+    errors: int
+    pass_at_1: float | None
+    pass_at_1_ci: Interval | None
+    at_k: TaskEstimate
+
+
+def task_row(*, task_id: str, n: int, c: int, errors: int, k: int) -> TaskRow:
+    """The row of a task with n graded trials of which c passed (and `errors` that could not be graded)."""
+    return TaskRow(
+        task_id=task_id,
+        n=n,
+        c=c,
+        errors=errors,
+        pass_at_1=c / n if n else None,
+        pass_at_1_ci=wilson_interval(c, n),
+        at_k=task_estimate(n, c, k) if n else TaskEstimate(k, None, None, None, None),
+    )

@@ -12,8 +12,9 @@ from django.db.models import Count, F, FloatField, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
-from agents.reliability import KRow, TaskCounts, overall
+from agents.reliability import MAX_K, KRow, TaskCounts, TaskEstimate, overall, task_estimate
 from annotation.models import Project
+from judges.stats import wilson_interval
 
 TRIALS_SHOWN = 500  # a task page lists at most this many trials
 STATS_CACHE_SECONDS = 60
@@ -138,4 +139,40 @@ def task_summary(*, grader: OutcomeGrader, task_id: str) -> dict[str, int]:
         n=Count("pk", filter=Q(passed__isnull=False)),
         c=Count("pk", filter=Q(passed=True)),
         errors=Count("pk", filter=Q(passed__isnull=True)),
+    )
+
+
+def grader_latest_run(*, grader: OutcomeGrader) -> GradingRun | None:
+    """The grader's most recent run, finished or not."""
+    return GradingRun.objects.filter(grader=grader).order_by("-created_at", "-pk").first()
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    trials: list[TrialGrade]  # the first TRIALS_SHOWN, by trial number
+    n: int  # graded trials (all of them, not only those listed)
+    c: int  # passes
+    errors: int  # trials that could not be graded
+    pass_at_1_ci: tuple[float, float] | None
+    estimates: list[TaskEstimate]  # pass@k and pass^k for k = 1 … min(MAX_K, n)
+
+    @property
+    def truncated(self) -> bool:
+        return self.n + self.errors > len(self.trials)
+
+
+def grader_task_detail(*, grader: OutcomeGrader, task_id: str) -> TaskDetail | None:
+    """One task's trials and its estimates; None when the grader graded none of its trials."""
+    trials = task_trials(grader=grader, task_id=task_id)
+    if not trials:
+        return None
+    counts = task_summary(grader=grader, task_id=task_id)
+    n, c = counts["n"], counts["c"]
+    return TaskDetail(
+        trials=trials,
+        n=n,
+        c=c,
+        errors=counts["errors"],
+        pass_at_1_ci=wilson_interval(c, n),
+        estimates=[task_estimate(n, c, k) for k in range(1, min(MAX_K, n) + 1)],
     )

@@ -3,7 +3,6 @@ trials."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -18,21 +17,21 @@ from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
 from agents.charts import reliability_chart
 from agents.forms import GraderForm
-from agents.models import GradingRun, OutcomeGrader
-from agents.reliability import MAX_K, TaskEstimate, task_estimate
+from agents.models import OutcomeGrader
+from agents.reliability import MAX_K, task_row
 from agents.selectors import (
     TASK_ORDERS,
+    grader_latest_run,
     grader_statistics,
+    grader_task_detail,
     graders,
     latest_runs,
     task_rows,
-    task_summary,
-    task_trials,
 )
 from agents.services import grader_create, grading_run_start
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.services import DomainError
-from judges.stats import DEFAULT_RESAMPLES, wilson_interval
+from judges.stats import DEFAULT_RESAMPLES
 
 TASKS_PER_PAGE = 50
 DEFAULT_K = 5
@@ -52,30 +51,6 @@ def _int_param(request: HttpRequest, name: str, default: int, low: int, high: in
     return min(max(value, low), high)
 
 
-@dataclass(frozen=True)
-class TaskRow:
-    task_id: str
-    n: int
-    c: int
-    errors: int
-    pass_at_1: float | None
-    pass_at_1_ci: tuple[float, float] | None
-    at_k: TaskEstimate
-
-
-def _task_row(row: dict[str, Any], k: int) -> TaskRow:
-    n, c = row["n"], row["c"]
-    return TaskRow(
-        task_id=row["task_id"],
-        n=n,
-        c=c,
-        errors=row["errors"],
-        pass_at_1=c / n if n else None,
-        pass_at_1_ci=wilson_interval(c, n),
-        at_k=task_estimate(n, c, k) if n else TaskEstimate(k, None, None, None, None),
-    )
-
-
 def _grader_context(request: HttpRequest, access: ProjectAccess, grader: OutcomeGrader) -> dict[str, Any]:
     k = _int_param(request, "k", DEFAULT_K, 1, MAX_K)
     order = request.GET.get("order", "task")
@@ -92,10 +67,9 @@ def _grader_context(request: HttpRequest, access: ProjectAccess, grader: Outcome
         params = {"grader": grader.pk, "k": k, "order": order, "q": search, "page": page.number} | changes
         return f"{base}?{urlencode({key: value for key, value in params.items() if value not in ('', None)})}"
 
-    run = GradingRun.objects.filter(grader=grader).order_by("-created_at", "-pk").first()
     return {
         "grader": grader,
-        "run": run,
+        "run": grader_latest_run(grader=grader),
         "totals": totals,
         "rows": rows,
         "chart": reliability_chart(rows),
@@ -106,7 +80,10 @@ def _grader_context(request: HttpRequest, access: ProjectAccess, grader: Outcome
         "order_choices": ORDER_LABELS.items(),
         "search": search,
         "tasks_page": page,
-        "task_rows": [_task_row(row, k) for row in page.object_list],
+        "task_rows": [
+            task_row(task_id=row["task_id"], n=row["n"], c=row["c"], errors=row["errors"], k=k)
+            for row in page.object_list
+        ],
         "prev_link": link(page=page.previous_page_number()) if page.has_previous() else None,
         "next_link": link(page=page.next_page_number()) if page.has_next() else None,
         "few_tasks": 0 < (rows[0].tasks if rows else 0) < 10,
@@ -189,7 +166,7 @@ def grading_progress(request: HttpRequest, slug: str, grader_id: int) -> HttpRes
     statistics) replaces the bar's section and polling stops."""
     access = get_project_for_user(request, slug)
     grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
-    run = GradingRun.objects.filter(grader=grader).order_by("-created_at", "-pk").first()
+    run = grader_latest_run(grader=grader)
     if run is not None and not run.is_finished:
         return render(request, "agents/agents.html#progress", {"project": access.project, "grader": grader, "run": run})
     context = _page_context(request, access, grader_id=grader.pk)
@@ -204,12 +181,9 @@ def task_detail(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse
     access = get_project_for_user(request, slug)
     grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
     task_id = request.GET.get("id", "")
-    trials = task_trials(grader=grader, task_id=task_id)
-    if not trials:
+    detail = grader_task_detail(grader=grader, task_id=task_id)
+    if detail is None:
         raise Http404("No graded trial of this task")
-    counts = task_summary(grader=grader, task_id=task_id)
-    n, c = counts["n"], counts["c"]
-    estimates = [task_estimate(n, c, k) for k in range(1, min(MAX_K, n) + 1)]
     return render(
         request,
         "agents/task_detail.html",
@@ -218,12 +192,12 @@ def task_detail(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse
             "access": access,
             "grader": grader,
             "task_id": task_id,
-            "trials": trials,
-            "n": n,
-            "c": c,
-            "errors": counts["errors"],
-            "pass_at_1_ci": wilson_interval(c, n),
-            "estimates": estimates,
-            "truncated": n + counts["errors"] > len(trials),
+            "trials": detail.trials,
+            "n": detail.n,
+            "c": detail.c,
+            "errors": detail.errors,
+            "pass_at_1_ci": detail.pass_at_1_ci,
+            "estimates": detail.estimates,
+            "truncated": detail.truncated,
         },
     )

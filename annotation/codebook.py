@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from annotation.coding_board import parse_id
 from annotation.models import Criterion, FailureMode, FailureModeChange, Note, NoteFailureMode, Project
 from annotation.services import DomainError
 
@@ -331,4 +333,61 @@ def failure_mode_restore(*, mode: FailureMode, actor: AbstractBaseUser | None) -
         was_merged_into_id=merged_into.pk if merged_into else None,
         was_merged_into_name=merged_into.name if merged_into else None,
     )
+    return mode
+
+
+# Coding notes from the coding board and the review page ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NotesCoded:
+    failure_mode: FailureMode
+    created: bool  # the mode was created to code these notes to
+    added: int  # notes newly coded to it
+    already: int  # notes that had it already
+
+
+def _clean_new_mode_name(name: str) -> str:
+    # PostgreSQL refuses NUL in text; say so rather than fail on the write.
+    if "\x00" in name:
+        raise DomainError("A failure mode name cannot contain NUL characters.")
+    return name
+
+
+@transaction.atomic
+def notes_code(
+    *, project: Project, note_ids: list[int], existing_mode: str = "", new_mode_name: str = "", actor: AbstractBaseUser
+) -> NotesCoded:
+    """Code the project's notes `note_ids` to the existing mode whose id the form posted (`existing_mode`), or to a
+    new mode named `new_mode_name`: exactly one of the two. One transaction, so a new mode is not left behind when
+    coding the notes to it fails. DomainError names the note or mode at fault; nothing is written then."""
+    if not note_ids:
+        raise DomainError("Select at least one note to code.")
+    notes = list(Note.objects.filter(pk__in=note_ids, trace__project=project).only("id", "trace_id"))
+    missing = sorted(set(note_ids) - {note.pk for note in notes})
+    if missing:
+        listed = ", ".join(str(note_id) for note_id in missing[:5]) + ("…" if len(missing) > 5 else "")
+        raise DomainError(f"Note{'s' if len(missing) > 1 else ''} {listed} not found in this project.")
+    existing_mode, new_mode_name = existing_mode.strip(), new_mode_name.strip()
+    if existing_mode and new_mode_name:
+        raise DomainError("Pick an existing failure mode or name a new one, not both.")
+    created = bool(new_mode_name)
+    if created:
+        mode = failure_mode_create(project=project, name=_clean_new_mode_name(new_mode_name), actor=actor)
+    else:
+        if not existing_mode:
+            raise DomainError("Pick a failure mode, or name a new one, to code the selected notes to.")
+        mode_id = parse_id(existing_mode)
+        mode = FailureMode.objects.filter(project=project, pk=mode_id).first() if mode_id is not None else None
+        if mode is None:
+            raise DomainError(f"Failure mode “{existing_mode[:40]}” does not exist in this project.")
+    added = notes_assign(notes=notes, failure_mode=mode)
+    return NotesCoded(failure_mode=mode, created=created, added=added, already=len(notes) - added)
+
+
+@transaction.atomic
+def note_code_to_new_mode(*, project: Project, note: Note, name: str, actor: AbstractBaseUser) -> FailureMode:
+    """Create a mode named `name` in the project and code its note to it, both or neither."""
+    mode = failure_mode_create(project=project, name=_clean_new_mode_name(name), actor=actor)
+    notes_assign(notes=[note], failure_mode=mode)
     return mode

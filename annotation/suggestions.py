@@ -16,7 +16,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -24,7 +24,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from annotation.clustering import (
@@ -444,3 +444,78 @@ def suggestion_reject(*, suggestion: Suggestion, actor: AbstractBaseUser) -> Sug
     locked.decided_at = timezone.now()
     locked.save(update_fields=["status", "decided_by", "decided_at"])
     return locked
+
+
+@transaction.atomic
+def suggestion_accept_edited(
+    *,
+    suggestion: Suggestion,
+    name: str,
+    definition: str,
+    dropped_note_ids: Iterable[int],
+    failure_mode_id: int | None = None,
+    actor: AbstractBaseUser,
+) -> AcceptOutcome:
+    """suggestion_accept for what a suggestion's card posts: every member note but the ones unticked (the card
+    lists only the first notes; the rest go along), to a new mode or to the project's mode `failure_mode_id`."""
+    dropped = set(dropped_note_ids)
+    note_ids = [pk for pk in suggestion.notes.values_list("pk", flat=True) if pk not in dropped]
+    mode = None
+    if failure_mode_id is not None:
+        mode = FailureMode.objects.filter(project_id=suggestion.run.project_id, pk=failure_mode_id).first()
+        if mode is None:
+            raise DomainError(f"There is no failure mode {failure_mode_id} in this project")
+    return suggestion_accept(
+        suggestion=suggestion, name=name, definition=definition, note_ids=note_ids, failure_mode=mode, actor=actor
+    )
+
+
+# Reads for the suggestions page ------------------------------------------------------------------------------------
+
+# Member notes listed per suggestion; the rest are counted and go along on acceptance.
+SHOWN_NOTES = 50
+
+
+def suggestion_runs_recent(
+    *, project: Project, limit: int, exclude: SuggestionRun | None = None
+) -> QuerySet[SuggestionRun]:
+    """The project's latest runs, newest first, each with `suggestion_count`; `exclude` left out."""
+    runs = project.suggestion_runs.select_related("created_by").annotate(suggestion_count=Count("suggestions"))
+    if exclude is not None:
+        runs = runs.exclude(pk=exclude.pk)
+    return runs.order_by("-created_at", "-id")[:limit]
+
+
+def _run_suggestions(run: SuggestionRun) -> QuerySet[Suggestion]:
+    """The run's suggestions with their first notes and counts: a fixed number of queries however big the groups."""
+    coded = NoteFailureMode.objects.filter(note_id=OuterRef("pk"))
+    shown = (
+        Note.objects.select_related("trace")
+        .only("id", "text", "trace_id", "trace__external_id")
+        .annotate(is_coded=Exists(coded))
+        .order_by("id")[:SHOWN_NOTES]
+    )
+    return (
+        run.suggestions.select_related("failure_mode", "decided_by")
+        .annotate(note_total=Count("notes"))
+        .prefetch_related(Prefetch("notes", queryset=shown, to_attr="shown_notes"))
+        .order_by("position", "id")
+    )
+
+
+def _for_review(suggestions: list[Suggestion], run: SuggestionRun) -> list[Suggestion]:
+    for suggestion in suggestions:
+        suggestion.naming_problem = naming_problem(suggestion, run)
+        suggestion.hidden_count = suggestion.note_total - len(suggestion.shown_notes)
+    return suggestions
+
+
+def suggestions_for_review(*, run: SuggestionRun) -> list[Suggestion]:
+    """The run's suggestions in order, each with `shown_notes` (the first SHOWN_NOTES, each `is_coded`),
+    `note_total`, `hidden_count` and `naming_problem`."""
+    return _for_review(list(_run_suggestions(run)), run)
+
+
+def suggestion_for_review(*, run: SuggestionRun, suggestion_id: int) -> Suggestion:
+    """One suggestion of the run as suggestions_for_review gives it."""
+    return _for_review([_run_suggestions(run).get(pk=suggestion_id)], run)[0]

@@ -120,8 +120,8 @@ def main() -> int:
     from django.http import QueryDict
     from django.test import Client
 
+    from annotation.coding_board import BoardParams, board_page, board_queryset
     from annotation.models import FailureMode, Note, NoteFailureMode, Project
-    from annotation.views.coding import BoardParams, _board_queryset, board_page
 
     project = Project.objects.get(slug="bench")
     client = Client()
@@ -137,12 +137,12 @@ def main() -> int:
         "board, filter no match": f"{board}?q=zzzz-no-such-text",
         "board, coded too": f"{board}?coded=1",
     }
-    from annotation.views.coding import _walk_the_index
+    from annotation.coding_board import walk_the_index
 
     for label, query in [("first page", ""), ("filter 'refund'", "q=refund")]:
-        queryset = _board_queryset(project, BoardParams.from_query(QueryDict(query))).order_by("-pk")
+        queryset = board_queryset(project, BoardParams.from_query(QueryDict(query))).order_by("-pk")
         plan_sql, plan_params = queryset.values("pk")[:51].query.sql_with_params()
-        with _walk_the_index(), connection.cursor() as cursor:
+        with walk_the_index(), connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN ANALYZE {plan_sql}", plan_params)
             print(f"\nEXPLAIN ANALYZE, uncoded notes, {label}:")
             print("\n".join("  " + row[0] for row in cursor.fetchall()))

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, F, FilteredRelation, Max, Prefetch, Q, QuerySet, Window
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 
-from annotation.models import Criterion, Label, Project
+from annotation.models import Criterion, Label, Project, Trace
+from annotation.services import DomainError
 from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
 from judges.splits import DEFAULT_SHARES, SPLITS, split_of
 from judges.stats import ConfusionMatrix
@@ -244,3 +250,221 @@ def latest_dev_runs_by_version(*, judge: Judge, numbers: list[int]) -> dict[int,
         .filter(rank=1)
     )
     return {run.version_number: run for run in ranked}
+
+
+def judge_version_numbers(*, judge: Judge) -> set[int]:
+    """Every version number of the judge, however many the page shows."""
+    return set(JudgeVersion.objects.filter(judge=judge).values_list("number", flat=True))
+
+
+def judge_version_pair(*, judge: Judge, old: int, new: int) -> tuple[JudgeVersion, JudgeVersion]:
+    """Two of the judge's versions, with only their numbers and configs (for a diff); both must exist."""
+    pair = {
+        v.number: v for v in JudgeVersion.objects.filter(judge=judge, number__in=(old, new)).only("number", "config")
+    }
+    return pair[old], pair[new]
+
+
+# --- one run: its progress and its disagreements with the expert ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    done: int
+    total: int
+    eta: timedelta | None
+    finished: bool = False
+
+    @property
+    def percent(self) -> int:
+        # A finished run is complete even when an external judge's copy covered fewer traces than the split.
+        return 100 if self.finished or not self.total else min(100, self.done * 100 // self.total)
+
+    @property
+    def eta_seconds(self) -> int | None:
+        return None if self.eta is None else max(1, round(self.eta.total_seconds()))
+
+
+def run_progress(*, run: JudgeRun, now: datetime | None = None) -> RunProgress:
+    """How far the run is, and, while it runs, how long the rest should take at the pace so far."""
+    done = run_judged_count(run)
+    if run.is_finished:
+        return RunProgress(done=done, total=run.total, eta=None, finished=True)
+    eta = None
+    if run.started_at and 0 < done < run.total:
+        elapsed = (now or timezone.now()) - run.started_at
+        eta = elapsed * ((run.total - done) / done)
+    return RunProgress(done=done, total=run.total, eta=eta)
+
+
+@dataclass(frozen=True)
+class DisagreementsPage:
+    judgments: list[Judgment]  # as run_disagreements gives them
+    has_more: bool  # another page follows the last judgment's trace
+
+
+def run_disagreements_page(
+    *, run: JudgeRun, kind: str | None, after_trace_id: int | None, limit: int
+) -> DisagreementsPage:
+    """One page of a finished run's disagreements of `kind` (None: both kinds) after the keyset cursor."""
+    report = run.report or {}
+    counted = {"false_pass": report.get("fp", 0), "false_fail": report.get("fn", 0)}.get(
+        kind or "", report.get("fp", 0) + report.get("fn", 0)
+    )
+    # None of this kind in the report: skip a query that would scan every judgment of the run to find none.
+    if not counted:
+        return DisagreementsPage(judgments=[], has_more=False)
+    page = list(run_disagreements(run=run, kind=kind, after_trace_id=after_trace_id, limit=limit + 1))
+    return DisagreementsPage(judgments=page[:limit], has_more=len(page) > limit)
+
+
+# --- two runs of one criterion side by side ------------------------------------------------------------------------
+
+# Stamped keys never go stale; this only bounds how long a comparison nobody reopens stays in the cache.
+COMPARE_COUNTS_CACHE_SECONDS = 24 * 3600
+NOT_JUDGED = "-"  # in the joined counts: the run has no judgment for the trace (an error has verdict "")
+
+
+class RunPairError(DomainError):
+    """Two runs that cannot be compared; the message names the request parameter at fault (`name`)."""
+
+
+def comparable_run(*, project: Project, run_id: int, name: str) -> JudgeRun:
+    """A finished run of the project, with its judge and criterion; RunPairError naming `name` otherwise."""
+    run = (
+        JudgeRun.objects.filter(pk=run_id, version__judge__project=project)
+        .select_related("version__judge__criterion", "version__judge__project")
+        .first()
+    )
+    if run is None:
+        raise RunPairError(f"{name}: run {run_id} is not a run of this project")
+    if run.status != JudgeRun.Status.DONE:
+        raise RunPairError(f"{name}: run {run_id} is {run.status}, not done; compare finished runs")
+    return run
+
+
+def latest_comparable_run(*, project: Project, judge_id: int, number: int, split: str, name: str) -> JudgeRun:
+    """Version `number` of the project's judge `judge_id`: its latest finished run on `split`."""
+    judge = Judge.objects.filter(pk=judge_id, project=project).first()
+    if judge is None:
+        raise RunPairError(f"judge: {judge_id} is not a judge of this project")
+    version = judge.versions.filter(number=number).first()
+    if version is None:
+        raise RunPairError(f"{name}: {judge.name} has no version {number}")
+    run = (
+        JudgeRun.objects.filter(version=version, split=split, status=JudgeRun.Status.DONE)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if run is None:
+        raise RunPairError(f"{name}: {version} has no finished run on {split}; run it there first")
+    return comparable_run(project=project, run_id=run.pk, name=name)
+
+
+def run_pair_check(*, run_a: JudgeRun, run_b: JudgeRun) -> None:
+    """Two different runs of judges of the same criterion, or RunPairError."""
+    if run_a.version.judge.criterion_id != run_b.version.judge.criterion_id:
+        raise RunPairError(
+            f"b: run {run_b.pk} judges {run_b.version.judge.criterion.name!r}, run {run_a.pk} judges "
+            f"{run_a.version.judge.criterion.name!r}; compare judges of the same criterion"
+        )
+    if run_a.pk == run_b.pk:
+        raise RunPairError(f"a, b: both name run {run_a.pk}; pick two different runs")
+
+
+def judge_choices(*, project: Project) -> list[Judge]:
+    """The comparison picker's judges, in criterion order, each with its criterion and `latest_number`."""
+    return list(
+        Judge.objects.filter(project=project)
+        .select_related("criterion")
+        .annotate(latest_number=Max("versions__number"))
+        .order_by("criterion__position", "criterion_id", "name")
+    )
+
+
+def compare_counts(*, run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, str], int]:
+    """(expert verdict, A's verdict, B's verdict) → count over the expert-labelled traces either run judged;
+    NOT_JUDGED where a run has no judgment for the trace, "" where its judgment was an error.
+
+    Reading two runs of 200,000 judgments takes about a second, and every page of differing traces needs the counts
+    again, so they are cached under a stamp of the criterion's labels (count, newest id, latest change): a label
+    added, changed or deleted moves it. Finished runs' judgments do not change, so the run ids complete the key."""
+    criterion_id = run_a.version.judge.criterion_id
+    stamp = Label.objects.filter(criterion_id=criterion_id).aggregate(
+        n=Count("id"), last=Max("id"), at=Max("updated_at")
+    )
+    at = stamp["at"].isoformat() if stamp["at"] else ""
+    project = run_a.version.judge.project
+    key = f"{project.cache_key('judge-compare')}:{run_a.pk}:{run_b.pk}:{stamp['n']}:{stamp['last']}:{at}"
+    cached = cache.get(key)
+    if cached is not None:
+        return {tuple(k): n for k, n in cached}
+    counts = _compare_counts_uncached(run_a, run_b)
+    cache.set(key, [[list(k), n] for k, n in counts.items()], timeout=COMPARE_COUNTS_CACHE_SECONDS)
+    return counts
+
+
+def _compare_counts_uncached(run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, str], int]:
+    judgment, label = Judgment._meta.db_table, Label._meta.db_table
+    sql = f"""
+        SELECT l.verdict, COALESCE(ja.verdict, %s), COALESCE(jb.verdict, %s), COUNT(*)
+        FROM (SELECT trace_id, verdict FROM {judgment} WHERE run_id = %s) ja
+        FULL OUTER JOIN (SELECT trace_id, verdict FROM {judgment} WHERE run_id = %s) jb ON jb.trace_id = ja.trace_id
+        JOIN {label} l ON l.trace_id = COALESCE(ja.trace_id, jb.trace_id) AND l.criterion_id = %s
+        GROUP BY 1, 2, 3
+    """  # noqa: S608 — table names come from the models, every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [NOT_JUDGED, NOT_JUDGED, run_a.pk, run_b.pk, run_a.version.judge.criterion_id])
+        return {(e, a, b): n for e, a, b, n in cursor.fetchall()}
+
+
+def comparison_exclusions(counts: dict[tuple[str, str, str], int]) -> dict[str, int]:
+    """Labelled traces left out of the comparison, by reason."""
+    out = {"only_a": 0, "only_b": 0, "errors": 0}
+    for (_e, a, b), n in counts.items():
+        if b == NOT_JUDGED:
+            out["only_a"] += n
+        elif a == NOT_JUDGED:
+            out["only_b"] += n
+        elif not a or not b:
+            out["errors"] += n
+    return out
+
+
+def differing_traces(
+    *, run_a: JudgeRun, run_b: JudgeRun, after_trace_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Labelled traces on which the two versions gave different verdicts, in trace order after the keyset cursor,
+    with the expert's verdict and both judges' reasoning."""
+    judgment, label, trace = Judgment._meta.db_table, Label._meta.db_table, Trace._meta.db_table
+    sql = f"""
+        SELECT t.id, t.external_id, l.verdict, ja.verdict, ja.reasoning, jb.verdict, jb.reasoning
+        FROM {judgment} ja
+        JOIN {judgment} jb ON jb.run_id = %s AND jb.trace_id = ja.trace_id
+        JOIN {label} l ON l.trace_id = ja.trace_id AND l.criterion_id = %s
+        JOIN {trace} t ON t.id = ja.trace_id
+        WHERE ja.run_id = %s AND ja.verdict <> '' AND jb.verdict <> '' AND ja.verdict <> jb.verdict
+          AND ja.trace_id > %s AND jb.trace_id > %s AND l.trace_id > %s AND t.id > %s
+        ORDER BY ja.trace_id
+        LIMIT %s
+    """  # noqa: S608 — table names come from the models, every value is a parameter
+    # The cursor is repeated on every joined table: PostgreSQL does not carry an inequality across a join, and
+    # without it a merge join would walk the other indexes from the first trace to reach a deep page.
+    after = after_trace_id or 0
+    params = [run_b.pk, run_a.version.judge.criterion_id, run_a.pk, after, after, after, after, limit]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        {
+            "trace_id": trace_id,
+            "external_id": external_id,
+            "expert": expert,
+            "a": a,
+            "a_reasoning": a_reasoning,
+            "b": b,
+            "b_reasoning": b_reasoning,
+            "right": "a" if a == expert else "b",
+        }
+        for trace_id, external_id, expert, a, a_reasoning, b, b_reasoning in rows
+    ]

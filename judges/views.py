@@ -4,7 +4,6 @@ which a judge and the expert disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,33 +12,24 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
-from annotation.models import Criterion
 from annotation.services import DomainError
-from judges.ladder import Ladder, cost_ladders
-from judges.models import Judge, JudgeRun, JudgeVersion
+from judges.examples import disagreement_example_states
+from judges.models import Judge, JudgeRun
+from judges.pages import judge_list_sections
 from judges.promotions import promotion_bar
 from judges.selectors import (
     DISAGREEMENT_KINDS,
-    judges_with_versions,
-    latest_finished_runs,
-    project_split_counts,
     recent_runs,
-    run_disagreements,
-    run_judged_count,
+    run_disagreements_page,
+    run_progress,
 )
 from judges.services import judge_run_cancel, judge_run_enqueue
-from judges.splits import SPLITS
-from judges.stats import METRICS
-from judges.views_promotion import CriterionPromotion, criterion_promotions
-from judges.views_versions import disagreement_example_states
+from judges.stats import ALIGNMENT_TARGET, METRICS, alignment_verdict
 
-# DESIGN.md: iterate until agreement is above 90%. A judge is aligned when TPR and TNR both reach it.
-TARGET = 0.9
 DISAGREEMENTS_PER_PAGE = 25
 METRIC_LABELS = {
     "tpr": "TPR (expert pass → judge pass)",
@@ -83,7 +73,7 @@ class MetricRow:
 
     @property
     def meets_target(self) -> bool:
-        return self.value is not None and self.value >= TARGET
+        return self.value is not None and self.value >= ALIGNMENT_TARGET
 
 
 def metric_rows(report: dict[str, Any]) -> list[MetricRow]:
@@ -95,33 +85,7 @@ def metric_rows(report: dict[str, Any]) -> list[MetricRow]:
     return rows
 
 
-def alignment_verdict(report: dict[str, Any] | None) -> str:
-    """Whether TPR and TNR both reach the target: "aligned", "below", or "undefined" when either cannot be
-    computed (the split has no expert pass or no expert fail)."""
-    if not report or report.get("tpr") is None or report.get("tnr") is None:
-        return "undefined"
-    return "aligned" if report["tpr"] >= TARGET and report["tnr"] >= TARGET else "below"
-
-
 # --- the judges page -----------------------------------------------------------------------------------------------
-
-
-@dataclass
-class JudgeSummary:
-    judge: Judge
-    versions: list[JudgeVersion]
-    # (split, its latest done run or None, alignment_verdict of that run), in split order; "all" last.
-    runs: list[tuple[str, JudgeRun | None, str]]
-
-
-@dataclass
-class CriterionSection:
-    criterion: Criterion
-    splits: list[tuple[str, int, int]]  # (split, pass count, fail count)
-    judges: list[JudgeSummary]
-    # The cost ladder on dev: every judge's latest dev run, cheapest first (None before any dev run).
-    ladder: Ladder | None = None
-    promotion: CriterionPromotion | None = None
 
 
 @login_required
@@ -129,43 +93,15 @@ class CriterionSection:
 def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    counts = project_split_counts(project=project)
-    latest = latest_finished_runs(project=project)
-    by_criterion: dict[int, list[JudgeSummary]] = {}
-    for judge in judges_with_versions(project=project):
-        runs = []
-        for split in (*SPLITS, JudgeRun.Split.ALL):
-            run = latest.get((judge.pk, split))
-            # "all" is shown only when it was run (an external judge's import is one); every split always is.
-            if run is not None or split != JudgeRun.Split.ALL:
-                runs.append((split, run, alignment_verdict(run.report) if run else ""))
-        summary = JudgeSummary(judge=judge, versions=list(judge.versions.all()), runs=runs)
-        by_criterion.setdefault(judge.criterion_id, []).append(summary)
-    judges_by_id = {summary.judge.pk: summary.judge for summaries in by_criterion.values() for summary in summaries}
-    ladders = cost_ladders(
-        [(judges_by_id[judge_id], run) for (judge_id, split), run in latest.items() if split == "dev"]
-    )
-    promotions = criterion_promotions(project=project)
-    sections = []
-    for criterion in Criterion.objects.filter(project=project).order_by("position", "id"):
-        split_count = counts[criterion.pk]
-        sections.append(
-            CriterionSection(
-                criterion=criterion,
-                splits=[(split, split_count[split]["pass"], split_count[split]["fail"]) for split in SPLITS],
-                judges=by_criterion.get(criterion.pk, []),
-                ladder=ladders.get(criterion.pk),
-                promotion=promotions.get(criterion.pk),
-            )
-        )
+    sections = judge_list_sections(project=project)
     context = {
         "project": project,
         "access": access,
         "sections": sections,
+        "bar": promotion_bar(project=project),
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,
-        "target": TARGET,
-        "bar": promotion_bar(project=project),
+        "target": ALIGNMENT_TARGET,
     }
     return render(request, "judges/judge_list.html", context)
 
@@ -194,34 +130,6 @@ def judge_run_create(request: HttpRequest, slug: str, judge_id: int) -> HttpResp
 # --- one run -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Progress:
-    done: int
-    total: int
-    eta: timedelta | None
-    finished: bool = False
-
-    @property
-    def percent(self) -> int:
-        # A finished run is complete even when an external judge's copy covered fewer traces than the split.
-        return 100 if self.finished or not self.total else min(100, self.done * 100 // self.total)
-
-    @property
-    def eta_seconds(self) -> int | None:
-        return None if self.eta is None else max(1, round(self.eta.total_seconds()))
-
-
-def _progress(run: JudgeRun) -> Progress:
-    done = run_judged_count(run)
-    if run.is_finished:
-        return Progress(done=done, total=run.total, eta=None, finished=True)
-    eta = None
-    if run.started_at and 0 < done < run.total:
-        elapsed = timezone.now() - run.started_at
-        eta = elapsed * ((run.total - done) / done)
-    return Progress(done=done, total=run.total, eta=eta)
-
-
 def _disagreement_filters(request: HttpRequest) -> tuple[str | None, int | None, list[str]]:
     """The kind and keyset cursor from the query string, with an error for each bad value (then ignored)."""
     errors = []
@@ -245,22 +153,18 @@ def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> 
         "access": access,
         "run": run,
         "judge": run.version.judge,
-        "progress": _progress(run),
-        "target": TARGET,
-        "target_x": TARGET * 100,
+        "progress": run_progress(run=run),
+        "target": ALIGNMENT_TARGET,
+        "target_x": ALIGNMENT_TARGET * 100,
     }
     if run.status == JudgeRun.Status.DONE and run.report:
         kind, after, errors = _disagreement_filters(request)
         report = run.report
-        counted = {"false_pass": report["fp"], "false_fail": report["fn"]}.get(kind or "", report["fp"] + report["fn"])
-        page = []
-        # None of this kind in the report: skip a query that would scan every judgment of the run to find none.
-        if counted:
-            page = list(run_disagreements(run=run, kind=kind, after_trace_id=after, limit=DISAGREEMENTS_PER_PAGE + 1))
+        disagreements = run_disagreements_page(run=run, kind=kind, after_trace_id=after, limit=DISAGREEMENTS_PER_PAGE)
+        page = disagreements.judgments
         base = reverse("judge_run_detail", args=[access.project.slug, run.pk])
         next_url = None
-        if len(page) > DISAGREEMENTS_PER_PAGE:
-            page = page[:DISAGREEMENTS_PER_PAGE]
+        if disagreements.has_more:
             query = {"after": page[-1].trace_id, **({"kind": kind} if kind else {})}
             next_url = f"{base}?{urlencode(query)}"
         # An LLM judge's disagreements can become few-shot examples, train-split traces only (no leakage).

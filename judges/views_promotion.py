@@ -8,12 +8,10 @@ because the bar says how closely a judge must agree with the expert's own labels
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -22,18 +20,18 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, get_project_for_user
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
-from judges.models import Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
+from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.promotions import (
+    BAR_MAX,
+    BAR_MIN_EXCLUSIVE,
     PromotionRefused,
-    current_promotions,
-    eligibility,
+    judge_promotion_states,
     judge_version_promote,
-    promotion_bar,
+    promotion_bar_set,
+    promotion_history_page,
     promotion_withdraw,
 )
 
-# The bar must be better than a coin: at 0.5 a judge that always says "pass" would clear the TNR half of it.
-BAR_MIN_EXCLUSIVE, BAR_MAX = 0.5, 1.0
 HISTORY_LIMIT = 200
 COMMENT_MAX_CHARS = 2000
 
@@ -56,81 +54,16 @@ def parse_bar_value(name: str, raw: str) -> tuple[float | None, str | None]:
     return value, None
 
 
-@transaction.atomic
-def project_promotion_bar_set(*, project: Project, min_tpr: float, min_tnr: float) -> Project:
-    """Sets the TPR and TNR a version's dev run must reach to be promoted. Current promotions keep the bar they were
-    promoted under (it is on their record); the judges page warns about any now under the new bar."""
-    for name, value in (("min_tpr", min_tpr), ("min_tnr", min_tnr)):
-        if not BAR_MIN_EXCLUSIVE < value <= BAR_MAX:
-            raise DomainError(f"{name}: must be above 0.5 and at most 1, got {value} for project {project.slug!r}")
-    PromotionBar.objects.update_or_create(project=project, defaults={"min_tpr": min_tpr, "min_tnr": min_tnr})
-    return project
-
-
-# --- what the pages show -------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CriterionPromotion:
-    """A criterion's current promotion and whether the promoted version's latest dev run still meets the bar."""
-
-    promotion: Promotion | None
-    # Set when the promoted version's latest dev run no longer meets the (current) bar: a warning, not a demotion.
-    warning: str = ""
-
-
-def criterion_promotion(promotion: Promotion | None) -> CriterionPromotion:
-    if promotion is None:
-        return CriterionPromotion(promotion=None)
-    check = eligibility(promotion.version)
-    warning = ""
-    if not check.eligible:
-        warning = f"Promoted, but its latest dev run is under the bar: {check.reason}"
-    return CriterionPromotion(promotion=promotion, warning=warning)
-
-
-def criterion_promotions(*, project: Project) -> dict[int, CriterionPromotion]:
-    """criterion id → its promotion state, for the judges page: one query for the promotions and one per promoted
-    criterion (its version's latest dev run), so bounded by the number of criteria, not of traces or runs."""
-    promotions = current_promotions(project=project)
-    for promotion in promotions.values():
-        promotion.version.judge.project = project  # eligibility reads the bar from here; spare the query
-    return {criterion_id: criterion_promotion(p) for criterion_id, p in promotions.items()}
-
-
-@dataclass(frozen=True)
-class VersionPromotion:
-    number: int
-    eligible: bool
-    reason: str
-    is_current: bool
-
-
 def judge_promotion_context(*, project: Project, judge: Judge, versions: list[JudgeVersion]) -> dict[str, Any]:
-    """The judge page's promotion block: the criterion's current promotion (perhaps another judge's version) and,
-    per version shown, whether it may be promoted or why not."""
-    promotion = (
-        Promotion.objects.filter(criterion_id=judge.criterion_id, ended_at=None)
-        .select_related("version__judge__project", "promoted_by")
-        .first()
-    )
-    judge.project = project
-    states = {}
+    """The judge page's promotion block, as template context; each version shown gets its `promotion_state`."""
+    states = judge_promotion_states(project=project, judge=judge, versions=versions)
     for version in versions:
-        version.judge = judge  # eligibility reads judge.kind and the project's bar: no query per version for them
-        check = eligibility(version)
-        state = VersionPromotion(
-            number=version.number,
-            eligible=check.eligible,
-            reason=check.reason,
-            is_current=promotion is not None and promotion.version_id == version.pk,
-        )
-        states[version.number] = state
-        version.promotion_state = state  # the template walks the versions; it cannot index a dict by number
+        # The template walks the versions; it cannot index a dict by number.
+        version.promotion_state = states.version_promotions[version.number]
     return {
-        "criterion_promotion": criterion_promotion(promotion),
-        "version_promotions": states,
-        "bar": promotion_bar(project=project),
+        "criterion_promotion": states.criterion_promotion,
+        "version_promotions": states.version_promotions,
+        "bar": states.bar,
     }
 
 
@@ -182,7 +115,7 @@ def promotion_bar_update(request: HttpRequest, slug: str) -> HttpResponse:
             messages.error(request, f"Promotion bar not changed. {error}")
         return redirect(f"{_judges_url(slug)}#promotion-bar")
     try:
-        project_promotion_bar_set(project=project, min_tpr=min_tpr, min_tnr=min_tnr)
+        promotion_bar_set(project=project, min_tpr=min_tpr, min_tnr=min_tnr, user=request.user)
     except DomainError as exc:
         messages.error(request, f"Promotion bar not changed. {exc}")
     else:
@@ -200,17 +133,12 @@ def promotion_history(request: HttpRequest, slug: str) -> HttpResponse:
     """Every promotion of the project, newest first (capped): who promoted which version, on what dev evidence
     under which bar, and when and by whom it ended."""
     access = get_project_for_user(request, slug)
-    promotions = list(
-        Promotion.objects.filter(criterion__project=access.project)
-        .select_related("criterion", "version__judge", "promoted_by", "ended_by", "dev_run")
-        .order_by("-promoted_at", "-id")[: HISTORY_LIMIT + 1]
-    )
-    capped = len(promotions) > HISTORY_LIMIT
+    history = promotion_history_page(project=access.project, limit=HISTORY_LIMIT)
     context = {
         "project": access.project,
         "access": access,
-        "promotions": promotions[:HISTORY_LIMIT],
-        "capped": capped,
+        "promotions": history.promotions,
+        "capped": history.capped,
         "limit": HISTORY_LIMIT,
         "dev_split": JudgeRun.Split.DEV,
     }

@@ -11,20 +11,19 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
-from annotation.models import Label, Trace
+from annotation.selectors import trace_by_external_id
 from annotation.services import DomainError
 from judges.charts import history_chart, history_rows
+from judges.examples import judge_example_add as judge_example_add_service
 from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
-from judges.selectors import judge_versions_page, latest_dev_runs_by_version, split_key
+from judges.selectors import judge_version_numbers, judge_version_pair, judge_versions_page, latest_dev_runs_by_version
 from judges.services import judge_version_create
-from judges.splits import split_of
 from judges.views_promotion import judge_promotion_context
 
 # The judges page's alignment target (DESIGN.md: iterate until agreement is above 90%).
@@ -109,11 +108,9 @@ def _judge_context(
     diff_error = None
     if diff_raw:
         # Diffs may name versions older than the page shows: check against all of the judge's numbers.
-        numbers = set(judge.versions.values_list("number", flat=True))
-        diff_pair, diff_error = parse_diff_param(diff_raw, numbers)
+        diff_pair, diff_error = parse_diff_param(diff_raw, judge_version_numbers(judge=judge))
         if diff_pair:
-            pair = {v.number: v for v in judge.versions.filter(number__in=diff_pair).only("number", "config")}
-            old, new = pair[diff_pair[0]], pair[diff_pair[1]]
+            old, new = judge_version_pair(judge=judge, old=diff_pair[0], new=diff_pair[1])
             diff_lines = config_diff(old.config, new.config, old_name=f"v{old.number}", new_name=f"v{new.number}")
     runs = latest_dev_runs_by_version(judge=judge, numbers=list(by_number))
     rows = history_rows(list(by_number), runs)
@@ -197,56 +194,12 @@ def judge_example_add(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
     back = redirect("judge_run_detail", slug, run.pk)
     external_id = request.POST.get("trace", "").strip()
     try:
-        version = _add_example(judge=judge, external_id=external_id, run=run, user=request.user)
+        version = judge_example_add_service(judge=judge, external_id=external_id, run=run, user=request.user)
     except DomainError as exc:
         messages.error(request, f"{judge.name}: {exc}")
         return back
     messages.success(request, f"{judge.name} v{version.number} created with {external_id} as a few-shot example.")
     return redirect("judge_detail", slug, judge.pk)
-
-
-@transaction.atomic
-def _add_example(*, judge: Judge, external_id: str, run: JudgeRun, user: Any) -> JudgeVersion:
-    if judge.kind != Judge.Kind.LLM:
-        raise DomainError(f"only LLM judges take few-shot examples; this is a {judge.get_kind_display()} judge")
-    if not external_id:
-        raise DomainError("trace: name the trace to add as an example")
-    criterion = judge.criterion
-    trace = Trace.objects.filter(project=judge.project_id, external_id=external_id).only("id").first()
-    if trace is None:
-        raise DomainError(f"trace: {external_id!r} is not a trace of this project")
-    if not Label.objects.filter(criterion=criterion, trace=trace).exists():
-        raise DomainError(f"trace: {external_id!r} has no expert label for {criterion.name!r}")
-    split = split_of(split_key(criterion), external_id)
-    if split != "train":
-        raise DomainError(
-            f"trace {external_id!r} is in the {split} split; only train traces can be examples, or the judge "
-            "would be measured on its own examples"
-        )
-    # Lock the judge before reading its latest config: two quick clicks must each append, not overwrite the other.
-    Judge.objects.select_for_update().filter(pk=judge.pk).first()
-    latest = judge.latest_version()
-    config = dict(latest.config) if latest else {}
-    examples = list(config.get("examples", []))
-    if external_id in examples:
-        raise DomainError(f"trace {external_id!r} is already a few-shot example of v{latest.number}")
-    config["examples"] = [*examples, external_id]
-    comment = f"Added {external_id} as a few-shot example (a disagreement of run #{run.pk})"
-    return judge_version_create(judge=judge, config=config, comment=comment, user=user)
-
-
-def disagreement_example_states(*, judge: Judge, external_ids: list[str]) -> dict[str, str]:
-    """external id → "addable", "example" (already in the latest version) or the split that forbids it."""
-    if judge.kind != Judge.Kind.LLM:
-        return {}
-    latest = judge.latest_version()
-    current = set((latest.config if latest else {}).get("examples", []))
-    key = split_key(judge.criterion)
-    states = {}
-    for external_id in external_ids:
-        split = split_of(key, external_id)
-        states[external_id] = "example" if external_id in current else ("addable" if split == "train" else split)
-    return states
 
 
 # --- prompt preview ------------------------------------------------------------------------------------------------
@@ -264,7 +217,7 @@ def judge_version_preview(request: HttpRequest, slug: str, judge_id: int, number
     if judge.kind != Judge.Kind.LLM:
         error = f"{judge.name} is a {judge.get_kind_display()} judge; only LLM judges have a prompt to preview"
     elif external_id:
-        trace = Trace.objects.filter(project=access.project, external_id=external_id).first()
+        trace = trace_by_external_id(project=access.project, external_id=external_id)
         if trace is None:
             error = f"trace: {external_id!r} is not a trace of this project"
         else:

@@ -25,10 +25,6 @@ class AlertRuleForm(forms.ModelForm):
             raise forms.ValidationError("The webhook must be an http:// or https:// URL.")
         return url
 
-    def save(self, commit: bool = True) -> AlertRule:
-        self.instance.threshold = self.cleaned_data["threshold_percent"] / 100
-        return super().save(commit=commit)
-
 
 class SamplingRateForm(forms.Form):
     rate_percent = forms.FloatField(

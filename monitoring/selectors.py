@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import Trunc
 
-from annotation.models import Project, Trace
-from monitoring.models import Alert, MonitorCursor, MonitorJudgment, SamplingRate
+from annotation.models import Criterion, Project, Trace
+from judges.models import Promotion
+from judges.promotions import current_promotions
+from monitoring.models import Alert, AlertRule, MonitorCursor, MonitorJudgment, SamplingRate
 from monitoring.sampling import PRODUCTION, RateHistory, is_sampled
+from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, sample_size_note, series, truncate
 
 BANNER_COUNT_CAP = 50
 # The series of a page is re-read at most this often: new verdicts arrive with the drain, once a minute.
@@ -138,3 +142,95 @@ def open_alerts_banner(*, project: Project) -> dict | None:
         "id": alerts[0]["id"],
         "message": alerts[0]["message"],
     }
+
+
+# --- the monitoring pages ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CriterionSummary:
+    criterion: Criterion
+    promotion: Promotion
+    day: BucketStats  # the last 24 hours
+    week: BucketStats  # the last 7 days
+    backlog: int | None
+    open_alerts: list[Alert]
+
+
+@dataclass(frozen=True)
+class MonitoringSummary:
+    summaries: list[CriterionSummary]  # the promoted criteria, in criterion order
+    unmonitored: list[Criterion]  # the criteria without a promoted judge
+
+
+def _window_stats(promotion: Promotion, start: datetime, end: datetime) -> BucketStats:
+    passes, fails, errors = window_counts(version_id=promotion.version_id, start=start, end=end)
+    return bucket_stats(
+        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=dev_matrix(promotion.report)
+    )
+
+
+def monitoring_summary(*, project: Project, now: datetime) -> MonitoringSummary:
+    """Every promoted judge's pass rates over the last day and week up to `now`, its backlog and open alerts."""
+    promotions = current_promotions(project=project)
+    alerts_by_criterion: dict[int, list[Alert]] = {}
+    for alert in open_alerts(project=project):
+        alerts_by_criterion.setdefault(alert.criterion_id, []).append(alert)
+    summaries = [
+        CriterionSummary(
+            criterion=promotion.criterion,
+            promotion=promotion,
+            day=_window_stats(promotion, now - timedelta(hours=24), now),
+            week=_window_stats(promotion, now - timedelta(days=7), now),
+            backlog=backlog(project=project, version_id=promotion.version_id),
+            open_alerts=alerts_by_criterion.get(criterion_id, []),
+        )
+        for criterion_id, promotion in sorted(promotions.items(), key=lambda item: item[1].criterion.position)
+    ]
+    unmonitored = list(Criterion.objects.filter(project=project).exclude(pk__in=promotions.keys()).order_by("position"))
+    return MonitoringSummary(summaries=summaries, unmonitored=unmonitored)
+
+
+@dataclass(frozen=True)
+class BucketRow:
+    stats: BucketStats
+    complete: bool  # the bucket has ended
+
+
+@dataclass(frozen=True)
+class CriterionSeries:
+    stats: list[BucketStats]  # oldest first, the current bucket (in progress) last
+    rows: list[BucketRow]  # newest first, for the table
+    notes: list[str]  # what the sample sizes of the current and the previous bucket allow to say
+    backlog: int | None
+
+
+# The words for the current and the previous bucket.
+PERIOD_NAMES = {"hour": ("this hour", "last hour"), "day": ("today", "yesterday")}
+
+
+def criterion_series(
+    *, project: Project, promotion: Promotion, bucket: str, window: timedelta, now: datetime
+) -> CriterionSeries:
+    """The promoted version's pass rates per bucket over `window`, ending with the bucket in progress at `now`."""
+    end = truncate(now, bucket) + BUCKET_LENGTH[bucket]  # the current bucket is shown, marked in progress
+    start = end - window
+    counts = bucket_counts(project=project, version_id=promotion.version_id, start=start, end=end, bucket=bucket)
+    stats = series(counts=counts, start=start, end=end, bucket=bucket, matrix=dev_matrix(promotion.report))
+    current, previous = PERIOD_NAMES[bucket]
+    notes = [sample_size_note(stats[-1], current), sample_size_note(stats[-2], previous)] if len(stats) > 1 else []
+    return CriterionSeries(
+        stats=stats,
+        rows=[BucketRow(s, s.end <= now) for s in reversed(stats)],
+        notes=notes,
+        backlog=backlog(project=project, version_id=promotion.version_id),
+    )
+
+
+def alert_rules(*, criterion: Criterion) -> list[AlertRule]:
+    return list(AlertRule.objects.filter(criterion=criterion))
+
+
+def criterion_alerts(*, criterion: Criterion, limit: int) -> list[Alert]:
+    """The criterion's latest alerts, open or resolved, newest first, with their rules."""
+    return list(Alert.objects.filter(criterion=criterion).select_related("rule")[:limit])

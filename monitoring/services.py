@@ -20,17 +20,17 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, TextChoices
 from django.utils import timezone
 
-from annotation.models import Project, Trace
+from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.signals import StoredBatch
 from judges import kinds
 from judges.kinds import Scorer, trace_input, version_scorer
 from judges.models import MAX_REASONING_CHARS, JudgeVersion, Promotion
 from judges.promotions import current_promotions
-from monitoring.models import MonitorCursor, MonitorJudgment, SamplingRate
+from monitoring.models import Alert, AlertRule, Bucket, MonitorCursor, MonitorJudgment, SamplingRate
 from monitoring.sampling import PRODUCTION
 from monitoring.selectors import sampled_after
 
@@ -194,3 +194,70 @@ def sampling_rate_set(*, project: Project, rate: float, user: AbstractBaseUser |
     # Trace ids only grow: whatever is stored after this has a larger id than any trace there is now.
     last = Trace.objects.aggregate(last=Max("id"))["last"] or 0
     return SamplingRate.objects.create(project=project, rate=rate, after_trace_id=last, set_by=user)
+
+
+# --- alert rules ---------------------------------------------------------------------------------------------------
+
+
+def _check_choice(name: str, value: str, choices: type[TextChoices]) -> None:
+    if value not in choices.values:
+        raise DomainError(f"{name}: expected one of {', '.join(choices.values)}, got {value!r}")
+
+
+@transaction.atomic
+def alert_rule_create(
+    *,
+    criterion: Criterion,
+    threshold: float,
+    metric: str = AlertRule.Metric.OBSERVED,
+    bound: str = AlertRule.Bound.UPPER,
+    side: str = AlertRule.Side.BELOW,
+    bucket: str = Bucket.HOUR,
+    min_sample: int = 20,
+    webhook_url: str = "",
+    enabled: bool = True,
+    user: AbstractBaseUser | None = None,
+) -> AlertRule:
+    """A rule on the criterion's monitored pass rate; `threshold` is a fraction. DomainError names a bad value."""
+    if not 0 <= threshold <= 1:
+        raise DomainError(f"threshold: a pass rate from 0% to 100%, got {threshold:.0%}")
+    _check_choice("metric", metric, AlertRule.Metric)
+    _check_choice("bound", bound, AlertRule.Bound)
+    _check_choice("side", side, AlertRule.Side)
+    _check_choice("bucket", bucket, Bucket)
+    if min_sample < 0:
+        raise DomainError(f"min_sample: a number of judged traces, got {min_sample}")
+    if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
+        raise DomainError("webhook_url: the webhook must be an http:// or https:// URL")
+    return AlertRule.objects.create(
+        project_id=criterion.project_id,
+        criterion=criterion,
+        threshold=threshold,
+        metric=metric,
+        bound=bound,
+        side=side,
+        bucket=bucket,
+        min_sample=min_sample,
+        webhook_url=webhook_url,
+        enabled=enabled,
+        created_by=user,
+    )
+
+
+@transaction.atomic
+def alert_rule_enable(*, rule: AlertRule, enabled: bool) -> AlertRule:
+    """Switch a rule on or off. Off resolves its open alert, since nobody watches it any more, and its state
+    starts from OK when it is switched on again."""
+    if not enabled:
+        Alert.objects.filter(rule=rule, resolved_at=None).update(resolved_at=timezone.now())
+        rule.state = AlertRule.State.OK
+    rule.enabled = enabled
+    rule.save(update_fields=["enabled", "state"])
+    return rule
+
+
+@transaction.atomic
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    """Delete a rule, resolving its open alert first; its past alerts go with it."""
+    Alert.objects.filter(rule=rule, resolved_at=None).update(resolved_at=timezone.now())
+    rule.delete()

@@ -3,8 +3,7 @@ an alert with the traces behind it, and the project's sampling rate. Every rate 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,21 +17,20 @@ from django.views.decorators.http import require_POST
 from annotation.access import Permission, get_project_for_user
 from annotation.models import Criterion
 from annotation.services import DomainError
-from judges.models import Promotion
 from judges.promotions import current_promotions
 from monitoring.charts import series_chart
 from monitoring.forms import AlertRuleForm, SamplingRateForm
 from monitoring.models import Alert, AlertRule, Bucket
 from monitoring.selectors import (
-    backlog,
-    bucket_counts,
+    alert_rules,
+    criterion_alerts,
+    criterion_series,
     failed_judgments,
-    open_alerts,
+    monitoring_summary,
     sampling_rate,
-    window_counts,
 )
-from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, sample_size_note, series, truncate
-from monitoring.services import sampling_rate_set
+from monitoring.series import dev_matrix
+from monitoring.services import alert_rule_create, alert_rule_delete, alert_rule_enable, sampling_rate_set
 
 # The windows a criterion page offers per bucket size, and the default one.
 WINDOWS = {
@@ -41,60 +39,22 @@ WINDOWS = {
 }
 DEFAULT_WINDOW = {"hour": "48h", "day": "30d"}
 TRACES_PER_PAGE = 50
-
-
-@dataclass(frozen=True)
-class CriterionSummary:
-    criterion: Criterion
-    promotion: Promotion
-    day: BucketStats
-    week: BucketStats
-    backlog: int | None
-    open_alerts: list[Alert]
-
-
-def _window_stats(promotion: Promotion, start: datetime, end: datetime) -> BucketStats:
-    passes, fails, errors = window_counts(version_id=promotion.version_id, start=start, end=end)
-    return bucket_stats(
-        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=dev_matrix(promotion.report)
-    )
+ALERTS_SHOWN = 20
 
 
 @login_required
 def monitoring_overview(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
-    now = timezone.now()
-    promotions = current_promotions(project=project)
-    alerts_by_criterion: dict[int, list[Alert]] = {}
-    for alert in open_alerts(project=project):
-        alerts_by_criterion.setdefault(alert.criterion_id, []).append(alert)
-    summaries = [
-        CriterionSummary(
-            criterion=promotion.criterion,
-            promotion=promotion,
-            day=_window_stats(promotion, now - timedelta(hours=24), now),
-            week=_window_stats(promotion, now - timedelta(days=7), now),
-            backlog=backlog(project=project, version_id=promotion.version_id),
-            open_alerts=alerts_by_criterion.get(criterion_id, []),
-        )
-        for criterion_id, promotion in sorted(promotions.items(), key=lambda item: item[1].criterion.position)
-    ]
-    unmonitored = Criterion.objects.filter(project=project).exclude(pk__in=promotions.keys()).order_by("position")
+    overview = monitoring_summary(project=project, now=timezone.now())
     context = {
         "project": project,
         "access": access,
-        "summaries": summaries,
-        "unmonitored": unmonitored,
+        "summaries": overview.summaries,
+        "unmonitored": overview.unmonitored,
         "rate_percent": sampling_rate(project=project) * 100,
     }
     return render(request, "monitoring/overview.html", context)
-
-
-@dataclass(frozen=True)
-class BucketRow:
-    stats: BucketStats
-    complete: bool
 
 
 @login_required
@@ -105,7 +65,7 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
     bucket = request.GET.get("bucket") if request.GET.get("bucket") in WINDOWS else "hour"
     window = request.GET.get("window") if request.GET.get("window") in WINDOWS[bucket] else DEFAULT_WINDOW[bucket]
     promotion = current_promotions(project=project).get(criterion.pk)
-    rules = list(AlertRule.objects.filter(criterion=criterion))
+    rules = alert_rules(criterion=criterion)
     context = {
         "project": project,
         "access": access,
@@ -116,31 +76,24 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
         "windows": list(WINDOWS[bucket]),
         "buckets": [b.value for b in Bucket],
         "rules": rules,
-        "alerts": Alert.objects.filter(criterion=criterion).select_related("rule")[:20],
+        "alerts": criterion_alerts(criterion=criterion, limit=ALERTS_SHOWN),
         "form": AlertRuleForm(initial={"threshold_percent": 90, "bucket": bucket}),
     }
     if promotion is not None:
-        now = timezone.now()
-        step = BUCKET_LENGTH[bucket]
-        end = truncate(now, bucket) + step  # the current bucket is shown, marked in progress
-        start = end - WINDOWS[bucket][window]
-        counts = bucket_counts(project=project, version_id=promotion.version_id, start=start, end=end, bucket=bucket)
-        stats = series(counts=counts, start=start, end=end, bucket=bucket, matrix=dev_matrix(promotion.report))
-        rows = [BucketRow(s, s.end <= now) for s in reversed(stats)]
-        period = {"hour": ("this hour", "last hour"), "day": ("today", "yesterday")}[bucket]
+        found = criterion_series(
+            project=project, promotion=promotion, bucket=bucket, window=WINDOWS[bucket][window], now=timezone.now()
+        )
         context.update(
             chart=series_chart(
-                stats,
+                found.stats,
                 bucket=bucket,
                 criterion=criterion.name,
                 thresholds=[r.threshold for r in rules if r.enabled],
             ),
-            rows=rows,
-            notes=[sample_size_note(stats[-1], period[0]), sample_size_note(stats[-2], period[1])]
-            if len(stats) > 1
-            else [],
+            rows=found.rows,
+            notes=found.notes,
             matrix=dev_matrix(promotion.report),
-            backlog=backlog(project=project, version_id=promotion.version_id),
+            backlog=found.backlog,
         )
     return render(request, "monitoring/criterion.html", context)
 
@@ -150,11 +103,26 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
 def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
     criterion = access.get_object_or_404(Criterion, pk=criterion_id)
-    form = AlertRuleForm(request.POST, instance=AlertRule(project=access.project, criterion=criterion))
+    form = AlertRuleForm(request.POST)
     if form.is_valid():
-        form.instance.created_by = request.user
-        rule = form.save()
-        messages.success(request, f"Alert rule added: {rule.describe()}.")
+        data = form.cleaned_data
+        try:
+            rule = alert_rule_create(
+                criterion=criterion,
+                threshold=data["threshold_percent"] / 100,
+                metric=data["metric"],
+                bound=data["bound"],
+                side=data["side"],
+                bucket=data["bucket"],
+                min_sample=data["min_sample"],
+                webhook_url=data["webhook_url"],
+                enabled=data["enabled"],
+                user=request.user,
+            )
+        except DomainError as exc:
+            messages.error(request, f"The alert rule was not saved: {exc}")
+        else:
+            messages.success(request, f"Alert rule added: {rule.describe()}.")
     else:
         errors = "; ".join(f"{field}: {' '.join(e)}" for field, e in form.errors.items())
         messages.error(request, f"The alert rule was not saved: {errors}")
@@ -170,15 +138,10 @@ def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> Htt
     action = request.POST.get("action")
     if action not in {"enable", "disable", "delete"}:
         messages.error(request, f"Unknown action {action!r} for alert rule {rule.pk}.")
+    elif action == "delete":
+        alert_rule_delete(rule=rule)
     else:
-        if action in {"disable", "delete"}:
-            Alert.objects.filter(rule=rule, resolved_at=None).update(resolved_at=timezone.now())
-        if action == "delete":
-            rule.delete()
-        else:
-            rule.enabled = action == "enable"
-            rule.state = AlertRule.State.OK if not rule.enabled else rule.state
-            rule.save(update_fields=["enabled", "state"])
+        alert_rule_enable(rule=rule, enabled=action == "enable")
     return redirect(reverse("monitoring_criterion", args=[access.project.slug, rule.criterion_id]) + "#rules")
 
 

@@ -194,3 +194,23 @@ def golden_jsonl(*, project: Project, version: int | None = None) -> Iterator[by
                 yield dumps(record).encode("utf-8") + b"\n"
 
     return lines()
+
+
+@dataclass(frozen=True)
+class GoldenRemoval:
+    traces: int  # traces of the project among the ids given
+    version: int  # the set's version afterwards
+    changed: bool  # a new version was made (some of the traces were in the set)
+
+
+@transaction.atomic
+def golden_remove_by_ids(
+    *, project: Project, trace_ids: Iterable[int], user: AbstractBaseUser | None = None
+) -> GoldenRemoval:
+    """golden_remove for the project's traces among `trace_ids` (ids of other projects' traces are ignored)."""
+    traces = list(Trace.objects.filter(project=project, pk__in=list(trace_ids)).only("id", "external_id", "project_id"))
+    if not traces:
+        return GoldenRemoval(traces=0, version=golden_current_version(project=project), changed=False)
+    before = _locked(project).current_version
+    after = golden_remove(project=project, traces=traces, user=user)
+    return GoldenRemoval(traces=len(traces), version=after, changed=after != before)

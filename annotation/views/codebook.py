@@ -14,14 +14,21 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import codebook
 from annotation.access import Permission, ProjectAccess, get_project_for_user
-from annotation.models import FailureMode, FailureModeChange, Note, NoteFailureMode
+from annotation.models import FailureMode, FailureModeChange
+from annotation.selectors import (
+    failure_mode_history,
+    failure_mode_notes_page,
+    failure_mode_of,
+    failure_mode_totals,
+    failure_modes_merged_into,
+    merge_targets,
+)
 from annotation.services import DomainError
 
 TEMPLATE = "annotation/failure_mode_detail.html"
@@ -33,39 +40,11 @@ MERGE_CHOICES_LIMIT = 500
 MERGED_FROM_LIMIT = 20
 
 
-@dataclass(frozen=True)
-class NotesPage:
-    notes: list[Note]
-    next_cursor: int | None
-    is_first: bool
-
-
 def _parse_id(value: str) -> int | None:
     """A primary key from a form or query string: ASCII digits that fit a bigint (str.isdigit also accepts "²")."""
     if not (value.isascii() and value.isdigit()) or len(value) > 18:
         return None
     return int(value)
-
-
-def _notes_page(mode: FailureMode, after: str) -> NotesPage:
-    """The mode's notes, newest first, keyset-paginated by note id (ids follow creation order). For a frequent mode
-    PostgreSQL walks the (note, mode) unique index backwards and stops after a page; for a rare one it sorts the few
-    entries of the (mode, trace) index. Either way well under a millisecond at 200,000 notes."""
-    links = NoteFailureMode.objects.filter(failure_mode=mode)
-    cursor = _parse_id(after)
-    if cursor is not None:
-        links = links.filter(note_id__lt=cursor)
-    note_ids = list(links.order_by("-note_id").values_list("note_id", flat=True)[: NOTES_PAGE_SIZE + 1])
-    has_more = len(note_ids) > NOTES_PAGE_SIZE
-    note_ids = note_ids[:NOTES_PAGE_SIZE]
-    notes = (
-        Note.objects.filter(pk__in=note_ids)
-        .select_related("trace", "author")
-        # Only what the list shows: a trace's content can be megabytes.
-        .only("id", "text", "created_at", "trace__external_id", "author__username")
-        .order_by("-id")
-    )
-    return NotesPage(notes=list(notes), next_cursor=note_ids[-1] if has_more else None, is_first=cursor is None)
 
 
 @dataclass(frozen=True)
@@ -131,28 +110,19 @@ def _get_mode(access: ProjectAccess, mode_id: int) -> FailureMode:
 
 
 def _page_context(request: HttpRequest, access: ProjectAccess, mode: FailureMode, **extra: Any) -> dict[str, Any]:
-    project = access.project
-    totals = NoteFailureMode.objects.filter(failure_mode=mode).aggregate(
-        notes=Count("id"), traces=Count("trace_id", distinct=True)
-    )
+    note_count, trace_count = failure_mode_totals(mode=mode)
     context = {
-        "project": project,
+        "project": access.project,
         "access": access,
         "mode": mode,
-        "note_count": totals["notes"],
-        "trace_count": totals["traces"],
-        "notes_page": _notes_page(mode, request.GET.get("after", "")),
-        "history": [
-            _describe(change)
-            for change in FailureModeChange.objects.filter(failure_mode=mode).select_related("actor")[:HISTORY_LIMIT]
-        ],
-        "merged_from": list(mode.merged_from.order_by("name").values("id", "name")[:MERGED_FROM_LIMIT]),
-        "merge_choices": list(
-            FailureMode.objects.filter(project=project, retired_at__isnull=True)
-            .exclude(pk=mode.pk)
-            .order_by("name")
-            .values("id", "name")[:MERGE_CHOICES_LIMIT]
+        "note_count": note_count,
+        "trace_count": trace_count,
+        "notes_page": failure_mode_notes_page(
+            mode=mode, before_note_id=_parse_id(request.GET.get("after", "")), size=NOTES_PAGE_SIZE
         ),
+        "history": [_describe(change) for change in failure_mode_history(mode=mode, limit=HISTORY_LIMIT)],
+        "merged_from": failure_modes_merged_into(mode=mode, limit=MERGED_FROM_LIMIT),
+        "merge_choices": merge_targets(mode=mode, limit=MERGE_CHOICES_LIMIT),
     }
     context.update(extra)
     return context
@@ -246,7 +216,7 @@ def failure_mode_merge(request: HttpRequest, slug: str, mode_id: int) -> HttpRes
         target_id = _parse_id(raw)
         if target_id is None:
             raise DomainError("Choose the failure mode to merge into")
-        target = FailureMode.objects.filter(project_id=mode.project_id, pk=target_id).first()
+        target = failure_mode_of(project_id=mode.project_id, mode_id=target_id)
         if target is None:
             raise DomainError(f"Failure mode #{raw} no longer exists in this project; reload the page")
         codebook.failure_mode_merge(source=mode, target=target, actor=request.user)

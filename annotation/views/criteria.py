@@ -5,30 +5,24 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotation.access import Permission, get_project_for_user
 from annotation.forms import CriterionForm
-from annotation.models import Criterion, FailureMode, Project
+from annotation.models import Criterion
 from annotation.panels import panels_render
+from annotation.selectors import criterion_failure_mode_choices
 from annotation.services import DomainError, criterion_create, criterion_update
 
 TEMPLATE = "annotation/criterion_form.html"
-
-
-def _modes(project: Project, current: FailureMode | None = None):
-    # Current modes, plus the one already linked even if it has been retired since (so the form shows it).
-    keep = Q(retired_at__isnull=True) | (Q(pk=current.pk) if current is not None else Q(pk__in=[]))
-    return FailureMode.objects.filter(project=project).filter(keep).order_by("name")
 
 
 @login_required
 def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug, Permission.EDIT_CRITERIA)
     project = access.project
-    modes = _modes(project)
+    modes = criterion_failure_mode_choices(project=project)
     if request.method == "POST":
         form = CriterionForm(request.POST, modes=modes)
         if form.is_valid():
@@ -54,7 +48,7 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
     access = get_project_for_user(request, slug, Permission.EDIT_CRITERIA)
     project = access.project
     criterion = access.get_object_or_404(Criterion.objects.select_related("failure_mode"), pk=criterion_id)
-    modes = _modes(project, criterion.failure_mode)
+    modes = criterion_failure_mode_choices(project=project, current=criterion.failure_mode)
     if request.method == "POST":
         form = CriterionForm(request.POST, modes=modes)
         if form.is_valid():

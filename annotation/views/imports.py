@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from functools import partial
-from pathlib import PurePath
-
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import FileUploadHandler, SkipFile
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -20,12 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotation.access import Permission, get_project_for_user
-from annotation.ingest import ON_CONFLICT_CHOICES
 from annotation.models import ImportJob
-from annotation.tasks import import_job_run
-
-# Extension → reader. Anything else is refused before it is stored.
-UPLOAD_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+from annotation.services import DomainError
+from annotation.uploads import import_job_create
 
 
 def _refuse(request: HttpRequest, slug: str, message: str) -> HttpResponse:
@@ -63,37 +54,21 @@ def import_upload(request: HttpRequest, slug: str) -> HttpResponse:
 @csrf_protect
 def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) -> HttpResponse:
     access = get_project_for_user(request, slug, Permission.ADD_TRACES)
-    project = access.project
     limit = limiter.limit
     upload = request.FILES.get("file")
     if limiter.exceeded:
         return _refuse(request, slug, f"The file is too large: the limit is {filesizeformat(limit)}.")
     if upload is None:
         return _refuse(request, slug, "Choose a .jsonl or .csv file to import.")
-    suffix = PurePath(upload.name or "").suffix.lower()
-    if suffix not in UPLOAD_FORMATS:
-        return _refuse(request, slug, f"{upload.name}: only .jsonl, .ndjson and .csv files can be imported.")
-    if upload.size > limit:
-        return _refuse(request, slug, f"{upload.name} is too large: the limit is {filesizeformat(limit)}.")
-    if upload.size == 0:
-        return _refuse(request, slug, f"{upload.name} is empty.")
-    on_conflict = request.POST.get("on_conflict") or "skip"
-    if on_conflict not in ON_CONFLICT_CHOICES:
-        return _refuse(request, slug, f"On conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}.")
-
-    stored = default_storage.save(f"imports/{project.slug}/{uuid.uuid4().hex}{suffix}", upload)
-    with transaction.atomic():
-        job = ImportJob.objects.create(
-            project=project,
+    try:
+        job = import_job_create(
+            project=access.project,
             user=request.user,
-            file_name=PurePath(upload.name).name[:255],
-            file_path=default_storage.path(stored),
-            file_format=UPLOAD_FORMATS[suffix],
-            on_conflict=on_conflict,
-            bytes_total=upload.size,
+            upload=upload,
+            on_conflict=request.POST.get("on_conflict") or "skip",
         )
-        # After commit, so the worker never looks for a job row that is not there yet.
-        transaction.on_commit(partial(import_job_run.delay, job.pk))
+    except DomainError as exc:
+        return _refuse(request, slug, str(exc))
     return redirect("import_detail", slug, job.pk)
 
 

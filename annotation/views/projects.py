@@ -1,21 +1,20 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotation.access import get_project_for_user
-from annotation.models import Membership
 from annotation.panels import panels_render
 from annotation.queue import QueueParams, queue_progress
-from annotation.selectors import criteria_with_label_counts, project_list_for_user
+from annotation.selectors import criteria_with_label_counts, project_list_with_role, recent_import_jobs
+
+RECENT_IMPORTS = 5
 
 
 @login_required
 def project_list(request: HttpRequest) -> HttpResponse:
-    my_role = Membership.objects.filter(project=OuterRef("pk"), user=request.user).values("role")[:1]
-    projects = project_list_for_user(user=request.user).select_related("expert").annotate(my_role=Subquery(my_role))
+    projects = project_list_with_role(user=request.user)
     return render(request, "annotation/project_list.html", {"projects": projects})
 
 
@@ -32,7 +31,7 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "trace_count": progress.total,
         "reviewed_count": progress.reviewed,
         "criteria": criteria,
-        "import_jobs": project.import_jobs.all()[:5],
+        "import_jobs": recent_import_jobs(project=project, limit=RECENT_IMPORTS),
     }
     context["panels"] = panels_render(slot="project", request=request, context=context)
     return render(request, "annotation/project_detail.html", context)

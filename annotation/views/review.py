@@ -7,13 +7,12 @@ edit or delete their own. Queue parameters ride along in the query string of eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,13 +26,8 @@ from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.forms import LabelForm, NoteForm, SittingForm
 from annotation.models import (
     Criterion,
-    FailureMode,
-    Label,
-    LabelChange,
     Note,
     Project,
-    ReviewSession,
-    ReviewSessionTrace,
     Trace,
 )
 from annotation.panels import panels_render
@@ -47,6 +41,18 @@ from annotation.queue import (
     trace_page,
 )
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
+from annotation.selectors import (
+    criteria_count,
+    failure_mode_of,
+    known_sources,
+    label_history,
+    last_reviewed_external_id,
+    review_session_item,
+    review_session_of,
+    trace_criterion_row,
+    trace_criterion_rows,
+    trace_notes,
+)
 from annotation.services import DomainError, label_submit, note_create, note_update
 from annotation.services import note_delete as note_delete_service
 from annotation.services import trace_mark_reviewed as trace_mark_reviewed_service
@@ -54,9 +60,6 @@ from annotation.sessions import session_item_revisit
 
 TEMPLATE = "annotation/trace_detail.html"
 DEFAULT_SITTING_TARGET = 100
-# Enough history to explain a change of mind on the page; the full record stays in the database.
-HISTORY_LIMIT = 10
-KNOWN_SOURCES_CACHE_SECONDS = 300
 
 
 # The sitting: a stretch of reviewing with a target, kept in the session per project. -----------------------------
@@ -105,61 +108,13 @@ def _trace_url(project: Project, external_id: str, params: QueueParams) -> str:
 def _queue_params(request: HttpRequest, project: Project) -> QueueParams:
     """The queue parameters of the request; a `session` that is not one of the project's sessions is a 404."""
     params = QueueParams.from_query(request.GET)
-    if params.session and not ReviewSession.objects.filter(project=project, pk=params.session).exists():
+    if params.session and review_session_of(project=project, session_id=params.session) is None:
         raise Http404("No such review session in this project")
     return params
 
 
 def _get_trace(project: Project, trace_id: int) -> Trace:
     return get_object_or_404(Trace.objects.select_related("project"), project=project, pk=trace_id)
-
-
-@dataclass
-class CriterionRow:
-    """One criterion on the page with the trace's label for it (if any) and what the last save said."""
-
-    criterion: Criterion
-    label: Label | None
-    number: int
-    status: str = ""
-    status_kind: str = ""  # "saved", "unsaved" or "error"
-    history: list[LabelChange] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> str:
-        return self.label.verdict if self.label else ""
-
-
-def _history(labels: list[Label]) -> dict[int, list[LabelChange]]:
-    """Each label's saved states, newest first, in one query for the whole trace."""
-    history: dict[int, list[LabelChange]] = {}
-    changes = LabelChange.objects.filter(label__in=labels).select_related("author").order_by("-changed_at", "-id")
-    for change in changes[: HISTORY_LIMIT * max(1, len(labels))]:
-        history.setdefault(change.label_id, []).append(change)
-    return {label_id: items[:HISTORY_LIMIT] for label_id, items in history.items()}
-
-
-def _criterion_rows(trace: Trace) -> list[CriterionRow]:
-    labels = {label.criterion_id: label for label in Label.objects.filter(trace=trace)}
-    history = _history(list(labels.values())) if labels else {}
-    rows = []
-    for number, criterion in enumerate(Criterion.objects.filter(project_id=trace.project_id), start=1):
-        label = labels.get(criterion.pk)
-        rows.append(
-            CriterionRow(
-                criterion=criterion, label=label, number=number, history=history.get(label.pk, []) if label else []
-            )
-        )
-    return rows
-
-
-def _notes(trace: Trace) -> list[Note]:
-    # Each note's modes (its chips) in one query for the whole trace.
-    notes = list(Note.objects.filter(trace=trace).select_related("author").prefetch_related("failure_modes"))
-    for note in notes:
-        # Notes written elsewhere (imports, the admin) may get two slightly different default timestamps.
-        note.was_edited = (note.updated_at - note.created_at).total_seconds() > 1
-    return notes
 
 
 def _base_context(request: HttpRequest, access: ProjectAccess, trace: Trace, params: QueueParams) -> dict[str, Any]:
@@ -220,32 +175,10 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect(_trace_url(project, first, params))
     context = {"project": project, "access": access, "params": params, "qs": params.querystring}
     context.update(_progress_context(request, project, params))
-    context["last_reviewed"] = (
-        Trace.objects.filter(project=project, reviewed_at__isnull=False)
-        .order_by("-reviewed_at", "-id")
-        .values_list("external_id", flat=True)
-        .first()
-    )
-    context["sources"] = _known_sources(project)
-    context["session"] = ReviewSession.objects.filter(pk=params.session).first() if params.session else None
+    context["last_reviewed"] = last_reviewed_external_id(project=project)
+    context["sources"] = known_sources(project=project)
+    context["session"] = review_session_of(project=project, session_id=params.session) if params.session else None
     return render(request, "annotation/review_done.html", context)
-
-
-def _known_sources(project: Project) -> list[str]:
-    # Distinct over the (project, source, id) index still reads every entry (230 ms at a million traces), and the
-    # list only feeds a datalist of suggestions: a few minutes old is fine. Capped for the same reason.
-    key = project.cache_key("sources")
-    sources = cache.get(key)
-    if sources is None:
-        sources = list(
-            Trace.objects.filter(project=project)
-            .exclude(source="")
-            .order_by("source")
-            .values_list("source", flat=True)
-            .distinct()[:50]
-        )
-        cache.set(key, sources, KNOWN_SOURCES_CACHE_SECONDS)
-    return sources
 
 
 @login_required
@@ -257,10 +190,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
     page = trace_page(
         project=project, params=params, after=request.GET.get("after", ""), before=request.GET.get("before", "")
     )
-    criteria_count = Criterion.objects.filter(project=project).count()
-    failure_mode = (
-        FailureMode.objects.filter(project=project, pk=params.failure_mode).first() if params.failure_mode else None
-    )
+    failure_mode = failure_mode_of(project_id=project.pk, mode_id=params.failure_mode) if params.failure_mode else None
     context = {
         "project": project,
         "access": access,
@@ -268,7 +198,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
         "failure_mode": failure_mode,
         "qs": params.querystring,
         "page": page,
-        "criteria_count": criteria_count,
+        "criteria_count": criteria_count(project=project),
     }
     template = "annotation/trace_list.html"
     if request.htmx:
@@ -292,14 +222,10 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "turns": build_turns(trace.messages),
             "context_blocks": context_blocks(trace.context),
             "metadata": metadata_rows(trace.metadata),
-            "rows": _criterion_rows(trace),
-            "notes": _notes(trace),
+            "rows": trace_criterion_rows(trace=trace),
+            "notes": trace_notes(trace=trace),
             "note_form": NoteForm(),
-            "session_item": (
-                ReviewSessionTrace.objects.filter(session_id=params.session, trace=trace).first()
-                if params.session
-                else None
-            ),
+            "session_item": review_session_item(session_id=params.session, trace=trace) if params.session else None,
         }
     )
     context["panels"] = panels_render(slot="review", request=request, context=context)
@@ -366,10 +292,8 @@ def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int
     trace = _get_trace(project, trace_id)
     criterion = access.get_object_or_404(Criterion, pk=criterion_id)
     params = QueueParams.from_query(request.GET)
-    label = Label.objects.filter(trace=trace, criterion=criterion).first()
-    history = _history([label]).get(label.pk, []) if label else []
-    number = list(Criterion.objects.filter(project=project).values_list("pk", flat=True)).index(criterion.pk) + 1
-    row = CriterionRow(criterion=criterion, label=label, number=number, history=history)
+    row = trace_criterion_row(trace=trace, criterion=criterion)
+    label = row.label
     status = 200
     form = LabelForm(request.POST)
     if not form.is_valid():
@@ -386,7 +310,7 @@ def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int
                 row.label = label_submit(
                     trace=trace, criterion=criterion, verdict=verdict, critique=critique, user=request.user
                 )
-                row.history = _history([row.label]).get(row.label.pk, [])
+                row.history = label_history(labels=[row.label]).get(row.label.pk, [])
                 session_item_revisit(project=project, session_id=params.session, trace=trace)
                 row.status = f"Saved {timezone.localtime():%H:%M:%S}"
                 row.status_kind = "saved"
@@ -412,7 +336,7 @@ def _notes_response(
         if extra.get("note_error"):
             messages.error(request, extra["note_error"])
         return redirect(_trace_url(access.project, trace.external_id, params))
-    context = {**_base_context(request, access, trace, params), "notes": _notes(trace), **extra}
+    context = {**_base_context(request, access, trace, params), "notes": trace_notes(trace=trace), **extra}
     return _render_with_progress(request, "notes", context, access.project, params)
 
 

@@ -17,8 +17,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
-from annotation.models import ReviewSession, ReviewSessionTrace
-from annotation.queue import QueueParams, decode_cursor, keyset_after
+from annotation.models import ReviewSession
+from annotation.queue import QueueParams, decode_cursor
+from annotation.selectors import review_session_items_page, review_sessions_page
 from annotation.services import DomainError
 from annotation.sessions import (
     DEFAULT_SIZE,
@@ -71,20 +72,15 @@ class SessionForm(forms.Form):
 
 def _list_context(request: HttpRequest, access: ProjectAccess, form: SessionForm | None) -> dict[str, Any]:
     project = access.project
-    sessions = ReviewSession.objects.filter(project=project).select_related("created_by")
     before = decode_cursor(request.GET.get("before", ""))
-    if before is not None:
-        sessions = sessions.filter(keyset_after(("created_at", "id"), before, descending=True))
-    page = list(sessions.order_by("-created_at", "-id")[: SESSIONS_PER_PAGE + 1])
-    has_more = len(page) > SESSIONS_PER_PAGE
-    page = page[:SESSIONS_PER_PAGE]
-    summaries = session_summaries(project=project, sessions=page)
-    last = page[-1] if page else None
+    page = review_sessions_page(project=project, before=before, size=SESSIONS_PER_PAGE)
+    summaries = session_summaries(project=project, sessions=page.sessions)
+    last = page.sessions[-1] if page.sessions else None
     return {
         "project": project,
         "access": access,
         "rows": [(summary, describe_params(summary.session)) for summary in summaries],
-        "older": f"{last.created_at.isoformat()}~{last.pk}" if last and has_more else "",
+        "older": f"{last.created_at.isoformat()}~{last.pk}" if last and page.has_more else "",
         "paged": before is not None,
         "can_create": access.can(Permission.CREATE_SESSIONS),
         "form": form if form is not None else SessionForm(),
@@ -141,16 +137,10 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
     access = get_project_for_user(request, slug)
     project = access.project
     session = access.get_object_or_404(ReviewSession.objects.select_related("created_by"), pk=session_id)
-    items = ReviewSessionTrace.objects.filter(session=session).select_related("trace")
-    done = ReviewSession.done_field_for(session.strategy)
-    reviewed = items.filter(**{f"{done}__isnull": False}).count()
-    # Titles need input, output or messages; the rest of a trace stays in the database.
-    items = items.defer("trace__context", "trace__metadata")
     after = request.GET.get("after", "")
     start = int(after) if after.isascii() and after.isdigit() and len(after) < 10 else 0
-    page = list(items.filter(position__gt=start).order_by("position")[: ITEMS_PER_PAGE + 1])
-    has_more = len(page) > ITEMS_PER_PAGE
-    page = page[:ITEMS_PER_PAGE]
+    page = review_session_items_page(session=session, after_position=start, size=ITEMS_PER_PAGE)
+    reviewed = page.reviewed
     context = {
         "project": project,
         "access": access,
@@ -159,8 +149,8 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
         "percent": min(100, int(100 * reviewed / session.size)) if session.size else 0,
         "description": describe_params(session),
         "new_modes": session_new_mode_names(project=project, session=session),
-        "items": page,
-        "next_after": page[-1].position if page and has_more else None,
+        "items": page.items,
+        "next_after": page.items[-1].position if page.items and page.has_more else None,
         "paged": start > 0,
         "session_qs": QueueParams(session=session.pk).querystring,
         "review_url": reverse("review_queue", args=[slug]) + QueueParams(session=session.pk).querystring,

@@ -7,7 +7,6 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -15,20 +14,21 @@ from django_htmx.http import HttpResponseStopPolling
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.clustering import DEFAULT_DISTANCE_THRESHOLD, MAX_GROUPS
-from annotation.models import FailureMode, Note, NoteFailureMode, Suggestion, SuggestionRun
+from annotation.coding_board import mode_choices
+from annotation.models import Suggestion, SuggestionRun
 from annotation.services import DomainError
 from annotation.suggestions import (
     llm_configured,
-    naming_problem,
     run_notices,
-    suggestion_accept,
+    suggestion_accept_edited,
+    suggestion_for_review,
     suggestion_reject,
     suggestion_run_start,
+    suggestion_runs_recent,
+    suggestions_for_review,
 )
 
 TEMPLATE = "annotation/suggestions.html"
-# Member notes listed per suggestion; the rest are counted and go along on acceptance.
-SHOWN_NOTES = 50
 RECENT_RUNS = 10
 # The "add to existing mode" picker; a codebook is tens of modes, this only bounds a pathological one.
 MODES_IN_PICKER = 500
@@ -56,16 +56,14 @@ class SuggestForm(forms.Form):
 
 def _page(request: HttpRequest, access: ProjectAccess, *, status: int = 200, **extra: Any) -> HttpResponse:
     project = access.project
-    runs = project.suggestion_runs.select_related("created_by").annotate(suggestion_count=Count("suggestions"))
-    if extra.get("run") is not None:
-        # The run on show is polled in place; listing it again here would freeze its status at page load.
-        runs = runs.exclude(pk=extra["run"].pk)
+    # The run on show is polled in place; listing it again here would freeze its status at page load.
+    runs = suggestion_runs_recent(project=project, limit=RECENT_RUNS, exclude=extra.get("run"))
     context = {
         "project": project,
         "access": access,
         "form": extra.pop("form", None) or SuggestForm(initial={"seed": 0, "min_group_size": 2}),
         "llm_available": llm_configured(),
-        "recent_runs": runs.order_by("-created_at", "-id")[:RECENT_RUNS],
+        "recent_runs": runs,
         **extra,
     }
     return render(request, TEMPLATE, context, status=status)
@@ -105,39 +103,13 @@ def suggestion_run_create(request: HttpRequest, slug: str) -> HttpResponse:
     return _page(request, access, form=form, status=400)
 
 
-def _suggestions(run: SuggestionRun) -> QuerySet[Suggestion]:
-    """The run's suggestions with their first notes and counts: a fixed number of queries however big the groups."""
-    coded = NoteFailureMode.objects.filter(note_id=OuterRef("pk"))
-    shown = (
-        Note.objects.select_related("trace")
-        .only("id", "text", "trace_id", "trace__external_id")
-        .annotate(is_coded=Exists(coded))
-        .order_by("id")[:SHOWN_NOTES]
-    )
-    return (
-        run.suggestions.select_related("failure_mode", "decided_by")
-        .annotate(note_total=Count("notes"))
-        .prefetch_related(Prefetch("notes", queryset=shown, to_attr="shown_notes"))
-        .order_by("position", "id")
-    )
-
-
-def _decorate(suggestions: list[Suggestion], run: SuggestionRun) -> list[Suggestion]:
-    for suggestion in suggestions:
-        suggestion.naming_problem = naming_problem(suggestion, run)
-        suggestion.hidden_count = suggestion.note_total - len(suggestion.shown_notes)
-    return suggestions
-
-
-def _modes(access: ProjectAccess) -> QuerySet[FailureMode]:
-    return FailureMode.objects.filter(project=access.project, retired_at=None).only("id", "name")[:MODES_IN_PICKER]
-
-
 def _run_context(access: ProjectAccess, run: SuggestionRun) -> dict[str, Any]:
     context: dict[str, Any] = {"run": run, "notices": run_notices(run)}
     if run.status == SuggestionRun.Status.DONE:
-        context["suggestions"] = _decorate(list(_suggestions(run)), run)
-        context["modes"] = list(_modes(access)) if access.can(Permission.EDIT_CODEBOOK) else []
+        context["suggestions"] = suggestions_for_review(run=run)
+        context["modes"] = (
+            mode_choices(project=access.project, limit=MODES_IN_PICKER) if access.can(Permission.EDIT_CODEBOOK) else []
+        )
     return context
 
 
@@ -174,13 +146,13 @@ def _card_response(
         elif done:
             messages.success(request, done)
         return redirect("suggestion_run_detail", access.project.slug, run.pk)
-    fresh = _decorate([_suggestions(run).get(pk=suggestion.pk)], run)[0]
+    fresh = suggestion_for_review(run=run, suggestion_id=suggestion.pk)
     context = {
         "project": access.project,
         "access": access,
         "run": run,
         "s": fresh,
-        "modes": list(_modes(access)),
+        "modes": mode_choices(project=access.project, limit=MODES_IN_PICKER),
         "card_error": error,
         "card_done": done,
     }
@@ -203,26 +175,22 @@ def suggestion_accept_view(request: HttpRequest, slug: str, suggestion_id: int) 
     try:
         kept = set(_int_list(request.POST.getlist("note"), "kept notes"))
         shown = set(_int_list(request.POST.getlist("shown"), "shown notes"))
-        # Only listed notes had a checkbox; the ones beyond the list go along unless unchecked ones say otherwise.
-        dropped = shown - kept
-        note_ids = [pk for pk in suggestion.notes.values_list("pk", flat=True) if pk not in dropped]
         target = request.POST.get("target", "new")
-        mode = None
+        mode_id = None
         if target == "existing":
-            mode_id = request.POST.get("failure_mode", "")
-            if not mode_id.isdigit():
+            raw_mode = request.POST.get("failure_mode", "")
+            if not raw_mode.isdigit():
                 raise DomainError("Choose the existing failure mode to add the notes to")
-            mode = FailureMode.objects.filter(project=access.project, pk=int(mode_id)).first()
-            if mode is None:
-                raise DomainError(f"There is no failure mode {mode_id} in this project")
+            mode_id = int(raw_mode)
         elif target != "new":
             raise DomainError(f"Unknown target {target!r}: choose a new mode or an existing one")
-        outcome = suggestion_accept(
+        outcome = suggestion_accept_edited(
             suggestion=suggestion,
             name=request.POST.get("name", ""),
             definition=request.POST.get("definition", ""),
-            note_ids=note_ids,
-            failure_mode=mode,
+            # Only listed notes had a checkbox; the ones beyond the list go along unless unchecked ones say otherwise.
+            dropped_note_ids=shown - kept,
+            failure_mode_id=mode_id,
             actor=request.user,
         )
     except DomainError as exc:

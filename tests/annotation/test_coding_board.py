@@ -475,8 +475,8 @@ def test_htmx_get_answers_just_the_board(expert_client, project, expert):
 def test_pareto_counts_agree_with_the_taxonomy_counts(project, expert):
     import random
 
+    from annotation.coding_board import pareto_counts
     from annotation.taxonomy import failure_mode_counts
-    from annotation.views.coding import pareto_counts
 
     rng = random.Random(3)
     modes = [mode(project, f"m{i}") for i in range(6)]
@@ -485,14 +485,14 @@ def test_pareto_counts_agree_with_the_taxonomy_counts(project, expert):
     for _ in range(40):
         code_note(make_note(trace=rng.choice(traces), author=expert), *rng.sample(modes, rng.randint(1, 3)))
     expected = {c.id: c.trace_count for c in failure_mode_counts(project=project) if c.trace_count}
-    assert {c.id: c.trace_count for c in pareto_counts(project)} == expected
-    assert pareto_counts(make_project(slug="empty")) == []
+    assert {c.id: c.trace_count for c in pareto_counts(project=project)} == expected
+    assert pareto_counts(project=make_project(slug="empty")) == []
 
 
 def test_the_index_walk_leaves_the_planner_settings_as_they_were(project, expert):
     from django.http import QueryDict
 
-    from annotation.views.coding import BoardParams, board_page
+    from annotation.coding_board import BoardParams, board_page
 
     notes_on(project, expert, "Promises a refund", "Rude tone")
     page = board_page(project=project, params=BoardParams.from_query(QueryDict("q=REFUND")))
@@ -507,7 +507,7 @@ def _walk(project: Project, query: str, *, size: int) -> tuple[list[int], list[l
     """Follow `next` links from the first page to the end; return the ids seen, the pages, and partial pages."""
     from django.http import QueryDict
 
-    from annotation.views.coding import BoardParams, board_page
+    from annotation.coding_board import BoardParams, board_page
 
     seen, pages, partial = [], [], 0
     cursor = ""
@@ -528,7 +528,7 @@ def test_a_sparse_filter_is_searched_window_by_window_without_losing_a_note(monk
 
     from django.http import QueryDict
 
-    from annotation.views import coding
+    from annotation import coding_board as coding
 
     monkeypatch.setattr(coding, "SCAN_WINDOW", 7)
     rng = random.Random(11)
@@ -552,7 +552,7 @@ def test_a_sparse_filter_is_searched_window_by_window_without_losing_a_note(monk
 
 
 def test_the_window_also_bounds_the_unfiltered_uncoded_list(monkeypatch, project, expert):
-    from annotation.views import coding
+    from annotation import coding_board as coding
 
     monkeypatch.setattr(coding, "SCAN_WINDOW", 10)
     trace = make_trace(project=project)

@@ -1,0 +1,54 @@
+"""Browser uploads of trace files: the file is checked and stored, and an ImportJob is queued for the worker, which
+imports it with progress (annotation.ingest.import_job_execute)."""
+
+from __future__ import annotations
+
+import uuid
+from functools import partial
+from pathlib import PurePath
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+
+from annotation.ingest import ON_CONFLICT_CHOICES
+from annotation.models import ImportJob, Project
+from annotation.services import DomainError
+from annotation.tasks import import_job_run
+
+# Extension → reader. Anything else is refused before it is stored.
+UPLOAD_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+
+
+def import_job_create(
+    *, project: Project, user: AbstractBaseUser, upload: UploadedFile, on_conflict: str = "skip"
+) -> ImportJob:
+    """Store the uploaded file and queue its import. DomainError, with nothing stored, for a file of another kind,
+    an empty or too large one, or an unknown `on_conflict`."""
+    limit = settings.EVALSTUDIO_MAX_UPLOAD_BYTES
+    suffix = PurePath(upload.name or "").suffix.lower()
+    if suffix not in UPLOAD_FORMATS:
+        raise DomainError(f"{upload.name}: only .jsonl, .ndjson and .csv files can be imported.")
+    if upload.size > limit:
+        raise DomainError(f"{upload.name} is too large: the limit is {filesizeformat(limit)}.")
+    if upload.size == 0:
+        raise DomainError(f"{upload.name} is empty.")
+    if on_conflict not in ON_CONFLICT_CHOICES:
+        raise DomainError(f"On conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}.")
+    stored = default_storage.save(f"imports/{project.slug}/{uuid.uuid4().hex}{suffix}", upload)
+    with transaction.atomic():
+        job = ImportJob.objects.create(
+            project=project,
+            user=user,
+            file_name=PurePath(upload.name).name[:255],
+            file_path=default_storage.path(stored),
+            file_format=UPLOAD_FORMATS[suffix],
+            on_conflict=on_conflict,
+            bytes_total=upload.size,
+        )
+        # After commit, so the worker never looks for a job row that is not there yet.
+        transaction.on_commit(partial(import_job_run.delay, job.pk))
+    return job
