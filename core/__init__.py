@@ -1,0 +1,1 @@
+"""The house's plumbing, knowing no domain: it imports only Django, Celery and the standard library."""
