@@ -30,7 +30,7 @@ from agents.selectors import (
     task_summary,
     task_trials,
 )
-from agents.services import grader_create, grading_run_start
+from agents.services import grader_create, grading_run_enqueue
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.services import DomainError
 from judges.stats import DEFAULT_RESAMPLES, wilson_interval
@@ -186,7 +186,7 @@ def grading_run_create(request: HttpRequest, slug: str, grader_id: int) -> HttpR
     access = get_project_for_user(request, slug)
     _require_grader_admin(access)
     grader = get_object_or_404(OutcomeGrader, pk=grader_id, project=access.project)
-    grading_run_start(grader=grader, user=request.user)
+    grading_run_enqueue(grader=grader, user=request.user)
     return redirect(f"{reverse('agents', args=[slug])}?grader={grader.pk}")
 
 

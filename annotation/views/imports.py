@@ -23,7 +23,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.access import get_project_for_user
 from annotation.ingest import ON_CONFLICT_CHOICES
 from annotation.models import ImportJob
-from annotation.tasks import import_job_run
+from annotation.tasks import import_job_task
 
 # Extension → reader. Anything else is refused before it is stored.
 UPLOAD_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -96,7 +96,7 @@ def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) 
             bytes_total=upload.size,
         )
         # After commit, so the worker never looks for a job row that is not there yet.
-        transaction.on_commit(partial(import_job_run.delay, job.pk))
+        transaction.on_commit(partial(import_job_task.delay, job.pk))
     return redirect("import_detail", slug, job.pk)
 
 

@@ -24,7 +24,7 @@ from annotation.suggestions import (
     run_notices,
     suggestion_accept,
     suggestion_reject,
-    suggestion_run_start,
+    suggestion_run_enqueue,
 )
 
 TEMPLATE = "annotation/suggestions.html"
@@ -96,7 +96,7 @@ def suggestion_run_create(request: HttpRequest, slug: str) -> HttpResponse:
             form.add_error(None, "No LLM endpoint is configured on this server (OPENAI_BASE_URL).")
         else:
             try:
-                run = suggestion_run_start(
+                run = suggestion_run_enqueue(
                     project=access.project,
                     user=request.user,
                     seed=data["seed"] if data["seed"] is not None else 0,

@@ -14,7 +14,7 @@ from judges.promotions import (
     judge_version_promote,
     promotion_withdraw,
 )
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.factories import make_criterion, make_label, make_trace
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +35,7 @@ def criterion(project):
 
 
 def dev_run(version):
-    return judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    return judge_run_execute(run=judge_run_create(version=version, split="dev"))
 
 
 def test_a_version_without_a_dev_run_or_under_the_bar_is_refused_with_the_reason(project, criterion, expert):

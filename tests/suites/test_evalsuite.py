@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from judges.promotions import judge_version_promote
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from suites.golden import golden_add, golden_remove
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
 from tests.factories import make_criterion, make_label, make_trace
@@ -27,7 +27,7 @@ GOLDEN = 40  # golden traces; the first 10 apologise, so the golden outputs pass
 def promote(criterion, *, name: str, kind: str, config: dict) -> None:
     judge = judge_create(project=criterion.project, criterion=criterion, name=name, kind=kind, config=config)
     version = judge.latest_version()
-    judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    judge_run_execute(run=judge_run_create(version=version, split="dev"))
     judge_version_promote(version=version)
 
 
