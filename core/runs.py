@@ -92,7 +92,9 @@ class WorkerRun(models.Model):
         return self.status in self.FINISHED
 
 
-_LIFECYCLE_FIELDS = ["status", "error", "started_at", "heartbeat_at", "finished_at", "claim_token", "attempts"]
+# Read back after each lifecycle write. Not the claim token: an instance is its attempt, and only that attempt's own
+# successful claim changes which attempt it is (reading back a token after a failed write would adopt the owner's).
+_LIFECYCLE_FIELDS = ["status", "error", "started_at", "heartbeat_at", "finished_at", "attempts"]
 
 
 # --- which runs ----------------------------------------------------------------------------------------------------
@@ -164,22 +166,25 @@ def run_claim(*, run: WorkerRun) -> bool:
     """Claim the run for this attempt: a conditional UPDATE of a queued run, or of a running one whose heartbeat is
     stale (its worker died), to RUNNING under a new claim token. True for the one delivery that wins.
 
-    The instance's lifecycle fields are read back either way, so the caller sees who holds the run (`run_retry_later`).
+    The instance's lifecycle fields are read back either way, so the caller sees the run's state (`run_retry_later`).
     A cancelled or finished run is never claimed.
     """
     now = timezone.now()
+    token = uuid.uuid4()
     claimed = (
         claimable_runs(type(run), now=now)
         .filter(pk=run.pk)
         .update(
             status=WorkerRun.Status.RUNNING,
-            claim_token=uuid.uuid4(),
+            claim_token=token,
             attempts=F("attempts") + 1,
             started_at=Coalesce("started_at", Value(now)),
             heartbeat_at=now,
             error="",
         )
     )
+    if claimed:
+        run.claim_token = token
     _refresh(run)
     return claimed == 1
 
