@@ -228,3 +228,40 @@ def test_a_run_whose_worker_went_quiet_is_claimed_again_and_finished(project, se
     assert run in claimable_runs(GradingRun)  # what a starting worker queues again
     finished = grading_run_execute(run=run)
     assert (finished.status, finished.total, finished.graded) == ("done", 3, 3)
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the run's code catches it, so the run stays RUNNING, as when its worker dies."""
+
+
+def test_a_run_taken_over_after_its_worker_died_grades_only_what_is_left_and_keeps_counting(project, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents import services
+    from core.runs import stale_window
+
+    make_trials(project=project, outcomes={f"task-{i}": [True, False, True] for i in range(10)})
+    grader = grader_create(project=project, name="done", target="final_output", config=DONE)
+    run = grading_run_create(grader=grader)
+    trial_views, loaded, dying = services._trial_views, [], [True]
+
+    def load_then_die(grader: OutcomeGrader, ids: list[int]) -> list:
+        loaded.append(len(ids))
+        if dying[0] and len(loaded) == 2:
+            raise WorkerKilled
+        return trial_views(grader, ids)
+
+    monkeypatch.setattr(services, "_trial_views", load_then_die)
+    with pytest.raises(WorkerKilled):
+        grading_run_execute(run=run, chunk_size=10)
+    run.refresh_from_db()
+    assert (run.status, run.total, run.graded) == ("running", 30, 10)
+
+    GradingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - stale_window() - timedelta(seconds=1))
+    dying[0], loaded[:] = False, []
+    finished = grading_run_execute(run=run, chunk_size=10)
+    assert loaded == [10, 10]  # only the 20 trials left
+    assert (finished.status, finished.attempts, finished.total, finished.graded) == ("done", 2, 30, 30)
+    assert TrialGrade.objects.filter(grader=grader).count() == 30
