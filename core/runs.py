@@ -323,9 +323,9 @@ class Heartbeat(threading.Thread):
         owned = self.model.objects.filter(pk=self.pk, status=WorkerRun.Status.RUNNING, claim_token=self.claim_token)
         try:
             return owned.update(**fields)
-        except DatabaseError:
+        except DatabaseError as exc:
             # A lock held by the work's own transaction, a busy SQLite file: skip this beat, the next one comes.
-            logger.warning("Heartbeat of %s %s skipped", self.model._meta.label, self.pk, exc_info=True)
+            logger.warning("Heartbeat of %s %s skipped: %s", self.model._meta.label, self.pk, exc)
             return None
 
 
