@@ -279,6 +279,7 @@ class Heartbeat(threading.Thread):
         self.stopping = threading.Event()
         self.beaten = threading.Event()  # set after each heartbeat written
         self.fail_with: str | None = None
+        self.connected = False
 
     def stop(self, *, fail_with: str | None = None) -> None:
         """Stop beating (ending the run FAILED with `fail_with` first, when given) and wait for the thread, which
@@ -289,7 +290,6 @@ class Heartbeat(threading.Thread):
 
     def run(self) -> None:
         try:
-            self._bound_lock_waits()
             while not self.stopping.wait(self.interval):
                 if self.deadline is not None and time.monotonic() >= self.deadline:
                     # A pool without time limits (threads, solo) never raises SoftTimeLimitExceeded in the work.
@@ -303,7 +303,9 @@ class Heartbeat(threading.Thread):
         finally:
             connection.close()  # this thread's own connection
 
-    def _bound_lock_waits(self) -> None:
+    def _connect(self) -> None:
+        # On the first write only: work that ends within one interval costs no connection at all.
+        self.connected = True
         try:
             with connection.cursor() as cursor:
                 if connection.vendor == "postgresql":
@@ -315,6 +317,8 @@ class Heartbeat(threading.Thread):
 
     def _write(self, *, finished: bool = False, **fields: Any) -> int | None:
         """The conditional UPDATE of a beat (or of the end); None when the database did not answer in time."""
+        if not self.connected:
+            self._connect()
         now = timezone.now()
         if finished:
             fields["finished_at"] = now
