@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from annotation.models import Project
 from core.runs import resume_when_a_worker_starts
@@ -26,6 +27,8 @@ def monitor_drain_task(project_id: int | None = None) -> int:
     for project in Project.objects.filter(pk__in=project_ids):
         try:
             judged += monitoring_drain(project=project)
+        except SoftTimeLimitExceeded:
+            raise  # the task's own limit: stop here rather than start on the next project
         except Exception:
             # One project's broken judge (a bad API key, a provider down) must not starve the others.
             logger.exception("Monitoring drain of %s failed", project.slug)
