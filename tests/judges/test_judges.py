@@ -295,6 +295,50 @@ def test_a_run_whose_worker_died_is_planned_again_for_what_is_missing(project, l
     assert Judgment.objects.filter(run=run).count() == 120 and run.report["n"] == 120
 
 
+def test_chunks_planned_by_an_attempt_that_was_taken_over_do_nothing(project, labelled, monkeypatch, settings):
+    from judges.tasks import judge_run_chunk_task, judge_run_task
+
+    judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    run = judge_run_create(version=judge.latest_version(), split="all")
+    queued: list[tuple] = []
+    monkeypatch.setattr(judge_run_chunk_task, "delay", lambda *args: queued.append(args))
+    assert judge_run_task(run.pk) == 1
+    (lost_chunk,) = queued  # the worker died before judging it; its message comes back much later
+    silent = timedelta(seconds=settings.EVALSTUDIO_RUN_STALE_SECONDS + 1)
+    JudgeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - silent)
+    assert judge_run_task(run.pk) == 1  # taken over: the new attempt plans its own chunk
+    own_chunk = queued[1]
+    assert own_chunk[1] == lost_chunk[1] and own_chunk[2] != lost_chunk[2]
+    assert judge_run_chunk_task(*lost_chunk) == 0 and not Judgment.objects.filter(run=run).exists()
+    assert judge_run_chunk_task(*own_chunk) == 120
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.report["n"]) == ("done", 2, 120)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_is_kept_while_a_chunk_is_judged(project, labelled, settings):
+    import time
+
+    from judges.providers import Outcome
+
+    settings.EVALSTUDIO_RUN_STALE_SECONDS = 0.6  # a beat every 0.1 s
+    judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    run = judge_run_create(version=judge.latest_version(), split="all")
+    (chunk,) = judge_run_plan(run=run)
+    claimed_at = JudgeRun.objects.get(pk=run.pk).heartbeat_at
+
+    def slow_llm(traces: list) -> list[Outcome]:
+        # Longer than the window: without beats while it waits, the run would look lost.
+        deadline = time.monotonic() + 10
+        while JudgeRun.objects.get(pk=run.pk).heartbeat_at < claimed_at + timedelta(seconds=1):
+            assert time.monotonic() < deadline, "no heartbeat while the chunk was judged"
+            time.sleep(0.05)
+        return [Outcome(verdict="pass") for _ in traces]
+
+    assert judge_run_chunk(run=run, trace_ids=chunk, score=slow_llm) == 120
+    assert JudgeRun.objects.get(pk=run.pk).heartbeat_at >= claimed_at + timedelta(seconds=1)
+
+
 def test_run_judge_without_a_worker_judges_in_process_after_a_grace_period(project, labelled, monkeypatch):
     """Nothing consumes the broker in this test: the command must not wait for a worker that never comes."""
     from judges.management.commands import run_judge
