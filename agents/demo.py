@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.models import OutcomeGrader
-from agents.services import grader_create, grading_run_execute, grading_run_start
+from agents.services import grader_create, grading_run_create, grading_run_execute
 from annotation.models import Project
 
 DEMO_GRADER = "no-unverifiable-timeline"
@@ -29,5 +29,5 @@ def demo_outcome_grader(project: Project) -> OutcomeGrader | None:
         config=DEMO_CONFIG,
         description="Fails a trial whose final answer promises a wait time the agent cannot know.",
     )
-    grading_run_execute(run=grading_run_start(grader=grader, enqueue=False))
+    grading_run_execute(run=grading_run_create(grader=grader))
     return grader

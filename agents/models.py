@@ -10,6 +10,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Project, Trace
+from core.runs import WorkerRun
 
 
 class OutcomeGrader(models.Model):
@@ -47,40 +48,22 @@ class OutcomeGrader(models.Model):
         return json.dumps(self.config, ensure_ascii=False, sort_keys=True)
 
 
-class GradingRun(models.Model):
+class GradingRun(WorkerRun):
     """One pass of a grader over the project's trials that it has not graded yet."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-
     grader = models.ForeignKey(OutcomeGrader, on_delete=models.CASCADE, related_name="runs")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Trials still ungraded when the run was planned, and how many of those it has graded so far.
     total = models.PositiveIntegerField(default=0)
     graded = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # Touched after every chunk; a RUNNING run whose heartbeat is stale lost its worker and may be claimed again.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(WorkerRun.Meta):
         indexes = [models.Index(fields=["grader", "status"], name="grading_run_by_status")]
 
     def __str__(self) -> str:
         return f"{self.grader.name} run {self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.DONE, self.Status.FAILED}
 
     @property
     def percent(self) -> int:

@@ -2,26 +2,24 @@
 
 A trial is a trace with a task_id and a trial number. Grading writes one TrialGrade per (grader, trace) — the
 unique constraint makes a retried chunk or a second run harmless — and only ever grades trials without a grade,
-so running a grader again picks up the trials imported since.
+so running a grader again picks up the trials imported since. A grading run is a worker run (core.runs): one whose
+worker died is taken over and grades only what is still ungraded.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Case, Exists, F, JSONField, OuterRef, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db.models import Case, Exists, F, JSONField, OuterRef, QuerySet, Value, When
 
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
 from agents.outcomes import subject_of
 from annotation.models import Project, Trace
 from annotation.services import DomainError
+from core.runs import live_runs, run_claim, run_fail, run_finish, run_heartbeat, run_working
 from judges.providers import ConfigError, TraceInput, assertion
 
 # Assertions take microseconds; a chunk is sized so each one is a few round trips and progress moves often.
@@ -128,57 +126,36 @@ def grade_trial(grader: OutcomeGrader, trace: Trace | TrialView) -> TrialGrade:
     return grade
 
 
-def _stale_before(now: datetime) -> datetime:
-    # Shared with judge runs: this much silence after a chunk means the worker is gone.
-    return now - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS)
-
-
-def claimable_runs(now: datetime) -> QuerySet[GradingRun]:
-    """Runs a worker may take up: queued ones, and running ones whose worker has gone quiet."""
-    stale = Q(status=GradingRun.Status.RUNNING) & (
-        Q(heartbeat_at__lt=_stale_before(now)) | Q(heartbeat_at=None, started_at__lt=_stale_before(now))
-    )
-    return GradingRun.objects.filter(Q(status=GradingRun.Status.QUEUED) | stale)
-
-
 def active_run(*, grader: OutcomeGrader) -> GradingRun | None:
     """The grader's queued or running run whose worker is alive, if any."""
-    now = timezone.now()
-    lost = claimable_runs(now).filter(status=GradingRun.Status.RUNNING)
-    return (
-        GradingRun.objects.filter(grader=grader, status__in=[GradingRun.Status.QUEUED, GradingRun.Status.RUNNING])
-        .exclude(pk__in=lost.values("pk"))
-        .order_by("-created_at", "-pk")
-        .first()
-    )
+    return live_runs(GradingRun).filter(grader=grader).order_by("-created_at", "-pk").first()
 
 
-def grading_run_start(
-    *, grader: OutcomeGrader, user: AbstractBaseUser | None = None, enqueue: bool = True
-) -> GradingRun:
-    """A run of the grader over its ungraded trials, queued for the worker after commit. While one is queued or
-    running, that one is returned instead: pressing "Grade" twice starts one run."""
-    from agents.tasks import grading_run_task
+def grading_run_create(*, grader: OutcomeGrader, user: AbstractBaseUser | None = None) -> GradingRun:
+    """A queued run of the grader over its ungraded trials. While one is queued or running, that one is returned
+    instead: pressing "Grade" twice makes one run."""
+    return _create_unless_active(grader, user)[0]
+
+
+def grading_run_enqueue(*, grader: OutcomeGrader, user: AbstractBaseUser | None = None) -> GradingRun:
+    """`grading_run_create`, and a new run is handed to the worker once the row is committed."""
+    from agents.tasks import grading_run_task  # tasks imports this module
 
     with transaction.atomic():
-        # Lock the grader so two simultaneous starts cannot both see "no active run".
-        OutcomeGrader.objects.select_for_update().filter(pk=grader.pk).first()
-        existing = active_run(grader=grader)
-        if existing is not None:
-            return existing
-        run = GradingRun.objects.create(grader=grader, created_by=user)
-        if enqueue:
+        run, created = _create_unless_active(grader, user)
+        if created:
             transaction.on_commit(lambda: grading_run_task.delay(run.pk))
     return run
 
 
-def _claim(run: GradingRun) -> bool:
-    now = timezone.now()
-    return bool(
-        claimable_runs(now)
-        .filter(pk=run.pk)
-        .update(status=GradingRun.Status.RUNNING, started_at=Coalesce("started_at", Value(now)), heartbeat_at=now)
-    )
+def _create_unless_active(grader: OutcomeGrader, user: AbstractBaseUser | None) -> tuple[GradingRun, bool]:
+    with transaction.atomic():
+        # Lock the grader so two simultaneous creates cannot both see "no active run".
+        OutcomeGrader.objects.select_for_update().filter(pk=grader.pk).first()
+        existing = active_run(grader=grader)
+        if existing is not None:
+            return existing, False
+        return GradingRun.objects.create(grader=grader, created_by=user), True
 
 
 def grading_run_execute(*, run: GradingRun, chunk_size: int = CHUNK_SIZE) -> GradingRun:
@@ -188,26 +165,27 @@ def grading_run_execute(*, run: GradingRun, chunk_size: int = CHUNK_SIZE) -> Gra
     project's traces (ids only), and then loaded a chunk at a time by primary key: walking "the next 500 ungraded"
     with a query per chunk would rescan the project for every chunk. Trials imported meanwhile are left to the
     next run. A chunk that another worker graded first costs nothing: the unique constraint drops the duplicates.
+    A takeover after a worker died grades only what is still ungraded, and keeps counting from what was graded.
     """
-    if not _claim(run):
+    if not run_claim(run=run):
         run.refresh_from_db()
         return run
     grader = run.grader
     try:
-        todo = list(ungraded_trials(grader=grader).order_by("pk").values_list("pk", flat=True))
-        GradingRun.objects.filter(pk=run.pk).update(total=len(todo), graded=0)
-        for start in range(0, len(todo), chunk_size):
-            ids = todo[start : start + chunk_size]
-            chunk = _trial_views(grader, ids)
-            TrialGrade.objects.bulk_create([grade_trial(grader, trace) for trace in chunk], ignore_conflicts=True)
-            GradingRun.objects.filter(pk=run.pk).update(graded=F("graded") + len(ids), heartbeat_at=timezone.now())
+        with run_working(run=run):
+            todo = list(ungraded_trials(grader=grader).order_by("pk").values_list("pk", flat=True))
+            if run.attempts > 1:
+                run_heartbeat(run=run, total=F("graded") + len(todo))
+            else:
+                run_heartbeat(run=run, total=len(todo), graded=0)
+            for start in range(0, len(todo), chunk_size):
+                ids = todo[start : start + chunk_size]
+                chunk = _trial_views(grader, ids)
+                TrialGrade.objects.bulk_create([grade_trial(grader, trace) for trace in chunk], ignore_conflicts=True)
+                run_heartbeat(run=run, graded=F("graded") + len(ids))
     except Exception as exc:
-        GradingRun.objects.filter(pk=run.pk).update(
-            status=GradingRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
+        run_fail(run=run, error=exc)
         raise
-    GradingRun.objects.filter(pk=run.pk, status=GradingRun.Status.RUNNING).update(
-        status=GradingRun.Status.DONE, finished_at=timezone.now()
-    )
+    run_finish(run=run)
     run.refresh_from_db()
     return run

@@ -1,30 +1,38 @@
-"""Celery tasks for grading: thin wrappers that load a run and call the service."""
+"""Celery tasks for grading: thin wrappers that load a run and call the service.
+
+A grading run is a worker run (core.runs): safe to run twice (conditional claim, one grade per trial); a delivery
+that finds it running elsewhere retries when that worker's heartbeat would be stale, and a worker that starts queues
+again the runs that are waiting or whose worker died.
+"""
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.utils import timezone
+from celery import Task, shared_task
 
 from agents.models import GradingRun
-from agents.services import claimable_runs, grading_run_execute
-from evalstudio.celery import resume_when_a_worker_starts
+from agents.services import grading_run_execute
+from core.runs import run_kind_register, run_retry_later
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def grading_run_task(run_id: int) -> int:
+# Assertions on the final output: tens of thousands of trials a second; a run slower than this is stuck.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=15 * 60,
+    time_limit=16 * 60,
+)
+def grading_run_task(self: Task, run_id: int) -> int:
     """Grade the run's trials; returns how many it graded (0 when the run is gone or another worker holds it)."""
     run = GradingRun.objects.filter(pk=run_id).select_related("grader__project").first()
     if run is None:
         return 0
-    return grading_run_execute(run=run).graded
+    run = grading_run_execute(run=run)
+    if not run.is_finished:  # not claimed: another attempt holds it
+        run_retry_later(run=run, task=self)
+        return 0
+    return run.graded
 
 
-def grading_runs_resume() -> list[int]:
-    """Queue again every grading run that is waiting or whose worker died; returns their ids."""
-    run_ids = list(claimable_runs(timezone.now()).values_list("pk", flat=True))
-    for run_id in run_ids:
-        grading_run_task.delay(run_id)
-    return run_ids
-
-
-resume_when_a_worker_starts("grading runs", grading_runs_resume)
+run_kind_register(model=GradingRun, task=grading_run_task)

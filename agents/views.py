@@ -28,7 +28,7 @@ from agents.selectors import (
     latest_runs,
     task_rows,
 )
-from agents.services import grader_create, grading_run_start
+from agents.services import grader_create, grading_run_enqueue
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.services import DomainError
 from judges.stats import DEFAULT_RESAMPLES
@@ -155,7 +155,7 @@ def grader_create_view(request: HttpRequest, slug: str) -> HttpResponse:
 def grading_run_create(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug, Permission.GRADE_TRIALS)
     grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
-    grading_run_start(grader=grader, user=request.user)
+    grading_run_enqueue(grader=grader, user=request.user)
     return redirect(f"{reverse('agents', args=[slug])}?grader={grader.pk}")
 
 

@@ -24,7 +24,6 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Max
-from django.utils import timezone
 from psycopg import errors as psycopg_errors
 
 from annotation.ingest_batches import (
@@ -52,6 +51,7 @@ from annotation.models import (
 from annotation.selectors import trace_ids
 from annotation.signals import StoredBatch, traces_stored
 from annotation.trace_format import FormatError, RawRecord, TraceRecord, format_for_path, read_records
+from core.runs import run_fail, run_finish, run_heartbeat, run_working
 
 logger = logging.getLogger(__name__)
 
@@ -611,13 +611,13 @@ def import_records(
 def import_job_execute(*, job: ImportJob) -> ImportJob:
     """Import the job's file, saving progress and counts after every batch; ends DONE or FAILED.
 
-    The caller has claimed the job (status RUNNING). The uploaded file is deleted afterwards.
+    The caller has claimed the job (status RUNNING). The uploaded file is deleted once this attempt has ended it.
     """
     path = Path(job.file_path)
 
     def save_progress(bytes_done: int, report: IngestReport) -> None:
-        ImportJob.objects.filter(pk=job.pk).update(
-            heartbeat_at=timezone.now(),
+        run_heartbeat(
+            run=job,
             bytes_done=bytes_done,
             created_count=report.created,
             updated_count=report.updated,
@@ -628,33 +628,32 @@ def import_job_execute(*, job: ImportJob) -> ImportJob:
 
     project = Project.objects.get(pk=job.project_id)
     if not path.exists():
-        _finish(job, status=ImportJob.Status.FAILED, error="the uploaded file is gone; upload it again")
+        run_fail(run=job, error="the uploaded file is gone; upload it again")
         job.refresh_from_db()
         return job
     try:
-        report = _import_path(
-            project=project,
-            path=str(path),
-            fmt=job.file_format,
-            on_conflict=job.on_conflict,
-            strict=False,
-            on_batch=save_progress,
-            user=job.user,
-            subprocess=None,
-        )
+        with run_working(run=job):
+            report = _import_path(
+                project=project,
+                path=str(path),
+                fmt=job.file_format,
+                on_conflict=job.on_conflict,
+                strict=False,
+                on_batch=save_progress,
+                user=job.user,
+                subprocess=None,
+            )
     except IngestError as exc:
-        _finish(job, status=ImportJob.Status.FAILED, error=str(exc))
+        ended = run_fail(run=job, error=str(exc))
     except Exception as exc:
         logger.exception("Import job %s failed", job.pk)
-        _finish(job, status=ImportJob.Status.FAILED, error=f"unexpected error: {type(exc).__name__}: {exc}")
+        run_fail(run=job, error=f"unexpected error: {type(exc).__name__}: {exc}")
         raise
     else:
         save_progress(job.bytes_total, report)
-        _finish(job, status=ImportJob.Status.DONE, error="")
-    path.unlink(missing_ok=True)
+        ended = run_finish(run=job)
+    # An attempt that lost the job (taken over after a stall) leaves the file to the attempt that now owns it.
+    if ended:
+        path.unlink(missing_ok=True)
     job.refresh_from_db()
     return job
-
-
-def _finish(job: ImportJob, *, status: str, error: str) -> None:
-    ImportJob.objects.filter(pk=job.pk).update(status=status, error=error, finished_at=timezone.now())

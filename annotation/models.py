@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation import trace_format
+from core.runs import WorkerRun
 
 
 class Role(models.TextChoices):
@@ -340,14 +341,8 @@ class ApiToken(models.Model):
         return cls.PREFIX + secrets.token_urlsafe(32)
 
 
-class ImportJob(models.Model):
+class ImportJob(WorkerRun):
     """A file uploaded in the browser, imported by the worker with progress."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -355,7 +350,6 @@ class ImportJob(models.Model):
     file_path = models.CharField(max_length=1000)
     file_format = models.CharField(max_length=8, default="jsonl")
     on_conflict = models.CharField(max_length=8, default="skip")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     bytes_total = models.BigIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)
     created_count = models.IntegerField(default=0)
@@ -364,21 +358,9 @@ class ImportJob(models.Model):
     rejected_count = models.IntegerField(default=0)
     # The first rejections, `[{"line": n, "error": "..."}]`; the count above is the full number.
     rejections = models.JSONField(default=list, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    # Touched after every batch; a RUNNING job whose heartbeat is stale lost its worker and may be claimed again.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.file_name} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.DONE, self.Status.FAILED}
 
     @property
     def percent(self) -> int:
@@ -450,37 +432,19 @@ class ReviewSessionTrace(models.Model):
         return f"{self.session_id}#{self.position}"
 
 
-class SuggestionRun(models.Model):
+class SuggestionRun(WorkerRun):
     """Clustering of uncoded notes into proposed failure modes, run by the worker with progress."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="suggestion_runs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     # Inputs ({"seed": 0, "distance_threshold": …, "use_llm": false}), so a run can be repeated exactly.
     params = models.JSONField(default=dict, blank=True)
     note_count = models.PositiveIntegerField(default=0)
     progress = models.PositiveSmallIntegerField(default=0)  # percent
     stage = models.CharField(max_length=100, blank=True)
-    error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"suggestions #{self.pk} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.DONE, self.Status.FAILED}
 
 
 class Suggestion(models.Model):

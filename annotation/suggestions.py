@@ -1,7 +1,8 @@
 """Suggested groupings: the worker clusters a project's uncoded notes into proposed failure modes.
 
-A run is queued by `suggestion_run_start`, claimed by the worker (`annotation.tasks.suggestion_run_run`) and
-executed by `suggestion_run_execute`, which writes one Suggestion per group. Nothing reaches the codebook until the
+A run is created by `suggestion_run_create` and queued by `suggestion_run_enqueue`, claimed by the worker
+(`annotation.tasks.suggestion_run_task`, a worker run: see core.runs) and executed by `suggestion_run_execute`, which
+writes one Suggestion per group. Nothing reaches the codebook until the
 expert accepts a suggestion (`suggestion_accept`), possibly renamed, redefined or with notes dropped; rejected
 suggestions stay for the record.
 
@@ -18,13 +19,12 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 from django.utils import timezone
 
 from annotation.clustering import (
@@ -38,11 +38,10 @@ from annotation.clustering import (
 from annotation.codebook import clean_mode_name, failure_mode_create, notes_assign
 from annotation.models import FailureMode, Note, NoteFailureMode, Project, Suggestion, SuggestionRun
 from annotation.services import DomainError
+from core.runs import live_runs, run_fail, run_finish, run_heartbeat, run_working
 
 logger = logging.getLogger(__name__)
 
-# A running clustering reports progress every few seconds at most; this much silence means its worker is gone.
-SUGGESTION_STALE_AFTER = timedelta(minutes=2)
 # The newest uncoded notes considered by one run. Beyond this the run says so; coding some first shrinks the pile.
 MAX_INPUT_NOTES = 20_000
 # What one naming call sees of a group: enough to name it, bounded so a huge group cannot blow the context.
@@ -72,24 +71,6 @@ def uncoded_notes(*, project: Project) -> QuerySet[Note]:
     return Note.objects.filter(trace__project=project).exclude(Exists(coded))
 
 
-def _runs_in_progress(project: Project, now: datetime) -> QuerySet[SuggestionRun]:
-    fresh = Q(heartbeat_at__gte=now - SUGGESTION_STALE_AFTER) | Q(
-        heartbeat_at=None, created_at__gte=now - SUGGESTION_STALE_AFTER
-    )
-    return SuggestionRun.objects.filter(project=project).filter(
-        Q(status=SuggestionRun.Status.QUEUED) | (Q(status=SuggestionRun.Status.RUNNING) & fresh)
-    )
-
-
-def claimable_runs(now: datetime) -> QuerySet[SuggestionRun]:
-    """Runs waiting for a worker, or running with a heartbeat so old that their worker is gone."""
-    stale = Q(status=SuggestionRun.Status.RUNNING) & (
-        Q(heartbeat_at__lt=now - SUGGESTION_STALE_AFTER)
-        | Q(heartbeat_at=None, created_at__lt=now - SUGGESTION_STALE_AFTER)
-    )
-    return SuggestionRun.objects.filter(Q(status=SuggestionRun.Status.QUEUED) | stale)
-
-
 def cluster_params_from(params: dict) -> ClusterParams:
     return ClusterParams(
         seed=params.get("seed", 0),
@@ -101,7 +82,7 @@ def cluster_params_from(params: dict) -> ClusterParams:
 
 
 @transaction.atomic
-def suggestion_run_start(
+def suggestion_run_create(
     *,
     project: Project,
     user: AbstractBaseUser,
@@ -111,9 +92,7 @@ def suggestion_run_start(
     min_group_size: int = 2,
     use_llm: bool = False,
 ) -> SuggestionRun:
-    """Queue a clustering of the project's uncoded notes; the worker picks it up after commit."""
-    from annotation.tasks import suggestion_run_run  # tasks imports this module
-
+    """A queued clustering of the project's uncoded notes; `suggestion_run_enqueue` also hands it to the worker."""
     if distance_threshold is None and target_groups is None:
         distance_threshold = DEFAULT_DISTANCE_THRESHOLD
     params = {
@@ -131,15 +110,40 @@ def suggestion_run_start(
         raise DomainError("Naming groups with an LLM needs OPENAI_BASE_URL (or OPENAI_API_KEY) set on the server")
     # One run at a time per project: a second would cluster the same notes and race the first to the codebook.
     Project.objects.select_for_update().get(pk=project.pk)
-    if _runs_in_progress(project, timezone.now()).exists():
+    if live_runs(SuggestionRun).filter(project=project).exists():
         raise DomainError("Suggestions are already being computed for this project; wait for that run to finish")
-    run = SuggestionRun.objects.create(project=project, created_by=user, params=params)
-    transaction.on_commit(partial(suggestion_run_run.delay, run.pk))
+    return SuggestionRun.objects.create(project=project, created_by=user, params=params)
+
+
+def suggestion_run_enqueue(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    seed: int = 0,
+    distance_threshold: float | None = None,
+    target_groups: int | None = None,
+    min_group_size: int = 2,
+    use_llm: bool = False,
+) -> SuggestionRun:
+    """A queued run handed to the worker once the row is committed (the worker must never look for a missing run)."""
+    from annotation.tasks import suggestion_run_task  # tasks imports this module
+
+    with transaction.atomic():
+        run = suggestion_run_create(
+            project=project,
+            user=user,
+            seed=seed,
+            distance_threshold=distance_threshold,
+            target_groups=target_groups,
+            min_group_size=min_group_size,
+            use_llm=use_llm,
+        )
+        transaction.on_commit(partial(suggestion_run_task.delay, run.pk))
     return run
 
 
 class _Progress:
-    """Writes stage and percent to the run (which doubles as its heartbeat), at most twice a second."""
+    """Writes stage and percent to the run (with its heartbeat), at most twice a second."""
 
     def __init__(self, run: SuggestionRun) -> None:
         self.run = run
@@ -151,10 +155,7 @@ class _Progress:
         if stage == self.last_stage and now - self.last_write < PROGRESS_MIN_INTERVAL_SECONDS:
             return
         self.last_write, self.last_stage = now, stage
-        percent = max(0, min(100, int(percent)))
-        SuggestionRun.objects.filter(pk=self.run.pk, status=SuggestionRun.Status.RUNNING).update(
-            stage=stage[:100], progress=percent, heartbeat_at=timezone.now()
-        )
+        run_heartbeat(run=self.run, stage=stage[:100], progress=max(0, min(100, int(percent))))
 
 
 def suggestion_run_execute(*, run: SuggestionRun) -> SuggestionRun:
@@ -165,36 +166,41 @@ def suggestion_run_execute(*, run: SuggestionRun) -> SuggestionRun:
     """
     progress = _Progress(run)
     try:
-        params = cluster_params_from(run.params)
-        try:
-            params.validate()
-        except ValueError as exc:
-            raise DomainError(f"The run's parameters are invalid: {exc}") from None
-        newest_first = uncoded_notes(project=run.project).order_by("-id").values_list("id", "text")
-        notes = list(newest_first[: MAX_INPUT_NOTES + 1])
-        notices: list[str] = []
-        if len(notes) > MAX_INPUT_NOTES:
-            notes = notes[:MAX_INPUT_NOTES]
-            notices.append(f"Only the newest {MAX_INPUT_NOTES:,} uncoded notes were clustered; code some, then rerun.")
-        SuggestionRun.objects.filter(pk=run.pk).update(note_count=len(notes))
-        use_llm = bool(run.params.get("use_llm"))
-        clustering_share = 80 if use_llm else 95
-        result = cluster_notes(
-            notes,
-            params,
-            lambda stage, percent: progress(stage, percent * clustering_share // 100),
-        )
-        named = [(group.name, group.definition) for group in result.groups]
-        llm_report = None
-        if use_llm and result.groups:
-            named, llm_report = _name_with_llm(result.groups, dict(notes), progress, start=clustering_share)
-        progress("saving", 97)
-        _save(run, result, named, notices + list(result.notices), llm_report)
+        with run_working(run=run):
+            _cluster_and_save(run, progress)
     except Exception as exc:
         logger.exception("Suggestion run %s failed", run.pk)
-        _fail(run, _failure_message(exc))
+        run_fail(run=run, error=_failure_message(exc), stage="failed")
     run.refresh_from_db()
     return run
+
+
+def _cluster_and_save(run: SuggestionRun, progress: _Progress) -> None:
+    params = cluster_params_from(run.params)
+    try:
+        params.validate()
+    except ValueError as exc:
+        raise DomainError(f"The run's parameters are invalid: {exc}") from None
+    newest_first = uncoded_notes(project=run.project).order_by("-id").values_list("id", "text")
+    notes = list(newest_first[: MAX_INPUT_NOTES + 1])
+    notices: list[str] = []
+    if len(notes) > MAX_INPUT_NOTES:
+        notes = notes[:MAX_INPUT_NOTES]
+        notices.append(f"Only the newest {MAX_INPUT_NOTES:,} uncoded notes were clustered; code some, then rerun.")
+    run_heartbeat(run=run, note_count=len(notes))
+    use_llm = bool(run.params.get("use_llm"))
+    clustering_share = 80 if use_llm else 95
+    result = cluster_notes(
+        notes,
+        params,
+        lambda stage, percent: progress(stage, percent * clustering_share // 100),
+    )
+    named = [(group.name, group.definition) for group in result.groups]
+    llm_report = None
+    if use_llm and result.groups:
+        named, llm_report = _name_with_llm(result.groups, dict(notes), progress, start=clustering_share)
+    progress("saving", 97)
+    _save(run, result, named, notices + list(result.notices), llm_report)
 
 
 def _failure_message(exc: Exception) -> str:
@@ -208,13 +214,6 @@ def _failure_message(exc: Exception) -> str:
     return f"Clustering failed unexpectedly ({type(exc).__name__}: {exc}); the server log has the details."
 
 
-def _fail(run: SuggestionRun, message: str) -> None:
-    # Only the attempt that still owns the run may end it; a takeover's result must not be overwritten.
-    SuggestionRun.objects.filter(pk=run.pk, status=SuggestionRun.Status.RUNNING).update(
-        status=SuggestionRun.Status.FAILED, error=message, stage="failed", finished_at=timezone.now()
-    )
-
-
 @transaction.atomic
 def _save(
     run: SuggestionRun,
@@ -224,8 +223,8 @@ def _save(
     llm_report: dict | None,
 ) -> None:
     locked = SuggestionRun.objects.select_for_update().get(pk=run.pk)
-    if locked.status != SuggestionRun.Status.RUNNING:
-        return  # finished by another attempt meanwhile; its result stands
+    if locked.status != SuggestionRun.Status.RUNNING or locked.claim_token != run.claim_token:
+        return  # ended, cancelled, or taken over by another attempt meanwhile: its result stands
     # A previous attempt whose worker died may have written part of this run.
     locked.suggestions.all().delete()
     # Notes deleted while the run clustered must not be linked.
@@ -251,13 +250,10 @@ def _save(
         ],
         batch_size=5_000,
     )
-    locked.params = {**locked.params, "notices": notices}
+    params = {**locked.params, "notices": notices}
     if llm_report is not None:
-        locked.params["llm_naming"] = llm_report
-    locked.status = SuggestionRun.Status.DONE
-    locked.progress, locked.stage, locked.error = 100, "done", ""
-    locked.finished_at = locked.heartbeat_at = timezone.now()
-    locked.save(update_fields=["params", "status", "progress", "stage", "error", "finished_at", "heartbeat_at"])
+        params["llm_naming"] = llm_report
+    run_finish(run=run, params=params, progress=100, stage="done", error="")
 
 
 # LLM naming --------------------------------------------------------------------------------------------------------

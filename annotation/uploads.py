@@ -17,7 +17,7 @@ from django.template.defaultfilters import filesizeformat
 from annotation.ingest import ON_CONFLICT_CHOICES
 from annotation.models import ImportJob, Project
 from annotation.services import DomainError
-from annotation.tasks import import_job_run
+from annotation.tasks import import_job_task
 
 # Extension → reader. Anything else is refused before it is stored.
 UPLOAD_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -50,5 +50,5 @@ def import_job_create(
             bytes_total=upload.size,
         )
         # After commit, so the worker never looks for a job row that is not there yet.
-        transaction.on_commit(partial(import_job_run.delay, job.pk))
+        transaction.on_commit(partial(import_job_task.delay, job.pk))
     return job

@@ -70,7 +70,7 @@ def main() -> int:
     from annotation.trace_format import from_binarized
     from judges.providers import TraceInput
     from judges.providers.classifier import TrainedClassifier
-    from judges.services import judge_create, judge_run_execute, judge_run_start, judgments_import
+    from judges.services import judge_create, judge_run_create, judge_run_execute, judgments_import
 
     expert = User.objects.create(username="bench-expert")
     results: list[tuple[str, str, dict]] = []
@@ -84,7 +84,7 @@ def main() -> int:
         criterion = Criterion.objects.get(project=project, name=criterion_name)
         judge = judge_create(project=project, criterion=criterion, name="classifier", kind="classifier", config={})
         version = judge.latest_version()
-        run = judge_run_execute(run=judge_run_start(version=version, split="test"))
+        run = judge_run_execute(run=judge_run_create(version=version, split="test"))
         trained_on = f"train {version.training['train_pass']} pass + {version.training['train_fail']} fail"
         results.append((dataset, f"classifier ({trained_on})", run.report))
         model = TrainedClassifier.loads(bytes(version.artifact))
@@ -111,7 +111,7 @@ def main() -> int:
             imported = judgments_import(judge=external, stream=io.BytesIO(b"\n".join(verdicts)), source_name=detector)
             if imported.rejected:
                 raise SystemExit(f"{detector}: {imported.rejected[0]}")
-            run = judge_run_execute(run=judge_run_start(version=external.latest_version(), split="test"))
+            run = judge_run_execute(run=judge_run_create(version=external.latest_version(), split="test"))
             results.append((dataset, detector, run.report))
 
     print(f"{'dataset':<11} {'judge':<40} {'n':>4}  {'TPR [95% CI]':<19} {'TNR [95% CI]':<19} {'kappa [95% CI]':<19}")

@@ -57,7 +57,7 @@ def main() -> int:
     from annotation.models import Criterion, Trace
     from annotation.services import project_create
     from judges.promotions import judge_version_promote
-    from judges.services import judge_create, judge_run_execute, judge_run_start
+    from judges.services import judge_create, judge_run_create, judge_run_execute
     from suites.golden import golden_add
 
     rng = random.Random(5)
@@ -80,7 +80,7 @@ def main() -> int:
         judge = judge_create(
             project=project, criterion=criterion, name=f"{criterion_name}-{kind}", kind=kind, config=config
         )
-        judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+        judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
         judge_version_promote(version=judge.latest_version())
     golden_ids = [f"s-{i}" for i in range(GOLDEN)]
     golden_add(

@@ -51,7 +51,7 @@ def main() -> int:
     from annotation.services import project_create
     from judges.providers import TraceInput
     from judges.providers.classifier import TrainedClassifier
-    from judges.services import judge_create, judge_run_execute, judge_run_start
+    from judges.services import judge_create, judge_run_create, judge_run_execute
 
     rng = random.Random(3)
     expert = User.objects.create(username="bench-expert")
@@ -77,7 +77,7 @@ def main() -> int:
     started = time.perf_counter()
     model.judge_many(traces)
     model_rate = len(traces) / (time.perf_counter() - started)
-    run = judge_run_start(version=version, split="all")
+    run = judge_run_create(version=version, split="all")
     started = time.perf_counter()
     run = judge_run_execute(run=run)
     run_rate = run.total / (time.perf_counter() - started)
@@ -97,7 +97,7 @@ def main() -> int:
         llm_judge = judge_create(
             project=llm_project, criterion=llm_criterion, name="llm", kind="llm", config={"few_shot": 0, "model": "m"}
         )
-        llm_run = judge_run_start(version=llm_judge.latest_version(), split="all")
+        llm_run = judge_run_create(version=llm_judge.latest_version(), split="all")
         started = time.perf_counter()
         llm_run = judge_run_execute(run=llm_run)
         llm_seconds = time.perf_counter() - started

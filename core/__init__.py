@@ -1,1 +1,2 @@
-"""The house's plumbing, knowing no domain: the worker-run lifecycle, SVG chart primitives."""
+"""The house's plumbing, knowing no domain (it imports only Django, Celery and the standard library): the worker-run
+lifecycle, SVG chart primitives, validation messages."""

@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def problems(
 
 
 def _message(
-    detail: ErrorDetails, schema: type[BaseModel] | Mapping[str, type[BaseModel]], *, root: str, unknown: str
+    detail: Mapping[str, Any], schema: type[BaseModel] | Mapping[str, type[BaseModel]], *, root: str, unknown: str
 ) -> str:
     kind, loc, ctx = detail["type"], tuple(detail["loc"]), detail.get("ctx", {})
     if kind in TAG_ERRORS:

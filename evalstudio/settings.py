@@ -158,6 +158,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # visibility timeout, so a task is never redelivered while it still runs.
 CELERY_TASK_SOFT_TIME_LIMIT = 15 * 60
 CELERY_TASK_TIME_LIMIT = 16 * 60
+# A worker run (an import, a clustering, a judge, suite or grading run) whose heartbeat is older than this lost its
+# worker, and the next delivery takes it over. The heartbeat is written every sixth of it by a thread beside the
+# work, whatever the work is doing, so the window need not outlast the slowest LLM call: only a dead worker is silent.
+EVALSTUDIO_RUN_STALE_SECONDS = env_int("EVALSTUDIO_RUN_STALE_SECONDS", 60, minimum=1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -207,9 +211,6 @@ EVALSTUDIO_JUDGE_MODEL = os.environ.get("EVALSTUDIO_JUDGE_MODEL", "gpt-4.1-mini"
 # honours Retry-After) before a judgment is recorded as an error.
 EVALSTUDIO_JUDGE_CONCURRENCY = env_int("EVALSTUDIO_JUDGE_CONCURRENCY", 16, minimum=1)
 EVALSTUDIO_LLM_MAX_RETRIES = env_int("EVALSTUDIO_LLM_MAX_RETRIES", 4, minimum=0)
-# A judge run whose heartbeat is older than this lost its worker; the next worker to start takes it over. Longer
-# than the slowest chunk (16 calls per concurrency slot, each with retries).
-EVALSTUDIO_JUDGE_STALE_SECONDS = env_int("EVALSTUDIO_JUDGE_STALE_SECONDS", 600, minimum=1)
 # Naming suggested groupings of notes: the model, and how long one call may take before the term-based name stays.
 EVALSTUDIO_LLM_MODEL = os.environ.get("EVALSTUDIO_LLM_MODEL", EVALSTUDIO_JUDGE_MODEL)
 EVALSTUDIO_LLM_TIMEOUT_SECONDS = env_int("EVALSTUDIO_LLM_TIMEOUT_SECONDS", 30, minimum=1)

@@ -7,6 +7,7 @@ from django.db import models
 from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
+from core.runs import WorkerRun
 
 # The reasoning a verdict keeps (judgments, suite verdicts, monitoring verdicts); a runaway answer is cut here.
 MAX_REASONING_CHARS = 20_000
@@ -74,15 +75,8 @@ class JudgeVersion(models.Model):
         return f"{self.judge} v{self.number}"
 
 
-class JudgeRun(models.Model):
+class JudgeRun(WorkerRun):
     """One judge version over the traces of one split (or judgments imported from elsewhere)."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
 
     class Split(models.TextChoices):
         TRAIN = "train", "Train"
@@ -92,31 +86,17 @@ class JudgeRun(models.Model):
 
     version = models.ForeignKey(JudgeVersion, on_delete=models.CASCADE, related_name="runs")
     split = models.CharField(max_length=8, choices=Split.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)
     # Set for an external judge's imported verdicts (the file name); empty for runs made here.
     imported_from = models.CharField(max_length=255, blank=True)
     # The alignment report (judges.stats.alignment_report), written when the run finishes.
     report = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    # Touched after every chunk of judgments; a RUNNING run whose heartbeat is stale lost its worker.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"{self.version} on {self.split} ({self.status})"
-
-    @property
-    def is_finished(self) -> bool:
-        return self.status in {self.Status.DONE, self.Status.FAILED, self.Status.CANCELLED}
 
 
 class Judgment(models.Model):

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, QuerySet, Value
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from annotation.ingest_batches import Rejection
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
+from core.runs import run_cancel, run_claim, run_fail, run_finish, run_working
 from judges import kinds
 from judges.kinds import Scorer, trace_input
 from judges.models import MAX_REASONING_CHARS, Judge, JudgeRun, JudgeVersion, Judgment
@@ -98,7 +95,7 @@ def judge_version_create(
     )
 
 
-def judge_run_start(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:
+def judge_run_create(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:
     """A queued run of the version over the traces of `split` its kind covers (the labelled ones; for an external
     judge, those with imported verdicts); the caller executes or enqueues it."""
     if split not in JudgeRun.Split.values:
@@ -108,40 +105,26 @@ def judge_run_start(*, version: JudgeVersion, split: str, user: AbstractBaseUser
     return JudgeRun.objects.create(version=version, split=split, total=total, created_by=user, created_at=now)
 
 
-def _stale_before(now: datetime) -> datetime:
-    # A running judge run touches its heartbeat after every chunk; this much silence means its worker is gone.
-    return now - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS)
-
-
-def claimable_runs(now: datetime) -> QuerySet[JudgeRun]:
-    """Runs a worker may take up: queued ones, and running ones whose worker has gone quiet (lost)."""
-    stale = Q(status=JudgeRun.Status.RUNNING) & (
-        Q(heartbeat_at__lt=_stale_before(now)) | Q(heartbeat_at=None, created_at__lt=_stale_before(now))
-    )
-    return JudgeRun.objects.filter(Q(status=JudgeRun.Status.QUEUED) | stale)
-
-
 def judge_run_plan(*, run: JudgeRun) -> list[list[int]]:
     """Claim the run and split what is left to judge into chunks (trace ids); [] when there is nothing to do here.
 
     Claiming is a conditional update (queued, or running with a stale heartbeat), so of two deliveries of the same
     run only one plans it. What the run covers is the kind's to say (an external judge: the imported verdicts).
     """
-    now = timezone.now()
-    claimed = (
-        claimable_runs(now)
-        .filter(pk=run.pk)
-        .update(status=JudgeRun.Status.RUNNING, started_at=Coalesce("started_at", Value(now)), heartbeat_at=now)
-    )
-    if not claimed:
+    if not run_claim(run=run):
         return []
-    run.refresh_from_db()
+    return judge_run_chunks_left(run=run)
+
+
+def judge_run_chunks_left(*, run: JudgeRun) -> list[list[int]]:
+    """What the claimed run has left to judge, in chunks (trace ids): a takeover after a worker died keeps every
+    judgment already written and judges only the rest."""
     try:
         kind = kinds.get(run.version.judge.kind)
         wanted = kind.run_trace_ids(version=run.version, split=run.split, as_of=run.created_at)
         done = set(Judgment.objects.filter(run=run).values_list("trace_id", flat=True))
     except Exception as exc:
-        _fail(run, exc)
+        run_fail(run=run, error=exc)
         raise
     todo = [trace_id for trace_id in wanted if trace_id not in done]
     if not todo:
@@ -151,37 +134,33 @@ def judge_run_plan(*, run: JudgeRun) -> list[list[int]]:
     return [todo[start : start + size] for start in range(0, len(todo), size)]
 
 
-def _fail(run: JudgeRun, exc: BaseException) -> None:
-    JudgeRun.objects.filter(pk=run.pk).update(
-        status=JudgeRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-    )
-
-
 def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None = None) -> int:
     """Judge the traces of one chunk that have no judgment yet; returns how many were written.
 
-    Does nothing once the run is cancelled or finished. Safe to repeat: the unique (run, trace) constraint keeps
-    exactly one judgment per trace, whoever writes it first.
+    Does nothing once the run is cancelled, finished, or taken over by another attempt (which planned its own
+    chunks). Safe to repeat: the unique (run, trace) constraint keeps exactly one judgment per trace, whoever writes
+    it first. The run's heartbeat is kept while the chunk is judged, however long its LLM calls take.
     """
-    if not JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).exists():
+    owned = JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING, claim_token=run.claim_token)
+    if not owned.exists():
         return 0
     done = set(Judgment.objects.filter(run=run, trace_id__in=trace_ids).values_list("trace_id", flat=True))
     todo = [trace_id for trace_id in trace_ids if trace_id not in done]
     if not todo:
         return 0
     try:
-        traces = list(
-            Trace.objects.filter(pk__in=todo).only(
-                "id", "external_id", "input", "output", "messages", "context", "metadata"
+        with run_working(run=run):
+            traces = list(
+                Trace.objects.filter(pk__in=todo).only(
+                    "id", "external_id", "input", "output", "messages", "context", "metadata"
+                )
             )
-        )
-        outcomes = (score or _run_scorer(run))([trace_input(trace) for trace in traces])
+            outcomes = (score or _run_scorer(run))([trace_input(trace) for trace in traces])
     except Exception as exc:
-        _fail(run, exc)
+        run_fail(run=run, error=exc)
         raise
     judgments = [_judgment(run, trace.pk, outcome) for trace, outcome in zip(traces, outcomes, strict=True)]
     Judgment.objects.bulk_create(judgments, ignore_conflicts=True)
-    JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).update(heartbeat_at=timezone.now())
     return len(judgments)
 
 
@@ -191,11 +170,9 @@ def judge_run_maybe_finish(*, run: JudgeRun) -> bool:
         return False
     confusion, errors = run_confusion(run)
     report = alignment_report(confusion, errors=errors, split=run.split)
-    finished = JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING).update(
-        status=JudgeRun.Status.DONE, report=report, finished_at=timezone.now()
-    )
+    finished = run_finish(run=run, report=report)
     run.refresh_from_db()
-    return finished == 1
+    return finished
 
 
 def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
@@ -358,17 +335,15 @@ def judge_run_enqueue(*, version: JudgeVersion, split: str, user: AbstractBaseUs
     from judges.tasks import judge_run_task  # tasks imports this module
 
     with transaction.atomic():
-        run = judge_run_start(version=version, split=split, user=user)
+        run = judge_run_create(version=version, split=split, user=user)
         transaction.on_commit(lambda: judge_run_task.delay(run.pk))
     return run
 
 
 def judge_run_cancel(*, run: JudgeRun) -> JudgeRun:
-    """Stop a queued or running run. A conditional update, so a run that finished meanwhile is never relabelled:
-    a queued run is then never claimed by the worker (its claim needs status QUEUED)."""
-    cancelled = JudgeRun.objects.filter(pk=run.pk, status__in=[JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING]).update(
-        status=JudgeRun.Status.CANCELLED, finished_at=timezone.now()
-    )
+    """Stop a queued or running run. A conditional update, so a run that finished meanwhile is never relabelled;
+    a cancelled run is never claimed, and its chunks still queued do nothing."""
+    cancelled = run_cancel(run=run)
     run.refresh_from_db()
     if not cancelled:
         raise DomainError(f"run {run.pk} already ended ({run.get_status_display().lower()}); nothing to cancel")

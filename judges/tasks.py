@@ -2,51 +2,58 @@
 
 A run fans out: `judge_run_task` claims it and queues one `judge_run_chunk_task` per chunk of traces; whichever
 chunk writes the last judgment writes the report. Every task is safe to run twice (conditional claim, unique
-judgments), and a worker that starts queues again the runs whose worker died mid-way (a stale heartbeat).
+judgments). A judge run is a worker run (core.runs): its heartbeat is kept while a chunk is judged, and a run whose
+worker died is taken over by the next delivery of `judge_run_task`, which plans only what is left.
 """
 
 from __future__ import annotations
 
-from celery import shared_task
-from django.utils import timezone
+from celery import Task, shared_task
 
-from evalstudio.celery import resume_when_a_worker_starts
+from core.runs import run_claim, run_kind_register, run_retry_later
 from judges.models import JudgeRun
-from judges.services import claimable_runs, judge_run_chunk, judge_run_maybe_finish, judge_run_plan
+from judges.services import judge_run_chunk, judge_run_chunks_left, judge_run_maybe_finish
 
 
 def _load(run_id: int) -> JudgeRun | None:
     return JudgeRun.objects.filter(pk=run_id).select_related("version__judge__criterion__project").first()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def judge_run_task(run_id: int) -> int:
-    """Plan a run and queue its chunks; returns how many chunks were queued."""
+# Planning reads the split's labelled trace ids (or copies an external judge's imported verdicts): seconds.
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=10 * 60,
+    time_limit=11 * 60,
+)
+def judge_run_task(self: Task, run_id: int) -> int:
+    """Claim a run and queue its chunks; returns how many chunks were queued."""
     run = _load(run_id)
     if run is None:
         return 0
-    chunks = judge_run_plan(run=run)
+    if not run_claim(run=run):
+        run_retry_later(run=run, task=self)
+        return 0
+    chunks = judge_run_chunks_left(run=run)
     for chunk in chunks:
-        judge_run_chunk_task.delay(run_id, chunk)
+        # The chunks belong to this attempt: after a takeover, the new attempt's own chunks do what is left.
+        judge_run_chunk_task.delay(run_id, chunk, str(run.claim_token))
     return len(chunks)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
-def judge_run_chunk_task(run_id: int, trace_ids: list[int]) -> int:
+run_kind_register(model=JudgeRun, task=judge_run_task)
+
+
+# An LLM chunk is 16 calls per concurrency slot, each retried with backoff; a chunk slower than this is stuck.
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=15 * 60, time_limit=16 * 60)
+def judge_run_chunk_task(run_id: int, trace_ids: list[int], claim_token: str | None = None) -> int:
     run = _load(run_id)
     if run is None:
         return 0
+    if claim_token is not None and str(run.claim_token) != claim_token:
+        return 0  # planned by an attempt that was taken over; the attempt that owns the run queued its own chunks
     written = judge_run_chunk(run=run, trace_ids=trace_ids)
     judge_run_maybe_finish(run=run)
     return written
-
-
-def judge_runs_resume() -> list[int]:
-    """Queue again every run that is waiting or whose worker died; returns their ids."""
-    run_ids = list(claimable_runs(timezone.now()).values_list("pk", flat=True))
-    for run_id in run_ids:
-        judge_run_task.delay(run_id)
-    return run_ids
-
-
-resume_when_a_worker_starts("judge runs", judge_runs_resume)

@@ -13,7 +13,7 @@ from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, a
 from annotation.api import Error
 from annotation.trace_format import loads
 from core.validation import Expected, problems
-from suites.evalsuite import DEFAULT_ALPHA, SuiteInputError, evalsuite_enqueue, evalsuite_run, records_from_list
+from suites.evalsuite import DEFAULT_ALPHA, SuiteInputError, evalsuite_run, records_from_list, suite_run_enqueue
 from suites.models import SuiteRun
 
 router = Router(tags=["suites"])
@@ -138,7 +138,7 @@ def evalsuite_post(request: HttpRequest, slug: str) -> Status[dict[str, Any]] | 
     try:
         if payload.wait if payload.wait is not None else not payload.include_llm:
             return Status(200, evalsuite_run(**options).result)
-        run = evalsuite_enqueue(**options)
+        run = suite_run_enqueue(**options)
     except SuiteInputError as exc:
         return _bad(exc.errors[0], exc.errors)
     return Status(202, {"run_id": run.pk, "status": run.status, "status_url": f"/api/v1/suite-runs/{run.pk}"})

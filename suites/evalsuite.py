@@ -3,10 +3,12 @@ compared, case by case, with a baseline. Used by `manage.py evalsuite` and `POST
 
 The input is checked in full first (every golden id exactly once, well-formed lines, known criteria, a promoted
 judge to run, a known baseline); any problem raises SuiteInputError listing each one (`line N: reason`) and
-nothing is stored. Then the run and its cases (the candidates) are stored, queued, in one transaction, and the run
-is judged — here (`evalsuite_run`: the command, the REST call that waits) or by the worker (`evalsuite_enqueue`).
-Judging claims the run with a conditional update and happens outside any transaction (an LLM judge may take
-minutes); the verdicts and the result are then written in one transaction with bulk inserts.
+nothing is stored. Then the run and its cases (the candidates) are stored, queued, in one transaction
+(`suite_run_create`), and the run is judged — here (`evalsuite_run`: the command, the REST call that waits) or by
+the worker (`suite_run_enqueue`). A suite run is a worker run (core.runs): `suite_run_execute` claims it with a
+conditional update and judges outside any transaction (an LLM judge may take minutes), writing each criterion's
+verdicts in one transaction with bulk inserts as soon as they are judged, so a run taken over after its worker died
+keeps the criteria already judged and judges only the rest; the result is written last.
 
 The baseline is, by default, the golden traces' own stored outputs, judged in the same run by the same versions,
 so there is always a paired comparison. `baseline=` names an earlier run (its name, or its id); when a criterion's
@@ -16,20 +18,17 @@ comparison is of outputs only, never of judges (`rejudged` lists those criteria)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import RawRecord
+from core.runs import run_claim, run_fail, run_finish, run_working
 from judges import kinds
 from judges.kinds import version_scorer
 from judges.models import MAX_REASONING_CHARS, JudgeVersion
@@ -249,9 +248,7 @@ def _candidate_input(
     )
 
 
-def _judge_all(
-    version: JudgeVersion, inputs: list[TraceInput], scorers: dict[int, Any], beat: Callable[[], None]
-) -> list[Outcome]:
+def _judge_all(version: JudgeVersion, inputs: list[TraceInput], scorers: dict[int, Any]) -> list[Outcome]:
     """The version's outcome for every input. A chunk whose scorer raises becomes error outcomes for that chunk:
     the run reports them (and fails) rather than stopping half way. `scorers` keeps each version's scorer (a
     loaded classifier) for the baseline's turn."""
@@ -271,7 +268,6 @@ def _judge_all(
             outcomes.extend(score(chunk))
         except Exception as exc:  # noqa: BLE001 — any failure of a judge is reported per judgment
             outcomes.extend(Outcome(error=f"{type(exc).__name__}: {exc}") for _ in chunk)
-        beat()
     return outcomes
 
 
@@ -339,43 +335,56 @@ def _check(
     )
 
 
-def _create(
+def suite_run_create(
     *,
     project: Project,
-    checked: _Checked,
-    name: str,
-    include_llm: bool,
-    criteria: list[str] | None,
-    alpha: float,
-    candidates_file: str,
-    user: AbstractBaseUser | None,
+    records: Iterable[RawRecord],
+    baseline: str | None = None,
+    name: str = "",
+    include_llm: bool = False,
+    criteria: list[str] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    candidates_file: str = "",
+    user: AbstractBaseUser | None = None,
 ) -> SuiteRun:
-    """The queued run with its cases (the candidates), in golden order; the verdicts come when it is judged."""
-    run = SuiteRun.objects.create(
+    """Check the input and store the queued run with its cases (the candidates), in golden order; the verdicts come
+    when it is judged. Raises SuiteInputError on bad input (nothing stored)."""
+    name = name.strip()
+    checked = _check(
         project=project,
+        records=records,
+        baseline=baseline,
         name=name,
-        golden_version=checked.golden_version,
-        candidates_file=candidates_file[:500],
-        baseline=checked.baseline_run,
         include_llm=include_llm,
-        status=SuiteRun.Status.QUEUED,
-        # What the run was asked for, until the result replaces it.
-        summary={"request": {"criteria": criteria, "alpha": alpha}},
-        created_by=user,
+        criteria=criteria,
+        alpha=alpha,
     )
-    SuiteCase.objects.bulk_create(
-        [
-            SuiteCase(
-                run=run,
-                trace=checked.traces[i],
-                output=checked.candidates[i].output,
-                messages=checked.candidates[i].messages,
-                metadata=checked.candidates[i].metadata or {},
-            )
-            for i in checked.order
-        ],
-        batch_size=BATCH,
-    )
+    with transaction.atomic():
+        run = SuiteRun.objects.create(
+            project=project,
+            name=name,
+            golden_version=checked.golden_version,
+            candidates_file=candidates_file[:500],
+            baseline=checked.baseline_run,
+            include_llm=include_llm,
+            status=SuiteRun.Status.QUEUED,
+            # What the run was asked for, until the result replaces it.
+            summary={"request": {"criteria": criteria, "alpha": alpha}},
+            created_by=user,
+        )
+        SuiteCase.objects.bulk_create(
+            [
+                SuiteCase(
+                    run=run,
+                    trace=checked.traces[i],
+                    output=checked.candidates[i].output,
+                    messages=checked.candidates[i].messages,
+                    metadata=checked.candidates[i].metadata or {},
+                )
+                for i in checked.order
+            ],
+            batch_size=BATCH,
+        )
     return run
 
 
@@ -391,20 +400,26 @@ def evalsuite_run(
     candidates_file: str = "",
     user: AbstractBaseUser | None = None,
 ) -> SuiteResult:
-    """Check the input, store the run, judge it here and now. Raises SuiteInputError on bad input (nothing stored)."""
-    name = name.strip()
-    options = {"baseline": baseline, "name": name, "include_llm": include_llm, "criteria": criteria, "alpha": alpha}
-    checked = _check(project=project, records=records, **options)
-    del options["baseline"]
-    with transaction.atomic():
-        run = _create(project=project, checked=checked, candidates_file=candidates_file, user=user, **options)
-    outcome = evalsuite_execute(run=run)
+    """Check the input, store the run, judge it here and now (the `evalsuite` command, the REST call that waits).
+    Raises SuiteInputError on bad input (nothing stored)."""
+    run = suite_run_create(
+        project=project,
+        records=records,
+        baseline=baseline,
+        name=name,
+        include_llm=include_llm,
+        criteria=criteria,
+        alpha=alpha,
+        candidates_file=candidates_file,
+        user=user,
+    )
+    outcome = suite_run_execute(run=run)
     if outcome is None:  # a worker starting at that instant took it over; the run is judged there
         raise DomainError(f"suite run {run.pk} was taken over by a worker; see /api/v1/suite-runs/{run.pk}")
     return outcome
 
 
-def evalsuite_enqueue(
+def suite_run_enqueue(
     *,
     project: Project,
     records: Iterable[RawRecord],
@@ -416,64 +431,40 @@ def evalsuite_enqueue(
     candidates_file: str = "",
     user: AbstractBaseUser | None = None,
 ) -> SuiteRun:
-    """Check the input and store the run for the worker (LLM judges can take longer than an HTTP request may).
-    Raises SuiteInputError on bad input (nothing stored)."""
+    """Check the input and store the run for the worker (LLM judges can take longer than an HTTP request may), handed
+    to it once the row is committed. Raises SuiteInputError on bad input (nothing stored)."""
     from suites.tasks import suite_run_task  # tasks imports this module
 
-    name = name.strip()
-    options = {"baseline": baseline, "name": name, "include_llm": include_llm, "criteria": criteria, "alpha": alpha}
-    checked = _check(project=project, records=records, **options)
-    del options["baseline"]
     with transaction.atomic():
-        run = _create(project=project, checked=checked, candidates_file=candidates_file, user=user, **options)
+        run = suite_run_create(
+            project=project,
+            records=records,
+            baseline=baseline,
+            name=name,
+            include_llm=include_llm,
+            criteria=criteria,
+            alpha=alpha,
+            candidates_file=candidates_file,
+            user=user,
+        )
         transaction.on_commit(lambda: suite_run_task.delay(run.pk))
     return run
 
 
-def claimable_suite_runs(now: datetime) -> QuerySet[SuiteRun]:
-    """Runs a worker may take up: queued ones, and running ones whose worker has gone quiet."""
-    stale = now - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS)
-    lost = Q(status=SuiteRun.Status.RUNNING) & (Q(heartbeat_at__lt=stale) | Q(heartbeat_at=None))
-    return SuiteRun.objects.filter(Q(status=SuiteRun.Status.QUEUED) | lost)
+def suite_run_execute(*, run: SuiteRun) -> SuiteResult | None:
+    """Claim a stored run, judge it and write its verdicts and result; None when another attempt has it.
 
-
-def evalsuite_execute(*, run: SuiteRun) -> SuiteResult | None:
-    """Judge a stored run and write its verdicts and result; None when another process has it.
-
-    The claim is a conditional update, and verdicts are unique per (case, criterion): a run delivered twice, or
-    resumed after its worker died, is judged again but never written twice."""
-    now = timezone.now()
-    claimed = claimable_suite_runs(now).filter(pk=run.pk).update(status=SuiteRun.Status.RUNNING, heartbeat_at=now)
-    if not claimed:
+    The claim is a conditional update, and verdicts are unique per (case, criterion): a run delivered twice is judged
+    once, and one resumed after its worker died judges only the criteria that have no verdicts yet."""
+    if not run_claim(run=run):
         return None
     run = SuiteRun.objects.select_related("project", "baseline").get(pk=run.pk)
     try:
-        result, verdict_rows, cases = _judge(run)
-        with transaction.atomic():
-            SuiteVerdict.objects.bulk_create(
-                [
-                    SuiteVerdict(
-                        case=cases[external_id],
-                        criterion=plan.criterion,
-                        judge_version=plan.version,
-                        verdict=outcome.verdict,
-                        reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
-                        error=outcome.error,
-                        baseline_verdict="" if baseline is None else baseline or "error",
-                    )
-                    for external_id, plan, outcome, baseline in verdict_rows
-                ],
-                batch_size=BATCH,
-                ignore_conflicts=True,
-            )
-            SuiteRun.objects.filter(pk=run.pk, status=SuiteRun.Status.RUNNING).update(
-                status=SuiteRun.Status.DONE, summary=result, exit_code=result["exit_code"], finished_at=timezone.now()
-            )
+        with run_working(run=run):
+            result, verdict_rows = _judge(run)
+        run_finish(run=run, summary=result, exit_code=result["exit_code"])
     except Exception as exc:
-        message = "; ".join(exc.errors) if isinstance(exc, SuiteInputError) else f"{type(exc).__name__}: {exc}"
-        SuiteRun.objects.filter(pk=run.pk).update(
-            status=SuiteRun.Status.FAILED, error=message, finished_at=timezone.now()
-        )
+        run_fail(run=run, error="; ".join(exc.errors) if isinstance(exc, SuiteInputError) else exc)
         raise
     run.refresh_from_db()
     return SuiteResult(
@@ -486,10 +477,9 @@ def evalsuite_execute(*, run: SuiteRun) -> SuiteResult | None:
     )
 
 
-def _judge(
-    run: SuiteRun,
-) -> tuple[dict[str, Any], list[tuple[str, Planned, Outcome, str | None]], dict[str, SuiteCase]]:
-    """The result of a run, the verdict rows to write and the run's cases by golden id."""
+def _judge(run: SuiteRun) -> tuple[dict[str, Any], list[tuple[str, Planned, Outcome, str | None]]]:
+    """Judge the run criterion by criterion, writing each one's verdicts as soon as they are judged (a criterion
+    whose verdicts a lost attempt already wrote is read back, not judged again); the result and the verdict rows."""
     request = (run.summary or {}).get("request", {})
     alpha = request.get("alpha", DEFAULT_ALPHA)
     project = run.project
@@ -509,17 +499,22 @@ def _judge(
     baseline_run = run.baseline
     baseline_inputs, baseline_verdicts = _baseline_inputs(baseline_run, order, traces)
 
-    def beat() -> None:
-        SuiteRun.objects.filter(pk=run.pk, status=SuiteRun.Status.RUNNING).update(heartbeat_at=timezone.now())
-
     criteria_out: list[dict[str, Any]] = []
     verdict_rows: list[tuple[str, Planned, Outcome, str | None]] = []
     rejudged: list[str] = []
     scorers: dict[int, Any] = {}
     floors = suite_floors(project=run.project)
     for plan in planned:
-        outcomes = _judge_all(plan.version, candidate_inputs, scorers, beat)
-        base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged, scorers, beat)
+        stored = _verdicts_stored(run, plan, order, cases)
+        if stored is None:
+            outcomes = _judge_all(plan.version, candidate_inputs, scorers)
+            base = _baseline_for(plan, order, baseline_inputs, baseline_verdicts, rejudged, scorers)
+            _verdicts_write(run, plan, [(cases[i], o, b) for i, o, b in zip(order, outcomes, base, strict=True)])
+        else:
+            outcomes, base = [o for o, _ in stored], [b for _, b in stored]
+            present = [i for i in order if i in baseline_inputs]
+            if baseline_verdicts is not None and not _stored_baseline_matches(plan, present, baseline_verdicts):
+                rejudged.append(plan.criterion.name)
         numbers = criterion_numbers(
             [o.verdict for o in outcomes],
             base,
@@ -577,7 +572,54 @@ def _judge(
         "passed": exit_code == 0,
         "exit_code": exit_code,
     }
-    return result, verdict_rows, cases
+    return result, verdict_rows
+
+
+def _verdicts_write(run: SuiteRun, plan: Planned, rows: list[tuple[SuiteCase, Outcome, str | None]]) -> None:
+    """One criterion's verdicts (case, outcome, baseline verdict), in one transaction."""
+    with transaction.atomic():
+        # A takeover after the criterion's promoted version changed: verdicts of the version before make way.
+        SuiteVerdict.objects.filter(case__run=run, criterion=plan.criterion).exclude(
+            judge_version=plan.version
+        ).delete()
+        SuiteVerdict.objects.bulk_create(
+            [
+                SuiteVerdict(
+                    case=case,
+                    criterion=plan.criterion,
+                    judge_version=plan.version,
+                    verdict=outcome.verdict,
+                    reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
+                    error=outcome.error,
+                    baseline_verdict="" if baseline is None else baseline or "error",
+                )
+                for case, outcome, baseline in rows
+            ],
+            batch_size=BATCH,
+            ignore_conflicts=True,
+        )
+
+
+def _verdicts_stored(
+    run: SuiteRun, plan: Planned, order: list[str], cases: dict[str, SuiteCase]
+) -> list[tuple[Outcome, str | None]] | None:
+    """The outcome and baseline verdict per case that an earlier attempt wrote for this plan, in golden order; None
+    unless every case has one (a criterion's verdicts are written in one transaction: all or none)."""
+    stored = {
+        case_id: (verdict, reasoning, error, baseline)
+        for case_id, verdict, reasoning, error, baseline in SuiteVerdict.objects.filter(
+            case__run=run, criterion=plan.criterion, judge_version=plan.version
+        ).values_list("case_id", "verdict", "reasoning", "error", "baseline_verdict")
+    }
+    if any(cases[i].pk not in stored for i in order):
+        return None
+    found = []
+    for i in order:
+        verdict, reasoning, error, baseline = stored[cases[i].pk]
+        # As _verdicts_write stores it: "" for a case the baseline lacks, "error" for one it could not judge.
+        base = None if baseline == "" else "" if baseline == "error" else baseline
+        found.append((Outcome(verdict=verdict, reasoning=reasoning, error=error), base))
+    return found
 
 
 def _baseline_inputs(
@@ -617,22 +659,27 @@ def _baseline_for(
     stored: dict[tuple[str, int], tuple[int, str]] | None,
     rejudged: list[str],
     scorers: dict[int, Any],
-    beat: Callable[[], None],
 ) -> list[str | None]:
     """The baseline verdict per case, by the plan's version: the stored one when the baseline run used the same
     version, else judged now. None for a case the baseline does not have."""
     present = [i for i in order if i in inputs]
     by_id: dict[str, str] = {}
-    reuse = (
-        stored is not None
-        and bool(present)
-        and all(stored.get((i, plan.criterion.pk), (None,))[0] == plan.version.pk for i in present)
-    )
-    if reuse:
+    if _stored_baseline_matches(plan, present, stored):
         by_id = {i: stored[(i, plan.criterion.pk)][1] for i in present}
     else:
         if stored is not None:
             rejudged.append(plan.criterion.name)
-        outcomes = _judge_all(plan.version, [inputs[i] for i in present], scorers, beat)
+        outcomes = _judge_all(plan.version, [inputs[i] for i in present], scorers)
         by_id = {i: o.verdict for i, o in zip(present, outcomes, strict=True)}
     return [by_id.get(i) for i in order]
+
+
+def _stored_baseline_matches(
+    plan: Planned, present: list[str], stored: dict[tuple[str, int], tuple[int, str]] | None
+) -> bool:
+    """The baseline run's stored verdicts were made by the plan's version for every case it has: reuse them."""
+    return (
+        stored is not None
+        and bool(present)
+        and all(stored.get((i, plan.criterion.pk), (None,))[0] == plan.version.pk for i in present)
+    )

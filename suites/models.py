@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
+from core.runs import WorkerRun
 from judges.models import JudgeVersion
 
 
@@ -96,14 +97,8 @@ class SuiteFloor(models.Model):
         return f"{self.criterion}: at least {self.min_pass_rate:.0%}"
 
 
-class SuiteRun(models.Model):
+class SuiteRun(WorkerRun):
     """One regression-suite run: candidate outputs for a golden set's inputs, judged by the promoted judges."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="suite_runs")
     # A label for this run (a release, a commit); later runs name it as their baseline.
@@ -113,21 +108,12 @@ class SuiteRun(models.Model):
     # The run this one was compared with; empty when compared with the golden traces' own outputs.
     baseline = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     include_llm = models.BooleanField(default=False)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     # Per criterion: pass rate with interval, difference to the baseline with the paired test, verdict.
     summary = models.JSONField(default=dict, blank=True)
     exit_code = models.SmallIntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    # Touched while a worker judges the run; a running run whose heartbeat is stale lost its worker.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return self.name or f"suite run {self.pk}"

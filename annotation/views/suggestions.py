@@ -23,7 +23,7 @@ from annotation.suggestions import (
     suggestion_accept_edited,
     suggestion_for_review,
     suggestion_reject,
-    suggestion_run_start,
+    suggestion_run_enqueue,
     suggestion_runs_recent,
     suggestions_for_review,
 )
@@ -87,7 +87,7 @@ def suggestion_run_create(request: HttpRequest, slug: str) -> HttpResponse:
             form.add_error(None, "No LLM endpoint is configured on this server (OPENAI_BASE_URL).")
         else:
             try:
-                run = suggestion_run_start(
+                run = suggestion_run_enqueue(
                     project=access.project,
                     user=request.user,
                     seed=data["seed"] if data["seed"] is not None else 0,

@@ -13,8 +13,9 @@ from django.core.management import CommandError, call_command
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
 from agents.reliability import TaskCounts
 from agents.selectors import grader_totals, task_counts
-from agents.services import claimable_runs, grader_create, grading_run_execute, grading_run_start
+from agents.services import grader_create, grading_run_create, grading_run_enqueue, grading_run_execute
 from annotation.services import DomainError
+from core.runs import claimable_runs
 from tests.agents.helpers import DONE, make_trial, make_trials
 from tests.factories import make_agent_trace, make_project, make_trace
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _grade(grader: OutcomeGrader, chunk_size: int = 500) -> GradingRun:
-    return grading_run_execute(run=grading_run_start(grader=grader, enqueue=False), chunk_size=chunk_size)
+    return grading_run_execute(run=grading_run_create(grader=grader), chunk_size=chunk_size)
 
 
 def _grades(grader: OutcomeGrader) -> dict[str, bool | None]:
@@ -99,16 +100,16 @@ def test_grading_twice_grades_nothing_twice_and_picks_up_new_trials(project):
 
 def test_a_run_already_going_is_returned_instead_of_starting_another(project):
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
-    first = grading_run_start(grader=grader, enqueue=False)
-    assert grading_run_start(grader=grader, enqueue=False) == first
+    first = grading_run_create(grader=grader)
+    assert grading_run_create(grader=grader) == first
     GradingRun.objects.filter(pk=first.pk).update(status="running", started_at=first.created_at)
-    assert grading_run_start(grader=grader, enqueue=False) == first
+    assert grading_run_create(grader=grader) == first
 
 
 def test_a_run_held_by_a_live_worker_is_not_claimed_again(project):
     make_trials(project=project, outcomes={"refund": [True]})
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
-    run = grading_run_start(grader=grader, enqueue=False)
+    run = grading_run_create(grader=grader)
     from django.utils import timezone
 
     GradingRun.objects.filter(pk=run.pk).update(status="running", heartbeat_at=timezone.now())
@@ -202,7 +203,7 @@ def test_grade_trials_command_grades_and_prints_the_k_table(project):
 def test_grading_runs_on_a_real_worker_after_commit(project, celery_worker):
     make_trials(project=project, outcomes={f"task-{i}": [True, i % 2 == 0, False] for i in range(30)})
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
-    run = grading_run_start(grader=grader)
+    run = grading_run_enqueue(grader=grader)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         run.refresh_from_db()
@@ -220,10 +221,47 @@ def test_a_run_whose_worker_went_quiet_is_claimed_again_and_finished(project, se
 
     make_trials(project=project, outcomes={"refund": [True, False, True]})
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
-    run = grading_run_start(grader=grader, enqueue=False)
-    long_ago = timezone.now() - timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS + 5)
+    run = grading_run_create(grader=grader)
+    long_ago = timezone.now() - timedelta(seconds=settings.EVALSTUDIO_RUN_STALE_SECONDS + 5)
     GradingRun.objects.filter(pk=run.pk).update(status="running", started_at=long_ago, heartbeat_at=long_ago)
-    assert grading_run_start(grader=grader, enqueue=False) != run  # a lost run does not block a new one
-    assert run in claimable_runs(timezone.now())  # what a starting worker queues again
+    assert grading_run_create(grader=grader) != run  # a lost run does not block a new one
+    assert run in claimable_runs(GradingRun)  # what a starting worker queues again
     finished = grading_run_execute(run=run)
     assert (finished.status, finished.total, finished.graded) == ("done", 3, 3)
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the run's code catches it, so the run stays RUNNING, as when its worker dies."""
+
+
+def test_a_run_taken_over_after_its_worker_died_grades_only_what_is_left_and_keeps_counting(project, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents import services
+    from core.runs import stale_window
+
+    make_trials(project=project, outcomes={f"task-{i}": [True, False, True] for i in range(10)})
+    grader = grader_create(project=project, name="done", target="final_output", config=DONE)
+    run = grading_run_create(grader=grader)
+    trial_views, loaded, dying = services._trial_views, [], [True]
+
+    def load_then_die(grader: OutcomeGrader, ids: list[int]) -> list:
+        loaded.append(len(ids))
+        if dying[0] and len(loaded) == 2:
+            raise WorkerKilled
+        return trial_views(grader, ids)
+
+    monkeypatch.setattr(services, "_trial_views", load_then_die)
+    with pytest.raises(WorkerKilled):
+        grading_run_execute(run=run, chunk_size=10)
+    run.refresh_from_db()
+    assert (run.status, run.total, run.graded) == ("running", 30, 10)
+
+    GradingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - stale_window() - timedelta(seconds=1))
+    dying[0], loaded[:] = False, []
+    finished = grading_run_execute(run=run, chunk_size=10)
+    assert loaded == [10, 10]  # only the 20 trials left
+    assert (finished.status, finished.attempts, finished.total, finished.graded) == ("done", 2, 30, 30)
+    assert TrialGrade.objects.filter(grader=grader).count() == 30

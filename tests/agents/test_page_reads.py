@@ -6,7 +6,7 @@ import pytest
 
 from agents.reliability import task_estimate, task_row
 from agents.selectors import grader_latest_run, grader_task_detail
-from agents.services import grader_create, grading_run_execute, grading_run_start
+from agents.services import grader_create, grading_run_create, grading_run_execute
 from judges.stats import wilson_interval
 from tests.agents.helpers import make_trial
 
@@ -44,7 +44,7 @@ def grader(project, expert):
 @pytest.mark.django_db
 def test_a_tasks_page_has_its_trials_counts_and_an_estimate_per_k_up_to_its_trials(grader, expert):
     assert grader_latest_run(grader=grader) is None
-    run = grading_run_start(grader=grader, user=expert, enqueue=False)
+    run = grading_run_create(grader=grader, user=expert)
     assert grader_latest_run(grader=grader) == run
     grading_run_execute(run=run)
     detail = grader_task_detail(grader=grader, task_id="refund")

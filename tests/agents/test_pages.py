@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
-from agents.services import grader_create, grading_run_execute, grading_run_start
+from agents.services import grader_create, grading_run_create, grading_run_execute
 from annotation.models import Role
 from tests.agents.helpers import DONE, make_trial, make_trials
 from tests.factories import add_member, make_project, make_user
@@ -21,7 +21,7 @@ URL = "/projects/acme/agents/"
 def _graded(project, outcomes):
     make_trials(project=project, outcomes=outcomes)
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
-    grading_run_execute(run=grading_run_start(grader=grader, enqueue=False))
+    grading_run_execute(run=grading_run_create(grader=grader))
     return grader
 
 
@@ -167,7 +167,7 @@ def test_task_table_orders_searches_and_pages_in_sql(project, expert_client):
 def test_progress_polls_while_running_then_swaps_in_the_results(project, expert_client):
     make_trials(project=project, outcomes={"a": [True, False]})
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
-    run = grading_run_start(grader=grader, enqueue=False)
+    run = grading_run_create(grader=grader)
     polling = expert_client.get(f"{URL}graders/{grader.pk}/progress/", HTTP_HX_REQUEST="true")
     assert polling.status_code == 200
     assert 'hx-trigger="every 1s"' in polling.content.decode()
@@ -185,7 +185,7 @@ def test_task_page_lists_trials_with_grades_escaped_and_links_to_traces(project,
     make_trial(project=project, task_id="t<1>", trial=3, output="x")
     grader = grader_create(project=project, name="state", target="final_state", config={"check": "json"})
     make_trial(project=project, task_id="t<1>", trial=4, output='{"ok": true}')
-    grading_run_execute(run=grading_run_start(grader=grader, enqueue=False))
+    grading_run_execute(run=grading_run_create(grader=grader))
     response = expert_client.get(f"{URL}graders/{grader.pk}/task/", {"id": "t<1>"})
     html = response.content.decode()
     assert response.status_code == 200
@@ -210,7 +210,7 @@ def test_numbers_follow_a_new_grading_run_despite_the_statistics_cache(project, 
     url = f"{URL}?grader={grader.pk}"
     assert "1 task · 2 graded trials" in expert_client.get(url).content.decode()
     make_trials(project=project, outcomes={"b": [True, True, True]})
-    grading_run_execute(run=grading_run_start(grader=grader, enqueue=False))
+    grading_run_execute(run=grading_run_create(grader=grader))
     html = expert_client.get(url).content.decode()
     assert "2 tasks · 5 graded trials" in html
     k1 = html.split('<tr data-k="1">')[1].split("</tr>")[0]

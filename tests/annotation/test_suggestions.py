@@ -33,10 +33,10 @@ from annotation.suggestions import (
     run_notices,
     suggestion_accept,
     suggestion_reject,
+    suggestion_run_enqueue,
     suggestion_run_execute,
-    suggestion_run_start,
 )
-from annotation.tasks import suggestion_run_run
+from annotation.tasks import suggestion_run_task
 from tests.factories import add_member, code_note, make_note, make_project, make_trace, make_user
 from tests.llm_server import Reply, ScriptedLLMServer
 
@@ -108,7 +108,7 @@ def test_a_run_through_the_worker_ends_done_with_one_suggestion_per_theme(celery
     coded = make_note(trace=make_trace(project=project), author=expert, text="Wrong date for the merger")
     code_note(coded, already)
 
-    run = suggestion_run_start(project=project, user=expert, seed=3)
+    run = suggestion_run_enqueue(project=project, user=expert, seed=3)
     assert run.status == SuggestionRun.Status.QUEUED
     run = wait_until_finished(run)
 
@@ -143,12 +143,12 @@ def test_the_task_leaves_finished_runs_alone_and_takes_over_stale_ones(project, 
     write_notes(project, expert)
     done = running_run(project, expert)
     SuggestionRun.objects.filter(pk=done.pk).update(status=SuggestionRun.Status.DONE)
-    assert suggestion_run_run(done.pk) == "not claimable (finished or deleted)"
+    assert suggestion_run_task(done.pk) == "not claimable (finished or deleted)"
     assert not done.suggestions.exists()
 
     stale = running_run(project, expert)
     SuggestionRun.objects.filter(pk=stale.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
-    assert suggestion_run_run(stale.pk) == "done"
+    assert suggestion_run_task(stale.pk) == "done"
     assert stale.suggestions.count() == 3
 
 
@@ -173,9 +173,9 @@ def test_a_run_that_breaks_ends_failed_with_a_clear_error(project, expert) -> No
 
 @pytest.mark.django_db
 def test_start_refuses_a_second_run_while_one_is_in_progress(project, expert) -> None:
-    suggestion_run_start(project=project, user=expert)
+    suggestion_run_enqueue(project=project, user=expert)
     with pytest.raises(DomainError, match="already being computed"):
-        suggestion_run_start(project=project, user=expert)
+        suggestion_run_enqueue(project=project, user=expert)
 
 
 @pytest.mark.django_db
@@ -190,7 +190,7 @@ def test_start_refuses_a_second_run_while_one_is_in_progress(project, expert) ->
 )
 def test_start_refuses_bad_parameters_naming_them(project, expert, params, message) -> None:
     with pytest.raises(DomainError, match=message):
-        suggestion_run_start(project=project, user=expert, **params)
+        suggestion_run_enqueue(project=project, user=expert, **params)
     assert not SuggestionRun.objects.exists()
 
 
@@ -198,7 +198,7 @@ def test_start_refuses_bad_parameters_naming_them(project, expert, params, messa
 def test_start_refuses_llm_naming_when_no_endpoint_is_configured(project, expert, settings) -> None:
     settings.OPENAI_BASE_URL = settings.OPENAI_API_KEY = ""
     with pytest.raises(DomainError, match="needs OPENAI_BASE_URL"):
-        suggestion_run_start(project=project, user=expert, use_llm=True)
+        suggestion_run_enqueue(project=project, user=expert, use_llm=True)
 
 
 # Accept and reject --------------------------------------------------------------------------------------------------
@@ -482,7 +482,7 @@ def test_bad_start_parameters_are_shown_on_the_form(project, expert_client, sett
 
 @pytest.mark.django_db
 def test_a_second_run_while_one_is_queued_is_refused_on_the_form(project, expert, expert_client) -> None:
-    suggestion_run_start(project=project, user=expert)
+    suggestion_run_enqueue(project=project, user=expert)
     response = expert_client.post(reverse("suggestion_run_create", args=[project.slug]), {"seed": "0"})
     assert response.status_code == 400 and "already being computed" in response.content.decode()
 
@@ -599,7 +599,7 @@ def test_a_run_still_heartbeating_elsewhere_is_retried_later_not_run_twice(proje
     write_notes(project, expert)
     busy = running_run(project, expert)
     with pytest.raises(Retry):
-        suggestion_run_run(busy.pk)
+        suggestion_run_task(busy.pk)
     assert not busy.suggestions.exists()
 
 

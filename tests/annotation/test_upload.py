@@ -14,7 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import ImportJob, Label, Role, Trace
-from annotation.tasks import IMPORT_STALE_AFTER, import_job_run, import_jobs_resume
+from annotation.tasks import import_job_task
+from core.runs import runs_resume, stale_window
 from tests.factories import add_member, make_project, make_user
 
 GOOD = (
@@ -89,8 +90,8 @@ def test_an_unreadable_file_fails_the_job_with_a_clear_error(celery_worker, proj
 def test_running_the_task_twice_imports_once(project, expert_client):
     upload(expert_client)
     job = ImportJob.objects.get()
-    assert import_job_run(job.pk) == "done"
-    assert import_job_run(job.pk) == "not claimable (finished or deleted)"
+    assert import_job_task(job.pk) == "done"
+    assert import_job_task(job.pk) == "not claimable (finished or deleted)"
     assert Trace.objects.filter(project=project).count() == 2
     assert ImportJob.objects.get().created_count == 2
 
@@ -102,9 +103,9 @@ def test_a_job_whose_worker_died_is_claimed_again_and_imports_each_trace_once(pr
     # The lost run had written one trace and then went silent.
     Trace.objects.create(project=project, external_id="u-1", input="q")
     ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now() - IMPORT_STALE_AFTER - timedelta(seconds=1)
+        status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now() - stale_window() - timedelta(seconds=1)
     )
-    assert import_job_run(job.pk) == "done"
+    assert import_job_task(job.pk) == "done"
     job.refresh_from_db()
     assert sorted(Trace.objects.filter(project=project).values_list("external_id", flat=True)) == ["u-1", "u-2"]
     assert (job.created_count, job.duplicate_count, job.rejected_count) == (1, 1, 1)
@@ -116,15 +117,17 @@ def test_a_job_running_elsewhere_is_retried_later_not_run_twice(project, expert_
     job = ImportJob.objects.get()
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, heartbeat_at=timezone.now())
     with pytest.raises(Retry):
-        import_job_run(job.pk)
+        import_job_task(job.pk)
     assert Trace.objects.filter(project=project).count() == 0
     assert ImportJob.objects.get().status == ImportJob.Status.RUNNING
 
 
 @pytest.mark.django_db
-def test_worker_start_requeues_waiting_and_orphaned_jobs_only(project, expert, monkeypatch):
+def test_worker_start_requeues_waiting_and_orphaned_jobs_now_and_running_ones_for_when_they_go_stale(
+    project, expert, monkeypatch
+):
     now = timezone.now()
-    stale = now - IMPORT_STALE_AFTER - timedelta(seconds=1)
+    stale = now - stale_window() - timedelta(seconds=1)
 
     def job(status: str, heartbeat_at=None) -> int:
         return ImportJob.objects.create(
@@ -139,12 +142,19 @@ def test_worker_start_requeues_waiting_and_orphaned_jobs_only(project, expert, m
 
     waiting = job(ImportJob.Status.QUEUED)
     orphaned = job(ImportJob.Status.RUNNING, stale)
-    job(ImportJob.Status.RUNNING, now)
+    # Its worker may have died a moment ago: the delivery comes when the heartbeat would be stale.
+    beating = job(ImportJob.Status.RUNNING, now)
     job(ImportJob.Status.DONE, stale)
-    sent: list[int] = []
-    monkeypatch.setattr(import_job_run, "delay", sent.append)  # the broker is not under test here
-    assert sorted(import_jobs_resume(now=now)) == sorted([waiting, orphaned])
-    assert sorted(sent) == sorted([waiting, orphaned])
+    sent: dict[int, float | None] = {}
+
+    def apply_async(args: tuple[int], countdown: float | None = None) -> None:
+        sent[args[0]] = countdown
+
+    monkeypatch.setattr(import_job_task, "apply_async", apply_async)  # the broker is not under test here
+    assert sorted(runs_resume(now=now)["annotation.ImportJob"]) == sorted([waiting, orphaned, beating])
+    assert sorted(sent) == sorted([waiting, orphaned, beating])
+    assert sent[waiting] is None and sent[orphaned] is None
+    assert stale_window().total_seconds() <= sent[beating] <= stale_window().total_seconds() + 1
 
 
 @pytest.mark.django_db

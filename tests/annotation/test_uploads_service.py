@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.models import ImportJob
 from annotation.services import DomainError
-from annotation.tasks import import_job_run
+from annotation.tasks import import_job_task
 from annotation.uploads import import_job_create
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def _media(settings, tmp_path):
 @pytest.fixture
 def queued(monkeypatch) -> list[int]:
     sent: list[int] = []
-    monkeypatch.setattr(import_job_run, "delay", sent.append)  # the broker is not under test here
+    monkeypatch.setattr(import_job_task, "delay", sent.append)  # the broker is not under test here
     return sent
 
 

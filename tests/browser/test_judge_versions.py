@@ -10,7 +10,7 @@ import pytest
 
 from judges.models import Judge, Judgment
 from judges.selectors import split_key
-from judges.services import judge_create, judge_run_execute, judge_run_maybe_finish, judge_run_plan, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_run_maybe_finish, judge_run_plan
 from judges.splits import split_of
 from tests.browser.conftest import login
 from tests.factories import make_criterion, make_label, make_trace
@@ -33,7 +33,7 @@ def criterion(project):
 
 def test_expert_makes_a_version_reads_the_diff_and_the_history(page, live_server, project, criterion):
     judge = judge_create(project=project, criterion=criterion, name="apology-check", kind="assertion", config=APOLOGY)
-    judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
 
@@ -72,7 +72,7 @@ def test_expert_makes_a_version_reads_the_diff_and_the_history(page, live_server
 
 def test_expert_adds_a_train_disagreement_as_example_and_previews_the_prompt(page, live_server, project, criterion):
     judge = judge_create(project=project, criterion=criterion, name="apology-llm", kind="llm", config={"few_shot": 0})
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     judge_run_plan(run=run)
     # Judgment rows stand in for the LLM: it gets every trace wrong, so each is a disagreement.
     Judgment.objects.bulk_create(

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from judges.models import Promotion
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.browser.conftest import login
 from tests.factories import make_criterion, make_label, make_trace
 
@@ -29,9 +29,9 @@ def judge(project):
         trace = make_trace(project=project, external_id=f"t-{i:03d}", output=output)
         make_label(trace=trace, criterion=criterion, verdict="fail" if kind in (1, 2) else "pass")
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=LOOSE)
-    judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     v2 = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
-    judge_run_execute(run=judge_run_start(version=v2, split="dev"))
+    judge_run_execute(run=judge_run_create(version=v2, split="dev"))
     return judge
 
 

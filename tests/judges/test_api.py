@@ -8,7 +8,7 @@ from django.test import Client
 from annotation.models import Role
 from annotation.services import api_token_create
 from judges.models import JudgeRun, Judgment
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from judges.stats import METRICS
 from tests.factories import add_member, make_criterion, make_label, make_project, make_trace, make_user
 
@@ -28,7 +28,7 @@ def judge(project):
 
 @pytest.fixture
 def done_run(judge) -> JudgeRun:
-    return judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    return judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_token_gets_status_progress_and_the_report_exactly_as_stored(client, don
 
 
 def test_a_running_run_reports_its_progress_and_no_report(client, judge, token):
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     trace_ids = list(judge.criterion.labels.values_list("trace_id", flat=True)[:3])
     Judgment.objects.bulk_create([Judgment(run=run, trace_id=t, verdict="pass") for t in trace_ids])
     JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.RUNNING)

@@ -13,7 +13,7 @@ from judges.models import Judgment
 from judges.providers import ConfigError, TraceInput
 from judges.providers.classifier import TrainedClassifier, TrainingError, choose_threshold, train, validate_config
 from judges.selectors import labelled_trace_ids
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.factories import make_criterion, make_label, make_trace
 
 GOOD = ["Your card is on its way.", "The transfer went through today.", "Here is the branch address you asked for."]
@@ -83,7 +83,7 @@ def test_a_classifier_judge_is_trained_on_train_only_and_measured_on_test(projec
     train_ids = labelled_trace_ids(criterion=criterion, split="train")
     assert version.training["train_pass"] + version.training["train_fail"] == len(train_ids)
     assert version.artifact and version.training["threshold_from"] == "dev"
-    run = judge_run_execute(run=judge_run_start(version=version, split="test"))
+    run = judge_run_execute(run=judge_run_create(version=version, split="test"))
     assert run.report["n"] == len(labelled_trace_ids(criterion=criterion, split="test"))
     assert run.report["tpr"] > 0.95 and run.report["tnr"] > 0.95
     assert not Judgment.objects.filter(run=run, trace_id__in=list(train_ids)).exists()

@@ -12,7 +12,7 @@ from scipy.stats import binomtest
 from judges.comparison import compare_judges, format_p
 from judges.models import Judgment
 from judges.selectors import labelled_trace_ids
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from judges.stats import ConfusionMatrix, bootstrap_intervals, labels_needed
 from tests.factories import make_criterion, make_label, make_trace
 
@@ -97,8 +97,8 @@ def runs(project, criterion):
     """v1 misses "Sorry for this." (expert fail, judged pass); v2 catches it. Their dev runs."""
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=LOOSE)
     v2 = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
-    run_a = judge_run_execute(run=judge_run_start(version=judge.versions.get(number=1), split="dev"))
-    run_b = judge_run_execute(run=judge_run_start(version=v2, split="dev"))
+    run_a = judge_run_execute(run=judge_run_create(version=judge.versions.get(number=1), split="dev"))
+    run_b = judge_run_execute(run=judge_run_create(version=v2, split="dev"))
     return judge, run_a, run_b
 
 
@@ -204,7 +204,7 @@ def test_bad_or_impossible_requests_are_400_with_the_reason(expert_client, proje
         response = expert_client.get(f"/projects/acme/judges/compare/{query}")
         assert response.status_code == 400, query
         assert message in response.content.decode(), (query, response.content.decode()[-800:])
-    other_run = judge_run_execute(run=judge_run_start(version=other.latest_version(), split="dev"))
+    other_run = judge_run_execute(run=judge_run_create(version=other.latest_version(), split="dev"))
     response = expert_client.get(f"/projects/acme/judges/compare/?a={run_a.pk}&b={other_run.pk}")
     assert response.status_code == 400 and "compare judges of the same criterion" in response.content.decode()
 

@@ -22,7 +22,7 @@ from judges.selectors import (
     run_pair_check,
     split_key,
 )
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from judges.splits import split_of
 from judges.stats import labels_needed
 from tests.factories import make_criterion, make_label, make_project, make_trace
@@ -49,8 +49,8 @@ def criterion(project):
 def runs(project, criterion):
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=LOOSE)
     v2 = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
-    run_a = judge_run_execute(run=judge_run_start(version=judge.versions.get(number=1), split="dev"))
-    run_b = judge_run_execute(run=judge_run_start(version=v2, split="dev"))
+    run_a = judge_run_execute(run=judge_run_create(version=judge.versions.get(number=1), split="dev"))
+    run_b = judge_run_execute(run=judge_run_create(version=v2, split="dev"))
     return judge, run_a, run_b
 
 
@@ -105,7 +105,7 @@ def test_the_comparison_names_the_versions_and_measures_against_the_project_bar(
 
 def test_two_runs_of_one_version_are_told_apart_by_run(runs):
     judge, run_a, _ = runs
-    again = judge_run_execute(run=judge_run_start(version=run_a.version, split="dev"))
+    again = judge_run_execute(run=judge_run_create(version=run_a.version, split="dev"))
     compared = judge_run_comparison(run_a=run_a, run_b=again)
     assert (compared.name_a, compared.name_b) == (f"v1 (run #{run_a.pk})", f"v1 (run #{again.pk})")
 
@@ -113,7 +113,7 @@ def test_two_runs_of_one_version_are_told_apart_by_run(runs):
 def test_only_finished_runs_of_the_project_and_of_one_criterion_may_be_compared(project, runs):
     judge, run_a, run_b = runs
     assert comparable_run(project=project, run_id=run_a.pk, name="a") == run_a
-    queued = judge_run_start(version=run_a.version, split="dev")
+    queued = judge_run_create(version=run_a.version, split="dev")
     with pytest.raises(RunPairError, match=f"^b: run {queued.pk} is queued, not done; compare finished runs$"):
         comparable_run(project=project, run_id=queued.pk, name="b")
     with pytest.raises(RunPairError, match=f"^a: run {run_a.pk} is not a run of this project$"):
@@ -122,7 +122,7 @@ def test_only_finished_runs_of_the_project_and_of_one_criterion_may_be_compared(
         run_pair_check(run_a=run_a, run_b=run_a)
     other = judge_create(project=project, criterion=make_criterion(project=project, name="tone"), name="t",
                          kind="assertion", config=EXACT)  # fmt: skip
-    other_run = judge_run_execute(run=judge_run_start(version=other.latest_version(), split="all"))
+    other_run = judge_run_execute(run=judge_run_create(version=other.latest_version(), split="all"))
     with pytest.raises(RunPairError, match="compare judges of the same criterion$"):
         run_pair_check(run_a=run_a, run_b=other_run)
     run_pair_check(run_a=run_a, run_b=run_b)  # the same criterion: comparable
@@ -130,7 +130,7 @@ def test_only_finished_runs_of_the_project_and_of_one_criterion_may_be_compared(
 
 def test_a_version_is_compared_by_its_latest_finished_run_on_the_split(project, runs):
     judge, run_a, _ = runs
-    latest = judge_run_execute(run=judge_run_start(version=run_a.version, split="dev"))
+    latest = judge_run_execute(run=judge_run_create(version=run_a.version, split="dev"))
     found = latest_comparable_run(project=project, judge_id=judge.pk, number=1, split="dev", name="va")
     assert found == latest
     with pytest.raises(RunPairError, match="^vb: apology v1 has no finished run on test; run it there first$"):

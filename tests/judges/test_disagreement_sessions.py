@@ -9,7 +9,7 @@ from annotation.models import Label, ReviewSession
 from annotation.queue import QueueParams, queue_progress
 from annotation.services import DomainError, label_submit
 from judges.review_sessions import disagreement_session_create
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def run(project, expert):
         trace.reviewed_at = trace.created_at
         trace.save(update_fields=["reviewed_at"])
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=CHECK)
-    return judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    return judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
 
 
 def test_a_session_holds_each_disagreement_with_the_judges_verdict_and_reasoning(run, expert):
@@ -98,7 +98,7 @@ def test_bad_requests_are_refused_with_the_reason(run, project, expert):
         kind="assertion",
         config={**CHECK, "value": "zzz"},
     )
-    unfinished = judge_run_start(version=agreeing.latest_version(), split="all")
+    unfinished = judge_run_create(version=agreeing.latest_version(), split="all")
     with pytest.raises(DomainError, match="only a finished run's disagreements"):
         disagreement_session_create(run=unfinished, created_by=expert)
     assert ReviewSession.objects.count() == 0

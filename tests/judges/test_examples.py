@@ -8,7 +8,7 @@ from annotation.services import DomainError
 from judges.examples import disagreement_example_states, judge_example_add
 from judges.models import JudgeRun
 from judges.selectors import split_key
-from judges.services import judge_create, judge_run_start
+from judges.services import judge_create, judge_run_create
 from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
 
@@ -37,7 +37,7 @@ def llm_judge(project, criterion, expert):
 
 @pytest.fixture
 def run(llm_judge) -> JudgeRun:
-    return judge_run_start(version=llm_judge.latest_version(), split="all")
+    return judge_run_create(version=llm_judge.latest_version(), split="all")
 
 
 def test_adding_train_traces_appends_each_in_a_new_version_with_a_comment_naming_the_run(llm_judge, run, expert):
@@ -73,7 +73,7 @@ def test_a_trace_outside_train_unlabelled_unknown_or_already_there_is_refused_an
 def test_only_llm_judges_take_examples(project, criterion, expert):
     judge = judge_create(project=project, criterion=criterion, name="check", kind="assertion",
                          config={"check": "contains", "value": "sorry", "must_contain": False})  # fmt: skip
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     with pytest.raises(DomainError, match="^only LLM judges take few-shot examples; this is a Assertion judge$"):
         judge_example_add(judge=judge, external_id=in_split(criterion, "train")[0], run=run, user=expert)
     assert disagreement_example_states(judge=judge, external_ids=["t-00"]) == {}

@@ -17,17 +17,17 @@ from annotation.ingest import import_records
 from annotation.models import Label
 from annotation.services import DomainError
 from annotation.trace_format import from_binarized
+from core.runs import claimable_runs
 from judges.models import Judge, JudgeRun, Judgment
 from judges.selectors import labelled_trace_ids, split_counts
 from judges.services import (
-    claimable_runs,
     judge_create,
     judge_run_cancel,
     judge_run_chunk,
+    judge_run_create,
     judge_run_execute,
     judge_run_maybe_finish,
     judge_run_plan,
-    judge_run_start,
     judge_version_create,
     judgments_import,
 )
@@ -116,7 +116,7 @@ def test_splits_are_about_20_40_40_and_never_move(project, labelled):
 
 def test_an_inline_run_judges_each_trace_of_its_split_once_and_reports_against_the_expert(project, labelled):
     judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
-    run = judge_run_start(version=judge.latest_version(), split="dev")
+    run = judge_run_create(version=judge.latest_version(), split="dev")
     expert = labelled_trace_ids(criterion=labelled, split="dev")
     assert run.total == len(expert)
     run = judge_run_execute(run=run)
@@ -143,7 +143,7 @@ def test_an_inline_run_judges_each_trace_of_its_split_once_and_reports_against_t
 
 def test_errors_are_counted_apart_from_passes_and_fails(project, labelled):
     judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     traces = list(labelled_trace_ids(criterion=labelled, split="all"))
     Judgment.objects.bulk_create(
         [Judgment(run=run, trace_id=t, verdict="pass") for t in traces[:100]]
@@ -165,13 +165,13 @@ def test_imported_verdicts_are_measured_like_any_other_judge(project, labelled):
     result = judgments_import(judge=judge, stream=judgments_file(*rows), source_name="vendor.jsonl")
     assert (result.imported, result.rejected) == (120, [])
     assert result.run.report["n"] == 120
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="test"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="test"))
     assert run.report["n"] == len(labelled_trace_ids(criterion=labelled, split="test"))
     assert Judgment.objects.filter(run=run, reasoning__startswith="r").count() == run.report["n"]
     # Verdicts for only some traces: the run measures those and finishes (it does not wait for the rest).
     partial = judge_create(project=project, criterion=labelled, name="partial", kind="external")
     judgments_import(judge=partial, stream=judgments_file(*rows[:30]), source_name="partial.jsonl")
-    run = judge_run_execute(run=judge_run_start(version=partial.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=partial.latest_version(), split="all"))
     assert (run.status, run.total, run.report["n"]) == ("done", 30, 30)
 
 
@@ -253,7 +253,7 @@ def test_faithbench_detectors_imported_as_external_judges(project):
     ]
     result = judgments_import(judge=judge, stream=judgments_file(*verdicts), source_name="faithbench gpt_4o")
     assert result.rejected == []
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="test"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="test"))
     human = labelled_trace_ids(criterion=criterion, split="test")
     assert run.report["n"] == len([v for v in verdicts if row_in(v["id"], human, project)])
     assert 0 < run.report["accuracy"] < 1
@@ -268,7 +268,7 @@ def row_in(external_id: str, trace_ids: dict[int, str], project) -> bool:
 
 def test_cancelling_a_running_run_stops_its_chunks_and_keeps_it_cancelled(project, labelled):
     judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     chunks = judge_run_plan(run=run)
     assert len(chunks) == 1 and run.status == "running"
     judge_run_cancel(run=run)
@@ -281,18 +281,62 @@ def test_cancelling_a_running_run_stops_its_chunks_and_keeps_it_cancelled(projec
 
 def test_a_run_whose_worker_died_is_planned_again_for_what_is_missing(project, labelled, settings):
     judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     (chunk,) = judge_run_plan(run=run)
     judge_run_chunk(run=run, trace_ids=chunk[:50])  # then the worker is killed
     assert judge_run_plan(run=run) == []  # its heartbeat is fresh: another delivery must not take it over
-    silent = timedelta(seconds=settings.EVALSTUDIO_JUDGE_STALE_SECONDS + 1)
+    silent = timedelta(seconds=settings.EVALSTUDIO_RUN_STALE_SECONDS + 1)
     JudgeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - silent)
-    assert list(claimable_runs(timezone.now())) == [run]
+    assert list(claimable_runs(JudgeRun)) == [run]
     (rest,) = judge_run_plan(run=run)
     assert sorted(rest) == sorted(chunk[50:])
     judge_run_chunk(run=run, trace_ids=rest)
     assert judge_run_maybe_finish(run=run)
     assert Judgment.objects.filter(run=run).count() == 120 and run.report["n"] == 120
+
+
+def test_chunks_planned_by_an_attempt_that_was_taken_over_do_nothing(project, labelled, monkeypatch, settings):
+    from judges.tasks import judge_run_chunk_task, judge_run_task
+
+    judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    run = judge_run_create(version=judge.latest_version(), split="all")
+    queued: list[tuple] = []
+    monkeypatch.setattr(judge_run_chunk_task, "delay", lambda *args: queued.append(args))
+    assert judge_run_task(run.pk) == 1
+    (lost_chunk,) = queued  # the worker died before judging it; its message comes back much later
+    silent = timedelta(seconds=settings.EVALSTUDIO_RUN_STALE_SECONDS + 1)
+    JudgeRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - silent)
+    assert judge_run_task(run.pk) == 1  # taken over: the new attempt plans its own chunk
+    own_chunk = queued[1]
+    assert own_chunk[1] == lost_chunk[1] and own_chunk[2] != lost_chunk[2]
+    assert judge_run_chunk_task(*lost_chunk) == 0 and not Judgment.objects.filter(run=run).exists()
+    assert judge_run_chunk_task(*own_chunk) == 120
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.report["n"]) == ("done", 2, 120)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_is_kept_while_a_chunk_is_judged(project, labelled, settings):
+    import time
+
+    from judges.providers import Outcome
+
+    settings.EVALSTUDIO_RUN_STALE_SECONDS = 0.6  # a beat every 0.1 s
+    judge = judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
+    run = judge_run_create(version=judge.latest_version(), split="all")
+    (chunk,) = judge_run_plan(run=run)
+    claimed_at = JudgeRun.objects.get(pk=run.pk).heartbeat_at
+
+    def slow_llm(traces: list) -> list[Outcome]:
+        # Longer than the window: without beats while it waits, the run would look lost.
+        deadline = time.monotonic() + 10
+        while JudgeRun.objects.get(pk=run.pk).heartbeat_at < claimed_at + timedelta(seconds=1):
+            assert time.monotonic() < deadline, "no heartbeat while the chunk was judged"
+            time.sleep(0.05)
+        return [Outcome(verdict="pass") for _ in traces]
+
+    assert judge_run_chunk(run=run, trace_ids=chunk, score=slow_llm) == 120
+    assert JudgeRun.objects.get(pk=run.pk).heartbeat_at >= claimed_at + timedelta(seconds=1)
 
 
 def test_run_judge_without_a_worker_judges_in_process_after_a_grace_period(project, labelled, monkeypatch):

@@ -25,9 +25,9 @@ from judges.selectors import labelled_trace_ids
 from judges.services import (
     judge_create,
     judge_run_chunk,
+    judge_run_create,
     judge_run_maybe_finish,
     judge_run_plan,
-    judge_run_start,
     judge_version_create,
     judgments_import,
 )
@@ -123,7 +123,7 @@ def test_a_kind_registered_in_a_test_is_versioned_run_promoted_and_used_by_suite
 
     # The run loop: the kind's chunks, its scorer, its costs; an error is neither pass nor fail.
     dev = labelled_trace_ids(criterion=criterion, split="dev")
-    run = judge_run_start(version=version, split="dev")
+    run = judge_run_create(version=version, split="dev")
     chunks = judge_run_plan(run=run)
     assert run.total == len(dev) and sorted(sum(chunks, [])) == sorted(dev)
     assert max(len(chunk) for chunk in chunks) == 7
@@ -179,7 +179,7 @@ def test_an_external_run_reads_the_import_made_before_it_was_started(project, cr
         return io.BytesIO("".join(json.dumps(row) + "\n" for row in rows).encode())
 
     judgments_import(judge=judge, stream=verdicts("pass"), source_name="first.jsonl")
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     assert run.total == 45  # only the traces the import judged
     judgments_import(judge=judge, stream=verdicts("fail"), source_name="second.jsonl")
     for chunk in judge_run_plan(run=run):
@@ -187,7 +187,7 @@ def test_an_external_run_reads_the_import_made_before_it_was_started(project, cr
     judge_run_maybe_finish(run=run)
     assert run.status == JudgeRun.Status.DONE
     assert set(Judgment.objects.filter(run=run).values_list("verdict", "reasoning")) == {("pass", "pass")}
-    later = judge_run_start(version=judge.latest_version(), split="all")
+    later = judge_run_create(version=judge.latest_version(), split="all")
     for chunk in judge_run_plan(run=later):
         judge_run_chunk(run=later, trace_ids=chunk)
     assert set(Judgment.objects.filter(run=later).values_list("verdict", flat=True)) == {"fail"}

@@ -14,7 +14,7 @@ from judges.models import Judgment, LLMResponse
 from judges.providers import ConfigError, TraceInput
 from judges.providers.llm import Example, MalformedAnswer, build_messages, parse_answer, validate_config
 from judges.selectors import labelled_trace_ids, split_key
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
 from tests.llm_server import Reply, ScriptedLLMServer
@@ -148,7 +148,7 @@ def test_an_llm_run_judges_every_dev_trace_at_temperature_0_and_a_rerun_pays_not
         "few_shot": 2, "model": "test-model", "prompt_price_per_million": 1.0, "completion_price_per_million": 2.0
     })  # fmt: skip
     version = judge.latest_version()
-    run = judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    run = judge_run_execute(run=judge_run_create(version=version, split="dev"))
     dev = labelled_trace_ids(criterion=criterion, split="dev")
     assert run.status == "done" and run.report["n"] == len(dev) and run.report["errors"] == 0
     assert run.report["accuracy"] == 1.0
@@ -161,7 +161,7 @@ def test_an_llm_run_judges_every_dev_trace_at_temperature_0_and_a_rerun_pays_not
     assert judgment.cost_usd == pytest.approx((10 * 1.0 + 5 * 2.0) / 1_000_000)
     assert judgment.reasoning.startswith("Looked for an apology")
     assert LLMResponse.objects.count() == len(dev)
-    again = judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    again = judge_run_execute(run=judge_run_create(version=version, split="dev"))
     assert len(llm_server.chat_requests) == len(dev)  # every answer came from the cache
     assert again.report == run.report
 
@@ -170,7 +170,7 @@ def test_an_llm_run_judges_every_dev_trace_at_temperature_0_and_a_rerun_pays_not
 def test_a_malformed_answer_is_asked_again_then_becomes_an_error_never_a_guess(project, criterion, llm_server):
     judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 0})
     llm_server.respond_with(lambda _request: Reply(content="PASS, clearly"))
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     dev = labelled_trace_ids(criterion=criterion, split="dev")
     assert run.report["errors"] == len(dev) and run.report["n"] == 0
     assert len(llm_server.chat_requests) == 2 * len(dev)  # attempts: 2
@@ -187,11 +187,11 @@ def test_server_errors_are_retried_by_the_client_then_recorded(project, criterio
     good = json.dumps({"reasoning": "ok", "verdict": "pass"})
     llm_server.respond_with(lambda _request: Reply(content=good))
     llm_server.fail(500)  # the first call fails, the client's retry succeeds
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     assert run.report["errors"] == 0
     llm_server.respond_with(lambda _request: Reply(status=503, content="overloaded"))
     other = judge_create(project=project, criterion=criterion, name="gpt2", kind="llm", config={"few_shot": 1})
-    failed = judge_run_execute(run=judge_run_start(version=other.latest_version(), split="dev"))
+    failed = judge_run_execute(run=judge_run_create(version=other.latest_version(), split="dev"))
     assert failed.report["errors"] == failed.total
     assert Judgment.objects.get(run=failed, trace_id=trace_id).error.startswith("InternalServerError")
 
@@ -214,7 +214,7 @@ def test_a_429_is_retried_after_the_providers_retry_after(project, criterion, ll
     good = json.dumps({"reasoning": "ok", "verdict": "pass"})
     llm_server.respond_with(lambda _request: Reply(content=good))
     llm_server.script(Reply(status=429, content="slow down", headers={"Retry-After": "2"}))
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     assert run.report["errors"] == 0
     # The retry came as told: two seconds later, well beyond the client's own first backoff (about half a second).
     refused, retried = llm_server.chat_requests[:2]

@@ -17,7 +17,7 @@ from judges.selectors import (
     run_disagreements_page,
     run_progress,
 )
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.factories import make_criterion, make_label, make_trace
 
 pytestmark = pytest.mark.django_db
@@ -45,7 +45,7 @@ def test_sections_follow_the_criteria_with_split_counts_latest_runs_verdicts_and
     project, criterion, judge, expert
 ):
     empty = make_criterion(project=project, name="later")
-    dev = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    dev = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     judge_version_promote(version=judge.latest_version(), user=expert)
     first, second = judge_list_sections(project=project)
     assert (first.criterion, second.criterion) == (criterion, empty)
@@ -62,13 +62,13 @@ def test_sections_follow_the_criteria_with_split_counts_latest_runs_verdicts_and
 
 def test_a_run_over_all_traces_is_listed_after_the_splits_only_once_it_ran(project, criterion, judge):
     assert [split for split, _, _ in judge_list_sections(project=project)[0].judges[0].runs] == ["train", "dev", "test"]
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     runs = judge_list_sections(project=project)[0].judges[0].runs
     assert runs[-1] == ("all", run, "aligned")
 
 
 def test_progress_of_a_running_run_estimates_the_rest_at_the_pace_so_far(judge):
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     start = timezone.now() - timedelta(seconds=30)
     JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.RUNNING, started_at=start)
     run.refresh_from_db()
@@ -80,7 +80,7 @@ def test_progress_of_a_running_run_estimates_the_rest_at_the_pace_so_far(judge):
 
 
 def test_progress_of_a_finished_run_is_complete_with_no_estimate(judge):
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     progress = run_progress(run=run)
     assert (progress.done, progress.total, progress.percent) == (120, 120, 100)
     assert progress.eta is None and progress.finished
@@ -88,7 +88,7 @@ def test_progress_of_a_finished_run_is_complete_with_no_estimate(judge):
 
 def test_disagreements_come_a_page_at_a_time_and_say_whether_more_follow(project, criterion):
     judge = judge_create(project=project, criterion=criterion, name="grumpy", kind="assertion", config=ALWAYS_FAIL)
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     assert (run.report["fn"], run.report["fp"]) == (90, 0)
     first = run_disagreements_page(run=run, kind=None, after_trace_id=None, limit=80)
     assert len(first.judgments) == 80 and first.has_more
@@ -101,7 +101,7 @@ def test_disagreements_come_a_page_at_a_time_and_say_whether_more_follow(project
 
 def test_a_kind_the_report_counts_none_of_is_answered_without_a_query(project, criterion, django_assert_num_queries):
     judge = judge_create(project=project, criterion=criterion, name="grumpy", kind="assertion", config=ALWAYS_FAIL)
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     with django_assert_num_queries(0):
         page = run_disagreements_page(run=run, kind="false_pass", after_trace_id=None, limit=20)
     assert (page.judgments, page.has_more) == ([], False)

@@ -19,7 +19,7 @@ from judges.promotions import (
     promotion_withdraw,
 )
 from judges.selectors import split_key
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
 
@@ -47,9 +47,9 @@ def criterion(project):
 def judge(project, criterion):
     """v1 loose (TPR 100%, TNR 75% on dev), v2 exact (100% each); both with a finished dev run."""
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=LOOSE)
-    judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     exact = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
-    judge_run_execute(run=judge_run_start(version=exact, split="dev"))
+    judge_run_execute(run=judge_run_create(version=exact, split="dev"))
     return judge
 
 

@@ -14,7 +14,7 @@ from annotation.models import Label, Role
 from judges.models import JudgeRun, Promotion
 from judges.promotions import judge_version_promote, promotion_bar
 from judges.selectors import labelled_trace_ids
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
 
 pytestmark = pytest.mark.django_db
@@ -35,7 +35,7 @@ def criterion(project):
 
 
 def dev_run(version) -> JudgeRun:
-    return judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    return judge_run_execute(run=judge_run_create(version=version, split="dev"))
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 
@@ -14,7 +15,9 @@ from judges.promotions import (
     judge_version_promote,
     promotion_withdraw,
 )
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.selectors import split_key
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
+from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
 
 pytestmark = pytest.mark.django_db
@@ -26,8 +29,13 @@ LOOSE = {"check": "contains", "value": "sorry,", "ignore_case": True, "must_cont
 @pytest.fixture
 def criterion(project):
     criterion = make_criterion(project=project, name="no_apology")
+    # The four outputs take turns within each split, so LOOSE's TNR on dev is 50% whichever traces the split's hash
+    # (seeded with the criterion's id, which depends on the tests run before) puts there.
+    turns: Counter[str] = Counter()
     for i in range(200):
-        kind = i % 4
+        split = split_of(split_key(criterion), f"t-{i}")
+        kind = turns[split] % 4
+        turns[split] += 1
         output = ["Done.", "Sorry, no.", "Sorry for this.", "Ok."][kind]
         trace = make_trace(project=project, external_id=f"t-{i}", output=output)
         make_label(trace=trace, criterion=criterion, verdict="fail" if kind in (1, 2) else "pass")
@@ -35,7 +43,7 @@ def criterion(project):
 
 
 def dev_run(version):
-    return judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    return judge_run_execute(run=judge_run_create(version=version, split="dev"))
 
 
 def test_a_version_without_a_dev_run_or_under_the_bar_is_refused_with_the_reason(project, criterion, expert):

@@ -16,7 +16,7 @@ from annotation.models import Role
 from judges.charts import history_chart, history_rows
 from judges.models import Judge, JudgeRun, JudgeVersion, Judgment
 from judges.selectors import split_key
-from judges.services import judge_create, judge_run_execute, judge_run_maybe_finish, judge_run_plan, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_run_maybe_finish, judge_run_plan
 from judges.splits import split_of
 from judges.views_versions import config_diff, parse_diff_param
 from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
@@ -61,7 +61,7 @@ def ids_in_split(criterion, split: str) -> list[str]:
 def llm_run(llm_judge) -> JudgeRun:
     """A finished run of the LLM judge over all labelled traces, from Judgment rows written here (no LLM call):
     the judge gets every trace wrong, so every trace is a disagreement."""
-    run = judge_run_start(version=llm_judge.latest_version(), split="all")
+    run = judge_run_create(version=llm_judge.latest_version(), split="all")
     judge_run_plan(run=run)
     labels = {label.trace_id: label.verdict for label in llm_judge.criterion.labels.all()}
     Judgment.objects.bulk_create(
@@ -297,7 +297,7 @@ def test_adding_the_same_example_twice_is_refused(expert_client, llm_run, criter
 
 
 def test_assertion_judge_run_has_no_example_buttons_and_refuses_examples(expert_client, judge, criterion):
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     assert (
         "Add as few-shot example"
         not in expert_client.get(reverse("judge_run_detail", args=["acme", run.pk])).content.decode()
@@ -355,9 +355,9 @@ def test_viewer_may_preview_a_prompt(viewer_client, llm_judge):
 def test_history_shows_each_versions_latest_dev_run_in_table_and_chart(expert_client, judge, expert):
     expert_client.post(create_url(judge), {"config": json.dumps({**APOLOGY, "value": "no"})})
     v1, v2 = judge.versions.order_by("number")
-    runs = [judge_run_execute(run=judge_run_start(version=v, split="dev")) for v in (v1, v2)]
+    runs = [judge_run_execute(run=judge_run_create(version=v, split="dev")) for v in (v1, v2)]
     # A later train run must not replace the dev figures.
-    judge_run_execute(run=judge_run_start(version=v2, split="train"))
+    judge_run_execute(run=judge_run_create(version=v2, split="train"))
     with CaptureQueriesContext(connection) as queries:
         response = expert_client.get(detail_url(judge))
     assert len(queries) < 20

@@ -19,7 +19,7 @@ from annotation.models import Label, Role
 from annotation.services import label_submit
 from judges.models import Judge, JudgeRun, Judgment
 from judges.selectors import labelled_trace_ids, split_counts
-from judges.services import judge_create, judge_run_execute, judge_run_start, judge_version_create
+from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from judges.tasks import judge_run_task
 from tests.factories import add_member, make_criterion, make_label, make_project, make_trace, make_user
 
@@ -60,7 +60,7 @@ def judge(project, criterion, expert) -> Judge:
 
 @pytest.fixture
 def done_run(judge) -> JudgeRun:
-    return judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    return judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
 
 
 @pytest.fixture
@@ -159,13 +159,13 @@ def test_judges_page_marks_a_judge_meeting_the_target(expert_client, project, ju
         trace = make_trace(project=project, external_id=f"e-{i}", output="Sorry." if i % 2 else "Fine.")
         make_label(trace=trace, criterion=exact, verdict="fail" if i % 2 else "pass")
     perfect = judge_create(project=project, criterion=exact, name="perfect", kind="assertion", config=REFUSES_APOLOGY)
-    judge_run_execute(run=judge_run_start(version=perfect.latest_version(), split="all"))
+    judge_run_execute(run=judge_run_create(version=perfect.latest_version(), split="all"))
     html = expert_client.get(judges_url()).content.decode()
     assert "✓ meets 90%" in html
 
 
 def test_judges_page_query_count_does_not_grow_with_judges_and_runs(expert_client, project, criterion, judge):
-    judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+    judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     with CaptureQueriesContext(connection) as few:
         assert expert_client.get(judges_url()).status_code == 200
     for n in range(4):
@@ -176,7 +176,7 @@ def test_judges_page_query_count_does_not_grow_with_judges_and_runs(expert_clien
         )
         judge_version_create(judge=extra, config={**REFUSES_APOLOGY, "value": "regret"})
         for split in ("train", "dev", "all"):
-            judge_run_execute(run=judge_run_start(version=extra.latest_version(), split=split))
+            judge_run_execute(run=judge_run_create(version=extra.latest_version(), split=split))
     with CaptureQueriesContext(connection) as many:
         assert expert_client.get(judges_url()).status_code == 200
     assert len(many) == len(few)
@@ -193,7 +193,7 @@ def test_viewer_sees_the_judges_page_without_a_run_form(viewer_client, judge, do
 
 
 def test_outsider_gets_404_on_every_judges_page_and_post(outsider_client, judge, done_run):
-    queued = judge_run_start(version=judge.latest_version(), split="dev")
+    queued = judge_run_create(version=judge.latest_version(), split="dev")
     assert outsider_client.get(judges_url()).status_code == 404
     assert outsider_client.get(run_url(done_run)).status_code == 404
     assert outsider_client.get(run_url(done_run), HTTP_HX_REQUEST="true").status_code == 404
@@ -216,7 +216,7 @@ def test_run_of_another_project_is_404_even_for_its_own_member(expert_client, ex
     other_judge = judge_create(
         project=other, criterion=other_criterion, name="j", kind="assertion", config=REFUSES_APOLOGY
     )
-    other_run = judge_run_start(version=other_judge.latest_version(), split="all")
+    other_run = judge_run_create(version=other_judge.latest_version(), split="all")
     # The run exists and the user can see it under its own project, but not under acme's URL.
     assert expert_client.get(reverse("judge_run_detail", args=["other", other_run.pk])).status_code == 200
     assert expert_client.get(reverse("judge_run_detail", args=["acme", other_run.pk])).status_code == 404
@@ -225,7 +225,7 @@ def test_run_of_another_project_is_404_even_for_its_own_member(expert_client, ex
 
 
 def test_viewer_gets_403_on_starting_and_cancelling_runs(viewer_client, judge):
-    queued = judge_run_start(version=judge.latest_version(), split="dev")
+    queued = judge_run_create(version=judge.latest_version(), split="dev")
     assert viewer_client.post(start_url(judge), {"version": "1", "split": "dev"}).status_code == 403
     assert viewer_client.post(cancel_url(queued)).status_code == 403
     assert JudgeRun.objects.count() == 1
@@ -237,7 +237,7 @@ def test_viewer_gets_403_on_starting_and_cancelling_runs(viewer_client, judge):
 def test_posts_without_csrf_token_are_refused(expert, judge):
     client = Client(enforce_csrf_checks=True)
     client.force_login(expert)
-    queued = judge_run_start(version=judge.latest_version(), split="dev")
+    queued = judge_run_create(version=judge.latest_version(), split="dev")
     assert client.post(start_url(judge), {"version": "1", "split": "dev"}).status_code == 403
     assert client.post(cancel_url(queued)).status_code == 403
     assert JudgeRun.objects.count() == 1
@@ -306,7 +306,7 @@ def test_run_form_starts_a_run_that_the_worker_finishes_and_polling_stops(celery
 
 
 def test_polling_partial_keeps_polling_with_progress_and_eta_while_running(expert_client, judge):
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     queued = expert_client.get(run_url(run), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-state")
     assert queued.status_code == 200
     assert 'hx-trigger="every 1s"' in queued.content.decode()
@@ -328,7 +328,7 @@ def test_polling_partial_keeps_polling_with_progress_and_eta_while_running(exper
 
 
 def test_cancelling_a_queued_run_stops_the_worker_from_judging_it(expert_client, judge):
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     response = expert_client.post(cancel_url(run), follow=True)
     assert response.status_code == 200
     assert f"Run {run.pk} cancelled." in response.content.decode()
@@ -372,7 +372,7 @@ def test_run_page_shows_confusion_matrix_metrics_with_intervals_target_and_error
 
 
 def test_errors_are_counted_apart_on_the_run_page(expert_client, judge):
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     trace_ids = list(labelled_trace_ids(criterion=judge.criterion, split="all"))
     Judgment.objects.bulk_create(
         [Judgment(run=run, trace_id=t, verdict="", error="timeout") for t in trace_ids[:3]]
@@ -408,7 +408,7 @@ def test_disagreements_are_keyset_paginated(expert_client, project, criterion, j
     for i in range(40):
         trace = make_trace(project=project, external_id=f"z-{i:02d}", output="Our apologies.")
         make_label(trace=trace, criterion=criterion, verdict="fail")
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     first = expert_client.get(run_url(run), {"kind": "false_pass"})
     page = first.context["disagreements"]
     assert len(page) == 25
@@ -435,7 +435,7 @@ def test_bad_disagreement_filters_are_reported_not_a_500(expert_client, done_run
 def test_untrusted_text_in_disagreements_is_escaped(expert_client, project, criterion, judge):
     trace = make_trace(project=project, external_id="x-1", input="<img src=x onerror=alert(1)>", output="Meh.")
     make_label(trace=trace, criterion=criterion, verdict="fail", critique="<script>alert('critique')</script>")
-    run = judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="all"))
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     Judgment.objects.filter(run=run, trace=trace).update(reasoning="<b onmouseover=alert(2)>why</b>")
     html = expert_client.get(run_url(run)).content.decode()
     assert "<script>alert" not in html and "<img src=x" not in html and "<b onmouseover" not in html
@@ -445,7 +445,7 @@ def test_untrusted_text_in_disagreements_is_escaped(expert_client, project, crit
 
 
 def test_a_failed_run_shows_its_error_escaped_and_stops_polling(expert_client, judge):
-    run = judge_run_start(version=judge.latest_version(), split="all")
+    run = judge_run_create(version=judge.latest_version(), split="all")
     JudgeRun.objects.filter(pk=run.pk).update(status=JudgeRun.Status.FAILED, error="ValueError: <bad> config")
     poll = expert_client.get(run_url(run), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-state")
     assert poll.status_code == 286

@@ -8,7 +8,7 @@ import json
 from annotation.models import Project
 from judges.models import Promotion
 from judges.promotions import judge_version_promote
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from tests.factories import make_criterion, make_label, make_trace
 
 # Fails an output that apologises; on the labelled set below it agrees with the expert on every trace.
@@ -25,7 +25,7 @@ def promoted_judge(project: Project, *, labelled: int = 120, config: dict | None
         project=project, criterion=criterion, name="apology", kind="assertion", config=config or NO_APOLOGY
     )
     version = judge.latest_version()
-    judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    judge_run_execute(run=judge_run_create(version=version, split="dev"))
     return judge_version_promote(version=version)
 
 

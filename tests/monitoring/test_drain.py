@@ -20,7 +20,7 @@ from annotation.models import Project, Trace
 from judges.models import JudgeVersion
 from judges.promotions import judge_version_promote
 from judges.providers import Outcome
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from monitoring.models import MonitorCursor, MonitorJudgment
 from monitoring.sampling import is_sampled
 from monitoring.selectors import sampled_after, window_counts
@@ -193,7 +193,7 @@ def test_an_llm_judge_drains_through_the_provider_once_per_sampled_trace_and_err
         criterion = promoted_judge(project).criterion  # labelled traces; replaced below by an LLM judge
         judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 0})
         version: JudgeVersion = judge.latest_version()
-        judge_run_execute(run=judge_run_start(version=version, split="dev"))
+        judge_run_execute(run=judge_run_create(version=version, split="dev"))
         promotion = judge_version_promote(version=version)
         sampling_rate_set(project=project, rate=0.5)
         ingest.import_stream(project=project, stream=jsonl(production(60)))

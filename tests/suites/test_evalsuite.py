@@ -12,7 +12,7 @@ import pytest
 from django.core.management import call_command
 
 from judges.promotions import judge_version_promote
-from judges.services import judge_create, judge_run_execute, judge_run_start
+from judges.services import judge_create, judge_run_create, judge_run_execute
 from suites.floors import suite_floor_set
 from suites.golden import golden_add, golden_remove
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
@@ -28,7 +28,7 @@ GOLDEN = 40  # golden traces; the first 10 apologise, so the golden outputs pass
 def promote(criterion, *, name: str, kind: str, config: dict) -> None:
     judge = judge_create(project=criterion.project, criterion=criterion, name=name, kind=kind, config=config)
     version = judge.latest_version()
-    judge_run_execute(run=judge_run_start(version=version, split="dev"))
+    judge_run_execute(run=judge_run_create(version=version, split="dev"))
     judge_version_promote(version=version)
 
 
@@ -414,3 +414,54 @@ def test_a_classifier_judge_runs_and_a_judge_that_cannot_load_fails_the_run_with
     assert rows["no_apology"]["verdict"] == "pass"  # the other criterion is judged all the same
     stored = SuiteVerdict.objects.filter(case__run_id=json.loads(out)["run_id"], criterion=polite)
     assert stored.count() == GOLDEN and all(v.verdict == "" and v.error for v in stored)
+
+
+# --- a run whose worker died ---------------------------------------------------------------------------------------
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the run's code catches it, so the run stays RUNNING, as when its worker dies."""
+
+
+def test_a_run_taken_over_after_its_worker_died_judges_only_the_criteria_left(project, criterion, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from core.runs import stale_window
+    from suites import evalsuite as suite_module
+    from suites.evalsuite import evalsuite_run, records_from_list, suite_run_create, suite_run_execute
+
+    polite = make_criterion(project=project, name="polite")
+    for label in criterion.labels.select_related("trace"):
+        make_label(trace=label.trace, criterion=polite, verdict=label.verdict)
+    promote(polite, name="polite-check", kind="assertion", config=NO_SORRY)
+    candidates = [{"id": i, "output": o} for i, o in golden_outputs(apologising=12).items()]
+    run = suite_run_create(project=project, records=records_from_list(candidates))
+    judge_all, judged, dying = suite_module._judge_all, [], [True]
+
+    def judge_all_then_die(version, inputs, scorers):
+        judged.append(version.judge.criterion.name)
+        if dying[0] and len(judged) == 3:  # no_apology's candidates and baseline are judged; polite's are next
+            raise WorkerKilled
+        return judge_all(version, inputs, scorers)
+
+    monkeypatch.setattr(suite_module, "_judge_all", judge_all_then_die)
+    with pytest.raises(WorkerKilled):
+        suite_run_execute(run=run)
+    run.refresh_from_db()
+    assert run.status == "running"
+    assert SuiteVerdict.objects.filter(case__run=run, criterion=criterion).count() == GOLDEN
+    assert not SuiteVerdict.objects.filter(case__run=run, criterion=polite).exists()
+
+    SuiteRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - stale_window() - timedelta(seconds=1))
+    dying[0], judged[:] = False, []
+    taken_over = suite_run_execute(run=run)
+    assert judged == ["polite", "polite"]  # its candidates and its baseline; no_apology's verdicts are read back
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.exit_code) == ("done", 2, taken_over.exit_code)
+    assert SuiteVerdict.objects.filter(case__run=run).count() == 2 * GOLDEN
+    # The same result as a run judged in one go.
+    in_one_go = evalsuite_run(project=project, records=records_from_list(candidates))
+    assert taken_over.result["criteria"] == in_one_go.result["criteria"]
+    assert taken_over.cases == in_one_go.cases

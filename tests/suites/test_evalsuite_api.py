@@ -160,19 +160,18 @@ def test_without_waiting_the_worker_judges_the_run_and_the_status_route_gives_th
 
 
 def test_a_queued_run_whose_worker_never_came_is_claimable_and_judged_once(client, criterion, token):
-    from django.utils import timezone
-
-    from suites.evalsuite import claimable_suite_runs, evalsuite_execute
+    from core.runs import claimable_runs
+    from suites.evalsuite import suite_run_execute
     from suites.models import SuiteVerdict
 
     # Without a committed transaction the task is never sent: the run waits, as when no worker is up.
     queued = post(client, {"candidates": candidates(), "wait": False}, token).json()
     run = SuiteRun.objects.get(pk=queued["run_id"])
     assert run.status == "queued" and not SuiteVerdict.objects.exists()
-    assert list(claimable_suite_runs(timezone.now())) == [run]  # what a starting worker queues again
-    assert evalsuite_execute(run=run).exit_code == 0
-    assert evalsuite_execute(run=run) is None  # done: a second delivery finds nothing to claim
+    assert list(claimable_runs(SuiteRun)) == [run]  # what a starting worker queues again
+    assert suite_run_execute(run=run).exit_code == 0
+    assert suite_run_execute(run=run) is None  # done: a second delivery finds nothing to claim
     assert SuiteVerdict.objects.filter(case__run=run).count() == cli.GOLDEN
-    assert list(claimable_suite_runs(timezone.now())) == []
+    assert list(claimable_runs(SuiteRun)) == []
     body = client.get(f"/api/v1/suite-runs/{run.pk}", headers={"Authorization": f"Bearer {token}"}).json()
     assert body["status"] == "done" and body["exit_code"] == 0 and body["result"]["passed"] is True

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from agents.models import GradingRun, OutcomeGrader
 from agents.reliability import overall
 from agents.selectors import grader_totals, task_counts
-from agents.services import grading_run_execute, grading_run_start
+from agents.services import grading_run_create, grading_run_execute
 from annotation.models import Project
 
 
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--grader: project {project.slug} has no grader {options['grader']!r} (graders: {names or 'none'})"
             )
-        run = grading_run_execute(run=grading_run_start(grader=grader, enqueue=False))
+        run = grading_run_execute(run=grading_run_create(grader=grader))
         deadline = time.monotonic() + options["timeout"]
         while not run.is_finished and time.monotonic() < deadline:
             time.sleep(0.5)  # a worker holds a run of this grader already: wait for it rather than grade twice

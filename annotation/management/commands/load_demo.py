@@ -104,7 +104,7 @@ def _demo_judges(project: Project) -> int:
     """Create and run the demo judges that are missing; returns how many were created."""
     # The judges app builds on this one; imported here so that annotation does not depend on it at import time.
     from judges.models import Judge
-    from judges.services import judge_create, judge_run_execute, judge_run_start
+    from judges.services import judge_create, judge_run_create, judge_run_execute
 
     created = 0
     for criterion_name, name, kind, config in DEMO_JUDGES:
@@ -115,7 +115,7 @@ def _demo_judges(project: Project) -> int:
             judge = judge_create(project=project, criterion=criterion, name=name, kind=kind, config=config)
         except DomainError:
             continue  # e.g. a train split without both classes: the demo simply has one judge fewer
-        judge_run_execute(run=judge_run_start(version=judge.latest_version(), split="dev"))
+        judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
         created += 1
     return created
 

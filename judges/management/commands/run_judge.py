@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.services import DomainError
 from judges.management.commands._common import judge_by_name, project_by_slug
 from judges.models import JudgeRun
-from judges.services import judge_run_enqueue, judge_run_execute, judge_run_start
+from judges.services import judge_run_create, judge_run_enqueue, judge_run_execute
 from judges.stats import METRICS
 
 # How long a queued run may wait for a worker before this command judges it itself.
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             )
         try:
             if options["inline"]:
-                run = judge_run_execute(run=judge_run_start(version=version, split=options["split"]))
+                run = judge_run_execute(run=judge_run_create(version=version, split=options["split"]))
             else:
                 run = self._wait(judge_run_enqueue(version=version, split=options["split"]), options["timeout"])
         except DomainError as exc:
