@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from annotation.demo.bank import SYSTEM_PROMPT
+from demo.bank import SYSTEM_PROMPT
 
 GROUNDED = "grounded"
 RESOLVES = "resolves_request"

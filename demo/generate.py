@@ -1,6 +1,6 @@
 """Writes the demo traces: "Harbor Assist", the support assistant of the fictional Harbor Bank.
 
-Run `python -m annotation.demo.generate [--out PATH]`; without `--out` it rewrites `demo_traces.jsonl` next to this
+Run `python -m demo.generate [--out PATH]`; without `--out` it rewrites `demo_traces.jsonl` next to this
 file, which is committed so `make run` needs no generation step. Everything comes from one seeded `random.Random`,
 so the same seed gives the same bytes (a test checks it) and a diff of the JSONL shows real changes only.
 
@@ -19,13 +19,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from annotation.demo.agent import AGENT_TEMPLATES, TASKS
-from annotation.demo.bank import CHANNELS, MODELS, PROMPTS
-from annotation.demo.chat import CHAT_TEMPLATES
-from annotation.demo.core import GROUNDED, RESOLVES, Ctx, Draft
-from annotation.demo.rag import RAG_TEMPLATES
-from annotation.demo.single import SINGLE_TEMPLATES
-from annotation.demo.special import long_agent_reconcile, long_chat_mobile_deposits, xss_phishing_paste, xss_single
+from demo.agent import AGENT_TEMPLATES, TASKS
+from demo.bank import CHANNELS, MODELS, PROMPTS
+from demo.chat import CHAT_TEMPLATES
+from demo.core import GROUNDED, RESOLVES, Ctx, Draft
+from demo.rag import RAG_TEMPLATES
+from demo.single import SINGLE_TEMPLATES
+from demo.special import long_agent_reconcile, long_chat_mobile_deposits, xss_phishing_paste, xss_single
 
 SEED = 20261101
 DEFAULT_OUT = Path(__file__).with_name("demo_traces.jsonl")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from annotation.demo.bank import COUNTRIES, FEES, MERCHANTS, day, money
-from annotation.demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Chat, Ctx, Draft, Template, bad, ok
+from demo.bank import COUNTRIES, FEES, MERCHANTS, day, money
+from demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Chat, Ctx, Draft, Template, bad, ok
 
 
 def ch_fee_complaint(c: Ctx) -> Draft:

@@ -11,10 +11,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from annotation.demo.generate import CRITERIA, DEFAULT_OUT, PROJECT_DESCRIPTION, PROJECT_NAME
 from annotation.ingest import IngestError, import_stream
 from annotation.models import Criterion, Project
 from annotation.services import DomainError, project_create, project_set_expert
+from demo.generate import CRITERIA, DEFAULT_OUT, PROJECT_DESCRIPTION, PROJECT_NAME
 
 DEMO_SLUG = "demo"
 DEMO_USERNAME = "demo"
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             )
         path: Path = options["path"]
         if not path.is_file():
-            raise CommandError(f"{path}: demo file not found; write it with `python -m annotation.demo.generate`")
+            raise CommandError(f"{path}: demo file not found; write it with `python -m demo.generate`")
 
         project = _demo_setup()
         try:
@@ -62,7 +62,7 @@ class Command(BaseCommand):
             details = "; ".join(str(rejection) for rejection in report.rejected[:5])
             raise CommandError(f"{path}: {len(report.rejected)} demo traces rejected ({details})")
         judges = _demo_judges(project)
-        from agents.demo import demo_outcome_grader  # agents builds on annotation, not the other way round
+        from demo.grader import demo_outcome_grader  # agents builds on annotation, not the other way round
 
         demo_outcome_grader(project)
         self.stdout.write(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotation.demo.bank import COUNTRIES, FEES, money
-from annotation.demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Ctx, Draft, Template, bad, ok
+from demo.bank import COUNTRIES, FEES, money
+from demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Ctx, Draft, Template, bad, ok
 
 
 def st_wire_fee(c: Ctx) -> Draft:

@@ -15,8 +15,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from annotation.demo.generate import CRITERIA, DEFAULT_OUT, generate
 from annotation.models import Criterion, Label, Note, Project, Role, Trace
+from demo.generate import CRITERIA, DEFAULT_OUT, generate
 from judges.models import Judge, JudgeRun
 
 CRITERION_NAMES = {name for name, _ in CRITERIA}
@@ -47,7 +47,7 @@ def test_generator_writes_the_same_bytes_twice(tmp_path: Path):
 def test_committed_demo_file_is_what_the_generator_writes(tmp_path: Path):
     fresh = tmp_path / "demo.jsonl"
     generate(fresh)
-    assert fresh.read_bytes() == DEFAULT_OUT.read_bytes(), "run `python -m annotation.demo.generate` and commit"
+    assert fresh.read_bytes() == DEFAULT_OUT.read_bytes(), "run `python -m demo.generate` and commit"
 
 
 def test_demo_file_stays_small_enough_to_commit():

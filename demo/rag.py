@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotation.demo.bank import CITIES, FEES, MERCHANTS, PASSAGES, money
-from annotation.demo.core import HALLUCINATION, IGNORES_CONTEXT, LEAK, MARKDOWN, Ctx, Draft, Template, bad, ok
+from demo.bank import CITIES, FEES, MERCHANTS, PASSAGES, money
+from demo.core import HALLUCINATION, IGNORES_CONTEXT, LEAK, MARKDOWN, Ctx, Draft, Template, bad, ok
 
 
 def passages(c: Ctx, keys: list[str], *, noise: int = 1) -> list[str]:
