@@ -341,6 +341,9 @@ def ch_business_compare(c: Ctx) -> Draft:
                 "Table over SMS. Also neither account is a business account; the customer is asking about a "
                 "business and the answer doesn't say so."
             ),
+            plain=bad(
+                "The comparison is a markdown table with a bold bottom line, sent over SMS: pipes and asterisks."
+            ),
             note="Markdown table over SMS, and it missed that these are personal accounts.",
             modes=[MARKDOWN],
         )

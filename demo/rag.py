@@ -536,6 +536,7 @@ def rag_savings_markdown(c: Ctx) -> Draft:
             channel="sms",
             grounded=ok("All figures are in the savings passage."),
             resolves=bad("Markdown bullets, bold and a blockquote in an SMS reply."),
+            plain=bad("Bold, bullets and a '>' quote block in an SMS reply: the phone shows every symbol."),
             note="Markdown in SMS. The CD tip is fine content-wise.",
             modes=[MARKDOWN],
         )
