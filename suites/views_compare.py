@@ -116,7 +116,9 @@ def _counts(access: ProjectAccess, run_a: SuiteRun, run_b: SuiteRun) -> tuple[An
     finished = {SuiteRun.Status.DONE, SuiteRun.Status.FAILED}
     if run_a.status not in finished or run_b.status not in finished:
         return compute()
-    key = f"{access.project.cache_key('suite-compare')}:{run_a.pk}:{run_b.pk}:{run_a.finished_at}:{run_b.finished_at}"
+    # ISO times: str() of a datetime has a space, which cache backends warn about (memcached refuses such keys).
+    stamps = ":".join(run.finished_at.isoformat() if run.finished_at else "" for run in (run_a, run_b))
+    key = f"{access.project.cache_key('suite-compare')}:{run_a.pk}:{run_b.pk}:{stamps}"
     return cache.get_or_set(key, compute, timeout=CACHE_SECONDS)
 
 
