@@ -21,6 +21,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.models import Criterion
 from annotation.services import DomainError
+from annotation.suggestions import llm_configured
 from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import (
@@ -36,7 +37,7 @@ from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.splits import SPLITS
 from judges.stats import METRICS
 from judges.views_promotion import CriterionPromotion, criterion_promotions
-from judges.views_versions import disagreement_example_states
+from judges.views_versions import LLM_ENDPOINT_HELP, disagreement_example_states, run_button_context
 
 # DESIGN.md: iterate until agreement is above 90%. A judge is aligned when TPR and TNR both reach it.
 TARGET = 0.9
@@ -168,8 +169,8 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "access": access,
         "sections": sections,
         "recent_runs": recent_runs(project=project),
-        "split_choices": JudgeRun.Split.choices,
         "target": TARGET,
+        **run_button_context(),
     }
     return render(request, "judges/judge_list.html", context)
 
@@ -187,6 +188,10 @@ def judge_run_create(request: HttpRequest, slug: str, judge_id: int) -> HttpResp
         version = judge.versions.filter(number=int(number)).first()
     if version is None:
         messages.error(request, f"{judge.name}: version {number or '(none)'} does not exist; pick one from the list.")
+        return redirect("judge_list", slug)
+    if judge.kind == Judge.Kind.LLM and not llm_configured():
+        # Queued, such a run would fail on every call, later and on the worker; say now what to set instead.
+        messages.error(request, f"{judge.name}: {LLM_ENDPOINT_HELP}")
         return redirect("judge_list", slug)
     try:
         run = judge_run_enqueue(version=version, split=split, user=request.user)

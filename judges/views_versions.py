@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import ProjectAccess, get_project_for_user
 from annotation.models import Label, Trace
 from annotation.services import DomainError
+from annotation.suggestions import llm_configured
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import judge_versions_page, latest_dev_runs_by_version, split_key
 from judges.services import judge_version_create, prompt_preview
@@ -33,6 +34,23 @@ VERSIONS_SHOWN = 50
 COMMENT_MAX_CHARS = 2000
 CONFIG_MAX_CHARS = 100_000
 _DIFF_PARAM = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
+# Shown in place of an LLM judge's Run button (judges page and judge page), and when a run is asked for anyway.
+LLM_ENDPOINT_HELP = (
+    "No LLM endpoint is configured, so LLM judges cannot run yet. Point EvalStudio at any OpenAI-compatible server "
+    "by setting OPENAI_BASE_URL before starting it: a local vLLM, Ollama or llama.cpp server works "
+    "(Ollama: OPENAI_BASE_URL=http://127.0.0.1:11434/v1; llama.cpp's llama-server: http://127.0.0.1:8080/v1; "
+    "vLLM: its --port, e.g. http://127.0.0.1:8001/v1), or set OPENAI_API_KEY to use OpenAI's API. The judge asks "
+    'for the model named in its version\'s "model" setting: make a version naming a model your server serves.'
+)
+
+
+def run_button_context() -> dict[str, Any]:
+    """What the Run button fragment needs besides the judge and its versions."""
+    return {
+        "llm_ready": llm_configured(),
+        "llm_endpoint_help": LLM_ENDPOINT_HELP,
+        "split_choices": JudgeRun.Split.choices,
+    }
 
 
 def _require_editor(access: ProjectAccess) -> None:
@@ -199,6 +217,8 @@ def _judge_context(
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
     return {
         **promotion,
+        **run_button_context(),
+        "run_versions": versions,
         "project": access.project,
         "access": access,
         "judge": judge,
