@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "suites",
     "monitoring",
     "agents",
+    "demo",
 ]
 
 MIDDLEWARE = [

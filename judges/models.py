@@ -50,6 +50,13 @@ class Judge(models.Model):
     def latest_version(self) -> JudgeVersion | None:
         return self.versions.order_by("-number").first()
 
+    @property
+    def cannot_run_here(self) -> str:
+        """Why this judge's runs cannot run on this server as configured (its kind says), or "" when they can."""
+        from judges import kinds  # the kinds build on these models
+
+        return kinds.get(self.kind).unavailable_reason()
+
 
 class JudgeVersion(models.Model):
     """A judge's configuration at one point in time. Never edited: a change makes the next number."""

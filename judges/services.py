@@ -100,6 +100,8 @@ def judge_run_create(*, version: JudgeVersion, split: str, user: AbstractBaseUse
     judge, those with imported verdicts); the caller executes or enqueues it."""
     if split not in JudgeRun.Split.values:
         raise DomainError(f"split: expected one of {', '.join(JudgeRun.Split.values)}, got {split!r}")
+    if reason := version.judge.cannot_run_here:
+        raise DomainError(reason)
     now = timezone.now()
     total = len(kinds.get(version.judge.kind).run_trace_ids(version=version, split=split, as_of=now))
     return JudgeRun.objects.create(version=version, split=split, total=total, created_by=user, created_at=now)

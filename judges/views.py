@@ -29,6 +29,7 @@ from judges.selectors import (
 )
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.stats import ALIGNMENT_TARGET, METRICS, alignment_verdict
+from judges.views_versions import run_button_context
 
 DISAGREEMENTS_PER_PAGE = 25
 METRIC_LABELS = {
@@ -102,6 +103,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,
         "target": ALIGNMENT_TARGET,
+        **run_button_context(),
     }
     return render(request, "judges/judge_list.html", context)
 

@@ -35,6 +35,12 @@ CONFIG_MAX_CHARS = 100_000
 _DIFF_PARAM = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
 
 
+# Shown in place of an LLM judge's Run button (judges page and judge page), and when a run is asked for anyway.
+def run_button_context() -> dict[str, Any]:
+    """What the Run button fragment needs besides the judge and its versions."""
+    return {"split_choices": JudgeRun.Split.choices}
+
+
 def _pretty(config: dict[str, Any]) -> str:
     return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False)
 
@@ -117,6 +123,8 @@ def _judge_context(
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
     return {
         **promotion,
+        **run_button_context(),
+        "run_versions": versions,
         "project": access.project,
         "access": access,
         "judge": judge,

@@ -235,10 +235,9 @@ def _compare_counts(
     finished = {SuiteRun.Status.DONE, SuiteRun.Status.FAILED}
     if run_a.status not in finished or run_b.status not in finished:
         return compute()
-    key = (
-        f"{project.cache_key('suite-compare')}:{run_a.pk}:{run_b.pk}:{run_a.finished_at}:{run_b.finished_at}"
-        f":{flips_limit}"
-    )
+    # ISO times: str() of a datetime has a space, which cache backends warn about (memcached refuses such keys).
+    stamps = ":".join(run.finished_at.isoformat() if run.finished_at else "" for run in (run_a, run_b))
+    key = f"{project.cache_key('suite-compare')}:{run_a.pk}:{run_b.pk}:{stamps}:{flips_limit}"
     return cache.get_or_set(key, compute, timeout=COMPARE_CACHE_SECONDS)
 
 

@@ -67,6 +67,11 @@ class JudgeKind(ABC):
     def judges_new_outputs(self) -> bool:
         return not self.cannot_judge_new_outputs
 
+    def unavailable_reason(self) -> str:
+        """Why runs of this kind cannot run on this server as it is configured, or "" when they can: a run queued
+        anyway would fail on every trace, later and on the worker."""
+        return ""
+
     @abstractmethod
     def validate_config(self, config: object) -> dict[str, Any]:
         """The config with defaults filled in. Raises ConfigError naming the key at fault."""

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from annotation.models import Criterion, Label, Trace
 from annotation.services import DomainError
+from annotation.suggestions import llm_configured
 from judges import selectors
 from judges.kinds.base import TRACE_INPUT_FIELDS, Built, JudgeKind, Scorer, trace_input
 from judges.models import Judge, JudgeVersion, LLMResponse
@@ -29,12 +30,23 @@ from judges.splits import split_of
 # trips between chunks stay small next to the calls, small enough that progress and the heartbeat move every few
 # seconds.
 CALLS_PER_SLOT = 16
+# What to do when no endpoint is set: the demo's LLM judge meets this first.
+ENDPOINT_HELP = (
+    "No LLM endpoint is configured, so LLM judges cannot run yet. Point EvalStudio at any OpenAI-compatible server "
+    "by setting OPENAI_BASE_URL before starting it: a local vLLM, Ollama or llama.cpp server works "
+    "(Ollama: OPENAI_BASE_URL=http://127.0.0.1:11434/v1; llama.cpp's llama-server: http://127.0.0.1:8080/v1; "
+    "vLLM: its --port, e.g. http://127.0.0.1:8001/v1), or set OPENAI_API_KEY to use OpenAI's API. The judge asks "
+    'for the model named in its version\'s "model" setting: make a version naming a model your server serves.'
+)
 
 
 class LLMKind(JudgeKind):
     name = Judge.Kind.LLM
     label = "LLM"
     local = False
+
+    def unavailable_reason(self) -> str:
+        return "" if llm_configured() else ENDPOINT_HELP
 
     def validate_config(self, config: object) -> dict[str, Any]:
         cleaned = llm.validate_config(config)

@@ -70,7 +70,10 @@ def test_expert_makes_a_version_reads_the_diff_and_the_history(page, live_server
     assert not [text for text in console if "Content Security Policy" in text or "Refused" in text]
 
 
-def test_expert_adds_a_train_disagreement_as_example_and_previews_the_prompt(page, live_server, project, criterion):
+def test_expert_adds_a_train_disagreement_as_example_and_previews_the_prompt(
+    page, live_server, project, criterion, settings
+):
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"  # an endpoint is configured; nothing calls it
     judge = judge_create(project=project, criterion=criterion, name="apology-llm", kind="llm", config={"few_shot": 0})
     run = judge_run_create(version=judge.latest_version(), split="all")
     judge_run_plan(run=run)

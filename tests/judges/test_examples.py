@@ -36,7 +36,8 @@ def llm_judge(project, criterion, expert):
 
 
 @pytest.fixture
-def run(llm_judge) -> JudgeRun:
+def run(llm_judge, settings) -> JudgeRun:
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"  # configured, never called: these runs make no call
     return judge_run_create(version=llm_judge.latest_version(), split="all")
 
 

@@ -58,9 +58,10 @@ def ids_in_split(criterion, split: str) -> list[str]:
 
 
 @pytest.fixture
-def llm_run(llm_judge) -> JudgeRun:
+def llm_run(llm_judge, settings) -> JudgeRun:
     """A finished run of the LLM judge over all labelled traces, from Judgment rows written here (no LLM call):
     the judge gets every trace wrong, so every trace is a disagreement."""
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"  # an endpoint is configured; nothing calls it
     run = judge_run_create(version=llm_judge.latest_version(), split="all")
     judge_run_plan(run=run)
     labels = {label.trace_id: label.verdict for label in llm_judge.criterion.labels.all()}

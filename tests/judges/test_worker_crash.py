@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from judges.models import JudgeRun, Judgment, LLMResponse
@@ -66,7 +65,7 @@ def wait_for(condition, timeout: float, what: str) -> None:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a broker two processes share (REDIS_URL)")
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the worker process needs the test database by URL")
-def test_a_run_whose_worker_is_killed_finishes_on_the_next_worker_with_one_judgment_each(project):
+def test_a_run_whose_worker_is_killed_finishes_on_the_next_worker_with_one_judgment_each(project, settings):
     criterion = make_criterion(project=project, name="no_apology")
     for i in range(TRACES):
         trace = make_trace(project=project, external_id=f"k-{i}", output="Sorry." if i % 2 else "Done.")
@@ -77,6 +76,7 @@ def test_a_run_whose_worker_is_killed_finishes_on_the_next_worker_with_one_judgm
         llm.respond_with(lambda _request: Reply(content=answer, delay=0.1))
         first = start_worker(llm.base_url)
         try:
+            settings.OPENAI_BASE_URL = llm.base_url  # the run is queued from here, to the workers' endpoint
             run = judge_run_enqueue(version=judge.latest_version(), split="all")
             wait_for(lambda: len(llm.chat_requests) >= 5, 60, "the first worker to start judging")
         finally:
@@ -132,6 +132,7 @@ def test_a_worker_killed_mid_chunk_keeps_every_answer_it_paid_for_and_the_rerun_
         # Four calls in flight, so two held prompts leave two slots for the rest of the one 64-trace chunk.
         worker = start_worker(llm.base_url, judge_concurrency=4)
         try:
+            settings.OPENAI_BASE_URL = llm.base_url  # the run is queued from here, to the workers' endpoint
             run = judge_run_enqueue(version=judge.latest_version(), split="all")
             wait_for(lambda: LLMResponse.objects.count() == 18, 60, "the 18 answered prompts to be stored")
             assert not Judgment.objects.filter(run=run).exists()  # the chunk itself is not done

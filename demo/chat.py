@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from annotation.demo.bank import COUNTRIES, FEES, MERCHANTS, day, money
-from annotation.demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Chat, Ctx, Draft, Template, bad, ok
+from demo.bank import COUNTRIES, FEES, MERCHANTS, day, money
+from demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Chat, Ctx, Draft, Template, bad, ok
 
 
 def ch_fee_complaint(c: Ctx) -> Draft:
@@ -340,6 +340,9 @@ def ch_business_compare(c: Ctx) -> Draft:
             resolves=bad(
                 "Table over SMS. Also neither account is a business account; the customer is asking about a "
                 "business and the answer doesn't say so."
+            ),
+            plain=bad(
+                "The comparison is a markdown table with a bold bottom line, sent over SMS: pipes and asterisks."
             ),
             note="Markdown table over SMS, and it missed that these are personal accounts.",
             modes=[MARKDOWN],

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from annotation.demo.bank import SYSTEM_PROMPT
+from demo.bank import SYSTEM_PROMPT
 
 GROUNDED = "grounded"
 RESOLVES = "resolves_request"
+PLAIN = "plain_text"
 
 # The failure taxonomy the expert's coded notes use (axial coding of the open notes).
 HALLUCINATION = "hallucinated fee or policy"
@@ -36,6 +37,8 @@ class Draft:
     context: list[str] | None = None
     grounded: tuple[str, str] = ("pass", "")
     resolves: tuple[str, str] = ("pass", "")
+    # The plain-text verdict when the template injected markup; None: plain sentences (see formatting.py).
+    plain: tuple[str, str] | None = None
     note: str = ""
     modes: list[str] = field(default_factory=list)
     channel: str | None = None

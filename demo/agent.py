@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from annotation.demo.bank import CITIES, COUNTRIES, FEES, MERCHANTS, PASSAGES, day, money
-from annotation.demo.core import (
+from demo.bank import CITIES, COUNTRIES, FEES, MERCHANTS, PASSAGES, day, money
+from demo.core import (
     HALLUCINATION,
     IGNORES_CONTEXT,
     LEAK,

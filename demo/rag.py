@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotation.demo.bank import CITIES, FEES, MERCHANTS, PASSAGES, money
-from annotation.demo.core import HALLUCINATION, IGNORES_CONTEXT, LEAK, MARKDOWN, Ctx, Draft, Template, bad, ok
+from demo.bank import CITIES, FEES, MERCHANTS, PASSAGES, money
+from demo.core import HALLUCINATION, IGNORES_CONTEXT, LEAK, MARKDOWN, Ctx, Draft, Template, bad, ok
 
 
 def passages(c: Ctx, keys: list[str], *, noise: int = 1) -> list[str]:
@@ -536,6 +536,7 @@ def rag_savings_markdown(c: Ctx) -> Draft:
             channel="sms",
             grounded=ok("All figures are in the savings passage."),
             resolves=bad("Markdown bullets, bold and a blockquote in an SMS reply."),
+            plain=bad("Bold, bullets and a '>' quote block in an SMS reply: the phone shows every symbol."),
             note="Markdown in SMS. The CD tip is fine content-wise.",
             modes=[MARKDOWN],
         )

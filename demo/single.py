@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotation.demo.bank import COUNTRIES, FEES, money
-from annotation.demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Ctx, Draft, Template, bad, ok
+from demo.bank import COUNTRIES, FEES, money
+from demo.core import HALLUCINATION, MARKDOWN, MISSED_HANDOFF, TONE, Ctx, Draft, Template, bad, ok
 
 
 def st_wire_fee(c: Ctx) -> Draft:
@@ -53,6 +53,7 @@ def st_wire_fee(c: Ctx) -> Draft:
             channel="sms",
             grounded=ok("All three fees match the fee schedule."),
             resolves=bad("Markdown table sent over SMS: the customer gets pipes and asterisks instead of an answer."),
+            plain=bad("A markdown table, bold and italics in an SMS: the phone shows pipes, dashes and asterisks."),
             note="Table + bold over SMS. Content is right, format is unreadable on a phone.",
             modes=[MARKDOWN],
         )
@@ -171,6 +172,7 @@ def st_maintenance(c: Ctx) -> Draft:
             channel="sms",
             grounded=ok("Fee and all three waiver conditions match the policy."),
             resolves=bad("Bold, italics and a bulleted list over SMS; renders as raw asterisks and dashes."),
+            plain=bad("Bold and italics (**…**, *…*) in an SMS: the customer sees the asterisks."),
             note="Markdown list in SMS again.",
             modes=[MARKDOWN],
         )
@@ -313,6 +315,9 @@ def st_card_replacement(c: Ctx) -> Draft:
             channel="sms",
             grounded=ok("Both options and prices are right."),
             resolves=bad("Heading, numbered list and inline code over SMS. Unreadable as a text message."),
+            plain=bad(
+                "A '##' heading, bold and a code span in an SMS: pound signs, asterisks and backticks on a phone."
+            ),
             note="Markdown heading + code span in an SMS.",
             modes=[MARKDOWN],
         )

@@ -8,10 +8,10 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Count
 
-from agents.demo import DEMO_GRADER
 from agents.models import OutcomeGrader, TrialGrade
 from agents.reliability import overall
 from agents.selectors import task_counts
+from demo.grader import DEMO_GRADER
 
 pytestmark = pytest.mark.django_db
 

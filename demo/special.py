@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from annotation.demo.bank import FEES, PHONES, day, money
-from annotation.demo.core import HALLUCINATION, Chat, Ctx, Draft, bad, ok
+from demo.bank import FEES, PHONES, day, money
+from demo.core import HALLUCINATION, Chat, Ctx, Draft, bad, ok
 
 PAYERS = [
     "Lakeside Catering Co.", "R. Alvarez", "Brightwater Events", "St. Brendan's Parish", "Kim & Sons Hardware",

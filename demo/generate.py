@@ -1,13 +1,21 @@
-"""Writes the demo traces: "Harbor Assist", the support assistant of the fictional Harbor Bank.
+"""Writes the demo data: "Harbor Assist", the support assistant of the fictional Harbor Bank.
 
-Run `python -m annotation.demo.generate [--out PATH]`; without `--out` it rewrites `demo_traces.jsonl` next to this
-file, which is committed so `make run` needs no generation step. Everything comes from one seeded `random.Random`,
-so the same seed gives the same bytes (a test checks it) and a diff of the JSONL shows real changes only.
+Run `python -m demo.generate [--out-dir DIR]`; without `--out-dir` it rewrites the files next to this module, which
+are committed so `make run` needs no generation step:
+
+- `demo_traces.jsonl`: the reviewed traces. The first session (about 60 traces labelled on all three criteria, with
+  notes) among 184 traces of four weeks; the second session (62 SMS and voice replies labelled on `plain_text`,
+  `sms_review.py`); golden-set members carry a `golden` key (`releases.py`).
+- `demo_production.jsonl`: ten days of unlabelled production traffic for monitoring (`traffic.py`).
+- `demo_candidates_1.4.0.jsonl`, `demo_candidates_1.5.0.jsonl`: two releases' outputs for the golden inputs.
+
+Everything comes from seeded `random.Random`s (one per part, so a new part never changes the bytes of an older
+one): the same seed gives the same bytes (a test checks it) and a diff of the files shows real changes only.
 
 The bank, its fees and its customers are invented (`bank.py`). Each scenario template (`single.py`, `chat.py`,
-`rag.py`, `agent.py`, `special.py`) knows the bank's published facts and which failure it injected, so the expert's
-labels and critiques are specific and true to the trace they are attached to. No Django import: this is plain data
-generation; `load_demo` imports the file it writes.
+`rag.py`, `agent.py`, `special.py`) knows the bank's published facts and which failure it injected, and
+`formatting.py` knows what markup it added, so the expert's labels and critiques are specific and true to the trace
+they are attached to. No Django import: this is plain data generation; `load_demo` reads the files it writes.
 """
 
 from __future__ import annotations
@@ -15,20 +23,32 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from annotation.demo.agent import AGENT_TEMPLATES, TASKS
-from annotation.demo.bank import CHANNELS, MODELS, PROMPTS
-from annotation.demo.chat import CHAT_TEMPLATES
-from annotation.demo.core import GROUNDED, RESOLVES, Ctx, Draft
-from annotation.demo.rag import RAG_TEMPLATES
-from annotation.demo.single import SINGLE_TEMPLATES
-from annotation.demo.special import long_agent_reconcile, long_chat_mobile_deposits, xss_phishing_paste, xss_single
+from demo import releases, sms_review, traffic
+from demo.agent import AGENT_TEMPLATES, TASKS
+from demo.bank import CHANNELS, MODELS, PROMPTS
+from demo.chat import CHAT_TEMPLATES
+from demo.core import GROUNDED, PLAIN, RESOLVES, Ctx, Draft
+from demo.formatting import plain_pass
+from demo.rag import RAG_TEMPLATES
+from demo.single import SINGLE_TEMPLATES
+from demo.special import long_agent_reconcile, long_chat_mobile_deposits, xss_phishing_paste, xss_single
 
 SEED = 20261101
-DEFAULT_OUT = Path(__file__).with_name("demo_traces.jsonl")
+DATA_DIR = Path(__file__).parent
+TRACES_FILE = "demo_traces.jsonl"
+PRODUCTION_FILE = "demo_production.jsonl"
+DEFAULT_OUT = DATA_DIR / TRACES_FILE
+
+
+def candidates_file(release: str) -> str:
+    return f"demo_candidates_{release}.jsonl"
+
+
 # The review window: production traces from four weeks before the expert sat down to review them.
 START = datetime(2026, 10, 26, 7, 0, tzinfo=UTC)
 WINDOW_DAYS = 28
@@ -36,9 +56,10 @@ WINDOW_DAYS = 28
 PROJECT_NAME = "Harbor Assist (Harbor Bank support)"
 PROJECT_DESCRIPTION = (
     "Demo project: traces of Harbor Assist, the support assistant of the fictional Harbor Bank. Single-turn answers, "
-    "chats, RAG answers and agent trajectories, about 60 of them reviewed by the expert."
+    "chats, RAG answers and agent trajectories reviewed by the expert, ten days of production traffic watched by "
+    "the promoted judge, and two releases checked against the golden set."
 )
-# The two criteria the expert labels in the demo, with the definitions a judge would be given.
+# The three criteria the expert labels in the demo, with the definitions a judge would be given.
 CRITERIA: list[tuple[str, str]] = [
     (
         GROUNDED,
@@ -52,6 +73,13 @@ CRITERIA: list[tuple[str, str]] = [
         "bereavement, complaints, an explicit request for a person), with the right tool arguments, in a tone and "
         "format that suit the customer and the channel (plain text on SMS and voice), and without revealing "
         "internal notes. Fail otherwise.",
+    ),
+    (
+        PLAIN,
+        "Pass when a reply sent over SMS or voice is plain text. Fail when it contains markdown that shows up as raw "
+        "symbols on a phone or is read out by the voice assistant: bold or italics (asterisks, underscores), "
+        "headings (#), tables (pipes), code (backticks) or quote blocks (>). Line breaks and plain hyphen lines read "
+        "fine and pass. Replies on the web and in the app may use formatting.",
     ),
 ]
 
@@ -99,8 +127,8 @@ def _record(draft: Draft) -> dict[str, Any]:
     return record
 
 
-def build_traces(seed: int = SEED) -> list[dict[str, Any]]:
-    """All demo traces, in a stable order; labels and notes attached to about 60 of them."""
+def _first_session(seed: int) -> list[tuple[dict[str, Any], Draft]]:
+    """The four weeks of traces of the first review, in a stable order; labels and notes on about 60 of them."""
     rng = random.Random(seed)
     items: list[tuple[dict[str, Any], Draft]] = []
 
@@ -155,11 +183,11 @@ def build_traces(seed: int = SEED) -> list[dict[str, Any]]:
         record["id"] = f"hb-{number:04d}"
 
     _attach_reviews(rng, items)
-    return [record for record, _ in items]
+    return items
 
 
 def _attach_reviews(rng: random.Random, items: list[tuple[dict[str, Any], Draft]]) -> None:
-    """The expert's first session: labels with critiques on both criteria and a note, on ~60 traces."""
+    """The expert's first session: labels with critiques on the three criteria and a note, on ~60 traces."""
     chosen: list[int] = []
     special = [
         i
@@ -174,7 +202,8 @@ def _attach_reviews(rng: random.Random, items: list[tuple[dict[str, Any], Draft]
     for index in sorted(chosen):
         record, draft = items[index]
         labels = []
-        for criterion, (verdict, critique) in ((GROUNDED, draft.grounded), (RESOLVES, draft.resolves)):
+        plain = draft.plain or plain_pass(record["metadata"]["channel"], record["id"])
+        for criterion, (verdict, critique) in ((GROUNDED, draft.grounded), (RESOLVES, draft.resolves), (PLAIN, plain)):
             labels.append({"criterion": criterion, "verdict": verdict, "critique": critique})
         record["labels"] = labels
         # Most notes stay free text (open coding); some are already coded, at least one per failure mode seen.
@@ -186,6 +215,36 @@ def _attach_reviews(rng: random.Random, items: list[tuple[dict[str, Any], Draft]
             record["notes"] = [draft.note]
 
 
+@dataclass
+class DemoData:
+    traces: list[dict[str, Any]]
+    production: list[dict[str, Any]]
+    candidates: dict[str, list[dict[str, Any]]]
+
+    def files(self) -> dict[str, list[dict[str, Any]]]:
+        """File name → its records, every file the demo commits."""
+        return {
+            TRACES_FILE: self.traces,
+            PRODUCTION_FILE: self.production,
+            **{candidates_file(release): lines for release, lines in self.candidates.items()},
+        }
+
+
+def build(seed: int = SEED) -> DemoData:
+    first = _first_session(seed)
+    second = sms_review.build(seed, first_number=len(first) + 1)
+    golden = releases.pick_golden(seed, first, second)
+    traces = [record for record, _ in first] + [reply.record for reply in second]
+    production = traffic.build(seed, first_number=len(traces) + 1)
+    candidates = {release: releases.candidates(seed, golden, release) for release in releases.RELEASES}
+    return DemoData(traces=traces, production=production, candidates=candidates)
+
+
+def build_traces(seed: int = SEED) -> list[dict[str, Any]]:
+    """The reviewed traces (`demo_traces.jsonl`)."""
+    return build(seed).traces
+
+
 def write_jsonl(traces: list[dict[str, Any]], path: Path) -> None:
     # One compact object per line, UTF-8 kept readable; "\n" line endings on every platform so the bytes are stable.
     with path.open("w", encoding="utf-8", newline="\n") as handle:
@@ -193,20 +252,22 @@ def write_jsonl(traces: list[dict[str, Any]], path: Path) -> None:
             handle.write(json.dumps(trace, ensure_ascii=False) + "\n")
 
 
-def generate(path: Path = DEFAULT_OUT, *, seed: int = SEED) -> int:
-    """Writes the demo JSONL to `path` and returns the number of traces."""
-    traces = build_traces(seed)
-    write_jsonl(traces, path)
-    return len(traces)
+def generate(directory: Path = DATA_DIR, *, seed: int = SEED) -> dict[str, int]:
+    """Writes every demo file into `directory`; returns file name → number of lines."""
+    counts = {}
+    for name, records in build(seed).files().items():
+        write_jsonl(records, directory / name)
+        counts[name] = len(records)
+    return counts
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSONL")
+    parser.add_argument("--out-dir", type=Path, default=DATA_DIR, help="where to write the files")
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)
-    count = generate(args.out, seed=args.seed)
-    print(f"wrote {count} traces to {args.out}")
+    for name, count in generate(args.out_dir, seed=args.seed).items():
+        print(f"wrote {count} lines to {args.out_dir / name}")
 
 
 if __name__ == "__main__":

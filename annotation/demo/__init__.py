@@ -1,1 +1,0 @@
-"""Demo data for `make run`: a fictional bank's support assistant (see `generate.py`)."""
