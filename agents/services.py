@@ -19,7 +19,7 @@ from agents.models import GradingRun, OutcomeGrader, TrialGrade
 from agents.outcomes import subject_of
 from annotation.models import Project, Trace
 from annotation.services import DomainError
-from core.runs import live_runs, run_claim, run_fail, run_finish, run_heartbeat, run_working
+from core.runs import live_runs, run_claim, run_enqueue, run_fail, run_finish, run_heartbeat, run_working
 from judges.providers import ConfigError, TraceInput, assertion
 
 # Assertions take microseconds; a chunk is sized so each one is a few round trips and progress moves often.
@@ -139,12 +139,10 @@ def grading_run_create(*, grader: OutcomeGrader, user: AbstractBaseUser | None =
 
 def grading_run_enqueue(*, grader: OutcomeGrader, user: AbstractBaseUser | None = None) -> GradingRun:
     """`grading_run_create`, and a new run is handed to the worker once the row is committed."""
-    from agents.tasks import grading_run_task  # tasks imports this module
-
     with transaction.atomic():
         run, created = _create_unless_active(grader, user)
         if created:
-            transaction.on_commit(lambda: grading_run_task.delay(run.pk))
+            run_enqueue(run=run)
     return run
 
 

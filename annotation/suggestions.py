@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -38,7 +37,7 @@ from annotation.clustering import (
 from annotation.codebook import clean_mode_name, failure_mode_create, notes_assign
 from annotation.models import FailureMode, Note, NoteFailureMode, Project, Suggestion, SuggestionRun
 from annotation.services import DomainError
-from core.runs import live_runs, run_fail, run_finish, run_heartbeat, run_working
+from core.runs import live_runs, run_enqueue, run_fail, run_finish, run_heartbeat, run_working
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +125,6 @@ def suggestion_run_enqueue(
     use_llm: bool = False,
 ) -> SuggestionRun:
     """A queued run handed to the worker once the row is committed (the worker must never look for a missing run)."""
-    from annotation.tasks import suggestion_run_task  # tasks imports this module
-
     with transaction.atomic():
         run = suggestion_run_create(
             project=project,
@@ -138,7 +135,7 @@ def suggestion_run_enqueue(
             min_group_size=min_group_size,
             use_llm=use_llm,
         )
-        transaction.on_commit(partial(suggestion_run_task.delay, run.pk))
+        run_enqueue(run=run)
     return run
 
 

@@ -4,7 +4,6 @@ imports it with progress (annotation.ingest.import_job_execute)."""
 from __future__ import annotations
 
 import uuid
-from functools import partial
 from pathlib import PurePath
 
 from django.conf import settings
@@ -17,7 +16,7 @@ from django.template.defaultfilters import filesizeformat
 from annotation.ingest import ON_CONFLICT_CHOICES
 from annotation.models import ImportJob, Project
 from annotation.services import DomainError
-from annotation.tasks import import_job_task
+from core.runs import run_enqueue
 
 # Extension → reader. Anything else is refused before it is stored.
 UPLOAD_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
@@ -49,6 +48,5 @@ def import_job_create(
             on_conflict=on_conflict,
             bytes_total=upload.size,
         )
-        # After commit, so the worker never looks for a job row that is not there yet.
-        transaction.on_commit(partial(import_job_task.delay, job.pk))
+        run_enqueue(run=job)
     return job

@@ -33,13 +33,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from celery import Task, current_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
-from django.db import DatabaseError, connection, models
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -398,6 +399,14 @@ def run_kind_register(*, model: type[WorkerRun], task: Task) -> None:
 
 def run_kinds() -> list[RunKind]:
     return list(_RUN_KINDS.values())
+
+
+def run_enqueue(*, run: WorkerRun) -> None:
+    """Hand the run to its kind's task once the current transaction commits: the worker must never look for a run
+    that is not stored yet (outside a transaction it is sent at once). Apps register their kinds when they are
+    ready, so a service queues its runs without importing the tasks that import it."""
+    task = _RUN_KINDS[run._meta.label].task
+    transaction.on_commit(partial(task.delay, run.pk))
 
 
 def runs_resume(*, now: datetime | None = None) -> dict[str, list[int]]:

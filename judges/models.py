@@ -8,16 +8,15 @@ from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
 from core.runs import WorkerRun
+from judges import registry
 
 # The reasoning a verdict keeps (judgments, suite verdicts, monitoring verdicts); a runaway answer is cut here.
 MAX_REASONING_CHARS = 20_000
 
 
 def kind_choices() -> list[tuple[str, str]]:
-    """The registered judge kinds (judges.kinds): a new kind needs no change to this model."""
-    from judges.kinds import choices  # the kinds import these models
-
-    return choices()
+    """The registered judge kinds (judges.registry): a new kind needs no change to this model."""
+    return registry.choices()
 
 
 class Judge(models.Model):
@@ -49,13 +48,6 @@ class Judge(models.Model):
 
     def latest_version(self) -> JudgeVersion | None:
         return self.versions.order_by("-number").first()
-
-    @property
-    def cannot_run_here(self) -> str:
-        """Why this judge's runs cannot run on this server as configured (its kind says), or "" when they can."""
-        from judges import kinds  # the kinds build on these models
-
-        return kinds.get(self.kind).unavailable_reason()
 
 
 class JudgeVersion(models.Model):

@@ -14,7 +14,7 @@ from annotation.ingest_batches import Rejection
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
-from core.runs import run_cancel, run_claim, run_fail, run_finish, run_working
+from core.runs import run_cancel, run_claim, run_enqueue, run_fail, run_finish, run_working
 from judges import kinds
 from judges.kinds import Scorer, trace_input
 from judges.models import MAX_REASONING_CHARS, Judge, JudgeRun, JudgeVersion, Judgment
@@ -100,7 +100,7 @@ def judge_run_create(*, version: JudgeVersion, split: str, user: AbstractBaseUse
     judge, those with imported verdicts); the caller executes or enqueues it."""
     if split not in JudgeRun.Split.values:
         raise DomainError(f"split: expected one of {', '.join(JudgeRun.Split.values)}, got {split!r}")
-    if reason := version.judge.cannot_run_here:
+    if reason := kinds.get(version.judge.kind).unavailable_reason():
         raise DomainError(reason)
     now = timezone.now()
     total = len(kinds.get(version.judge.kind).run_trace_ids(version=version, split=split, as_of=now))
@@ -334,11 +334,9 @@ def _trace_ids(project: Project, external_ids: Iterable[str]) -> dict[str, int]:
 
 def judge_run_enqueue(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:
     """A queued run handed to the worker once the row is committed (the worker must never look for a missing run)."""
-    from judges.tasks import judge_run_task  # tasks imports this module
-
     with transaction.atomic():
         run = judge_run_create(version=version, split=split, user=user)
-        transaction.on_commit(lambda: judge_run_task.delay(run.pk))
+        run_enqueue(run=run)
     return run
 
 

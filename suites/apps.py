@@ -32,6 +32,8 @@ class SuitesConfig(AppConfig):
     verbose_name = "Golden sets and regression suites"
 
     def ready(self) -> None:
+        # Its worker runs are registered with core.runs, which queues them (run_enqueue) and resumes them.
+        import suites.tasks  # noqa: F401
         from annotation.panels import panel_register
 
         panel_register(slot="review", name="golden", template="suites/_golden_panel.html", context=_golden_panel)

@@ -28,7 +28,7 @@ from django.db import transaction
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import RawRecord
-from core.runs import run_claim, run_fail, run_finish, run_working
+from core.runs import run_claim, run_enqueue, run_fail, run_finish, run_working
 from judges import kinds
 from judges.kinds import version_scorer
 from judges.models import MAX_REASONING_CHARS, JudgeVersion
@@ -433,8 +433,6 @@ def suite_run_enqueue(
 ) -> SuiteRun:
     """Check the input and store the run for the worker (LLM judges can take longer than an HTTP request may), handed
     to it once the row is committed. Raises SuiteInputError on bad input (nothing stored)."""
-    from suites.tasks import suite_run_task  # tasks imports this module
-
     with transaction.atomic():
         run = suite_run_create(
             project=project,
@@ -447,7 +445,7 @@ def suite_run_enqueue(
             candidates_file=candidates_file,
             user=user,
         )
-        transaction.on_commit(lambda: suite_run_task.delay(run.pk))
+        run_enqueue(run=run)
     return run
 
 

@@ -30,6 +30,7 @@ from core.runs import (
     live_runs,
     run_cancel,
     run_claim,
+    run_enqueue,
     run_fail,
     run_finish,
     run_heartbeat,
@@ -70,6 +71,31 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# --- queueing ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_run_is_handed_to_its_kinds_task_only_once_its_row_is_committed(
+    project, expert, monkeypatch, django_capture_on_commit_callbacks
+):
+    from annotation.tasks import suggestion_run_task
+
+    sent: list[int] = []
+    monkeypatch.setattr(suggestion_run_task, "delay", sent.append)  # the broker is not under test here
+    with django_capture_on_commit_callbacks(execute=True):
+        run = queued_run(project, expert)
+        run_enqueue(run=run)
+        assert sent == []  # still inside the transaction: the worker would not find the run
+    assert sent == [run.pk]
+    assert {kind.model._meta.label for kind in run_kinds()} >= {
+        "annotation.ImportJob",
+        "annotation.SuggestionRun",
+        "judges.JudgeRun",
+        "suites.SuiteRun",
+        "agents.GradingRun",
+    }
 
 
 # --- claims --------------------------------------------------------------------------------------------------------
