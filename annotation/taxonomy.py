@@ -41,6 +41,7 @@ from annotation.models import (
     Verdict,
 )
 from annotation.queue import EXACT_COUNT_LIMIT, QueueParams, filter_traces, keyset_after
+from core.queue import task_send_now
 
 _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ CACHE_SECONDS = 60
 # means no worker is keeping up: the page then counts for itself.
 KEEP_SECONDS = 24 * 3600
 RECOUNT_WAIT_SECONDS = 10
+RECOUNT_TASK = "annotation.tasks.taxonomy_recount_task"
 
 
 def _is_large(project: Project) -> bool:
@@ -155,20 +157,14 @@ def taxonomy_recount(*, project: Project, kind: str, parts: list[tuple[str, str]
 def _ask_for_recount(project: Project, kind: str, parts: list[tuple[str, str]]) -> bool:
     """Queues a recount of the entry unless one is already on its way. False when the caller should count in the
     request instead: the broker cannot take the task, or the one asked for has not been done in time."""
-    from annotation.tasks import taxonomy_recount_task
-
     claim = _recount_claim(project, kind, parts)
     now = time.time()
     asked_at = cache.get(claim)
     if asked_at is not None:
         return now - asked_at < RECOUNT_WAIT_SECONDS
     cache.set(claim, now, KEEP_SECONDS)
-    try:
-        # retry=False: a broker that refuses fails at once, and this request counts for itself instead.
-        taxonomy_recount_task.apply_async(args=[project.pk, kind, [list(part) for part in parts]], retry=False)
-    except Exception:  # noqa: BLE001 - a broker that is down or unreachable, whatever the transport raises
-        logger.warning("taxonomy recount not queued; computing in the request", exc_info=True)
-        cache.delete(claim)
+    if not task_send_now(RECOUNT_TASK, project.pk, kind, [list(part) for part in parts]):
+        cache.delete(claim)  # this request counts for itself instead
         return False
     return True
 

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from annotation.models import Label, Trace
 from annotation.services import DomainError
+from judges import kinds
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import split_key
 from judges.services import judge_version_create
@@ -22,7 +23,7 @@ def judge_example_add(
     """A new version of the LLM judge with the trace `external_id` (one of the run's disagreements) appended to
     the latest version's few-shot examples. Raises DomainError naming what stands in the way."""
     if judge.kind != Judge.Kind.LLM:
-        raise DomainError(f"only LLM judges take few-shot examples; this is a {judge.get_kind_display()} judge")
+        raise DomainError(f"only LLM judges take few-shot examples; this is a {kinds.get(judge.kind).display} judge")
     if not external_id:
         raise DomainError("trace: name the trace to add as an example")
     criterion = judge.criterion

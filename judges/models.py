@@ -8,15 +8,9 @@ from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
 from core.runs import WorkerRun
-from judges import registry
 
 # The reasoning a verdict keeps (judgments, suite verdicts, monitoring verdicts); a runaway answer is cut here.
 MAX_REASONING_CHARS = 20_000
-
-
-def kind_choices() -> list[tuple[str, str]]:
-    """The registered judge kinds (judges.registry): a new kind needs no change to this model."""
-    return registry.choices()
 
 
 class Judge(models.Model):
@@ -33,7 +27,9 @@ class Judge(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="judges")
     name = models.CharField(max_length=100)
-    kind = models.CharField(max_length=16, choices=kind_choices)
+    # The name of a registered kind (judges.kinds), which checks it and names it for display: a new kind needs no
+    # change to this model.
+    kind = models.CharField(max_length=16)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.selectors import trace_by_external_id
 from annotation.services import DomainError
+from judges import kinds
 from judges.charts import history_chart, history_rows
 from judges.examples import judge_example_add as judge_example_add_service
 from judges.kinds.llm import prompt_preview
@@ -223,7 +224,7 @@ def judge_version_preview(request: HttpRequest, slug: str, judge_id: int, number
     error = None
     prompt: list[dict[str, Any]] = []
     if judge.kind != Judge.Kind.LLM:
-        error = f"{judge.name} is a {judge.get_kind_display()} judge; only LLM judges have a prompt to preview"
+        error = f"{judge.name} is a {kinds.get(judge.kind).display} judge; only LLM judges have a prompt to preview"
     elif external_id:
         trace = trace_by_external_id(project=access.project, external_id=external_id)
         if trace is None:

@@ -16,6 +16,7 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Production monitoring"
 
     def ready(self) -> None:
+        import monitoring.tasks  # noqa: F401 - the drain that services queue by name (core.queue)
         from annotation.models import Trace
         from annotation.signals import traces_stored
 

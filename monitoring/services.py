@@ -26,6 +26,7 @@ from django.utils import timezone
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.signals import StoredBatch
+from core.queue import task_send_now
 from judges import kinds
 from judges.kinds import Scorer, trace_input, version_scorer
 from judges.models import MAX_REASONING_CHARS, JudgeVersion, Promotion
@@ -38,6 +39,7 @@ logger = logging.getLogger(__name__)
 # One kick per project per this many seconds: an API client posting many small batches must not queue a drain for
 # each; the one queued covers them all (a drain takes everything sampled so far).
 KICK_COALESCE_SECONDS = 5
+DRAIN_TASK = "monitoring.tasks.monitor_drain_task"
 BUSY = -1
 
 
@@ -60,12 +62,11 @@ def drain_kick(*, project: Project) -> None:
         try:
             if not cache.add(project.cache_key("monitor-kick"), 1, timeout=KICK_COALESCE_SECONDS):
                 return
-            from monitoring.tasks import monitor_drain_task
-
-            # retry=False: a refused connection fails at once instead of retrying while the import waits.
-            monitor_drain_task.apply_async(args=[project.pk], retry=False)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the cache is the broker's Redis: both are down
             logger.warning("Could not queue a monitoring drain of %s (%s); beat drains it later", project.slug, exc)
+            return
+        if not task_send_now(DRAIN_TASK, project.pk):
+            logger.warning("Could not queue a monitoring drain of %s; beat drains it later", project.slug)
 
     transaction.on_commit(send)
 

@@ -2,24 +2,53 @@
 
 The run loop (judges.services), versioning, promotion, suites and monitoring ask a judge's kind for what differs
 between kinds, and never branch on the kind themselves. A new kind is a module here with a JudgeKind subclass,
-and one entry in `_BUILT_IN` below (judges.registry holds them by name).
+and one entry in `_BUILT_IN` below.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from annotation.services import DomainError
 from judges.kinds.assertion import AssertionKind
 from judges.kinds.base import TRACE_INPUT_FIELDS, Built, JudgeKind, Scorer, trace_input
 from judges.kinds.classifier import ClassifierKind
 from judges.kinds.external import ExternalKind
 from judges.kinds.llm import LLMKind
 from judges.models import JudgeVersion
-from judges.registry import all_kinds, choices, get, register, unregister
 
 _BUILT_IN: tuple[JudgeKind, ...] = (AssertionKind(), ClassifierKind(), LLMKind(), ExternalKind())
-for _kind in _BUILT_IN:
-    register(_kind)
+_registry: dict[str, JudgeKind] = {kind.name: kind for kind in _BUILT_IN}
+
+
+def register(kind: JudgeKind) -> JudgeKind:
+    """Add a kind (tests register their own). A name is registered once."""
+    if kind.name in _registry:
+        raise ValueError(f"a judge kind named {kind.name!r} is registered already")
+    _registry[kind.name] = kind
+    return kind
+
+
+def unregister(name: str) -> None:
+    del _registry[name]
+
+
+def get(name: str) -> JudgeKind:
+    """The kind registered under `name`. Raises DomainError naming the kinds there are."""
+    try:
+        return _registry[name]
+    except KeyError:
+        raise DomainError(f"kind: expected one of {', '.join(_registry)}, got {name!r}") from None
+
+
+def all_kinds() -> list[JudgeKind]:
+    """Every registered kind, in registration order."""
+    return list(_registry.values())
+
+
+def choices() -> list[tuple[str, str]]:
+    """(name, display label) of every kind, for a form's choices."""
+    return [(kind.name, kind.display) for kind in _registry.values()]
 
 
 def version_scorer(version: JudgeVersion, *, as_of: datetime | None = None) -> Scorer:

@@ -64,6 +64,11 @@ class JudgeKind(ABC):
     cannot_judge_new_outputs: ClassVar[str] = ""
 
     @property
+    def display(self) -> str:
+        """The label as a page shows it on its own ("Assertion", "LLM")."""
+        return self.label[:1].upper() + self.label[1:]
+
+    @property
     def judges_new_outputs(self) -> bool:
         return not self.cannot_judge_new_outputs
 

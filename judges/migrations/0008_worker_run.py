@@ -12,7 +12,7 @@ def count_past_claims(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('judges', '0007_judge_kind_choices_from_registry'),
+        ('judges', '0007_judge_kind_from_the_kinds_registry'),
     ]
 
     operations = [

@@ -12,3 +12,9 @@ register = template.Library()
 def cannot_run_here(judge: Judge) -> str:
     """Why the judge's runs cannot run on this server as configured (its kind says), or "" when they can."""
     return kinds.get(judge.kind).unavailable_reason()
+
+
+@register.filter
+def kind_label(judge: Judge) -> str:
+    """The judge's kind as a page names it ("Assertion", "LLM")."""
+    return kinds.get(judge.kind).display
