@@ -7,22 +7,15 @@ again the runs that are waiting or whose worker died.
 
 from __future__ import annotations
 
-from celery import Task, shared_task
+from celery import Task
 
 from agents.models import GradingRun
 from agents.services import grading_run_execute
-from core.runs import run_kind_register, run_retry_later
+from core.runs import run_retry_later, run_task
 
 
 # Assertions on the final output: tens of thousands of trials a second; a run slower than this is stuck.
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    soft_time_limit=15 * 60,
-    time_limit=16 * 60,
-)
+@run_task(model=GradingRun, soft_time_limit=15 * 60, time_limit=16 * 60)
 def grading_run_task(self: Task, run_id: int) -> int:
     """Grade the run's trials; returns how many it graded (0 when the run is gone or another worker holds it)."""
     run = GradingRun.objects.filter(pk=run_id).select_related("grader__project").first()
@@ -33,6 +26,3 @@ def grading_run_task(self: Task, run_id: int) -> int:
         run_retry_later(run=run, task=self)
         return 0
     return run.graded
-
-
-run_kind_register(model=GradingRun, task=grading_run_task)

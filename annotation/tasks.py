@@ -12,14 +12,14 @@ from celery import Task, shared_task
 from annotation.ingest import import_job_execute
 from annotation.models import ImportJob, SuggestionRun
 from annotation.suggestions import suggestion_run_execute
-from core.runs import run_claim, run_kind_register, run_retry_later
+from core.runs import run_claim, run_retry_later, run_task
 
 NOT_CLAIMABLE = "not claimable (finished or deleted)"
 
 
 # An upload may be up to EVALSTUDIO_MAX_UPLOAD_BYTES (2 GB): millions of traces at the ~25k/s measured in bench/.
 # Both limits stay under the broker's visibility timeout (3600 s), so the task is not redelivered while it runs.
-@shared_task(bind=True, max_retries=None, soft_time_limit=50 * 60, time_limit=55 * 60)
+@run_task(model=ImportJob, soft_time_limit=50 * 60, time_limit=55 * 60)
 def import_job_task(self: Task, job_id: int) -> str:
     """Import an uploaded file. A takeover imports from the start again, which is safe: traces are keyed by id, so
     what the lost attempt wrote counts as duplicates, not twice."""
@@ -32,11 +32,8 @@ def import_job_task(self: Task, job_id: int) -> str:
     return import_job_execute(job=job).status
 
 
-run_kind_register(model=ImportJob, task=import_job_task)
-
-
 # Clustering 20,000 notes takes a minute or two; naming each group with an LLM adds a call (30 s at most) per group.
-@shared_task(bind=True, max_retries=None, soft_time_limit=30 * 60, time_limit=32 * 60)
+@run_task(model=SuggestionRun, soft_time_limit=30 * 60, time_limit=32 * 60)
 def suggestion_run_task(self: Task, run_id: int) -> str:
     """Cluster a project's uncoded notes into suggestions. A takeover replaces whatever the lost attempt wrote."""
     run = SuggestionRun.objects.select_related("project").filter(pk=run_id).first()
@@ -46,9 +43,6 @@ def suggestion_run_task(self: Task, run_id: int) -> str:
         run_retry_later(run=run, task=self)
         return NOT_CLAIMABLE
     return suggestion_run_execute(run=run).status
-
-
-run_kind_register(model=SuggestionRun, task=suggestion_run_task)
 
 
 @shared_task(ignore_result=True, soft_time_limit=5 * 60, time_limit=6 * 60)

@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from celery import Task, current_task
+from celery import Task, current_task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
@@ -395,6 +395,19 @@ _RUN_KINDS: dict[str, RunKind] = {}
 def run_kind_register(*, model: type[WorkerRun], task: Task) -> None:
     """Queue the unfinished runs of `model` again through `task` (which takes a run's id) when a worker starts."""
     _RUN_KINDS[model._meta.label] = RunKind(model=model, task=task)
+
+
+def run_task(*, model: type[WorkerRun], soft_time_limit: int, time_limit: int) -> Callable[[Callable[..., Any]], Task]:
+    """Declares the Celery task that works one kind of run, taking the run's id: bound (for run_retry_later), retried
+    without limit while another attempt holds the run, within its time limits (both under the broker's visibility
+    timeout), and registered so that run_enqueue queues it and a starting worker resumes its runs."""
+
+    def declare(work: Callable[..., Any]) -> Task:
+        task = shared_task(bind=True, max_retries=None, soft_time_limit=soft_time_limit, time_limit=time_limit)(work)
+        run_kind_register(model=model, task=task)
+        return task
+
+    return declare
 
 
 def run_kinds() -> list[RunKind]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from core.runs import run_claim, run_kind_register, run_retry_later
+from core.runs import run_claim, run_retry_later, run_task
 from judges.models import JudgeRun
 from judges.services import judge_run_chunk, judge_run_chunks_left, judge_run_maybe_finish
 
@@ -20,14 +20,7 @@ def _load(run_id: int) -> JudgeRun | None:
 
 
 # Planning reads the split's labelled trace ids (or copies an external judge's imported verdicts): seconds.
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    soft_time_limit=10 * 60,
-    time_limit=11 * 60,
-)
+@run_task(model=JudgeRun, soft_time_limit=10 * 60, time_limit=11 * 60)
 def judge_run_task(self: Task, run_id: int) -> int:
     """Claim a run and queue its chunks; returns how many chunks were queued."""
     run = _load(run_id)
@@ -41,9 +34,6 @@ def judge_run_task(self: Task, run_id: int) -> int:
         # The chunks belong to this attempt: after a takeover, the new attempt's own chunks do what is left.
         judge_run_chunk_task.delay(run_id, chunk, str(run.claim_token))
     return len(chunks)
-
-
-run_kind_register(model=JudgeRun, task=judge_run_task)
 
 
 # An LLM chunk is 16 calls per concurrency slot, each retried with backoff; a chunk slower than this is stuck.

@@ -7,22 +7,15 @@ again the runs that are waiting or whose worker died.
 
 from __future__ import annotations
 
-from celery import Task, shared_task
+from celery import Task
 
-from core.runs import run_kind_register, run_retry_later
+from core.runs import run_retry_later, run_task
 from suites.evalsuite import suite_run_execute
 from suites.models import SuiteRun
 
 
 # A suite with LLM judges (--include-llm) makes one call per golden input and criterion, plus the baseline's.
-@shared_task(
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,
-    soft_time_limit=30 * 60,
-    time_limit=32 * 60,
-)
+@run_task(model=SuiteRun, soft_time_limit=30 * 60, time_limit=32 * 60)
 def suite_run_task(self: Task, run_id: int) -> int | None:
     run = SuiteRun.objects.filter(pk=run_id).first()
     if run is None:
@@ -32,6 +25,3 @@ def suite_run_task(self: Task, run_id: int) -> int | None:
         run_retry_later(run=run, task=self)
         return None
     return outcome.exit_code
-
-
-run_kind_register(model=SuiteRun, task=suite_run_task)
