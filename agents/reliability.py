@@ -176,11 +176,6 @@ def overall(
     return rows
 
 
-def ks_for(n_max: int, max_k: int = MAX_K) -> list[int]:
-    """The k a task with n_max graded trials can show: 1..min(max_k, n_max)."""
-    return list(range(1, min(max_k, n_max) + 1))
-
-
 @dataclass(frozen=True)
 class TaskRow:
     """One task's line in the tasks table: its counts, pass@1 with its Wilson interval, and pass@k / pass^k."""

@@ -94,10 +94,6 @@ class Chat:
         self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
         return self
 
-    @property
-    def last_answer(self) -> str:
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "assistant" and m["content"]), "")
-
 
 Template = Callable[[Ctx], Draft]
 

@@ -240,11 +240,6 @@ def build(seed: int = SEED) -> DemoData:
     return DemoData(traces=traces, production=production, candidates=candidates)
 
 
-def build_traces(seed: int = SEED) -> list[dict[str, Any]]:
-    """The reviewed traces (`demo_traces.jsonl`)."""
-    return build(seed).traces
-
-
 def write_jsonl(traces: list[dict[str, Any]], path: Path) -> None:
     # One compact object per line, UTF-8 kept readable; "\n" line endings on every platform so the bytes are stable.
     with path.open("w", encoding="utf-8", newline="\n") as handle:

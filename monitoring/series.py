@@ -52,10 +52,6 @@ class BucketStats:
         return self.passes + self.fails
 
     @property
-    def fails_link_ok(self) -> bool:
-        return self.fails > 0
-
-    @property
     def half_width_points(self) -> float | None:
         if self.observed_low is None or self.observed_high is None:
             return None
