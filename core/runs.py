@@ -1,6 +1,7 @@
 """The worker-run lifecycle: import jobs, suggestion runs, judge runs, suite runs and grading runs are `WorkerRun`s.
 
-A run is created QUEUED and handed to its Celery task after commit. A delivery of the task claims it (`run_claim`,
+A run is created QUEUED and handed to its Celery task after commit (`run_enqueue`; `run_task` declares a kind's
+task and registers it). A delivery of the task claims it (`run_claim`,
 a conditional UPDATE: of two deliveries only one wins) and it is RUNNING; its work ends it DONE or FAILED
 (`run_finish`, `run_fail`), or a user ends it CANCELLED (`run_cancel`), after which nothing claims it again.
 
@@ -13,7 +14,7 @@ EVALSTUDIO_RUN_STALE_SECONDS, whatever the work is doing (a slow LLM call, a lon
 heartbeat is older than that window lost its worker: the next delivery claims it again (a takeover) and the kind
 picks up what is left. A delivery that finds the run RUNNING with a fresh heartbeat does not give up: it retries
 when that heartbeat would go stale (`run_retry_later`). When a worker starts, every unfinished run of every
-registered kind is queued again (`run_kind_register`, `runs_resume`), so a worker that starts right after another
+registered kind is queued again (`runs_resume`), so a worker that starts right after another
 died takes its runs over within about one window.
 
 Time limits. Every task has Celery's `soft_time_limit`; the soft limit raising inside `run_working` ends the run

@@ -19,7 +19,8 @@ from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matr
 BANNER_COUNT_CAP = 50
 # The series of a page is re-read at most this often: new verdicts arrive with the drain, once a minute.
 SERIES_CACHE_SECONDS = 60
-BACKLOG_COUNT_CAP = 10_000
+# Production traces counted past a version's cursor for its backlog: 3 ms on the index; more is shown as "N+".
+BACKLOG_SCAN_CAP = 10_000
 # Production traces read per query while looking for the sampled ones.
 SCAN_PAGE = 5000
 
@@ -103,19 +104,24 @@ def sampled_after(*, project: Project, after_id: int, limit: int) -> tuple[list[
     return picked, upto
 
 
-def backlog(*, project: Project, version_id: int) -> int | None:
-    """About how many sampled traces the version has not reached yet, up to a cap (None: it never drained): the
-    production traces after its cursor times the current rate, counted on the index alone. The exact number would
-    mean hashing every one of them on every page view."""
+@dataclass(frozen=True)
+class Backlog:
+    """About how many sampled traces a promoted version has not reached yet: the production traces after its cursor
+    times the current rate. `more` when there were more production traces than were counted."""
+
+    about: int
+    more: bool
+
+
+def backlog(*, project: Project, version_id: int) -> Backlog | None:
+    """The version's backlog (None: it never drained). An estimate from an index-only count of at most
+    BACKLOG_SCAN_CAP production traces: the exact number would mean hashing each of them on every page view."""
     cursor = MonitorCursor.objects.filter(version_id=version_id).first()
     if cursor is None:
         return None
-    rate = sampling_rate(project=project)
-    if rate <= 0:
-        return 0
     waiting = Trace.objects.filter(project=project, source=PRODUCTION, id__gt=cursor.last_trace_id).values("id")
-    counted = Trace.objects.filter(id__in=waiting[: int(BACKLOG_COUNT_CAP / rate)]).count()
-    return min(BACKLOG_COUNT_CAP, round(counted * rate))
+    counted = Trace.objects.filter(id__in=waiting[:BACKLOG_SCAN_CAP]).count()
+    return Backlog(about=round(counted * sampling_rate(project=project)), more=counted == BACKLOG_SCAN_CAP)
 
 
 def open_alerts(*, project: Project) -> QuerySet[Alert]:
@@ -153,7 +159,7 @@ class CriterionSummary:
     promotion: Promotion
     day: BucketStats  # the last 24 hours
     week: BucketStats  # the last 7 days
-    backlog: int | None
+    backlog: Backlog | None
     open_alerts: list[Alert]
 
 
@@ -202,7 +208,7 @@ class CriterionSeries:
     stats: list[BucketStats]  # oldest first, the current bucket (in progress) last
     rows: list[BucketRow]  # newest first, for the table
     notes: list[str]  # what the sample sizes of the current and the previous bucket allow to say
-    backlog: int | None
+    backlog: Backlog | None
 
 
 # The words for the current and the previous bucket.

@@ -8,17 +8,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.cache import cache
 
-from annotation.models import Project
+from annotation.models import Project, Trace
 from annotation.services import DomainError
-from monitoring.models import Alert, AlertRule, MonitorJudgment
+from monitoring import selectors
+from monitoring.models import Alert, AlertRule, MonitorCursor, MonitorJudgment
 from monitoring.selectors import (
+    Backlog,
     alert_rules,
+    backlog,
     criterion_alerts,
     criterion_series,
     monitoring_summary,
     sampling_rate,
 )
-from monitoring.services import alert_rule_create, alert_rule_delete, alert_rule_enable, sampling_rate_set
+from monitoring.services import alert_rule_create, alert_rule_delete, alert_rule_enable, drain_chunk, sampling_rate_set
 from tests.factories import make_criterion, make_trace
 from tests.monitoring.helpers import promoted_judge
 
@@ -126,3 +129,17 @@ def test_disabling_or_deleting_a_rule_resolves_its_open_alert(project, promotion
     alert_rule_delete(rule=rules[1])
     assert alert_rules(criterion=criterion) == [disabled]
     assert [a.rule_id for a in criterion_alerts(criterion=criterion, limit=5)] == [disabled.pk]
+
+
+def test_the_backlog_is_the_production_traces_past_the_cursor_times_the_rate(promotion, monkeypatch):
+    project = promotion.criterion.project
+    sampling_rate_set(project=project, rate=0.5)
+    for i in range(40):
+        make_trace(project=project, external_id=f"w-{i}", source="production" if i % 4 else "staging")
+    drain_chunk(promotion=promotion, chunk_size=5)  # the cursor stops after the fifth sampled trace
+    cursor = MonitorCursor.objects.get(version=promotion.version)
+    past = Trace.objects.filter(project=project, source="production", id__gt=cursor.last_trace_id).count()
+    assert 0 < past < 30
+    assert backlog(project=project, version_id=promotion.version_id) == Backlog(about=round(past * 0.5), more=False)
+    monkeypatch.setattr(selectors, "BACKLOG_SCAN_CAP", 4)
+    assert backlog(project=project, version_id=promotion.version_id) == Backlog(about=2, more=True)
