@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -114,27 +115,10 @@ def suggestion_run_create(
     return SuggestionRun.objects.create(project=project, created_by=user, params=params)
 
 
-def suggestion_run_enqueue(
-    *,
-    project: Project,
-    user: AbstractBaseUser,
-    seed: int = 0,
-    distance_threshold: float | None = None,
-    target_groups: int | None = None,
-    min_group_size: int = 2,
-    use_llm: bool = False,
-) -> SuggestionRun:
-    """A queued run handed to the worker once the row is committed (the worker must never look for a missing run)."""
+def suggestion_run_enqueue(**spec: Any) -> SuggestionRun:
+    """`suggestion_run_create(**spec)`, handed to the worker once the row is committed."""
     with transaction.atomic():
-        run = suggestion_run_create(
-            project=project,
-            user=user,
-            seed=seed,
-            distance_threshold=distance_threshold,
-            target_groups=target_groups,
-            min_group_size=min_group_size,
-            use_llm=use_llm,
-        )
+        run = suggestion_run_create(**spec)
         run_enqueue(run=run)
     return run
 

@@ -388,63 +388,21 @@ def suite_run_create(
     return run
 
 
-def evalsuite_run(
-    *,
-    project: Project,
-    records: Iterable[RawRecord],
-    baseline: str | None = None,
-    name: str = "",
-    include_llm: bool = False,
-    criteria: list[str] | None = None,
-    alpha: float = DEFAULT_ALPHA,
-    candidates_file: str = "",
-    user: AbstractBaseUser | None = None,
-) -> SuiteResult:
-    """Check the input, store the run, judge it here and now (the `evalsuite` command, the REST call that waits).
+def evalsuite_run(**spec: Any) -> SuiteResult:
+    """`suite_run_create(**spec)`, judged here and now (the `evalsuite` command, the REST call that waits).
     Raises SuiteInputError on bad input (nothing stored)."""
-    run = suite_run_create(
-        project=project,
-        records=records,
-        baseline=baseline,
-        name=name,
-        include_llm=include_llm,
-        criteria=criteria,
-        alpha=alpha,
-        candidates_file=candidates_file,
-        user=user,
-    )
+    run = suite_run_create(**spec)
     outcome = suite_run_execute(run=run)
     if outcome is None:  # a worker starting at that instant took it over; the run is judged there
         raise DomainError(f"suite run {run.pk} was taken over by a worker; see /api/v1/suite-runs/{run.pk}")
     return outcome
 
 
-def suite_run_enqueue(
-    *,
-    project: Project,
-    records: Iterable[RawRecord],
-    baseline: str | None = None,
-    name: str = "",
-    include_llm: bool = False,
-    criteria: list[str] | None = None,
-    alpha: float = DEFAULT_ALPHA,
-    candidates_file: str = "",
-    user: AbstractBaseUser | None = None,
-) -> SuiteRun:
-    """Check the input and store the run for the worker (LLM judges can take longer than an HTTP request may), handed
-    to it once the row is committed. Raises SuiteInputError on bad input (nothing stored)."""
+def suite_run_enqueue(**spec: Any) -> SuiteRun:
+    """`suite_run_create(**spec)`, stored for the worker (LLM judges can take longer than an HTTP request may) and
+    handed to it once the row is committed. Raises SuiteInputError on bad input (nothing stored)."""
     with transaction.atomic():
-        run = suite_run_create(
-            project=project,
-            records=records,
-            baseline=baseline,
-            name=name,
-            include_llm=include_llm,
-            criteria=criteria,
-            alpha=alpha,
-            candidates_file=candidates_file,
-            user=user,
-        )
+        run = suite_run_create(**spec)
         run_enqueue(run=run)
     return run
 
