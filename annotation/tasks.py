@@ -12,7 +12,7 @@ from celery import Task, shared_task
 from annotation.ingest import import_job_execute
 from annotation.models import ImportJob, SuggestionRun
 from annotation.suggestions import suggestion_run_execute
-from core.runs import run_claim, run_retry_later, run_task
+from core.runs import run_take, run_task
 
 NOT_CLAIMABLE = "not claimable (finished or deleted)"
 
@@ -24,10 +24,7 @@ def import_job_task(self: Task, job_id: int) -> str:
     """Import an uploaded file. A takeover imports from the start again, which is safe: traces are keyed by id, so
     what the lost attempt wrote counts as duplicates, not twice."""
     job = ImportJob.objects.select_related("user").filter(pk=job_id).first()
-    if job is None:
-        return NOT_CLAIMABLE
-    if not run_claim(run=job):
-        run_retry_later(run=job, task=self)
+    if job is None or not run_take(run=job, task=self):
         return NOT_CLAIMABLE
     return import_job_execute(job=job).status
 
@@ -37,10 +34,7 @@ def import_job_task(self: Task, job_id: int) -> str:
 def suggestion_run_task(self: Task, run_id: int) -> str:
     """Cluster a project's uncoded notes into suggestions. A takeover replaces whatever the lost attempt wrote."""
     run = SuggestionRun.objects.select_related("project").filter(pk=run_id).first()
-    if run is None:
-        return NOT_CLAIMABLE
-    if not run_claim(run=run):
-        run_retry_later(run=run, task=self)
+    if run is None or not run_take(run=run, task=self):
         return NOT_CLAIMABLE
     return suggestion_run_execute(run=run).status
 

@@ -238,6 +238,15 @@ def run_retry_later(*, run: WorkerRun, task: Task) -> None:
         raise task.retry(countdown=wait + RETRY_MARGIN_SECONDS)
 
 
+def run_take(*, run: WorkerRun, task: Task) -> bool:
+    """Claim the run for this delivery of `task`: True when it is this delivery's to work on; while another attempt
+    holds it, the task's Retry is raised (run_retry_later); False when the run has ended (nothing left to do)."""
+    if run_claim(run=run):
+        return True
+    run_retry_later(run=run, task=task)
+    return False
+
+
 # --- time limits ---------------------------------------------------------------------------------------------------
 
 

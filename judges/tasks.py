@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from core.runs import run_claim, run_retry_later, run_task
+from core.runs import run_take, run_task
 from judges.models import JudgeRun
 from judges.services import judge_run_chunk, judge_run_chunks_left, judge_run_maybe_finish
 
@@ -24,10 +24,7 @@ def _load(run_id: int) -> JudgeRun | None:
 def judge_run_task(self: Task, run_id: int) -> int:
     """Claim a run and queue its chunks; returns how many chunks were queued."""
     run = _load(run_id)
-    if run is None:
-        return 0
-    if not run_claim(run=run):
-        run_retry_later(run=run, task=self)
+    if run is None or not run_take(run=run, task=self):
         return 0
     chunks = judge_run_chunks_left(run=run)
     for chunk in chunks:
