@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 
 import pytest
 from django.apps import apps
+from django.test import Client
+from django.urls import reverse
 
-from annotation.models import Label
+from annotation.models import Label, Role
 from annotation.services import DomainError, criterion_update, label_submit
 from judges.kinds import versions_drift
 from judges.kinds.llm import prompt_preview
@@ -27,7 +30,7 @@ from judges.services import (
     judge_version_from_current_labels,
 )
 from judges.splits import split_of
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
 from tests.llm_server import Reply, ScriptedLLMServer
 
 pytestmark = pytest.mark.django_db
@@ -274,3 +277,75 @@ def test_the_migration_freezes_existing_versions_as_they_would_be_sent_today(pro
     with pytest.raises(DomainError, match="^examples: trace 'gone' is not a trace of this project"):
         judge_version_from_current_labels(version=lost)
     assert assertion.latest_version().snapshot == {}
+
+
+# --- the pages -----------------------------------------------------------------------------------------------------
+
+
+def detail_url(judge) -> str:
+    return reverse("judge_detail", args=["acme", judge.pk])
+
+
+def refresh_url(judge, number: int) -> str:
+    return reverse("judge_version_from_current_labels", args=["acme", judge.pk, number])
+
+
+def test_the_judge_and_judges_pages_mark_a_drifted_version_and_say_what_changed(
+    expert_client, criterion, judge, expert
+):
+    example = judge.latest_version().config["examples"][0]
+    html = expert_client.get(detail_url(judge)).content.decode()
+    assert "version-drift" not in html
+    edit_definition_and_a_critique(criterion, example, expert)
+    for url in (detail_url(judge), reverse("judge_list", args=["acme"])):
+        html = expert_client.get(url).content.decode()
+        marks = re.findall(r'<div class="warning version-drift" data-version="(\d+)".*?</div>', html, flags=re.S)
+        assert marks == ["1"], url
+        assert "v1 is built on an older definition and older critiques" in html
+        assert f"the critique of example {example} was edited" in html
+        assert f'action="{refresh_url(judge, 1)}"' in html and "New version from current labels" in html
+
+
+def test_the_judge_page_shows_what_each_version_froze_escaped(expert_client, project, criterion, judge, expert):
+    example = judge.latest_version().config["examples"][0]
+    trace = project.traces.get(external_id=example)
+    label = Label.objects.get(criterion=criterion, trace=trace)
+    label_submit(trace=trace, criterion=criterion, verdict=label.verdict, critique="<b>bold</b> claim", user=expert)
+    judge_version_from_current_labels(version=judge.latest_version(), user=expert)
+    html = expert_client.get(detail_url(judge)).content.decode()
+    frozen = dict(re.findall(r'<details class="frozen" data-version="(\d+)">(.*?)</details>', html, flags=re.S))
+    assert DEFINITION in frozen["1"] and f"Critique of {example}." in frozen["1"]
+    assert "&lt;b&gt;bold&lt;/b&gt; claim" in frozen["2"] and "<b>bold</b>" not in html
+    diff = expert_client.get(detail_url(judge) + "?diff=1..2").content.decode()
+    assert f"Critique of {example}." in diff and "&lt;b&gt;bold&lt;/b&gt; claim" in diff
+
+
+def test_one_click_makes_the_new_version_and_lands_on_the_judge_page(expert_client, teammate_client, criterion, judge,
+                                                                      expert):  # fmt: skip
+    edit_definition_and_a_critique(criterion, judge.latest_version().config["examples"][0], expert)
+    response = expert_client.post(refresh_url(judge, 1))
+    assert response.status_code == 302 and response["Location"] == detail_url(judge)
+    assert judge.versions.count() == 2
+    # Nothing left to refresh: said, not a second identical version.
+    again = teammate_client.post(refresh_url(judge, 1), follow=True)
+    assert "nothing changed: the config is the same as version 2" in again.content.decode()
+    assert judge.versions.count() == 2
+    assert expert_client.post(refresh_url(judge, 9)).status_code == 404
+
+
+def test_a_viewer_sees_the_mark_without_the_button_and_gets_403_outsiders_404_and_csrf_is_needed(
+    project, outsider_client, criterion, judge, expert
+):
+    edit_definition_and_a_critique(criterion, judge.latest_version().config["examples"][0], expert)
+    viewer = make_user("viewer")
+    add_member(project, viewer, Role.VIEWER)
+    client = Client()
+    client.force_login(viewer)
+    html = client.get(detail_url(judge)).content.decode()
+    assert "v1 is built on an older definition" in html and "New version from current labels" not in html
+    assert client.post(refresh_url(judge, 1)).status_code == 403
+    assert outsider_client.post(refresh_url(judge, 1)).status_code == 404
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(expert)
+    assert strict.post(refresh_url(judge, 1)).status_code == 403
+    assert judge.versions.count() == 1
