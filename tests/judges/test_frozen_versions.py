@@ -37,20 +37,31 @@ pytestmark = pytest.mark.django_db
 DEFINITION = "Fail when the reply apologises."
 
 
+def verdicts_with_both_in_train(criterion, prefix: str) -> list[tuple[str, str]]:
+    """(external id, verdict) for 60 traces, every third a fail, and more while the train split (20%, by a hash
+    seeded per project) lacks a pass or a fail, so the few-shot picker always has both to balance."""
+    key = split_key(criterion)
+    cases: list[tuple[str, str]] = []
+    while len(cases) < 60 or {v for e, v in cases if split_of(key, e) == "train"} != {"pass", "fail"}:
+        cases.append((f"{prefix}-{len(cases):02d}", "fail" if len(cases) % 3 == 0 else "pass"))
+    return cases
+
+
 @pytest.fixture
 def criterion(project):
-    """60 labelled traces, every third an apology the expert fails; every label has a critique."""
+    """60-odd labelled traces, every third an apology the expert fails; every label has a critique."""
     criterion = make_criterion(project=project, name="no_apology", definition=DEFINITION)
-    for i in range(60):
-        verdict = "fail" if i % 3 == 0 else "pass"
-        trace = make_trace(project=project, external_id=f"t-{i:02d}", output="Sorry, no." if i % 3 == 0 else "Done.")
-        make_label(trace=trace, criterion=criterion, verdict=verdict, critique=f"Critique of t-{i:02d}.")
+    for external_id, verdict in verdicts_with_both_in_train(criterion, "t"):
+        output = "Sorry, no." if verdict == "fail" else "Done."
+        trace = make_trace(project=project, external_id=external_id, output=output)
+        make_label(trace=trace, criterion=criterion, verdict=verdict, critique=f"Critique of {external_id}.")
     return criterion
 
 
 def in_split(criterion, split: str) -> list[str]:
     key = split_key(criterion)
-    return [f"t-{i:02d}" for i in range(60) if split_of(key, f"t-{i:02d}") == split]
+    labelled = criterion.labels.values_list("trace__external_id", flat=True)
+    return [external_id for external_id in labelled if split_of(key, external_id) == split]
 
 
 def fails_apologies(request) -> Reply:
@@ -144,13 +155,11 @@ def test_no_prompt_holds_a_placeholder_for_a_missing_critique():
 
 @pytest.fixture
 def sparse_criterion(project):
-    """60 labelled traces of which only two train labels (a pass and a fail) have a critique."""
+    """60-odd labelled traces of which only two train labels (a pass and a fail) have a critique."""
     criterion = make_criterion(project=project, name="sparse", definition="Fail on apologies.")
     key = split_key(criterion)
     critiqued = {"pass": None, "fail": None}
-    for i in range(60):
-        external_id = f"s-{i:02d}"
-        verdict = "fail" if i % 3 == 0 else "pass"
+    for external_id, verdict in verdicts_with_both_in_train(criterion, "s"):
         critique = ""
         if split_of(key, external_id) == "train" and critiqued[verdict] is None:
             critiqued[verdict] = external_id
@@ -174,12 +183,7 @@ def test_the_picker_takes_only_critiqued_train_labels_and_refuses_to_ask_for_mor
 
 
 def test_a_listed_example_without_a_critique_is_refused_naming_it(project, sparse_criterion):
-    key = split_key(sparse_criterion)
-    bare = next(
-        f"s-{i:02d}"
-        for i in range(60)
-        if split_of(key, f"s-{i:02d}") == "train" and f"s-{i:02d}" not in sparse_criterion.critiqued.values()
-    )
+    bare = next(e for e in in_split(sparse_criterion, "train") if e not in sparse_criterion.critiqued.values())
     with pytest.raises(DomainError) as refused:
         judge_create(project=project, criterion=sparse_criterion, name="bare", kind="llm", config={"examples": [bare]})
     assert str(refused.value).startswith(f"examples: trace '{bare}' has no critique for 'sparse'")
