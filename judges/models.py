@@ -47,7 +47,9 @@ class Judge(models.Model):
 
 
 class JudgeVersion(models.Model):
-    """A judge's configuration at one point in time. Never edited: a change makes the next number."""
+    """A judge's configuration at one point in time, with everything its verdicts depend on (config, trained
+    artifact, snapshot). Never edited: a change, including a change to the labels or definition it was built on,
+    makes the next number."""
 
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="versions")
     number = models.PositiveIntegerField()
@@ -56,6 +58,10 @@ class JudgeVersion(models.Model):
     # A classifier's trained pipeline (pickled by judges.providers.classifier) and what its training saw.
     artifact = models.BinaryField(null=True, blank=True, editable=False)
     training = models.JSONField(default=dict, blank=True)
+    # What the version's verdicts depend on outside it, copied when it was made (JudgeKind.build): an LLM judge's
+    # rubric, criterion name and definition, and its examples' verdicts, critiques and traces as the prompt shows
+    # them. Runs read this, never the criterion or the labels as they are now.
+    snapshot = models.JSONField(default=dict, blank=True, editable=False)
     comment = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -3,10 +3,11 @@ the comparison of two judges. Kept apart from judges.selectors, which those laye
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from annotation.models import Criterion, Project
 from judges.comparison import JudgeComparison, compare_judges
+from judges.kinds import versions_drift
 from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.promotions import CriterionPromotion, criterion_promotions, promotion_bar
@@ -29,6 +30,9 @@ class JudgeSummary:
     versions: list[JudgeVersion]
     # (split, its latest done run or None, alignment_verdict of that run), in split order; "all" last.
     runs: list[tuple[str, JudgeRun | None, str]]
+    # Its latest version and its promoted one, when built on a definition or labels that changed since (each with
+    # `.drift`, JudgeKind.drift): offered a new version from current labels.
+    drifted: list[JudgeVersion] = field(default_factory=list)
 
 
 @dataclass
@@ -62,6 +66,7 @@ def judge_list_sections(*, project: Project) -> list[CriterionSection]:
         [(judges_by_id[judge_id], run) for (judge_id, split), run in latest.items() if split == "dev"]
     )
     promotions = criterion_promotions(project=project)
+    _mark_drift([summary for summaries in by_criterion.values() for summary in summaries], promotions)
     sections = []
     for criterion in Criterion.objects.filter(project=project).order_by("position", "id"):
         split_count = counts[criterion.pk]
@@ -75,6 +80,25 @@ def judge_list_sections(*, project: Project) -> list[CriterionSection]:
             )
         )
     return sections
+
+
+def _mark_drift(summaries: list[JudgeSummary], promotions: dict[int, CriterionPromotion]) -> None:
+    """Each judge's latest and promoted versions that are built on an older state, in one call for the page."""
+    promoted = {
+        cp.promotion.version.judge_id: cp.promotion.version for cp in promotions.values() if cp.promotion is not None
+    }
+    watched = {
+        summary.judge.pk: [v for v in (summary.versions[:1] + [promoted.get(summary.judge.pk)]) if v is not None]
+        for summary in summaries
+    }
+    drifts = versions_drift(v.pk for versions in watched.values() for v in versions)
+    for summary in summaries:
+        seen = set()
+        for version in watched[summary.judge.pk]:
+            if version.pk in drifts and version.pk not in seen:
+                seen.add(version.pk)
+                version.drift = drifts[version.pk]
+                summary.drifted.append(version)
 
 
 # --- two runs of one criterion side by side ------------------------------------------------------------------

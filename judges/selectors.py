@@ -10,6 +10,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, FilteredRelation, Max, Prefetch, Q, QuerySet, Window
+from django.db.models.fields.json import KT, KeyTransform
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -224,10 +225,17 @@ def run_disagreements(
 
 
 def judge_versions_page(*, judge: Judge, limit: int) -> list[JudgeVersion]:
-    """The judge's newest `limit` versions, newest first, without the (possibly large) trained artifact."""
+    """The judge's newest `limit` versions, newest first, without the (possibly large) trained artifact and frozen
+    example traces: of the snapshot, only what the page shows (`frozen_criterion`, `frozen_definition` and
+    `frozen_examples`, each None for a version that froze none)."""
     return list(
         JudgeVersion.objects.filter(judge=judge)
-        .defer("artifact")
+        .defer("artifact", "snapshot")
+        .annotate(
+            frozen_criterion=KT("snapshot__criterion"),
+            frozen_definition=KT("snapshot__definition"),
+            frozen_examples=KeyTransform("examples", "snapshot"),
+        )
         .select_related("created_by")
         .order_by("-number")[:limit]
     )
@@ -258,9 +266,17 @@ def judge_version_numbers(*, judge: Judge) -> set[int]:
 
 
 def judge_version_pair(*, judge: Judge, old: int, new: int) -> tuple[JudgeVersion, JudgeVersion]:
-    """Two of the judge's versions, with only their numbers and configs (for a diff); both must exist."""
+    """Two of the judge's versions, with only their numbers, configs and what they froze but the example traces (for
+    a diff); both must exist."""
     pair = {
-        v.number: v for v in JudgeVersion.objects.filter(judge=judge, number__in=(old, new)).only("number", "config")
+        v.number: v
+        for v in JudgeVersion.objects.filter(judge=judge, number__in=(old, new))
+        .only("number", "config")
+        .annotate(
+            frozen_criterion=KT("snapshot__criterion"),
+            frozen_definition=KT("snapshot__definition"),
+            frozen_examples=KeyTransform("examples", "snapshot"),
+        )
     }
     return pair[old], pair[new]
 

@@ -61,6 +61,7 @@ def judge_create(
         config=built.config,
         artifact=built.artifact,
         training=built.training,
+        snapshot=built.snapshot,
         comment="first version",
         created_by=user,
     )
@@ -71,16 +72,19 @@ def judge_create(
 def judge_version_create(
     *, judge: Judge, config: object, comment: str = "", user: AbstractBaseUser | None = None
 ) -> JudgeVersion:
-    """The next version of a judge. Versions are immutable, so this is the only way to change a judge."""
+    """The next version of a judge. Versions are immutable, so this is the only way to change a judge: a version
+    built now freezes the criterion's definition and labels as they are now (JudgeKind.build)."""
     cleaned = _validate_config(judge.kind, config)
     Judge.objects.select_for_update().get(pk=judge.pk)  # serialises version numbering
     latest = judge.latest_version()
     built = kinds.get(judge.kind).build(criterion=judge.criterion, config=cleaned)
-    # The same config retrained on other train labels is a new version; otherwise it is the same judge.
+    # The same config retrained on other train labels, or frozen from another definition or other critiques, is a
+    # new version; otherwise it is the same judge.
     if (
         latest is not None
         and latest.config == built.config
         and latest.training.get("train_fingerprint") == built.training.get("train_fingerprint")
+        and latest.snapshot == built.snapshot
     ):
         raise DomainError(f"nothing changed: the config is the same as version {latest.number}")
     number = (latest.number if latest else 0) + 1
@@ -90,9 +94,24 @@ def judge_version_create(
         config=built.config,
         artifact=built.artifact,
         training=built.training,
+        snapshot=built.snapshot,
         comment=comment,
         created_by=user,
     )
+
+
+def judge_version_from_current_labels(*, version: JudgeVersion, user: AbstractBaseUser | None = None) -> JudgeVersion:
+    """The judge's next version with `version`'s config (the same model, instructions and few-shot traces), built
+    on the criterion's definition and labels as they are now; its comment says what changed. Raises DomainError
+    when nothing did, or when the current labels cannot make it (an example whose critique was removed)."""
+    drift = kinds.versions_drift([version.pk]).get(version.pk)
+    if drift is None:
+        raise DomainError(
+            f"nothing changed: v{version.number} is built on the current definition and labels of "
+            f"{version.judge.criterion.name!r}"
+        )
+    comment = f"v{version.number} on current labels ({'; '.join(drift.changes)})"
+    return judge_version_create(judge=version.judge, config=version.config, comment=comment, user=user)
 
 
 def judge_run_create(*, version: JudgeVersion, split: str, user: AbstractBaseUser | None = None) -> JudgeRun:

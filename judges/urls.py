@@ -27,6 +27,11 @@ urlpatterns = [
         name="judge_version_preview",
     ),
     path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/<int:number>/from-current-labels/",
+        views_versions.judge_version_from_current_labels_view,
+        name="judge_version_from_current_labels",
+    ),
+    path(
         "projects/<slug:slug>/judges/runs/<int:run_id>/examples/",
         views_versions.judge_example_add,
         name="judge_example_add",

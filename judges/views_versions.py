@@ -1,5 +1,7 @@
-"""A judge's own page: its immutable versions, making the next one, diffs between two, the prompt an LLM version
-would send, "add as few-shot example" from a run's disagreements, and the iteration history on the dev split."""
+"""A judge's own page: its immutable versions and what each froze (marked when built on a definition or labels that
+changed since, with a new version from current labels one click away), making the next one, diffs between two,
+the prompt an LLM version would send, "add as few-shot example" from a run's disagreements, and the iteration
+history on the dev split."""
 
 from __future__ import annotations
 
@@ -21,10 +23,11 @@ from annotation.services import DomainError
 from judges import kinds
 from judges.charts import history_chart, history_rows
 from judges.examples import judge_example_add as judge_example_add_service
+from judges.kinds import versions_drift
 from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import judge_version_numbers, judge_version_pair, judge_versions_page, latest_dev_runs_by_version
-from judges.services import judge_version_create
+from judges.services import judge_version_create, judge_version_from_current_labels
 from judges.views_promotion import judge_promotion_context
 
 # The judges page's alignment target (DESIGN.md: iterate until agreement is above 90%).
@@ -55,12 +58,21 @@ class DiffLine:
     text: str
 
 
-def config_diff(old: dict[str, Any], new: dict[str, Any], *, old_name: str, new_name: str) -> list[DiffLine]:
-    """A unified diff of two pretty-printed configs, each line tagged for its CSS class (escaping is the
-    template's job: configs hold untrusted prompt text)."""
+def config_diff(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    old_name: str,
+    new_name: str,
+    old_frozen: dict[str, Any] | None = None,
+    new_frozen: dict[str, Any] | None = None,
+) -> list[DiffLine]:
+    """A unified diff of two pretty-printed configs, followed by what each version froze when it was made (when
+    either froze anything), each line tagged for its CSS class (escaping is the template's job: configs and
+    critiques hold untrusted text)."""
     lines = []
     for line in difflib.unified_diff(
-        _pretty(old).splitlines(), _pretty(new).splitlines(), fromfile=old_name, tofile=new_name, lineterm=""
+        _diff_text(old, old_frozen), _diff_text(new, new_frozen), fromfile=old_name, tofile=new_name, lineterm=""
     ):
         if line.startswith(("+++", "---")):
             kind = "header"
@@ -74,6 +86,24 @@ def config_diff(old: dict[str, Any], new: dict[str, Any], *, old_name: str, new_
             kind = "context"
         lines.append(DiffLine(kind=kind, text=line))
     return lines
+
+
+def _diff_text(config: dict[str, Any], frozen: dict[str, Any] | None) -> list[str]:
+    text = _pretty(config).splitlines()
+    if frozen:
+        text += ["", "frozen when made:", *_pretty(frozen).splitlines()]
+    return text
+
+
+def _frozen(version: JudgeVersion) -> dict[str, Any] | None:
+    """What the version froze, as judge_versions_page and judge_version_pair annotate it; None when nothing."""
+    if getattr(version, "frozen_examples", None) is None:
+        return None
+    return {
+        "criterion": version.frozen_criterion,
+        "definition": version.frozen_definition,
+        "examples": version.frozen_examples,
+    }
 
 
 def parse_diff_param(raw: str, numbers: set[int]) -> tuple[tuple[int, int] | None, str | None]:
@@ -118,7 +148,17 @@ def _judge_context(
         diff_pair, diff_error = parse_diff_param(diff_raw, judge_version_numbers(judge=judge))
         if diff_pair:
             old, new = judge_version_pair(judge=judge, old=diff_pair[0], new=diff_pair[1])
-            diff_lines = config_diff(old.config, new.config, old_name=f"v{old.number}", new_name=f"v{new.number}")
+            diff_lines = config_diff(
+                old.config,
+                new.config,
+                old_name=f"v{old.number}",
+                new_name=f"v{new.number}",
+                old_frozen=_frozen(old),
+                new_frozen=_frozen(new),
+            )
+    drifts = versions_drift(v.pk for v in versions)
+    for version in versions:
+        version.drift = drifts.get(version.pk)
     runs = latest_dev_runs_by_version(judge=judge, numbers=list(by_number))
     rows = history_rows(list(by_number), runs)
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
@@ -185,6 +225,23 @@ def judge_version_create_view(request: HttpRequest, slug: str, judge_id: int) ->
             return redirect("judge_detail", slug, judge.pk)
     context = _judge_context(request, access, judge, form_config=raw_config, form_comment=comment, form_errors=errors)
     return render(request, "judges/judge_detail.html", context, status=400)
+
+
+@login_required
+@require_POST
+def judge_version_from_current_labels_view(request: HttpRequest, slug: str, judge_id: int, number: int) -> HttpResponse:
+    """One click: the judge's next version with version `number`'s config, frozen from the criterion's current
+    definition and labels."""
+    access = get_project_for_user(request, slug, Permission.EDIT_JUDGES)
+    judge = _get_judge(access, judge_id)
+    version = get_object_or_404(JudgeVersion.objects.defer("artifact"), judge=judge, number=number)
+    try:
+        new = judge_version_from_current_labels(version=version, user=request.user)
+    except DomainError as exc:
+        messages.error(request, f"{judge.name}: {exc}")
+    else:
+        messages.success(request, f"{judge.name} v{new.number} created from v{number}'s config and current labels.")
+    return redirect("judge_detail", slug, judge.pk)
 
 
 # --- few-shot examples from a run's disagreements ------------------------------------------------------------------

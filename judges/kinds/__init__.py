@@ -7,11 +7,12 @@ and one entry in `_BUILT_IN` below.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from annotation.services import DomainError
 from judges.kinds.assertion import AssertionKind
-from judges.kinds.base import TRACE_INPUT_FIELDS, Built, JudgeKind, Scorer, trace_input
+from judges.kinds.base import TRACE_INPUT_FIELDS, Built, Drift, JudgeKind, Scorer, trace_input
 from judges.kinds.classifier import ClassifierKind
 from judges.kinds.external import ExternalKind
 from judges.kinds.llm import LLMKind
@@ -61,9 +62,23 @@ def chunk_size(version: JudgeVersion) -> int:
     return get(version.judge.kind).chunk_size(version)
 
 
+def versions_drift(version_ids: Iterable[int]) -> dict[int, Drift]:
+    """Version id → how what the version froze has changed since it was made (JudgeKind.drift), for the versions
+    built on a state that changed: they are offered a new version from the current state."""
+    by_kind: dict[str, list[int]] = {}
+    rows = JudgeVersion.objects.filter(pk__in=list(version_ids)).order_by().values_list("pk", "judge__kind")
+    for version_id, kind in rows:
+        by_kind.setdefault(kind, []).append(version_id)
+    drifts: dict[int, Drift] = {}
+    for kind, ids in by_kind.items():
+        drifts.update(get(kind).drift(version_ids=ids))
+    return drifts
+
+
 __all__ = [
     "TRACE_INPUT_FIELDS",
     "Built",
+    "Drift",
     "JudgeKind",
     "Scorer",
     "all_kinds",
@@ -74,4 +89,5 @@ __all__ = [
     "trace_input",
     "unregister",
     "version_scorer",
+    "versions_drift",
 ]

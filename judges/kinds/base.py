@@ -37,12 +37,26 @@ def trace_input(trace: Trace) -> TraceInput:
 @dataclass(frozen=True)
 class Built:
     """What a new version stores for its kind: the config (completed by the kind, e.g. the few-shot examples it
-    picked) and what training made of the criterion's labels (an artifact, and a summary with `train_fingerprint`
-    when the version depends on the train split's labels)."""
+    picked), what training made of the criterion's labels (an artifact, and a summary with `train_fingerprint`
+    when the version depends on the train split's labels), and the snapshot: whatever else the version's verdicts
+    depend on that lives outside the version (an LLM judge's criterion definition and its examples' critiques),
+    copied as it is now so that later edits never change what the version does."""
 
     config: dict[str, Any]
     artifact: bytes | None = None
     training: dict[str, Any] = field(default_factory=dict)
+    snapshot: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Drift:
+    """How what a version froze differs from the state it was built from as that state is now: `headline` for a
+    badge, after the version's name ("is built on an older definition"), `changes` saying what changed, one clause
+    each; `runs` is False when the version cannot run at all any more (then it needs a new version)."""
+
+    headline: str
+    changes: tuple[str, ...]
+    runs: bool = True
 
 
 class JudgeKind(ABC):
@@ -84,8 +98,16 @@ class JudgeKind(ABC):
     def build(self, *, criterion: Criterion, config: dict[str, Any]) -> Built:
         """What a new version of a judge of the criterion stores, from its validated config and the criterion's
         labels. Anything learnt from labels comes from the train split only (the threshold of a classifier: dev).
-        Raises DomainError when the labels cannot make one."""
+        Everything the version's verdicts depend on goes into what it stores (the config, the artifact, the
+        snapshot): runs, previews, suites and monitoring read only those, never the criterion or labels as they
+        are later. Raises DomainError when the labels cannot make one."""
         return Built(config=config)
+
+    def drift(self, *, version_ids: list[int]) -> dict[int, Drift]:
+        """Version id → how the state it froze has changed since, for those of `version_ids` (versions of
+        judges of this kind) whose state did; a few queries, whatever the number of versions. By default a kind
+        freezes nothing outside the version, so nothing drifts."""
+        return {}
 
     def run_trace_ids(self, *, version: JudgeVersion, split: str, as_of: datetime) -> list[int]:
         """The traces a run of the version on `split` judges: by default the criterion's labelled traces in the

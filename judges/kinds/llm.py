@@ -1,5 +1,12 @@
 """LLM judges: critique shadowing (judges.providers.llm builds the prompt and checks the answer) with few-shot
-examples from the train split, calls in parallel threads, and the answers already paid for (LLMResponse).
+examples from the train split's critiqued labels, calls in parallel threads, and the answers already paid for
+(LLMResponse).
+
+A version freezes its prompt when it is made (`build`): the rubric, the criterion's name and definition, and each
+example's trace as the prompt shows it with the expert's verdict and critique go into the version's snapshot; the
+model, instructions and parameters are in its config. Runs, previews, suites and monitoring build the prompt from
+those only, so editing the definition or a critique later changes nothing a version sends: it makes the version
+drift (`drift`), and the pages offer a new version from the current state.
 
 Every answer is stored as soon as its call returns, by the thread that owns the database connection (the pool's
 threads never touch the database): a worker killed mid-chunk keeps what it paid for, and the chunk, run again,
@@ -10,19 +17,20 @@ from __future__ import annotations
 
 import hashlib
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db.models.fields.json import KT, KeyTransform
 
 from annotation.models import Criterion, Label, Trace
 from annotation.services import DomainError
 from annotation.suggestions import llm_configured
 from judges import selectors
-from judges.kinds.base import TRACE_INPUT_FIELDS, Built, JudgeKind, Scorer, trace_input
+from judges.kinds.base import TRACE_INPUT_FIELDS, Built, Drift, JudgeKind, Scorer, trace_input
 from judges.models import Judge, JudgeVersion, LLMResponse
-from judges.providers import Outcome, TraceInput, llm
+from judges.providers import ConfigError, Outcome, TraceInput, llm
 from judges.selectors import labelled_trace_ids
 from judges.splits import split_of
 
@@ -54,30 +62,28 @@ class LLMKind(JudgeKind):
         return cleaned
 
     def build(self, *, criterion: Criterion, config: dict[str, Any]) -> Built:
-        """The few-shot examples, written into the config: the listed ones after the leakage check, or picked."""
-        return Built(config={**config, "examples": _pick_examples(criterion, config)})
+        """The few-shot examples, written into the config (the listed ones after the leakage check, or picked),
+        and the prompt's parts frozen into the snapshot."""
+        ids = _pick_examples(criterion, config)
+        return Built(config={**config, "examples": ids}, snapshot=_snapshot(criterion, ids))
+
+    def drift(self, *, version_ids: list[int]) -> dict[int, Drift]:
+        """The criterion renamed or its definition edited, an example's label relabelled, its critique edited or
+        the label removed, since each version was made. Reads only the snapshot's small parts (not the example
+        traces)."""
+        return _drift(version_ids)
 
     def chunk_size(self, version: JudgeVersion) -> int:
         return CALLS_PER_SLOT * settings.EVALSTUDIO_JUDGE_CONCURRENCY
 
     def scorer(self, version: JudgeVersion, *, as_of: datetime | None = None) -> Scorer:
         """LLM calls in parallel threads (the client is thread-safe; the work is waiting on the network)."""
-        criterion = version.judge.criterion
         config = version.config
+        frozen = frozen_prompt(version)
         client = llm_client()
-        examples = few_shot_examples(version)
 
         def score(traces: list[TraceInput]) -> list[Outcome]:
-            all_messages = [
-                llm.build_messages(
-                    criterion=criterion.name,
-                    definition=criterion.definition,
-                    instructions=config.get("instructions", ""),
-                    examples=examples,
-                    trace=trace,
-                )
-                for trace in traces
-            ]
+            all_messages = [frozen.messages(trace) for trace in traces]
             return [_priced(config, outcome) for outcome in _ask_all(client, config, all_messages)]
 
         return score
@@ -167,16 +173,28 @@ class _AnswerCache:
         )
 
 
-# --- few-shot examples -----------------------------------------------------------------------------------------
+# --- few-shot examples and the frozen prompt --------------------------------------------------------------------
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _pick_examples(criterion: Criterion, config: dict[str, Any]) -> list[str]:
-    """The example trace ids: the listed ones after the leakage check, else `few_shot` train traces balanced
-    between pass and fail, those with a written critique first, in a stable pseudo-random order."""
+    """The example trace ids: the listed ones after the leakage and critique checks, else `few_shot` train traces
+    with a written critique, balanced between pass and fail, in a stable pseudo-random order. An example without a
+    critique would have nothing to shadow, so such labels are never picked and never accepted."""
     train = labelled_trace_ids(criterion=criterion, split="train")
     external = dict(Trace.objects.filter(pk__in=list(train)).values_list("id", "external_id"))
+    critiques = {
+        trace_id: critique
+        for trace_id, critique in Label.objects.filter(criterion=criterion, trace_id__in=list(train)).values_list(
+            "trace_id", "critique"
+        )
+        if critique.strip()
+    }
     if "examples" in config:
-        in_train = set(external.values())
+        in_train = {external_id: trace_id for trace_id, external_id in external.items()}
         for external_id in config["examples"]:
             if external_id not in in_train:
                 where = _split_of_external_id(criterion, external_id)
@@ -184,12 +202,20 @@ def _pick_examples(criterion: Criterion, config: dict[str, Any]) -> list[str]:
                     f"examples: trace {external_id!r} is {where}; few-shot examples may only come from the "
                     "train split, or the judge would be measured on its own examples"
                 )
+            if in_train[external_id] not in critiques:
+                raise DomainError(
+                    f"examples: trace {external_id!r} has no critique for {criterion.name!r}; a few-shot example "
+                    "shows the judge the expert's reasoning, so write one on the trace's page or pick another trace"
+                )
         return list(config["examples"])
-    critiques = dict(
-        Label.objects.filter(criterion=criterion, trace_id__in=list(train)).values_list("trace_id", "critique")
-    )
+    if config["few_shot"] > len(critiques):
+        raise DomainError(
+            f"few_shot: {config['few_shot']} asked, "
+            f"{_plural(len(critiques), 'train label of this criterion has', 'train labels of this criterion have')} "
+            "a critique"
+        )
     key = selectors.split_key(criterion)
-    order = sorted(train, key=lambda t: (not critiques.get(t), hashlib.sha256(f"{key}:{t}".encode()).digest()))
+    order = sorted(critiques, key=lambda t: hashlib.sha256(f"{key}:{t}".encode()).digest())
     by_verdict = {verdict: [t for t in order if train[t] == verdict] for verdict in ("fail", "pass")}
     picked: list[int] = []
     while len(picked) < config["few_shot"] and (by_verdict["fail"] or by_verdict["pass"]):
@@ -208,38 +234,151 @@ def _split_of_external_id(criterion: Criterion, external_id: str) -> str:
     return f"in the {split_of(selectors.split_key(criterion), external_id)} split"
 
 
-def few_shot_examples(version: JudgeVersion) -> list[llm.Example]:
-    """The version's examples with the expert's verdict and critique as they are now."""
-    criterion = version.judge.criterion
-    ids = version.config.get("examples", [])
+def _snapshot(criterion: Criterion, example_ids: list[str]) -> dict[str, Any]:
+    """The prompt's parts that live outside the version, as they are now: the rubric, the criterion's name and
+    definition, each example's label (`examples`, small: what `drift` compares) and its trace as the prompt shows
+    it (`shown`, by trace id: up to a few blocks of 12,000 characters each)."""
     traces = {
         t.external_id: t
-        for t in Trace.objects.filter(project=criterion.project_id, external_id__in=ids).only(*TRACE_INPUT_FIELDS)
+        for t in Trace.objects.filter(project=criterion.project_id, external_id__in=example_ids).only(
+            *TRACE_INPUT_FIELDS
+        )
     }
     labels = {
-        label.trace_id: label for label in Label.objects.filter(criterion=criterion, trace__in=list(traces.values()))
+        external_id: (verdict, critique)
+        for external_id, verdict, critique in Label.objects.filter(
+            criterion=criterion, trace__in=list(traces.values())
+        ).values_list("trace__external_id", "verdict", "critique")
     }
     examples = []
-    for external_id in ids:
-        trace = traces.get(external_id)
-        label = labels.get(trace.pk) if trace else None
-        if label is None:
-            raise DomainError(f"few-shot example {external_id!r} has no label any more; make a new version")
-        examples.append(llm.Example(trace=trace_input(trace), verdict=label.verdict, critique=label.critique))
-    return examples
+    for external_id in example_ids:
+        if external_id not in labels:  # checked by _pick_examples in the same transaction; a guard, not a path
+            raise DomainError(f"examples: trace {external_id!r} has no label for {criterion.name!r}")
+        verdict, critique = labels[external_id]
+        examples.append({"trace": external_id, "verdict": verdict, "critique": critique})
+    return {
+        "criterion": criterion.name,
+        "definition": criterion.definition,
+        "rubric": llm.RUBRIC,
+        "examples": examples,
+        "shown": {external_id: llm.render_trace(trace_input(traces[external_id])) for external_id in example_ids},
+    }
+
+
+@dataclass(frozen=True)
+class FrozenPrompt:
+    """What a version sends before the trace it grades, as frozen when the version was made."""
+
+    criterion: str
+    definition: str
+    rubric: str
+    instructions: str
+    examples: list[llm.Example]
+
+    def messages(self, trace: TraceInput) -> list[dict[str, str]]:
+        try:
+            return llm.build_messages(
+                criterion=self.criterion,
+                definition=self.definition,
+                instructions=self.instructions,
+                examples=self.examples,
+                trace=trace,
+                rubric=self.rubric,
+            )
+        except ConfigError as exc:
+            raise DomainError(f"few-shot {exc}") from None
+
+
+def frozen_prompt(version: JudgeVersion) -> FrozenPrompt:
+    """The version's prompt parts from its config and snapshot only: never the criterion or labels as they are now.
+    Raises DomainError for a version that could not be frozen (the reason is in its snapshot)."""
+    snapshot = version.snapshot or {}
+    if "unfrozen" in snapshot or "examples" not in snapshot:
+        reason = snapshot.get("unfrozen", "it has no frozen prompt")
+        raise DomainError(
+            f"{version.judge.name} v{version.number} cannot run: {reason}; make a new version from current labels"
+        )
+    return FrozenPrompt(
+        criterion=snapshot["criterion"],
+        definition=snapshot["definition"],
+        rubric=snapshot["rubric"],
+        instructions=version.config.get("instructions", ""),
+        examples=[
+            llm.Example(shown=snapshot["shown"][e["trace"]], verdict=e["verdict"], critique=e["critique"])
+            for e in snapshot["examples"]
+        ],
+    )
 
 
 def prompt_preview(*, version: JudgeVersion, trace: Trace) -> list[dict[str, str]]:
-    """The exact messages an LLM judge version would send for `trace`."""
+    """The exact messages an LLM judge version sends for `trace`: its frozen prompt, then the trace."""
     if version.judge.kind != LLMKind.name:
         raise DomainError(
             f"judge {version.judge.name!r} is a {version.judge.kind} judge; only LLM judges have a prompt"
         )
-    criterion = version.judge.criterion
-    return llm.build_messages(
-        criterion=criterion.name,
-        definition=criterion.definition,
-        instructions=version.config.get("instructions", ""),
-        examples=few_shot_examples(version),
-        trace=trace_input(trace),
+    return frozen_prompt(version).messages(trace_input(trace))
+
+
+def _drift(version_ids: list[int]) -> dict[int, Drift]:
+    rows = list(
+        JudgeVersion.objects.filter(pk__in=version_ids)
+        .order_by()
+        .values(
+            "pk",
+            "judge__criterion_id",
+            name=KT("snapshot__criterion"),
+            definition=KT("snapshot__definition"),
+            unfrozen=KT("snapshot__unfrozen"),
+            examples=KeyTransform("examples", "snapshot"),
+        )
     )
+    criterion_ids = {row["judge__criterion_id"] for row in rows}
+    criteria = {pk: (name, definition) for pk, name, definition in Criterion.objects.filter(pk__in=criterion_ids)
+                .values_list("pk", "name", "definition")}  # fmt: skip
+    example_ids = {e["trace"] for row in rows for e in row["examples"] or []}
+    labels = {
+        (criterion_id, external_id): (verdict, critique)
+        for criterion_id, external_id, verdict, critique in Label.objects.filter(
+            criterion_id__in=criterion_ids, trace__external_id__in=example_ids
+        ).values_list("criterion_id", "trace__external_id", "verdict", "critique")
+    }
+    drifts = {}
+    for row in rows:
+        if row["unfrozen"] or row["examples"] is None:
+            reason = row["unfrozen"] or "it was made before versions froze their prompt"
+            drifts[row["pk"]] = Drift(headline="cannot run", changes=(reason,), runs=False)
+            continue
+        name, definition = criteria[row["judge__criterion_id"]]
+        older, changes = [], []
+        if row["name"] != name:
+            changes.append(f"the criterion was renamed from {row['name']!r} to {name!r}")
+        if row["definition"] != definition:
+            changes.append("the criterion's definition was edited")
+        if changes:
+            older.append("definition")
+        edited, relabelled, removed = [], [], []
+        for example in row["examples"]:
+            now = labels.get((row["judge__criterion_id"], example["trace"]))
+            if now is None:
+                removed.append(example["trace"])
+            elif now[0] != example["verdict"]:
+                relabelled.append(f"{example['trace']} (now {now[0]})")
+            elif now[1] != example["critique"]:
+                edited.append(example["trace"])
+        if edited:
+            changes.append(f"the critique of {_ids(edited)} was edited")
+        if relabelled:
+            changes.append(f"the verdict of {_ids(relabelled)} changed")
+        if removed:
+            changes.append(f"the label of {_ids(removed)} was removed")
+        if edited or relabelled or removed:
+            older.append("critiques")
+        if changes:
+            headline = "is built on an older " + " and older ".join(older)
+            drifts[row["pk"]] = Drift(headline=headline, changes=tuple(changes))
+    return drifts
+
+
+def _ids(ids: list[str]) -> str:
+    """ "example t-3" or "examples t-3, t-9"."""
+    return ("example " if len(ids) == 1 else "examples ") + ", ".join(ids)

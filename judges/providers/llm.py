@@ -12,7 +12,11 @@ Transport (retries with exponential backoff honouring Retry-After on 429 and 5xx
 Config: `{"model": "gpt-4.1-mini", "few_shot": 6, "examples": ["trace-id", ...], "instructions": "...",
 "max_tokens": 800, "attempts": 2, "timeout_s": 60, "prompt_price_per_million": 0.4,
 "completion_price_per_million": 1.6}` — all optional; `examples` names train-split traces, otherwise `few_shot`
-of them are picked, balanced between pass and fail.
+of them are picked, balanced between pass and fail, among those the expert wrote a critique for.
+
+Every example carries the expert's critique: an example without one is refused here rather than sent with a
+stand-in sentence, which would teach the judge to reason about nothing. What a version sends is frozen when it is
+made (judges.kinds.llm): the rubric, the criterion's name and definition, and each example as the prompt shows it.
 """
 
 from __future__ import annotations
@@ -56,7 +60,10 @@ Answer with one JSON object and nothing else: {"reasoning": "<why, in two to fou
 
 @dataclass(frozen=True)
 class Example:
-    trace: TraceInput
+    """A graded example as the prompt shows it: the trace rendered by `render_trace`, the expert's verdict and their
+    critique (the example's reasoning)."""
+
+    shown: str
     verdict: str
     critique: str
 
@@ -124,19 +131,29 @@ def render_trace(trace: TraceInput) -> str:
 
 
 def build_messages(
-    *, criterion: str, definition: str, instructions: str, examples: Sequence[Example], trace: TraceInput
+    *,
+    criterion: str,
+    definition: str,
+    instructions: str,
+    examples: Sequence[Example],
+    trace: TraceInput,
+    rubric: str = RUBRIC,
 ) -> list[dict[str, str]]:
-    """System rubric and criterion; each example as a user turn (trace) and an assistant turn (the expert's
-    critique as reasoning, their verdict); then the trace to grade."""
-    system = f"{RUBRIC}\n\nCriterion: {criterion}\nWhat pass and fail mean: {definition or '(no definition given)'}"
+    """System rubric and criterion; each example as a user turn (the trace as shown) and an assistant turn (the
+    expert's critique as reasoning, their verdict); then the trace to grade. Raises ConfigError for an example
+    without a critique or with a verdict other than pass or fail."""
+    system = f"{rubric}\n\nCriterion: {criterion}\nWhat pass and fail mean: {definition or '(no definition given)'}"
     if instructions:
         system += f"\n\nFurther instructions from the team:\n{instructions}"
     messages = [{"role": "system", "content": system}]
-    for example in examples:
-        messages.append({"role": "user", "content": render_trace(example.trace)})
-        reasoning = example.critique or f"The expert graded this {example.verdict} without further comment."
+    for number, example in enumerate(examples, start=1):
+        if example.verdict not in ("pass", "fail"):
+            raise ConfigError(f"example {number}: verdict must be pass or fail, got {example.verdict!r}")
+        if not example.critique.strip():
+            raise ConfigError(f"example {number}: has no critique; every few-shot example needs the expert's words")
+        messages.append({"role": "user", "content": example.shown})
         messages.append(
-            {"role": "assistant", "content": json.dumps({"reasoning": reasoning, "verdict": example.verdict})}
+            {"role": "assistant", "content": json.dumps({"reasoning": example.critique, "verdict": example.verdict})}
         )
     messages.append({"role": "user", "content": render_trace(trace)})
     return messages
