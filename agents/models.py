@@ -14,7 +14,9 @@ from core.runs import WorkerRun
 
 
 class OutcomeGrader(models.Model):
-    """An assertion on what an agent's trial ended with, never on how it got there.
+    """An assertion on what an agent's trial ended with (its final output or final state) or, with the tool-calls
+    target, on the path it took (which tools it called, with which arguments): a check of the path says nothing of
+    the outcome, and the page says so.
 
     A grader is immutable once created: its config and target never change, so every grade it wrote stays the
     answer of the same check. To change a check, create a new grader (grading is cheap); the old one keeps its
@@ -24,6 +26,7 @@ class OutcomeGrader(models.Model):
     class Target(models.TextChoices):
         FINAL_OUTPUT = "final_output", "Final output"
         FINAL_STATE = "final_state", "Final state (JSON)"
+        TOOL_CALLS = "tool_calls", "Tool calls (the path)"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="outcome_graders")
     name = models.CharField(max_length=100)

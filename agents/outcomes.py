@@ -1,10 +1,14 @@
-"""What an outcome grader looks at: the end of a trial, never the path to it. No Django.
+"""What an outcome grader looks at: the end of a trial, or — only with the tool-calls target — the path to it.
+No Django.
 
 - final output: the trace's `output`; when that is empty, the content of the last assistant message (agent traces
   often carry the answer only in `messages`). Tool calls, tool results and earlier messages are never read.
 - final state: a JSON object. `metadata["final_state"]` when the trace has one (the state of the world the agent
   left behind, e.g. the order record after the run); otherwise the output parsed as JSON, when it is an object.
   A trial with neither has no final state: grading it is an error, shown as such and never counted as a pass.
+- tool calls: the trial's `messages`, read by a tool check (judges.providers.tool_calls). That is the path, not the
+  outcome: an agent can call every right tool and still leave the customer without an answer, or reach the right
+  end by a path no check foresaw. A trial with no messages recorded no path: grading it is an error.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from typing import Any
 
 FINAL_OUTPUT = "final_output"
 FINAL_STATE = "final_state"
+TOOL_CALLS = "tool_calls"
+NO_PATH = "no messages: the trial recorded no path, so its tool calls cannot be checked"
 
 
 @dataclass(frozen=True)

@@ -16,24 +16,40 @@ from django.db import transaction
 from django.db.models import Case, Exists, F, JSONField, OuterRef, QuerySet, Value, When
 
 from agents.models import GradingRun, OutcomeGrader, TrialGrade
-from agents.outcomes import subject_of
+from agents.outcomes import NO_PATH, TOOL_CALLS, subject_of
 from annotation.models import Project, Trace
 from annotation.services import DomainError
 from core.runs import live_runs, run_claim, run_enqueue, run_fail, run_finish, run_heartbeat, run_working
 from judges.providers import ConfigError, TraceInput, assertion
+from judges.providers.tool_calls import TOOL_CHECK_MODELS
 
 # Assertions take microseconds; a chunk is sized so each one is a few round trips and progress moves often.
 CHUNK_SIZE = 500
 NAME_MAX = 100
 
 
-def grader_config_clean(config: object) -> dict[str, Any]:
-    """An assertion config for a grader, defaults filled in. Raises ConfigError naming the key at fault.
+def grader_config_clean(config: object, *, target: str) -> dict[str, Any]:
+    """An assertion config for a grader looking at `target` (OutcomeGrader.Target), defaults filled in. Raises
+    ConfigError naming the key at fault.
 
-    The assertion's own `target` may only be "output": it means "what this grader looks at" (its final output
-    or final state). The input is the task, not its outcome, so a check on it is refused.
+    A tool-calls grader takes a tool check, and only it does. Otherwise the assertion's own `target` may only be
+    "output": it means "what this grader looks at" (its final output or final state). The input is the task, not
+    its outcome, so a check on it is refused.
     """
     cleaned = assertion.validate_config(config)
+    if target == OutcomeGrader.Target.TOOL_CALLS:
+        if cleaned["target"] != TOOL_CALLS:
+            raise ConfigError(
+                f"check: a tool-calls grader takes a tool check ({', '.join(TOOL_CHECK_MODELS)}), "
+                f"got {cleaned['check']!r}"
+            )
+        return cleaned
+    if cleaned["target"] == TOOL_CALLS:
+        end = "final state" if target == OutcomeGrader.Target.FINAL_STATE else "final output"
+        raise ConfigError(
+            f"target: a tool check is about the path (the trial's tool calls), not its {end}: choose the grader "
+            f"target {OutcomeGrader.Target.TOOL_CALLS.value}"
+        )
     if cleaned["target"] != "output":
         raise ConfigError(
             f"target: an outcome grader checks the final output or final state (chosen with the grader's target), "
@@ -60,7 +76,7 @@ def grader_create(
     if target not in OutcomeGrader.Target.values:
         raise DomainError(f"target: expected one of {', '.join(OutcomeGrader.Target.values)}, got {target!r}")
     try:
-        cleaned = grader_config_clean(config)
+        cleaned = grader_config_clean(config, target=target)
     except ConfigError as exc:
         raise DomainError(f"config: {exc}") from None
     if OutcomeGrader.objects.filter(project=project, name=name).exists():
@@ -95,12 +111,15 @@ class TrialView:
 
 def _trial_views(grader: OutcomeGrader, ids: list[int]) -> list[TrialView]:
     # Agent trajectories can be long: `messages` is only fetched when the output is empty (then the last assistant
-    # message is the final output), and `metadata` only for final-state graders.
+    # message is the final output) or the grader reads the tool calls, and `metadata` only for final-state graders.
     wants_state = grader.target == OutcomeGrader.Target.FINAL_STATE
+    wants_path = grader.target == OutcomeGrader.Target.TOOL_CALLS
     rows = (
         Trace.objects.filter(pk__in=ids)
         .annotate(
-            _messages=Case(When(output="", then=F("messages")), default=Value(None), output_field=JSONField()),
+            _messages=F("messages")
+            if wants_path
+            else Case(When(output="", then=F("messages")), default=Value(None), output_field=JSONField()),
             _metadata=F("metadata") if wants_state else Value(None, output_field=JSONField()),
         )
         .order_by("pk")
@@ -110,9 +129,19 @@ def _trial_views(grader: OutcomeGrader, ids: list[int]) -> list[TrialView]:
 
 
 def grade_trial(grader: OutcomeGrader, trace: Trace | TrialView) -> TrialGrade:
-    """Apply the grader to one trial (unsaved). Only the end of the trial is read; see agents.outcomes."""
-    subject = subject_of(grader.target, output=trace.output, messages=trace.messages, metadata=trace.metadata)
+    """Apply the grader to one trial (unsaved). Only the end of the trial is read, or with the tool-calls target
+    only its tool calls; see agents.outcomes."""
     grade = TrialGrade(grader=grader, trace_id=trace.id, task_id=trace.task_id, trial=trace.trial)
+    if grader.target == OutcomeGrader.Target.TOOL_CALLS:
+        if not isinstance(trace.messages, list):
+            grade.error = NO_PATH
+            return grade
+        outcome = assertion.judge(grader.config, TraceInput(external_id=trace.external_id, messages=trace.messages))
+        grade.passed, grade.reasoning = outcome.verdict == "pass", outcome.reasoning
+        if outcome.error:  # a schema that cannot be applied: never a pass
+            grade.passed, grade.error = None, outcome.error
+        return grade
+    subject = subject_of(grader.target, output=trace.output, messages=trace.messages, metadata=trace.metadata)
     if subject.text is None:
         grade.error = subject.error
         return grade

@@ -38,7 +38,7 @@ from suites.floors import suite_floors
 from suites.golden import golden_entries, golden_set_for
 from suites.junit import CaseVerdict
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
-from suites.suite_stats import TOO_EASY_WARNING, criterion_numbers, too_easy
+from suites.suite_stats import criterion_numbers, suite_warnings
 
 DEFAULT_ALPHA = 0.05
 CANDIDATE_KEYS = ("id", "output", "messages", "metadata")
@@ -491,9 +491,7 @@ def _judge(run: SuiteRun) -> tuple[dict[str, Any], list[tuple[str, Planned, Outc
         verdict_rows.extend(
             (external_id, plan, outcome, b) for external_id, outcome, b in zip(order, outcomes, base, strict=True)
         )
-    warnings = []
-    if too_easy(criteria_out):
-        warnings.append(TOO_EASY_WARNING)
+    warnings = suite_warnings(criteria_out, cases=len(order))
     if baseline_run is not None and baseline_run.golden_version != run.golden_version:
         warnings.append(
             f"the baseline ran on golden set v{baseline_run.golden_version}, this run on v{run.golden_version}: "

@@ -3,6 +3,8 @@
 Two testsuites:
 - `evalsuite`: one testcase per criterion with its numbers as properties; a `<failure>` for a regression or a pass
   rate under the threshold, an `<error>` when judgments errored.
+  The run's warnings (golden set size, criteria too easy, baseline notes) are `warning` properties of this
+  testsuite and its `<system-out>`, one `warning: …` line each, so a CI page shows them without failing the job.
 - `evalsuite.cases`: one testcase per golden case × criterion, so a CI page shows which case broke. A case that
   passed is a passing test; one that fails now but passed in the baseline is a `<failure>` (it regressed); one that
   fails in the baseline too is `<skipped>` (a known failure: a suite aimed at ~70% always has some, and marking
@@ -48,6 +50,8 @@ def junit_xml(result: dict[str, Any], cases: Iterable[CaseVerdict] = ()) -> byte
     _property(properties, "name", result["name"])
     _property(properties, "golden_version", result["golden_version"])
     _property(properties, "baseline", result["baseline"]["description"])
+    for warning in result["warnings"]:
+        _property(properties, "warning", warning)
     failures = errors = 0
     for c in result["criteria"]:
         case = ET.SubElement(
@@ -77,6 +81,8 @@ def junit_xml(result: dict[str, Any], cases: Iterable[CaseVerdict] = ()) -> byte
     suite.set("failures", str(failures))
     suite.set("errors", str(errors))
     suite.set("skipped", str(len(result["not_covered"])))
+    if result["warnings"]:
+        ET.SubElement(suite, "system-out").text = "\n".join(_clean(f"warning: {w}") for w in result["warnings"])
 
     per_case = ET.SubElement(root, "testsuite", name="evalsuite.cases")
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}

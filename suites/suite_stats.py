@@ -8,6 +8,11 @@ same judge version):
 - the verdict: `error` when any judgment errored (a gate that could not look is not a pass), else `regression`
   when the candidate is below the baseline with p < alpha, else `under_threshold` when the pass rate is below the
   criterion's floor, else `pass`. Every reason that applies is listed in `failures`.
+
+Warnings (`suite_warnings`) say when the suite cannot do its job well, without failing it: a golden set outside
+100–200 cases (too few: the intervals are too wide to see a regression; too many: slow, and costly with LLM judges),
+and each criterion whose candidates pass more than 90% of the golden cases (the method aims for about 70%, so
+failures stay visible and a regression has somewhere to show).
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from judges.stats import mcnemar_exact, paired_bootstrap_difference, wilson_inte
 
 PASS, FAIL = "pass", "fail"
 VERDICTS = ("pass", "regression", "under_threshold", "error")
-# "suite too easy": a suite every candidate passes cannot show a regression; aim for about 70%.
-TOO_EASY_WARNING = (
-    "suite too easy: every criterion passes 100% of its cases, so a regression cannot show; "
-    "aim for about 70% (add harder golden cases, e.g. past failures)"
-)
+# The method aims a golden set at about a 70% pass rate: failures stay visible and a regression has room to show.
+# Above 90% a criterion has too few failing cases left (a handful in 100) for a drop to reach significance.
+AIM_PASS_RATE = 0.7
+EASY_ABOVE = 0.9
+# 100 cases give a 95% interval about 18 points wide at 70%; below that a regression hides in it. Past 200 the
+# interval narrows by a point or two while every run (and every LLM judge call) grows with the set.
+GOLDEN_MIN, GOLDEN_MAX = 100, 200
 
 
 def criterion_numbers(
@@ -91,9 +98,51 @@ def criterion_numbers(
     }
 
 
-def too_easy(criteria: Sequence[dict[str, Any]]) -> bool:
-    """Every judged criterion passed every case (and there is at least one)."""
-    return bool(criteria) and all(c["pass_rate"] == 1.0 and not c["errors"] for c in criteria)
+def too_easy_warnings(criteria: Sequence[dict[str, Any]]) -> list[str]:
+    """One warning per criterion whose candidates pass more than 90% of the golden cases they were judged on,
+    naming it and its rate; a criterion with no verdict has no rate and no warning."""
+    return [
+        f"suite too easy for {c['criterion']}: its candidates pass {c['passed']} of {c['judged']} golden cases "
+        f"({c['pass_rate']:.1%}), above {EASY_ABOVE:.0%}, so too few failures are left to show a regression; "
+        f"aim for about {AIM_PASS_RATE:.0%} (add harder golden cases, e.g. past failures)"
+        for c in criteria
+        if c["pass_rate"] is not None and c["pass_rate"] > EASY_ABOVE
+    ]
+
+
+def _interval_at_aim(cases: int) -> tuple[float, float]:
+    """The 95% Wilson interval of a criterion passing about 70% of `cases`: how precise a run of that size is."""
+    interval = wilson_interval(round(AIM_PASS_RATE * cases), cases)
+    assert interval is not None  # cases > 0
+    return interval
+
+
+def golden_size_warning(cases: int) -> str | None:
+    """Why a golden set of `cases` cases is too small or too large for the suite, or None within 100–200."""
+    if cases < 1 or GOLDEN_MIN <= cases <= GOLDEN_MAX:
+        return None
+    low, high = _interval_at_aim(cases)
+    width = round((high - low) * 100)
+    if cases < GOLDEN_MIN:
+        return (
+            f"the golden set has {cases} cases, fewer than {GOLDEN_MIN}: at a {AIM_PASS_RATE:.0%} pass rate a "
+            f"criterion's 95% interval is {width} points wide ({low:.0%}–{high:.0%}), too wide to see a regression; "
+            f"grow it to {GOLDEN_MIN}–{GOLDEN_MAX} cases (past failures, edge cases)"
+        )
+    at_max_low, at_max_high = _interval_at_aim(GOLDEN_MAX)
+    return (
+        f"the golden set has {cases} cases, more than {GOLDEN_MAX}: every run judges each case with every "
+        f"criterion's judge, which is slow and, with LLM judges, costly ({cases} calls per LLM judge per run), for "
+        f"little more precision (at a {AIM_PASS_RATE:.0%} pass rate the 95% interval is {width} points wide, "
+        f"{round((at_max_high - at_max_low) * 100)} at {GOLDEN_MAX} cases); keep it to {GOLDEN_MIN}–{GOLDEN_MAX} "
+        "cases (retire cases every release passes)"
+    )
+
+
+def suite_warnings(criteria: Sequence[dict[str, Any]], *, cases: int) -> list[str]:
+    """The warnings about the suite itself: the golden set's size first, then each criterion that is too easy."""
+    size = golden_size_warning(cases)
+    return ([size] if size else []) + too_easy_warnings(criteria)
 
 
 def _pct(value: float | None) -> str:

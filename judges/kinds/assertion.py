@@ -1,4 +1,5 @@
-"""Assertion judges: deterministic checks on the output (judges.providers.assertion), one trace at a time."""
+"""Assertion judges: deterministic checks on the output, the input or the tool calls (judges.providers.assertion),
+one trace at a time."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Assertion judges: the cheapest rung of the ladder, deterministic checks on the output (or on a JSON path in it).
+"""Assertion judges: the cheapest rung of the ladder, deterministic checks on the output (or on a JSON path in it),
+or on the tool calls the trace made.
 
 Config (`check` picks the kind; `target` is "output" by default or "input"; `path` like `$.answer.items[0]` looks
 inside the target parsed as JSON):
@@ -7,8 +8,13 @@ inside the target parsed as JSON):
 - `{"check": "json"}` — the target parses as JSON (and the path exists)
 - `{"check": "json_schema", "schema": {...}}` — the target is JSON valid against the schema
 - `{"check": "length", "min_chars": 20, "max_chars": 1200}`
+- on `"target": "tool_calls"` (the default of these checks): `tool_called`, `tool_not_called`, `tool_call_count`,
+  each on a tool's name with an optional `arguments_schema`, and `tool_called` with `in_order` — see
+  judges.providers.tool_calls.
 
-A check never errors on a trace: content that is not JSON where JSON is needed is a fail, with the reason.
+A check never errors on a trace: content that is not JSON where JSON is needed is a fail, with the reason. (A JSON
+Schema that refers outside itself is refused when the config is validated and never fetched: judges.providers.schemas;
+one stored before that rule makes each judgment an error.)
 """
 
 from __future__ import annotations
@@ -17,8 +23,6 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-import jsonschema
-from jsonschema.validators import Draft202012Validator
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -32,7 +36,9 @@ from pydantic import (
 )
 
 from core.validation import Expected, problems
-from judges.providers import ConfigError, Outcome, TraceInput
+from judges.providers import ConfigError, Outcome, TraceInput, tool_calls
+from judges.providers.schemas import SchemaRefError, checked_schema, first_error
+from judges.providers.tool_calls import TOOL_CHECK_MODELS, ToolCallCountCheck, ToolCalledCheck, ToolNotCalledCheck
 
 _PATH_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\"([^\"]*)\"\]")
 _MISSING = object()
@@ -67,14 +73,6 @@ def _readable_path(path: str | None) -> str | None:
     return path
 
 
-def _valid_schema(schema: Any) -> Any:
-    try:
-        Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
-    return schema
-
-
 class _Check(BaseModel):
     """What every check has; `check` picks the kind. Strict: JSON's true is not the string "true", nor 1."""
 
@@ -83,6 +81,16 @@ class _Check(BaseModel):
     check: str
     target: Annotated[Literal["output", "input"], Expected("output or input")] = "output"
     path: Annotated[str | None, Expected("a string like $.answer"), AfterValidator(_readable_path)] = None
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _not_tool_calls(cls, target: Any, info: ValidationInfo) -> Any:
+        if target == tool_calls.TARGET:
+            raise ValueError(
+                f"tool_calls is read by the tool checks ({', '.join(TOOL_CHECK_MODELS)}), "
+                f"not by a {info.data.get('check', 'text')} check, which reads output or input"
+            )
+        return target
 
 
 class RegexCheck(_Check):
@@ -116,7 +124,7 @@ class JsonCheck(_Check):
 class JsonSchemaCheck(_Check):
     check: Literal["json_schema"]
     # Not named `schema`, which would shadow a BaseModel method; the config's key is still "schema".
-    json_schema: Annotated[Any, Field(alias="schema"), Expected("a JSON Schema object"), AfterValidator(_valid_schema)]
+    json_schema: Annotated[Any, Field(alias="schema"), Expected("a JSON Schema object"), AfterValidator(checked_schema)]
 
 
 Bound = Annotated[int | None, Expected("a non-negative whole number"), Field(ge=0)]
@@ -136,16 +144,27 @@ class LengthCheck(_Check):
         return self
 
 
-CHECK_MODELS: dict[str, type[_Check]] = {
+CHECK_MODELS: dict[str, type[BaseModel]] = {
     "regex": RegexCheck,
     "contains": ContainsCheck,
     "json": JsonCheck,
     "json_schema": JsonSchemaCheck,
     "length": LengthCheck,
+    **TOOL_CHECK_MODELS,
 }
 CHECKS = tuple(CHECK_MODELS)
 AssertionConfig = TypeAdapter(
-    Annotated[RegexCheck | ContainsCheck | JsonCheck | JsonSchemaCheck | LengthCheck, Field(discriminator="check")]
+    Annotated[
+        RegexCheck
+        | ContainsCheck
+        | JsonCheck
+        | JsonSchemaCheck
+        | LengthCheck
+        | ToolCalledCheck
+        | ToolNotCalledCheck
+        | ToolCallCountCheck,
+        Field(discriminator="check"),
+    ]
 )
 
 
@@ -173,6 +192,8 @@ def _lookup(value: Any, steps: list[str | int]) -> Any:
 def judge(config: dict[str, Any], trace: TraceInput) -> Outcome:
     """Apply a validated config to one trace."""
     check, target = config["check"], config["target"]
+    if target == tool_calls.TARGET:
+        return tool_calls.judge(config, trace.messages)
     text = trace.output if target == "output" else trace.input
     where = target
     value: Any = text
@@ -190,11 +211,13 @@ def judge(config: dict[str, Any], trace: TraceInput) -> Outcome:
     if check == "json":
         return Outcome(verdict="pass", reasoning=f"{where} is valid JSON")
     if check == "json_schema":
-        error = jsonschema.exceptions.best_match(Draft202012Validator(config["schema"]).iter_errors(value))
-        if error is None:
+        try:
+            problem = first_error(config["schema"], value)
+        except SchemaRefError as exc:
+            return Outcome(error=f"schema: {exc}")
+        if problem is None:
             return Outcome(verdict="pass", reasoning=f"{where} matches the schema")
-        location = "".join(f"[{p!r}]" for p in error.absolute_path) or "the top level"
-        return Outcome(verdict="fail", reasoning=f"{where} breaks the schema at {location}: {error.message}")
+        return Outcome(verdict="fail", reasoning=f"{where} breaks the schema {problem}")
     subject = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if check == "regex":
         flags = re.IGNORECASE if config["ignore_case"] else 0

@@ -134,6 +134,72 @@ def test_final_output_falls_back_to_the_last_assistant_message_and_never_reads_t
     assert _grades(grader) == {"answered": True, "tool-only": False, "ended-on-tool": False}
 
 
+LOOKUP_BY_ID = {
+    "check": "tool_called",
+    "target": "tool_calls",
+    "tool": "lookup_order",
+    "arguments_schema": {"type": "object", "required": ["order_id"], "properties": {"order_id": {"type": "integer"}}},
+}
+
+
+def test_a_tool_calls_grader_reads_the_path_whatever_the_trial_answered(project):
+    # Every trial ends with the same good answer; only the path differs.
+    make_agent_trace(project=project, external_id="by-id", task_id="t", trial=1, output="Your order has shipped.")
+    by_name = make_agent_trace(project=project, external_id="by-name", task_id="t", trial=2, output="It has shipped.")
+    by_name.messages[2]["tool_calls"][0]["function"]["arguments"] = '{"order_id": "forty-two"}'
+    by_name.save()
+    guessed = make_agent_trace(project=project, external_id="guessed", task_id="t", trial=3, output="It has shipped.")
+    guessed.messages = [m for m in guessed.messages if not m.get("tool_calls") and m["role"] != "tool"]
+    guessed.save()
+    make_trial(project=project, task_id="t", trial=4, output="It has shipped.")  # no messages: no path recorded
+    grader = grader_create(project=project, name="looked up", target="tool_calls", config=LOOKUP_BY_ID)
+    assert grader.config == LOOKUP_BY_ID
+    _grade(grader)
+    assert _grades(grader) == {"by-id": True, "by-name": False, "guessed": False, "t-trial-4": None}
+    reasons = dict(TrialGrade.objects.filter(grader=grader).values_list("trace__external_id", "reasoning"))
+    assert reasons["by-id"] == "lookup_order was called with arguments matching the schema at messages[2] (call_1)"
+    assert reasons["by-name"].endswith("breaks it at ['order_id']: 'forty-two' is not of type 'integer'")
+    assert reasons["guessed"] == "lookup_order was never called (no tool was called)"
+    assert TrialGrade.objects.get(trace__external_id="t-trial-4").error == (
+        "no messages: the trial recorded no path, so its tool calls cannot be checked"
+    )
+    # A final-output grader on the same trials passes them all: the outcome is fine, the path is not.
+    answer = grader_create(
+        project=project, name="shipped", target="final_output", config={"check": "contains", "value": "shipped"}
+    )
+    _grade(answer)
+    assert set(_grades(answer).values()) == {True}
+
+
+@pytest.mark.parametrize(
+    ("target", "config", "message"),
+    [
+        (
+            "tool_calls",
+            DONE,
+            "config: check: a tool-calls grader takes a tool check (tool_called, tool_not_called, tool_call_count), "
+            "got 'contains'",
+        ),
+        (
+            "final_output",
+            {"check": "tool_not_called", "tool": "refund"},
+            "config: target: a tool check is about the path (the trial's tool calls), not its final output: choose "
+            "the grader target tool_calls",
+        ),
+        (
+            "final_state",
+            {"check": "tool_called", "tool": "x"},
+            "not its final state: choose the grader target tool_calls",
+        ),
+        ("tool_calls", {"check": "tool_called"}, "config: tool / in_order: give the tool's name"),
+    ],
+)
+def test_a_tool_check_goes_with_the_tool_calls_target_and_only_with_it(project, target, config, message):
+    with pytest.raises(DomainError, match=re.escape(message)):
+        grader_create(project=project, name="g", target=target, config=config)
+    assert not OutcomeGrader.objects.exists()
+
+
 def test_final_state_comes_from_metadata_or_a_json_output_and_is_an_error_when_missing(project):
     schema = {
         "check": "json_schema",

@@ -74,6 +74,42 @@ def test_engineer_creates_a_grader_and_sees_it_selected(project, teammate_client
     assert "has status" in html and "Not graded yet." in html
 
 
+def test_engineer_creates_a_tool_calls_grader_and_the_page_says_it_checks_the_path(project, teammate_client):
+    empty = teammate_client.get(URL).content.decode()
+    assert '<option value="tool_calls">Tool calls (the path)</option>' in empty
+    assert "<span data-path-note>a tool-call check is about the path, not the outcome</span>" in empty
+    config = json.dumps({"check": "tool_not_called", "tool": "<refund>"})
+    response = teammate_client.post(f"{URL}graders/", {"name": "no refund", "target": "tool_calls", "config": config})
+    grader = OutcomeGrader.objects.get()
+    assert response.status_code == 302 and grader.target == "tool_calls"
+    assert grader.config == {"check": "tool_not_called", "target": "tool_calls", "tool": "<refund>"}
+    html = teammate_client.get(response["Location"]).content.decode()
+    assert "This grader checks the path the agent took (its tool calls), not the outcome" in html
+    assert "&lt;refund&gt;" in html and "<refund>" not in html
+
+
+@pytest.mark.parametrize(
+    ("target", "config", "error"),
+    [
+        ("tool_calls", json.dumps(DONE), "check: a tool-calls grader takes a tool check"),
+        ("final_output", '{"check": "tool_called", "tool": "x"}', "target: a tool check is about the path"),
+        (
+            "tool_calls",
+            '{"check": "tool_called", "tool": "x", "arguments_schema": {"$ref": "http://x/s"}}',
+            "arguments_schema: $ref",
+        ),
+    ],
+)
+def test_a_check_that_does_not_fit_the_target_is_refused_beside_the_config(
+    project, teammate_client, target, config, error
+):
+    response = teammate_client.post(f"{URL}graders/", {"name": "g", "target": target, "config": config})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert error in html.split('data-field="config">')[1].split("</p>")[0]
+    assert not OutcomeGrader.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("config", "error"),
     [

@@ -105,6 +105,17 @@ def test_two_suite_runs_and_the_second_regressed_on_plain_text(demo, db):
     (before,) = [c for c in first.summary["criteria"] if c["criterion"] == "plain_text"]
     assert before["verdict"] == "pass" and before["pass_rate"] > plain["pass_rate"]
     assert second.summary["cases"] == golden_entries(project=demo).count()
+    # The demo's golden set is small and 1.4.0 passes it easily: both runs say so, honestly, without failing.
+    size = (
+        f"the golden set has {second.summary['cases']} cases, fewer than 100: at a 70% pass rate a criterion's 95% "
+        "interval is 33 points wide (52%–84%), too wide to see a regression"
+    )
+    assert [w[: len(size)] for w in second.summary["warnings"]] == [size]
+    assert first.summary["warnings"][0].startswith(size)
+    assert first.summary["warnings"][1].startswith(
+        f"suite too easy for plain_text: its candidates pass {before['passed']} of {before['judged']} golden cases "
+        f"({before['pass_rate']:.1%}), above 90%"
+    )
 
 
 def test_the_suite_pages_show_the_regression_and_the_comparison(demo, demo_client):
@@ -114,6 +125,8 @@ def test_the_suite_pages_show_the_regression_and_the_comparison(demo, demo_clien
     assert "1.5.0" in listing and "plain_text: " in listing
     detail = demo_client.get(f"/projects/demo/suites/{second.pk}/").content.decode()
     assert 'data-exit="1"' in detail and "regressed" in detail
+    assert '<p class="suite-warning">Warning: the golden set has 27 cases, fewer than 100' in detail
+    assert 'data-warnings="2"' in listing and 'data-warnings="1"' in listing  # 1.4.0 is also too easy
     compare = demo_client.get(f"/projects/demo/suites/compare/?a={first.pk}&b={second.pk}").content.decode()
     assert "1 regressed" in compare and "1.5.0 regresses against 1.4.0" in compare
 

@@ -13,6 +13,8 @@ import pytest
 from judges.providers import ConfigError, TraceInput
 from judges.providers.assertion import judge, parse_path, validate_config
 
+ALL_CHECKS = "regex, contains, json, json_schema, length, tool_called, tool_not_called, tool_call_count"
+
 
 def run(config: dict, output: str = "", input: str = "") -> tuple[str, str]:
     outcome = judge(validate_config(config), TraceInput(external_id="t", input=input, output=output))
@@ -91,8 +93,8 @@ def test_length_bounds():
         ({"check": "json", "target": "metadata"}, "target: expected output or input"),
         ({"check": "json", "path": "answer"}, "path: must start with $"),
         ({"check": "json", "path": "$.a..b"}, "path: cannot read '..b' at character 4"),
-        ({}, "check: expected one of regex, contains, json, json_schema, length, got None"),
-        ({"check": 3}, "check: expected one of regex, contains, json, json_schema, length, got 3"),
+        ({}, f"check: expected one of {ALL_CHECKS}, got None"),
+        ({"check": 3}, f"check: expected one of {ALL_CHECKS}, got 3"),
         ({"check": "json", "path": 5}, "path: expected a string like $.answer, got 5"),
         ({"check": "contains", "value": ""}, "value: expected the text to look for, got ''"),
         ({"check": "contains", "value": "x", "ignore_case": "no"}, "ignore_case: expected true or false, got 'no'"),

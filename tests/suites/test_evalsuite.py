@@ -129,16 +129,35 @@ def test_a_pass_rate_under_the_criterions_threshold_fails_with_exit_1(project, c
     assert code == 0 and "meets its threshold 70.0%" in out
 
 
-def test_a_suite_every_candidate_passes_warns_that_it_is_too_easy(project, criterion, tmp_path):
-    code, out, _ = evalsuite(
-        "--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs(apologising=0))
-    )
-    assert code == 0
-    assert "warning: suite too easy" in out and "aim for about 70%" in out
+def test_a_criterion_above_90_percent_and_a_golden_set_under_100_cases_warn_and_say_why(project, criterion, tmp_path):
+    # 3 of 40 apologise: 92.5% passes, above the 90% that leaves failures visible, though not every case passes.
     code, out, err = evalsuite(
-        "--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs(apologising=0)), "--json"
+        "--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs(apologising=3)), "--json"
     )
-    assert json.loads(out)["warnings"][0].startswith("suite too easy") and "suite too easy" in err
+    warnings = json.loads(out)["warnings"]
+    assert code == 0 and warnings == [
+        "the golden set has 40 cases, fewer than 100: at a 70% pass rate a criterion's 95% interval is 27 points "
+        "wide (55%–82%), too wide to see a regression; grow it to 100–200 cases (past failures, edge cases)",
+        "suite too easy for no_apology: its candidates pass 37 of 40 golden cases (92.5%), above 90%, so too few "
+        "failures are left to show a regression; aim for about 70% (add harder golden cases, e.g. past failures)",
+    ]
+    assert err.splitlines() == [f"warning: {w}" for w in warnings]
+    # The table says the same; at 75% only the golden set's size is left to warn about.
+    code, out, _ = evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()))
+    assert "warning: the golden set has 40 cases, fewer than 100" in out and "too easy" not in out
+    assert SuiteRun.objects.order_by("-id").first().summary["warnings"][0].startswith("the golden set has 40 cases")
+
+
+def test_a_golden_set_of_100_to_200_cases_gets_no_size_warning(project, criterion, tmp_path):
+    golden_add(
+        project=project,
+        traces=list(project.traces.filter(external_id__in=[f"g-{i}" for i in range(40, 100)])),
+        reason="edge_case",
+    )
+    outputs = {f"g-{i}": BAD if i < 10 or (i >= 40 and i % 4 == 0) else GOOD for i in range(100)}
+    code, out, _ = evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, outputs), "--json")
+    result = json.loads(out)
+    assert code == 0 and result["cases"] == 100 and result["warnings"] == []
 
 
 # --- bad input: exit 2, each problem named, nothing stored -----------------------------------------------------------
@@ -304,7 +323,7 @@ def test_a_baseline_judged_by_an_older_version_is_judged_again_with_the_promoted
     code, out, _ = evalsuite("--project", "acme", "--candidates", first, "--baseline", "old", "--json")
     result = json.loads(out)
     (row,) = result["criteria"]
-    assert result["baseline"]["rejudged"] == ["no_apology"] and "judged again" in result["warnings"][0]
+    assert result["baseline"]["rejudged"] == ["no_apology"] and "judged again" in result["warnings"][-1]
     # Stored verdicts of the old judge would give 50% against 87.5% now; judged again, the same outputs are equal.
     assert row["judge"] == "no-sorry-comma" and row["baseline_pass_rate"] == row["pass_rate"] == 35 / 40
     assert row["difference"] == 0.0 and code == 0
@@ -383,7 +402,7 @@ def test_after_a_golden_set_change_only_the_cases_in_both_runs_are_paired(projec
     result = json.loads(out)
     (row,) = result["criteria"]
     assert code == 0 and result["golden_version"] == 3 and row["n"] == GOLDEN and row["paired_n"] == GOLDEN - 1
-    assert "golden set v1, this run on v3" in result["warnings"][0]
+    assert "golden set v1, this run on v3" in result["warnings"][1]  # after the golden set's size
     run = SuiteRun.objects.get(pk=result["run_id"])
     assert run.candidates_file == "stdin"
     no_baseline = SuiteVerdict.objects.get(case__run=run, case__trace=extra)

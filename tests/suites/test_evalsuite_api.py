@@ -40,6 +40,7 @@ def test_a_token_posts_candidates_and_gets_the_result_with_its_exit_code(client,
     body = response.json()
     assert set(body) == cli.JSON_KEYS and body["exit_code"] == 0 and body["name"] == "abc123"
     assert body["criteria"][0]["pass_rate"] == 0.75
+    assert [w.split(":")[0] for w in body["warnings"]] == ["the golden set has 40 cases, fewer than 100"]
     run = SuiteRun.objects.get()
     assert run.pk == body["run_id"] and run.candidates_file == "api" and run.created_by is None
 

@@ -27,6 +27,8 @@ def test_the_list_shows_each_run_with_its_criterion_verdicts(teammate_client, cr
     assert html.count("data-run=") == 2 and "v1.0" in html
     assert "no_apology: regression" in html and "no_apology: pass" in html
     assert 'href="/projects/acme/suites/"' in html  # the nav link
+    # Each run of the 40-case golden set carries its warning, counted on the list (the run page says it in full).
+    assert html.count('data-warnings="1"') == 2 and "the golden set has 40 cases, fewer than 100" in html
 
 
 def test_a_run_page_shows_the_numbers_and_the_regressed_cases_first_escaped(expert_client, criterion, tmp_path):
@@ -44,6 +46,10 @@ def test_a_run_page_shows_the_numbers_and_the_regressed_cases_first_escaped(expe
     assert "<script>alert" not in html and "&lt;script&gt;alert(&#x27;owned&#x27;)&lt;/script&gt;" in html
     # The baseline output beside the candidate's: the golden trace's own answer.
     assert cli.GOOD in html
+    assert (
+        '<p class="suite-warning">Warning: the golden set has 40 cases, fewer than 100: at a 70% pass rate a '
+        "criterion&#x27;s 95% interval is 27 points wide (55%–82%), too wide to see a regression" in html
+    )
 
 
 def test_outsiders_get_404_and_other_projects_runs_are_not_found(outsider_client, expert_client, criterion, tmp_path):
