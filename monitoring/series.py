@@ -1,5 +1,6 @@
-"""The numbers of a monitoring time series, per bucket: the judge's observed pass rate with its Wilson interval
-and the corrected pass rate with its bootstrap interval, plus a plain-words note on the sample size. Django-free.
+"""The numbers of a monitoring time series, per bucket: the judge's observed pass rate with its exact
+(Clopper–Pearson) interval and the corrected pass rate with its interval from posterior draws, plus a plain-words
+note on the sample size. Django-free.
 
 Every rate carries its 95% interval; a rate that cannot be computed is None with the reason, never a number.
 """
@@ -21,7 +22,7 @@ from judges.stats import (
     corrected_point,
     judge_rate_draws,
     metrics,
-    wilson_interval,
+    proportion_interval,
 )
 
 # DESIGN.md asks for at least 10,000 bootstrap resamples; a week of hourly buckets is 168 of them per page.
@@ -77,7 +78,7 @@ def dev_matrix(report: dict | None) -> ConfusionMatrix | None:
 
 @lru_cache(maxsize=64)
 def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The bootstrap's draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
+    """The posterior draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
     rng = np.random.default_rng(0)
     tpr, tnr = judge_rate_draws(matrix, resamples, rng)
     tpr.setflags(write=False)
@@ -89,16 +90,15 @@ def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, n
 def corrected_interval(matrix: ConfusionMatrix, passes: int, judged: int, resamples: int) -> CorrectedRate | None:
     """judges.stats.corrected_pass_rate_interval(matrix, judged_passes=passes, judged=judged, seed=0), the same
     numbers (a test holds them equal), about five times faster over a series: with one seed, every bucket's
-    bootstrap starts with the same draws of the dev confusion counts, so they are drawn once per judge and only
-    the production sample's binomial is drawn per bucket. Memoised: a page reload recomputes nothing."""
+    draws start with the same draws of the judge's TPR and TNR, so they are drawn once per judge and only the
+    production pass rate is drawn per bucket. Memoised: a page reload recomputes nothing."""
     point = corrected_point(matrix, judged_passes=passes, judged=judged)
     if point is None:
         return None
-    observed, estimate = point
     tpr, tnr, state = _judge_draws(matrix, resamples)
     rng = np.random.default_rng(0)
     rng.bit_generator.state = state
-    return corrected_interval_from_draws(tpr, tnr, observed=observed, estimate=estimate, judged=judged, rng=rng)
+    return corrected_interval_from_draws(tpr, tnr, point=point, rng=rng)
 
 
 def bucket_stats(
@@ -112,7 +112,7 @@ def bucket_stats(
     resamples: int = RESAMPLES,
 ) -> BucketStats:
     judged = passes + fails
-    wilson = wilson_interval(passes, judged)
+    interval = proportion_interval(passes, judged)
     corrected, missing = None, ""
     if judged == 0:
         missing = NOTHING_JUDGED
@@ -135,8 +135,8 @@ def bucket_stats(
         fails=fails,
         errors=errors,
         observed=passes / judged if judged else None,
-        observed_low=wilson[0] if wilson else None,
-        observed_high=wilson[1] if wilson else None,
+        observed_low=interval[0] if interval else None,
+        observed_high=interval[1] if interval else None,
         corrected=corrected,
         corrected_missing=missing,
     )

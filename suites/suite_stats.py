@@ -2,7 +2,7 @@
 
 Per criterion, from paired verdicts (candidate output and baseline output of the same golden input, judged by the
 same judge version):
-- pass rate = passes / cases with a verdict, with its 95% Wilson interval;
+- pass rate = passes / cases with a verdict, with its 95% exact (Clopper–Pearson) interval;
 - the difference to the baseline on the pairs where both have a verdict, with McNemar's exact test on the
   discordant pairs and a paired bootstrap interval;
 - the verdict: `error` when any judgment errored (a gate that could not look is not a pass), else `regression`
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from judges.stats import mcnemar_exact, paired_bootstrap_difference, wilson_interval
+from judges.stats import mcnemar_exact, paired_bootstrap_difference, proportion_interval
 
 PASS, FAIL = "pass", "fail"
 VERDICTS = ("pass", "regression", "under_threshold", "error")
@@ -42,7 +42,7 @@ def criterion_numbers(
     passed = sum(v == PASS for v in judged)
     errors = len(candidate) - len(judged)
     rate = passed / len(judged) if judged else None
-    interval = wilson_interval(passed, len(judged))
+    interval = proportion_interval(passed, len(judged))
     pairs = [(b == PASS, c == PASS) for c, b in zip(candidate, baseline, strict=True) if c and b]
     baseline_errors = sum(1 for b in baseline if b == "")
     only_baseline = sum(1 for b, c in pairs if b and not c)

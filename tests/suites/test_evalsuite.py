@@ -249,7 +249,7 @@ def test_json_output_has_the_documented_keys_and_lists_uncovered_criteria(projec
     assert result["baseline"]["kind"] == "golden_outputs" and result["baseline"]["run_id"] is None
     assert result["not_covered"] == [{"criterion": "tone", "reason": "no promoted judge"}]
     low, high = result["criteria"][0]["ci"]
-    assert low == pytest.approx(0.6, abs=0.01) and high == pytest.approx(0.86, abs=0.01)  # Wilson, 30 of 40
+    assert low == pytest.approx(0.588, abs=0.001) and high == pytest.approx(0.873, abs=0.001)  # exact, 30 of 40
 
 
 def test_junit_xml_has_a_testcase_per_criterion_and_per_failing_case(project, criterion, tmp_path):
