@@ -2,7 +2,9 @@
 (Clopper–Pearson) interval and the corrected pass rate with its interval from posterior draws, plus a plain-words
 note on the sample size. Django-free.
 
-Every rate carries its 95% interval; a rate that cannot be computed is None with the reason, never a number.
+Every rate carries its 95% interval; a rate that cannot be computed is None with the reason, never a number. A
+corrected rate that was clipped, or whose draws were often dropped, carries its flags (`BucketStats.corrected_flags`)
+wherever it goes: the table, the chart and the alert rules (monitoring.alerts).
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ class BucketStats:
     @property
     def judged(self) -> int:
         return self.passes + self.fails
+
+    @property
+    def corrected_flags(self) -> tuple[str, ...]:
+        """Why the corrected rate should be read with care (judges.stats.CorrectedRate.flags); empty when it need
+        not be, or when there is none."""
+        return () if self.corrected is None else self.corrected.flags
+
+    @property
+    def corrected_unreliable(self) -> bool:
+        return self.corrected is not None and self.corrected.unreliable
 
     @property
     def half_width_points(self) -> float | None:
