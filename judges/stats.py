@@ -647,7 +647,7 @@ def paired_bootstrap_difference(
     for name, values in (("a", first), ("b", second)):
         if values.dtype != bool and not np.isin(values, (0, 1)).all():
             raise ValueError(
-                f"{name}: expected booleans (or 0/1), got values such as {values[~np.isin(values, (0, 1))][0]!r}"
+                f"{name}: expected booleans (or 0/1), got values such as {values[~np.isin(values, (0, 1))][0].item()!r}"
             )
     diffs = second.astype(np.int64) - first.astype(np.int64)
     only_a, same, only_b = (int((diffs == v).sum()) for v in (-1, 0, 1))

@@ -158,7 +158,7 @@ def test_paired_bootstrap_difference():
         paired_bootstrap_difference([True], [True, False])
     with pytest.raises(ValueError, match="paired outcomes are empty"):
         paired_bootstrap_difference(np.array([], dtype=bool), np.array([], dtype=bool))
-    with pytest.raises(ValueError, match="b: expected booleans"):
+    with pytest.raises(ValueError, match=r"b: expected booleans \(or 0/1\), got values such as 2$"):
         paired_bootstrap_difference([1, 0], [2, 0])
 
 
