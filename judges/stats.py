@@ -44,7 +44,7 @@ Z_95 = 1.959963984540054
 # than Jeffreys' 1/2 or the uniform 1, and still gives an empty cell some weight. Simulated over 10–200 labels per
 # class and TPR, TNR from 70% to 98%, it kept κ's and F1's coverage at 92–98%, and at 94.6% or more with 30 and 200
 # per class and rates of 85% and 98% (tests/judges/test_stats.py); 1/2 fell to 88% (κ, 15 per class, both rates
-# 98%), 1/4 to 88% (F1, 60 per class), the percentile bootstrap to 45% (30 per class, both rates 98%).
+# 98%), 1/4 to 88% (F1, 60 per class), the percentile bootstrap to 45% (30 labels in all, both rates 98%).
 CELL_PRIOR = 1 / 3
 # The prior per outcome of a paired difference (only A passed, both or neither, only B passed). A difference of
 # two shares is not pulled down by a prior as κ is, and small discordant counts need more of it: over 20–200 pairs

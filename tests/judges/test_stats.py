@@ -205,8 +205,8 @@ def test_kappa_and_f1_intervals_cover_about_95_percent_of_the_time():
     """Every labelled set of 30 and 200 per class likely enough to matter (each class's count within a chance of
     1 in 10,000), weighted by its probability, with the report's κ and F1 intervals (posterior_intervals). With the
     report's 20,000 draws every case covers 94.6–98.5%; 1,000 draws keep this test fast and add noise to the
-    bounds, hence 93% here. The percentile bootstrap this replaces covered 45% at 30 per class with both rates at
-    98% (a perfect matrix gave [1, 1])."""
+    bounds, hence 93% here. The percentile bootstrap this replaces covered 45% with 30 labels in all and both rates
+    at 98% (a perfect matrix gave [1, 1])."""
     coverage = {}
     for per_class in (30, 200):
         counts = np.arange(per_class + 1)
