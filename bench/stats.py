@@ -4,11 +4,12 @@
 
 Target (issue 5): the corrected pass rate with its 20,000-resample interval in <= 10 ms (median of 25 calls, after
 one warm-up call), and the ratio to judgy's own estimator (`judgy.estimate_success_rate`, a Python loop over the
-resamples) on the same inputs. Also bootstrap_intervals (the alignment report's intervals), mcnemar_exact and
+resamples) on the same inputs. Also confidence_intervals (the alignment report's intervals), mcnemar_exact and
 paired_bootstrap_difference, the pieces of the comparison pages.
 
-The two estimators do not resample the same things: judgy resamples the labelled pairs only, ours also resamples the
-production sample (a binomial), so its interval is slightly wider; the point estimates are equal.
+The two estimators do not draw the same things: judgy resamples the labelled pairs only, ours draws the judge's TPR
+and TNR from their posterior and the production pass rate from its own, so its interval is slightly wider; the point
+estimates are equal.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from judges.stats import (  # noqa: E402
     ConfusionMatrix,
-    bootstrap_intervals,
+    confidence_intervals,
     corrected_pass_rate_interval,
     mcnemar_exact,
     paired_bootstrap_difference,
@@ -77,7 +78,7 @@ def main() -> int:
     judgy_ms = _median_ms(
         lambda _seed: estimate_success_rate(labels, preds, unlabeled, bootstrap_iterations=RESAMPLES), JUDGY_CALLS
     )
-    bootstrap_ms = _median_ms(lambda seed: bootstrap_intervals(CM, resamples=RESAMPLES, seed=seed), CALLS)
+    bootstrap_ms = _median_ms(lambda seed: confidence_intervals(CM, resamples=RESAMPLES, seed=seed), CALLS)
     mcnemar_ms = _median_ms(lambda seed: mcnemar_exact(17 + seed % 3, 5), CALLS)
     rng = np.random.default_rng(1)
     a = (rng.random(400) < 0.8).tolist()  # plain lists: the function takes sequences of bools
@@ -97,7 +98,7 @@ def main() -> int:
     rows = [
         (f"corrected_pass_rate_interval (median of {CALLS})", corrected_ms),
         (f"judgy.estimate_success_rate (median of {JUDGY_CALLS})", judgy_ms),
-        (f"bootstrap_intervals, 7 metrics (median of {CALLS})", bootstrap_ms),
+        (f"confidence_intervals, 7 metrics (median of {CALLS})", bootstrap_ms),
         (f"mcnemar_exact (median of {CALLS})", mcnemar_ms),
         (f"paired_bootstrap_difference, 400 pairs ({CALLS})", paired_ms),
     ]

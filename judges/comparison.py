@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from judges.stats import (
     DEFAULT_RESAMPLES,
     ConfusionMatrix,
-    bootstrap_intervals,
+    confidence_intervals,
     labels_needed,
     mcnemar_exact,
     metrics,
     paired_bootstrap_difference_from_counts,
-    wilson_interval,
+    proportion_interval,
 )
 
 PASS, FAIL = "pass", "fail"
@@ -41,7 +41,8 @@ def _points(value: float) -> str:
 
 @dataclass(frozen=True)
 class Difference:
-    """B minus A with a 95% paired bootstrap interval (resampling traces, each trace's pair kept together)."""
+    """B minus A with a 95% paired interval (judges.stats.paired_bootstrap_difference_from_counts: each trace's pair
+    kept together, a Bayesian bootstrap over the three kinds of pair, so no discordant pair is not [0, 0])."""
 
     estimate: float
     low: float
@@ -180,8 +181,8 @@ def compare_judges(
         cm_b=cm_b,
         metrics_a=metrics_a,
         metrics_b=metrics_b,
-        ci_a=bootstrap_intervals(cm_a, resamples=resamples, seed=seed),
-        ci_b=bootstrap_intervals(cm_b, resamples=resamples, seed=seed),
+        ci_a=confidence_intervals(cm_a, resamples=resamples, seed=seed),
+        ci_b=confidence_intervals(cm_b, resamples=resamples, seed=seed),
         both_right=both_right,
         only_a_right=only_a,
         only_b_right=only_b,
@@ -209,7 +210,7 @@ class RateWithInterval:
 
     @property
     def interval(self) -> Interval | None:
-        return wilson_interval(self.passes, self.n)
+        return proportion_interval(self.passes, self.n)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,11 @@
 A rule is OK or FIRING. OK and the bound past the threshold: an Alert opens, the rule fires, the webhook gets one
 POST. FIRING and still past: nothing (no second POST, however often beat evaluates). FIRING and back: the alert is
 resolved (and the webhook told). Too few judged traces, no promoted judge, or an undefined corrected rate: no
-decision, the state stays. Each rule is evaluated under its row lock, so two evaluations at once open one alert.
+decision, the state stays. So is a corrected rate whose interval is not reliable (more of its draws dropped, the
+judge no better than chance in them, than one tail of the interval holds): its bounds would say more than the
+labelled counts do. A corrected rate whose estimate was clipped to 0 or 1 does decide (a judge passing fewer traces
+than its false-pass rate alone would give is a real sign that the rate is low), and its alert's message says it was
+clipped. Each rule is evaluated under its row lock, so two evaluations at once open one alert.
 Webhook failures are recorded on the alert and retried by later evaluations a few times; they never stop one.
 """
 
@@ -38,6 +42,8 @@ class Reading:
     low: float | None
     high: float | None
     reason: str = ""
+    # What the alert's message must say about the value (a clipped corrected estimate).
+    flags: tuple[str, ...] = ()
 
 
 def latest_complete_bucket(bucket: str, now: datetime) -> tuple[datetime, datetime]:
@@ -59,7 +65,9 @@ def rule_reading(*, rule: AlertRule, promotion: Promotion, start: datetime, end:
     if stats.corrected is None:
         return Reading(stats, None, None, None, stats.corrected_missing)
     corrected = stats.corrected
-    return Reading(stats, corrected.estimate, corrected.low, corrected.high)
+    if corrected.unreliable:
+        return Reading(stats, None, None, None, "; ".join(corrected.flags))
+    return Reading(stats, corrected.estimate, corrected.low, corrected.high, flags=corrected.flags)
 
 
 def _message(rule: AlertRule, reading: Reading) -> str:
@@ -68,6 +76,7 @@ def _message(rule: AlertRule, reading: Reading) -> str:
         f"{rule.criterion.name}: {metric} pass rate {reading.value:.0%} (95% CI {reading.low:.0%}–{reading.high:.0%}, "
         f"n = {reading.stats.judged}) in the {rule.bucket} from {reading.stats.start:%Y-%m-%d %H:%M} UTC: "
         f"its {rule.bound} bound is {rule.side} {rule.threshold:.0%}"
+        + "".join(f". Note: {flag}" for flag in reading.flags)
     )
 
 

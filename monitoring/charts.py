@@ -1,7 +1,10 @@
 """The monitoring time series, composed from `core.charts` and drawn by `core/_chart.html`: the judge's observed
-pass rate with its Wilson band and the corrected pass rate with its bootstrap band, per bucket. Pure functions.
+pass rate with its exact (Clopper–Pearson) band and the corrected pass rate with its band from posterior draws, per
+bucket. Pure functions.
 
-Buckets without judged traces break the lines and bands, so a gap in traffic is never drawn as a straight line.
+Buckets without judged traces break the lines and bands, so a gap in traffic is never drawn as a straight line. A
+corrected point whose estimate was clipped or whose draws were often dropped is marked (`chart-point-flagged`) and
+its tooltip says why.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def _series(
     y_of: Linear,
     read: Callable[[BucketStats], tuple[float, float, float] | None],
     name: str,
+    flags: Callable[[BucketStats], tuple[str, ...]] = lambda stats: (),
 ) -> Series:
     runs: list[list[Marker]] = [[]]
     for index, stats in enumerate(buckets):
@@ -63,6 +67,7 @@ def _series(
                 runs.append([])
             continue
         value, low, high = values
+        warnings = flags(stats)
         runs[-1].append(
             Marker(
                 x=slots.center(index),
@@ -70,9 +75,9 @@ def _series(
                 low_y=y_of(low),
                 high_y=y_of(high),
                 r=2.5,
-                css_class=f"chart-point-{name}",
+                css_class=f"chart-point-{name}" + (" chart-point-flagged" if warnings else ""),
                 title=f"{name} {percent(value)} ({percent(low)}–{percent(high)}), n = {stats.judged}, "
-                f"{stats.start:%Y-%m-%d %H:%M}",
+                f"{stats.start:%Y-%m-%d %H:%M}" + "".join(f"; {warning}" for warning in warnings),
             )
         )
     bands = [band([p.x for p in run], [p.low_y for p in run], [p.high_y for p in run]) for run in runs]
@@ -112,7 +117,7 @@ def series_chart(
         Rule(y=y_of(t), css_class="chart-reference", title=f"threshold {percent(t)}") for t in sorted(set(thresholds))
     ]
     observed = _series(buckets, slots, y_of, _observed, "observed")
-    corrected = _series(buckets, slots, y_of, _corrected, "corrected")
+    corrected = _series(buckets, slots, y_of, _corrected, "corrected", lambda stats: stats.corrected_flags)
     # Bands under lines under dots, and the corrected rate under the observed one: with a good judge the two
     # nearly coincide, and the observed rate is the one measured.
     drawn = (corrected, observed)

@@ -1,7 +1,10 @@
-"""The numbers of a monitoring time series, per bucket: the judge's observed pass rate with its Wilson interval
-and the corrected pass rate with its bootstrap interval, plus a plain-words note on the sample size. Django-free.
+"""The numbers of a monitoring time series, per bucket: the judge's observed pass rate with its exact
+(Clopper–Pearson) interval and the corrected pass rate with its interval from posterior draws, plus a plain-words
+note on the sample size. Django-free.
 
-Every rate carries its 95% interval; a rate that cannot be computed is None with the reason, never a number.
+Every rate carries its 95% interval; a rate that cannot be computed is None with the reason, never a number. A
+corrected rate that was clipped, or whose draws were often dropped, carries its flags (`BucketStats.corrected_flags`)
+wherever it goes: the table, the chart and the alert rules (monitoring.alerts).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from judges.stats import (
     corrected_point,
     judge_rate_draws,
     metrics,
-    wilson_interval,
+    proportion_interval,
 )
 
 # DESIGN.md asks for at least 10,000 bootstrap resamples; a week of hourly buckets is 168 of them per page.
@@ -52,6 +55,16 @@ class BucketStats:
         return self.passes + self.fails
 
     @property
+    def corrected_flags(self) -> tuple[str, ...]:
+        """Why the corrected rate should be read with care (judges.stats.CorrectedRate.flags); empty when it need
+        not be, or when there is none."""
+        return () if self.corrected is None else self.corrected.flags
+
+    @property
+    def corrected_unreliable(self) -> bool:
+        return self.corrected is not None and self.corrected.unreliable
+
+    @property
     def half_width_points(self) -> float | None:
         if self.observed_low is None or self.observed_high is None:
             return None
@@ -77,7 +90,7 @@ def dev_matrix(report: dict | None) -> ConfusionMatrix | None:
 
 @lru_cache(maxsize=64)
 def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The bootstrap's draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
+    """The posterior draws of the judge's TPR and TNR, and the generator's state after them (seed 0)."""
     rng = np.random.default_rng(0)
     tpr, tnr = judge_rate_draws(matrix, resamples, rng)
     tpr.setflags(write=False)
@@ -89,16 +102,15 @@ def _judge_draws(matrix: ConfusionMatrix, resamples: int) -> tuple[np.ndarray, n
 def corrected_interval(matrix: ConfusionMatrix, passes: int, judged: int, resamples: int) -> CorrectedRate | None:
     """judges.stats.corrected_pass_rate_interval(matrix, judged_passes=passes, judged=judged, seed=0), the same
     numbers (a test holds them equal), about five times faster over a series: with one seed, every bucket's
-    bootstrap starts with the same draws of the dev confusion counts, so they are drawn once per judge and only
-    the production sample's binomial is drawn per bucket. Memoised: a page reload recomputes nothing."""
+    draws start with the same draws of the judge's TPR and TNR, so they are drawn once per judge and only the
+    production pass rate is drawn per bucket. Memoised: a page reload recomputes nothing."""
     point = corrected_point(matrix, judged_passes=passes, judged=judged)
     if point is None:
         return None
-    observed, estimate = point
     tpr, tnr, state = _judge_draws(matrix, resamples)
     rng = np.random.default_rng(0)
     rng.bit_generator.state = state
-    return corrected_interval_from_draws(tpr, tnr, observed=observed, estimate=estimate, judged=judged, rng=rng)
+    return corrected_interval_from_draws(tpr, tnr, point=point, rng=rng)
 
 
 def bucket_stats(
@@ -112,7 +124,7 @@ def bucket_stats(
     resamples: int = RESAMPLES,
 ) -> BucketStats:
     judged = passes + fails
-    wilson = wilson_interval(passes, judged)
+    interval = proportion_interval(passes, judged)
     corrected, missing = None, ""
     if judged == 0:
         missing = NOTHING_JUDGED
@@ -135,8 +147,8 @@ def bucket_stats(
         fails=fails,
         errors=errors,
         observed=passes / judged if judged else None,
-        observed_low=wilson[0] if wilson else None,
-        observed_high=wilson[1] if wilson else None,
+        observed_low=interval[0] if interval else None,
+        observed_high=interval[1] if interval else None,
         corrected=corrected,
         corrected_missing=missing,
     )

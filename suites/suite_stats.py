@@ -2,7 +2,7 @@
 
 Per criterion, from paired verdicts (candidate output and baseline output of the same golden input, judged by the
 same judge version):
-- pass rate = passes / cases with a verdict, with its 95% Wilson interval;
+- pass rate = passes / cases with a verdict, with its 95% exact (Clopper–Pearson) interval;
 - the difference to the baseline on the pairs where both have a verdict, with McNemar's exact test on the
   discordant pairs and a paired bootstrap interval;
 - the verdict: `error` when any judgment errored (a gate that could not look is not a pass), else `regression`
@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from judges.stats import mcnemar_exact, paired_bootstrap_difference, wilson_interval
+from judges.stats import mcnemar_exact, paired_bootstrap_difference, proportion_interval
 
 PASS, FAIL = "pass", "fail"
 VERDICTS = ("pass", "regression", "under_threshold", "error")
@@ -28,7 +28,7 @@ VERDICTS = ("pass", "regression", "under_threshold", "error")
 # Above 90% a criterion has too few failing cases left (a handful in 100) for a drop to reach significance.
 AIM_PASS_RATE = 0.7
 EASY_ABOVE = 0.9
-# 100 cases give a 95% interval about 18 points wide at 70%; below that a regression hides in it. Past 200 the
+# 100 cases give a 95% interval about 19 points wide at 70%; below that a regression hides in it. Past 200 the
 # interval narrows by a point or two while every run (and every LLM judge call) grows with the set.
 GOLDEN_MIN, GOLDEN_MAX = 100, 200
 
@@ -49,7 +49,7 @@ def criterion_numbers(
     passed = sum(v == PASS for v in judged)
     errors = len(candidate) - len(judged)
     rate = passed / len(judged) if judged else None
-    interval = wilson_interval(passed, len(judged))
+    interval = proportion_interval(passed, len(judged))
     pairs = [(b == PASS, c == PASS) for c, b in zip(candidate, baseline, strict=True) if c and b]
     baseline_errors = sum(1 for b in baseline if b == "")
     only_baseline = sum(1 for b, c in pairs if b and not c)
@@ -111,8 +111,9 @@ def too_easy_warnings(criteria: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def _interval_at_aim(cases: int) -> tuple[float, float]:
-    """The 95% Wilson interval of a criterion passing about 70% of `cases`: how precise a run of that size is."""
-    interval = wilson_interval(round(AIM_PASS_RATE * cases), cases)
+    """The 95% interval of a criterion passing about 70% of `cases` (exact, as the run's own): how precise a run of that
+    size is."""
+    interval = proportion_interval(round(AIM_PASS_RATE * cases), cases)
     assert interval is not None  # cases > 0
     return interval
 

@@ -1,4 +1,4 @@
-"""Two regression-suite runs side by side: per criterion, each run's pass rate with its Wilson interval, McNemar's
+"""Two regression-suite runs side by side: per criterion, each run's pass rate with its exact interval, McNemar's
 paired test on the cases both ran (same golden trace, same criterion), the pass-rate difference with a paired
 bootstrap interval, a verdict, and the cases that flipped (pass→fail first).
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from django import template
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from annotation.models import Project
 from monitoring.selectors import open_alerts_banner
+from monitoring.series import BucketStats
 
 register = template.Library()
 
@@ -38,3 +39,23 @@ def rate(value: float | None, low: float | None, high: float | None, missing: st
         percent(low, digits),
         percent(high, digits),
     )
+
+
+@register.simple_tag
+def corrected_rate(stats: BucketStats) -> SafeString:
+    """A bucket's corrected pass rate with its interval (or why there is none), followed by its flags: a clipped
+    estimate, or an interval from which many draws were dropped, is never shown without saying so."""
+    corrected = stats.corrected
+    shown = (
+        rate(corrected.estimate, corrected.low, corrected.high)
+        if corrected is not None
+        else rate(None, None, None, stats.corrected_missing)
+    )
+    flags = format_html_join("", '<span class="monitor-flag">⚠ {}</span>', ((flag,) for flag in stats.corrected_flags))
+    return format_html("{}{}", shown, flags)
+
+
+@register.filter
+def flagged_buckets(rows: list) -> int:
+    """How many of the series table's rows (each with `.stats`) carry a flagged corrected rate."""
+    return sum(1 for row in rows if row.stats.corrected_flags)

@@ -13,7 +13,7 @@ from judges.comparison import compare_judges, format_p
 from judges.models import Judgment
 from judges.selectors import labelled_trace_ids
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
-from judges.stats import ConfusionMatrix, bootstrap_intervals, labels_needed
+from judges.stats import ConfusionMatrix, confidence_intervals, labels_needed
 from tests.factories import make_criterion, make_label, make_trace
 
 EXACT = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -45,7 +45,7 @@ def test_compare_judges_counts_mcnemar_and_the_paired_difference_match_hand_and_
     assert result.tpr.estimate == pytest.approx(59 / 64 - 53 / 64)
     assert result.tnr.estimate == pytest.approx(26 / 36 - 22 / 36)
     assert result.accuracy.low < result.accuracy.estimate < result.accuracy.high
-    assert result.ci_b == bootstrap_intervals(result.cm_b)
+    assert result.ci_b == confidence_intervals(result.cm_b)
     # The paired interval is narrower than an unpaired one would be: it cannot exceed the discordant share.
     assert result.accuracy.high - result.accuracy.low < 0.2
     assert result.significant

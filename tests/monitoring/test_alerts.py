@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from annotation import ingest
-from judges.models import PromotionBar
+from judges.models import Promotion, PromotionBar
 from monitoring.alerts import alert_rules_evaluate, rule_evaluate
 from monitoring.models import Alert, AlertRule
 from monitoring.services import monitoring_drain, sampling_rate_set
@@ -143,3 +143,40 @@ def test_a_judge_no_better_than_chance_gives_no_corrected_decision(project):
     traffic(project, HOUR, n=100, fail_every=2, prefix="bad")
     assert rule_evaluate(rule=rule, now=HOUR + timedelta(hours=1, minutes=5)) is None
     assert not Alert.objects.exists()
+
+
+def with_labelled_counts(promotion, **cells) -> None:
+    """The promotion's evidence as if its labelled run had these confusion counts."""
+    tp, fn, fp, tn = (cells[key] for key in ("tp", "fn", "fp", "tn"))
+    report = {**promotion.report, **cells, "tpr": tp / (tp + fn), "tnr": tn / (tn + fp)}
+    Promotion.objects.filter(pk=promotion.pk).update(report=report)
+
+
+def test_a_corrected_rate_whose_draws_were_mostly_dropped_decides_nothing(project, monitored):
+    """A judge near chance (TPR = TNR = 51%): about 40% of the draws are dropped, the rest spread over 0–100%. The
+    early-warning rule "lower bound below 90%" fired on that interval without a word."""
+    with_labelled_counts(monitored, tp=51, fn=49, fp=49, tn=51)
+    rule = rule_for(monitored, metric="corrected", bound="lower")
+    traffic(project, HOUR, n=100, fail_every=2, prefix="bad")
+    assert rule_evaluate(rule=rule, now=HOUR + timedelta(hours=1, minutes=5)) is None
+    rule.refresh_from_db()
+    assert rule.state == AlertRule.State.OK and rule.last_bucket_start == HOUR and not Alert.objects.exists()
+    # The observed rate is not affected: a rule on it still decides.
+    assert rule_evaluate(rule=rule_for(monitored, bound="lower"), now=HOUR + timedelta(hours=1, minutes=5))
+
+
+def test_a_clipped_corrected_rate_fires_and_its_alert_says_it_was_clipped(project, monitored):
+    """A good judge (TNR 90%, so 10% false passes) that passed none of 100 traces: the correction gives −12%,
+    shown as 0%. The rule fires (the rate is low), and the message says the estimate was clipped."""
+    with_labelled_counts(monitored, tp=270, fn=10, fp=12, tn=108)
+    with WebhookServer() as hook:
+        rule = rule_for(monitored, metric="corrected", threshold=0.5, webhook_url=hook.url)
+        traffic(project, HOUR, n=100, fail_every=1, prefix="bad")
+        alert = rule_evaluate(rule=rule, now=HOUR + timedelta(hours=1, minutes=5))
+        assert alert is not None and alert.value == 0.0 and alert.high < 0.5
+        assert alert.message.startswith("no_apology: Corrected pass rate 0% (95% CI 0%–")
+        assert alert.message.endswith(
+            "its upper bound is below 50%. Note: clipped to 0%: the correction gives -12% (the judge passed fewer "
+            "traces than its false-pass rate alone would give)"
+        )
+        assert hook.received[0]["json"]["message"] == alert.message

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from annotation import ingest
 from annotation.models import Role
-from judges.models import PromotionBar
+from judges.models import Promotion, PromotionBar
 from monitoring.alerts import rule_evaluate
 from monitoring.models import AlertRule
 from monitoring.selectors import sampling_rate
@@ -28,9 +28,23 @@ def monitored(project):
     return promoted_judge(project)
 
 
-def recent_traffic(project, *, hours_ago: int, n: int, fail_every: int, prefix: str, question: str | None = None):
+def recent_traffic(
+    project,
+    *,
+    hours_ago: int,
+    n: int,
+    fail_every: int,
+    prefix: str,
+    question: str | None = None,
+    fails: int | None = None,
+):
+    """n production traces that occurred `hours_ago` hours ago, every `fail_every`-th one failing the judge (or
+    the first `fails` of them)."""
     moment = truncate(timezone.now(), "hour") - timedelta(hours=hours_ago) + timedelta(minutes=3)
     items = production(n, prefix=prefix, fail_every=fail_every, timestamp=moment.isoformat())
+    if fails is not None:
+        for index, item in enumerate(items):
+            item["output"] = "Sorry, I cannot." if index < fails else "Here you go."
     if question:
         for item in items:
             item["input"] = question
@@ -53,7 +67,7 @@ def test_overview_shows_rates_with_intervals_sample_size_and_unmonitored_criteri
     recent_traffic(project, hours_ago=2, n=100, fail_every=4, prefix="a")  # 75% pass
     page = expert_client.get("/projects/acme/monitoring/").content.decode()
     assert "no_apology" in page and "apology v1" in page
-    assert '<strong>75%</strong> <span class="ci">(66%–82%)</span>' in page  # Wilson for 75/100
+    assert '<strong>75%</strong> <span class="ci">(65%–83%)</span>' in page  # exact (Clopper–Pearson), 75/100
     assert ">100<" in page
     assert "100% of production traces" in page
 
@@ -65,10 +79,10 @@ def test_criterion_page_draws_the_series_with_a_table_and_a_sample_size_note(exp
     page = response.content.decode()
     assert response.status_code == 200
     assert "<svg" in page and "chart-band-observed" in page and "chart-line-corrected" in page
-    # 27 of 37 passed an hour ago: Wilson 57%–85%, ±14 points; ±5 needs about 310 at a 73% pass rate.
-    assert "n = 37 last hour: the interval is ±14 points; about 310 traces give ±5" in page
+    # 27 of 37 passed an hour ago: exact interval 56%–86%, ±15 points; ±5 needs about 310 at a 73% pass rate.
+    assert "n = 37 last hour: the interval is ±15 points; about 310 traces give ±5" in page
     assert "n = 0 this hour: no interval yet" in page
-    assert '<strong>73%</strong> <span class="ci">(57%–85%)</span>' in page
+    assert '<strong>73%</strong> <span class="ci">(56%–86%)</span>' in page
     assert "<strong>50%</strong>" in page
     assert page.count("<tr") >= 25  # 24 complete hours plus the one in progress, with header
     day = expert_client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/?bucket=day").content.decode()
@@ -83,6 +97,28 @@ def test_an_undefined_corrected_rate_is_said_in_words_never_as_a_number(expert_c
     page = expert_client.get(f"/projects/acme/monitoring/{promotion.criterion_id}/").content.decode()
     assert "undefined: the judge is no better than chance" in page
     assert "chart-line-corrected" not in page
+
+
+def test_a_clipped_or_unreliable_corrected_rate_is_flagged_in_the_table_the_chart_and_the_overview(
+    expert_client, project, monitored
+):
+    """The promotion's labelled counts of a judge near chance (TPR = TNR = 51%) and a bucket where 30 of 100
+    passed: Rogan–Gladen gives −950%, clipped to 0, and about 40% of the draws are dropped. The page showed
+    "0% (0%–0%)" and nothing else."""
+    Promotion.objects.filter(pk=monitored.pk).update(
+        report={**monitored.report, "tp": 51, "fn": 49, "fp": 49, "tn": 51, "tpr": 0.51, "tnr": 0.51}
+    )
+    recent_traffic(project, hours_ago=2, n=100, fail_every=10, prefix="a", fails=70)
+    page = expert_client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/?bucket=hour&window=24h")
+    body = page.content.decode()
+    table = body.split('id="series-table"')[1]
+    assert table.count('<span class="monitor-flag">⚠ clipped to 0%: the correction gives -950%') == 1
+    assert table.count("of the draws dropped (the judge no better than chance in them)") == 1
+    assert "The corrected rate of 1 hour in this window is flagged" in body
+    chart = body.split('id="series-chart"')[1].split("</figure>")[0]
+    assert chart.count("chart-point-corrected chart-point-flagged") == 1
+    overview = expert_client.get("/projects/acme/monitoring/").content.decode()
+    assert overview.count("⚠ clipped to 0%") == 2  # the last 24 hours and the last 7 days
 
 
 def test_an_alert_lists_the_failed_traces_of_its_bucket_escaped_and_shows_a_banner(expert_client, project, monitored):

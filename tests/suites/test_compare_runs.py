@@ -1,4 +1,4 @@
-"""Two suite runs side by side: per-criterion pass rates with Wilson intervals, McNemar on the cases both ran, the
+"""Two suite runs side by side: per-criterion pass rates with exact intervals, McNemar on the cases both ran, the
 paired difference, verdicts, the flipped cases (pass→fail first), and access. Suite rows are made by hand here;
 the evalsuite command that normally writes them is tested on its own."""
 
@@ -60,7 +60,7 @@ def runs(project):
     return a, b
 
 
-def test_compare_runs_matches_scipy_for_mcnemar_and_wilson():
+def test_compare_runs_matches_scipy_for_mcnemar_and_the_exact_interval():
     result = compare_runs(
         RateWithInterval(37, 42),
         RateWithInterval(25, 40),
@@ -69,23 +69,23 @@ def test_compare_runs_matches_scipy_for_mcnemar_and_wilson():
         name_b="42",
     )
     assert result.p_value == pytest.approx(binomtest(1, 13, 0.5).pvalue, rel=1e-12)
-    wilson = binomtest(25, 40).proportion_ci(method="wilson")
-    assert result.b.interval == pytest.approx((wilson.low, wilson.high), abs=1e-12)
+    exact = binomtest(25, 40).proportion_ci(method="exact")
+    assert result.b.interval == pytest.approx((exact.low, exact.high), abs=1e-9)
     assert result.difference.estimate == pytest.approx((25 - 36) / 40)
     assert result.outcome == "worse"
     assert result.verdict.startswith("42 regresses against 41: -27.5 points [")
     assert f"McNemar {format_p(result.p_value)} (12 pass→fail, 1 fail→pass)." in result.verdict
 
 
-def test_page_shows_rates_with_wilson_intervals_the_paired_test_and_a_verdict_per_criterion(expert_client, runs):
+def test_page_shows_rates_with_exact_intervals_the_paired_test_and_a_verdict_per_criterion(expert_client, runs):
     a, b = runs
     response = expert_client.get(f"/projects/acme/suites/compare/?a={a.pk}&b={b.pk}")
     assert response.status_code == 200
     body = html.unescape(response.content.decode())
     tone = body.split('data-criterion="tone"')[1].split("</tr>")[0]
     # A: 36 of the 40 paired + the A-only pass + the fail whose B verdict errored = 37 of 42; B: 25 of 40.
-    wilson_a = binomtest(37, 42).proportion_ci(method="wilson")
-    assert f"{37 / 42:.3f}" in tone and f"[{wilson_a.low:.2f}, {wilson_a.high:.2f}]" in tone and "37/42" in tone
+    exact_a = binomtest(37, 42).proportion_ci(method="exact")
+    assert f"{37 / 42:.3f}" in tone and f"[{exact_a.low:.2f}, {exact_a.high:.2f}]" in tone and "37/42" in tone
     assert "25/40" in tone and "<td>40</td>" in tone  # 40 paired: the A-only case and the error are left out
     assert "<td>12</td>" in tone and "<td>1</td>" in tone
     assert '<span class="badge below">worse</span>' in tone

@@ -93,16 +93,16 @@ def test_each_criterion_passing_more_than_90_percent_of_the_golden_set_is_named_
 def test_a_golden_set_outside_100_to_200_cases_warns_and_says_why():
     small = golden_size_warning(27)
     assert small == (
-        "the golden set has 27 cases, fewer than 100: at a 70% pass rate a criterion's 95% interval is 33 points "
-        "wide (52%–84%), too wide to see a regression; grow it to 100–200 cases (past failures, edge cases)"
+        "the golden set has 27 cases, fewer than 100: at a 70% pass rate a criterion's 95% interval is 36 points "
+        "wide (50%–86%), too wide to see a regression; grow it to 100–200 cases (past failures, edge cases)"
     )
-    assert golden_size_warning(99) is not None and "18 points wide" in golden_size_warning(99)
+    assert golden_size_warning(99) is not None and "19 points wide" in golden_size_warning(99)
     assert golden_size_warning(100) is None and golden_size_warning(150) is None and golden_size_warning(200) is None
     large = golden_size_warning(250)
     assert large == (
         "the golden set has 250 cases, more than 200: every run judges each case with every criterion's judge, "
         "which is slow and, with LLM judges, costly (250 calls per LLM judge per run), for little more precision "
-        "(at a 70% pass rate the 95% interval is 11 points wide, 13 at 200 cases); keep it to 100–200 cases "
+        "(at a 70% pass rate the 95% interval is 12 points wide, 13 at 200 cases); keep it to 100–200 cases "
         "(retire cases every release passes)"
     )
     assert golden_size_warning(201) is not None
