@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import trace_format
+from annotation import criterion_names, trace_format
 from core.runs import WorkerRun
 
 
@@ -281,6 +281,11 @@ class Criterion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def generic_name(self) -> str | None:
+        """The vague quality the name amounts to ("helpfulness", "quality", …), or None for a concrete name."""
+        return criterion_names.generic_quality(self.name)
 
 
 class Label(models.Model):
