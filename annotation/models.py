@@ -288,6 +288,13 @@ class Criterion(models.Model):
         return criterion_names.generic_quality(self.name)
 
 
+# The method asks for 50 to 100 labels with a critique per criterion: enough to measure a judge on and to pick
+# few-shot examples from.
+CRITIQUED_LABELS_GOAL = (50, 100)
+# A fail critique of fewer words rarely says what failed and where, which is what a judge learns from.
+TERSE_CRITIQUE_WORDS = 8
+
+
 class Label(models.Model):
     """The expert's verdict on one trace for one criterion, with the critique that explains it."""
 
@@ -305,6 +312,15 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion}: {self.verdict}"
+
+    @property
+    def critique_words(self) -> int:
+        return len(self.critique.split())
+
+    @property
+    def is_terse_fail(self) -> bool:
+        """A fail whose critique is too short to learn the failure from: the review page nudges (never refuses)."""
+        return self.verdict == Verdict.FAIL and self.critique_words < TERSE_CRITIQUE_WORDS
 
 
 class LabelChange(models.Model):

@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from annotation.models import (
+    CRITIQUED_LABELS_GOAL,
     Criterion,
     FailureMode,
     FailureModeChange,
@@ -104,6 +105,28 @@ def criteria_with_label_counts(*, project: Project) -> list[Criterion]:
     return criteria
 
 
+def critiqued_label_counts(*, project: Project) -> dict[int, int]:
+    """criterion id → labels with a written critique (anything but blanks), counted toward the 50–100 the method
+    asks for. Exact on small projects, up to a minute old on large ones, like the label counts."""
+    key = project.cache_key("critiqued-counts")
+    counts: dict[int, int] | None = cache.get(key)
+    if counts is None:
+        rows = (
+            Label.objects.filter(criterion__project=project)
+            .values("criterion_id")
+            .annotate(n=Count("id", filter=Q(critique__regex=r"\S")), total=Count("id"))
+            .order_by()
+            .values_list("criterion_id", "n", "total")
+        )
+        counts, total = {}, 0
+        for criterion_id, critiqued, labels in rows:
+            counts[criterion_id] = critiqued
+            total += labels
+        if total > EXACT_LABEL_COUNT_LIMIT:
+            cache.set(key, counts, LABEL_COUNT_CACHE_SECONDS)
+    return counts
+
+
 def trace_by_external_id(*, project: Project, external_id: str) -> Trace | None:
     """The project's trace with this id (the idempotency key of imports), or None."""
     return Trace.objects.filter(project=project, external_id=external_id).first()
@@ -177,22 +200,37 @@ class CriterionRow:
     status: str = ""
     status_kind: str = ""  # "saved", "unsaved" or "error"
     history: list[LabelChange] = field(default_factory=list)
+    critiqued: int = 0  # the criterion's labels with a critique, across the project
 
     @property
     def verdict(self) -> str:
         return self.label.verdict if self.label else ""
+
+    @property
+    def critiques_wanted(self) -> int:
+        """Critiqued labels still short of the method's 50 for this criterion (0 once there are enough)."""
+        return max(0, CRITIQUED_LABELS_GOAL[0] - self.critiqued)
+
+    @property
+    def critique_percent(self) -> int:
+        return min(100, int(100 * self.critiqued / CRITIQUED_LABELS_GOAL[1]))
 
 
 def trace_criterion_rows(*, trace: Trace) -> list[CriterionRow]:
     """Every criterion of the trace's project, in order, with the trace's label and its history: three queries."""
     labels = {label.criterion_id: label for label in Label.objects.filter(trace=trace)}
     history = label_history(labels=list(labels.values()))
+    critiqued = critiqued_label_counts(project=trace.project)
     rows = []
     for number, criterion in enumerate(Criterion.objects.filter(project_id=trace.project_id), start=1):
         label = labels.get(criterion.pk)
         rows.append(
             CriterionRow(
-                criterion=criterion, label=label, number=number, history=history.get(label.pk, []) if label else []
+                criterion=criterion,
+                label=label,
+                number=number,
+                history=history.get(label.pk, []) if label else [],
+                critiqued=critiqued.get(criterion.pk, 0),
             )
         )
     return rows
@@ -203,7 +241,13 @@ def trace_criterion_row(*, trace: Trace, criterion: Criterion) -> CriterionRow:
     label = Label.objects.filter(trace=trace, criterion=criterion).first()
     history = label_history(labels=[label]).get(label.pk, []) if label else []
     numbers = list(Criterion.objects.filter(project_id=trace.project_id).values_list("pk", flat=True))
-    return CriterionRow(criterion=criterion, label=label, number=numbers.index(criterion.pk) + 1, history=history)
+    return CriterionRow(
+        criterion=criterion,
+        label=label,
+        number=numbers.index(criterion.pk) + 1,
+        history=history,
+        critiqued=critiqued_label_counts(project=trace.project).get(criterion.pk, 0),
+    )
 
 
 def trace_notes(*, trace: Trace) -> list[Note]:

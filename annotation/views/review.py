@@ -43,6 +43,7 @@ from annotation.queue import (
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
 from annotation.selectors import (
     criteria_count,
+    critiqued_label_counts,
     failure_mode_of,
     known_sources,
     label_history,
@@ -311,6 +312,7 @@ def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int
                     trace=trace, criterion=criterion, verdict=verdict, critique=critique, user=request.user
                 )
                 row.history = label_history(labels=[row.label]).get(row.label.pk, [])
+                row.critiqued = critiqued_label_counts(project=project).get(criterion.pk, 0)
                 session_item_revisit(project=project, session_id=params.session, trace=trace)
                 row.status = f"Saved {timezone.localtime():%H:%M:%S}"
                 row.status_kind = "saved"
