@@ -9,10 +9,11 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from annotation.models import (
     CRITIQUED_LABELS_GOAL,
+    BlindRelabel,
     Criterion,
     FailureMode,
     FailureModeChange,
@@ -147,7 +148,7 @@ def review_session_of(*, project: Project, session_id: int) -> ReviewSession | N
 
 def review_session_item(*, session_id: int, trace: Trace) -> ReviewSessionTrace | None:
     """The trace's place in the review session, or None when the session does not hold it."""
-    return ReviewSessionTrace.objects.filter(session_id=session_id, trace=trace).first()
+    return ReviewSessionTrace.objects.filter(session_id=session_id, trace=trace).select_related("session").first()
 
 
 def last_reviewed_external_id(*, project: Project) -> str | None:
@@ -381,9 +382,58 @@ class ReviewSessionItemsPage:
 def review_session_items_page(*, session: ReviewSession, after_position: int = 0, size: int) -> ReviewSessionItemsPage:
     """A page of the session's traces after `after_position`, and how many of all its items are done."""
     items = ReviewSessionTrace.objects.filter(session=session).select_related("trace")
+    if session.relabels_blind:
+        items = items.select_related("relabel")
     done = ReviewSession.done_field_for(session.strategy)
     reviewed = items.filter(**{f"{done}__isnull": False}).count()
     # Titles need input, output or messages; the rest of a trace stays in the database.
     items = items.defer("trace__context", "trace__metadata")
     page = list(items.filter(position__gt=after_position).order_by("position")[: size + 1])
     return ReviewSessionItemsPage(items=page[:size], has_more=len(page) > size, reviewed=reviewed)
+
+
+def session_item_relabel(*, item: ReviewSessionTrace) -> BlindRelabel | None:
+    """The item's blind re-label (with its criterion), or None before the expert labelled it blind."""
+    return BlindRelabel.objects.filter(item=item).select_related("criterion").first()
+
+
+@dataclass(frozen=True)
+class RelabelDrift:
+    """How a criterion's labels moved in blind re-reviews of judge disagreements."""
+
+    criterion_id: int
+    criterion_name: str
+    decided: int  # items decided after a blind label
+    moved: int  # of which the final label moved toward the judge (the earlier one disagreed with it)
+    blind_agreed: int  # of which the blind label agreed with the judge (some were then taken back)
+
+    @property
+    def share(self) -> float | None:
+        return self.moved / self.decided if self.decided else None
+
+
+def relabel_drift(*, project: Project, session: ReviewSession | None = None) -> list[RelabelDrift]:
+    """Per criterion (in criterion order), how often re-labelled disagreements ended on the judge's side: in the
+    whole project, or in one session. One aggregate query; criteria without a decided re-label are left out."""
+    decided = BlindRelabel.objects.filter(criterion__project=project, decided_at__isnull=False)
+    if session is not None:
+        decided = decided.filter(item__session=session)
+    rows = (
+        decided.values("criterion_id", "criterion__name", "criterion__position")
+        .annotate(
+            decided=Count("id"),
+            moved=Count("id", filter=Q(moved_toward_judge=True)),
+            blind_agreed=Count("id", filter=Q(blind_verdict=F("judge_verdict"))),
+        )
+        .order_by("criterion__position", "criterion_id")
+    )
+    return [
+        RelabelDrift(
+            criterion_id=row["criterion_id"],
+            criterion_name=row["criterion__name"],
+            decided=row["decided"],
+            moved=row["moved"],
+            blind_agreed=row["blind_agreed"],
+        )
+        for row in rows
+    ]
