@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from annotation.models import BlindRelabel, Label, ReviewSession, Trace
 from annotation.queue import QueueParams, queue_progress
+from annotation.relabels import relabel_blind, relabel_decide
 from annotation.services import DomainError, label_submit
 from judges.review_sessions import disagreement_session_create
 from judges.services import judge_create, judge_run_create, judge_run_execute
@@ -250,3 +251,21 @@ def test_going_back_to_the_earlier_label_changes_nothing_and_is_not_a_move(
     assert relabel.final_verdict == "fail" and relabel.moved_toward_judge is False
     page = _trace_page(expert_client, project, blind_session)
     assert 'id="relabel-decided"' in page and "went back to the earlier label" in page
+
+
+def test_the_judges_page_shows_in_the_criterions_section_how_often_labels_moved_toward_the_judge(
+    run, project, expert, expert_client
+):
+    criterion = run.version.judge.criterion
+    session = disagreement_session_create(run=run, created_by=expert, size=3)
+    # Sides with the judge and keeps it; holds the earlier label; sides with the judge blind, then goes back.
+    plan = [("judge_verdict", "blind"), ("expert_verdict", "blind"), ("judge_verdict", "earlier")]
+    for item, (side, keep) in zip(session.items.order_by("position"), plan, strict=True):
+        relabel = relabel_blind(item=item, verdict=item.reason[side], critique="", user=expert)
+        relabel_decide(relabel=relabel, keep=keep, reason="read again", user=expert)
+    moved = BlindRelabel.objects.filter(moved_toward_judge=True).count()
+    assert moved == 1
+    page = expert_client.get(reverse("judge_list", args=[project.slug])).content.decode()
+    section = page.split(f'id="criterion-{criterion.pk}"', 1)[1]
+    assert f'id="relabel-drift-{criterion.pk}" data-moved="1" data-decided="3"' in section
+    assert "1 of 3</strong> re-labelled disagreements" in section
