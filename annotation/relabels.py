@@ -15,7 +15,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import BlindRelabel, Criterion, Label, ReviewSessionTrace, Verdict
+from annotation.models import BlindRelabel, Label, ReviewSessionTrace, Verdict
+from annotation.selectors import relabel_criterion
 from annotation.services import CRITIQUE_MAX_CHARS, DomainError, label_submit
 
 REASON_MAX_CHARS = 5_000
@@ -26,19 +27,6 @@ def _require_expert(item: ReviewSessionTrace, user: AbstractBaseUser) -> None:
     expert_id = item.session.project.expert_id
     if expert_id is None or expert_id != user.pk:
         raise DomainError("Only the project's expert can label traces; their labels are the ground truth")
-
-
-def relabel_criterion(*, item: ReviewSessionTrace) -> Criterion | None:
-    """The criterion the item's disagreement is about: by id (sessions made since blind re-review), else by the
-    name the session recorded."""
-    reason = item.reason or {}
-    criteria = Criterion.objects.filter(project_id=item.session.project_id)
-    if isinstance(reason.get("criterion_id"), int):
-        found = criteria.filter(pk=reason["criterion_id"]).first()
-        if found is not None:
-            return found
-    name = reason.get("criterion")
-    return criteria.filter(name=name).first() if isinstance(name, str) else None
 
 
 @transaction.atomic

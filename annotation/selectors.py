@@ -397,6 +397,19 @@ def session_item_relabel(*, item: ReviewSessionTrace) -> BlindRelabel | None:
     return BlindRelabel.objects.filter(item=item).select_related("criterion").first()
 
 
+def relabel_criterion(*, item: ReviewSessionTrace) -> Criterion | None:
+    """The criterion the item's disagreement is about: by id (sessions made since blind re-review), else by the
+    name the session recorded."""
+    reason = item.reason or {}
+    criteria = Criterion.objects.filter(project_id=item.session.project_id)
+    if isinstance(reason.get("criterion_id"), int):
+        found = criteria.filter(pk=reason["criterion_id"]).first()
+        if found is not None:
+            return found
+    name = reason.get("criterion")
+    return criteria.filter(name=name).first() if isinstance(name, str) else None
+
+
 @dataclass(frozen=True)
 class RelabelDrift:
     """How a criterion's labels moved in blind re-reviews of judge disagreements."""

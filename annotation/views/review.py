@@ -41,7 +41,6 @@ from annotation.queue import (
     reviewed_since,
     trace_page,
 )
-from annotation.relabels import relabel_criterion
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
 from annotation.selectors import (
     criteria_count,
@@ -50,6 +49,7 @@ from annotation.selectors import (
     known_sources,
     label_history,
     last_reviewed_external_id,
+    relabel_criterion,
     review_session_item,
     review_session_of,
     session_item_relabel,
