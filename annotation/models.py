@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation import trace_format
+from annotation import criterion_names, trace_format
 from core.runs import WorkerRun
 
 
@@ -282,6 +282,18 @@ class Criterion(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def generic_name(self) -> str | None:
+        """The vague quality the name amounts to ("helpfulness", "quality", …), or None for a concrete name."""
+        return criterion_names.generic_quality(self.name)
+
+
+# The method asks for 50 to 100 labels with a critique per criterion: enough to measure a judge on and to pick
+# few-shot examples from.
+CRITIQUED_LABELS_GOAL = (50, 100)
+# A fail critique of fewer words rarely says what failed and where, which is what a judge learns from.
+TERSE_CRITIQUE_WORDS = 8
+
 
 class Label(models.Model):
     """The expert's verdict on one trace for one criterion, with the critique that explains it."""
@@ -300,6 +312,15 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"{self.criterion}: {self.verdict}"
+
+    @property
+    def critique_words(self) -> int:
+        return len(self.critique.split())
+
+    @property
+    def is_terse_fail(self) -> bool:
+        """A fail whose critique is too short to learn the failure from: the review page nudges (never refuses)."""
+        return self.verdict == Verdict.FAIL and self.critique_words < TERSE_CRITIQUE_WORDS
 
 
 class LabelChange(models.Model):
@@ -392,6 +413,9 @@ class ReviewSession(models.Model):
 
     # Strategies whose traces the expert has already reviewed: the session walks them again.
     REVISITING = frozenset({Strategy.DISAGREEMENTS})
+    # Strategies whose items the expert labels again blind (BlindRelabel) before the earlier label and the judge's
+    # verdict are shown: only the decision that follows completes an item.
+    BLIND = frozenset({Strategy.DISAGREEMENTS})
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -402,6 +426,10 @@ class ReviewSession(models.Model):
     @property
     def revisits(self) -> bool:
         return self.strategy in self.REVISITING
+
+    @property
+    def relabels_blind(self) -> bool:
+        return self.strategy in self.BLIND
 
     @classmethod
     def done_field_for(cls, strategy: str | None) -> str:
@@ -430,6 +458,57 @@ class ReviewSessionTrace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}#{self.position}"
+
+
+class BlindRelabel(models.Model):
+    """An item of a disagreement session labelled again blind, then decided with everything in view.
+
+    The expert first labels the trace without seeing the earlier label or the judge's verdict (the blind label);
+    only then are both revealed, and the expert keeps the blind label or goes back to the earlier one, with a
+    written reason when they differ. The label the expert keeps is written to `Label` (the ground truth, with its
+    history); this row keeps the four verdicts, so a criterion's labels that moved toward a judge can be counted:
+    such moves raise the judge's measured agreement whether or not the judge was right.
+    """
+
+    class Kept(models.TextChoices):
+        BLIND = "blind", "the blind label"
+        EARLIER = "earlier", "the earlier label"
+
+    item = models.OneToOneField(ReviewSessionTrace, on_delete=models.CASCADE, related_name="relabel")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="relabels")
+    # The judge's verdict as it was when the session was made (the item's reason).
+    judge_verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    # The label as it stood when the expert labelled blind; blank when the trace had none any more.
+    earlier_verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    earlier_critique = models.TextField(blank=True)
+    blind_verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    blind_critique = models.TextField(blank=True)
+    labelled_at = models.DateTimeField(default=timezone.now)
+    # Set together by the decision.
+    kept = models.CharField(max_length=8, choices=Kept.choices, blank=True)
+    final_verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
+    final_critique = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # The earlier label disagreed with the judge and the final one agrees with it. None until decided.
+    moved_toward_judge = models.BooleanField(null=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["criterion", "decided_at"], name="relabel_by_criterion")]
+
+    def __str__(self) -> str:
+        return f"{self.item_id}: {self.earlier_verdict or '-'} → {self.blind_verdict} → {self.final_verdict or '?'}"
+
+    @property
+    def is_decided(self) -> bool:
+        return self.decided_at is not None
+
+    @property
+    def verdicts_differ(self) -> bool:
+        """The blind label's verdict is not the earlier one's: the decision changes the ground truth either way it
+        goes, so it needs a written reason."""
+        return bool(self.earlier_verdict) and self.blind_verdict != self.earlier_verdict
 
 
 class SuggestionRun(WorkerRun):

@@ -9,9 +9,11 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
 from annotation.models import (
+    CRITIQUED_LABELS_GOAL,
+    BlindRelabel,
     Criterion,
     FailureMode,
     FailureModeChange,
@@ -104,6 +106,28 @@ def criteria_with_label_counts(*, project: Project) -> list[Criterion]:
     return criteria
 
 
+def critiqued_label_counts(*, project: Project) -> dict[int, int]:
+    """criterion id → labels with a written critique (anything but blanks), counted toward the 50–100 the method
+    asks for. Exact on small projects, up to a minute old on large ones, like the label counts."""
+    key = project.cache_key("critiqued-counts")
+    counts: dict[int, int] | None = cache.get(key)
+    if counts is None:
+        rows = (
+            Label.objects.filter(criterion__project=project)
+            .values("criterion_id")
+            .annotate(n=Count("id", filter=Q(critique__regex=r"\S")), total=Count("id"))
+            .order_by()
+            .values_list("criterion_id", "n", "total")
+        )
+        counts, total = {}, 0
+        for criterion_id, critiqued, labels in rows:
+            counts[criterion_id] = critiqued
+            total += labels
+        if total > EXACT_LABEL_COUNT_LIMIT:
+            cache.set(key, counts, LABEL_COUNT_CACHE_SECONDS)
+    return counts
+
+
 def trace_by_external_id(*, project: Project, external_id: str) -> Trace | None:
     """The project's trace with this id (the idempotency key of imports), or None."""
     return Trace.objects.filter(project=project, external_id=external_id).first()
@@ -124,7 +148,7 @@ def review_session_of(*, project: Project, session_id: int) -> ReviewSession | N
 
 def review_session_item(*, session_id: int, trace: Trace) -> ReviewSessionTrace | None:
     """The trace's place in the review session, or None when the session does not hold it."""
-    return ReviewSessionTrace.objects.filter(session_id=session_id, trace=trace).first()
+    return ReviewSessionTrace.objects.filter(session_id=session_id, trace=trace).select_related("session").first()
 
 
 def last_reviewed_external_id(*, project: Project) -> str | None:
@@ -177,22 +201,37 @@ class CriterionRow:
     status: str = ""
     status_kind: str = ""  # "saved", "unsaved" or "error"
     history: list[LabelChange] = field(default_factory=list)
+    critiqued: int = 0  # the criterion's labels with a critique, across the project
 
     @property
     def verdict(self) -> str:
         return self.label.verdict if self.label else ""
+
+    @property
+    def critiques_wanted(self) -> int:
+        """Critiqued labels still short of the method's 50 for this criterion (0 once there are enough)."""
+        return max(0, CRITIQUED_LABELS_GOAL[0] - self.critiqued)
+
+    @property
+    def critique_percent(self) -> int:
+        return min(100, int(100 * self.critiqued / CRITIQUED_LABELS_GOAL[1]))
 
 
 def trace_criterion_rows(*, trace: Trace) -> list[CriterionRow]:
     """Every criterion of the trace's project, in order, with the trace's label and its history: three queries."""
     labels = {label.criterion_id: label for label in Label.objects.filter(trace=trace)}
     history = label_history(labels=list(labels.values()))
+    critiqued = critiqued_label_counts(project=trace.project)
     rows = []
     for number, criterion in enumerate(Criterion.objects.filter(project_id=trace.project_id), start=1):
         label = labels.get(criterion.pk)
         rows.append(
             CriterionRow(
-                criterion=criterion, label=label, number=number, history=history.get(label.pk, []) if label else []
+                criterion=criterion,
+                label=label,
+                number=number,
+                history=history.get(label.pk, []) if label else [],
+                critiqued=critiqued.get(criterion.pk, 0),
             )
         )
     return rows
@@ -203,7 +242,13 @@ def trace_criterion_row(*, trace: Trace, criterion: Criterion) -> CriterionRow:
     label = Label.objects.filter(trace=trace, criterion=criterion).first()
     history = label_history(labels=[label]).get(label.pk, []) if label else []
     numbers = list(Criterion.objects.filter(project_id=trace.project_id).values_list("pk", flat=True))
-    return CriterionRow(criterion=criterion, label=label, number=numbers.index(criterion.pk) + 1, history=history)
+    return CriterionRow(
+        criterion=criterion,
+        label=label,
+        number=numbers.index(criterion.pk) + 1,
+        history=history,
+        critiqued=critiqued_label_counts(project=trace.project).get(criterion.pk, 0),
+    )
 
 
 def trace_notes(*, trace: Trace) -> list[Note]:
@@ -337,9 +382,71 @@ class ReviewSessionItemsPage:
 def review_session_items_page(*, session: ReviewSession, after_position: int = 0, size: int) -> ReviewSessionItemsPage:
     """A page of the session's traces after `after_position`, and how many of all its items are done."""
     items = ReviewSessionTrace.objects.filter(session=session).select_related("trace")
+    if session.relabels_blind:
+        items = items.select_related("relabel")
     done = ReviewSession.done_field_for(session.strategy)
     reviewed = items.filter(**{f"{done}__isnull": False}).count()
     # Titles need input, output or messages; the rest of a trace stays in the database.
     items = items.defer("trace__context", "trace__metadata")
     page = list(items.filter(position__gt=after_position).order_by("position")[: size + 1])
     return ReviewSessionItemsPage(items=page[:size], has_more=len(page) > size, reviewed=reviewed)
+
+
+def session_item_relabel(*, item: ReviewSessionTrace) -> BlindRelabel | None:
+    """The item's blind re-label (with its criterion), or None before the expert labelled it blind."""
+    return BlindRelabel.objects.filter(item=item).select_related("criterion").first()
+
+
+def relabel_criterion(*, item: ReviewSessionTrace) -> Criterion | None:
+    """The criterion the item's disagreement is about: by id (sessions made since blind re-review), else by the
+    name the session recorded."""
+    reason = item.reason or {}
+    criteria = Criterion.objects.filter(project_id=item.session.project_id)
+    if isinstance(reason.get("criterion_id"), int):
+        found = criteria.filter(pk=reason["criterion_id"]).first()
+        if found is not None:
+            return found
+    name = reason.get("criterion")
+    return criteria.filter(name=name).first() if isinstance(name, str) else None
+
+
+@dataclass(frozen=True)
+class RelabelDrift:
+    """How a criterion's labels moved in blind re-reviews of judge disagreements."""
+
+    criterion_id: int
+    criterion_name: str
+    decided: int  # items decided after a blind label
+    moved: int  # of which the final label moved toward the judge (the earlier one disagreed with it)
+    blind_agreed: int  # of which the blind label agreed with the judge (some were then taken back)
+
+    @property
+    def share(self) -> float | None:
+        return self.moved / self.decided if self.decided else None
+
+
+def relabel_drift(*, project: Project, session: ReviewSession | None = None) -> list[RelabelDrift]:
+    """Per criterion (in criterion order), how often re-labelled disagreements ended on the judge's side: in the
+    whole project, or in one session. One aggregate query; criteria without a decided re-label are left out."""
+    decided = BlindRelabel.objects.filter(criterion__project=project, decided_at__isnull=False)
+    if session is not None:
+        decided = decided.filter(item__session=session)
+    rows = (
+        decided.values("criterion_id", "criterion__name", "criterion__position")
+        .annotate(
+            decided=Count("id"),
+            moved=Count("id", filter=Q(moved_toward_judge=True)),
+            blind_agreed=Count("id", filter=Q(blind_verdict=F("judge_verdict"))),
+        )
+        .order_by("criterion__position", "criterion_id")
+    )
+    return [
+        RelabelDrift(
+            criterion_id=row["criterion_id"],
+            criterion_name=row["criterion__name"],
+            decided=row["decided"],
+            moved=row["moved"],
+            blind_agreed=row["blind_agreed"],
+        )
+        for row in rows
+    ]

@@ -393,13 +393,14 @@ def review_session_store(
 
 def session_item_revisit(*, project: Project, session_id: int | None, trace: Trace) -> None:
     """Marks `trace` done in a session that revisits reviewed traces, once the expert acted on it there (a label,
-    a note, or "reviewed"). Does nothing outside such a session or when already done."""
+    a note, or "reviewed"). Does nothing outside such a session or when already done, nor in a session that
+    re-labels blind, whose items only the decision after the blind label completes (annotation.relabels)."""
     if not session_id:
         return
     ReviewSessionTrace.objects.filter(
         session_id=session_id,
         session__project=project,
-        session__strategy__in=ReviewSession.REVISITING,
+        session__strategy__in=ReviewSession.REVISITING - ReviewSession.BLIND,
         trace=trace,
         revisited_at=None,
     ).update(revisited_at=timezone.now())

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from annotation.views import codebook, coding, criteria, imports, projects, review, suggestions, taxonomy, taxonomy_io
+from annotation.views import (
+    codebook,
+    coding,
+    criteria,
+    imports,
+    projects,
+    relabel,
+    review,
+    suggestions,
+    taxonomy,
+    taxonomy_io,
+)
 from annotation.views import sessions as session_views
 
 urlpatterns = [
@@ -21,6 +32,9 @@ urlpatterns = [
     path("projects/<slug:slug>/t/<int:trace_id>/reviewed/", review.trace_mark_reviewed, name="trace_mark_reviewed"),
     path("projects/<slug:slug>/t/<int:trace_id>/labels/<int:criterion_id>/", review.label_save, name="label_save"),
     path("projects/<slug:slug>/t/<int:trace_id>/notes/", review.note_add, name="note_add"),
+    # A disagreement session's item: the blind label, then the decision between it and the earlier label.
+    path("projects/<slug:slug>/t/<int:trace_id>/relabel/blind/", relabel.relabel_blind_view, name="relabel_blind"),
+    path("projects/<slug:slug>/t/<int:trace_id>/relabel/decide/", relabel.relabel_decide_view, name="relabel_decide"),
     path("projects/<slug:slug>/notes/<int:note_id>/", review.note_edit, name="note_edit"),
     path("projects/<slug:slug>/notes/<int:note_id>/delete/", review.note_delete, name="note_delete"),
     # Review sessions: N traces picked by a strategy, reviewed in order through the queue (`?session=<id>`).

@@ -1,5 +1,6 @@
-"""A judge run's disagreements with the expert, as a review session: the expert revisits each one and either keeps
-the label (the judge is wrong) or changes it (the label was wrong). Either outcome improves the alignment."""
+"""A judge run's disagreements with the expert, as a review session. The expert labels each trace again blind,
+seeing neither the earlier label nor the judge's verdict, and only then decides between the two with both revealed
+(annotation.relabels): shown the judge first, labels drift toward it and inflate its measured agreement."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def disagreement_session_create(
     *, run: JudgeRun, created_by: AbstractBaseUser, kind: str | None = None, size: int = MAX_SIZE
 ) -> ReviewSession:
     """A session of the run's disagreements (of one kind, or both), in trace order, each item carrying the judge's
-    verdict and reasoning as they are now. Raises DomainError when the run is unfinished or agrees everywhere."""
+    verdict and reasoning as they are now, for the reveal after the blind label. Its name says neither kind nor
+    direction, which would tell the expert the earlier labels. Raises DomainError when the run is unfinished or
+    agrees everywhere."""
     if run.status != JudgeRun.Status.DONE:
         raise DomainError(f"Run #{run.pk} is {run.status}: only a finished run's disagreements can be reviewed.")
     if kind is not None and kind not in DISAGREEMENT_KINDS:
@@ -37,6 +40,7 @@ def disagreement_session_create(
                 "judge": str(version),
                 "judge_run": run.pk,
                 "criterion": judge.criterion.name,
+                "criterion_id": judge.criterion_id,
                 "judge_verdict": j.verdict,
                 "expert_verdict": j.expert_verdict,
                 "reasoning": j.reasoning,
@@ -44,12 +48,11 @@ def disagreement_session_create(
         )
         for j in judgments
     ]
-    what = KIND_LABELS.get(kind or "", "disagreements")
     return review_session_store(
         project=judge.project,
         created_by=created_by,
         strategy=ReviewSession.Strategy.DISAGREEMENTS,
-        name=f"{version} on {run.split}: {what}",
+        name=f"{version} on {run.split}: disagreements to re-label blind",
         params={"judge_run": run.pk, "judge": str(version), "split": run.split, **({"kind": kind} if kind else {})},
         items=items,
     )

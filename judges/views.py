@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
+from annotation.selectors import relabel_drift
 from annotation.services import DomainError
 from judges.examples import disagreement_example_states
 from judges.models import Judge, JudgeRun
@@ -104,6 +105,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "split_choices": JudgeRun.Split.choices,
         "target": ALIGNMENT_TARGET,
         **run_button_context(),
+        "relabel_drift": relabel_drift(project=project),
     }
     return render(request, "judges/judge_list.html", context)
 

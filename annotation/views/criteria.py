@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from annotation.access import Permission, get_project_for_user
+from annotation.criterion_names import generic_quality
 from annotation.forms import CriterionForm
 from annotation.models import Criterion
 from annotation.panels import panels_render
@@ -16,6 +17,11 @@ from annotation.selectors import criterion_failure_mode_choices
 from annotation.services import DomainError, criterion_create, criterion_update
 
 TEMPLATE = "annotation/criterion_form.html"
+
+
+def _name_note(form: CriterionForm) -> dict[str, str | None]:
+    """The vague quality the name on the form amounts to, for the note asking for a concrete definition."""
+    return {"generic_name": generic_quality(str(form["name"].value() or ""))}
 
 
 @login_required
@@ -40,7 +46,8 @@ def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
         if mode is not None:
             initial = {"name": mode.name, "definition": mode.definition, "failure_mode": mode}
         form = CriterionForm(initial=initial, modes=modes)
-    return render(request, TEMPLATE, {"project": project, "access": access, "form": form, "criterion": None})
+    context = {"project": project, "access": access, "form": form, "criterion": None, **_name_note(form)}
+    return render(request, TEMPLATE, context)
 
 
 @login_required
@@ -68,6 +75,6 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
             },
             modes=modes,
         )
-    context = {"project": project, "access": access, "form": form, "criterion": criterion}
+    context = {"project": project, "access": access, "form": form, "criterion": criterion, **_name_note(form)}
     context["panels"] = panels_render(slot="criterion", request=request, context=context)
     return render(request, TEMPLATE, context, status=400 if form.errors else 200)

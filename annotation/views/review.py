@@ -28,6 +28,7 @@ from annotation.models import (
     Criterion,
     Note,
     Project,
+    ReviewSessionTrace,
     Trace,
 )
 from annotation.panels import panels_render
@@ -43,12 +44,15 @@ from annotation.queue import (
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
 from annotation.selectors import (
     criteria_count,
+    critiqued_label_counts,
     failure_mode_of,
     known_sources,
     label_history,
     last_reviewed_external_id,
+    relabel_criterion,
     review_session_item,
     review_session_of,
+    session_item_relabel,
     trace_criterion_row,
     trace_criterion_rows,
     trace_notes,
@@ -206,6 +210,17 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, template, context)
 
 
+def _relabel_context(item: ReviewSessionTrace | None) -> dict[str, Any]:
+    """Where a disagreement session's item stands: "blind" (label it again, seeing neither the earlier label nor
+    the judge), "decide" (both revealed beside the blind label) or "decided"; nothing outside such a session."""
+    if item is None or not item.session.relabels_blind:
+        return {}
+    relabel = session_item_relabel(item=item)
+    if relabel is None:
+        return {"relabel_step": "blind", "relabel_criterion": relabel_criterion(item=item)}
+    return {"relabel_step": "decided" if relabel.is_decided else "decide", "relabel": relabel}
+
+
 @login_required
 @require_GET
 def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpResponse:
@@ -215,6 +230,11 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     params = _queue_params(request, project)
     context = _base_context(request, access, trace, params)
     context.update(_progress_context(request, project, params))
+    session_item = review_session_item(session_id=params.session, trace=trace) if params.session else None
+    relabel = _relabel_context(session_item)
+    step = relabel.get("relabel_step")
+    # Blind means the page holds nothing the expert said or a judge said about this trace: no labels (of any
+    # criterion), no history, no notes, no panels. Deciding reveals the notes; the labels follow the decision.
     context.update(
         {
             "input_block": make_block(trace.input, markdown=False) if trace.input else None,
@@ -222,13 +242,14 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "turns": build_turns(trace.messages),
             "context_blocks": context_blocks(trace.context),
             "metadata": metadata_rows(trace.metadata),
-            "rows": trace_criterion_rows(trace=trace),
-            "notes": trace_notes(trace=trace),
+            "rows": trace_criterion_rows(trace=trace) if step not in ("blind", "decide") else [],
+            "notes": trace_notes(trace=trace) if step != "blind" else [],
             "note_form": NoteForm(),
-            "session_item": review_session_item(session_id=params.session, trace=trace) if params.session else None,
+            "session_item": session_item,
+            **relabel,
         }
     )
-    context["panels"] = panels_render(slot="review", request=request, context=context)
+    context["panels"] = panels_render(slot="review", request=request, context=context) if step != "blind" else []
     return render(request, TEMPLATE, context)
 
 
@@ -311,6 +332,7 @@ def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int
                     trace=trace, criterion=criterion, verdict=verdict, critique=critique, user=request.user
                 )
                 row.history = label_history(labels=[row.label]).get(row.label.pk, [])
+                row.critiqued = critiqued_label_counts(project=project).get(criterion.pk, 0)
                 session_item_revisit(project=project, session_id=params.session, trace=trace)
                 row.status = f"Saved {timezone.localtime():%H:%M:%S}"
                 row.status_kind = "saved"

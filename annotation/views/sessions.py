@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import ReviewSession
 from annotation.queue import QueueParams, decode_cursor
-from annotation.selectors import review_session_items_page, review_sessions_page
+from annotation.selectors import relabel_drift, review_session_items_page, review_sessions_page
 from annotation.services import DomainError
 from annotation.sessions import (
     DEFAULT_SIZE,
@@ -154,5 +154,6 @@ def session_detail(request: HttpRequest, slug: str, session_id: int) -> HttpResp
         "paged": start > 0,
         "session_qs": QueueParams(session=session.pk).querystring,
         "review_url": reverse("review_queue", args=[slug]) + QueueParams(session=session.pk).querystring,
+        "drift": relabel_drift(project=project, session=session) if session.relabels_blind else [],
     }
     return render(request, "annotation/session_detail.html", context)

@@ -26,12 +26,40 @@
       row.querySelectorAll("[data-verdict-button]").forEach(function (button) {
         const selected = button.dataset.verdictButton === verdict;
         button.classList.toggle("is-selected", selected);
-        button.setAttribute("aria-pressed", selected ? "true" : "false");
+        // The blind form's choices are labels around radio inputs: the radio carries the state for assistive tech.
+        if (button.tagName === "BUTTON") button.setAttribute("aria-pressed", selected ? "true" : "false");
       });
     });
   }
   document.body.addEventListener("htmx:afterSettle", syncVerdictButtons);
   document.body.addEventListener("htmx:load", syncVerdictButtons);
+
+  // The blind label of a disagreement session: a plain form, locked with r. Nothing is saved until then, so its
+  // state lives here: the chosen verdict mirrored onto the buttons, and a nudge while a fail critique is terse.
+  const blindForm = review.querySelector("form[data-blind-form]");
+  const TERSE_CRITIQUE_WORDS = 8;
+  function syncBlindForm() {
+    if (!blindForm) return;
+    const checked = blindForm.querySelector('input[name="verdict"]:checked');
+    const verdict = checked ? checked.value : "";
+    const state = blindForm.querySelector(".verdict");
+    if (state) state.dataset.verdict = verdict;
+    syncVerdictButtons();
+    const area = blindForm.querySelector("textarea.critique");
+    const words = area ? area.value.trim().split(/\s+/).filter(Boolean).length : 0;
+    const nudge = blindForm.querySelector("[data-terse-nudge]");
+    if (nudge) nudge.hidden = !(verdict === "fail" && words < TERSE_CRITIQUE_WORDS);
+  }
+  if (blindForm) {
+    blindForm.addEventListener("change", syncBlindForm);
+    blindForm.addEventListener("input", syncBlindForm);
+    syncBlindForm();
+  }
+  function blindLabelStarted() {
+    if (!blindForm) return false;
+    const area = blindForm.querySelector("textarea.critique");
+    return Boolean(blindForm.querySelector('input[name="verdict"]:checked') || (area && area.value.trim()));
+  }
 
   function criteria() {
     return Array.from(review.querySelectorAll(".criterion"));
@@ -51,6 +79,8 @@
   function isTyping(el) {
     if (!el || el === document.body) return false;
     const tag = el.tagName;
+    // A focused radio or checkbox takes no text: the shortcuts keep working (the blind form's pass/fail).
+    if (tag === "INPUT" && (el.type === "radio" || el.type === "checkbox")) return false;
     return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
   }
 
@@ -95,6 +125,11 @@
 
   function go(url) {
     if (!url) return;
+    if (blindLabelStarted() && Date.now() - warnedAt > 4000) {
+      warnedAt = Date.now();
+      flash("The blind label is not locked: press r to lock it (press again to leave anyway).");
+      return;
+    }
     if (hasUnsavedCritique() && Date.now() - warnedAt > 4000) {
       warnedAt = Date.now();
       flash("A critique is not saved: choose pass or fail first (press again to leave anyway).");
@@ -310,8 +345,13 @@
       const note = document.getElementById("note-new");
       if (note) note.focus(); else handled = false;
     } else if (key === "r") {
-      const form = document.getElementById("mark-reviewed");
-      if (form) whenSettled(function () { form.requestSubmit(); }); else handled = false;
+      // In a disagreement session r locks the blind label, then decides; elsewhere it marks the trace reviewed.
+      const form = review.querySelector('form[data-submit-key="r"]') || document.getElementById("mark-reviewed");
+      // A second r while the first submit is on its way would abort it and post again.
+      if (form) whenSettled(function () { if (!form.dataset.submitted) form.requestSubmit(); }); else handled = false;
+    } else if (/^[a-z]$/.test(key) && review.querySelector('[data-key="' + key + '"]')) {
+      // Choices with a key of their own, e.g. b / e: keep the blind or the earlier label.
+      review.querySelector('[data-key="' + key + '"]').click();
     } else if (key === "m") {
       if (!picker) handled = false;
       else if (!openPicker(codingTarget())) flash("No note to code yet: write one first (n).");
@@ -326,6 +366,12 @@
     }
     // Keep the letter out of the field that was just focused.
     if (handled) event.preventDefault();
+  });
+
+  // Only a submit that passed the form's own checks gets here; a page restored by Back may submit again.
+  review.addEventListener("submit", function (event) { event.target.dataset.submitted = "1"; });
+  window.addEventListener("pageshow", function () {
+    review.querySelectorAll("form[data-submitted]").forEach(function (form) { delete form.dataset.submitted; });
   });
 
   // Clicking a criterion focuses it, so p/f then apply to what the mouse last touched.
