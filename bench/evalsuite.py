@@ -80,7 +80,8 @@ def main() -> int:
         judge = judge_create(
             project=project, criterion=criterion, name=f"{criterion_name}-{kind}", kind=kind, config=config
         )
-        judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
+        for split in ("dev", "test"):  # promotion is decided on test
+            judge_run_execute(run=judge_run_create(version=judge.latest_version(), split=split))
         judge_version_promote(version=judge.latest_version())
     golden_ids = [f"s-{i}" for i in range(GOLDEN)]
     golden_add(

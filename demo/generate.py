@@ -5,7 +5,8 @@ are committed so `make run` needs no generation step:
 
 - `demo_traces.jsonl`: the reviewed traces. The first session (about 60 traces labelled on all three criteria, with
   notes) among 184 traces of four weeks; the second session (62 SMS and voice replies labelled on `plain_text`,
-  `sms_review.py`); golden-set members carry a `golden` key (`releases.py`).
+  `sms_review.py`); the third (240 more, the evidence the held-out test split needs before a judge is promoted,
+  numbered after the production traffic); golden-set members carry a `golden` key (`releases.py`).
 - `demo_production.jsonl`: ten days of unlabelled production traffic for monitoring (`traffic.py`).
 - `demo_candidates_1.4.0.jsonl`, `demo_candidates_1.5.0.jsonl`: two releases' outputs for the golden inputs.
 
@@ -236,6 +237,9 @@ def build(seed: int = SEED) -> DemoData:
     golden = releases.pick_golden(seed, first, second)
     traces = [record for record, _ in first] + [reply.record for reply in second]
     production = traffic.build(seed, first_number=len(traces) + 1)
+    # Numbered after the traffic, which it came after: the production file keeps its ids, and so monitoring's sample.
+    third = sms_review.build_evidence(seed, first_number=len(traces) + len(production) + 1)
+    traces += [reply.record for reply in third]
     candidates = {release: releases.candidates(seed, golden, release) for release in releases.RELEASES}
     return DemoData(traces=traces, production=production, candidates=candidates)
 

@@ -3,8 +3,10 @@
 1. The expert, the project (sampling 20% of production traffic) and its three criteria.
 2. The reviewed traces, then ten days of production traffic ending yesterday (sampled at ingestion).
 3. Judges measured against the expert's labels: a classifier and an assertion that miss the bar, an assertion for
-   `plain_text` whose second version meets it on dev (and on test) and is promoted, and an LLM judge whose prompt
-   shadows the expert's critiques (it runs once an OpenAI-compatible endpoint is configured).
+   `plain_text` whose second version reaches it on dev and meets it on the held-out test split (the 95% lower
+   bounds: the third review session labelled enough SMS and voice replies for that) and is promoted on that test
+   run, and an LLM judge whose prompt shadows the expert's critiques (it runs once an OpenAI-compatible endpoint is
+   configured).
 4. The golden set, and two releases checked against it with `evalsuite`: 1.4.0, then 1.5.0, which regresses.
 5. Monitoring: the promoted judge drains the sampled traffic, and an alert rule is evaluated on yesterday.
 6. The agents page's outcome grader over the agent trials.
@@ -236,7 +238,7 @@ def _run(report: LoadReport, version: JudgeVersion, split: str, user: AbstractBa
 
 def _plain_text_judge(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:
     """Two versions of the assertion on `plain_text`, each measured on dev; the second, also measured on test, is
-    promoted through the promotion service on its dev run."""
+    promoted through the promotion service, which decides on the test run (judges.promotions.RULE)."""
     judge = _judge(report, project, PLAIN, PLAIN_JUDGE, Judge.Kind.ASSERTION, PLAIN_V1, user)
     if judge is None:
         return
@@ -256,7 +258,9 @@ def _plain_text_judge(report: LoadReport, project: Project, user: AbstractBaseUs
         else "Objective check, cheapest rung."
     )
     promotion = judge_version_promote(version=second, user=user, comment=comment)
-    report.built.append(f"judges: {second} promoted on dev run #{promotion.dev_run_id}")
+    report.built.append(
+        f"judges: {second} promoted on test run #{promotion.test_run_id} (dev run #{promotion.dev_run_id} beside it)"
+    )
 
 
 def _llm_judge(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:

@@ -44,11 +44,14 @@ def history_rows(numbers: list[int], runs: dict[int, JudgeRun]) -> list[HistoryR
 class HistoryChart(Chart):
     points: list[Marker]
     target: Rule
+    # The TNR's own line when the bar's TNR minimum differs from its TPR minimum (`target` is then the TPR's).
+    target_tnr: Rule | None = None
 
 
-def history_chart(rows: list[HistoryRow], *, target: float) -> HistoryChart:
+def history_chart(rows: list[HistoryRow], *, target: float, target_tnr: float | None = None) -> HistoryChart:
     """Per version with a dev run, one point per metric with its 95% whisker, side by side; a dashed line at the
-    target; y ticks. Versions oldest first, left to right."""
+    target (the project's bar: one line, or the TPR's and the TNR's when they differ); y ticks. Versions oldest
+    first, left to right."""
     measured = [row for row in sorted(rows, key=lambda r: r.number) if row.run is not None]
     frame = Frame.around(WIDTH - 2 * PAD, HEIGHT - 2 * PAD, left=PAD, top=PAD, right=PAD, bottom=PAD)
     slots = Slots.across(frame.left, frame.right - frame.left, len(measured))
@@ -72,16 +75,22 @@ def history_chart(rows: list[HistoryRow], *, target: float) -> HistoryChart:
                     data=(("version", row.number), ("metric", key)),
                 )
             )
-    rule = Rule(y=y(target), css_class="target", title=f"target {target}")
+    if target_tnr is None or target_tnr == target:
+        rule, tnr_rule, named = Rule(y=y(target), css_class="target", title=f"target {target}"), None, f"{target}"
+    else:
+        rule = Rule(y=y(target), css_class="target", title=f"TPR target {target}")
+        tnr_rule = Rule(y=y(target_tnr), css_class="target", title=f"TNR target {target_tnr}")
+        named = f"{target} TPR and {target_tnr} TNR"
     return HistoryChart(
         frame=frame,
-        title=f"TPR, TNR and kappa per version on dev, with 95% intervals and the {target} target",
+        title=f"TPR, TNR and kappa per version on dev, with 95% intervals and the {named} target",
         title_id="history-title",
         empty=not measured,
         css_class="chart-svg history-chart",
         y_ticks=ticks(y, QUARTERS, lambda v: fixed(v, 2)),
         x_ticks=[Tick(row.number, slots.center(i), f"v{row.number}") for i, row in enumerate(measured)],
-        marks=[rule, *points],
+        marks=[rule, *([tnr_rule] if tnr_rule else []), *points],
         points=points,
         target=rule,
+        target_tnr=tnr_rule,
     )

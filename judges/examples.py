@@ -1,6 +1,8 @@
 """Few-shot examples from a run's disagreements: an LLM judge's next version gets the trace the expert labelled,
 with the expert's critique as the example's reasoning. Train-split traces only, or the judge would be measured on
-its own examples."""
+its own examples; and never from a test run: test is held out to report a version (promotion is decided there), so
+a version may be run on test again and again but no version is made from what its test run got wrong. Dev is where
+the judge is iterated on."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ def judge_example_add(
     the latest version's few-shot examples. Raises DomainError naming what stands in the way."""
     if judge.kind != Judge.Kind.LLM:
         raise DomainError(f"only LLM judges take few-shot examples; this is a {kinds.get(judge.kind).display} judge")
+    if run.split == JudgeRun.Split.TEST:
+        raise DomainError(held_out_refusal(run))
     if not external_id:
         raise DomainError("trace: name the trace to add as an example")
     criterion = judge.criterion
@@ -34,10 +38,12 @@ def judge_example_add(
         raise DomainError(f"trace: {external_id!r} has no expert label for {criterion.name!r}")
     split = split_of(split_key(criterion), external_id)
     if split != "train":
-        raise DomainError(
-            f"trace {external_id!r} is in the {split} split; only train traces can be examples, or the judge "
-            "would be measured on its own examples"
+        why = (
+            "test is held out to report the judge, never to tune it"
+            if split == JudgeRun.Split.TEST
+            else "the judge would be measured on its own examples"
         )
+        raise DomainError(f"trace {external_id!r} is in the {split} split; only train traces can be examples: {why}")
     # Lock the judge before reading its latest config: two quick clicks must each append, not overwrite the other.
     Judge.objects.select_for_update().filter(pk=judge.pk).first()
     latest = judge.latest_version()
@@ -50,11 +56,26 @@ def judge_example_add(
     return judge_version_create(judge=judge, config=config, comment=comment, user=user)
 
 
-def disagreement_example_states(*, judge: Judge, external_ids: list[str]) -> dict[str, str]:
-    """external id → "addable", "example" (already in the latest version) or the split that forbids it; {} for a
-    judge that takes no examples."""
+def held_out_refusal(run: JudgeRun) -> str:
+    return (
+        f"run #{run.pk} is on the test split, which is held out: a version's test run can be repeated but not "
+        "tuned on, or the test figures that decide promotion would measure the judge on what it was fitted to. "
+        "Iterate on dev; few-shot examples come from train."
+    )
+
+
+HELD_OUT = "held_out"
+
+
+def disagreement_example_states(
+    *, judge: Judge, external_ids: list[str], run: JudgeRun | None = None
+) -> dict[str, str]:
+    """external id → "addable", "example" (already in the latest version), HELD_OUT (the run is on test) or the
+    split that forbids it; {} for a judge that takes no examples."""
     if judge.kind != Judge.Kind.LLM:
         return {}
+    if run is not None and run.split == JudgeRun.Split.TEST:
+        return dict.fromkeys(external_ids, HELD_OUT)
     latest = judge.latest_version()
     current = set((latest.config if latest else {}).get("examples", []))
     key = split_key(judge.criterion)

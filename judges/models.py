@@ -140,13 +140,14 @@ class LLMResponse(models.Model):
         return f"{self.model} {self.key[:12]}"
 
 
-# The alignment a version needs before it may be promoted, when the expert has not set one.
+# The project's bar when the expert has not set one (DESIGN.md: iterate until agreement is above 90%).
 DEFAULT_MIN_TPR = DEFAULT_MIN_TNR = 0.9
 
 
 class PromotionBar(models.Model):
-    """The TPR and TNR a judge version's dev run must reach to be promoted in a project; only the expert sets it.
-    A project without a row has the default bar."""
+    """The project's one bar: the TPR and TNR a judge must reach to be "aligned", to meet the cost ladder's target
+    and to be promoted (judges.evidence says how a run meets it); only the expert sets it. A project without a row
+    has the default bar."""
 
     project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="promotion_bar")
     min_tpr = models.FloatField(default=DEFAULT_MIN_TPR)
@@ -163,11 +164,21 @@ class Promotion(models.Model):
     the rows are the record of who promoted what, when, on which evidence.
     """
 
+    class EvidenceSplit(models.TextChoices):
+        TEST = "test", "Test"
+        # Promotions made before a test run was required: their evidence is the dev run, kept as it was.
+        DEV = "dev", "Dev (before test evidence was required)"
+
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="promotions")
     version = models.ForeignKey(JudgeVersion, on_delete=models.PROTECT, related_name="promotions")
-    # The finished dev run whose alignment met the bar, and that report and bar as they were at promotion time.
-    dev_run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The evidence, as it was at promotion time: `report` is the run decisions read (monitoring's corrected rate
+    # uses its confusion counts), the test run's report; `evidence_split` says which split it was measured on.
+    test_run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     report = models.JSONField(default=dict, blank=True)
+    evidence_split = models.CharField(max_length=8, choices=EvidenceSplit.choices, default=EvidenceSplit.TEST)
+    # The dev run whose point estimates reached the bar, shown beside the test evidence.
+    dev_run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dev_report = models.JSONField(default=dict, blank=True)
     min_tpr = models.FloatField()
     min_tnr = models.FloatField()
     comment = models.TextField(blank=True)
@@ -194,3 +205,7 @@ class Promotion(models.Model):
     @property
     def is_current(self) -> bool:
         return self.ended_at is None
+
+    @property
+    def on_test_evidence(self) -> bool:
+        return self.evidence_split == self.EvidenceSplit.TEST

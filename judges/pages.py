@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from annotation.models import Criterion, Project
 from judges.comparison import JudgeComparison, compare_judges
+from judges.evidence import BarCheck
 from judges.kinds import versions_drift
 from judges.ladder import Ladder, cost_ladders
 from judges.models import Judge, JudgeRun, JudgeVersion
@@ -19,7 +20,6 @@ from judges.selectors import (
     project_split_counts,
 )
 from judges.splits import SPLITS
-from judges.stats import alignment_verdict
 
 # --- the judges page: every criterion's judges, their latest runs, the cost ladder and the promotion -------------
 
@@ -28,8 +28,8 @@ from judges.stats import alignment_verdict
 class JudgeSummary:
     judge: Judge
     versions: list[JudgeVersion]
-    # (split, its latest done run or None, alignment_verdict of that run), in split order; "all" last.
-    runs: list[tuple[str, JudgeRun | None, str]]
+    # (split, its latest done run or None, that run against the project's bar or None), in split order; "all" last.
+    runs: list[tuple[str, JudgeRun | None, BarCheck | None]]
     # Its latest version and its promoted one, when built on a definition or labels that changed since (each with
     # `.drift`, JudgeKind.drift): offered a new version from current labels.
     drifted: list[JudgeVersion] = field(default_factory=list)
@@ -40,31 +40,34 @@ class CriterionSection:
     criterion: Criterion
     splits: list[tuple[str, int, int]]  # (split, pass count, fail count)
     judges: list[JudgeSummary]
-    # The cost ladder on dev: every judge's latest dev run, cheapest first (None before any dev run).
+    # The cost ladder: every judge's latest test run beside its latest dev run, cheapest first (None before any).
     ladder: Ladder | None = None
     promotion: CriterionPromotion | None = None
 
 
 def judge_list_sections(*, project: Project) -> list[CriterionSection]:
     """One section per criterion of the project, in criterion order: its labels per split, its judges with their
-    latest finished run per split, the cost ladder on dev and the promotion. A fixed number of queries (plus one per
-    promoted criterion), whatever the number of judges, versions and runs."""
+    latest finished run per split (each against the project's bar), the cost ladder (test, dev beside it) and the
+    promotion. A fixed number of queries (plus two per promoted criterion), whatever the number of judges, versions
+    and runs."""
     counts = project_split_counts(project=project)
     latest = latest_finished_runs(project=project)
+    bar = promotion_bar(project=project)
     by_criterion: dict[int, list[JudgeSummary]] = {}
+    ladder_runs = []
     for judge in judges_with_versions(project=project):
         runs = []
         for split in (*SPLITS, JudgeRun.Split.ALL):
             run = latest.get((judge.pk, split))
             # "all" is shown only when it was run (an external judge's import is one); every split always is.
             if run is not None or split != JudgeRun.Split.ALL:
-                runs.append((split, run, alignment_verdict(run.report) if run else ""))
+                runs.append((split, run, bar.check(run.report) if run else None))
         summary = JudgeSummary(judge=judge, versions=list(judge.versions.all()), runs=runs)
         by_criterion.setdefault(judge.criterion_id, []).append(summary)
-    judges_by_id = {summary.judge.pk: summary.judge for summaries in by_criterion.values() for summary in summaries}
-    ladders = cost_ladders(
-        [(judges_by_id[judge_id], run) for (judge_id, split), run in latest.items() if split == "dev"]
-    )
+        ladder_runs.append(
+            (judge, latest.get((judge.pk, JudgeRun.Split.DEV)), latest.get((judge.pk, JudgeRun.Split.TEST)))
+        )
+    ladders = cost_ladders(ladder_runs, bar=bar)
     promotions = criterion_promotions(project=project)
     _mark_drift([summary for summaries in by_criterion.values() for summary in summaries], promotions)
     sections = []

@@ -1,7 +1,10 @@
 """Promotion: choosing the one judge version per criterion that regression suites and monitoring use.
 
-A version may be promoted only on evidence: its latest finished run on the dev split must meet the project's bar
-(TPR and TNR, 0.9 each by default). Promoting ends the criterion's previous promotion; both stay on record.
+A version may be promoted only on evidence (RULE): its latest finished dev run must reach the project's bar (dev is
+where the judge is iterated on, so its point estimates are a check, not the evidence), and its latest finished test
+run must meet the bar with the 95% lower bounds of its TPR and TNR (judges.evidence). The test run is the
+evidence: the promotion keeps its report, which monitoring's corrected pass rate reads, with the dev report beside
+it. Promoting ends the criterion's previous promotion; both stay on record.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ from django.utils import timezone
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
 from judges import kinds
+from judges.evidence import UNDEFINED, BarCheck, bar_check, percent
 from judges.models import DEFAULT_MIN_TNR, DEFAULT_MIN_TPR, Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
+
+RULE = (
+    "A version is promoted when its latest dev run reaches the bar (TPR and TNR at or above it: dev is where the "
+    "judge is iterated on) and its latest test run meets it on evidence: the 95% lower bounds of the test "
+    "TPR and TNR at or above the bar. Test is held out: it can be run again, never tuned on."
+)
 
 
 class PromotionRefused(DomainError):
@@ -25,54 +35,75 @@ class PromotionRefused(DomainError):
 
 @dataclass(frozen=True)
 class Eligibility:
-    """Whether a version meets its project's bar on dev, with the run that shows it (or why not)."""
+    """Whether a version may be promoted under its project's bar, with the runs that show it (or why not)."""
 
     eligible: bool
     reason: str
     dev_run: JudgeRun | None
+    test_run: JudgeRun | None
     min_tpr: float
     min_tnr: float
+    dev_check: BarCheck | None = None
+    test_check: BarCheck | None = None
 
 
-def latest_dev_run(version: JudgeVersion) -> JudgeRun | None:
+def latest_run(version: JudgeVersion, split: str) -> JudgeRun | None:
+    """The version's latest finished run on `split`."""
     return (
-        JudgeRun.objects.filter(version=version, split=JudgeRun.Split.DEV, status=JudgeRun.Status.DONE)
+        JudgeRun.objects.filter(version=version, split=split, status=JudgeRun.Status.DONE)
         .order_by("-finished_at", "-id")
         .first()
     )
 
 
-def _percent(value: float) -> str:
-    return f"{value:.0%}"
-
-
 def eligibility(version: JudgeVersion) -> Eligibility:
-    """Checks the version's latest finished dev run against the project's bar."""
+    """Checks the version's latest finished dev and test runs against the project's bar (RULE)."""
     min_tpr, min_tnr = promotion_bar(project=version.judge.project)
+    dev_run = test_run = None
+    dev_check = test_check = None
 
-    def refuse(reason: str, run: JudgeRun | None = None) -> Eligibility:
-        return Eligibility(False, reason, run, min_tpr, min_tnr)
+    def refuse(reason: str) -> Eligibility:
+        return Eligibility(False, reason, dev_run, test_run, min_tpr, min_tnr, dev_check, test_check)
 
     kind = kinds.get(version.judge.kind)
     if not kind.judges_new_outputs:
         return refuse(kind.cannot_judge_new_outputs)
-    run = latest_dev_run(version)
-    if run is None:
+    dev_run = latest_run(version, JudgeRun.Split.DEV)
+    if dev_run is None:
         return refuse(f"{version} has no finished run on the dev split: run it on dev first.")
-    report = run.report or {}
-    tpr, tnr = report.get("tpr"), report.get("tnr")
-    if tpr is None or tnr is None:
+    dev_check = bar_check(dev_run.report, min_tpr=min_tpr, min_tnr=min_tnr)
+    if dev_check.status == UNDEFINED:
         return refuse(
-            f"The dev run of {version} cannot measure both TPR and TNR: the dev split needs passes and fails.", run
+            f"The dev run of {version} cannot measure both TPR and TNR: the dev split needs passes and fails."
         )
-    if tpr < min_tpr or tnr < min_tnr:
+    if not dev_check.reaches:
+        return refuse(f"On dev, {version} has {dev_check.points_text()}; the bar is {dev_check.bar_text}.")
+    test_run = latest_run(version, JudgeRun.Split.TEST)
+    if test_run is None:
         return refuse(
-            f"On dev, {version} has TPR {_percent(tpr)} and TNR {_percent(tnr)}; the bar is "
-            f"TPR ≥ {_percent(min_tpr)} and TNR ≥ {_percent(min_tnr)}.",
-            run,
+            f"{version} has no finished run on the test split: run it on test before promoting. Test is held out: "
+            "promotion is decided there, on labels the judge was never tuned on."
+        )
+    test_check = bar_check(test_run.report, min_tpr=min_tpr, min_tnr=min_tnr)
+    if test_check.status == UNDEFINED:
+        return refuse(
+            f"The test run of {version} cannot measure both TPR and TNR: the test split needs passes and fails."
+        )
+    if not test_check.meets:
+        return refuse(
+            f"{test_check.explain(f'On test, {version}')} Promotion is decided on test, by the 95% lower bounds "
+            f"(on dev, where it was tuned: {dev_check.points_text()})."
         )
     return Eligibility(
-        True, f"On dev, TPR {_percent(tpr)} and TNR {_percent(tnr)} meet the bar.", run, min_tpr, min_tnr
+        True,
+        f"On dev, {dev_check.points_text()} reach the bar; on test, {test_check.points_text()} meet it "
+        f"(95% lower bounds {test_check.bounds_text()}).",
+        dev_run,
+        test_run,
+        min_tpr,
+        min_tnr,
+        dev_check,
+        test_check,
     )
 
 
@@ -80,7 +111,8 @@ def eligibility(version: JudgeVersion) -> Eligibility:
 def judge_version_promote(
     *, version: JudgeVersion, user: AbstractBaseUser | None = None, comment: str = ""
 ) -> Promotion:
-    """Makes `version` its criterion's promoted judge, ending the previous promotion. Raises PromotionRefused."""
+    """Makes `version` its criterion's promoted judge on its test run's evidence, ending the previous promotion.
+    Raises PromotionRefused with the reason (RULE)."""
     criterion = Criterion.objects.select_for_update().get(pk=version.judge.criterion_id)
     check = eligibility(version)
     if not check.eligible:
@@ -88,15 +120,21 @@ def judge_version_promote(
     now = timezone.now()
     current = Promotion.objects.filter(criterion=criterion, ended_at=None).first()
     if current is not None:
-        if current.version_id == version.pk:
+        # Promoting the current version again changes nothing, unless its promotion predates test evidence: then
+        # the new promotion records the test run it now meets the bar on.
+        if current.version_id == version.pk and current.on_test_evidence:
             return current
         current.ended_at, current.ended_by = now, user
         current.save(update_fields=["ended_at", "ended_by"])
+    assert check.dev_run is not None and check.test_run is not None  # eligible: both runs exist
     return Promotion.objects.create(
         criterion=criterion,
         version=version,
+        test_run=check.test_run,
+        report=check.test_run.report or {},
+        evidence_split=Promotion.EvidenceSplit.TEST,
         dev_run=check.dev_run,
-        report=check.dev_run.report if check.dev_run else {},
+        dev_report=check.dev_run.report or {},
         min_tpr=check.min_tpr,
         min_tnr=check.min_tnr,
         comment=comment,
@@ -126,33 +164,44 @@ def current_promotions(*, project: Project) -> dict[int, Promotion]:
 
 # --- the bar -------------------------------------------------------------------------------------------------------
 
-# The bar must be better than a coin: at 0.5 a judge that always says "pass" would clear the TNR half of it.
-BAR_MIN_EXCLUSIVE, BAR_MAX = 0.5, 1.0
+# The bar must be better than a coin: at 0.5 a judge that always says "pass" would clear the TNR half of it. And
+# below 1: a 95% lower bound never reaches 100%, so at a bar of 1 no judge could ever be promoted.
+BAR_MIN_EXCLUSIVE, BAR_MAX_EXCLUSIVE = 0.5, 1.0
+BAR_RANGE_ERROR = "must be above 0.5 and below 1 (a judge must beat a coin; no number of labels shows 100%)"
 
 
 class Bar(NamedTuple):
-    """The TPR and TNR a version's latest dev run must reach to be promoted."""
+    """The project's one bar: the TPR and TNR a judge must reach ("aligned", the cost ladder, the charts' target
+    line and promotion all read it)."""
 
     min_tpr: float
     min_tnr: float
 
+    @property
+    def text(self) -> str:
+        """ "TPR ≥ 90% and TNR ≥ 90%"."""
+        return f"TPR ≥ {percent(self.min_tpr)} and TNR ≥ {percent(self.min_tnr)}"
+
+    def check(self, report: dict | None) -> BarCheck:
+        """A run's report against this bar (judges.evidence.bar_check)."""
+        return bar_check(report, min_tpr=self.min_tpr, min_tnr=self.min_tnr)
+
 
 def promotion_bar(*, project: Project) -> Bar:
-    """The project's bar (the default until the expert sets one). With promotion_bar_set, the only code that
-    knows where the bar is stored."""
+    """The project's bar (the default until the expert sets one), the one source every page and decision reads.
+    With promotion_bar_set, the only code that knows where the bar is stored."""
     stored = PromotionBar.objects.filter(project=project).values_list("min_tpr", "min_tnr").first()
     return Bar(*stored) if stored else Bar(DEFAULT_MIN_TPR, DEFAULT_MIN_TNR)
 
 
 @transaction.atomic
 def promotion_bar_set(*, project: Project, min_tpr: float, min_tnr: float, user: AbstractBaseUser | None = None) -> Bar:
-    """Sets the TPR and TNR a version's dev run must reach to be promoted, by `user` (the expert; the view checks).
-    Current promotions keep the bar they were promoted under (it is on their record); the judges page warns about
-    any now under the new bar."""
+    """Sets the project's bar, by `user` (the expert; the view checks). Current promotions keep the bar they were
+    promoted under (it is on their record); the judges page warns about any that would not be promoted now."""
     for name, value in (("min_tpr", min_tpr), ("min_tnr", min_tnr)):
         # Written so that NaN fails too: every comparison with it is false.
-        if not BAR_MIN_EXCLUSIVE < value <= BAR_MAX:
-            raise DomainError(f"{name}: must be above 0.5 and at most 1, got {value} for project {project.slug!r}")
+        if not BAR_MIN_EXCLUSIVE < value < BAR_MAX_EXCLUSIVE:
+            raise DomainError(f"{name}: {BAR_RANGE_ERROR}, got {value} for project {project.slug!r}")
     PromotionBar.objects.update_or_create(project=project, defaults={"min_tpr": min_tpr, "min_tnr": min_tnr})
     return Bar(min_tpr, min_tnr)
 
@@ -162,10 +211,11 @@ def promotion_bar_set(*, project: Project, min_tpr: float, min_tnr: float, user:
 
 @dataclass(frozen=True)
 class CriterionPromotion:
-    """A criterion's current promotion and whether the promoted version's latest dev run still meets the bar."""
+    """A criterion's current promotion and whether the promoted version would still be promoted today."""
 
     promotion: Promotion | None
-    # Set when the promoted version's latest dev run no longer meets the (current) bar: a warning, not a demotion.
+    # Set when the promoted version's latest runs no longer satisfy RULE under the current bar, or when it was
+    # promoted on dev evidence only (before test runs were required): a warning, not a demotion.
     warning: str = ""
 
 
@@ -174,14 +224,21 @@ def criterion_promotion(promotion: Promotion | None) -> CriterionPromotion:
         return CriterionPromotion(promotion=None)
     check = eligibility(promotion.version)
     warning = ""
-    if not check.eligible:
-        warning = f"Promoted, but its latest dev run is under the bar: {check.reason}"
+    if not promotion.on_test_evidence:
+        warning = "Promoted on dev evidence only, before a test run was required: " + (
+            "its test run now meets the bar; promote it again to record that evidence."
+            if check.eligible
+            else check.reason
+        )
+    elif not check.eligible:
+        warning = f"Promoted, but it would not be promoted today: {check.reason}"
     return CriterionPromotion(promotion=promotion, warning=warning)
 
 
 def criterion_promotions(*, project: Project) -> dict[int, CriterionPromotion]:
-    """criterion id → its promotion state, for the judges page: one query for the promotions and one per promoted
-    criterion (its version's latest dev run), so bounded by the number of criteria, not of traces or runs."""
+    """criterion id → its promotion state, for the judges page: one query for the promotions and two per promoted
+    criterion (its version's latest dev and test runs), so bounded by the number of criteria, not of traces or
+    runs."""
     promotions = current_promotions(project=project)
     for promotion in promotions.values():
         promotion.version.judge.project = project  # eligibility reads the bar from here; spare the query
@@ -194,6 +251,14 @@ class VersionPromotion:
     eligible: bool
     reason: str
     is_current: bool
+    # The version's latest dev and test runs and how each stands against the bar, shown side by side.
+    dev_run: JudgeRun | None = None
+    test_run: JudgeRun | None = None
+    dev_check: BarCheck | None = None
+    test_check: BarCheck | None = None
+    # The current promotion of this version predates test evidence and the version now qualifies: it may be
+    # promoted again to record the test run.
+    renewable: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,11 +282,17 @@ def judge_promotion_states(*, project: Project, judge: Judge, versions: list[Jud
     for version in versions:
         version.judge = judge  # eligibility reads judge.kind and the project's bar: no query per version for them
         check = eligibility(version)
+        is_current = promotion is not None and promotion.version_id == version.pk
         states[version.number] = VersionPromotion(
             number=version.number,
             eligible=check.eligible,
             reason=check.reason,
-            is_current=promotion is not None and promotion.version_id == version.pk,
+            is_current=is_current,
+            dev_run=check.dev_run,
+            test_run=check.test_run,
+            dev_check=check.dev_check,
+            test_check=check.test_check,
+            renewable=is_current and check.eligible and not promotion.on_test_evidence,
         )
     return JudgePromotionStates(
         criterion_promotion=criterion_promotion(promotion),
@@ -237,11 +308,11 @@ class PromotionHistory:
 
 
 def promotion_history_page(*, project: Project, limit: int) -> PromotionHistory:
-    """Every promotion of the project, newest first, at most `limit`: who promoted which version, on what dev
-    evidence under which bar, and when and by whom it ended."""
+    """Every promotion of the project, newest first, at most `limit`: who promoted which version, on what test
+    evidence (dev beside it) under which bar, and when and by whom it ended."""
     promotions = list(
         Promotion.objects.filter(criterion__project=project)
-        .select_related("criterion", "version__judge", "promoted_by", "ended_by", "dev_run")
+        .select_related("criterion", "version__judge", "promoted_by", "ended_by", "dev_run", "test_run")
         .order_by("-promoted_at", "-id")[: limit + 1]
     )
     return PromotionHistory(promotions=promotions[:limit], capped=len(promotions) > limit)

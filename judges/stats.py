@@ -685,17 +685,3 @@ def paired_bootstrap_difference_from_counts(
     estimate = (only_b - only_a) / n
     # As in posterior_intervals: an estimate at ±1 is where no draw lands exactly, so the interval reaches it.
     return estimate, min(float(low), estimate), max(float(high), estimate)
-
-
-# --- whether a judge is aligned ------------------------------------------------------------------------------------
-
-# DESIGN.md: iterate until agreement is above 90%. A judge is aligned when TPR and TNR both reach it.
-ALIGNMENT_TARGET = 0.9
-
-
-def alignment_verdict(report: dict[str, Any] | None) -> str:
-    """Whether TPR and TNR both reach the target: "aligned", "below", or "undefined" when either cannot be
-    computed (the split has no expert pass or no expert fail)."""
-    if not report or report.get("tpr") is None or report.get("tnr") is None:
-        return "undefined"
-    return "aligned" if report["tpr"] >= ALIGNMENT_TARGET and report["tnr"] >= ALIGNMENT_TARGET else "below"

@@ -21,7 +21,7 @@ from annotation.services import DomainError
 from judges.examples import disagreement_example_states
 from judges.models import Judge, JudgeRun
 from judges.pages import judge_list_sections
-from judges.promotions import promotion_bar
+from judges.promotions import RULE, Bar, promotion_bar
 from judges.selectors import (
     DISAGREEMENT_KINDS,
     recent_runs,
@@ -29,7 +29,7 @@ from judges.selectors import (
     run_progress,
 )
 from judges.services import judge_run_cancel, judge_run_enqueue
-from judges.stats import ALIGNMENT_TARGET, METRICS, alignment_verdict
+from judges.stats import METRICS
 from judges.views_versions import run_button_context
 
 DISAGREEMENTS_PER_PAGE = 25
@@ -48,6 +48,10 @@ KIND_LABELS = {"false_pass": "False pass", "false_fail": "False fail"}
 # --- presentation of a report (pure: the report dict in, rows for the template out) ---------------------------
 
 
+# The metrics the project's bar sets a minimum for, and which minimum (recall on fail is the TNR).
+BAR_MINIMUMS = {"tpr": "min_tpr", "tnr": "min_tnr", "recall_fail": "min_tnr"}
+
+
 @dataclass(frozen=True)
 class MetricRow:
     key: str
@@ -55,6 +59,8 @@ class MetricRow:
     value: float | None
     low: float | None
     high: float | None
+    # The bar's minimum for this metric (the project's bar), None for the metrics the bar says nothing about.
+    target: float | None = None
 
     @staticmethod
     def _x(value: float | None) -> float:
@@ -74,16 +80,24 @@ class MetricRow:
         return self._x(self.high)
 
     @property
+    def target_x(self) -> float:
+        return self._x(self.target)
+
+    @property
     def meets_target(self) -> bool:
-        return self.value is not None and self.value >= ALIGNMENT_TARGET
+        """The point estimate reaches the bar's line (whether it does on evidence is the report's badge)."""
+        return self.value is not None and self.target is not None and self.value >= self.target
 
 
-def metric_rows(report: dict[str, Any]) -> list[MetricRow]:
+def metric_rows(report: dict[str, Any], bar: Bar) -> list[MetricRow]:
     rows = []
     for key in METRICS:
         interval = (report.get("ci") or {}).get(key)
         low, high = interval if interval else (None, None)
-        rows.append(MetricRow(key=key, label=METRIC_LABELS[key], value=report.get(key), low=low, high=high))
+        target = getattr(bar, BAR_MINIMUMS[key]) if key in BAR_MINIMUMS else None
+        rows.append(
+            MetricRow(key=key, label=METRIC_LABELS[key], value=report.get(key), low=low, high=high, target=target)
+        )
     return rows
 
 
@@ -101,9 +115,9 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "access": access,
         "sections": sections,
         "bar": promotion_bar(project=project),
+        "promotion_rule": RULE,
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,
-        "target": ALIGNMENT_TARGET,
         **run_button_context(),
         "relabel_drift": relabel_drift(project=project),
     }
@@ -152,14 +166,15 @@ def _disagreement_filters(request: HttpRequest) -> tuple[str | None, int | None,
 
 
 def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> dict[str, Any]:
+    bar = promotion_bar(project=access.project)
     context: dict[str, Any] = {
         "project": access.project,
         "access": access,
         "run": run,
         "judge": run.version.judge,
         "progress": run_progress(run=run),
-        "target": ALIGNMENT_TARGET,
-        "target_x": ALIGNMENT_TARGET * 100,
+        "bar": bar,
+        "is_test_run": run.split == JudgeRun.Split.TEST,
     }
     if run.status == JudgeRun.Status.DONE and run.report:
         kind, after, errors = _disagreement_filters(request)
@@ -171,14 +186,17 @@ def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> 
         if disagreements.has_more:
             query = {"after": page[-1].trace_id, **({"kind": kind} if kind else {})}
             next_url = f"{base}?{urlencode(query)}"
-        # An LLM judge's disagreements can become few-shot examples, train-split traces only (no leakage).
-        states = disagreement_example_states(judge=run.version.judge, external_ids=[j.trace.external_id for j in page])
+        # An LLM judge's disagreements can become few-shot examples, train-split traces only (no leakage), and never
+        # from a test run (test is held out: reported, not tuned on).
+        states = disagreement_example_states(
+            judge=run.version.judge, external_ids=[j.trace.external_id for j in page], run=run
+        )
         for judgment in page:
             judgment.example_state = states.get(judgment.trace.external_id, "")
         context.update(
             report=report,
-            rows=metric_rows(report),
-            verdict=alignment_verdict(report),
+            rows=metric_rows(report, bar),
+            check=bar.check(report),
             disagreements=page,
             kind=kind,
             filter_errors=errors,

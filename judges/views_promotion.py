@@ -1,7 +1,7 @@
 """Promotion in the browser: promote or withdraw a judge version, the project's bar, and the record of promotions.
 
 Who may do what: the expert and engineers promote and withdraw (they build and run judges; promotion itself is
-guarded by evidence, the dev run against the bar, so it needs no further authority). Only the expert sets the bar,
+guarded by evidence, the test run against the bar, so it needs no further authority). Only the expert sets the bar,
 because the bar says how closely a judge must agree with the expert's own labels. Viewers see everything.
 """
 
@@ -20,10 +20,12 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, get_project_for_user
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
-from judges.models import Judge, JudgeRun, JudgeVersion
+from judges.models import Judge, JudgeVersion
 from judges.promotions import (
-    BAR_MAX,
+    BAR_MAX_EXCLUSIVE,
     BAR_MIN_EXCLUSIVE,
+    BAR_RANGE_ERROR,
+    RULE,
     PromotionRefused,
     judge_promotion_states,
     judge_version_promote,
@@ -40,17 +42,17 @@ COMMENT_MAX_CHARS = 2000
 
 
 def parse_bar_value(name: str, raw: str) -> tuple[float | None, str | None]:
-    """A bar value from a form: a fraction in (0.5, 1] ("0.9"), or a percentage ("90%"). Returns (value, error)."""
+    """A bar value from a form: a fraction in (0.5, 1) ("0.9"), or a percentage ("90%"). Returns (value, error)."""
     text = raw.strip()
     percent = text.endswith("%")
     try:
         value = float(text.rstrip("%").strip())
     except ValueError:
-        return None, f"{name}: expected a number in (0.5, 1] such as 0.9, got {raw!r}"
+        return None, f"{name}: expected a number in (0.5, 1) such as 0.9, got {raw!r}"
     if percent:
         value /= 100
-    if not math.isfinite(value) or not BAR_MIN_EXCLUSIVE < value <= BAR_MAX:
-        return None, f"{name}: must be above 0.5 and at most 1 (a judge must beat a coin), got {raw!r}"
+    if not math.isfinite(value) or not BAR_MIN_EXCLUSIVE < value < BAR_MAX_EXCLUSIVE:
+        return None, f"{name}: {BAR_RANGE_ERROR}, got {raw!r}"
     return value, None
 
 
@@ -64,6 +66,7 @@ def judge_promotion_context(*, project: Project, judge: Judge, versions: list[Ju
         "criterion_promotion": states.criterion_promotion,
         "version_promotions": states.version_promotions,
         "bar": states.bar,
+        "promotion_rule": RULE,
     }
 
 
@@ -119,7 +122,10 @@ def promotion_bar_update(request: HttpRequest, slug: str) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, f"Promotion bar not changed. {exc}")
     else:
-        messages.success(request, f"Promotion bar: TPR ≥ {min_tpr:.0%}, TNR ≥ {min_tnr:.0%} on dev.")
+        messages.success(
+            request,
+            f"Bar: TPR ≥ {min_tpr:.0%}, TNR ≥ {min_tnr:.0%}, for alignment, the cost ladder and promotion.",
+        )
     return redirect(f"{_judges_url(slug)}#promotion-bar")
 
 
@@ -130,8 +136,8 @@ def _judges_url(slug: str) -> str:
 @login_required
 @require_GET
 def promotion_history(request: HttpRequest, slug: str) -> HttpResponse:
-    """Every promotion of the project, newest first (capped): who promoted which version, on what dev evidence
-    under which bar, and when and by whom it ended."""
+    """Every promotion of the project, newest first (capped): who promoted which version, on what test evidence
+    (its dev run beside it) under which bar, and when and by whom it ended."""
     access = get_project_for_user(request, slug)
     history = promotion_history_page(project=access.project, limit=HISTORY_LIMIT)
     context = {
@@ -140,6 +146,6 @@ def promotion_history(request: HttpRequest, slug: str) -> HttpResponse:
         "promotions": history.promotions,
         "capped": history.capped,
         "limit": HISTORY_LIMIT,
-        "dev_split": JudgeRun.Split.DEV,
+        "promotion_rule": RULE,
     }
     return render(request, "judges/promotions.html", context)

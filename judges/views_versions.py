@@ -30,8 +30,6 @@ from judges.selectors import judge_version_numbers, judge_version_pair, judge_ve
 from judges.services import judge_version_create, judge_version_from_current_labels
 from judges.views_promotion import judge_promotion_context
 
-# The judges page's alignment target (DESIGN.md: iterate until agreement is above 90%).
-TARGET = 0.9
 # Versions shown on the judge page, newest first; a judge iterated past this shows its latest ones.
 VERSIONS_SHOWN = 50
 COMMENT_MAX_CHARS = 2000
@@ -162,6 +160,7 @@ def _judge_context(
     runs = latest_dev_runs_by_version(judge=judge, numbers=list(by_number))
     rows = history_rows(list(by_number), runs)
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
+    bar = promotion["bar"]  # the project's bar: the chart's target lines are the ones promotion uses
     return {
         **promotion,
         **run_button_context(),
@@ -180,8 +179,7 @@ def _judge_context(
         "diff_error": diff_error,
         "diff_lines": diff_lines,
         "history": rows,
-        "chart": history_chart(rows, target=TARGET),
-        "target": TARGET,
+        "chart": history_chart(rows, target=bar.min_tpr, target_tnr=bar.min_tnr),
         "is_llm": judge.kind == Judge.Kind.LLM,
     }
 

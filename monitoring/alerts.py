@@ -27,7 +27,7 @@ from django.utils import timezone
 from judges.models import Promotion
 from monitoring.models import Alert, AlertRule
 from monitoring.selectors import window_counts
-from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, truncate
+from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, evidence_matrix, truncate
 
 logger = logging.getLogger(__name__)
 WEBHOOK_MAX_ATTEMPTS = 3
@@ -54,7 +54,7 @@ def latest_complete_bucket(bucket: str, now: datetime) -> tuple[datetime, dateti
 def rule_reading(*, rule: AlertRule, promotion: Promotion, start: datetime, end: datetime) -> Reading:
     passes, fails, errors = window_counts(version_id=promotion.version_id, start=start, end=end)
     stats = bucket_stats(
-        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=dev_matrix(promotion.report)
+        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=evidence_matrix(promotion.report)
     )
     if stats.judged < max(1, rule.min_sample):
         return Reading(

@@ -14,7 +14,15 @@ from judges.models import Promotion
 from judges.promotions import current_promotions
 from monitoring.models import Alert, AlertRule, MonitorCursor, MonitorJudgment, SamplingRate
 from monitoring.sampling import PRODUCTION, RateHistory, is_sampled
-from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, dev_matrix, sample_size_note, series, truncate
+from monitoring.series import (
+    BUCKET_LENGTH,
+    BucketStats,
+    bucket_stats,
+    evidence_matrix,
+    sample_size_note,
+    series,
+    truncate,
+)
 
 BANNER_COUNT_CAP = 50
 # The series of a page is re-read at most this often: new verdicts arrive with the drain, once a minute.
@@ -172,7 +180,7 @@ class MonitoringSummary:
 def _window_stats(promotion: Promotion, start: datetime, end: datetime) -> BucketStats:
     passes, fails, errors = window_counts(version_id=promotion.version_id, start=start, end=end)
     return bucket_stats(
-        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=dev_matrix(promotion.report)
+        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=evidence_matrix(promotion.report)
     )
 
 
@@ -222,7 +230,7 @@ def criterion_series(
     end = truncate(now, bucket) + BUCKET_LENGTH[bucket]  # the current bucket is shown, marked in progress
     start = end - window
     counts = bucket_counts(project=project, version_id=promotion.version_id, start=start, end=end, bucket=bucket)
-    stats = series(counts=counts, start=start, end=end, bucket=bucket, matrix=dev_matrix(promotion.report))
+    stats = series(counts=counts, start=start, end=end, bucket=bucket, matrix=evidence_matrix(promotion.report))
     current, previous = PERIOD_NAMES[bucket]
     notes = [sample_size_note(stats[-1], current), sample_size_note(stats[-2], previous)] if len(stats) > 1 else []
     return CriterionSeries(

@@ -30,8 +30,8 @@ from judges.stats import (
 # DESIGN.md asks for at least 10,000 bootstrap resamples; a week of hourly buckets is 168 of them per page.
 RESAMPLES = 10_000
 BUCKET_LENGTH = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-NO_JUDGE_EVIDENCE = "no confusion counts from the promoted version's dev run"
-NO_BETTER_THAN_CHANCE = "undefined: the judge is no better than chance (TPR + TNR ≤ 1 on dev)"
+NO_JUDGE_EVIDENCE = "no confusion counts in the promotion's evidence (its test run)"
+NO_BETTER_THAN_CHANCE = "undefined: the judge is no better than chance (TPR + TNR ≤ 1 on its promotion's evidence)"
 NOTHING_JUDGED = "no judged traces"
 
 
@@ -78,8 +78,9 @@ def truncate(moment: datetime, bucket: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def dev_matrix(report: dict | None) -> ConfusionMatrix | None:
-    """The confusion counts of a promotion's dev report, or None when it has none."""
+def evidence_matrix(report: dict | None) -> ConfusionMatrix | None:
+    """The confusion counts of a promotion's evidence (`Promotion.report`: the test run it was promoted on, never
+    tuned on; the dev run for promotions made before test evidence was required), or None when it has none."""
     if not report:
         return None
     try:

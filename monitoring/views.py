@@ -29,7 +29,7 @@ from monitoring.selectors import (
     monitoring_summary,
     sampling_rate,
 )
-from monitoring.series import dev_matrix
+from monitoring.series import evidence_matrix
 from monitoring.services import alert_rule_create, alert_rule_delete, alert_rule_enable, sampling_rate_set
 
 # The windows a criterion page offers per bucket size, and the default one.
@@ -92,7 +92,7 @@ def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> 
             ),
             rows=found.rows,
             notes=found.notes,
-            matrix=dev_matrix(promotion.report),
+            matrix=evidence_matrix(promotion.report),
             backlog=found.backlog,
         )
     return render(request, "monitoring/criterion.html", context)

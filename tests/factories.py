@@ -85,3 +85,37 @@ def code_note(note: Note, *modes: FailureMode) -> Note:
         [NoteFailureMode(note=note, failure_mode=mode, trace_id=note.trace_id) for mode in modes]
     )
     return note
+
+
+def make_split_labels(
+    *, criterion: Criterion, split: str, outputs: list[tuple[str, str]], prefix: str, critique: str = ""
+) -> list[Trace]:
+    """Labelled traces that fall in `split` of the criterion (ids `{prefix}-{n}` chosen by their split, so the
+    counts are exact whatever the criterion's id), one per (output, expert verdict). Bulk-inserted: a promotion's
+    test run needs dozens of labels of each class (the bar is met on the 95% lower bounds)."""
+    from judges.selectors import split_key  # a later stage than annotation's factories above
+    from judges.splits import split_of
+
+    project, key = criterion.project, split_key(criterion)
+    ids: list[str] = []
+    number = 0
+    while len(ids) < len(outputs):
+        external_id = f"{prefix}-{number}"
+        number += 1
+        if split_of(key, external_id) == split:
+            ids.append(external_id)
+    traces = Trace.objects.bulk_create(
+        Trace(
+            project=project,
+            external_id=external_id,
+            shuffle_key=project.shuffle_key(external_id),
+            input=f"Question {external_id}?",
+            output=output,
+        )
+        for external_id, (output, _) in zip(ids, outputs, strict=True)
+    )
+    Label.objects.bulk_create(
+        Label(trace=trace, criterion=criterion, verdict=verdict, critique=critique, author=project.expert)
+        for trace, (_, verdict) in zip(traces, outputs, strict=True)
+    )
+    return traces

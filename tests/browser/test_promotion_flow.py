@@ -1,5 +1,6 @@
 """Promotion in a real browser: a version under the bar shows why it cannot be promoted, the next one is promoted on
-the judge page, the judges page badges it, and the comparison of the two versions reads as a verdict."""
+the judge page on its test run, the judges page badges it with its test and dev evidence, and the comparison of the
+two versions reads as a verdict."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 from judges.models import Promotion
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.browser.conftest import login
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_split_labels, make_trace
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 EXACT = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -32,6 +33,10 @@ def judge(project):
     judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     v2 = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
     judge_run_execute(run=judge_run_create(version=v2, split="dev"))
+    # The test split needs dozens of labels of each class for the 95% lower bounds to clear the bar.
+    make_split_labels(criterion=criterion, split="test", outputs=[("Done.", "pass"), ("Sorry, no.", "fail")] * 40,
+                      prefix="test")  # fmt: skip
+    judge_run_execute(run=judge_run_create(version=v2, split="test"))
     return judge
 
 
@@ -51,6 +56,7 @@ def test_expert_promotes_on_the_judge_page_and_sees_the_badge_on_the_judges_page
     login(page, live_server, "expert", f"/projects/acme/judges/{judge.pk}/")
     page.wait_for_selector("#promotion")
     assert "None promoted for no_apology" in page.inner_text("#promotion")
+    assert "Iterate on dev, report test." in page.inner_text("#promotion")
     v1 = page.locator('.version-promotion[data-version="1"]')
     assert v1.locator("button").is_disabled()
     assert re.search(r"the bar is TPR ≥ 90% and TNR ≥ 90%", v1.inner_text())
@@ -68,7 +74,9 @@ def test_expert_promotes_on_the_judge_page_and_sees_the_badge_on_the_judges_page
     page.click("text=← Judges")
     page.wait_for_selector(f'.criterion-promotion[data-criterion="{judge.criterion_id}"] .badge.promoted')
     badge = page.inner_text(f'.criterion-promotion[data-criterion="{judge.criterion_id}"]')
-    assert "★ apology v2" in badge and "bar: TPR ≥ 90%, TNR ≥ 90% on dev" in badge
+    assert "★ apology v2" in badge and "bar: TPR ≥ 90%, TNR ≥ 90%, met on test" in badge
+    evidence = page.locator(f'table.promotion-evidence[data-promotion="{promotion.pk}"]')
+    assert evidence.locator('tr[data-evidence="test"]').inner_text().startswith("test (the evidence)")
     page.screenshot(path=LIST_SCREENSHOT, full_page=True)
 
     page.goto(f"{live_server.url}/projects/acme/judges/{judge.pk}/")

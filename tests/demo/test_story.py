@@ -1,6 +1,6 @@
 """After `load_demo`, every stage of the method has content computed by the apps from the demo's data: a promoted
-judge on dev (and test) evidence, a golden set, two suite runs of which the second regressed, judged production
-traffic with an alert, an LLM judge shadowing the expert's critiques, and pages that show them."""
+judge on held-out test evidence (its dev run beside it), a golden set, two suite runs of which the second regressed,
+judged production traffic with an alert, an LLM judge shadowing the expert's critiques, and pages that show them."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from django.utils import timezone
 from annotation.models import Criterion, Label, Project, Trace
 from demo.generate import DEFAULT_OUT
 from demo.services import LLM_JUDGE, PLAIN_JUDGE
+from judges.evidence import bar_check
 from judges.kinds.llm import ENDPOINT_HELP as LLM_ENDPOINT_HELP
 from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun
@@ -59,17 +60,20 @@ def _latest_run(version, split: str) -> JudgeRun:
     return JudgeRun.objects.filter(version=version, split=split, status="done").latest("id")
 
 
-def test_the_plain_text_judge_is_promoted_on_a_dev_run_that_meets_the_bar(demo, db):
+def test_the_plain_text_judge_is_promoted_on_a_test_run_that_meets_the_bar_on_evidence(demo, db):
     criterion = _criterion(demo, "plain_text")
     promotion = current_promotions(project=demo)[criterion.pk]
     assert (promotion.version.judge.name, promotion.version.number) == (PLAIN_JUDGE, 2)
     assert promotion.dev_run.split == "dev" and promotion.dev_run.version_id == promotion.version_id
     dev = promotion.dev_run.report
-    assert dev["tpr"] >= BAR and dev["tnr"] >= BAR
+    assert promotion.dev_report == dev and dev["tpr"] >= BAR and dev["tnr"] >= BAR
     assert dev["tp"] + dev["fn"] > 0 and dev["tn"] + dev["fp"] > 0  # both classes on dev: the rates mean something
-    # The next issue asks for test too: measured, and meeting the bar there as well.
-    test = _latest_run(promotion.version, "test").report
-    assert test["tpr"] >= BAR and test["tnr"] >= BAR
+    # The evidence is the held-out test run, met with the 95% lower bounds (issue 11), not just the point estimates.
+    assert promotion.test_run == _latest_run(promotion.version, "test") and promotion.evidence_split == "test"
+    test = promotion.report
+    assert test == promotion.test_run.report
+    check = bar_check(test, min_tpr=BAR, min_tnr=BAR)
+    assert check.meets and check.tpr.low >= BAR and check.tnr.low >= BAR and test["tn"] >= 35
     assert f"TPR {test['tpr']:.0%}, TNR {test['tnr']:.0%} on {test['n']} traces" in promotion.comment
     # v1 (bold only) was measured on dev first and is kept, not promoted.
     first = promotion.version.judge.versions.get(number=1)

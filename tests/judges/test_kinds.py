@@ -26,6 +26,7 @@ from judges.services import (
     judge_create,
     judge_run_chunk,
     judge_run_create,
+    judge_run_execute,
     judge_run_maybe_finish,
     judge_run_plan,
     judge_version_create,
@@ -35,7 +36,7 @@ from monitoring.models import MonitorJudgment
 from monitoring.services import monitoring_drain, sampling_rate_set
 from suites.evalsuite import evalsuite_run, records_from_list
 from suites.golden import golden_add
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_split_labels, make_trace
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +105,10 @@ def criterion(project):
         output = "" if i % 10 == 9 else "Sorry, no." if i % 3 == 0 else "Done."
         trace = make_trace(project=project, external_id=f"t-{i}", output=output)
         make_label(trace=trace, criterion=criterion, verdict="fail" if i % 3 == 0 else "pass")
+    # Promotion is decided on test with the 95% lower bounds: dozens of labels of each class there.
+    make_split_labels(
+        criterion=criterion, split="test", outputs=[("Done.", "pass"), ("Sorry.", "fail")] * 40, prefix="x"
+    )
     return criterion
 
 
@@ -139,6 +144,7 @@ def test_a_kind_registered_in_a_test_is_versioned_run_promoted_and_used_by_suite
     assert set(empty.values_list("verdict", "error")) == {("", "nothing to judge")}
 
     # Promotion, the regression suite and monitoring take it like any other kind.
+    judge_run_execute(run=judge_run_create(version=version, split="test"))
     judge_version_promote(version=version)
     golden = [make_trace(project=project, external_id=f"g-{i}", output="Done.") for i in range(4)]
     golden_add(project=project, traces=golden, reason="core_feature")

@@ -18,7 +18,7 @@ from judges.selectors import (
     run_progress,
 )
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_split_labels, make_trace
 
 pytestmark = pytest.mark.django_db
 APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -45,17 +45,25 @@ def test_sections_follow_the_criteria_with_split_counts_latest_runs_verdicts_and
     project, criterion, judge, expert
 ):
     empty = make_criterion(project=project, name="later")
+    # Enough test labels for the 95% lower bounds to clear the bar there.
+    make_split_labels(
+        criterion=criterion, split="test", outputs=[("Done.", "pass"), ("Sorry.", "fail")] * 40, prefix="x"
+    )
     dev = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
+    test = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="test"))
     judge_version_promote(version=judge.latest_version(), user=expert)
     first, second = judge_list_sections(project=project)
     assert (first.criterion, second.criterion) == (criterion, empty)
-    assert sum(p + f for _, p, f in first.splits) == 120 and sum(f for _, _, f in first.splits) == 30
+    assert sum(p + f for _, p, f in first.splits) == 200 and sum(f for _, _, f in first.splits) == 70
     assert [split for split, _, _ in first.splits] == ["train", "dev", "test"]
     (summary,) = first.judges
     assert summary.judge == judge and [v.number for v in summary.versions] == [1]
-    assert summary.runs == [("train", None, ""), ("dev", dev, "aligned"), ("test", None, "")]
+    assert [(split, run) for split, run, _ in summary.runs] == [("train", None), ("dev", dev), ("test", test)]
+    # Each run against the project's bar: dev's dozen fails are too few to show 90%, test's 40-odd are enough.
+    assert [check and check.status for _, _, check in summary.runs] == [None, "short", "meets"]
     assert first.promotion.promotion.version == judge.latest_version()
-    assert first.ladder is not None and first.ladder.rungs[0].run == dev
+    rung = first.ladder.rungs[0]
+    assert (rung.test_run, rung.dev_run, rung.meets_target) == (test, dev, True)
     assert (second.judges, second.ladder, second.promotion) == ([], None, None)
     assert second.splits == [("train", 0, 0), ("dev", 0, 0), ("test", 0, 0)]
 
@@ -64,7 +72,9 @@ def test_a_run_over_all_traces_is_listed_after_the_splits_only_once_it_ran(proje
     assert [split for split, _, _ in judge_list_sections(project=project)[0].judges[0].runs] == ["train", "dev", "test"]
     run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
     runs = judge_list_sections(project=project)[0].judges[0].runs
-    assert runs[-1] == ("all", run, "aligned")
+    # 90 of 90 passes and 30 of 30 fails: too few fails to show a TNR of 90% (lower bound 88.4%).
+    assert runs[-1][:2] == ("all", run) and runs[-1][2].status == "short"
+    assert runs[-1][2].shortfall == "6 more fail labels"
 
 
 def test_progress_of_a_running_run_estimates_the_rest_at_the_pace_so_far(judge):

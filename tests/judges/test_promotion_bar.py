@@ -21,7 +21,7 @@ from judges.promotions import (
 from judges.selectors import split_key
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from judges.splits import split_of
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_split_labels, make_trace
 
 pytestmark = pytest.mark.django_db
 EXACT = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -29,27 +29,32 @@ EXACT = {"check": "contains", "value": "sorry", "ignore_case": True, "must_conta
 LOOSE = {"check": "contains", "value": "sorry,", "ignore_case": True, "must_contain": False}
 # The dev split: four passes and four fails, three of which LOOSE catches.
 DEV_OUTPUTS = [("Done.", "pass")] * 4 + [("Sorry, no.", "fail")] * 3 + [("Sorry for this.", "fail")]
+# The test split: enough labels for the 95% lower bounds (LOOSE's TNR is 76/80 there, lower bound 87.8%; EXACT is
+# perfect), so the bar decides on dev in these tests.
+TEST_OUTPUTS = [("Done.", "pass")] * 40 + [("Sorry, no.", "fail")] * 76 + [("Sorry for this.", "fail")] * 4
 
 
 @pytest.fixture
 def criterion(project):
-    """Labelled traces in the dev split only, chosen by their split so the rates are exact."""
+    """Labelled traces in the dev and test splits, chosen by their split so the rates are exact."""
     criterion = make_criterion(project=project, name="no_apology")
     key = split_key(criterion)
     dev_ids = [f"t-{i}" for i in range(200) if split_of(key, f"t-{i}") == "dev"]
     for external_id, (output, verdict) in zip(dev_ids, DEV_OUTPUTS, strict=False):
         make_label(trace=make_trace(project=project, external_id=external_id, output=output), criterion=criterion,
                    verdict=verdict)  # fmt: skip
+    make_split_labels(criterion=criterion, split="test", outputs=TEST_OUTPUTS, prefix="test")
     return criterion
 
 
 @pytest.fixture
 def judge(project, criterion):
-    """v1 loose (TPR 100%, TNR 75% on dev), v2 exact (100% each); both with a finished dev run."""
+    """v1 loose (TPR 100%, TNR 75% on dev), v2 exact (100% each); both with a finished dev and test run."""
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=LOOSE)
-    judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     exact = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
-    judge_run_execute(run=judge_run_create(version=exact, split="dev"))
+    for version in (judge.versions.get(number=1), exact):
+        for split in ("dev", "test"):
+            judge_run_execute(run=judge_run_create(version=version, split=split))
     return judge
 
 
@@ -63,16 +68,19 @@ def test_setting_the_bar_stores_it_and_the_reader_returns_it(project, expert):
     assert promotion_bar(project=Project.objects.get(pk=project.pk)) == (0.95, 0.8)
 
 
-@pytest.mark.parametrize("bad", [0.5, 0.2, 1.01, math.nan])
-def test_a_bar_no_better_than_a_coin_or_above_one_is_refused_and_nothing_changes(project, expert, bad):
-    with pytest.raises(DomainError, match=r"^min_tnr: must be above 0.5 and at most 1, got .* for project 'acme'$"):
+@pytest.mark.parametrize("bad", [0.5, 0.2, 1.0, 1.01, math.nan])
+def test_a_bar_no_better_than_a_coin_or_one_no_sample_can_show_is_refused_and_nothing_changes(project, expert, bad):
+    with pytest.raises(
+        DomainError, match=r"^min_tnr: must be above 0.5 and below 1 \(.*\), got .* for project 'acme'$"
+    ):
         promotion_bar_set(project=project, min_tpr=0.9, min_tnr=bad, user=expert)
     assert promotion_bar(project=Project.objects.get(pk=project.pk)) == (0.9, 0.9)
 
 
 def test_lowering_the_bar_makes_a_version_under_the_old_one_eligible(project, judge, expert):
     loose = judge.versions.get(number=1)
-    assert (loose.runs.get().report["tpr"], loose.runs.get().report["tnr"]) == (1.0, 0.75)
+    dev = loose.runs.get(split="dev").report
+    assert (dev["tpr"], dev["tnr"]) == (1.0, 0.75)
     assert not eligibility(loose).eligible
     promotion_bar_set(project=project, min_tpr=0.9, min_tnr=0.75, user=expert)
     loose.judge.project.refresh_from_db()
@@ -100,7 +108,7 @@ def test_a_promotion_under_a_raised_bar_is_kept_with_a_warning(project, judge, e
     states = judge_promotion_states(project=project, judge=judge, versions=list(judge.versions.all()))
     assert states.criterion_promotion.promotion.version.number == 1
     assert states.criterion_promotion.warning == (
-        "Promoted, but its latest dev run is under the bar: On dev, apology v1 has TPR 100% and TNR 75%; "
+        "Promoted, but it would not be promoted today: On dev, apology v1 has TPR 100% (4/4) and TNR 75% (3/4); "
         "the bar is TPR ≥ 90% and TNR ≥ 80%."
     )
     assert states.bar == (0.9, 0.8)

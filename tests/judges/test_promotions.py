@@ -1,9 +1,9 @@
-"""Promotion: only a version whose dev run meets the project's bar, one current per criterion, all on record."""
+"""Promotion: only a version whose dev run reaches the project's bar and whose test run meets it on evidence, one
+current per criterion, all on record."""
 
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 import pytest
 
@@ -15,35 +15,32 @@ from judges.promotions import (
     judge_version_promote,
     promotion_withdraw,
 )
-from judges.selectors import split_key
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
-from judges.splits import split_of
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_split_labels
 
 pytestmark = pytest.mark.django_db
 EXACT = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
-# Catches "Sorry, no." but not "Sorry for this.": TNR about 50% on dev.
+# Catches "Sorry, no." but not "Sorry for this.": TNR 50% on dev and test.
 LOOSE = {"check": "contains", "value": "sorry,", "ignore_case": True, "must_contain": False}
+TURNS = [("Done.", "pass"), ("Sorry, no.", "fail"), ("Sorry for this.", "fail"), ("Ok.", "pass")]
 
 
 @pytest.fixture
 def criterion(project):
+    """Dev: the four outputs 10 times each; test: 18 times each, so EXACT's 36 passes and 36 fails there put both
+    95% lower bounds above 90%."""
     criterion = make_criterion(project=project, name="no_apology")
-    # The four outputs take turns within each split, so LOOSE's TNR on dev is 50% whichever traces the split's hash
-    # (seeded with the criterion's id, which depends on the tests run before) puts there.
-    turns: Counter[str] = Counter()
-    for i in range(200):
-        split = split_of(split_key(criterion), f"t-{i}")
-        kind = turns[split] % 4
-        turns[split] += 1
-        output = ["Done.", "Sorry, no.", "Sorry for this.", "Ok."][kind]
-        trace = make_trace(project=project, external_id=f"t-{i}", output=output)
-        make_label(trace=trace, criterion=criterion, verdict="fail" if kind in (1, 2) else "pass")
+    make_split_labels(criterion=criterion, split="dev", outputs=TURNS * 10, prefix="dev")
+    make_split_labels(criterion=criterion, split="test", outputs=TURNS * 18, prefix="test")
     return criterion
 
 
 def dev_run(version):
     return judge_run_execute(run=judge_run_create(version=version, split="dev"))
+
+
+def held_out_run(version):
+    return judge_run_execute(run=judge_run_create(version=version, split="test"))
 
 
 def test_a_version_without_a_dev_run_or_under_the_bar_is_refused_with_the_reason(project, criterion, expert):
@@ -59,20 +56,25 @@ def test_a_version_without_a_dev_run_or_under_the_bar_is_refused_with_the_reason
         judge_version_promote(version=loose, user=expert)
     assert not Promotion.objects.exists()
 
-    PromotionBar.objects.create(project=project, min_tpr=0.9, min_tnr=0.4)
-    assert judge_version_promote(version=loose, user=expert).min_tnr == 0.4
+    # Under a bar that low (set directly: the setter keeps bars above a coin), loose meets it on test too.
+    PromotionBar.objects.create(project=project, min_tpr=0.9, min_tnr=0.3)
+    assert eligibility(loose).reason.startswith("apology v1 has no finished run on the test split")
+    held_out_run(loose)
+    assert judge_version_promote(version=loose, user=expert).min_tnr == 0.3
 
 
 def test_promoting_a_new_version_ends_the_previous_promotion_and_both_stay_on_record(project, criterion, expert):
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=EXACT)
     first = judge.latest_version()
     dev_run(first)
+    held_out_run(first)
     promotion = judge_version_promote(version=first, user=expert, comment="first aligned judge")
-    assert promotion.report["tpr"] == 1.0 and promotion.dev_run.split == "dev"
+    assert promotion.report["tpr"] == 1.0 and promotion.dev_run.split == "dev" and promotion.test_run.split == "test"
     assert judge_version_promote(version=first, user=expert) == promotion  # promoting twice changes nothing
 
     second = judge_version_create(judge=judge, config={**EXACT, "value": "SORRY"}, comment="same check, new version")
     dev_run(second)
+    held_out_run(second)
     judge_version_promote(version=second, user=expert)
     assert current_promotions(project=project)[criterion.pk].version == second
     assert Promotion.objects.filter(criterion=criterion).count() == 2

@@ -120,7 +120,7 @@ def test_judges_page_shows_definition_split_counts_judge_and_latest_run(expert_c
     # TPR = 34/36 (2 polite "Sorry" songs failed), TNR = 18/24 (6 subtle apologies passed): below the target.
     assert done_run.report["tpr"] == pytest.approx(34 / 36)
     assert done_run.report["tnr"] == pytest.approx(18 / 24)
-    assert all_row[0][2] == "below"
+    assert all_row[0][2].status == "below"
     assert "0.944" in html and "0.750" in html and "below 90%" in html
     assert f'action="{start_url(judge)}"' in html
 
@@ -155,7 +155,8 @@ def test_split_counts_match_the_selector_and_follow_every_label_change(
 
 def test_judges_page_marks_a_judge_meeting_the_target(expert_client, project, judge):
     exact = make_criterion(project=project, name="exact")
-    for i in range(20):
+    # 40 passes and 40 fails, all right: the 95% lower bounds (91.2%) clear 90%.
+    for i in range(80):
         trace = make_trace(project=project, external_id=f"e-{i}", output="Sorry." if i % 2 else "Fine.")
         make_label(trace=trace, criterion=exact, verdict="fail" if i % 2 else "pass")
     perfect = judge_create(project=project, criterion=exact, name="perfect", kind="assertion", config=REFUSES_APOLOGY)
@@ -365,7 +366,7 @@ def test_run_page_shows_confusion_matrix_metrics_with_intervals_target_and_error
         assert f'data-metric="{key}"' in html
         low, high = report["ci"][key]
         assert f"[{floatformat(low, 3)}, {floatformat(high, 3)}]" in html
-    assert html.count('class="target"') == 7  # the 90% line on every metric bar
+    assert html.count('class="target"') == 3  # the bar's 90% line on TPR, TNR and recall on fail (= TNR)
     assert 'data-errors="0"' in html
     assert "below 90%" in html
     assert "every 1s" not in html

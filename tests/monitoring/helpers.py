@@ -9,7 +9,7 @@ from annotation.models import Project
 from judges.models import Promotion
 from judges.promotions import judge_version_promote
 from judges.services import judge_create, judge_run_create, judge_run_execute
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_split_labels, make_trace
 
 # Fails an output that apologises; on the labelled set below it agrees with the expert on every trace.
 NO_APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -21,11 +21,15 @@ def promoted_judge(project: Project, *, labelled: int = 120, config: dict | None
         output = "Sorry, no." if i % 3 == 0 else "Done."
         trace = make_trace(project=project, external_id=f"lab-{i}", output=output)
         make_label(trace=trace, criterion=criterion, verdict="fail" if i % 3 == 0 else "pass")
+    # Promotion is decided on test by the 95% lower bounds: enough labels of each class there.
+    test = [("Done.", "pass"), ("Sorry, no.", "fail")] * 40
+    make_split_labels(criterion=criterion, split="test", outputs=test, prefix="lab-test")
     judge = judge_create(
         project=project, criterion=criterion, name="apology", kind="assertion", config=config or NO_APOLOGY
     )
     version = judge.latest_version()
-    judge_run_execute(run=judge_run_create(version=version, split="dev"))
+    for split in ("dev", "test"):
+        judge_run_execute(run=judge_run_create(version=version, split=split))
     return judge_version_promote(version=version)
 
 

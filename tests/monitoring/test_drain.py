@@ -193,7 +193,8 @@ def test_an_llm_judge_drains_through_the_provider_once_per_sampled_trace_and_err
         criterion = promoted_judge(project).criterion  # labelled traces; replaced below by an LLM judge
         judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 0})
         version: JudgeVersion = judge.latest_version()
-        judge_run_execute(run=judge_run_create(version=version, split="dev"))
+        for split in ("dev", "test"):
+            judge_run_execute(run=judge_run_create(version=version, split=split))
         promotion = judge_version_promote(version=version)
         sampling_rate_set(project=project, rate=0.5)
         ingest.import_stream(project=project, stream=jsonl(production(60)))

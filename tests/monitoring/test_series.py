@@ -14,7 +14,7 @@ from monitoring.series import (
     NO_JUDGE_EVIDENCE,
     bucket_stats,
     corrected_interval,
-    dev_matrix,
+    evidence_matrix,
     sample_size_note,
     series,
     traces_for_margin,
@@ -47,7 +47,7 @@ def test_a_rate_that_cannot_be_computed_carries_its_reason_not_a_number():
     )
     empty = bucket_stats(start=START, end=START, passes=0, fails=0, errors=2, matrix=GOOD_JUDGE)
     assert empty.observed is None and empty.observed_low is None and empty.corrected is None
-    assert dev_matrix({"tp": 1}) is None and dev_matrix({"tp": 1, "fn": 2, "fp": 3, "tn": 4}).n == 10
+    assert evidence_matrix({"tp": 1}) is None and evidence_matrix({"tp": 1, "fn": 2, "fp": 3, "tn": 4}).n == 10
 
 
 def test_the_series_has_every_bucket_and_the_chart_breaks_at_gaps():

@@ -16,7 +16,7 @@ from judges.services import judge_create, judge_run_create, judge_run_execute
 from suites.floors import suite_floor_set
 from suites.golden import golden_add, golden_remove
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
-from tests.factories import make_criterion, make_label, make_trace
+from tests.factories import make_criterion, make_label, make_split_labels, make_trace
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,21 @@ NO_SORRY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_co
 GOLDEN = 40  # golden traces; the first 10 apologise, so the golden outputs pass no_apology at 75%
 
 
+def judge_count() -> int:
+    from judges.models import Judge
+
+    return Judge.objects.count()
+
+
 def promote(criterion, *, name: str, kind: str, config: dict) -> None:
+    # Promotion is decided on test by the 95% lower bounds: 40 more labels of each class there, outside the golden set.
+    # (Ids, and so inputs, name the criterion: a judge name such as "no-sorry" would be an apology to the LLM judge.)
+    test = [(GOOD, "pass"), (BAD, "fail")] * 40
+    make_split_labels(criterion=criterion, split="test", outputs=test, prefix=f"test-{criterion.name}-{judge_count()}")
     judge = judge_create(project=criterion.project, criterion=criterion, name=name, kind=kind, config=config)
     version = judge.latest_version()
-    judge_run_execute(run=judge_run_create(version=version, split="dev"))
+    for split in ("dev", "test"):
+        judge_run_execute(run=judge_run_create(version=version, split=split))
     judge_version_promote(version=version)
 
 

@@ -1,6 +1,7 @@
 """`promote_judge --project SLUG --judge NAME --version N [--comment TEXT] [--user USERNAME]`: make a judge version
-its criterion's promoted judge, for scripts. Exits with status 1 and the reason when the version is refused (no
-finished dev run, or its dev run is under the project's bar)."""
+its criterion's promoted judge, for scripts. Exits with status 1 and the reason when the version is refused
+(judges.promotions.RULE: its dev run must reach the project's bar and its test run meet it with the 95% lower
+bounds)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from judges.evidence import bound_percent
 from judges.management.commands._common import judge_by_name, project_by_slug
-from judges.promotions import PromotionRefused, judge_version_promote
+from judges.promotions import PromotionRefused, judge_version_promote, promotion_bar
 
 
 class Command(BaseCommand):
-    help = "Promote a judge version for its criterion (refused, exit 1, unless its dev run meets the project's bar)."
+    help = (
+        "Promote a judge version for its criterion (refused, exit 1, unless its dev run reaches the project's bar "
+        "and its test run meets it with the 95% lower bounds)."
+    )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         # `--version N` names a judge version, as in run_judge; it replaces Django's --version.
@@ -46,9 +51,12 @@ class Command(BaseCommand):
             promotion = judge_version_promote(version=version, user=user, comment=options["comment"])
         except PromotionRefused as exc:
             raise CommandError(f"refused: {exc}") from None
-        report = promotion.report or {}
+        test = promotion_bar(project=project).check(promotion.report)
+        dev = promotion.dev_report or {}
         self.stdout.write(
-            f"promoted {version} for criterion {judge.criterion.name!r} "
-            f"(dev TPR {report.get('tpr', 0):.3f}, TNR {report.get('tnr', 0):.3f}; "
-            f"bar TPR ≥ {promotion.min_tpr:.0%}, TNR ≥ {promotion.min_tnr:.0%})"
+            f"promoted {version} for criterion {judge.criterion.name!r} on test run #{promotion.test_run_id}: "
+            f"TPR {test.tpr.value:.3f} (95% lower bound {bound_percent(test.tpr.low)}), "
+            f"TNR {test.tnr.value:.3f} (95% lower bound {bound_percent(test.tnr.low)}); "
+            f"dev run #{promotion.dev_run_id}: TPR {dev.get('tpr', 0):.3f}, TNR {dev.get('tnr', 0):.3f}; "
+            f"bar TPR ≥ {promotion.min_tpr:.0%}, TNR ≥ {promotion.min_tnr:.0%}"
         )
