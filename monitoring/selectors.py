@@ -124,6 +124,11 @@ class Coverage:
     scope: str  # the traces the check is for, in words ("production traces")
 
     @property
+    def judged_share(self) -> float:
+        """The share of new production traffic the check judges."""
+        return 1.0 if self.all_traffic else self.rate
+
+    @property
     def sample(self) -> str:
         return f"{self.rate * 100:g}% sample"
 
@@ -160,10 +165,9 @@ def sampled_after(
     project's rate history unless given; a check's own with `check_rates`). `traces` narrows the production traces
     to those a check is for (its provider's `covers`)."""
     rates = rates or rate_history(project=project)
-    production = Trace.objects.filter(project=project, source=PRODUCTION)
-    if traces is not None:
-        production = traces
-    production = production.order_by("id")
+    if traces is None:
+        traces = Trace.objects.filter(project=project, source=PRODUCTION)
+    production = traces.order_by("id")
     picked: list[int] = []
     upto = after_id
     while len(picked) < limit:
@@ -294,9 +298,7 @@ def monitoring_summary(*, project: Project, now: datetime) -> MonitoringSummary:
                 coverage=covered,
                 day=_window(check, row_id, now - timedelta(hours=24), now),
                 week=_window(check, row_id, now - timedelta(days=7), now),
-                backlog=backlog(
-                    project=project, check_id=row_id, check=check, rate=1.0 if covered.all_traffic else rate
-                ),
+                backlog=backlog(project=project, check_id=row_id, check=check, rate=covered.judged_share),
                 open_alerts=alerts_by_series.get(series.pk, []) if series else [],
                 url=series_url(project=project, subject=check.subject),
             )
@@ -331,11 +333,13 @@ def series_stats(
     project: Project,
     check: Check,
     series: MonitoredSeries | None,
+    covered: Coverage,
     bucket: str,
     window: timedelta,
     now: datetime,
 ) -> SeriesStats:
-    """The check's pass rates per bucket over `window`, ending with the bucket in progress at `now`."""
+    """The check's pass rates per bucket over `window`, ending with the bucket in progress at `now`; `covered` is
+    which traffic it judges (`coverage`), for its backlog."""
     end = truncate(now, bucket) + BUCKET_LENGTH[bucket]  # the current bucket is shown, marked in progress
     start = end - window
     row = (
@@ -350,13 +354,11 @@ def series_stats(
     ]
     current, previous = PERIOD_NAMES[bucket]
     notes = [sample_size_note(stats[-1], current), sample_size_note(stats[-2], previous)] if len(stats) > 1 else []
-    rate = sampling_rate(project=project)
-    covered = coverage(series=series, check=check, rate=rate)
     return SeriesStats(
         stats=stats,
         rows=[BucketRow(s, s.end <= now) for s in reversed(stats)],
         notes=notes,
-        backlog=backlog(project=project, check_id=row, check=check, rate=1.0 if covered.all_traffic else rate),
+        backlog=backlog(project=project, check_id=row, check=check, rate=covered.judged_share),
     )
 
 

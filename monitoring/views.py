@@ -84,14 +84,14 @@ def _series_page(request: HttpRequest, access: ProjectAccess, subject: Subject) 
     form = AlertRuleForm(initial={"threshold_percent": 90, "bucket": bucket})
     if owner is not None and not owner.corrects:
         form.fields["metric"].choices = [(AlertRule.Metric.OBSERVED.value, AlertRule.Metric.OBSERVED.label)]
-    rate = sampling_rate(project=project)
+    covered = coverage(series=series, check=check, rate=sampling_rate(project=project))
     context = {
         "project": project,
         "access": access,
         "subject": subject,
         "series": series,
         "check": check,
-        "coverage": coverage(series=series, check=check, rate=rate),
+        "coverage": covered,
         "series_url": series_url(project=project, subject=subject),
         "bucket": bucket,
         "window": window,
@@ -106,6 +106,7 @@ def _series_page(request: HttpRequest, access: ProjectAccess, subject: Subject) 
             project=project,
             check=check,
             series=series,
+            covered=covered,
             bucket=bucket,
             window=WINDOWS[bucket][window],
             now=timezone.now(),
