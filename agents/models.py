@@ -106,3 +106,31 @@ class TrialGrade(models.Model):
     def __str__(self) -> str:
         outcome = "error" if self.passed is None else ("pass" if self.passed else "fail")
         return f"{self.task_id}#{self.trial}: {outcome}"
+
+
+class GraderPromotion(models.Model):
+    """An outcome grader promoted into production monitoring: from `promoted_at` on, monitoring judges the project's
+    production agent trials with it (agents.monitored), and their task-completion rate is a series with intervals
+    and alert rules like any criterion's. At most one current per grader; ending it stops the series (its verdicts
+    and alerts are kept), and promoting again continues it."""
+
+    grader = models.ForeignKey(OutcomeGrader, on_delete=models.CASCADE, related_name="promotions")
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    promoted_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-promoted_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grader"], condition=Q(ended_at=None), name="grader_promotion_one_current_per_grader"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.grader.name} in monitoring since {self.promoted_at:%Y-%m-%d %H:%M}"

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import Count, F, FloatField, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
-from agents.models import GradingRun, OutcomeGrader, TrialGrade
+from agents.models import GraderPromotion, GradingRun, OutcomeGrader, TrialGrade
 from agents.reliability import MAX_K, KRow, TaskCounts, TaskEstimate, overall, task_estimate
 from annotation.models import Project
 from judges.stats import wilson_interval
@@ -140,6 +140,11 @@ def task_summary(*, grader: OutcomeGrader, task_id: str) -> dict[str, int]:
         c=Count("pk", filter=Q(passed=True)),
         errors=Count("pk", filter=Q(passed__isnull=True)),
     )
+
+
+def grader_promotion(*, grader: OutcomeGrader) -> GraderPromotion | None:
+    """The grader's current promotion into production monitoring, if any."""
+    return GraderPromotion.objects.filter(grader=grader, ended_at=None).select_related("promoted_by").first()
 
 
 def grader_latest_run(*, grader: OutcomeGrader) -> GradingRun | None:

@@ -14,13 +14,14 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Case, Exists, F, JSONField, OuterRef, QuerySet, Value, When
+from django.utils import timezone
 
-from agents.models import GradingRun, OutcomeGrader, TrialGrade
+from agents.models import GraderPromotion, GradingRun, OutcomeGrader, TrialGrade
 from agents.outcomes import NO_PATH, TOOL_CALLS, subject_of
 from annotation.models import Project, Trace
 from annotation.services import DomainError
 from core.runs import live_runs, run_claim, run_enqueue, run_fail, run_finish, run_heartbeat, run_working
-from judges.providers import ConfigError, TraceInput, assertion
+from judges.providers import ConfigError, Outcome, TraceInput, assertion
 from judges.providers.tool_calls import TOOL_CHECK_MODELS
 
 # Assertions take microseconds; a chunk is sized so each one is a few round trips and progress moves often.
@@ -86,9 +87,14 @@ def grader_create(
     )
 
 
+def only_trials(traces: QuerySet[Trace]) -> QuerySet[Trace]:
+    """The agent trials among `traces`: those with a task id and a trial number."""
+    return traces.filter(trial__isnull=False).exclude(task_id="")
+
+
 def trials(*, project: Project) -> QuerySet[Trace]:
-    """The project's agent trials: traces with a task id and a trial number."""
-    return Trace.objects.filter(project=project, trial__isnull=False).exclude(task_id="")
+    """The project's agent trials."""
+    return only_trials(Trace.objects.filter(project=project))
 
 
 def ungraded_trials(*, grader: OutcomeGrader) -> QuerySet[Trace]:
@@ -153,6 +159,47 @@ def grade_trial(grader: OutcomeGrader, trace: Trace | TrialView) -> TrialGrade:
         reasoning = reasoning.replace("output", "final state", 1)
     grade.reasoning = reasoning
     return grade
+
+
+def grader_outcome(grader: OutcomeGrader, trace: TraceInput) -> Outcome:
+    """The grader's answer on one trace, as production monitoring records it (agents.monitored): a pass, a fail,
+    or an error (no final state) that is neither. The grade's own ids are not needed: only the end of the trial is
+    read."""
+    view = TrialView(
+        id=0,
+        external_id=trace.external_id,
+        task_id="",
+        trial=0,
+        output=trace.output,
+        messages=trace.messages,
+        metadata=trace.metadata,
+    )
+    grade = grade_trial(grader, view)
+    if grade.passed is None:
+        return Outcome(error=grade.error)
+    return Outcome(verdict="pass" if grade.passed else "fail", reasoning=grade.reasoning)
+
+
+@transaction.atomic
+def grader_promote(*, grader: OutcomeGrader, user: AbstractBaseUser | None = None) -> GraderPromotion:
+    """Promote the grader into production monitoring: the task completion of the project's production agent
+    trials becomes a monitored series. Promoting a grader that is already promoted returns its promotion."""
+    OutcomeGrader.objects.select_for_update().filter(pk=grader.pk).first()
+    current = GraderPromotion.objects.filter(grader=grader, ended_at=None).first()
+    if current is not None:
+        return current
+    return GraderPromotion.objects.create(grader=grader, promoted_by=user)
+
+
+@transaction.atomic
+def grader_withdraw(*, grader: OutcomeGrader, user: AbstractBaseUser | None = None) -> GraderPromotion | None:
+    """End the grader's promotion into monitoring, if any: monitoring stops judging with it and keeps its verdicts."""
+    OutcomeGrader.objects.select_for_update().filter(pk=grader.pk).first()
+    current = GraderPromotion.objects.filter(grader=grader, ended_at=None).first()
+    if current is not None:
+        current.ended_at, current.ended_by = timezone.now(), user
+        current.save(update_fields=["ended_at", "ended_by"])
+    return current
 
 
 def active_run(*, grader: OutcomeGrader) -> GradingRun | None:

@@ -12,4 +12,9 @@ urlpatterns = [
         "projects/<slug:slug>/agents/graders/<int:grader_id>/progress/", views.grading_progress, name="agents_progress"
     ),
     path("projects/<slug:slug>/agents/graders/<int:grader_id>/task/", views.task_detail, name="agents_task"),
+    path(
+        "projects/<slug:slug>/agents/graders/<int:grader_id>/monitoring/",
+        views.grader_monitoring,
+        name="agents_grader_monitoring",
+    ),
 ]

@@ -22,13 +22,14 @@ from agents.reliability import MAX_K, task_row
 from agents.selectors import (
     TASK_ORDERS,
     grader_latest_run,
+    grader_promotion,
     grader_statistics,
     grader_task_detail,
     graders,
     latest_runs,
     task_rows,
 )
-from agents.services import grader_create, grading_run_enqueue
+from agents.services import grader_create, grader_promote, grader_withdraw, grading_run_enqueue
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.services import DomainError
 from judges.stats import DEFAULT_RESAMPLES
@@ -70,6 +71,7 @@ def _grader_context(request: HttpRequest, access: ProjectAccess, grader: Outcome
     return {
         "grader": grader,
         "run": grader_latest_run(grader=grader),
+        "monitoring": grader_promotion(grader=grader),
         "totals": totals,
         "rows": rows,
         "chart": reliability_chart(rows),
@@ -156,6 +158,29 @@ def grading_run_create(request: HttpRequest, slug: str, grader_id: int) -> HttpR
     access = get_project_for_user(request, slug, Permission.GRADE_TRIALS)
     grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
     grading_run_enqueue(grader=grader, user=request.user)
+    return redirect(f"{reverse('agents', args=[slug])}?grader={grader.pk}")
+
+
+@login_required
+@require_POST
+def grader_monitoring(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse:
+    """Promote the grader into production monitoring, or withdraw it: the task completion of production agent
+    trials as a monitored series."""
+    access = get_project_for_user(request, slug, Permission.GRADE_TRIALS)
+    grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
+    action = request.POST.get("action")
+    if action == "promote":
+        grader_promote(grader=grader, user=request.user)
+        messages.success(
+            request,
+            f"{grader.name} is promoted into monitoring: it judges production agent trials from now on, and their "
+            "task-completion rate is a series with intervals and alert rules.",
+        )
+    elif action == "withdraw":
+        grader_withdraw(grader=grader, user=request.user)
+        messages.success(request, f"{grader.name} no longer judges production traffic; its verdicts are kept.")
+    else:
+        messages.error(request, f"action: expected promote or withdraw, got {action!r}.")
     return redirect(f"{reverse('agents', args=[slug])}?grader={grader.pk}")
 
 

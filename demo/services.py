@@ -54,7 +54,7 @@ from judges.promotions import current_promotions, judge_version_promote
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from monitoring.alerts import latest_complete_bucket, rule_evaluate
 from monitoring.models import AlertRule
-from monitoring.services import alert_rule_create, monitoring_drain, sampling_rate_set
+from monitoring.services import alert_rule_create, monitoring_drain, sampling_rate_set, series_for_criterion
 from suites.evalsuite import evalsuite_run
 from suites.golden import golden_add, golden_current_version
 from suites.models import SuiteRun
@@ -312,8 +312,9 @@ def _monitoring(report: LoadReport, project: Project, user: AbstractBaseUser, no
     if judged:
         report.built.append(f"monitoring: {judged} sampled production traces judged")
     criterion = Criterion.objects.get(project=project, name=PLAIN)
-    if AlertRule.objects.filter(project=project, criterion=criterion).exists():
+    series = series_for_criterion(criterion=criterion)
+    if AlertRule.objects.filter(series=series).exists():
         return
-    rule = alert_rule_create(criterion=criterion, user=user, **ALERT_RULE)
+    rule = alert_rule_create(series=series, user=user, **ALERT_RULE)
     alert = rule_evaluate(rule=rule, now=now)
     report.built.append(f"monitoring: alert rule {rule.describe()}" + (f", fired: {alert}" if alert else ""))

@@ -2,12 +2,13 @@
 
 A rule is OK or FIRING. OK and the bound past the threshold: an Alert opens, the rule fires, the webhook gets one
 POST. FIRING and still past: nothing (no second POST, however often beat evaluates). FIRING and back: the alert is
-resolved (and the webhook told). Too few judged traces, no promoted judge, or an undefined corrected rate: no
-decision, the state stays. So is a corrected rate whose interval is not reliable (more of its draws dropped, the
-judge no better than chance in them, than one tail of the interval holds): its bounds would say more than the
-labelled counts do. A corrected rate whose estimate was clipped to 0 or 1 does decide (a judge passing fewer traces
-than its false-pass rate alone would give is a real sign that the rate is low), and its alert's message says it was
-clipped. Each rule is evaluated under its row lock, so two evaluations at once open one alert.
+resolved (and the webhook told). Too few judged traces, no current check on the rule's series (no promoted judge,
+no grader promoted into monitoring), or an undefined corrected rate: no decision, the state stays. So is a corrected
+rate whose interval is not reliable (more of its draws dropped, the judge no better than chance in them, than one
+tail of the interval holds): its bounds would say more than the labelled counts do. A corrected rate whose estimate
+was clipped to 0 or 1 does decide (a judge passing fewer traces than its false-pass rate alone would give is a real
+sign that the rate is low), and its alert's message says it was clipped. Each rule is evaluated under its row lock,
+so two evaluations at once open one alert.
 Webhook failures are recorded on the alert and retried by later evaluations a few times; they never stop one.
 """
 
@@ -24,10 +25,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from judges.models import Promotion
-from monitoring.models import Alert, AlertRule
-from monitoring.selectors import window_counts
-from monitoring.series import BUCKET_LENGTH, BucketStats, bucket_stats, evidence_matrix, truncate
+from judges.monitored import Check
+from monitoring.checks import current_check
+from monitoring.models import Alert, AlertRule, MonitoredCheck
+from monitoring.selectors import stats_for, window_counts
+from monitoring.series import BUCKET_LENGTH, BucketStats, truncate
 
 logger = logging.getLogger(__name__)
 WEBHOOK_MAX_ATTEMPTS = 3
@@ -51,11 +53,10 @@ def latest_complete_bucket(bucket: str, now: datetime) -> tuple[datetime, dateti
     return end - BUCKET_LENGTH[bucket], end
 
 
-def rule_reading(*, rule: AlertRule, promotion: Promotion, start: datetime, end: datetime) -> Reading:
-    passes, fails, errors = window_counts(version_id=promotion.version_id, start=start, end=end)
-    stats = bucket_stats(
-        start=start, end=end, passes=passes, fails=fails, errors=errors, matrix=evidence_matrix(promotion.report)
-    )
+def rule_reading(*, rule: AlertRule, check: Check, check_id: int | None, start: datetime, end: datetime) -> Reading:
+    """The rule's metric on [start, end) from the verdicts of the series' current check (stored as `check_id`)."""
+    counts = window_counts(check_id=check_id, start=start, end=end)
+    stats = stats_for(check=check, start=start, end=end, counts=counts)
     if stats.judged < max(1, rule.min_sample):
         return Reading(
             stats, None, None, None, f"{stats.judged} judged traces, fewer than the rule's {rule.min_sample}"
@@ -73,7 +74,7 @@ def rule_reading(*, rule: AlertRule, promotion: Promotion, start: datetime, end:
 def _message(rule: AlertRule, reading: Reading) -> str:
     metric = "Observed" if rule.metric == AlertRule.Metric.OBSERVED else "Corrected"
     return (
-        f"{rule.criterion.name}: {metric} pass rate {reading.value:.0%} (95% CI {reading.low:.0%}–{reading.high:.0%}, "
+        f"{rule.series.name}: {metric} pass rate {reading.value:.0%} (95% CI {reading.low:.0%}–{reading.high:.0%}, "
         f"n = {reading.stats.judged}) in the {rule.bucket} from {reading.stats.start:%Y-%m-%d %H:%M} UTC: "
         f"its {rule.bound} bound is {rule.side} {rule.threshold:.0%}"
         + "".join(f". Note: {flag}" for flag in reading.flags)
@@ -87,12 +88,18 @@ def rule_evaluate(*, rule: AlertRule, now: datetime | None = None) -> Alert | No
     fired: Alert | None = None
     resolved: Alert | None = None
     with transaction.atomic():
-        rule = AlertRule.objects.select_for_update().select_related("criterion", "project").get(pk=rule.pk)
+        rule = AlertRule.objects.select_for_update().select_related("series", "project").get(pk=rule.pk)
         if not rule.enabled:
             return None
         rule.last_evaluated_at, rule.last_bucket_start = now, start
-        promotion = Promotion.objects.filter(criterion=rule.criterion, ended_at=None).select_related("version").first()
-        reading = rule_reading(rule=rule, promotion=promotion, start=start, end=end) if promotion else None
+        series = rule.series
+        check = current_check(project=rule.project, provider_name=series.provider, subject_id=series.subject_id)
+        row = MonitoredCheck.objects.filter(series=series, key=check.key).first() if check else None
+        reading = (
+            rule_reading(rule=rule, check=check, check_id=row.pk if row else None, start=start, end=end)
+            if check
+            else None
+        )
         current = rule.alerts.filter(resolved_at=None).first()
         if reading is not None and reading.value is not None:
             crossing = rule.crosses(reading.low, reading.high)
@@ -100,8 +107,8 @@ def rule_evaluate(*, rule: AlertRule, now: datetime | None = None) -> Alert | No
                 fired = Alert.objects.create(
                     rule=rule,
                     project=rule.project,
-                    criterion=rule.criterion,
-                    version=promotion.version,
+                    series=series,
+                    monitored_check=row,
                     bucket=rule.bucket,
                     bucket_start=start,
                     bucket_end=end,
@@ -145,7 +152,7 @@ def alert_rules_evaluate(*, now: datetime | None = None) -> list[Alert]:
         .exclude(rule__webhook_url="")
         .exclude(pk__in=[alert.pk for alert in fired])
     )  # just tried
-    for alert in retry.select_related("rule", "criterion", "project"):
+    for alert in retry.select_related("rule", "series", "project"):
         webhook_deliver(alert=alert)
     return fired
 
@@ -156,8 +163,10 @@ def _payload(alert: Alert, event: str) -> dict:
         "event": event,
         "alert_id": alert.pk,
         "project": alert.project.slug,
-        "criterion": alert.criterion.name,
-        "criterion_id": alert.criterion_id,
+        # The series' name: a criterion's, or e.g. an agent's task completion; criterion_id is null for the latter.
+        "criterion": alert.series.name,
+        "criterion_id": alert.series.criterion_id,
+        "series": {"provider": alert.series.provider, "subject_id": alert.series.subject_id, "name": alert.series.name},
         "rule": {
             "id": rule.pk,
             "metric": rule.metric,

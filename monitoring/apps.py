@@ -19,6 +19,11 @@ class MonitoringConfig(AppConfig):
         import monitoring.tasks  # noqa: F401 - the drain that services queue by name (core.queue)
         from annotation.models import Trace
         from annotation.signals import traces_stored
+        from judges.monitored import provider_register
+        from monitoring.checks import PromotedJudges
+
+        # Monitoring's own checks: each criterion's promoted judge version. Later apps register theirs.
+        provider_register(PromotedJudges())
 
         # Ingestion announces every batch it stores; new production traces mean a drain has work to do.
         traces_stored.connect(_kick_on_stored_traces, sender=Trace, dispatch_uid="monitoring.kick_on_stored_traces")

@@ -1,4 +1,5 @@
-"""Production monitoring: the promoted judges' verdicts on sampled production traces, and alert rules on them."""
+"""Production monitoring: the verdicts of monitored checks (promoted judge versions, outcome graders promoted into
+monitoring) on production traces, the series they make, and alert rules on them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
-from judges.models import JudgeVersion
 
 
 class SamplingRate(models.Model):
@@ -41,17 +41,99 @@ class SamplingRate(models.Model):
         return f"{self.project}: {self.rate:.0%} after trace {self.after_trace_id}"
 
 
+def series_path(slug: str, provider: str, subject_id: int, criterion_id: int | None) -> str:
+    """The page of a series; a criterion's keeps the address it always had."""
+    if criterion_id is not None:
+        return reverse("monitoring_criterion", args=[slug, criterion_id])
+    return reverse("monitoring_series", args=[slug, provider, subject_id])
+
+
+class MonitoredSeries(models.Model):
+    """What one monitoring page shows and its alert rules watch: the pass rate over time of one subject, e.g. a
+    criterion (judged by its promoted judge version) or an agent's task completion (an outcome grader promoted into
+    monitoring).
+
+    The subject belongs to the app that registered `provider` (judges.monitored); `subject_id` is its id there, and
+    `name` its name when last seen (alert messages keep working when the subject is gone). `criterion` is set when
+    the subject is a criterion, so that deleting the criterion deletes its series, rules and verdicts.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=32)
+    subject_id = models.BigIntegerField()
+    name = models.CharField(max_length=255)
+    criterion = models.ForeignKey(Criterion, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "subject_id"], name="monitored_series_unique_subject")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return series_path(self.project.slug, self.provider, self.subject_id, self.criterion_id)
+
+
+class MonitoredCheck(models.Model):
+    """One check monitoring has run on a series' production traffic: a promoted judge version, an outcome grader.
+
+    Each has its own cursor (MonitorCursor) and verdict rows (MonitorJudgment); a new promotion is a new check, and
+    the earlier checks' verdicts are kept. `key` is the provider's id of the check, `label` its name then.
+    """
+
+    series = models.ForeignKey(MonitoredSeries, on_delete=models.CASCADE, related_name="checks")
+    key = models.BigIntegerField()
+    label = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["series", "key"], name="monitored_check_unique_key")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class SeriesTraffic(models.Model):
+    """Whether a series is judged on all of the project's production traffic or on the sample, from one point in
+    the trace stream on; rows are the history, the latest is in force (none: the sample).
+
+    Like the sampling rate (SamplingRate), a change applies to the traces stored after it, so every trace keeps
+    whether it was judged. All traffic applies only to a check that runs here without paying anyone (an assertion
+    or classifier judge, an outcome grader); a paid one (an LLM judge) judges the sample whatever this says.
+    """
+
+    series = models.ForeignKey(MonitoredSeries, on_delete=models.CASCADE, related_name="traffic")
+    all_traffic = models.BooleanField()
+    # Traces with a larger id follow this setting, until the next change (as SamplingRate.after_trace_id).
+    after_trace_id = models.BigIntegerField()
+    set_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    set_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["series", "after_trace_id", "id"]
+        indexes = [models.Index(fields=["series", "after_trace_id"], name="series_traffic_history")]
+
+    def __str__(self) -> str:
+        share = "all traffic" if self.all_traffic else "the sample"
+        return f"{self.series}: {share} after trace {self.after_trace_id}"
+
+
 class MonitorCursor(models.Model):
-    """How far one judge version has got through its project's production traces (in trace id order), judging
-    the sampled ones.
+    """How far one check has got through its project's production traces (in trace id order), judging the
+    sampled ones (or all of them, when its series judges all traffic).
 
     A drain claims the next chunk by taking a lease under a row lock (lease_token, lease_until, claimed_upto),
     judges it without holding any lock, then writes the verdicts and advances last_trace_id in one transaction.
     Two drains never judge the same chunk while a lease holds; a drain whose worker died leaves an expired
-    lease, and the next drain judges that chunk again (the unique (version, trace) constraint keeps one verdict).
+    lease, and the next drain judges that chunk again (the unique (check, trace) constraint keeps one verdict).
     """
 
-    version = models.OneToOneField(JudgeVersion, on_delete=models.CASCADE, related_name="+")
+    monitored_check = models.OneToOneField(MonitoredCheck, on_delete=models.CASCADE, related_name="+")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     last_trace_id = models.BigIntegerField(default=0)
     lease_token = models.CharField(max_length=32, blank=True)
@@ -60,20 +142,20 @@ class MonitorCursor(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return f"{self.version} at trace {self.last_trace_id}"
+        return f"{self.monitored_check} at trace {self.last_trace_id}"
 
 
 class MonitorJudgment(models.Model):
-    """A promoted judge version's verdict on one sampled production trace.
+    """A check's verdict on one production trace it judged.
 
     Kept apart from judges.Judgment: those belong to runs over labelled splits, and their pages and reports count
     them. occurred_at is copied from the trace so that the time series is one index range scan on this table
-    (version, occurred_at) with no join to the trace table, at a million traces.
+    (check, occurred_at) with no join to the trace table, at a million traces.
     """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey(JudgeVersion, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (check, trace) and the series index both lead with it.
+    monitored_check = models.ForeignKey(MonitoredCheck, on_delete=models.CASCADE, related_name="+", db_index=False)
     trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
     occurred_at = models.DateTimeField()
     # Empty when judging failed: an error is neither a pass nor a fail, and is left out of every rate.
@@ -88,13 +170,15 @@ class MonitorJudgment(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["version", "trace"], name="monitor_judgment_unique_version_trace")
+            models.UniqueConstraint(fields=["monitored_check", "trace"], name="monitor_judgment_unique_check_trace")
         ]
         # Covering (verdict included), so a window's counts per bucket are an index-only range scan.
-        indexes = [models.Index(fields=["version", "occurred_at"], include=["verdict"], name="monitor_judgment_series")]
+        indexes = [
+            models.Index(fields=["monitored_check", "occurred_at"], include=["verdict"], name="monitor_judgment_series")
+        ]
 
     def __str__(self) -> str:
-        return f"{self.version} on {self.trace_id}: {self.verdict or 'error'}"
+        return f"{self.monitored_check} on {self.trace_id}: {self.verdict or 'error'}"
 
 
 class Bucket(models.TextChoices):
@@ -103,7 +187,7 @@ class Bucket(models.TextChoices):
 
 
 class AlertRule(models.Model):
-    """Fires when the latest complete bucket's interval crosses a threshold, once per crossing."""
+    """Fires when the latest complete bucket's interval of a series crosses a threshold, once per crossing."""
 
     class Metric(models.TextChoices):
         OBSERVED = "observed", "Observed pass rate (the judge's)"
@@ -124,7 +208,7 @@ class AlertRule(models.Model):
         FIRING = "firing", "Firing"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    series = models.ForeignKey(MonitoredSeries, on_delete=models.CASCADE, related_name="rules")
     metric = models.CharField(max_length=16, choices=Metric.choices, default=Metric.OBSERVED)
     bound = models.CharField(max_length=8, choices=Bound.choices, default=Bound.UPPER)
     side = models.CharField(max_length=8, choices=Side.choices, default=Side.BELOW)
@@ -143,10 +227,10 @@ class AlertRule(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ["criterion__position", "id"]
+        ordering = ["id"]
 
     def __str__(self) -> str:
-        return f"{self.criterion}: {self.describe()}"
+        return f"{self.series}: {self.describe()}"
 
     def describe(self) -> str:
         metric = "observed" if self.metric == self.Metric.OBSERVED else "corrected"
@@ -163,8 +247,9 @@ class Alert(models.Model):
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
-    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
-    version = models.ForeignKey(JudgeVersion, null=True, on_delete=models.SET_NULL, related_name="+")
+    series = models.ForeignKey(MonitoredSeries, on_delete=models.CASCADE, related_name="+")
+    # The check whose verdicts fired it (the traces behind the alert are its fails in the bucket).
+    monitored_check = models.ForeignKey(MonitoredCheck, null=True, on_delete=models.SET_NULL, related_name="+")
     bucket = models.CharField(max_length=8, choices=Bucket.choices)
     bucket_start = models.DateTimeField()
     bucket_end = models.DateTimeField()

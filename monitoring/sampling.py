@@ -6,6 +6,10 @@ source and the project's rate history, so ingestion writes nothing for monitorin
 from the review queue's shuffle key, so the monitoring sample is independent of the "random" queue order; it is
 deterministic, so re-sending a trace never changes whether it is sampled, and a higher rate samples a superset of a
 lower one.
+
+A series whose check runs here without paying anyone (an assertion or classifier judge, an outcome grader) can be
+set to judge all production traffic instead, from a point in the trace stream on (`with_all_traffic`): a rate of
+1, which every production trace is under.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ def sample_point(external_id: str) -> float:
 
 
 def is_sampled(*, source: str, external_id: str, rate: float) -> bool:
-    """Whether monitoring judges this trace; only production traces are ever sampled."""
-    return rate > 0 and source == PRODUCTION and sample_point(external_id) < rate
+    """Whether monitoring judges this trace; only production traces are ever sampled. At a rate of 1 every
+    production trace is (sample points are below 1), without hashing its id."""
+    if source != PRODUCTION or rate <= 0:
+        return False
+    return rate >= 1 or sample_point(external_id) < rate
 
 
 class RateHistory:
@@ -49,3 +56,16 @@ class RateHistory:
     @property
     def current(self) -> float:
         return self.rates[-1] if self.rates else self.default
+
+
+def with_all_traffic(rates: RateHistory, changes: Sequence[tuple[int, bool]]) -> RateHistory:
+    """The rate a check judges each trace at when its series judges all traffic over parts of the trace stream:
+    `changes` are (after_trace_id, all_traffic) in order, as in RateHistory; where all traffic is in force the rate
+    is 1 (every production trace), elsewhere the project's `rates`."""
+    if not changes:
+        return rates
+    switch = RateHistory([(after, 1.0 if on else 0.0) for after, on in changes], default=0.0)
+    # Each change of either history starts a span; ids are integers, so `after + 1` is the span's first trace.
+    points = sorted({*rates.after, *switch.after})
+    merged = [(after, 1.0 if switch.rate_for(after + 1) == 1.0 else rates.rate_for(after + 1)) for after in points]
+    return RateHistory(merged, default=rates.default)

@@ -1,11 +1,13 @@
-"""Judging the production sample: every promoted judge version works through its project's sampled traces.
+"""Judging production traffic: every current check (monitoring.checks: a promoted judge version, an outcome grader
+promoted into monitoring) works through its project's production traces.
 
 Ingestion announces every batch it stores (annotation.signals.traces_stored); a batch with production traces kicks
 a drain after commit (`drain_kick`), and Celery beat drains every minute anyway, so a kick that is lost (broker
-down, no worker) only delays the verdicts. Which traces are sampled follows from their ids and the rate history
-(monitoring.sampling); nothing is written at ingestion. Verdicts are MonitorJudgment rows, one per (version,
-trace). Each version walks the production traces in id order behind a MonitorCursor, judging the sampled ones;
-see its docstring for how concurrent drains share the work without judging a trace twice.
+down, no worker) only delays the verdicts. Which traces a check judges follows from their ids, the rate history
+and its series' traffic setting (monitoring.sampling); nothing is written at ingestion. Verdicts are
+MonitorJudgment rows, one per (check, trace). Each check walks the production traces in id order behind a
+MonitorCursor, judging the sampled ones (or all of them); see its docstring for how concurrent drains share the
+work without judging a trace twice.
 """
 
 from __future__ import annotations
@@ -27,13 +29,23 @@ from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.signals import StoredBatch
 from core.queue import task_send_now
-from judges import kinds
-from judges.kinds import Scorer, trace_input, version_scorer
-from judges.models import MAX_REASONING_CHARS, JudgeVersion, Promotion
-from judges.promotions import current_promotions
-from monitoring.models import Alert, AlertRule, Bucket, MonitorCursor, MonitorJudgment, SamplingRate
+from judges.kinds import TRACE_INPUT_FIELDS, trace_input
+from judges.models import MAX_REASONING_CHARS
+from judges.monitored import Check, CheckScorer, Subject, provider, providers
+from monitoring.checks import check_provider, criterion_subject, current_checks
+from monitoring.models import (
+    Alert,
+    AlertRule,
+    Bucket,
+    MonitorCursor,
+    MonitoredCheck,
+    MonitoredSeries,
+    MonitorJudgment,
+    SamplingRate,
+    SeriesTraffic,
+)
 from monitoring.sampling import PRODUCTION
-from monitoring.selectors import sampled_after
+from monitoring.selectors import check_rates, production_traces, sampled_after
 
 logger = logging.getLogger(__name__)
 # One kick per project per this many seconds: an API client posting many small batches must not queue a drain for
@@ -72,7 +84,7 @@ def drain_kick(*, project: Project) -> None:
 
 
 def _start_after(*, project: Project, now) -> int:
-    """Where a version that never drained starts: just before the first production trace that arrived within the
+    """Where a check that never drained starts: just before the first production trace that arrived within the
     backfill window, or after the last production trace when none did (so a new promotion does not judge years of
     history at LLM prices)."""
     since = now - timedelta(hours=settings.EVALSTUDIO_MONITOR_BACKFILL_HOURS)
@@ -83,31 +95,67 @@ def _start_after(*, project: Project, now) -> int:
     return production.aggregate(last=Max("id"))["last"] or 0
 
 
-def _cursor(*, project: Project, version: JudgeVersion) -> MonitorCursor:
-    cursor = MonitorCursor.objects.filter(version=version).first()
+def series_get_or_create(*, project: Project, subject: Subject) -> MonitoredSeries:
+    """The subject's series row, made when first needed (a drain, a rule, a traffic setting); its name follows
+    the subject's."""
+    series, created = MonitoredSeries.objects.get_or_create(
+        provider=subject.provider,
+        subject_id=subject.subject_id,
+        defaults={"project": project, "name": subject.name, "criterion_id": subject.criterion_id},
+    )
+    if series.project_id != project.pk:
+        raise DomainError(f"{subject.provider} {subject.subject_id} belongs to another project than {project.slug}")
+    if not created and series.name != subject.name:
+        series.name = subject.name
+        series.save(update_fields=["name"])
+    series.project = project
+    return series
+
+
+def series_for_criterion(*, criterion: Criterion) -> MonitoredSeries:
+    """A criterion's series (what its monitoring page shows and its alert rules watch), made when first needed."""
+    return series_get_or_create(project=criterion.project, subject=criterion_subject(criterion, criterion.project))
+
+
+def check_get_or_create(*, project: Project, check: Check) -> MonitoredCheck:
+    """The check's row (its cursor and verdicts hang on it), made when it first drains."""
+    series = series_get_or_create(project=project, subject=check.subject)
+    row, _ = MonitoredCheck.objects.get_or_create(series=series, key=check.key, defaults={"label": check.label})
+    row.series = series
+    return row
+
+
+def _cursor(*, project: Project, row: MonitoredCheck) -> MonitorCursor:
+    cursor = MonitorCursor.objects.filter(monitored_check=row).first()
     if cursor is not None:
         return cursor
     start = _start_after(project=project, now=timezone.now())
     cursor, _ = MonitorCursor.objects.get_or_create(
-        version=version, defaults={"project": project, "last_trace_id": start}
+        monitored_check=row, defaults={"project": project, "last_trace_id": start}
     )
     return cursor
 
 
-def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size: int | None = None) -> int:
-    """Judge the promoted version's next chunk of sampled traces; returns how many traces the chunk held, 0 when
-    there is nothing to judge, BUSY when another drain holds the version's lease."""
-    version = promotion.version
-    project = promotion.criterion.project
-    size = chunk_size or kinds.chunk_size(version)
+def drain_chunk(
+    *, project: Project, check: Check, score: CheckScorer | None = None, chunk_size: int | None = None
+) -> int:
+    """Judge the check's next chunk of production traces (the sampled ones, or all of them when its series judges
+    all traffic and it runs here for free); returns how many traces the chunk held, 0 when there is nothing to
+    judge, BUSY when another drain holds the check's lease."""
+    row = check_get_or_create(project=project, check=check)
+    size = chunk_size or check.chunk_size
     token = secrets.token_hex(16)
-    cursor = _cursor(project=project, version=version)
+    cursor = _cursor(project=project, row=row)
+    rates = check_rates(project=project, series=row.series, check=check)
+    traces = production_traces(project=project, check=check)
     with transaction.atomic():
         cursor = MonitorCursor.objects.select_for_update().get(pk=cursor.pk)
         now = timezone.now()
         if cursor.lease_until is not None and cursor.lease_until > now:
             return BUSY
-        ids, upto = sampled_after(project=project, after_id=cursor.last_trace_id, limit=size)
+        ids, upto = sampled_after(
+            project=project, after_id=cursor.last_trace_id, limit=size, rates=rates, traces=traces
+        )
         if not ids:
             if upto > cursor.last_trace_id:  # production traces that are not in the sample: walked past
                 cursor.last_trace_id, cursor.updated_at = upto, now
@@ -118,13 +166,14 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
         cursor.save(update_fields=["lease_token", "lease_until", "claimed_upto", "updated_at"])
     try:
         # A drain whose lease expired mid-chunk may have written some of these already.
-        done = set(MonitorJudgment.objects.filter(version=version, trace_id__in=ids).values_list("trace_id", flat=True))
-        traces = list(
-            Trace.objects.filter(pk__in=[i for i in ids if i not in done]).only(
-                "id", "external_id", "input", "output", "messages", "context", "metadata", "occurred_at"
-            )
+        done = set(
+            MonitorJudgment.objects.filter(monitored_check=row, trace_id__in=ids).values_list("trace_id", flat=True)
         )
-        outcomes = (score or version_scorer(version))([trace_input(trace) for trace in traces]) if traces else []
+        loaded = list(
+            Trace.objects.filter(pk__in=[i for i in ids if i not in done]).only(*TRACE_INPUT_FIELDS, "occurred_at")
+        )
+        score = score or check_provider(check).scorer(check)
+        outcomes = score([trace_input(trace) for trace in loaded]) if loaded else []
     except Exception:
         # Give the chunk back at once rather than when the lease runs out; the next drain tries again.
         MonitorCursor.objects.filter(pk=cursor.pk, lease_token=token).update(lease_token="", lease_until=None)
@@ -132,8 +181,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
     rows = [
         MonitorJudgment(
             project=project,
-            criterion_id=promotion.criterion_id,
-            version=version,
+            monitored_check=row,
             trace_id=trace.pk,
             occurred_at=trace.occurred_at,
             verdict=outcome.verdict,
@@ -144,7 +192,7 @@ def drain_chunk(*, promotion: Promotion, score: Scorer | None = None, chunk_size
             completion_tokens=outcome.completion_tokens,
             cost_usd=outcome.cost_usd,
         )
-        for trace, outcome in zip(traces, outcomes, strict=True)
+        for trace, outcome in zip(loaded, outcomes, strict=True)
     ]
     with transaction.atomic():
         MonitorJudgment.objects.bulk_create(rows, ignore_conflicts=True)
@@ -161,19 +209,20 @@ def _lease() -> timedelta:
 
 
 def monitoring_drain(*, project: Project, budget_seconds: float | None = None) -> int:
-    """Judge the project's sampled traces with every promoted version until none is left or the time budget is
-    spent; returns how many traces were judged. A kind that cannot judge new traces (external) is skipped."""
+    """Judge the project's production traffic with every current check until none has anything left or the time
+    budget is spent; returns how many traces were judged. A check that cannot judge new traces (an external
+    judge) is skipped."""
     budget = settings.EVALSTUDIO_MONITOR_DRAIN_BUDGET_SECONDS if budget_seconds is None else budget_seconds
     deadline = time.monotonic() + budget
     judged = 0
-    for promotion in current_promotions(project=project).values():
-        if not kinds.get(promotion.version.judge.kind).judges_new_outputs:
+    for check in current_checks(project=project):
+        if check.cannot_judge:
             continue
         score = None
         while time.monotonic() < deadline:
             if score is None:
-                score = version_scorer(promotion.version)
-            done = drain_chunk(promotion=promotion, score=score)
+                score = check_provider(check).scorer(check)
+            done = drain_chunk(project=project, check=check, score=score)
             if done <= 0:
                 break
             judged += done
@@ -181,10 +230,8 @@ def monitoring_drain(*, project: Project, budget_seconds: float | None = None) -
 
 
 def projects_to_drain() -> list[int]:
-    """Projects with at least one current promotion."""
-    return list(
-        Promotion.objects.filter(ended_at=None).values_list("criterion__project_id", flat=True).distinct().order_by()
-    )
+    """Projects with at least one current check, of any provider."""
+    return sorted({project_id for p in providers() for project_id in p.project_ids()})
 
 
 def sampling_rate_set(*, project: Project, rate: float, user: AbstractBaseUser | None = None) -> SamplingRate:
@@ -195,6 +242,22 @@ def sampling_rate_set(*, project: Project, rate: float, user: AbstractBaseUser |
     # Trace ids only grow: whatever is stored after this has a larger id than any trace there is now.
     last = Trace.objects.aggregate(last=Max("id"))["last"] or 0
     return SamplingRate.objects.create(project=project, rate=rate, after_trace_id=last, set_by=user)
+
+
+@transaction.atomic
+def series_traffic_set(
+    *, series: MonitoredSeries, all_traffic: bool, user: AbstractBaseUser | None = None
+) -> SeriesTraffic:
+    """Judge the series on all production traffic (or back on the sample), for the traces stored from now on;
+    traces already stored keep whether they were judged. In force only while the series' check runs here without
+    paying anyone (an assertion or classifier judge, an outcome grader): an LLM judge judges the sample."""
+    MonitoredSeries.objects.select_for_update().filter(pk=series.pk).first()
+    current = SeriesTraffic.objects.filter(series=series).order_by("-after_trace_id", "-id").first()
+    if current is not None and current.all_traffic == all_traffic:
+        return current
+    # Trace ids only grow: whatever is stored after this has a larger id than any trace there is now.
+    last = Trace.objects.aggregate(last=Max("id"))["last"] or 0
+    return SeriesTraffic.objects.create(series=series, all_traffic=all_traffic, after_trace_id=last, set_by=user)
 
 
 # --- alert rules ---------------------------------------------------------------------------------------------------
@@ -208,7 +271,7 @@ def _check_choice(name: str, value: str, choices: type[TextChoices]) -> None:
 @transaction.atomic
 def alert_rule_create(
     *,
-    criterion: Criterion,
+    series: MonitoredSeries,
     threshold: float,
     metric: str = AlertRule.Metric.OBSERVED,
     bound: str = AlertRule.Bound.UPPER,
@@ -219,10 +282,16 @@ def alert_rule_create(
     enabled: bool = True,
     user: AbstractBaseUser | None = None,
 ) -> AlertRule:
-    """A rule on the criterion's monitored pass rate; `threshold` is a fraction. DomainError names a bad value."""
+    """A rule on the series' pass rate; `threshold` is a fraction. DomainError names a bad value."""
     if not 0 <= threshold <= 1:
         raise DomainError(f"threshold: a pass rate from 0% to 100%, got {threshold:.0%}")
     _check_choice("metric", metric, AlertRule.Metric)
+    owner = provider(series.provider)
+    if metric == AlertRule.Metric.CORRECTED and owner is not None and not owner.corrects:
+        raise DomainError(
+            f"metric: {series.name} has no corrected pass rate (its check has no expert labels to correct by); "
+            "use the observed pass rate"
+        )
     _check_choice("bound", bound, AlertRule.Bound)
     _check_choice("side", side, AlertRule.Side)
     _check_choice("bucket", bucket, Bucket)
@@ -231,8 +300,8 @@ def alert_rule_create(
     if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
         raise DomainError("webhook_url: the webhook must be an http:// or https:// URL")
     return AlertRule.objects.create(
-        project_id=criterion.project_id,
-        criterion=criterion,
+        project_id=series.project_id,
+        series=series,
         threshold=threshold,
         metric=metric,
         bound=bound,

@@ -15,6 +15,22 @@ urlpatterns = [
         views.monitoring_rule_create,
         name="monitoring_rule_create",
     ),
+    # Any series by its provider (judges.monitored) and subject: an agent's task completion, say.
+    path(
+        "projects/<slug:slug>/monitoring/series/<slug:provider_name>/<int:subject_id>/",
+        views.monitoring_series,
+        name="monitoring_series",
+    ),
+    path(
+        "projects/<slug:slug>/monitoring/series/<slug:provider_name>/<int:subject_id>/rules/",
+        views.monitoring_series_rule_create,
+        name="monitoring_series_rule_create",
+    ),
+    path(
+        "projects/<slug:slug>/monitoring/series/<slug:provider_name>/<int:subject_id>/traffic/",
+        views.monitoring_traffic_set,
+        name="monitoring_traffic_set",
+    ),
     path(
         "projects/<slug:slug>/monitoring/rules/<int:rule_id>/",
         views.monitoring_rule_update,

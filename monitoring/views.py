@@ -1,5 +1,6 @@
-"""The monitoring pages: every promoted judge's recent pass rates, one criterion's time series and alert rules,
-an alert with the traces behind it, and the project's sampling rate. Every rate is shown with its 95% interval."""
+"""The monitoring pages: every current check's recent pass rates, one series' time series (a criterion's, or an
+agent's task completion), which traffic it judges and its alert rules, an alert with the traces behind it, and the
+project's sampling rate. Every rate is shown with its 95% interval."""
 
 from __future__ import annotations
 
@@ -8,29 +9,36 @@ from datetime import timedelta
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from annotation.access import Permission, get_project_for_user
-from annotation.models import Criterion
+from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.services import DomainError
-from judges.promotions import current_promotions
+from judges.monitored import Subject, provider
 from monitoring.charts import series_chart
+from monitoring.checks import JUDGE, check_matrix, current_check, series_find, subject_of
 from monitoring.forms import AlertRuleForm, SamplingRateForm
 from monitoring.models import Alert, AlertRule, Bucket
 from monitoring.selectors import (
     alert_rules,
-    criterion_alerts,
-    criterion_series,
+    coverage,
     failed_judgments,
     monitoring_summary,
     sampling_rate,
+    series_alerts,
+    series_stats,
+    series_url,
 )
-from monitoring.series import evidence_matrix
-from monitoring.services import alert_rule_create, alert_rule_delete, alert_rule_enable, sampling_rate_set
+from monitoring.services import (
+    alert_rule_create,
+    alert_rule_delete,
+    alert_rule_enable,
+    sampling_rate_set,
+    series_get_or_create,
+    series_traffic_set,
+)
 
 # The windows a criterion page offers per bucket size, and the default one.
 WINDOWS = {
@@ -57,58 +65,86 @@ def monitoring_overview(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "monitoring/overview.html", context)
 
 
-@login_required
-def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug)
+def _subject_or_404(access: ProjectAccess, provider_name: str, subject_id: int) -> Subject:
+    subject = subject_of(project=access.project, provider_name=provider_name, subject_id=subject_id)
+    if subject is None:
+        raise Http404("No such monitored subject in this project")
+    return subject
+
+
+def _series_page(request: HttpRequest, access: ProjectAccess, subject: Subject) -> HttpResponse:
+    """One series: its current check's pass rates over time, which traffic it judges, alert rules and alerts."""
     project = access.project
-    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
     bucket = request.GET.get("bucket") if request.GET.get("bucket") in WINDOWS else "hour"
     window = request.GET.get("window") if request.GET.get("window") in WINDOWS[bucket] else DEFAULT_WINDOW[bucket]
-    promotion = current_promotions(project=project).get(criterion.pk)
-    rules = alert_rules(criterion=criterion)
+    series = series_find(project=project, provider_name=subject.provider, subject_id=subject.subject_id)
+    check = current_check(project=project, provider_name=subject.provider, subject_id=subject.subject_id)
+    rules = alert_rules(series=series)
+    owner = provider(subject.provider)
+    form = AlertRuleForm(initial={"threshold_percent": 90, "bucket": bucket})
+    if owner is not None and not owner.corrects:
+        form.fields["metric"].choices = [(AlertRule.Metric.OBSERVED.value, AlertRule.Metric.OBSERVED.label)]
+    covered = coverage(series=series, check=check, rate=sampling_rate(project=project))
     context = {
         "project": project,
         "access": access,
-        "criterion": criterion,
-        "promotion": promotion,
+        "subject": subject,
+        "series": series,
+        "check": check,
+        "coverage": covered,
+        "series_url": series_url(project=project, subject=subject),
         "bucket": bucket,
         "window": window,
         "windows": list(WINDOWS[bucket]),
         "buckets": [b.value for b in Bucket],
         "rules": rules,
-        "alerts": criterion_alerts(criterion=criterion, limit=ALERTS_SHOWN),
-        "form": AlertRuleForm(initial={"threshold_percent": 90, "bucket": bucket}),
+        "alerts": series_alerts(series=series, limit=ALERTS_SHOWN),
+        "form": form,
     }
-    if promotion is not None:
-        found = criterion_series(
-            project=project, promotion=promotion, bucket=bucket, window=WINDOWS[bucket][window], now=timezone.now()
+    if check is not None:
+        found = series_stats(
+            project=project,
+            check=check,
+            series=series,
+            covered=covered,
+            bucket=bucket,
+            window=WINDOWS[bucket][window],
+            now=timezone.now(),
         )
         context.update(
             chart=series_chart(
                 found.stats,
                 bucket=bucket,
-                criterion=criterion.name,
+                criterion=subject.name,
                 thresholds=[r.threshold for r in rules if r.enabled],
             ),
             rows=found.rows,
             notes=found.notes,
-            matrix=evidence_matrix(promotion.report),
+            matrix=check_matrix(check),
             backlog=found.backlog,
         )
     return render(request, "monitoring/criterion.html", context)
 
 
 @login_required
-@require_POST
-def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
-    access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
-    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
+def monitoring_criterion(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    return _series_page(request, access, _subject_or_404(access, JUDGE, criterion_id))
+
+
+@login_required
+def monitoring_series(request: HttpRequest, slug: str, provider_name: str, subject_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug)
+    return _series_page(request, access, _subject_or_404(access, provider_name, subject_id))
+
+
+def _rule_create(request: HttpRequest, access: ProjectAccess, subject: Subject) -> HttpResponse:
     form = AlertRuleForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
         try:
             rule = alert_rule_create(
-                criterion=criterion,
+                series=series_get_or_create(project=access.project, subject=subject),
                 threshold=data["threshold_percent"] / 100,
                 metric=data["metric"],
                 bound=data["bound"],
@@ -126,7 +162,48 @@ def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -
     else:
         errors = "; ".join(f"{field}: {' '.join(e)}" for field, e in form.errors.items())
         messages.error(request, f"The alert rule was not saved: {errors}")
-    return redirect(reverse("monitoring_criterion", args=[access.project.slug, criterion.pk]) + "#rules")
+    return redirect(series_url(project=access.project, subject=subject) + "#rules")
+
+
+@login_required
+@require_POST
+def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
+    return _rule_create(request, access, _subject_or_404(access, JUDGE, criterion_id))
+
+
+@login_required
+@require_POST
+def monitoring_series_rule_create(request: HttpRequest, slug: str, provider_name: str, subject_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
+    return _rule_create(request, access, _subject_or_404(access, provider_name, subject_id))
+
+
+@login_required
+@require_POST
+def monitoring_traffic_set(request: HttpRequest, slug: str, provider_name: str, subject_id: int) -> HttpResponse:
+    """All production traffic or the sample, for one series. The expert and engineers set it (as alert rules):
+    it changes what a free check costs nothing to judge, not what counts as a pass."""
+    access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
+    subject = _subject_or_404(access, provider_name, subject_id)
+    choice = request.POST.get("traffic")
+    if choice not in {"all", "sample"}:
+        messages.error(request, f"traffic: expected all or sample, got {choice!r}.")
+    else:
+        series = series_get_or_create(project=access.project, subject=subject)
+        series_traffic_set(series=series, all_traffic=choice == "all", user=request.user)
+        check = current_check(project=access.project, provider_name=subject.provider, subject_id=subject.subject_id)
+        if choice == "sample":
+            messages.success(request, f"{subject.name} is judged on the sample of traces stored from now on.")
+        elif check is not None and not check.local:
+            messages.warning(
+                request,
+                f"{subject.name} is set to all production traffic, but its check ({check.label}, an {check.kind}) "
+                "is paid per trace: it judges the sample until a check that runs here replaces it.",
+            )
+        else:
+            messages.success(request, f"{subject.name} is judged on all production traces stored from now on.")
+    return redirect(series_url(project=access.project, subject=subject))
 
 
 @login_required
@@ -134,7 +211,7 @@ def monitoring_rule_create(request: HttpRequest, slug: str, criterion_id: int) -
 def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
     """Enable, disable or delete a rule. Disabling or deleting resolves its open alert: nobody watches it any more."""
     access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
-    rule = access.get_object_or_404(AlertRule, pk=rule_id)
+    rule = access.get_object_or_404(AlertRule.objects.select_related("series__project"), pk=rule_id)
     action = request.POST.get("action")
     if action not in {"enable", "disable", "delete"}:
         messages.error(request, f"Unknown action {action!r} for alert rule {rule.pk}.")
@@ -142,17 +219,19 @@ def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> Htt
         alert_rule_delete(rule=rule)
     else:
         alert_rule_enable(rule=rule, enabled=action == "enable")
-    return redirect(reverse("monitoring_criterion", args=[access.project.slug, rule.criterion_id]) + "#rules")
+    return redirect(rule.series.get_absolute_url() + "#rules")
 
 
 @login_required
 def monitoring_alert(request: HttpRequest, slug: str, alert_id: int) -> HttpResponse:
     """An alert and the traces behind it: the sampled traces of its bucket that the judge failed."""
     access = get_project_for_user(request, slug)
-    alert = access.get_object_or_404(Alert.objects.select_related("rule", "criterion", "version__judge"), pk=alert_id)
+    alert = access.get_object_or_404(
+        Alert.objects.select_related("rule", "series__project", "monitored_check"), pk=alert_id
+    )
     judgments = (
-        failed_judgments(version_id=alert.version_id, start=alert.bucket_start, end=alert.bucket_end)
-        if alert.version_id
+        failed_judgments(check_id=alert.monitored_check_id, start=alert.bucket_start, end=alert.bucket_end)
+        if alert.monitored_check_id
         else []
     )
     page = Paginator(judgments, TRACES_PER_PAGE).get_page(request.GET.get("page"))

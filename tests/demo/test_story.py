@@ -28,10 +28,11 @@ from judges.promotions import current_promotions
 from judges.selectors import split_key
 from judges.splits import split_of
 from monitoring.alerts import latest_complete_bucket
-from monitoring.models import Alert, AlertRule, MonitorJudgment
+from monitoring.models import Alert, AlertRule
 from monitoring.selectors import sampled_after
 from suites.golden import golden_current_version, golden_entries
 from suites.models import SuiteRun
+from tests.monitoring.helpers import verdicts_of
 
 BAR = 0.9
 
@@ -138,7 +139,7 @@ def test_the_suite_pages_show_the_regression_and_the_comparison(demo, demo_clien
 def test_monitoring_judged_the_sample_and_an_alert_fired_on_yesterday(demo, db):
     promotion = current_promotions(project=demo)[_criterion(demo, "plain_text").pk]
     sampled, _ = sampled_after(project=demo, after_id=0, limit=1_000_000)
-    judged = MonitorJudgment.objects.filter(version=promotion.version)
+    judged = verdicts_of(promotion.version)
     assert sorted(judged.values_list("trace_id", flat=True)) == sampled and len(sampled) > 100
     assert not judged.filter(verdict="").exists()
     rule = AlertRule.objects.get(project=demo)

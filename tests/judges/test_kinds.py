@@ -32,11 +32,11 @@ from judges.services import (
     judge_version_create,
     judgments_import,
 )
-from monitoring.models import MonitorJudgment
 from monitoring.services import monitoring_drain, sampling_rate_set
 from suites.evalsuite import evalsuite_run, records_from_list
 from suites.golden import golden_add
 from tests.factories import make_criterion, make_label, make_split_labels, make_trace
+from tests.monitoring.helpers import verdicts_of
 
 pytestmark = pytest.mark.django_db
 
@@ -158,7 +158,7 @@ def test_a_kind_registered_in_a_test_is_versioned_run_promoted_and_used_by_suite
     production = [{"id": f"p-{i}", "output": "Sorry." if i % 2 else "Fine.", "source": "production"} for i in range(10)]
     ingest.import_stream(project=project, stream=io.BytesIO("".join(json.dumps(p) + "\n" for p in production).encode()))
     assert monitoring_drain(project=project) == 10
-    verdicts = MonitorJudgment.objects.filter(version=version).values_list("trace__external_id", "verdict", "cost_usd")
+    verdicts = verdicts_of(version).values_list("trace__external_id", "verdict", "cost_usd")
     assert sorted(verdicts) == sorted((f"p-{i}", "fail" if i % 2 else "pass", 0.001) for i in range(10))
 
     # The judge pages name it by its label.

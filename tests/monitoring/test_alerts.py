@@ -11,7 +11,7 @@ from judges.models import Promotion, PromotionBar
 from monitoring.alerts import alert_rules_evaluate, rule_evaluate
 from monitoring.models import Alert, AlertRule
 from monitoring.services import monitoring_drain, sampling_rate_set
-from tests.monitoring.helpers import jsonl, production, promoted_judge
+from tests.monitoring.helpers import jsonl, production, promoted_judge, series_of
 from tests.monitoring.webhook_server import WebhookServer
 
 pytestmark = pytest.mark.django_db
@@ -38,7 +38,7 @@ def monitored(project):
 def rule_for(promotion, **fields) -> AlertRule:
     defaults = {"metric": "observed", "bound": "upper", "side": "below", "threshold": 0.9, "bucket": "hour"}
     return AlertRule.objects.create(
-        project=promotion.criterion.project, criterion=promotion.criterion, **{**defaults, **fields}
+        project=promotion.criterion.project, series=series_of(promotion), **{**defaults, **fields}
     )
 
 

@@ -16,18 +16,27 @@ import pytest
 from django.db import connection, connections
 
 from annotation import ingest
-from annotation.models import Project, Trace
+from annotation.models import Trace
 from judges.models import JudgeVersion
 from judges.promotions import judge_version_promote
 from judges.providers import Outcome
 from judges.services import judge_create, judge_run_create, judge_run_execute
-from monitoring.models import MonitorCursor, MonitorJudgment
+from monitoring.models import MonitorJudgment
 from monitoring.sampling import is_sampled
-from monitoring.selectors import sampled_after, window_counts
+from monitoring.selectors import window_counts
 from monitoring.services import BUSY, drain_chunk, monitoring_drain, sampling_rate_set
 from monitoring.tasks import monitor_drain_task
 from tests.llm_server import Reply, ScriptedLLMServer
-from tests.monitoring.helpers import jsonl, production, promoted_judge
+from tests.monitoring.helpers import (
+    check_row,
+    cursor_of,
+    jsonl,
+    judge_check,
+    production,
+    promoted_judge,
+    sampled,
+    verdicts_of,
+)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -39,10 +48,6 @@ def wait_for(condition, timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def sampled(project: Project) -> set[int]:
-    return set(sampled_after(project=project, after_id=0, limit=1_000_000)[0])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -59,14 +64,14 @@ def test_ingestion_works_with_no_worker_and_a_worker_started_later_judges_every_
     monitor_drain_task.delay()
     wait_for(lambda: MonitorJudgment.objects.count() >= len(want), 60, "the backlog to drain")
     time.sleep(1)  # the kick queued at ingestion ran too (or runs now): still one verdict per trace
-    judged = list(MonitorJudgment.objects.values_list("trace_id", "verdict", "version_id"))
+    judged = list(MonitorJudgment.objects.values_list("trace_id", "verdict", "monitored_check__key"))
     assert sorted(t for t, _, _ in judged) == sorted(want)
     assert {v for _, _, v in judged} == {promotion.version_id}
     outputs = dict(Trace.objects.filter(pk__in=want).values_list("id", "output"))
     assert all((verdict == "fail") == outputs[t].startswith("Sorry") for t, verdict, _ in judged)
     # The walk went past the production traces that are not in the sample too.
     last_production = Trace.objects.filter(project=project, source="production").order_by("id").last()
-    assert MonitorCursor.objects.get(version=promotion.version).last_trace_id == last_production.pk
+    assert cursor_of(promotion.version).last_trace_id == last_production.pk
 
 
 @pytest.mark.django_db(transaction=True)
@@ -83,9 +88,11 @@ def test_concurrent_drains_never_judge_a_trace_twice(project):
             scored.extend(t.external_id for t in traces)
         return [Outcome(verdict="pass") for _ in traces]
 
+    check = judge_check(promotion)
+
     def drain():
         try:
-            while (done := drain_chunk(promotion=promotion, score=score, chunk_size=25)) != 0:
+            while (done := drain_chunk(project=project, check=check, score=score, chunk_size=25)) != 0:
                 if done == BUSY:
                     time.sleep(0.01)
         finally:
@@ -97,7 +104,7 @@ def test_concurrent_drains_never_judge_a_trace_twice(project):
     for thread in threads:
         thread.join(60)
     assert len(scored) == 300 and len(set(scored)) == 300
-    assert MonitorJudgment.objects.filter(version=promotion.version).count() == 300
+    assert verdicts_of(promotion.version).count() == 300
 
 
 @pytest.mark.django_db
@@ -109,7 +116,7 @@ def test_a_failed_chunk_is_given_back_and_judged_by_the_next_drain(project):
         raise ConnectionError("provider down")
 
     with pytest.raises(ConnectionError):
-        drain_chunk(promotion=promotion, score=broken)
+        drain_chunk(project=project, check=judge_check(promotion), score=broken)
     assert not MonitorJudgment.objects.exists()
     assert monitoring_drain(project=project) == len(sampled(project))
     assert monitoring_drain(project=project) == 0  # safe to run twice
@@ -202,13 +209,13 @@ def test_an_llm_judge_drains_through_the_provider_once_per_sampled_trace_and_err
         want = sampled(project)
         assert monitoring_drain(project=project) == len(want)
         assert len(llm.chat_requests) - before == len(want)
-        judged = MonitorJudgment.objects.filter(version=version)
+        judged = verdicts_of(version)
         assert set(judged.values_list("trace_id", flat=True)) == want
         broken = set(Trace.objects.filter(pk__in=want, input=f"question {broken_index}").values_list("id", flat=True))
         assert len(broken) == 1
         assert set(judged.filter(verdict="").values_list("trace_id", flat=True)) == broken
         passes, fails, errors = window_counts(
-            version_id=promotion.version_id, start=judged.earliest("occurred_at").occurred_at, end=time_far()
+            check_id=check_row(promotion).pk, start=judged.earliest("occurred_at").occurred_at, end=time_far()
         )
         assert errors == len(broken) and passes + fails == len(want) - len(broken)
         assert judged.filter(verdict="pass").first().reasoning.startswith("Looked for an apology")

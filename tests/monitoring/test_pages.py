@@ -17,7 +17,7 @@ from monitoring.selectors import sampling_rate
 from monitoring.series import truncate
 from monitoring.services import monitoring_drain, sampling_rate_set
 from tests.factories import add_member, make_user
-from tests.monitoring.helpers import jsonl, production, promoted_judge
+from tests.monitoring.helpers import jsonl, production, promoted_judge, series_of
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def recent_traffic(
 
 
 def test_outsiders_get_404_on_every_monitoring_page(outsider_client, project, monitored):
-    rule = AlertRule.objects.create(project=project, criterion=monitored.criterion, threshold=0.9)
+    rule = AlertRule.objects.create(project=project, series=series_of(monitored), threshold=0.9)
     recent_traffic(project, hours_ago=1, n=40, fail_every=2, prefix="a")
     alert = rule_evaluate(rule=rule)
     base = "/projects/acme/monitoring/"
@@ -122,7 +122,7 @@ def test_a_clipped_or_unreliable_corrected_rate_is_flagged_in_the_table_the_char
 
 
 def test_an_alert_lists_the_failed_traces_of_its_bucket_escaped_and_shows_a_banner(expert_client, project, monitored):
-    rule = AlertRule.objects.create(project=project, criterion=monitored.criterion, threshold=0.9)
+    rule = AlertRule.objects.create(project=project, series=series_of(monitored), threshold=0.9)
     recent_traffic(project, hours_ago=1, n=30, fail_every=1, prefix="bad", question="<script>alert(1)</script>")
     recent_traffic(project, hours_ago=2, n=30, fail_every=1, prefix="earlier")
     alert = rule_evaluate(rule=rule)

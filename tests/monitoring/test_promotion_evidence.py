@@ -15,6 +15,7 @@ from monitoring.models import MonitorJudgment
 from monitoring.selectors import monitoring_summary
 from monitoring.series import RESAMPLES, evidence_matrix
 from tests.factories import make_criterion, make_split_labels, make_trace
+from tests.monitoring.helpers import check_row
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 11, 10, 12, 30, tzinfo=UTC)
@@ -42,11 +43,11 @@ def test_the_corrected_pass_rate_is_computed_from_the_test_runs_counts(project, 
     test_counts = ConfusionMatrix(tp=40, fn=0, fp=0, tn=40)
     assert evidence_matrix(promotion.report) == test_counts
     # 30 passes and 10 fails judged in the last day.
+    check = check_row(promotion)
     MonitorJudgment.objects.bulk_create(
         MonitorJudgment(
             project=project,
-            criterion=promotion.criterion,
-            version=promotion.version,
+            monitored_check=check,
             trace=make_trace(project=project),
             occurred_at=NOW - timedelta(hours=1),
             verdict="pass" if i < 30 else "fail",

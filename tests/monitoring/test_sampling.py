@@ -12,7 +12,7 @@ from annotation.models import Trace
 from annotation.services import api_token_create
 from annotation.trace_format import shuffle_key
 from monitoring import selectors, services
-from monitoring.sampling import is_sampled, sample_point
+from monitoring.sampling import RateHistory, is_sampled, sample_point, with_all_traffic
 from monitoring.selectors import sampled_after, sampling_rate
 from monitoring.services import sampling_rate_set
 
@@ -49,6 +49,21 @@ def test_the_sample_is_deterministic_close_to_the_rate_and_independent_of_the_qu
     first_in_queue = sorted(ids, key=lambda i: shuffle_key("evalstudio", i))[:10_000]
     share = sum(sample_point(i) < 0.15 for i in first_in_queue) / len(first_in_queue)
     assert 0.13 < share < 0.17
+
+
+def test_all_traffic_is_a_rate_of_one_over_the_spans_it_is_set_for_and_the_project_rate_elsewhere():
+    # The project's rate: 15% by default, 40% after trace 100, 10% after trace 300.
+    rates = RateHistory([(100, 0.4), (300, 0.1)])
+    # The series: all traffic after trace 50, the sample again after 200, all traffic again after 400.
+    merged = with_all_traffic(rates, [(50, True), (200, False), (400, True)])
+    want = {1: 0.15, 50: 0.15, 51: 1.0, 101: 1.0, 200: 1.0, 201: 0.4, 300: 0.4, 301: 0.1, 400: 0.1, 401: 1.0}
+    assert {trace_id: merged.rate_for(trace_id) for trace_id in want} == want
+    assert merged.current == 1.0
+    assert with_all_traffic(rates, []) is rates
+    assert with_all_traffic(rates, [(10, False)]).current == 0.1
+    # At a rate of 1 every production trace is judged, and nothing else.
+    assert all(is_sampled(source="production", external_id=f"t-{i}", rate=1.0) for i in range(2000))
+    assert not is_sampled(source="staging", external_id="t-1", rate=1.0)
 
 
 @pytest.mark.parametrize("path", ["copy", "copy-subprocess", "orm"])
