@@ -31,7 +31,7 @@ from annotation.trace_format import RawRecord
 from core.runs import run_claim, run_enqueue, run_fail, run_finish, run_working
 from judges import kinds
 from judges.kinds import version_scorer
-from judges.models import MAX_REASONING_CHARS, JudgeVersion
+from judges.models import MAX_REASONING_CHARS, JudgeVersion, Promotion
 from judges.promotions import current_promotions
 from judges.providers import Outcome, TraceInput
 from suites.floors import suite_floors
@@ -164,6 +164,23 @@ def records_from_list(items: list[object]) -> list[RawRecord]:
 class Planned:
     criterion: Criterion
     version: JudgeVersion
+    promotion: Promotion
+
+
+def judge_evidence(promotion: Promotion) -> dict[str, Any] | None:
+    """How far the gate can be trusted: the promoted judge's TPR and TNR with their 95% intervals on the split it was
+    promoted on (test: held out, never tuned on), from the promotion's evidence."""
+    report = promotion.report or {}
+    if report.get("tpr") is None or report.get("tnr") is None:
+        return None
+    ci = report.get("ci") or {}
+    return {
+        "split": promotion.evidence_split,
+        "n": report.get("n"),
+        "tpr": report["tpr"],
+        "tnr": report["tnr"],
+        "ci": {"tpr": ci.get("tpr"), "tnr": ci.get("tnr")},
+    }
 
 
 def _plan(
@@ -201,7 +218,7 @@ def _plan(
                 }
             )
             continue
-        planned.append(Planned(criterion, promotion.version))
+        planned.append(Planned(criterion, promotion.version, promotion))
     if not planned:
         runnable = [k.label for k in kinds.all_kinds() if k.judges_new_outputs and (k.local or include_llm)]
         raise SuiteInputError(
@@ -485,6 +502,7 @@ def _judge(run: SuiteRun) -> tuple[dict[str, Any], list[tuple[str, Planned, Outc
                 "judge": judge.name,
                 "kind": judge.kind,
                 "version": plan.version.number,
+                "judge_evidence": judge_evidence(plan.promotion),
                 **numbers,
             }
         )

@@ -154,6 +154,17 @@ def _signed(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:+.1f} pt"
 
 
+def evidence_text(evidence: dict[str, Any]) -> str:
+    """ "on test (n = 53): TPR 97.7% (88.0%–99.9%), TNR 100.0% (66.4%–100.0%)": what the gate's judge showed."""
+
+    def rate(name: str) -> str:
+        interval = evidence["ci"].get(name)
+        around = f" ({interval[0]:.1%}–{interval[1]:.1%})" if interval else ""
+        return f"{name.upper()} {evidence[name]:.1%}{around}"
+
+    return f"on {evidence['split']} (n = {evidence['n']}): {rate('tpr')}, {rate('tnr')}"
+
+
 def format_table(result: dict[str, Any]) -> str:
     """The run as a plain-text table, one row per criterion, then the uncovered criteria, warnings and the outcome."""
     header = ("criterion", "judge", "n", "pass rate", "95% CI", "baseline", "diff", "p", "verdict")
@@ -184,6 +195,8 @@ def format_table(result: dict[str, Any]) -> str:
         *lines,
     ]
     for c in result["criteria"]:
+        if evidence := c.get("judge_evidence"):
+            out.append(f"  {c['criterion']}: judged by {c['judge']} v{c['version']}, {evidence_text(evidence)}")
         for failure in c["failures"]:
             out.append(f"  {c['criterion']}: {failure}")
         if c["threshold"] is not None and not c["failures"]:

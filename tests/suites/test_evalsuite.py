@@ -11,6 +11,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from django.core.management import call_command
 
+from judges.models import Promotion
 from judges.promotions import judge_version_promote
 from judges.services import judge_create, judge_run_create, judge_run_execute
 from suites.floors import suite_floor_set
@@ -262,8 +263,8 @@ JSON_KEYS = {
     "not_covered", "warnings", "passed", "exit_code",
 }  # fmt: skip
 CRITERION_KEYS = {
-    "criterion", "criterion_id", "judge", "kind", "version", "n", "judged", "passed", "errors", "pass_rate", "ci",
-    "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference", "difference_ci",
+    "criterion", "criterion_id", "judge", "kind", "version", "judge_evidence", "n", "judged", "passed", "errors",
+    "pass_rate", "ci", "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference", "difference_ci",
     "only_baseline_passed", "only_candidate_passed", "p_value", "improved", "verdict", "failures",
 }  # fmt: skip
 
@@ -280,6 +281,20 @@ def test_json_output_has_the_documented_keys_and_lists_uncovered_criteria(projec
     assert result["not_covered"] == [{"criterion": "tone", "reason": "no promoted judge"}]
     low, high = result["criteria"][0]["ci"]
     assert low == pytest.approx(0.588, abs=0.001) and high == pytest.approx(0.873, abs=0.001)  # exact, 30 of 40
+    # How far the gate can be trusted: its judge's agreement with the expert on the held-out split it was promoted on.
+    promotion = Promotion.objects.get(ended_at=None)
+    evidence = result["criteria"][0]["judge_evidence"]
+    assert evidence == {
+        "split": "test",
+        "n": promotion.report["n"],
+        "tpr": promotion.report["tpr"],
+        "tnr": promotion.report["tnr"],
+        "ci": {"tpr": promotion.report["ci"]["tpr"], "tnr": promotion.report["ci"]["tnr"]},
+    }
+    table_code, table, _ = evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()))
+    assert (
+        table_code == 0 and f"no_apology: judged by no-sorry v1, on test (n = {promotion.report['n']}): TPR " in table
+    )
 
 
 def test_junit_xml_has_a_testcase_per_criterion_and_per_failing_case(project, criterion, tmp_path):
