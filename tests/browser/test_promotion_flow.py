@@ -11,7 +11,7 @@ import pytest
 from judges.models import Promotion
 from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
 from tests.browser.conftest import login
-from tests.factories import make_criterion, make_label, make_split_labels, make_trace
+from tests.factories import make_criterion, make_split_labels
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 EXACT = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
@@ -24,18 +24,17 @@ COMPARE_SCREENSHOT = "/tmp/promotion-compare.png"
 @pytest.fixture
 def judge(project):
     criterion = make_criterion(project=project, name="no_apology", definition="Fail when the bot apologises.")
-    for i in range(120):
-        kind = i % 4
-        output = ["Done.", "Sorry, no.", "Sorry for this.", "Ok."][kind]
-        trace = make_trace(project=project, external_id=f"t-{i:03d}", output=output)
-        make_label(trace=trace, criterion=criterion, verdict="fail" if kind in (1, 2) else "pass")
+    # Labels placed by split, so what each version gets right on dev (and so the comparison) does not depend on
+    # the split hash: v1 misses the ten "Sorry for this." fails on dev, v2 misses nothing.
+    done, no, sorry, ok = ("Done.", "pass"), ("Sorry, no.", "fail"), ("Sorry for this.", "fail"), ("Ok.", "pass")
+    make_split_labels(criterion=criterion, split="train", outputs=[done, no, sorry, ok] * 5, prefix="train")
+    make_split_labels(criterion=criterion, split="dev", outputs=[done, no, sorry, ok] * 10, prefix="dev")
+    # The test split needs dozens of labels of each class for the 95% lower bounds to clear the bar.
+    make_split_labels(criterion=criterion, split="test", outputs=[done, no] * 40, prefix="test")
     judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=LOOSE)
     judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="dev"))
     v2 = judge_version_create(judge=judge, config=EXACT, comment="catch every apology")
     judge_run_execute(run=judge_run_create(version=v2, split="dev"))
-    # The test split needs dozens of labels of each class for the 95% lower bounds to clear the bar.
-    make_split_labels(criterion=criterion, split="test", outputs=[("Done.", "pass"), ("Sorry, no.", "fail")] * 40,
-                      prefix="test")  # fmt: skip
     judge_run_execute(run=judge_run_create(version=v2, split="test"))
     return judge
 
