@@ -74,6 +74,10 @@ class OutboundRefused(ValueError):
     """A URL the guard will not call, with the reason (safe to show to whoever typed the URL)."""
 
 
+class OutboundUnresolved(OutboundRefused):
+    """The URL's host does not resolve (now)."""
+
+
 @dataclass(frozen=True)
 class Target:
     """A checked URL: where to connect (the addresses checked) and what to ask for."""
@@ -249,14 +253,14 @@ def check_url(url: str, *, allowed: Allowlist | None = None) -> Target:
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except (OSError, UnicodeError) as exc:
-            raise OutboundRefused(f"the host {host} could not be resolved ({exc})") from None
+            raise OutboundUnresolved(f"the host {host} could not be resolved ({exc})") from None
         addresses = []
         for info in infos:
             address = ipaddress.ip_address(info[4][0])
             if address not in addresses:
                 addresses.append(address)
         if not addresses:
-            raise OutboundRefused(f"the host {host} resolves to no address")
+            raise OutboundUnresolved(f"the host {host} resolves to no address")
     if not allowed.allows_host(host):
         # Every address must pass: the one connected to is then passed whichever of them it is.
         for address in addresses:
@@ -349,6 +353,8 @@ def request(
     sent_headers = {"User-Agent": "EvalStudio", **(headers or {})}
     try:
         target = check_url(url)
+    except OutboundUnresolved as exc:
+        return _failed(None, UNREACHABLE, f"{method} {url}: {exc}")
     except OutboundRefused as exc:
         return _failed(None, NOT_ALLOWED, f"refused {method} {url}: {exc}")
     problems: list[str] = []
