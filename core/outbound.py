@@ -19,6 +19,7 @@ HTTP port or anything else on the internal network, and read the answer back as 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import ipaddress
 import logging
@@ -236,8 +237,8 @@ def _split(url: str) -> tuple[str, str, int, str]:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    if any(ord(c) < 33 or ord(c) == 127 for c in path):
-        raise OutboundRefused("the URL's path contains spaces or control characters")
+    if any(ord(c) < 33 or ord(c) >= 127 for c in path):
+        raise OutboundRefused("the URL's path must be printable ASCII (percent-encode spaces and other characters)")
     return scheme, host, port or (443 if scheme == "https" else 80), path
 
 
@@ -296,7 +297,9 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self._create_connection = lambda _where, t, source=None: socket.create_connection((address, port), t, source)
 
 
+@functools.cache
 def _tls_context() -> ssl.SSLContext:
+    """The system's CA store with hostname checks on; loaded once (it is thread-safe to share)."""
     return ssl.create_default_context()
 
 
@@ -365,7 +368,7 @@ def request(
             break
         try:
             status, reason, data, cut = _exchange(target, address, method, body, sent_headers, remaining, max_bytes)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             problems.append(f"{address}: {type(exc).__name__}: {exc}")
             # Once bytes may have been sent, another address would deliver twice; only a refused connect moves on.
             if not isinstance(exc, ConnectionRefusedError | socket.gaierror):

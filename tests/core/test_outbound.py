@@ -82,6 +82,8 @@ def test_public_addresses_pass(address):
         ("ftp://example.com/", "only http:// and https:// URLs are allowed"),
         ("http://user:pw@example.com/", "a URL with credentials"),
         ("http:///nohost", "the URL has no host"),
+        ("http://example.com/caf\u00e9", "the URL's path must be printable ASCII"),
+        ("http://127%2e0%2e0%2e1/", "is not a valid hostname"),
     ],
 )
 def test_refused_urls_say_why(url, message):
