@@ -152,6 +152,9 @@ def grade_trial(grader: OutcomeGrader, trace: Trace | TrialView) -> TrialGrade:
         grade.error = subject.error
         return grade
     outcome = assertion.judge(grader.config, TraceInput(external_id=trace.external_id, output=subject.text))
+    if outcome.error:  # a schema that cannot be applied (a remote $ref stored before they were refused): never a fail
+        grade.error = outcome.error
+        return grade
     grade.passed = outcome.verdict == "pass"
     reasoning = outcome.reasoning
     if grader.target == OutcomeGrader.Target.FINAL_STATE:

@@ -17,6 +17,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = [
     "bootstrap.py",
     "stats.py",
+    "outbound.py",
     "alignment_real.py",
     "judge_throughput.py",
     "evalsuite.py",

@@ -228,6 +228,20 @@ EVALSTUDIO_MONITOR_LEASE_SECONDS = env_int("EVALSTUDIO_MONITOR_LEASE_SECONDS", 6
 # A newly promoted version judges the sampled traces that arrived in this many hours before it (then all new ones).
 EVALSTUDIO_MONITOR_BACKFILL_HOURS = env_int("EVALSTUDIO_MONITOR_BACKFILL_HOURS", 168, minimum=0)
 EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS = env_int("EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Outbound requests (issue 12, outbound part; core/outbound.py). Hosts or CIDRs the server may call although they
+# are loopback, private or otherwise non-public (an internal webhook receiver): `hooks.internal,10.20.0.0/16`.
+# Checked here so that a typo fails at start-up rather than at the first delivery.
+EVALSTUDIO_OUTBOUND_ALLOWLIST = env_list("EVALSTUDIO_OUTBOUND_ALLOWLIST", [])
+try:
+    from core.outbound import parse_allowlist
+
+    parse_allowlist(EVALSTUDIO_OUTBOUND_ALLOWLIST)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"EVALSTUDIO_OUTBOUND_ALLOWLIST: {_exc}") from None
+# A webhook receiver's whole answer must arrive within EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS (above); what it
+# sends back beyond this many bytes is not read.
+EVALSTUDIO_OUTBOUND_MAX_RESPONSE_BYTES = env_int("EVALSTUDIO_OUTBOUND_MAX_RESPONSE_BYTES", 65536, minimum=1)
+
 CELERY_BEAT_SCHEDULE = {
     "monitoring-drain": {
         "task": "monitoring.tasks.monitor_drain_task",

@@ -10,14 +10,19 @@ was clipped to 0 or 1 does decide (a judge passing fewer traces than its false-p
 sign that the rate is low), and its alert's message says it was clipped. Each rule is evaluated under its row lock,
 so two evaluations at once open one alert.
 Webhook failures are recorded on the alert and retried by later evaluations a few times; they never stop one.
+Every delivery goes through the outbound guard (core/outbound.py), which checks the URL's host again at send time,
+and is signed with the rule's secret: `X-EvalStudio-Signature: v1=<hex HMAC-SHA256 of "{timestamp}.{body}">` with
+the unix time in `X-EvalStudio-Timestamp` (docs/security-outbound.md shows a receiver checking it). The alert keeps
+only the member-facing outcome ("delivery failed: HTTP 500", "could not reach the receiver"); the detail is logged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-import urllib.error
-import urllib.request
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +30,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core import outbound
 from judges.monitored import Check
 from monitoring.checks import current_check
 from monitoring.models import Alert, AlertRule, MonitoredCheck
@@ -130,7 +136,7 @@ def rule_evaluate(*, rule: AlertRule, now: datetime | None = None) -> Alert | No
     if fired is not None and rule.webhook_url:
         webhook_deliver(alert=fired)
     if resolved is not None and rule.webhook_url:
-        _post(rule.webhook_url, _payload(resolved, "alert.resolved"))
+        _post(rule, _payload(resolved, "alert.resolved"))
     return fired
 
 
@@ -188,30 +194,42 @@ def _payload(alert: Alert, event: str) -> dict:
     }
 
 
-def _post(url: str, payload: dict) -> tuple[int | None, str]:
-    """POST the JSON payload; (HTTP status, error text). Never raises."""
+def webhook_signature(*, secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header's value: v1= and the hex HMAC-SHA256, keyed by the rule's secret, of
+    "{timestamp}.{body}". The timestamp is inside what is signed, so a captured delivery cannot be replayed later
+    under a fresh timestamp."""
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"v1={digest}"
+
+
+def _post(rule: AlertRule, payload: dict) -> outbound.OutboundResult:
+    """POST the JSON payload to the rule's webhook, signed, through the outbound guard. Never raises."""
     body = json.dumps(payload).encode()
-    request = urllib.request.Request(  # noqa: S310 - the URL is an http(s) URLField set by a project member
-        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "EvalStudio"}
+    timestamp = int(time.time())
+    result = outbound.request(
+        "POST",
+        rule.webhook_url,
+        body=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-EvalStudio-Event": payload["event"],
+            "X-EvalStudio-Timestamp": str(timestamp),
+            "X-EvalStudio-Signature": webhook_signature(secret=rule.webhook_secret, timestamp=timestamp, body=body),
+        },
+        timeout=settings.EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS,
+        max_bytes=settings.EVALSTUDIO_OUTBOUND_MAX_RESPONSE_BYTES,
     )
-    try:
-        with urllib.request.urlopen(  # noqa: S310
-            request, timeout=settings.EVALSTUDIO_MONITOR_WEBHOOK_TIMEOUT_SECONDS
-        ) as response:
-            return response.status, ""
-    except urllib.error.HTTPError as exc:
-        return exc.code, f"HTTP {exc.code} {exc.reason}"
-    except Exception as exc:
-        return None, f"{type(exc).__name__}: {exc}"
+    if not result.ok:
+        logger.warning("Alert rule %s: %s webhook not delivered: %s", rule.pk, payload["event"], result.detail)
+    return result
 
 
 def webhook_deliver(*, alert: Alert) -> Alert:
-    """POST the alert to its rule's webhook and record the outcome on the alert."""
-    status, error = _post(alert.rule.webhook_url, _payload(alert, "alert.fired"))
-    ok = status is not None and 200 <= status < 300 and not error
+    """POST the alert to its rule's webhook and record the outcome on the alert (what members may see of it)."""
+    result = _post(alert.rule, _payload(alert, "alert.fired"))
     alert.webhook_attempts += 1
-    alert.webhook_status = status
-    alert.webhook_error = "" if ok else error
-    alert.webhook_sent_at = timezone.now() if ok else None
+    alert.webhook_status = result.status
+    alert.webhook_error = "" if result.ok else result.error
+    alert.webhook_sent_at = timezone.now() if result.ok else None
     alert.save(update_fields=["webhook_attempts", "webhook_status", "webhook_error", "webhook_sent_at"])
     return alert

@@ -3,6 +3,8 @@ monitoring) on production traces, the series they make, and alert rules on them.
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -186,6 +188,11 @@ class Bucket(models.TextChoices):
     DAY = "day", "Day"
 
 
+def new_webhook_secret() -> str:
+    """A rule's webhook signing key: 256 random bits, prefixed so that it is recognisable in a receiver's config."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
 class AlertRule(models.Model):
     """Fires when the latest complete bucket's interval of a series crosses a threshold, once per crossing."""
 
@@ -217,6 +224,8 @@ class AlertRule(models.Model):
     # Fewer judged traces than this in a bucket: no decision (the state stays), as an interval that wide says little.
     min_sample = models.PositiveIntegerField(default=20)
     webhook_url = models.URLField(max_length=500, blank=True)
+    # Signs every delivery (X-EvalStudio-Signature) so that the receiver can tell it came from here, unchanged.
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret, editable=False)
     enabled = models.BooleanField(default=True)
     state = models.CharField(max_length=8, choices=State.choices, default=State.OK)
     last_evaluated_at = models.DateTimeField(null=True, blank=True)

@@ -28,6 +28,7 @@ from django.utils import timezone
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.signals import StoredBatch
+from core import outbound
 from core.queue import task_send_now
 from judges.kinds import TRACE_INPUT_FIELDS, trace_input
 from judges.models import MAX_REASONING_CHARS
@@ -43,6 +44,7 @@ from monitoring.models import (
     MonitorJudgment,
     SamplingRate,
     SeriesTraffic,
+    new_webhook_secret,
 )
 from monitoring.sampling import PRODUCTION
 from monitoring.selectors import check_rates, production_traces, sampled_after
@@ -268,6 +270,19 @@ def _check_choice(name: str, value: str, choices: type[TextChoices]) -> None:
         raise DomainError(f"{name}: expected one of {', '.join(choices.values)}, got {value!r}")
 
 
+def webhook_url_refusal(url: str) -> str | None:
+    """Why the outbound guard refuses this webhook URL ("localhost resolves to a loopback address 127.0.0.1; ask
+    the operator…"), or None. A host that does not resolve now is accepted: it may exist later, and every delivery
+    is checked again at send time."""
+    try:
+        outbound.check_url(url)
+    except outbound.OutboundUnresolved:
+        return None
+    except outbound.OutboundRefused as exc:
+        return str(exc)
+    return None
+
+
 @transaction.atomic
 def alert_rule_create(
     *,
@@ -299,6 +314,9 @@ def alert_rule_create(
         raise DomainError(f"min_sample: a number of judged traces, got {min_sample}")
     if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
         raise DomainError("webhook_url: the webhook must be an http:// or https:// URL")
+    refusal = webhook_url_refusal(webhook_url) if webhook_url else None
+    if refusal:
+        raise DomainError(f"webhook_url: the webhook is refused: {refusal}")
     return AlertRule.objects.create(
         project_id=series.project_id,
         series=series,
@@ -323,6 +341,15 @@ def alert_rule_enable(*, rule: AlertRule, enabled: bool) -> AlertRule:
         rule.state = AlertRule.State.OK
     rule.enabled = enabled
     rule.save(update_fields=["enabled", "state"])
+    return rule
+
+
+@transaction.atomic
+def alert_rule_rotate_secret(*, rule: AlertRule) -> AlertRule:
+    """A new signing secret for the rule's webhook; deliveries from now on are signed with it (the old one stops
+    verifying at once, so the receiver is updated first or accepts both for a while)."""
+    rule.webhook_secret = new_webhook_secret()
+    rule.save(update_fields=["webhook_secret"])
     return rule
 
 

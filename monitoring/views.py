@@ -35,6 +35,7 @@ from monitoring.services import (
     alert_rule_create,
     alert_rule_delete,
     alert_rule_enable,
+    alert_rule_rotate_secret,
     sampling_rate_set,
     series_get_or_create,
     series_traffic_set,
@@ -209,14 +210,18 @@ def monitoring_traffic_set(request: HttpRequest, slug: str, provider_name: str, 
 @login_required
 @require_POST
 def monitoring_rule_update(request: HttpRequest, slug: str, rule_id: int) -> HttpResponse:
-    """Enable, disable or delete a rule. Disabling or deleting resolves its open alert: nobody watches it any more."""
+    """Enable, disable or delete a rule, or rotate its webhook secret. Disabling or deleting resolves its open
+    alert: nobody watches it any more."""
     access = get_project_for_user(request, slug, Permission.EDIT_ALERT_RULES)
     rule = access.get_object_or_404(AlertRule.objects.select_related("series__project"), pk=rule_id)
     action = request.POST.get("action")
-    if action not in {"enable", "disable", "delete"}:
+    if action not in {"enable", "disable", "delete", "rotate-secret"}:
         messages.error(request, f"Unknown action {action!r} for alert rule {rule.pk}.")
     elif action == "delete":
         alert_rule_delete(rule=rule)
+    elif action == "rotate-secret":
+        alert_rule_rotate_secret(rule=rule)
+        messages.success(request, f"Alert rule {rule.pk} signs its webhooks with a new secret from now on.")
     else:
         alert_rule_enable(rule=rule, enabled=action == "enable")
     return redirect(rule.series.get_absolute_url() + "#rules")

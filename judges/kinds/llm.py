@@ -97,6 +97,9 @@ def llm_client() -> Any:
         # The client refuses to start without a key; a local OpenAI-compatible server usually needs none.
         api_key=settings.OPENAI_API_KEY or "not-needed",
         max_retries=settings.EVALSTUDIO_LLM_MAX_RETRIES,
+        # The endpoint is the operator's and trusted, but a provider that never answers must not hold a worker (or
+        # a web request) for the client's default 10 minutes; a version's `timeout_s` still governs its calls.
+        timeout=settings.EVALSTUDIO_LLM_TIMEOUT_SECONDS,
     )
 
 
