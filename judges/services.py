@@ -14,7 +14,16 @@ from annotation.ingest_batches import Rejection
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
-from core.runs import run_cancel, run_claim, run_enqueue, run_fail, run_finish, run_heartbeat, run_working
+from core.runs import (
+    database_away,
+    run_cancel,
+    run_claim,
+    run_enqueue,
+    run_fail,
+    run_finish,
+    run_heartbeat,
+    run_working,
+)
 from judges import kinds
 from judges.kinds import Scorer, trace_input
 from judges.models import MAX_REASONING_CHARS, Judge, JudgeRun, JudgeVersion, Judgment
@@ -181,7 +190,10 @@ def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None
             )
             outcomes = (score or _run_scorer(run))([trace_input(trace) for trace in traces])
     except Exception as exc:
-        run_fail(run=run, error=exc)
+        # The database going away says nothing about the run: the chunk's task retries it once it is back (the
+        # answers already received are stored, so nothing is asked twice).
+        if not database_away(exc):
+            run_fail(run=run, error=exc)
         raise
     judgments = [_judgment(run, trace.pk, outcome) for trace, outcome in zip(traces, outcomes, strict=True)]
     Judgment.objects.bulk_create(judgments, ignore_conflicts=True)

@@ -76,6 +76,14 @@ def kill_group(process: subprocess.Popen, sig: int = signal.SIGKILL, *, timeout:
         process.wait(timeout=10)
 
 
+def purge_broker() -> int:
+    """Drop the messages earlier tests left in the broker's queue (runs of a database that no longer exists, whose
+    ids a new database may reuse), so the workers started here see only this test's work. Returns how many."""
+    from evalstudio.celery import app
+
+    return app.control.purge()
+
+
 def start_worker(env: dict[str, str], *, log: Path, concurrency: int = 2) -> subprocess.Popen:
     """`celery -A evalstudio worker` as production runs it (prefork), in its own process group."""
     command = [sys.executable, "-m", "celery", "-A", "evalstudio", "worker", "--pool", "prefork"]
@@ -159,7 +167,7 @@ class StreamStats:
     acknowledged: int = 0  # batches answered 200
     retried: int = 0  # attempts not acknowledged, sent again
     connection_errors: int = 0
-    server_errors: list[tuple[int, str]] = field(default_factory=list)  # (status, body) of each 5xx
+    server_errors: list[tuple[int, str, str]] = field(default_factory=list)  # (status, body, Retry-After) of each 5xx
     throttled: int = 0  # 429s waited out
     accepted: int = 0
     duplicates: int = 0
@@ -206,7 +214,8 @@ class BatchClient:
             if status is not None and status < 500 and status != 429:
                 raise AssertionError(f"batch answered {status}: {raw[:500]!r}")
             if status is not None and status >= 500:
-                self.stats.server_errors.append((status, raw[:300].decode(errors="replace")))
+                answer = (status, raw[:300].decode(errors="replace"), headers_in.get("retry-after", ""))
+                self.stats.server_errors.append(answer)
             self.stats.longest_failure_seconds = max(self.stats.longest_failure_seconds, time.monotonic() - started)
             if time.monotonic() > give_up:
                 raise AssertionError(f"a batch was not acknowledged within {deadline} s (last status {status})")

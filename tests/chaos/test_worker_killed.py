@@ -20,7 +20,16 @@ from django.db.models import Count
 from annotation.models import Label, Trace
 from judges.models import JudgeRun, Judgment
 from judges.services import judge_create, judge_run_enqueue
-from tests.chaos.processes import SCRATCH, STALE_SECONDS, base_env, database_url, kill_group, start_worker, wait_for
+from tests.chaos.processes import (
+    SCRATCH,
+    STALE_SECONDS,
+    base_env,
+    database_url,
+    kill_group,
+    purge_broker,
+    start_worker,
+    wait_for,
+)
 from tests.factories import make_criterion
 from tests.llm_server import Reply, ScriptedLLMServer
 
@@ -67,6 +76,7 @@ def test_a_judge_run_survives_three_worker_kills_with_one_judgment_per_trace_and
             EVALSTUDIO_JUDGE_CONCURRENCY=str(JUDGE_CONCURRENCY),
             EVALSTUDIO_RUN_STALE_SECONDS=str(STALE_SECONDS),
         )
+        purge_broker()
         worker = start_worker(env, log=log, concurrency=WORKER_PROCESSES)
         try:
             settings.OPENAI_BASE_URL = llm.base_url  # the run is queued from here, to the workers' endpoint
