@@ -348,9 +348,11 @@ class Heartbeat(threading.Thread):
                     # A pool without time limits (threads, solo) never raises SoftTimeLimitExceeded in the work.
                     self._write(status=WorkerRun.Status.FAILED, error=_time_limit_message(self.limit), finished=True)
                     return
-                if self._write() == 0:
+                written = self._write()
+                if written == 0:
                     return  # ended, cancelled or taken over: nothing left to keep alive
-                self.beaten.set()
+                if written:  # not a skipped beat (None): the run's heartbeat really moved
+                    self.beaten.set()
             if self.fail_with is not None:
                 self._write(status=WorkerRun.Status.FAILED, error=self.fail_with, finished=True)
         finally:
