@@ -87,7 +87,7 @@ def purge_broker() -> int:
 def start_worker(env: dict[str, str], *, log: Path, concurrency: int = 2) -> subprocess.Popen:
     """`celery -A evalstudio worker` as production runs it (prefork), in its own process group."""
     command = [sys.executable, "-m", "celery", "-A", "evalstudio", "worker", "--pool", "prefork"]
-    command += ["--concurrency", str(concurrency), "--loglevel", "WARNING"]
+    command += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
     command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
     with log.open("ab") as out:
         return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, stdout=out, stderr=out)
