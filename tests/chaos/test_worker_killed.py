@@ -84,9 +84,11 @@ def test_a_judge_run_survives_three_worker_kills_with_one_judgment_per_trace_and
         try:
             settings.OPENAI_BASE_URL = llm.base_url  # the run is queued from here, to the workers' endpoint
             run = judge_run_enqueue(version=judge.latest_version(), split="all")
+            enqueued_at, first_kill_at = time.monotonic(), 0.0
             for calls in kill_at:
                 wait_for(lambda calls=calls: len(llm.chat_requests) >= calls, 90, f"{calls} provider calls")
                 kill_group(worker)
+                first_kill_at = first_kill_at or time.monotonic()
                 judged = Judgment.objects.filter(run=run).count()
                 attempts = JudgeRun.objects.get(pk=run.pk).attempts
                 kills.append({"calls": len(llm.chat_requests), "judged": judged, "attempts": attempts})
@@ -95,9 +97,13 @@ def test_a_judge_run_survives_three_worker_kills_with_one_judgment_per_trace_and
             restarted_at = time.monotonic()
             wait_for(lambda: JudgeRun.objects.get(pk=run.pk).is_finished, 120, "the run to finish after the last kill")
             finished_after = time.monotonic() - restarted_at
+            total = time.monotonic() - enqueued_at
         finally:
             kill_group(worker)
         calls = len(llm.chat_requests)
+        # The baseline, from the same run: the first worker's pace before anything was killed.
+        first_call = llm.chat_requests[0].received_at
+        rate = kills[0]["calls"] / (first_kill_at - first_call)
         # A request cut off by the kill has no readable body: it counts as a call, but names no prompt.
         asked = Counter(json.dumps(request.messages) for request in llm.chat_requests if request.messages)
 
@@ -115,5 +121,6 @@ def test_a_judge_run_survives_three_worker_kills_with_one_judgment_per_trace_and
         f" (judgments then {[k['judged'] for k in kills]});"
         f" provider calls {calls} for {TRACES} traces ({calls / TRACES:.3f}x);"
         f" prompts asked twice {sum(1 for n in asked.values() if n > 1)};"
-        f" finished {finished_after:.1f} s after the last restart; attempts {run.attempts}"
+        f" finished {finished_after:.1f} s after the last restart; attempts {run.attempts};"
+        f" whole run {total:.1f} s against {TRACES / rate:.1f} s at the undisturbed pace ({rate:.0f} calls/s)"
     )
