@@ -21,6 +21,12 @@ Time limits. Every task has Celery's `soft_time_limit`; the soft limit raising i
 FAILED saying how long it took. Pools that do not enforce time limits (threads, solo) get the same from the
 heartbeat thread, which fails the run once the limit has passed: a run is never left RUNNING forever.
 
+The database going away. A run's tasks that lose the database (OperationalError, InterfaceError: the server restarted,
+failed over, or dropped the connection) neither fail the run nor vanish: the delivery is retried, with backoff, until
+the database answers again (`retry_when_database_away`, around every `run_task` and a kind's own chunk tasks), and
+the work goes on where it stopped. The heartbeat thread replaces a connection that died instead of skipping beats
+on it for ever.
+
 Plumbing only: this module imports Django, Celery and the standard library, never an app.
 """
 
@@ -34,14 +40,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
+from functools import partial, wraps
 from typing import Any, TypeVar
 
 from celery import Task, current_task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready
 from django.conf import settings
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections, models, transaction
 from django.db.models import F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -57,6 +63,11 @@ BEAT_LOCK_WAIT_SECONDS = 2
 # A retried delivery comes back this long after the heartbeat it saw would be stale, so that a beat written at the
 # very edge of the window is not mistaken for silence and a delivery never spins on countdowns of zero.
 RETRY_MARGIN_SECONDS = 0.5
+
+# A task that lost the database (a restart, a failover, a network cut) is retried after 1, 2, 4, … s, at most this
+# long apart and this many times: about ten minutes, longer than a restart or a failover takes.
+DATABASE_RETRY_MAX_SECONDS = 30
+DATABASE_RETRIES = 25
 
 R = TypeVar("R", bound="WorkerRun")
 
@@ -273,6 +284,37 @@ def failure_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+# --- the database going away ---------------------------------------------------------------------------------------
+
+
+def database_away(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached or dropped the connection (a restart, a failover, a lost
+    network) or gave up on a lock, rather than that the work is wrong: the work is sound and can be retried."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def close_lost_connections() -> None:
+    """Close this thread's database connections that no longer answer, so the next query opens a new one: Django
+    reconnects only a connection that was closed. One inside a transaction is left to the code that opened it."""
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and not conn.in_atomic_block and not conn.is_usable():
+            conn.close()
+
+
+@contextmanager
+def retry_when_database_away(task: Task) -> Iterator[None]:
+    """Around a task's work: when the database went away, retry the delivery after a backoff (1 s, doubling, at most
+    DATABASE_RETRY_MAX_SECONDS, DATABASE_RETRIES times) on a fresh connection, instead of dropping it. The work must be
+    safe to repeat, as every run's work is (conditional claims, unique results)."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        close_lost_connections()
+        countdown = min(2 ** min(task.request.retries, 10), DATABASE_RETRY_MAX_SECONDS)
+        logger.warning("%s lost the database (%s); retrying in %s s", task.name, exc, countdown)
+        raise task.retry(exc=exc, countdown=countdown, max_retries=DATABASE_RETRIES) from exc
+
+
 # --- the heartbeat while the work executes -------------------------------------------------------------------------
 
 
@@ -306,9 +348,11 @@ class Heartbeat(threading.Thread):
                     # A pool without time limits (threads, solo) never raises SoftTimeLimitExceeded in the work.
                     self._write(status=WorkerRun.Status.FAILED, error=_time_limit_message(self.limit), finished=True)
                     return
-                if self._write() == 0:
+                written = self._write()
+                if written == 0:
                     return  # ended, cancelled or taken over: nothing left to keep alive
-                self.beaten.set()
+                if written:  # not a skipped beat (None): the run's heartbeat really moved
+                    self.beaten.set()
             if self.fail_with is not None:
                 self._write(status=WorkerRun.Status.FAILED, error=self.fail_with, finished=True)
         finally:
@@ -341,6 +385,11 @@ class Heartbeat(threading.Thread):
         except DatabaseError as exc:
             # A lock held by the work's own transaction, a busy SQLite file: skip this beat, the next one comes.
             logger.warning("Heartbeat of %s %s skipped: %s", self.model._meta.label, self.pk, exc)
+            if not connection.is_usable():
+                # The database restarted or dropped the connection: without this, every later beat would fail on the
+                # dead connection, the run would look lost although its worker is alive, and be taken over.
+                connection.close()
+                self.connected = False
             return None
 
 
@@ -409,11 +458,17 @@ def run_kind_register(*, model: type[WorkerRun], task: Task) -> None:
 
 def run_task(*, model: type[WorkerRun], soft_time_limit: int, time_limit: int) -> Callable[[Callable[..., Any]], Task]:
     """Declares the Celery task that works one kind of run, taking the run's id: bound (for run_retry_later), retried
-    without limit while another attempt holds the run, within its time limits (both under the broker's visibility
-    timeout), and registered so that run_enqueue queues it and a starting worker resumes its runs."""
+    without limit while another attempt holds the run and with backoff while the database is away
+    (retry_when_database_away), within its time limits (both under the broker's visibility timeout), and registered so
+    that run_enqueue queues it and a starting worker resumes its runs."""
 
     def declare(work: Callable[..., Any]) -> Task:
-        task = shared_task(bind=True, max_retries=None, soft_time_limit=soft_time_limit, time_limit=time_limit)(work)
+        @wraps(work)
+        def guarded(self: Task, *args: Any, **kwargs: Any) -> Any:
+            with retry_when_database_away(self):
+                return work(self, *args, **kwargs)
+
+        task = shared_task(bind=True, max_retries=None, soft_time_limit=soft_time_limit, time_limit=time_limit)(guarded)
         run_kind_register(model=model, task=task)
         return task
 

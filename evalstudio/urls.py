@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import logging
+
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -11,6 +15,23 @@ from suites.api import router as suites_router
 
 api.add_router("", judges_router)
 api.add_router("", suites_router)
+
+logger = logging.getLogger(__name__)
+# chaos: while PostgreSQL restarts or fails over, an API client gets a 503 it can act on (JSON, Retry-After) instead
+# of the HTML error page; the connection is replaced on the next request (CONN_HEALTH_CHECKS), without a restart.
+DATABASE_AWAY_RETRY_AFTER_SECONDS = 5
+
+
+def _database_away(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.warning("API request %s %s: the database is away: %s", request.method, request.path, exc)
+    detail = "The database is not answering (restarting or unreachable); retry in a few seconds."
+    response = api.create_response(request, {"detail": detail}, status=503)
+    response["Retry-After"] = str(DATABASE_AWAY_RETRY_AFTER_SECONDS)
+    return response
+
+
+api.add_exception_handler(OperationalError, _database_away)
+api.add_exception_handler(InterfaceError, _database_away)
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="project_list", permanent=False)),

@@ -14,7 +14,16 @@ from annotation.ingest_batches import Rejection
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
-from core.runs import run_cancel, run_claim, run_enqueue, run_fail, run_finish, run_working
+from core.runs import (
+    database_away,
+    run_cancel,
+    run_claim,
+    run_enqueue,
+    run_fail,
+    run_finish,
+    run_heartbeat,
+    run_working,
+)
 from judges import kinds
 from judges.kinds import Scorer, trace_input
 from judges.models import MAX_REASONING_CHARS, Judge, JudgeRun, JudgeVersion, Judgment
@@ -162,8 +171,11 @@ def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None
     chunks). Safe to repeat: the unique (run, trace) constraint keeps exactly one judgment per trace, whoever writes
     it first. The run's heartbeat is kept while the chunk is judged, however long its LLM calls take.
     """
-    owned = JudgeRun.objects.filter(pk=run.pk, status=JudgeRun.Status.RUNNING, claim_token=run.claim_token)
-    if not owned.exists():
+    # A beat, not a mere check, before anything else: a chunk that waited in the queue while its worker died starts
+    # on a run whose heartbeat is stale, and a delivery of judge_run_task arriving meanwhile (a new worker resumes its
+    # runs) would take the run over and plan these same traces again, paying for their LLM calls twice. The beat
+    # makes the run fresh, or finds it no longer this attempt's: one conditional UPDATE, so one of the two wins.
+    if not run_heartbeat(run=run):
         return 0
     done = set(Judgment.objects.filter(run=run, trace_id__in=trace_ids).values_list("trace_id", flat=True))
     todo = [trace_id for trace_id in trace_ids if trace_id not in done]
@@ -178,7 +190,10 @@ def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None
             )
             outcomes = (score or _run_scorer(run))([trace_input(trace) for trace in traces])
     except Exception as exc:
-        run_fail(run=run, error=exc)
+        # The database going away says nothing about the run: the chunk's task retries it once it is back (the
+        # answers already received are stored, so nothing is asked twice).
+        if not database_away(exc):
+            run_fail(run=run, error=exc)
         raise
     judgments = [_judgment(run, trace.pk, outcome) for trace, outcome in zip(traces, outcomes, strict=True)]
     Judgment.objects.bulk_create(judgments, ignore_conflicts=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 
-from core.runs import run_take, run_task
+from core.runs import retry_when_database_away, run_take, run_task
 from judges.models import JudgeRun
 from judges.services import judge_run_chunk, judge_run_chunks_left, judge_run_maybe_finish
 
@@ -34,13 +34,15 @@ def judge_run_task(self: Task, run_id: int) -> int:
 
 
 # An LLM chunk is 16 calls per concurrency slot, each retried with backoff; a chunk slower than this is stuck.
-@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=15 * 60, time_limit=16 * 60)
-def judge_run_chunk_task(run_id: int, trace_ids: list[int], claim_token: str | None = None) -> int:
-    run = _load(run_id)
-    if run is None:
-        return 0
-    if claim_token is not None and str(run.claim_token) != claim_token:
-        return 0  # planned by an attempt that was taken over; the attempt that owns the run queued its own chunks
-    written = judge_run_chunk(run=run, trace_ids=trace_ids)
-    judge_run_maybe_finish(run=run)
-    return written
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, soft_time_limit=15 * 60, time_limit=16 * 60)
+def judge_run_chunk_task(self: Task, run_id: int, trace_ids: list[int], claim_token: str | None = None) -> int:
+    # A chunk that loses the database is retried, not dropped: dropped, its traces waited for a worker restart.
+    with retry_when_database_away(self):
+        run = _load(run_id)
+        if run is None:
+            return 0
+        if claim_token is not None and str(run.claim_token) != claim_token:
+            return 0  # planned by an attempt that was taken over; the attempt that owns the run queued its own chunks
+        written = judge_run_chunk(run=run, trace_ids=trace_ids)
+        judge_run_maybe_finish(run=run)
+        return written

@@ -9,6 +9,7 @@ provider; nothing is mocked. Tests script the replies and read back the requests
         llm.fail(503)                                                   # an HTTP error
         llm.reply("late", delay=2.0)                                    # answers after 2 s (for timeouts)
         llm.respond_with(lambda request: Reply(content=...))            # once the script is used up
+        ScriptedLLMServer(latency=(0.02, 0.05), seed=7)                 # every completion waits 20–50 ms first
         settings.OPENAI_BASE_URL = llm.base_url
         ...
         assert llm.requests[0].json["temperature"] == 0
@@ -20,6 +21,8 @@ with a message saying so, so a test that sends more calls than it expects fails 
 from __future__ import annotations
 
 import json
+import random
+import sys
 import threading
 import time
 from collections import deque
@@ -27,6 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (the chaos tests SIGKILL workers) resets its connection: not the server's error.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 @dataclass
@@ -59,13 +69,24 @@ class RecordedRequest:
 
 
 class ScriptedLLMServer:
-    def __init__(self, *, model_ids: tuple[str, ...] = ("test-model",)) -> None:
+    """`latency` makes every chat completion wait before it answers, like a real provider: a number of seconds, or
+    `(low, high)` for a uniform draw per call from a generator seeded with `seed` (added to a reply's own `delay`)."""
+
+    def __init__(
+        self,
+        *,
+        model_ids: tuple[str, ...] = ("test-model",),
+        latency: float | tuple[float, float] = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.model_ids = model_ids
+        self.latency = latency
+        self._random = random.Random(seed)
         self.requests: list[RecordedRequest] = []
         self._script: deque[Reply] = deque()
         self._responder: Callable[[RecordedRequest], Reply] | None = None
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="llm-server", daemon=True)
 
@@ -115,6 +136,12 @@ class ScriptedLLMServer:
         self.stop()
 
     # Serving -----------------------------------------------------------------------------------------------------
+
+    def _latency(self) -> float:
+        if isinstance(self.latency, tuple):
+            with self._lock:
+                return self._random.uniform(*self.latency)
+        return self.latency
 
     def _next_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -188,8 +215,9 @@ class ScriptedLLMServer:
                     self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
                     return
                 reply = server._next_reply(request)
-                if reply.delay:
-                    time.sleep(reply.delay)
+                wait = reply.delay + server._latency()
+                if wait:
+                    time.sleep(wait)
                 if reply.raw_body is not None:
                     self._send(reply.status, reply.raw_body, reply.headers)
                 elif reply.status != 200:
