@@ -28,6 +28,7 @@ BENCHMARKS = [
     "coding.py",
     "clustering.py",
     "ingest.py",
+    "api_rate_limit.py",
 ]
 
 
