@@ -211,15 +211,15 @@ LAST_USED_RESOLUTION_SECONDS = 60
 
 
 class BearerToken(HttpBearer):
-    """`Authorization: Bearer <token>`: a project-scoped ApiToken, looked up by its hash. A header that is present but
-    wrong (not Bearer, unknown, expired or revoked token) is a 401 at once, never a fall-through to the session."""
+    """`Authorization: Bearer <token>`: a project-scoped ApiToken, looked up by its hash. A bearer token that is
+    empty, unknown, expired or revoked is a 401 at once, never a fall-through to the session."""
 
     def __call__(self, request: HttpRequest) -> ApiToken | None:
-        value = request.headers.get(self.header)
-        if not value:
-            return None  # no token: the session may authenticate
-        scheme, _, raw = value.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
+        scheme, _, raw = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != "bearer":
+            # No token. Another scheme (Basic from a proxy in front, say) is not ours: the session may authenticate.
+            return None
+        if not raw.strip():
             raise ApiUnauthorized(MALFORMED_HEADER, token_sent=True)
         return self.authenticate(request, raw.strip())
 
@@ -245,6 +245,8 @@ class SessionAuth(NinjaSessionAuth):
 
     def __call__(self, request: HttpRequest) -> Any:
         if not request.user.is_authenticated:
+            if request.headers.get("Authorization"):
+                raise ApiUnauthorized(MALFORMED_HEADER, token_sent=True)
             raise ApiUnauthorized(MISSING_CREDENTIALS, token_sent=False)
         return super().__call__(request)
 

@@ -103,6 +103,13 @@ def test_a_bad_token_is_401_even_with_a_members_session(teammate_client, project
     _assert_401(call(teammate_client, method, path, token="es_wrong"), INVALID_TOKEN, token_sent=True)
 
 
+@pytest.mark.parametrize(("method", "path"), [(m, p) for m, p in ROUTES if m == "GET"])
+def test_another_authorization_scheme_leaves_a_members_session_working(teammate_client, project, method, path):
+    # A proxy in front with HTTP Basic auth makes the browser send `Authorization: Basic` on every request.
+    response = call(teammate_client, method, path, header="Basic dXNlcjpwYXNz")
+    assert response.status_code not in (401, 403), response.content[:200]
+
+
 @pytest.mark.parametrize(("method", "path"), [(m, p) for m, p in ROUTES if m not in SAFE])
 def test_a_members_session_post_without_the_csrf_token_is_403(project, teammate, method, path):
     client = Client(enforce_csrf_checks=True)
