@@ -16,6 +16,7 @@ every page and route of it answers them 404, as for a missing project, and an ob
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from functools import reduce
 from typing import Any, TypeVar
@@ -26,7 +27,9 @@ from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from ninja.security import HttpBearer, django_auth
+from ninja.errors import AuthenticationError
+from ninja.security import HttpBearer
+from ninja.security import SessionAuth as NinjaSessionAuth
 
 from annotation.models import ApiToken, Project, Role
 from annotation.selectors import project_get_for_user, project_role
@@ -52,6 +55,7 @@ class Permission(StrEnum):
     EDIT_ALERT_RULES = "edit_alert_rules"
     SET_SAMPLING_RATE = "set_sampling_rate"
     GRADE_TRIALS = "grade_trials"
+    MANAGE_TOKENS = "manage_tokens"
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.GRADE_TRIALS: Rule(
         TEAM, "Only the expert and engineers can create graders and grade; viewers see the results"
     ),
+    # A token grants API access to the whole project; who holds one is the expert's decision.
+    Permission.MANAGE_TOKENS: Rule(EXPERT, "Only the project's expert creates and revokes API tokens"),
 }
 TOKEN_DENIED = "A project's API token cannot do this; sign in as a member with the right role"
 
@@ -158,24 +164,100 @@ def get_project_for_user(request: HttpRequest, slug: str, permission: Permission
 
 # --- API routes ----------------------------------------------------------------------------------------------------
 
+# RFC 6750 section 3: the realm names the protection space; `error="invalid_token"` only when a token was sent.
+WWW_AUTHENTICATE = 'Bearer realm="api"'
+MISSING_CREDENTIALS = (
+    "Authentication required: send the project's API token as 'Authorization: Bearer <token>' (or sign in)"
+)
+MALFORMED_HEADER = "The Authorization header must be 'Bearer <token>'"
+INVALID_TOKEN = "Invalid token: no such API token"
+
+
+class ApiUnauthorized(AuthenticationError):
+    """401 for an API route: `token_sent` tells whether the caller sent a (bad) token, which RFC 6750 answers with
+    `error="invalid_token"`, or nothing at all."""
+
+    def __init__(self, message: str, *, token_sent: bool) -> None:
+        super().__init__(401, message)
+        self.token_sent = token_sent
+
+
+def unauthorized_response(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    """The API's answer to every authentication failure (registered on the NinjaAPI): 401 with the reason in
+    `detail` and the `WWW-Authenticate: Bearer` challenge."""
+    response = _error(401, str(exc.message))
+    challenge = WWW_AUTHENTICATE
+    if getattr(exc, "token_sent", False):
+        challenge += ', error="invalid_token"'
+    response["WWW-Authenticate"] = challenge
+    return response
+
+
+def token_problem(api_token: ApiToken | None, now: datetime | None = None) -> str | None:
+    """Why a presented token cannot be used (the 401 detail), or None when it can."""
+    if api_token is None:
+        return INVALID_TOKEN
+    state = api_token.state(now)
+    if state == ApiToken.State.REVOKED:
+        return f"Token revoked on {api_token.revoked_at:%Y-%m-%d %H:%M} UTC; ask the project's expert for a new one"
+    if state == ApiToken.State.EXPIRED:
+        return f"Token expired on {api_token.expires_at:%Y-%m-%d %H:%M} UTC; ask the project's expert for a new one"
+    return None
+
+
+# A token used within this many seconds is not written again: `last_used_at` is for people reading the token list,
+# and one UPDATE per API call would be a write on every read.
+LAST_USED_RESOLUTION_SECONDS = 60
+
 
 class BearerToken(HttpBearer):
-    """`Authorization: Bearer <token>`: a project-scoped ApiToken, looked up by its hash."""
+    """`Authorization: Bearer <token>`: a project-scoped ApiToken, looked up by its hash. A bearer token that is
+    empty, unknown, expired or revoked is a 401 at once, never a fall-through to the session."""
 
-    def authenticate(self, request: HttpRequest, token: str) -> ApiToken | None:
-        api_token = ApiToken.objects.filter(token_hash=ApiToken.hash(token)).first()
-        if api_token is None:
+    def __call__(self, request: HttpRequest) -> ApiToken | None:
+        scheme, _, raw = request.headers.get(self.header, "").partition(" ")
+        if scheme.lower() != "bearer":
+            # No token. Another scheme (Basic from a proxy in front, say) is not ours: the session may authenticate.
             return None
-        ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=timezone.now())
+        if not raw.strip():
+            raise ApiUnauthorized(MALFORMED_HEADER, token_sent=True)
+        return self.authenticate(request, raw.strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> ApiToken:
+        api_token = ApiToken.objects.filter(token_hash=ApiToken.hash(token)).first()
+        now = timezone.now()
+        problem = token_problem(api_token, now)
+        if problem is not None:
+            raise ApiUnauthorized(problem, token_sent=True)
+        assert api_token is not None
+        if api_token.last_used_at is None or (now - api_token.last_used_at).total_seconds() > (
+            LAST_USED_RESOLUTION_SECONDS
+        ):
+            ApiToken.objects.filter(pk=api_token.pk).update(last_used_at=now)
         return api_token
 
 
-# Token first (CI and production apps), then the browser session, whose POSTs must carry the CSRF token. When neither
-# authenticates, django-ninja answers 401 {"detail": "Unauthorized"} before the route runs.
-API_AUTH = [BearerToken(), django_auth]
+class SessionAuth(NinjaSessionAuth):
+    """A signed-in browser session, whose unsafe requests must carry the CSRF token (403 "CSRF check Failed"
+    otherwise). With neither a token nor a session the answer is 401 here, before the CSRF check could make it a
+    403 that an API client cannot tell from a permission problem. (Named as django-ninja's class, so the OpenAPI
+    document's security scheme keeps its name.)"""
 
+    def __call__(self, request: HttpRequest) -> Any:
+        if not request.user.is_authenticated:
+            if request.headers.get("Authorization"):
+                raise ApiUnauthorized(MALFORMED_HEADER, token_sent=True)
+            raise ApiUnauthorized(MISSING_CREDENTIALS, token_sent=False)
+        return super().__call__(request)
+
+
+# Token first (CI and production apps), then the browser session. Every route of the API takes exactly this, and
+# tests/annotation/test_api_auth_contract.py walks the OpenAPI document to hold every route to the 401 contract.
+API_AUTH = [BearerToken(), SessionAuth()]
+
+# One answer for a project that does not exist and for one the caller may not see (another project's token, a
+# session that is not a member): the body must not tell whether the slug exists.
 NO_SUCH_PROJECT = "No such project"
-OTHER_PROJECTS_TOKEN = "This token belongs to another project"
 
 
 def _error(status: int, detail: str) -> HttpResponse:
@@ -197,19 +279,16 @@ def _caller(request: HttpRequest, project: Project | None) -> ProjectAccess | No
 
 def api_access(request: HttpRequest, project: Project | str, permission: Permission) -> ProjectAccess | HttpResponse:
     """The caller's access to `project` (or the project of that slug) when it has `permission`, else the error
-    response `{"detail": ...}` to return: 404 for a missing project and for a session that is not a member (so
-    slugs do not leak), 403 for another project's token and for a caller without the permission.
+    response `{"detail": ...}` to return: the same 404 for a missing project, for another project's token and for a
+    session that is not a member (so slugs do not leak), 403 for a caller of the project without the permission.
 
-    The caller is `request.auth` as API_AUTH found it. The next API contract (401 with `WWW-Authenticate: Bearer`
-    for a missing or bad token, one answer for another project's token whatever the slug) changes API_AUTH and the
-    answers below, and no route.
+    The caller is `request.auth` as API_AUTH found it: a missing, unknown, expired or revoked token never gets here
+    (401 with `WWW-Authenticate: Bearer`, see `unauthorized_response`).
     """
     if isinstance(project, str):
         project = Project.objects.filter(slug=project).first()
     access = _caller(request, project)
     if access is None:
-        if project is not None and isinstance(request.auth, ApiToken):  # type: ignore[attr-defined]
-            return _error(403, OTHER_PROJECTS_TOKEN)
         return _error(404, NO_SUCH_PROJECT)
     if not access.can(permission):
         return _error(403, access.denied_message(permission))

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Callable
 from typing import Any, Literal
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.http import content_disposition_header
 from ninja import NinjaAPI, Query, Schema, Status
+from ninja.errors import AuthenticationError
+from ninja.openapi.views import openapi_json
 
-from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
+from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, unauthorized_response
 from annotation.count_filters import (
     DEFAULT_PAIR_LIMIT,
     DEFAULT_WINDOW,
@@ -39,7 +43,19 @@ from annotation.taxonomy_io import (
 )
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
 
-api = NinjaAPI(title="EvalStudio API", version="1", urls_namespace="api")
+
+def _docs_for_signed_in_users(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The interactive docs page is for people who are signed in (anonymous → the login page); the schema itself
+    (`openapi.json`) stays public for client generators and holds no data. django-ninja passes both views through
+    `docs_decorator`, so the schema's view is let through unchanged."""
+    if getattr(view, "func", None) is openapi_json:
+        return view
+    return login_required(view)
+
+
+api = NinjaAPI(title="EvalStudio API", version="1", urls_namespace="api", docs_decorator=_docs_for_signed_in_users)
+# Every authentication failure on every route: 401 with `WWW-Authenticate: Bearer` and the reason (RFC 6750).
+api.add_exception_handler(AuthenticationError, unauthorized_response)
 
 JSON_TYPES = frozenset({"application/json"})
 NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl"})

@@ -7,6 +7,7 @@ from django import forms
 
 from annotation.models import Verdict
 from annotation.services import (
+    API_TOKEN_MAX_DAYS,
     CRITERION_DEFINITION_MAX_CHARS,
     CRITERION_NAME_MAX_CHARS,
     CRITIQUE_MAX_CHARS,
@@ -47,3 +48,16 @@ class CriterionForm(forms.Form):
     def __init__(self, *args, modes, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["failure_mode"].queryset = modes
+
+
+class ApiTokenForm(forms.Form):
+    """A new project API token: what it is for, and optionally how many days it works."""
+
+    name = forms.CharField(max_length=100, help_text="What the token is for, e.g. ci or production-app.")
+    expires_in_days = forms.IntegerField(
+        label="Expires in (days)",
+        min_value=1,
+        max_value=API_TOKEN_MAX_DAYS,
+        required=False,
+        help_text="Empty: the token works until it is revoked.",
+    )

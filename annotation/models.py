@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
@@ -340,18 +341,43 @@ class LabelChange(models.Model):
 
 
 class ApiToken(models.Model):
-    """A project-scoped bearer token for the REST API. Only a SHA-256 hash is stored."""
+    """A project-scoped bearer token for the REST API. Only a SHA-256 hash is stored.
+
+    A token may expire (`expires_at`) and be revoked (`revoked_at`); a revoked token is kept for the record (who made
+    it, when it was last used) and answers 401 like an expired one."""
 
     PREFIX = "es_"
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "active"
+        EXPIRED = "expired", "expired"
+        REVOKED = "revoked", "revoked"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Null for tokens made by `create_api_token` (an operator on the server) and before this field existed.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"{self.project.slug}: {self.name}"
+
+    def state(self, now: datetime | None = None) -> str:
+        """Revoked wins over expired: revoking is a decision, expiry a date."""
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return self.State.EXPIRED
+        return self.State.ACTIVE
 
     @staticmethod
     def hash(raw: str) -> str:

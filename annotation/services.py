@@ -63,13 +63,47 @@ def membership_set(*, project: Project, user: AbstractBaseUser, role: str) -> Me
     return membership
 
 
-def api_token_create(*, project: Project, name: str) -> tuple[ApiToken, str]:
+# A token lives at most this long when it expires at all (the form and the command refuse more); no expiry is allowed.
+API_TOKEN_MAX_DAYS = 3650
+
+
+def api_token_create(
+    *,
+    project: Project,
+    name: str,
+    expires_at: datetime | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> tuple[ApiToken, str]:
     """A new token for the project; the raw value is returned once and only its hash is stored."""
-    if not name.strip():
+    name = name.strip()
+    if not name:
         raise DomainError("A token needs a name")
+    if len(name) > ApiToken._meta.get_field("name").max_length:
+        raise DomainError(f"A token's name has at most {ApiToken._meta.get_field('name').max_length} characters")
+    now = timezone.now()
+    if expires_at is not None:
+        if expires_at <= now:
+            raise DomainError("A token's expiry must be in the future")
+        if expires_at > now + timedelta(days=API_TOKEN_MAX_DAYS):
+            raise DomainError(f"A token's expiry is at most {API_TOKEN_MAX_DAYS} days away; leave it empty for none")
     raw = ApiToken.generate()
-    token = ApiToken.objects.create(project=project, name=name.strip(), token_hash=ApiToken.hash(raw))
+    token = ApiToken.objects.create(
+        project=project,
+        name=name,
+        token_hash=ApiToken.hash(raw),
+        created_at=now,
+        created_by=created_by,
+        expires_at=expires_at,
+    )
     return token, raw
+
+
+def api_token_revoke(*, token: ApiToken, user: AbstractBaseUser | None) -> ApiToken:
+    """Revoke the token (kept for the record). Revoking twice keeps the first revocation: the conditional UPDATE
+    makes two clicks, or two tabs, one revocation."""
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_by=user)
+    token.refresh_from_db()
+    return token
 
 
 # Reviewing: labels, notes and the review log ------------------------------------------------------------------

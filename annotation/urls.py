@@ -13,12 +13,20 @@ from annotation.views import (
     suggestions,
     taxonomy,
     taxonomy_io,
+    tokens,
 )
 from annotation.views import sessions as session_views
 
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
     path("projects/<slug:slug>/", projects.project_detail, name="project_detail"),
+    # The expert's API tokens: list and create here, revoke by POST (kept for the record).
+    path("projects/<slug:slug>/settings/tokens/", tokens.api_tokens, name="api_tokens"),
+    path(
+        "projects/<slug:slug>/settings/tokens/<int:token_id>/revoke/",
+        tokens.api_token_revoke_view,
+        name="api_token_revoke",
+    ),
     # Criteria: the pass/fail questions the expert labels and the judges answer.
     path("projects/<slug:slug>/criteria/new/", criteria.criterion_new, name="criterion_new"),
     path("projects/<slug:slug>/criteria/<int:criterion_id>/", criteria.criterion_edit, name="criterion_edit"),

@@ -29,6 +29,7 @@ BENCHMARKS = [
     "coding.py",
     "clustering.py",
     "ingest.py",
+    "api_rate_limit.py",
 ]
 
 

@@ -7,10 +7,13 @@ needs no server. `DATABASE_URL` / `REDIS_URL` switch to PostgreSQL / Redis. Bad 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from core.rates import Rate, parse_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("EVALSTUDIO_VAR_DIR", BASE_DIR / "var"))
@@ -255,6 +258,47 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(EVALSTUDIO_MONITOR_ALERT_SECONDS)},
     },
 }
+
+# --- API auth and abuse limits (issue 12, part apiauth; docs/security-auth.md) -----------------------------------
+# Login lockout (django-axes): after EVALSTUDIO_LOGIN_FAILURE_LIMIT failed logins the username is locked for that
+# client IP for EVALSTUDIO_LOGIN_COOLOFF_MINUTES, the right password included; a success resets the count.
+EVALSTUDIO_LOGIN_FAILURE_LIMIT = env_int("EVALSTUDIO_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+EVALSTUDIO_LOGIN_COOLOFF_MINUTES = env_int("EVALSTUDIO_LOGIN_COOLOFF_MINUTES", 15, minimum=1)
+# How many reverse proxies of the operator's stand in front of gunicorn. 0: the socket's address is the client (and
+# X-Forwarded-For, which anyone can send, is ignored); N: the N-th address from the right of X-Forwarded-For.
+EVALSTUDIO_TRUSTED_PROXY_COUNT = env_int("EVALSTUDIO_TRUSTED_PROXY_COUNT", 0, minimum=0)
+INSTALLED_APPS += ["axes"]
+# Axes' backend first: it refuses a locked-out login before the password is even checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = EVALSTUDIO_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=EVALSTUDIO_LOGIN_COOLOFF_MINUTES)
+# Username and IP together: a guesser elsewhere cannot lock a colleague out, nor spread guesses over accounts from
+# one address without each account locking.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "core.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
+AXES_VERBOSE = False
+
+
+def env_rate(name: str, default: str) -> Rate | None:
+    try:
+        return parse_rate(name, os.environ.get(name) or default)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+
+
+# Requests to /api/v1/ per bearer token and per client IP (every request from the address counts, token or not, so
+# guesses at tokens are limited too); `N/s|m|h|d`, `N/10s` for other windows, 0 disables. Counted in the cache:
+# with Redis shared by all web processes; without REDIS_URL per process. A cache that is down lets requests through.
+EVALSTUDIO_API_RATE_PER_TOKEN = env_rate("EVALSTUDIO_API_RATE_PER_TOKEN", "600/m")
+EVALSTUDIO_API_RATE_PER_IP = env_rate("EVALSTUDIO_API_RATE_PER_IP", "1200/m")
+# Before sessions and CSRF: a limited request costs no session read. Axes' middleware last, as its docs require.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"), "core.ratelimit.ApiRateLimitMiddleware"
+)
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+# --- end of API auth and abuse limits ------------------------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

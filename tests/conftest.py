@@ -45,6 +45,14 @@ def project(expert: User, teammate: User) -> Project:
 
 
 @pytest.fixture(autouse=True)
+def _no_api_rate_limit(settings) -> None:
+    """The suite calls the API from one address far faster than any client would; tests of the limit turn it on
+    (tests/annotation/test_api_rate_limit.py)."""
+    settings.EVALSTUDIO_API_RATE_PER_TOKEN = None
+    settings.EVALSTUDIO_API_RATE_PER_IP = None
+
+
+@pytest.fixture(autouse=True)
 def _plain_static_storage(settings) -> None:
     """Tests do not run collectstatic, so the hashed-manifest storage of production has nothing to read."""
     settings.STORAGES = {

@@ -436,10 +436,10 @@ def test_taxonomy_routes_with_a_bad_token_are_401(client, project, url):
 
 @uses_db
 @pytest.mark.parametrize("url", [FAILURE_MODES_URL, SATURATION_URL])
-def test_taxonomy_routes_with_another_projects_token_are_403(client, project, expert, url):
+def test_taxonomy_routes_with_another_projects_token_are_404_as_for_a_missing_project(client, project, expert, url):
     _, raw = api_token_create(project=make_project(slug="other", expert=expert), name="ci")
     response = get(client, url, token=raw)
-    assert (response.status_code, response.json()) == (403, {"detail": "This token belongs to another project"})
+    assert (response.status_code, response.json()) == (404, {"detail": "No such project"})
 
 
 @uses_db
@@ -1033,7 +1033,7 @@ def test_new_taxonomy_routes_answer_404_to_a_logged_in_outsider(outsider_client,
 def test_new_taxonomy_routes_need_a_token_or_a_session_and_refuse_other_projects_tokens(client, project, expert, url):
     assert get(client, url).status_code == 401
     _, raw = api_token_create(project=make_project(slug="other", expert=expert), name="ci")
-    assert get(client, url, token=raw).status_code == 403
+    assert get(client, url, token=raw).status_code == 404
 
 
 @uses_db

@@ -112,7 +112,7 @@ def test_tokens_and_sessions_are_checked(client, project, criterion, token, outs
     assert post(client, {"candidates": candidates()}, "es_wrong").status_code == 401
     other = make_project(slug="other", expert=make_user("other-expert"))
     other_token = api_token_create(project=other, name="ci")[1]
-    assert post(client, {"candidates": candidates()}, other_token).status_code == 403
+    assert post(client, {"candidates": candidates()}, other_token).status_code == 404
     assert post(outsider_client, {"candidates": candidates()}).status_code == 404
     viewer = make_user("viewer")
     add_member(project, viewer, Role.VIEWER)
