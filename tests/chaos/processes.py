@@ -61,6 +61,9 @@ def base_env(**overrides: str) -> dict[str, str]:
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "insecure-test-only-key",
         "DEBUG": "0",
         "PYTHONUNBUFFERED": "1",
+        # The chaos client is one token sending as fast as it can; the rate limit is not what these tests measure.
+        "EVALSTUDIO_API_RATE_PER_TOKEN": "0",
+        "EVALSTUDIO_API_RATE_PER_IP": "0",
         **overrides,
     }
 
