@@ -52,6 +52,7 @@ class Permission(StrEnum):
     EDIT_ALERT_RULES = "edit_alert_rules"
     SET_SAMPLING_RATE = "set_sampling_rate"
     GRADE_TRIALS = "grade_trials"
+    MANAGE_MEMBERS = "manage_members"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ PERMISSIONS: dict[Permission, Rule] = {
     Permission.GRADE_TRIALS: Rule(
         TEAM, "Only the expert and engineers can create graders and grade; viewers see the results"
     ),
+    Permission.MANAGE_MEMBERS: Rule(EXPERT, "Only the project's expert invites people and changes members' roles"),
 }
 TOKEN_DENIED = "A project's API token cannot do this; sign in as a member with the right role"
 

@@ -7,6 +7,7 @@ from annotation.views import (
     coding,
     criteria,
     imports,
+    members,
     projects,
     relabel,
     review,
@@ -19,6 +20,7 @@ from annotation.views import sessions as session_views
 urlpatterns = [
     path("projects/", projects.project_list, name="project_list"),
     path("projects/<slug:slug>/", projects.project_detail, name="project_detail"),
+    path("projects/<slug:slug>/members/", members.project_members, name="project_members"),
     # Criteria: the pass/fail questions the expert labels and the judges answer.
     path("projects/<slug:slug>/criteria/new/", criteria.criterion_new, name="criterion_new"),
     path("projects/<slug:slug>/criteria/<int:criterion_id>/", criteria.criterion_edit, name="criterion_edit"),

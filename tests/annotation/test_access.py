@@ -45,6 +45,7 @@ EXPECTED: dict[Permission, tuple[set[str], bool]] = {
     Permission.EDIT_ALERT_RULES: ({E, G}, False),
     Permission.SET_SAMPLING_RATE: ({E}, False),
     Permission.GRADE_TRIALS: ({E, G}, False),
+    Permission.MANAGE_MEMBERS: ({E}, False),
 }
 
 
