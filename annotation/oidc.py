@@ -16,7 +16,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
@@ -121,6 +121,23 @@ class InvitationOIDCBackend(OIDCAuthenticationBackend):
             # The provider is down or refused the code: a failed login (the login page says so), not a 500.
             logger.warning("OpenID Connect login failed talking to the provider: %s", exc)
             return None
+        except SuspiciousOperation as exc:
+            # A bad signature, nonce, audience or issuer: refused, and logged for the operator.
+            logger.warning("OpenID Connect login refused: %s", exc)
+            return None
+
+    def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
+        """The library checks the signature and the nonce; the audience and the issuer are checked here, so a token
+        the provider issued to another application, or another provider's token, is refused."""
+        payload = super().verify_token(token, **kwargs)
+        audience = payload.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self.OIDC_RP_CLIENT_ID not in audiences:
+            raise SuspiciousOperation("the id_token was issued to another client (aud)")
+        issuer = settings.EVALSTUDIO_OIDC_ISSUER
+        if issuer and str(payload.get("iss", "")).rstrip("/") != issuer:
+            raise SuspiciousOperation("the id_token comes from another issuer (iss)")
+        return payload
 
     def get_userinfo(self, access_token: str, id_token: str, payload: dict[str, Any]) -> dict[str, Any]:
         """The verified id_token's claims, completed by the userinfo endpoint for the same subject. The signed

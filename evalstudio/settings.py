@@ -319,6 +319,8 @@ OIDC_AUTHENTICATE_CLASS = "annotation.oidc.DiscoveryAuthenticationRequestView"
 OIDC_CALLBACK_CLASS = "annotation.oidc.InvitationCallbackView"
 OIDC_RP_SIGN_ALGO = "RS256"
 OIDC_RP_SCOPES = "openid email profile"
+# PKCE on top of the client secret: an intercepted authorization code is useless without the verifier.
+OIDC_USE_PKCE = True
 OIDC_TIMEOUT = env_int("EVALSTUDIO_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
 LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
 EVALSTUDIO_PASSWORD_LOGIN = env_bool("EVALSTUDIO_PASSWORD_LOGIN", True)

@@ -77,9 +77,7 @@ def test_hsts_opt_ins_are_honoured_and_still_silent(tmp_path):
     assert "System check identified no issues (0 silenced)" in output, output
 
 
-@pytest.mark.parametrize(
-    ("name", "value"), [("EVALSTUDIO_HTTPS", "maybe"), ("EVALSTUDIO_HSTS_SECONDS", "a year")]
-)
+@pytest.mark.parametrize(("name", "value"), [("EVALSTUDIO_HTTPS", "maybe"), ("EVALSTUDIO_HSTS_SECONDS", "a year")])
 def test_a_bad_https_setting_fails_at_start_up_naming_it(tmp_path, name, value):
     result = _check_deploy(_production_env(tmp_path, **{name: value}))
     assert result.returncode != 0
