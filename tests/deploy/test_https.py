@@ -119,3 +119,12 @@ def test_behind_the_proxy_http_redirects_https_gets_hsts_and_secure_cookies_and_
     assert out["proxied"] == [200, "max-age=1234"]
     assert out["cookies"] == {"csrftoken": True}
     assert out["health"] == [200, "ok\n"]
+
+
+def test_compose_shows_the_switch_the_tls_proxy_and_a_health_check_that_https_does_not_redirect():
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert "EVALSTUDIO_HTTPS: ${EVALSTUDIO_HTTPS:-0}" in compose
+    assert "urlopen('http://127.0.0.1:8000/healthz/'" in compose
+    assert "caddy reverse-proxy --from ${DOMAIN:-localhost} --to web:8000" in compose
+    assert 'profiles: ["tls"]' in compose and 'profiles: ["minio"]' in compose
+    assert "EVALSTUDIO_STORAGE_URL: ${EVALSTUDIO_STORAGE_URL:-}" in compose
