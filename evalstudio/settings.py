@@ -328,11 +328,16 @@ if not EVALSTUDIO_PASSWORD_LOGIN and not EVALSTUDIO_OIDC_ENABLED:
     raise ImproperlyConfigured(
         "EVALSTUDIO_PASSWORD_LOGIN=0 needs OpenID Connect login (EVALSTUDIO_OIDC_*): nobody could log in"
     )
-# Passwords stay for admins and scripts unless switched off; then only the provider signs anyone in.
+# Passwords stay for admins and scripts unless switched off; then only the provider signs anyone in. Built on the list
+# already set above (a lockout backend may come first), so this block only removes the password backend or adds SSO.
+_password_backend = "django.contrib.auth.backends.ModelBackend"
 AUTHENTICATION_BACKENDS = [
-    *(["django.contrib.auth.backends.ModelBackend"] if EVALSTUDIO_PASSWORD_LOGIN else []),
-    *(["annotation.oidc.InvitationOIDCBackend"] if EVALSTUDIO_OIDC_ENABLED else []),
+    backend
+    for backend in globals().get("AUTHENTICATION_BACKENDS", [_password_backend])
+    if EVALSTUDIO_PASSWORD_LOGIN or backend != _password_backend
 ]
+if EVALSTUDIO_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("annotation.oidc.InvitationOIDCBackend")
 TEMPLATES[0]["OPTIONS"]["context_processors"].append("annotation.context_processors.login_options")
 
 # Object storage for uploads (S3-compatible, django-storages) so web and workers on different machines share them;
