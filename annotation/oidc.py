@@ -17,7 +17,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -82,7 +82,13 @@ class DiscoveryAuthenticationRequestView(OIDCAuthenticationRequestView):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         _require_enabled()
-        self.OIDC_OP_AUTH_ENDPOINT = oidc_endpoints()["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+        try:
+            self.OIDC_OP_AUTH_ENDPOINT = oidc_endpoints()["OIDC_OP_AUTHORIZATION_ENDPOINT"]
+        except ImproperlyConfigured as exc:
+            # The provider is unreachable or misconfigured: the login page says single sign-on failed; the
+            # operator finds the reason in the log. Discovery is tried again on the next attempt.
+            logger.error("%s", exc)
+            return HttpResponseRedirect(settings.LOGIN_REDIRECT_URL_FAILURE)
         self.OIDC_RP_CLIENT_ID = settings.OIDC_RP_CLIENT_ID
         return super().get(request)
 
@@ -107,7 +113,11 @@ class InvitationOIDCBackend(OIDCAuthenticationBackend):
     def authenticate(self, request: HttpRequest | None, **kwargs: Any) -> AbstractBaseUser | None:
         if not settings.EVALSTUDIO_OIDC_ENABLED or request is None or "code" not in request.GET:
             return None  # a password login, or SSO switched off: not this backend's business
-        endpoints = oidc_endpoints()
+        try:
+            endpoints = oidc_endpoints()
+        except ImproperlyConfigured as exc:
+            logger.error("%s", exc)
+            return None
         self.OIDC_OP_TOKEN_ENDPOINT = endpoints["OIDC_OP_TOKEN_ENDPOINT"]
         self.OIDC_OP_USER_ENDPOINT = endpoints["OIDC_OP_USER_ENDPOINT"]
         self.OIDC_OP_JWKS_ENDPOINT = endpoints["OIDC_OP_JWKS_ENDPOINT"]

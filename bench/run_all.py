@@ -28,6 +28,7 @@ BENCHMARKS = [
     "coding.py",
     "clustering.py",
     "ingest.py",
+    "upload_storage.py",
 ]
 
 

@@ -4,6 +4,7 @@ signs the person in by verified email. Project roles come only from the expert's
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -170,3 +171,14 @@ def test_password_login_also_accepts_the_pending_invitations_for_the_accounts_em
     assert response.status_code == 302
     assert Membership.objects.get(project=project, user=dave).role == Role.VIEWER
     assert not Invitation.objects.filter(email="dave@example.com", accepted_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_an_unreachable_provider_is_a_failed_sign_in_not_a_server_error(sso, settings):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings.EVALSTUDIO_OIDC_ISSUER = closed
+    settings.OIDC_TIMEOUT = 2
+    response = Client().get("/oidc/authenticate/")
+    assert (response.status_code, response.headers["Location"]) == (302, "/accounts/login/?sso=failed")
