@@ -47,8 +47,18 @@ def _check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_check_deploy_prints_no_warning_at_all_with_the_https_switch(tmp_path):
-    result = _check_deploy(_production_env(tmp_path, EVALSTUDIO_HTTPS="1"))
+SSO_AND_STORAGE = {
+    "EVALSTUDIO_OIDC_ISSUER": "https://login.example.com",
+    "EVALSTUDIO_OIDC_CLIENT_ID": "evalstudio",
+    "EVALSTUDIO_OIDC_CLIENT_SECRET": "s3cret",
+    "EVALSTUDIO_PASSWORD_LOGIN": "0",
+    "EVALSTUDIO_STORAGE_URL": "s3://evalstudio/uploads?endpoint_url=http://minio:9000",
+}
+
+
+@pytest.mark.parametrize("extra", [{}, SSO_AND_STORAGE], ids=["https", "https+sso+object-storage"])
+def test_check_deploy_prints_no_warning_at_all_with_the_https_switch(tmp_path, extra):
+    result = _check_deploy(_production_env(tmp_path, EVALSTUDIO_HTTPS="1", **extra))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "System check identified no issues" in output, output
