@@ -57,3 +57,17 @@ def s3_storage_options(url: str, *, name: str = "EVALSTUDIO_STORAGE_URL") -> dic
             raise ValueError(f"{name}: addressing_style must be path, virtual or auto, got {value!r}")
         options[_QUERY_OPTIONS[key]] = value
     return options
+
+
+def s3_transfer_config() -> Any:
+    """boto3's multipart settings for uploads and downloads, bounded in memory: a transfer holds up to
+    `max_in_memory_*_chunks` parts of `multipart_chunksize` at once. With boto3's defaults (10 x 8 MB) one upload of
+    a 90 MB file grew a web process by 113 MB; with 4 x 8 MB by 70 MB, and by 77 MB for a 270 MB file: bounded,
+    whatever the file's size (bench/upload_storage.py)."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_chunksize=8 << 20, max_concurrency=4)
+    # Not constructor arguments of boto3's TransferConfig, but attributes of s3transfer's, which it extends.
+    config.max_in_memory_upload_chunks = 4
+    config.max_in_memory_download_chunks = 4
+    return config

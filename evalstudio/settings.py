@@ -344,10 +344,12 @@ TEMPLATES[0]["OPTIONS"]["context_processors"].append("annotation.context_process
 # unset, uploads stay local files under var/media (the embedded default). Format in core/storage_url.py.
 EVALSTUDIO_STORAGE_URL = os.environ.get("EVALSTUDIO_STORAGE_URL", "").strip()
 if EVALSTUDIO_STORAGE_URL:
-    from core.storage_url import s3_storage_options
+    from core.storage_url import s3_storage_options, s3_transfer_config
 
     try:
         _storage_options = s3_storage_options(EVALSTUDIO_STORAGE_URL)
     except ValueError as exc:
         raise ImproperlyConfigured(str(exc)) from None
+    # Multipart transfers bounded in memory, whatever the file's size (core/storage_url.py).
+    _storage_options["transfer_config"] = s3_transfer_config()
     STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _storage_options}
