@@ -17,7 +17,7 @@ from moto.server import ThreadedMotoServer
 
 from annotation.models import ImportJob, Trace
 from annotation.uploads import import_job_create
-from core.storage_url import s3_storage_options
+from core.storage_url import s3_storage_options, s3_transfer_config
 
 BUCKET = "evalstudio-test"
 CONTENT = b'{"id": "s3-1", "input": "q"}\n{"id": "s3-2", "output": "o"}\n{"id": "s3-3", "trial": "x"}\n'
@@ -42,6 +42,7 @@ def bucket(s3_endpoint: str, settings, tmp_path: Path, monkeypatch):
     client.create_bucket(Bucket=BUCKET)
     settings.MEDIA_ROOT = tmp_path / "media"
     options = s3_storage_options(f"s3://{BUCKET}/uploads?endpoint_url={s3_endpoint}&region=us-east-1")
+    options["transfer_config"] = s3_transfer_config()  # as settings.py adds it
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHOW = (
     "import json, django; django.setup(); from django.conf import settings as s; print(json.dumps({"
     "'oidc': s.EVALSTUDIO_OIDC_ENABLED, 'backends': s.AUTHENTICATION_BACKENDS, 'password': s.EVALSTUDIO_PASSWORD_LOGIN,"
-    "'storage': s.STORAGES['default']}))"
+    "'storage': s.STORAGES['default']}, default=lambda o: type(o).__name__))"
 )
 
 
@@ -107,3 +107,4 @@ def test_a_storage_url_selects_the_s3_backend_with_its_options(tmp_path):
     assert shown["storage"]["OPTIONS"]["bucket_name"] == "evalstudio"
     assert shown["storage"]["OPTIONS"]["location"] == "uploads"
     assert shown["storage"]["OPTIONS"]["endpoint_url"] == "http://minio:9000"
+    assert shown["storage"]["OPTIONS"]["transfer_config"] == "TransferConfig"
