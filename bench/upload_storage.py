@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import socket
 import statistics
 import subprocess
@@ -118,6 +119,7 @@ def main() -> int:
     finally:
         moto.terminate()
         moto.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
 
