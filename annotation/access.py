@@ -56,6 +56,7 @@ class Permission(StrEnum):
     SET_SAMPLING_RATE = "set_sampling_rate"
     GRADE_TRIALS = "grade_trials"
     MANAGE_TOKENS = "manage_tokens"
+    MANAGE_MEMBERS = "manage_members"
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ PERMISSIONS: dict[Permission, Rule] = {
     ),
     # A token grants API access to the whole project; who holds one is the expert's decision.
     Permission.MANAGE_TOKENS: Rule(EXPERT, "Only the project's expert creates and revokes API tokens"),
+    Permission.MANAGE_MEMBERS: Rule(EXPERT, "Only the project's expert invites people and changes members' roles"),
 }
 TOKEN_DENIED = "A project's API token cannot do this; sign in as a member with the right role"
 

@@ -8,6 +8,7 @@ from annotation.models import (
     FailureMode,
     FailureModeChange,
     ImportJob,
+    Invitation,
     Label,
     LabelChange,
     Membership,
@@ -110,3 +111,11 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class ImportJobAdmin(admin.ModelAdmin):
     list_display = ["file_name", "project", "status", "created_count", "rejected_count", "created_at"]
     raw_id_fields = ["project", "user"]
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ["email", "project", "role", "invited_by", "created", "accepted_at"]
+    list_filter = ["project", "role"]
+    search_fields = ["email"]
+    raw_id_fields = ["invited_by", "accepted_by"]

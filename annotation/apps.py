@@ -8,5 +8,11 @@ class AnnotationConfig(AppConfig):
     verbose_name = "Annotation"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_in
+
         # Its worker runs are registered with core.runs, which queues them (run_enqueue) and resumes them.
         import annotation.tasks  # noqa: F401
+        from annotation.members import invitations_accept_on_login
+
+        # Pending invitations for the user's email become memberships on every login (single sign-on or password).
+        user_logged_in.connect(invitations_accept_on_login, dispatch_uid="annotation.invitations_accept")

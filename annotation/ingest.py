@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Max
 from psycopg import errors as psycopg_errors
@@ -611,9 +612,11 @@ def import_records(
 def import_job_execute(*, job: ImportJob) -> ImportJob:
     """Import the job's file, saving progress and counts after every batch; ends DONE or FAILED.
 
-    The caller has claimed the job (status RUNNING). The uploaded file is deleted once this attempt has ended it.
+    The caller has claimed the job (status RUNNING). The file is read through Django's default storage (local files
+    under MEDIA_ROOT, or object storage with EVALSTUDIO_STORAGE_URL), so a worker on another machine than the web
+    server reads what the web server stored. It is deleted once this attempt has ended the job.
     """
-    path = Path(job.file_path)
+    upload = _StoredUpload(job.file_path)
 
     def save_progress(bytes_done: int, report: IngestReport) -> None:
         run_heartbeat(
@@ -627,22 +630,31 @@ def import_job_execute(*, job: ImportJob) -> ImportJob:
         )
 
     project = Project.objects.get(pk=job.project_id)
-    if not path.exists():
+    if not upload.exists():
         run_fail(run=job, error="the uploaded file is gone; upload it again")
         job.refresh_from_db()
         return job
+    options = {
+        "project": project,
+        "fmt": job.file_format,
+        "on_conflict": job.on_conflict,
+        "strict": False,
+        "on_batch": save_progress,
+        "user": job.user,
+    }
     try:
         with run_working(run=job):
-            report = _import_path(
-                project=project,
-                path=str(path),
-                fmt=job.file_format,
-                on_conflict=job.on_conflict,
-                strict=False,
-                on_batch=save_progress,
-                user=job.user,
-                subprocess=None,
-            )
+            local = upload.local_path()
+            if local is not None:
+                # A local file can be parsed in a subprocess (large files), as `import_traces` does.
+                report = _import_path(path=local, subprocess=None, **options)
+            else:
+                # Object storage: read as a stream (the storage spools it to a temporary file, not to memory).
+                try:
+                    with upload.open() as stream:
+                        report = _import_stream(stream=stream, **options)
+                except OSError as exc:
+                    raise IngestError(f"cannot read the file: {exc.strerror or exc}") from None
     except IngestError as exc:
         ended = run_fail(run=job, error=str(exc))
     except Exception as exc:
@@ -654,6 +666,35 @@ def import_job_execute(*, job: ImportJob) -> ImportJob:
         ended = run_finish(run=job)
     # An attempt that lost the job (taken over after a stall) leaves the file to the attempt that now owns it.
     if ended:
-        path.unlink(missing_ok=True)
+        upload.delete()
     job.refresh_from_db()
     return job
+
+
+class _StoredUpload:
+    """An ImportJob's file: a name in the default storage, or an absolute path for jobs queued before uploads went
+    through the storage API."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.legacy = os.path.isabs(name)
+
+    def exists(self) -> bool:
+        return Path(self.name).exists() if self.legacy else default_storage.exists(self.name)
+
+    def local_path(self) -> str | None:
+        if self.legacy:
+            return self.name
+        try:
+            return default_storage.path(self.name)
+        except NotImplementedError:  # object storage has no local path
+            return None
+
+    def open(self) -> BinaryIO:
+        return default_storage.open(self.name, "rb")  # type: ignore[return-value]
+
+    def delete(self) -> None:
+        if self.legacy:
+            Path(self.name).unlink(missing_ok=True)
+        else:
+            default_storage.delete(self.name)

@@ -71,6 +71,39 @@ class Membership(models.Model):
         return f"{self.user} in {self.project} ({self.role})"
 
 
+class Invitation(models.Model):
+    """The expert's invitation of an email address to a project with a role. It becomes a Membership when someone
+    with that email logs in (single sign-on or password); until then it is pending and can be withdrawn."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)  # stored lower-case: addresses are matched case-insensitively
+    role = models.CharField(max_length=16, choices=Role.choices)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="invitations_sent"
+    )
+    created = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="invitations_accepted"
+    )
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [
+            # One pending invitation per address and project: a second one would be ambiguous about the role.
+            models.UniqueConstraint(
+                fields=["project", "email"], condition=models.Q(accepted_at__isnull=True), name="invitation_one_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.project} ({self.role})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.accepted_at is None
+
+
 class Trace(models.Model):
     # What a trace file says about a trace (besides its id): written by an import, read back by an export.
     CONTENT_FIELDS = (

@@ -38,15 +38,21 @@ def import_job_create(
     if on_conflict not in ON_CONFLICT_CHOICES:
         raise DomainError(f"On conflict must be one of {', '.join(ON_CONFLICT_CHOICES)}.")
     stored = default_storage.save(f"imports/{project.slug}/{uuid.uuid4().hex}{suffix}", upload)
-    with transaction.atomic():
-        job = ImportJob.objects.create(
-            project=project,
-            user=user,
-            file_name=PurePath(upload.name).name[:255],
-            file_path=default_storage.path(stored),
-            file_format=UPLOAD_FORMATS[suffix],
-            on_conflict=on_conflict,
-            bytes_total=upload.size,
-        )
-        run_enqueue(run=job)
+    try:
+        with transaction.atomic():
+            job = ImportJob.objects.create(
+                project=project,
+                user=user,
+                file_name=PurePath(upload.name).name[:255],
+                # The storage's name, not a filesystem path: object storage has none, and the worker may run elsewhere.
+                file_path=stored,
+                file_format=UPLOAD_FORMATS[suffix],
+                on_conflict=on_conflict,
+                bytes_total=upload.size,
+            )
+            run_enqueue(run=job)
+    except BaseException:
+        # Nothing half-written: without its job row, the stored file would never be imported or deleted.
+        default_storage.delete(stored)
+        raise
     return job

@@ -7,6 +7,7 @@ from annotation.views import (
     coding,
     criteria,
     imports,
+    members,
     projects,
     relabel,
     review,
@@ -27,6 +28,7 @@ urlpatterns = [
         tokens.api_token_revoke_view,
         name="api_token_revoke",
     ),
+    path("projects/<slug:slug>/members/", members.project_members, name="project_members"),
     # Criteria: the pass/fail questions the expert labels and the judges answer.
     path("projects/<slug:slug>/criteria/new/", criteria.criterion_new, name="criterion_new"),
     path("projects/<slug:slug>/criteria/<int:criterion_id>/", criteria.criterion_edit, name="criterion_edit"),

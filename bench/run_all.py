@@ -30,6 +30,7 @@ BENCHMARKS = [
     "clustering.py",
     "ingest.py",
     "api_rate_limit.py",
+    "upload_storage.py",
 ]
 
 

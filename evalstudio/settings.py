@@ -309,3 +309,105 @@ LOGGING = {
     # lines per judge run.
     "loggers": {"httpx": {"level": "WARNING"}, "httpx2": {"level": "WARNING"}},
 }
+
+# --- deploy (issue 12): HTTPS behind a TLS-terminating proxy, optional OpenID Connect login, object storage ------
+# One switch for a public deployment behind a proxy that terminates TLS and sets X-Forwarded-Proto (docs/security.md).
+# The proxy must overwrite X-Forwarded-Proto from clients, or a client could claim https on a plain connection.
+EVALSTUDIO_HTTPS = env_bool("EVALSTUDIO_HTTPS", False)
+EVALSTUDIO_HSTS_SECONDS = env_int("EVALSTUDIO_HSTS_SECONDS", 31_536_000, minimum=0)
+EVALSTUDIO_HSTS_INCLUDE_SUBDOMAINS = env_bool("EVALSTUDIO_HSTS_INCLUDE_SUBDOMAINS", False)
+EVALSTUDIO_HSTS_PRELOAD = env_bool("EVALSTUDIO_HSTS_PRELOAD", False)
+if EVALSTUDIO_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # The container health check calls the app over plain HTTP on loopback; it must not be redirected.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]
+    SECURE_HSTS_SECONDS = EVALSTUDIO_HSTS_SECONDS
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = EVALSTUDIO_HSTS_INCLUDE_SUBDOMAINS
+    SECURE_HSTS_PRELOAD = EVALSTUDIO_HSTS_PRELOAD
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # HSTS for every subdomain and the browsers' preload list bind hosts this app does not own; they are the
+    # operator's opt-ins (above), so their reminders are silenced rather than answered by default.
+    _silenced: list[str] = globals().setdefault("SILENCED_SYSTEM_CHECKS", [])
+    if not EVALSTUDIO_HSTS_INCLUDE_SUBDOMAINS:
+        _silenced.append("security.W005")
+    if not EVALSTUDIO_HSTS_PRELOAD:
+        _silenced.append("security.W021")
+
+# OpenID Connect login (mozilla-django-oidc), off unless a provider is configured. Endpoints come from the issuer's
+# discovery document (fetched on first use) unless given explicitly.
+EVALSTUDIO_OIDC_ISSUER = os.environ.get("EVALSTUDIO_OIDC_ISSUER", "").strip().rstrip("/")
+OIDC_RP_CLIENT_ID = os.environ.get("EVALSTUDIO_OIDC_CLIENT_ID", "").strip()
+OIDC_RP_CLIENT_SECRET = os.environ.get("EVALSTUDIO_OIDC_CLIENT_SECRET", "")
+EVALSTUDIO_OIDC_PROVIDER_NAME = os.environ.get("EVALSTUDIO_OIDC_PROVIDER_NAME", "").strip() or "single sign-on"
+_oidc_endpoints = {
+    "OIDC_OP_AUTHORIZATION_ENDPOINT": "EVALSTUDIO_OIDC_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT": "EVALSTUDIO_OIDC_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT": "EVALSTUDIO_OIDC_USERINFO_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT": "EVALSTUDIO_OIDC_JWKS_ENDPOINT",
+}
+for _setting, _env in _oidc_endpoints.items():
+    globals()[_setting] = os.environ.get(_env, "").strip()
+EVALSTUDIO_OIDC_ENABLED = bool(
+    EVALSTUDIO_OIDC_ISSUER
+    or OIDC_RP_CLIENT_ID
+    or OIDC_RP_CLIENT_SECRET
+    or any(os.environ.get(e) for e in _oidc_endpoints.values())
+)
+if EVALSTUDIO_OIDC_ENABLED:
+    _missing = [n for n in ("EVALSTUDIO_OIDC_CLIENT_ID", "EVALSTUDIO_OIDC_CLIENT_SECRET") if not os.environ.get(n)]
+    if not EVALSTUDIO_OIDC_ISSUER:
+        _missing += [
+            e for e in _oidc_endpoints.values() if e != "EVALSTUDIO_OIDC_USERINFO_ENDPOINT" and not os.environ.get(e)
+        ]
+    if _missing:
+        raise ImproperlyConfigured(
+            "OpenID Connect login is half configured: set "
+            + ", ".join(_missing)
+            + " (or EVALSTUDIO_OIDC_ISSUER for the endpoints), or unset every EVALSTUDIO_OIDC_* variable"
+        )
+    for _name in ("EVALSTUDIO_OIDC_ISSUER", *_oidc_endpoints.values()):
+        _value = os.environ.get(_name, "").strip()
+        if _value and not _value.startswith(("https://", "http://")):
+            raise ImproperlyConfigured(f"{_name} must be an http(s) URL, got {_value!r}")
+# The views answer 404 while OIDC is off, so the routes can always be there.
+INSTALLED_APPS.append("mozilla_django_oidc")
+OIDC_AUTHENTICATE_CLASS = "annotation.oidc.DiscoveryAuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "annotation.oidc.InvitationCallbackView"
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_RP_SCOPES = "openid email profile"
+# PKCE on top of the client secret: an intercepted authorization code is useless without the verifier.
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_int("EVALSTUDIO_OIDC_TIMEOUT_SECONDS", 10, minimum=1)
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+EVALSTUDIO_PASSWORD_LOGIN = env_bool("EVALSTUDIO_PASSWORD_LOGIN", True)
+if not EVALSTUDIO_PASSWORD_LOGIN and not EVALSTUDIO_OIDC_ENABLED:
+    raise ImproperlyConfigured(
+        "EVALSTUDIO_PASSWORD_LOGIN=0 needs OpenID Connect login (EVALSTUDIO_OIDC_*): nobody could log in"
+    )
+# Passwords stay for admins and scripts unless switched off; then only the provider signs anyone in. Built on the list
+# already set above (a lockout backend may come first), so this block only removes the password backend or adds SSO.
+_password_backend = "django.contrib.auth.backends.ModelBackend"
+AUTHENTICATION_BACKENDS = [
+    backend
+    for backend in AUTHENTICATION_BACKENDS
+    if EVALSTUDIO_PASSWORD_LOGIN or backend != _password_backend
+]
+if EVALSTUDIO_OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS.append("annotation.oidc.InvitationOIDCBackend")
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("annotation.context_processors.login_options")
+
+# Object storage for uploads (S3-compatible, django-storages) so web and workers on different machines share them;
+# unset, uploads stay local files under var/media (the embedded default). Format in core/storage_url.py.
+EVALSTUDIO_STORAGE_URL = os.environ.get("EVALSTUDIO_STORAGE_URL", "").strip()
+if EVALSTUDIO_STORAGE_URL:
+    from core.storage_url import s3_storage_options, s3_transfer_config
+
+    try:
+        _storage_options = s3_storage_options(EVALSTUDIO_STORAGE_URL)
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from None
+    # Multipart transfers bounded in memory, whatever the file's size (core/storage_url.py).
+    _storage_options["transfer_config"] = s3_transfer_config()
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _storage_options}

@@ -45,6 +45,7 @@ EXPECTED: dict[Permission, tuple[set[str], bool]] = {
     Permission.SET_SAMPLING_RATE: ({E}, False),
     Permission.GRADE_TRIALS: ({E, G}, False),
     Permission.MANAGE_TOKENS: ({E}, False),
+    Permission.MANAGE_MEMBERS: ({E}, False),
 }
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from celery.exceptions import Retry
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
@@ -59,7 +59,7 @@ def test_upload_is_imported_by_the_worker_with_rejections_listed(celery_worker, 
     assert job.bytes_done == job.bytes_total == len(GOOD)
     assert set(Trace.objects.filter(project=project).values_list("external_id", flat=True)) == {"u-1", "u-2"}
     assert Label.objects.get().author == project.expert
-    assert not Path(job.file_path).exists()  # the upload is deleted once imported
+    assert not default_storage.exists(job.file_path)  # the upload is deleted once imported
 
     page = expert_client.get(response["Location"])
     assert page.status_code == 200

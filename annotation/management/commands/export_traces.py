@@ -1,4 +1,5 @@
-"""`export_traces --project SLUG [--format jsonl|csv|parquet] PATH`: traces with labels, notes and failure modes.
+"""`export_traces --project SLUG [--format jsonl|csv|parquet] [--to-storage] PATH`: traces with labels, notes and
+failure modes; `--to-storage` writes into the app's file storage (object storage when EVALSTUDIO_STORAGE_URL is set).
 
 What this writes, `import_traces` reads back unchanged: records go through `trace_format.serialize_trace`, and an
 export of a re-imported export is byte-identical. Traces are streamed in id order, so memory stays flat.
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from django.core.files import File
+from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Prefetch, QuerySet
 
@@ -122,6 +127,11 @@ class Command(BaseCommand):
         parser.add_argument("path", metavar="PATH", help="output file, or - for standard output (jsonl/csv)")
         parser.add_argument("--project", required=True, metavar="SLUG")
         parser.add_argument("--format", choices=EXPORT_FORMATS, help="default: by extension, else jsonl")
+        parser.add_argument(
+            "--to-storage",
+            action="store_true",
+            help="PATH is a name in the app's file storage (the bucket when EVALSTUDIO_STORAGE_URL is set)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: str = options["path"]
@@ -130,6 +140,12 @@ class Command(BaseCommand):
             raise CommandError(f"no project {options['project']!r}")
         fmt = options["format"] or _format_for(path)
         records = export_records(project)
+        if options["to_storage"]:
+            if path == "-":
+                raise CommandError("--to-storage needs a name to store the export under, not -")
+            count, stored = _export_to_storage(records, path, fmt)
+            self.stderr.write(f"exported {count} traces from {project.slug} to the file storage as {stored}")
+            return
         if fmt == "parquet":
             if path == "-":
                 raise CommandError("parquet cannot be written to standard output; give a file name")
@@ -148,6 +164,23 @@ class Command(BaseCommand):
                     count = writer(records, out)
         # The summary goes to stderr so that `-` output stays a clean data stream.
         self.stderr.write(f"exported {count} traces from {project.slug} to {path}")
+
+
+def _export_to_storage(records: Iterator[dict[str, Any]], name: str, fmt: str) -> tuple[int, str]:
+    """Write the export to a local temporary file (streamed, flat memory), then hand it to the default storage,
+    which streams it on (a multipart upload to object storage). Returns the count and the name actually stored
+    (the storage picks another name rather than overwrite an existing file)."""
+    with tempfile.TemporaryDirectory(prefix="evalstudio-export-") as folder:
+        local = os.path.join(folder, f"export.{fmt}")
+        if fmt == "parquet":
+            count = write_parquet(records, local)
+        else:
+            writer = write_csv if fmt == "csv" else write_jsonl
+            with open(local, "wb") as out:
+                count = writer(records, out)
+        with open(local, "rb") as handle:
+            stored = default_storage.save(name, File(handle))
+    return count, stored
 
 
 def _format_for(path: str) -> str:
