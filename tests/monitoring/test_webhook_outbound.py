@@ -225,7 +225,7 @@ def test_the_team_sees_and_rotates_the_secret_and_viewers_never_see_it(criterion
 
 
 def test_the_migration_gives_each_existing_rule_its_own_secret_and_makes_old_errors_generic(criterion):
-    migration = importlib.import_module("monitoring.migrations.0007_alertrule_webhook_secret_outbound")
+    migration = importlib.import_module("monitoring.migrations.0007_alertrule_webhook_secret")
     rules = [rule_with(criterion, "") for _ in range(3)]
     AlertRule.objects.update(webhook_secret="")
     old = [alert_of(rules[0]), alert_of(rules[1])]

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotation', '0015_blind_relabels_of_disagreement_items'),
+        ('annotation', '0016_apitoken_expiry_revocation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
