@@ -14,6 +14,7 @@ from annotation.ingest_batches import Rejection
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
+from core.json_input import JsonTooDeep, json_depth_check
 from core.runs import run_cancel, run_claim, run_enqueue, run_fail, run_finish, run_working
 from judges import kinds
 from judges.kinds import Scorer, trace_input
@@ -26,6 +27,10 @@ NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
 
 
 def _validate_config(kind: str, config: object) -> dict[str, Any]:
+    try:
+        json_depth_check(config, where="config")
+    except JsonTooDeep as exc:
+        raise DomainError(str(exc)) from None
     try:
         return kinds.get(kind).validate_config(config)
     except ConfigError as exc:
