@@ -192,6 +192,10 @@ if not CELERY_BROKER_URL.startswith("filesystem://"):
     )
     CELERY_BROKER_CONNECTION_TIMEOUT = EVALSTUDIO_REDIS_CONNECT_TIMEOUT_MS / 1000
 CELERY_TASK_PUBLISH_RETRY = False
+# A NUL character in a URL's path or query is a 400 before any view runs (PostgreSQL cannot compare text with one).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "core.middleware.RefuseNulMiddleware"
+)
 # User JSON (traces, suite bodies, judge and grader configs) nested deeper than this is refused (core/json_input.py).
 EVALSTUDIO_MAX_JSON_DEPTH = env_int("EVALSTUDIO_MAX_JSON_DEPTH", 64, minimum=2)
 # How long one user-supplied regular expression may take on one text (assertion regex checks) before that trace's
