@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from annotation.taxonomy_format import csv_unescape
 from core.json_input import JsonTooDeep, json_depth_check, max_json_depth, too_deep_message
 
 # Column limits mirror annotation.models (this module stays Django-free, so they are restated here); checking
@@ -291,6 +292,7 @@ def _csv_row_to_object(columns: list[str], row: list[str]) -> dict[str, Any]:
     for name, cell in zip(columns, row, strict=True):
         if cell == "":
             continue
+        cell = csv_unescape(cell)  # the apostrophe export_traces put before a formula-like cell
         try:
             cell.encode("utf-8")
         except UnicodeEncodeError as exc:
