@@ -251,3 +251,48 @@ def test_with_redis_down_pages_answer_ingestion_works_and_a_judge_run_waits_for_
     run.refresh_from_db()
     assert run.status == JudgeRun.Status.DONE, (run.error, stderr.decode()[-2000:])
     assert run.judgments.count() == 30
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_stays_up_through_the_outage_runs_what_was_started_meanwhile(
+    on_throwaway_redis, project, expert_client, labelled
+):
+    judge = labelled
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": on_throwaway_redis.url,
+        "CELERY_BROKER_URL": on_throwaway_redis.url,
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "evalstudio", "worker", "--pool", "solo", "--loglevel", "INFO"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        client = redis.Redis(port=on_throwaway_redis.port)
+        # The worker is up when it has registered its queue's consumer with the broker (a client of the server).
+        _wait_for(lambda: len(client.client_list()) > 2, timeout=60, what="the worker to connect")
+        on_throwaway_redis.stop()
+        response = expert_client.post(
+            reverse("judge_run_create", args=["acme", judge.pk]), {"version": "1", "split": "all"}, follow=True
+        )
+        assert WAITS_FOR_WORKER in response.content.decode()
+        run = JudgeRun.objects.get(version__judge=judge)
+        assert run.status == JudgeRun.Status.QUEUED
+        on_throwaway_redis.start()
+        _wait_for(
+            lambda: JudgeRun.objects.get(pk=run.pk).is_finished,
+            timeout=90,
+            what="the worker, reconnected, to run what was started during the outage",
+            poll=0.2,
+        )
+    finally:
+        worker.terminate()
+        _, stderr = worker.communicate(timeout=30)
+    run.refresh_from_db()
+    assert run.status == JudgeRun.Status.DONE, (run.error, stderr.decode()[-2000:])
+    assert run.judgments.count() == 30
