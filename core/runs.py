@@ -428,10 +428,10 @@ def run_enqueue(*, run: WorkerRun) -> None:
     that is not stored yet (outside a transaction it is sent at once). Apps register their kinds when they are
     ready, so a service queues its runs without importing the tasks that import it.
 
-    A broker that is down does not fail the request, nor hold it: the publish is tried once (core.queue) and the run,
-    stored QUEUED, is picked up by the next worker that starts (`runs_resume`). `run_waits_for_worker(run)` then
-    says so, for the page to tell the user. (Publishing does not retry: CELERY_TASK_PUBLISH_RETRY and the broker's
-    transport options in settings, which also keep a refused connection from retrying.)"""
+    A broker that is down does not fail the request, nor hold it: the publish is tried once (CELERY_TASK_PUBLISH_RETRY
+    and the broker's transport options in settings keep it from retrying) and the run, stored QUEUED, is queued
+    again by `runs_resume` when a worker starts or reconnects (core/worker_steps.py). `run_waits_for_worker(run)`
+    then says so, for the page to tell the user."""
     task = _RUN_KINDS[run._meta.label].task
 
     def send() -> None:
