@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
 
 from agents.models import OutcomeGrader
 from agents.services import NAME_MAX, grader_config_clean
+from core.json_input import JsonTooDeep, json_loads
 from judges.providers import ConfigError
 
 CONFIG_EXAMPLE = (
@@ -30,7 +30,9 @@ class GraderForm(forms.Form):
     def clean_config(self) -> object:
         text = self.cleaned_data["config"]
         try:
-            return json.loads(text)
+            return json_loads(text, where="config")
+        except JsonTooDeep as exc:
+            raise forms.ValidationError(str(exc)) from None
         except ValueError as exc:
             raise forms.ValidationError(f"not valid JSON: {exc}") from None
 

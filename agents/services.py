@@ -20,6 +20,7 @@ from agents.models import GraderPromotion, GradingRun, OutcomeGrader, TrialGrade
 from agents.outcomes import NO_PATH, TOOL_CALLS, subject_of
 from annotation.models import Project, Trace
 from annotation.services import DomainError
+from core.json_input import JsonTooDeep, json_depth_check
 from core.runs import live_runs, run_claim, run_enqueue, run_fail, run_finish, run_heartbeat, run_working
 from judges.providers import ConfigError, Outcome, TraceInput, assertion
 from judges.providers.tool_calls import TOOL_CHECK_MODELS
@@ -37,6 +38,10 @@ def grader_config_clean(config: object, *, target: str) -> dict[str, Any]:
     "output": it means "what this grader looks at" (its final output or final state). The input is the task, not
     its outcome, so a check on it is refused.
     """
+    try:
+        json_depth_check(config, where="config")
+    except JsonTooDeep as exc:
+        raise ConfigError(str(exc)) from None
     cleaned = assertion.validate_config(config)
     if target == OutcomeGrader.Target.TOOL_CALLS:
         if cleaned["target"] != TOOL_CALLS:

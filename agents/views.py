@@ -32,6 +32,7 @@ from agents.selectors import (
 from agents.services import grader_create, grader_promote, grader_withdraw, grading_run_enqueue
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.services import DomainError
+from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 from judges.stats import DEFAULT_RESAMPLES
 
 TASKS_PER_PAGE = 50
@@ -157,7 +158,9 @@ def grader_create_view(request: HttpRequest, slug: str) -> HttpResponse:
 def grading_run_create(request: HttpRequest, slug: str, grader_id: int) -> HttpResponse:
     access = get_project_for_user(request, slug, Permission.GRADE_TRIALS)
     grader = access.get_object_or_404(OutcomeGrader, pk=grader_id)
-    grading_run_enqueue(grader=grader, user=request.user)
+    run = grading_run_enqueue(grader=grader, user=request.user)
+    if run_waits_for_worker(run):
+        messages.warning(request, WAITS_FOR_WORKER)
     return redirect(f"{reverse('agents', args=[slug])}?grader={grader.pk}")
 
 

@@ -42,6 +42,7 @@ from annotation.taxonomy_io import (
     notes_export_json,
 )
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
+from core.json_input import JsonTooDeep
 
 
 def _docs_for_signed_in_users(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -113,6 +114,8 @@ def _records_from_body(
 
     try:
         payload = loads(body)
+    except JsonTooDeep as exc:
+        return None, _error(400, f"The body is {exc}")
     except UnicodeDecodeError as exc:
         return None, _error(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
     except ValueError as exc:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from annotation.coding_board import parse_id
 from annotation.models import Criterion, FailureMode, FailureModeChange, Note, NoteFailureMode, Project
 from annotation.services import DomainError
+from core.validation import nul_message
 
 MODE_NAME_MAX_CHARS = FailureMode._meta.get_field("name").max_length
 
@@ -27,6 +28,8 @@ def clean_mode_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
         raise DomainError("A failure mode needs a name")
+    if "\x00" in name:
+        raise DomainError(nul_message("A failure mode name"))
     if len(name) > MODE_NAME_MAX_CHARS:
         raise DomainError(f"A failure mode name is limited to {MODE_NAME_MAX_CHARS} characters")
     return name
@@ -46,7 +49,7 @@ def failure_mode_create(
 ) -> FailureMode:
     name = clean_mode_name(name)
     _require_unique_name(project, name)
-    mode = FailureMode.objects.create(project=project, name=name, definition=definition.strip())
+    mode = FailureMode.objects.create(project=project, name=name, definition=_clean_definition(definition))
     FailureModeChange.objects.create(
         project=project,
         failure_mode=mode,
@@ -132,6 +135,8 @@ def _name_guard(name: str) -> Iterator[None]:
 
 def _clean_definition(definition: str) -> str:
     definition = definition.strip()
+    if "\x00" in definition:
+        raise DomainError(nul_message("A failure mode definition"))
     if len(definition) > DEFINITION_MAX_CHARS:
         raise DomainError(f"A failure mode definition is limited to {DEFINITION_MAX_CHARS} characters")
     return definition

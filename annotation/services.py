@@ -22,6 +22,7 @@ from annotation.models import (
     Trace,
     Verdict,
 )
+from core.validation import nul_message
 
 
 class DomainError(Exception):
@@ -179,6 +180,8 @@ def _clean_note_text(text: str) -> str:
     text = text.strip()
     if not text:
         raise DomainError("A note cannot be empty")
+    if "\x00" in text:
+        raise DomainError(nul_message("A note"))
     if len(text) > NOTE_MAX_CHARS:
         raise DomainError(f"A note is limited to {NOTE_MAX_CHARS} characters")
     return text
@@ -224,6 +227,8 @@ def _clean_criterion(
     name = " ".join(name.split())
     if not name:
         raise DomainError("A criterion needs a name")
+    if "\x00" in name or "\x00" in definition:
+        raise DomainError(nul_message("A criterion name" if "\x00" in name else "A criterion definition"))
     if len(name) > CRITERION_NAME_MAX_CHARS:
         raise DomainError(f"A criterion name is limited to {CRITERION_NAME_MAX_CHARS} characters")
     definition = definition.strip()

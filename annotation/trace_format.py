@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from annotation.taxonomy_format import csv_unescape
+from core.json_input import JsonTooDeep, json_depth_check, max_json_depth, too_deep_message
+
 # Column limits mirror annotation.models (this module stays Django-free, so they are restated here); checking
 # them up front turns a database error that would abort a whole batch into a rejection of the one bad line.
 MAX_ID_CHARS = 255
@@ -127,13 +130,17 @@ _decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite
 
 
 def loads(text: str | bytes) -> Any:
-    """Strict JSON: no NaN/Infinity, no overflowing floats. Raises ValueError with a readable message."""
+    """Strict JSON: no NaN/Infinity, no overflowing floats. Raises ValueError with a readable message; JsonTooDeep
+    (a ValueError) when the text nests deeper than the parser can go. The depth of each record is checked by
+    `parse_record`, which names the field: a document holding many records is not limited as a whole here."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     try:
         return _decoder.decode(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise JsonTooDeep(too_deep_message("", max_json_depth())) from None
 
 
 # Built once: json.dumps with non-default options constructs a new encoder on every call, a measurable share of
@@ -285,6 +292,7 @@ def _csv_row_to_object(columns: list[str], row: list[str]) -> dict[str, Any]:
     for name, cell in zip(columns, row, strict=True):
         if cell == "":
             continue
+        cell = csv_unescape(cell)  # the apostrophe export_traces put before a formula-like cell
         try:
             cell.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -610,6 +618,10 @@ def parse_record(obj: object) -> TraceRecord:
     """Validate one decoded record. Raises RecordError naming the offending field."""
     if not isinstance(obj, dict):
         raise RecordError(f"expected a JSON object, got {_describe(obj)}")
+    try:
+        json_depth_check(obj)
+    except JsonTooDeep as exc:
+        raise RecordError(str(exc)) from None
     for key in obj:
         if key not in _FIELD_SET and key not in IGNORED_FIELDS:
             raise RecordError(f"unknown field {_unknown_name(key, FIELDS)}")

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial, wraps
+from functools import wraps
 from typing import Any, TypeVar
 
 from celery import Task, current_task, shared_task
@@ -482,9 +482,38 @@ def run_kinds() -> list[RunKind]:
 def run_enqueue(*, run: WorkerRun) -> None:
     """Hand the run to its kind's task once the current transaction commits: the worker must never look for a run
     that is not stored yet (outside a transaction it is sent at once). Apps register their kinds when they are
-    ready, so a service queues its runs without importing the tasks that import it."""
+    ready, so a service queues its runs without importing the tasks that import it.
+
+    A broker that is down does not fail the request, nor hold it: the publish is tried once (CELERY_TASK_PUBLISH_RETRY
+    and the broker's transport options in settings keep it from retrying) and the run, stored QUEUED, is queued
+    again by `runs_resume` when a worker starts or reconnects (core/worker_steps.py). `run_waits_for_worker(run)`
+    then says so, for the page to tell the user."""
     task = _RUN_KINDS[run._meta.label].task
-    transaction.on_commit(partial(task.delay, run.pk))
+
+    def send() -> None:
+        try:
+            task.delay(run.pk)
+        except Exception as exc:  # noqa: BLE001 - a broker that is down or unreachable, whatever the transport raises
+            run._waits_for_worker = True  # type: ignore[attr-defined]
+            logger.warning(
+                "%s %s was not queued (%s: %s); the next worker to start picks it up",
+                run._meta.label,
+                run.pk,
+                type(exc).__name__,
+                exc,
+            )
+
+    transaction.on_commit(send)
+
+
+WAITS_FOR_WORKER = (
+    "The task queue cannot be reached right now: the run is saved and will start when a worker is available."
+)
+
+
+def run_waits_for_worker(run: WorkerRun) -> bool:
+    """Whether `run_enqueue` could not hand the run to the broker: it starts when a worker is available."""
+    return bool(getattr(run, "_waits_for_worker", False))
 
 
 def runs_resume(*, now: datetime | None = None) -> dict[str, list[int]]:

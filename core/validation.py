@@ -129,3 +129,8 @@ def _where(loc: tuple[Any, ...]) -> str:
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= SHOWN_MAX_CHARS else text[: SHOWN_MAX_CHARS - 1] + "…"
+
+
+def nul_message(where: str) -> str:
+    """The one message for a NUL character (U+0000), which PostgreSQL cannot store in text."""
+    return f"{where}: contains a NUL character (\\u0000), which is not allowed"

@@ -169,6 +169,43 @@ CELERY_TASK_TIME_LIMIT = 16 * 60
 # work, whatever the work is doing, so the window need not outlast the slowest LLM call: only a dead worker is silent.
 EVALSTUDIO_RUN_STALE_SECONDS = env_int("EVALSTUDIO_RUN_STALE_SECONDS", 60, minimum=1)
 
+# --- robust (issue 12): Redis and the broker are optimisations; bad input is a 400 naming the problem. ---
+# The cache fails open (core/cache.py): while Redis cannot be reached reads miss and writes drop, and for
+# EVALSTUDIO_CACHE_RETRY_SECONDS after a failure Redis is not tried again (one warning per period). Connect and
+# socket timeouts are short so that a down or unreachable Redis costs a page milliseconds.
+EVALSTUDIO_REDIS_CONNECT_TIMEOUT_MS = env_int("EVALSTUDIO_REDIS_CONNECT_TIMEOUT_MS", 250, minimum=1)
+EVALSTUDIO_REDIS_SOCKET_TIMEOUT_MS = env_int("EVALSTUDIO_REDIS_SOCKET_TIMEOUT_MS", 1000, minimum=1)
+EVALSTUDIO_CACHE_RETRY_SECONDS = env_int("EVALSTUDIO_CACHE_RETRY_SECONDS", 5, minimum=0)
+if REDIS_URL:
+    CACHES["default"] = {
+        "BACKEND": "core.cache.FailOpenRedisCache",
+        "LOCATION": REDIS_URL,
+        "OPTIONS": {
+            "socket_connect_timeout": EVALSTUDIO_REDIS_CONNECT_TIMEOUT_MS / 1000,
+            "socket_timeout": EVALSTUDIO_REDIS_SOCKET_TIMEOUT_MS / 1000,
+            "retry_seconds": EVALSTUDIO_CACHE_RETRY_SECONDS,
+        },
+    }
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    # A publish to a broker that is down fails at once instead of retrying for seconds (kombu's connection retries,
+    # ~6 s measured): every run is a database row that a starting worker queues again (core.runs.runs_resume).
+    # The worker's own connection keeps retrying (broker_connection_max_retries), unaffected by these.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        max_retries=0, socket_connect_timeout=EVALSTUDIO_REDIS_CONNECT_TIMEOUT_MS / 1000
+    )
+    CELERY_BROKER_CONNECTION_TIMEOUT = EVALSTUDIO_REDIS_CONNECT_TIMEOUT_MS / 1000
+CELERY_TASK_PUBLISH_RETRY = False
+# A NUL character in a URL's path or query is a 400 before any view runs (PostgreSQL cannot compare text with one).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "core.middleware.RefuseNulMiddleware"
+)
+# User JSON (traces, suite bodies, judge and grader configs) nested deeper than this is refused (core/json_input.py).
+EVALSTUDIO_MAX_JSON_DEPTH = env_int("EVALSTUDIO_MAX_JSON_DEPTH", 64, minimum=2)
+# How long one user-supplied regular expression may take on one text (assertion regex checks) before that trace's
+# check ends as an error; a catastrophic pattern never holds a worker or a request longer than this.
+EVALSTUDIO_REGEX_TIMEOUT_MS = env_int("EVALSTUDIO_REGEX_TIMEOUT_MS", 100, minimum=1)
+# --- end robust ---
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -14,6 +14,7 @@ from annotation.ingest_batches import Rejection
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
 from annotation.trace_format import FormatError, read_jsonl
+from core.json_input import JsonTooDeep, json_depth_check
 from core.runs import (
     database_away,
     run_cancel,
@@ -35,6 +36,10 @@ NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
 
 
 def _validate_config(kind: str, config: object) -> dict[str, Any]:
+    try:
+        json_depth_check(config, where="config")
+    except JsonTooDeep as exc:
+        raise DomainError(str(exc)) from None
     try:
         return kinds.get(kind).validate_config(config)
     except ConfigError as exc:

@@ -18,6 +18,7 @@ from django_htmx.http import HttpResponseStopPolling
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.selectors import relabel_drift
 from annotation.services import DomainError
+from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 from judges.examples import disagreement_example_states
 from judges.models import Judge, JudgeRun
 from judges.pages import judge_list_sections
@@ -142,6 +143,8 @@ def judge_run_create(request: HttpRequest, slug: str, judge_id: int) -> HttpResp
     except DomainError as exc:
         messages.error(request, f"{judge.name}: {exc}")
         return redirect("judge_list", slug)
+    if run_waits_for_worker(run):
+        messages.warning(request, WAITS_FOR_WORKER)
     return redirect("judge_run_detail", slug, run.pk)
 
 

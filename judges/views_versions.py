@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.selectors import trace_by_external_id
 from annotation.services import DomainError
+from core.json_input import JsonTooDeep, json_loads
 from judges import kinds
 from judges.charts import history_chart, history_rows
 from judges.examples import judge_example_add as judge_example_add_service
@@ -206,7 +207,9 @@ def judge_version_create_view(request: HttpRequest, slug: str, judge_id: int) ->
         errors["config"] = f"config: at most {CONFIG_MAX_CHARS:,} characters, got {len(raw_config):,}"
     else:
         try:
-            config = json.loads(raw_config)
+            config = json_loads(raw_config, where="config")
+        except JsonTooDeep as exc:
+            errors["config"] = str(exc)
         except json.JSONDecodeError as exc:
             errors["config"] = f"config: not valid JSON — {exc.msg} at line {exc.lineno}, column {exc.colno}"
     if len(comment) > COMMENT_MAX_CHARS:

@@ -73,11 +73,9 @@ def drain_kick(*, project: Project) -> None:
     on a broker that is down: ingestion must work without one (the beat schedule drains the backlog later)."""
 
     def send() -> None:
-        try:
-            if not cache.add(project.cache_key("monitor-kick"), 1, timeout=KICK_COALESCE_SECONDS):
-                return
-        except Exception as exc:  # noqa: BLE001 - the cache is the broker's Redis: both are down
-            logger.warning("Could not queue a monitoring drain of %s (%s); beat drains it later", project.slug, exc)
+        # With the cache down `add` says yes (core.cache): coalescing is skipped and each batch kicks, which a
+        # drain's lease makes harmless; with the broker down too, the kick fails at once and beat drains later.
+        if not cache.add(project.cache_key("monitor-kick"), 1, timeout=KICK_COALESCE_SECONDS):
             return
         if not task_send_now(DRAIN_TASK, project.pk):
             logger.warning("Could not queue a monitoring drain of %s; beat drains it later", project.slug)

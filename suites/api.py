@@ -12,6 +12,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, ValidationError
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
 from annotation.api import Error
 from annotation.trace_format import loads
+from core.json_input import JsonTooDeep, json_depth_check
 from core.validation import Expected, problems
 from suites.evalsuite import DEFAULT_ALPHA, SuiteInputError, evalsuite_run, records_from_list, suite_run_enqueue
 from suites.models import SuiteRun
@@ -71,6 +72,11 @@ def _parse_body(request: HttpRequest) -> tuple[EvalsuiteIn | None, Status[dict[s
         return None, Status(415, {"detail": "Send application/json"})
     try:
         payload = loads(body)
+        json_depth_check(payload)
+    except JsonTooDeep as exc:
+        # A member named (`candidates: nested deeper…`), or the body as a whole when the parser gave up.
+        message = str(exc)
+        return None, _bad(message if ":" in message else f"body: {message}")
     except (ValueError, UnicodeDecodeError) as exc:
         return None, _bad(f"Malformed JSON: {exc}")
     try:

@@ -17,6 +17,7 @@ from annotation.access import Permission, get_project_for_user
 from annotation.models import ImportJob
 from annotation.services import DomainError
 from annotation.uploads import import_job_create
+from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 
 
 def _refuse(request: HttpRequest, slug: str, message: str) -> HttpResponse:
@@ -69,6 +70,8 @@ def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) 
         )
     except DomainError as exc:
         return _refuse(request, slug, str(exc))
+    if run_waits_for_worker(job):
+        messages.warning(request, WAITS_FOR_WORKER)
     return redirect("import_detail", slug, job.pk)
 
 

@@ -27,6 +27,7 @@ from annotation.suggestions import (
     suggestion_runs_recent,
     suggestions_for_review,
 )
+from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 
 TEMPLATE = "annotation/suggestions.html"
 RECENT_RUNS = 10
@@ -99,6 +100,8 @@ def suggestion_run_create(request: HttpRequest, slug: str) -> HttpResponse:
             except DomainError as exc:
                 form.add_error(None, str(exc))
             else:
+                if run_waits_for_worker(run):
+                    messages.warning(request, WAITS_FOR_WORKER)
                 return redirect("suggestion_run_detail", slug, run.pk)
     return _page(request, access, form=form, status=400)
 

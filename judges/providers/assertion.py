@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from core import user_regex
 from core.validation import Expected, problems
 from judges.providers import ConfigError, Outcome, TraceInput, tool_calls
 from judges.providers.schemas import SchemaRefError, checked_schema, first_error
@@ -104,8 +105,8 @@ class RegexCheck(_Check):
     @classmethod
     def _compiles(cls, pattern: str, info: ValidationInfo) -> str:
         try:
-            re.compile(pattern, re.IGNORECASE if info.data.get("ignore_case") else 0)
-        except re.error as exc:
+            user_regex.compile_check(pattern, ignore_case=bool(info.data.get("ignore_case")))
+        except user_regex.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from None
         return pattern
 
@@ -220,8 +221,11 @@ def judge(config: dict[str, Any], trace: TraceInput) -> Outcome:
         return Outcome(verdict="fail", reasoning=f"{where} breaks the schema {problem}")
     subject = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     if check == "regex":
-        flags = re.IGNORECASE if config["ignore_case"] else 0
-        found = re.search(config["pattern"], subject, flags) is not None
+        try:
+            found = user_regex.search(config["pattern"], subject, ignore_case=config["ignore_case"])
+        except user_regex.RegexTimeout as exc:
+            # Catastrophic backtracking on this text: an error for this trace, neither a pass nor a hang.
+            return Outcome(error=f"{where}: {exc}")
         wanted = config["must_match"]
         verb = "matches" if found else "does not match"
         need = "required" if wanted else "forbidden"

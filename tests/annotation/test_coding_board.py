@@ -88,7 +88,9 @@ def test_text_filter_is_a_case_insensitive_contains_with_literal_wildcards(exper
     assert board_note_ids(expert_client.get(BOARD, {"q": "  Refund  "}).content.decode()) == [refund.pk]
     assert board_note_ids(expert_client.get(BOARD, {"q": "%"}).content.decode()) == [percent.pk]
     assert board_note_ids(expert_client.get(BOARD, {"q": "e_c"}).content.decode()) == [underscore.pk]
-    assert board_note_ids(expert_client.get(BOARD + "?q=ref%00und").content.decode()) == [refund.pk]
+    # A NUL in any query parameter is refused before the view (issue 12: a 400 naming it, for every page alike).
+    refused = expert_client.get(BOARD + "?q=ref%00und")
+    assert refused.status_code == 400 and "query parameter q: contains a NUL character" in refused.content.decode()
     html = expert_client.get(BOARD, {"q": "nothing like it"}).content.decode()
     assert board_note_ids(html) == [] and "No notes match" in html
 
@@ -457,7 +459,7 @@ def test_failure_modes_page_without_data_says_so_instead_of_empty_charts(expert_
     assert "<svg" not in html
 
 
-@pytest.mark.parametrize("cursor", ["after=abc", "after=-5", "after=99999999999999999999999", "before=x%00", "after="])
+@pytest.mark.parametrize("cursor", ["after=abc", "after=-5", "after=99999999999999999999999", "after="])
 def test_a_hand_edited_cursor_shows_the_first_page(expert_client, project, expert, cursor):
     first, second = notes_on(project, expert, "first", "second")
     response = expert_client.get(f"{BOARD}?{cursor}")

@@ -21,6 +21,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Prefetch, QuerySet
 
 from annotation.models import Label, Note, Project, Trace
+from annotation.taxonomy_format import csv_safe
 from annotation.trace_format import FIELDS, LabelRecord, NoteRecord, csv_row, dumps, serialize_trace
 
 CHUNK = 2000
@@ -82,7 +83,9 @@ def write_csv(records: Iterator[dict[str, Any]], out: BinaryIO) -> int:
     writer.writerow(FIELDS)
     count = 0
     for record in records:
-        writer.writerow(csv_row(record))
+        # A cell such as `=HYPERLINK(…)` from a trace would run as a formula in the spreadsheet that opens the file;
+        # read_csv undoes exactly this, so the export still reads back unchanged.
+        writer.writerow([csv_safe(cell) for cell in csv_row(record)])
         count += 1
     text.flush()
     text.detach()  # leave `out` open for the caller

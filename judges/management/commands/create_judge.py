@@ -3,13 +3,13 @@ first version (DESIGN.md)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Criterion
 from annotation.services import DomainError
+from core.json_input import json_loads
 from judges import kinds
 from judges.management.commands._common import project_by_slug
 from judges.services import judge_create
@@ -38,7 +38,7 @@ class Command(BaseCommand):
             path = options["config"]
             try:
                 with open(path, encoding="utf-8") as file:
-                    config = json.load(file)
+                    config = json_loads(file.read())
             except OSError as exc:
                 raise CommandError(f"--config {path}: {exc.strerror or exc}") from None
             except ValueError as exc:
