@@ -38,7 +38,7 @@ from pydantic import (
 from core import user_regex
 from core.validation import Expected, problems
 from judges.providers import ConfigError, Outcome, TraceInput, tool_calls
-from judges.providers.schemas import SchemaRefError, checked_schema, first_error
+from judges.providers.schemas import SchemaUnusable, checked_schema, first_error
 from judges.providers.tool_calls import TOOL_CHECK_MODELS, ToolCallCountCheck, ToolCalledCheck, ToolNotCalledCheck
 
 _PATH_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\"([^\"]*)\"\]")
@@ -214,7 +214,7 @@ def judge(config: dict[str, Any], trace: TraceInput) -> Outcome:
     if check == "json_schema":
         try:
             problem = first_error(config["schema"], value)
-        except SchemaRefError as exc:
+        except SchemaUnusable as exc:
             return Outcome(error=f"schema: {exc}")
         if problem is None:
             return Outcome(verdict="pass", reasoning=f"{where} matches the schema")

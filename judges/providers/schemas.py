@@ -5,7 +5,8 @@ itself, jsonschema fetches any remote `$ref` over the network, from the server o
 judged — a config could make the server call any address, and a verdict could change with a remote file. Only refs
 inside the schema itself (`#/$defs/…`, `#anchor`) are allowed; a remote one is refused when the config is validated,
 naming it and where it is, and one that reaches a run anyway (a config stored before this rule) is an error of that
-judgment, never a fetch.
+judgment, never a fetch. The schema's own regular expressions (`pattern`, `patternProperties`) are the user's too:
+they run with the time limit of `core.user_regex`, and one that takes too long is an error of that judgment.
 """
 
 from __future__ import annotations
@@ -14,10 +15,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
+from jsonschema import validators
+from jsonschema.exceptions import ValidationError
 from jsonschema.validators import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource, Unresolvable
 from referencing.jsonschema import DRAFT202012
+
+from core import user_regex
 
 # Keywords whose values are data, not subschemas: a "$ref" key inside them is not a reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "examples", "default"})
@@ -33,8 +38,43 @@ def _retrieve_nothing(uri: str) -> Resource:
 LOCAL_ONLY = Registry(retrieve=_retrieve_nothing)  # type: ignore[call-arg]
 
 
-class SchemaRefError(ValueError):
+class SchemaUnusable(ValueError):
+    """The schema cannot be applied to this value: the judgment is an error, neither a pass nor a fail."""
+
+
+class SchemaRefError(SchemaUnusable):
     """A schema's $ref points outside it, or to nothing in it."""
+
+
+class SchemaPatternTimeout(SchemaUnusable):
+    """One of the schema's regular expressions took longer than the limit on this value."""
+
+
+def _matches(pattern: str, text: str) -> bool:
+    try:
+        return user_regex.search(pattern, text)
+    except user_regex.RegexTimeout as exc:
+        raise SchemaPatternTimeout(str(exc)) from None
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
+    if validator.is_type(instance, "string") and not _matches(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for key, value in instance.items():
+            if _matches(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+# Draft 2020-12 with the two keywords that run a user's regular expression replaced by time-limited ones.
+_LimitedValidator = validators.extend(
+    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
 
 
 def _refs(node: Any, where: str, inside_id: bool) -> Iterator[tuple[str, str, str, bool]]:
@@ -77,13 +117,14 @@ def checked_schema(schema: Any) -> Any:
 
 
 def validator(schema: Any) -> Draft202012Validator:
-    """A validator for a checked schema that never retrieves anything."""
-    return Draft202012Validator(schema, registry=LOCAL_ONLY)
+    """A validator for a checked schema that never retrieves anything and runs its patterns with a time limit."""
+    return _LimitedValidator(schema, registry=LOCAL_ONLY)
 
 
 def first_error(schema: Any, value: Any) -> str | None:
     """Why `value` breaks the schema ("at ['card_id']: 'x' does not match '^a'"), or None when it is valid.
-    Raises SchemaRefError when the schema refers to something that is not inside it."""
+    Raises SchemaRefError when the schema refers to something that is not inside it, SchemaPatternTimeout when one
+    of its patterns takes longer than the limit."""
     try:
         error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
     except Unresolvable as exc:

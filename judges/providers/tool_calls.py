@@ -27,7 +27,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from core.validation import Expected, problems
 from judges.providers import Outcome
-from judges.providers.schemas import SchemaRefError, checked_schema, first_error
+from judges.providers.schemas import SchemaUnusable, checked_schema, first_error
 
 TARGET = "tool_calls"
 _UNREADABLE = object()
@@ -336,5 +336,5 @@ def judge(config: dict[str, Any], messages: Any) -> Outcome:
         if high is not None and len(matching) > high:
             return Outcome(verdict="fail", reasoning=f"{count}, more than {high}")
         return Outcome(verdict="pass", reasoning=f"{count}, within bounds")
-    except SchemaRefError as exc:
+    except SchemaUnusable as exc:
         return Outcome(error=f"arguments_schema: {exc}")

@@ -272,6 +272,27 @@ def test_an_assertion_regex_that_backtracks_is_an_error_for_that_trace_not_a_pas
     assert assertion.judge(config, TraceInput(external_id="t", output="aaa")).verdict == "fail"
 
 
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "string", "pattern": CATASTROPHIC},
+        {"type": "object", "patternProperties": {CATASTROPHIC: {"type": "integer"}}},
+    ],
+    ids=["pattern", "patternProperties"],
+)
+def test_a_json_schema_pattern_that_backtracks_is_an_error_for_that_trace(settings, schema):
+    settings.EVALSTUDIO_REGEX_TIMEOUT_MS = 50
+    config = assertion.validate_config({"check": "json_schema", "schema": schema})
+    value = EVIL_TEXT if schema["type"] == "string" else {EVIL_TEXT: 1}
+    started = time.perf_counter()
+    outcome = assertion.judge(config, TraceInput(external_id="t", output=json.dumps(value)))
+    assert time.perf_counter() - started < 1.0
+    assert outcome.verdict == ""
+    assert outcome.error.startswith("schema: the regular expression /") and "took longer than 0.05 s" in outcome.error
+    plain = "bbb" if schema["type"] == "string" else {"aaa": "x"}
+    assert assertion.judge(config, TraceInput(external_id="t", output=json.dumps(plain))).verdict == "fail"
+
+
 @pytest.fixture
 def catastrophic_judge(project, expert):
     criterion = make_criterion(project=project, name="no_apology")
