@@ -16,7 +16,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import Schema
+from ninja import Query, Schema
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
 from annotation.api import Error, api
@@ -181,7 +181,17 @@ def trace_out(trace: Trace) -> dict[str, Any]:
         "page. A trace's `labels` are the expert's, each with its critique. 400 names a bad parameter."
     ),
 )
-def traces_read(request: HttpRequest, slug: str) -> dict[str, Any] | HttpResponse:
+def traces_read(
+    request: HttpRequest,
+    slug: str,
+    # Declared for the OpenAPI document; read as strings and checked here, so that a bad value is a 400 naming it.
+    limit: str = Query("", description="Traces per page, 1–500 (default 100)"),
+    cursor: str = Query("", description="The previous page's next_cursor"),
+    source: str = Query("", description="Only traces of this source (e.g. production)"),
+    meta: str = Query("", description="key=value: only traces whose metadata has this value"),
+    reviewed: str = Query("", description="yes | no"),
+    mode: str = Query("", description="A failure mode's id: traces with a note coded to it"),
+) -> dict[str, Any] | HttpResponse:
     access = api_access(request, slug, Permission.VIEW)
     if not isinstance(access, ProjectAccess):
         return access

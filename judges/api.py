@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
 from annotation.access import API_AUTH, Permission, api_object
 from annotation.api import Error
@@ -124,7 +124,14 @@ class JudgmentPage(Schema):
         "(its current label, null when unlabelled). 404 for a run the caller cannot see."
     ),
 )
-def judge_run_judgments(request: HttpRequest, run_id: int) -> dict[str, Any] | HttpResponse:
+def judge_run_judgments(
+    request: HttpRequest,
+    run_id: int,
+    # Declared for the OpenAPI document; read as strings and checked here, so that a bad value is a 400 naming it.
+    limit: str = Query("", description="Judgments per page, 1–500 (default 100)"),
+    cursor: str = Query("", description="The previous page's next_cursor"),
+    agrees: str = Query("", description="yes | no: only agreements or disagreements with the expert's label"),
+) -> dict[str, Any] | HttpResponse:
     run = api_object(
         request,
         JudgeRun.objects.select_related("version__judge__criterion"),
@@ -137,7 +144,6 @@ def judge_run_judgments(request: HttpRequest, run_id: int) -> dict[str, Any] | H
         return run
     query = request.GET
     unknown = sorted(set(query) - {"cursor", "limit", "agrees"})
-    agrees = query.get("agrees", "")
     try:
         if unknown:
             raise ReadError(f"Unknown query parameter {unknown[0]!r}; expected agrees, cursor and limit")

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
-from ninja import Router, Schema
+from ninja import Query, Router, Schema
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
 from annotation.api import Error
@@ -102,33 +102,38 @@ def _bucket(stats: BucketStats, now: Any) -> dict[str, Any]:
         "unknown criterion or one no promoted judge monitors."
     ),
 )
-def monitoring_series_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpResponse:
+def monitoring_series_get(
+    request: HttpRequest,
+    slug: str,
+    # Strings, checked below: a bad value is a 400 naming the parameter, as everywhere in the API (not a 422).
+    criterion: str = Query("", description="The criterion's name (required)"),
+    bucket: str = Query("hour", description="hour | day"),
+    window: str = Query("24h", description="24h | 7d | 30d (a day bucket needs 7d or 30d)"),
+) -> dict[str, Any] | HttpResponse:
     access = api_access(request, slug, Permission.VIEW)
     if not isinstance(access, ProjectAccess):
         return access
     project = access.project
-    query = request.GET
-    unknown = sorted(set(query) - {"criterion", "bucket", "window"})
+    unknown = sorted(set(request.GET) - {"criterion", "bucket", "window"})
     if unknown:
         return _bad(f"Unknown query parameter {unknown[0]!r}; expected criterion, bucket and window")
-    name = query.get("criterion", "").strip()
+    name = criterion.strip()
     if not name:
         return _bad("Query parameter 'criterion' is required: the name of a criterion of the project")
-    bucket = query.get("bucket", "hour")
     if bucket not in BUCKETS:
         return _bad(f"Query parameter 'bucket' must be one of hour, day; got {bucket[:40]!r}")
-    window = query.get("window", "24h")
     if window not in WINDOWS:
         return _bad(f"Query parameter 'window' must be one of 24h, 7d, 30d; got {window[:40]!r}")
     if bucket == "day" and window == "24h":
         return _bad("Query parameters 'bucket' and 'window': a 24h window has no whole day; use bucket=hour or 7d/30d")
-    criterion = Criterion.objects.filter(project=project, name=name).first()
-    if criterion is None:
+    found_criterion = Criterion.objects.filter(project=project, name=name).first()
+    if found_criterion is None:
         return _error(404, f"No criterion named {name[:100]!r} in project {project.slug!r}")
-    check = current_check(project=project, provider_name=JUDGE, subject_id=criterion.pk)
+    criterion_id = found_criterion.pk
+    check = current_check(project=project, provider_name=JUDGE, subject_id=criterion_id)
     if check is None:
         return _error(404, f"Criterion {name[:100]!r} has no promoted judge: nothing monitors it")
-    series = series_find(project=project, provider_name=JUDGE, subject_id=criterion.pk)
+    series = series_find(project=project, provider_name=JUDGE, subject_id=criterion_id)
     covered = coverage(series=series, check=check, rate=sampling_rate(project=project))
     now = timezone.now()
     found = series_stats(
@@ -138,7 +143,7 @@ def monitoring_series_get(request: HttpRequest, slug: str) -> dict[str, Any] | H
     rates = metrics(matrix) if matrix is not None else {"tpr": None, "tnr": None}
     return {
         "project": project.slug,
-        "criterion": criterion.name,
+        "criterion": found_criterion.name,
         "bucket": bucket,
         "window": window,
         "judge": {
