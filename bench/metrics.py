@@ -101,6 +101,7 @@ def main() -> int:
     bench_pages.ensure_database(admin_url, args.rebuild, BENCH_DB)
     os.environ["EVALSTUDIO_METRICS_TOKEN"] = TOKEN
     bench_pages.setup_django(bench_url)
+    monitoring_pages.BENCH_DB = BENCH_DB  # its messages name the database
     monitoring_pages.populate()
     populate_small()
     explain()

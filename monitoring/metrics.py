@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
@@ -32,8 +32,8 @@ from annotation.models import ApiToken, Project
 from core.client_ip import client_ip, ip_in
 from core.counters import COUNTERS, counter_values
 from monitoring.checks import check_rows, current_checks
-from monitoring.models import Alert
-from monitoring.selectors import backlog, coverage, sampling_rate, stats_for, window_counts
+from monitoring.models import Alert, MonitorJudgment
+from monitoring.selectors import backlog, coverage, sampling_rate, stats_for
 from monitoring.series import BucketStats
 
 logger = logging.getLogger(__name__)
@@ -108,10 +108,10 @@ class MonitoringCollector(Collector):
             for check in checks:
                 row = rows.get((check.provider, check.key))
                 labels = [project.slug, check.provider, check.subject.name, check.label]
+                counts = _windows_counts(row.pk if row else None, now)
                 for window, length in WINDOWS:
-                    start = now - length
-                    counts = window_counts(check_id=row.pk if row else None, start=start, end=now)
-                    _add_rates(families, [*labels, window], stats_for(check=check, start=start, end=now, counts=counts))
+                    stats = stats_for(check=check, start=now - length, end=now, counts=counts[window])
+                    _add_rates(families, [*labels, window], stats)
                 share = coverage(series=row.series if row else None, check=check, rate=rate).judged_share
                 waiting = backlog(project=project, check_id=row.pk if row else None, check=check, rate=share)
                 backlog_family.add_metric(labels, waiting.about if waiting else 0)
@@ -128,6 +128,24 @@ class MonitoringCollector(Collector):
             )
             queue.add_metric([depth[0]], depth[1])
             yield queue
+
+
+def _windows_counts(check_id: int | None, now: datetime) -> dict[str, tuple[int, int, int]]:
+    """window → (passes, fails, errors) of the check's verdicts, every window in one aggregate over the longest
+    (an index range of monitor_judgment_series, as monitoring.selectors.window_counts reads one window)."""
+    if check_id is None:
+        return {window: (0, 0, 0) for window, _ in WINDOWS}
+    longest = max(length for _, length in WINDOWS)
+    counts = {}
+    for window, length in WINDOWS:
+        since = Q(occurred_at__gte=now - length)
+        counts[f"{window}:pass"] = Count("id", filter=since & Q(verdict="pass"))
+        counts[f"{window}:fail"] = Count("id", filter=since & Q(verdict="fail"))
+        counts[f"{window}:error"] = Count("id", filter=since & Q(verdict=""))
+    row = MonitorJudgment.objects.filter(
+        monitored_check_id=check_id, occurred_at__gte=now - longest, occurred_at__lt=now
+    ).aggregate(**counts)
+    return {w: (row[f"{w}:pass"], row[f"{w}:fail"], row[f"{w}:error"]) for w, _ in WINDOWS}
 
 
 def _add_rates(families: dict[str, GaugeMetricFamily], labels: list[str], stats: BucketStats) -> None:
