@@ -84,7 +84,8 @@ def encode_cursor(last_id: int) -> str:
 def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        if not text.startswith("t") or not text[1:].isdigit():
+        # An id the database can compare (bigint): anything else was not made here.
+        if not text.startswith("t") or not (text[1:].isascii() and text[1:].isdigit() and len(text) < 20):
             raise ValueError
         return int(text[1:])
     except (binascii.Error, UnicodeDecodeError, ValueError):
@@ -95,7 +96,7 @@ def page_limit(query: Mapping[str, str], *, default: int = DEFAULT_LIMIT, maximu
     raw = query.get("limit")
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
         raise ReadError(f"Query parameter 'limit' must be a whole number from 1 to {maximum}; got {raw[:40]!r}")
     return int(raw)
 
@@ -109,7 +110,7 @@ def trace_filters(query: Mapping[str, str]) -> QueueParams:
     if reviewed and reviewed not in REVIEWED_FILTERS:
         raise ReadError(f"Query parameter 'reviewed' must be yes or no; got {reviewed[:40]!r}")
     mode = query.get("mode", "").strip()
-    if mode and not mode.isdigit():
+    if mode and not (mode.isascii() and mode.isdigit() and len(mode) < 19):
         raise ReadError(f"Query parameter 'mode' must be a failure mode's id (a number); got {mode[:40]!r}")
     meta = query.get("meta", "").strip()
     if meta and "=" not in meta:

@@ -127,6 +127,8 @@ def test_the_failure_mode_filter_takes_the_modes_id(client, reviewed, token):
         ({"limit": "501"}, "Query parameter 'limit' must be a whole number from 1 to 500; got '501'"),
         ({"limit": "0"}, "Query parameter 'limit' must be a whole number from 1 to 500; got '0'"),
         ({"cursor": "not-a-cursor"}, "Query parameter 'cursor' is not a cursor this API gave"),
+        ({"cursor": "dDk5OTk5OTk5OTk5OTk5OTk5OTk5OTk"}, "Query parameter 'cursor' is not a cursor this API gave"),
+        ({"mode": "99999999999999999999"}, "Query parameter 'mode' must be a failure mode's id"),
         ({"reviewed": "maybe"}, "Query parameter 'reviewed' must be yes or no; got 'maybe'"),
         ({"mode": "x"}, "Query parameter 'mode' must be a failure mode's id"),
         ({"meta": "locale"}, "Query parameter 'meta' must be key=value"),
