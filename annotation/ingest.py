@@ -52,6 +52,7 @@ from annotation.models import (
 from annotation.selectors import trace_ids
 from annotation.signals import StoredBatch, traces_stored
 from annotation.trace_format import FormatError, RawRecord, TraceRecord, format_for_path, read_records
+from core.counters import TRACES_ACCEPTED, TRACES_REJECTED, counter_add
 from core.runs import run_fail, run_finish, run_heartbeat, run_working
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,9 @@ class _Importer:
             self._write_all(batches, on_batch)
         if rolled_back:
             self.report = IngestReport(rejected=self.report.rejected, rolled_back=True)
+        # For /metrics: one INCR per import (not per trace), shared by every process through the cache.
+        counter_add(TRACES_ACCEPTED, project_id=self.project.pk, n=self.report.accepted)
+        counter_add(TRACES_REJECTED, project_id=self.project.pk, n=len(self.report.rejected))
         return self.report
 
     def _write_all(

@@ -26,6 +26,7 @@ BENCHMARKS = [
     "taxonomy.py",
     "taxonomy_exports.py",
     "monitoring_pages.py",
+    "metrics.py",
     "coding.py",
     "clustering.py",
     "ingest.py",

@@ -427,9 +427,7 @@ if not EVALSTUDIO_PASSWORD_LOGIN and not EVALSTUDIO_OIDC_ENABLED:
 # already set above (a lockout backend may come first), so this block only removes the password backend or adds SSO.
 _password_backend = "django.contrib.auth.backends.ModelBackend"
 AUTHENTICATION_BACKENDS = [
-    backend
-    for backend in AUTHENTICATION_BACKENDS
-    if EVALSTUDIO_PASSWORD_LOGIN or backend != _password_backend
+    backend for backend in AUTHENTICATION_BACKENDS if EVALSTUDIO_PASSWORD_LOGIN or backend != _password_backend
 ]
 if EVALSTUDIO_OIDC_ENABLED:
     AUTHENTICATION_BACKENDS.append("annotation.oidc.InvitationOIDCBackend")
@@ -448,3 +446,18 @@ if EVALSTUDIO_STORAGE_URL:
     # Multipart transfers bounded in memory, whatever the file's size (core/storage_url.py).
     _storage_options["transfer_config"] = s3_transfer_config()
     STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _storage_options}
+
+# Out (issue 13, "out as well as in": monitoring/metrics.py, docs/api-read.md). `GET /metrics` answers a scraper
+# that sends `Authorization: Bearer $EVALSTUDIO_METRICS_TOKEN` (every project), a project's API token (that project
+# only), or comes from an address in EVALSTUDIO_METRICS_ALLOW (CIDRs or addresses, read through core/client_ip.py;
+# every project). Neither set: only project tokens. Checked here so that a typo fails at start-up.
+EVALSTUDIO_METRICS_TOKEN = os.environ.get("EVALSTUDIO_METRICS_TOKEN", "").strip()
+if EVALSTUDIO_METRICS_TOKEN and len(EVALSTUDIO_METRICS_TOKEN) < 16:
+    raise ImproperlyConfigured("EVALSTUDIO_METRICS_TOKEN: use at least 16 characters (a long random string)")
+EVALSTUDIO_METRICS_ALLOW = env_list("EVALSTUDIO_METRICS_ALLOW", [])
+try:
+    from core.client_ip import parse_networks
+
+    EVALSTUDIO_METRICS_NETWORKS = parse_networks(EVALSTUDIO_METRICS_ALLOW)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"EVALSTUDIO_METRICS_ALLOW: {_exc}") from None

@@ -9,13 +9,16 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+import annotation.api_read  # noqa: F401 - GET …/traces beside the POST on the API's default router
 from annotation.api import api
 from evalstudio.health import healthz
 from judges.api import router as judges_router
+from monitoring.api import router as monitoring_router
 from suites.api import router as suites_router
 
 api.add_router("", judges_router)
 api.add_router("", suites_router)
+api.add_router("", monitoring_router)
 
 logger = logging.getLogger(__name__)
 # chaos: while PostgreSQL restarts or fails over, an API client gets a 503 it can act on (JSON, Retry-After) instead

@@ -3,8 +3,11 @@ from __future__ import annotations
 from django.urls import path
 
 from monitoring import views
+from monitoring.metrics import metrics_view
 
 urlpatterns = [
+    # Prometheus scrapes (monitoring/metrics.py): no trailing slash, as scrapers expect.
+    path("metrics", metrics_view, name="metrics"),
     path("projects/<slug:slug>/monitoring/", views.monitoring_overview, name="monitoring_overview"),
     path("projects/<slug:slug>/monitoring/settings/", views.monitoring_settings, name="monitoring_settings"),
     path(

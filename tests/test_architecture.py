@@ -86,9 +86,12 @@ def _normal(name: str) -> str:
 def test_every_third_party_package_the_code_imports_is_pinned():
     distributions = importlib.metadata.packages_distributions()
     pinned = _pinned()
-    first_party = {*STAGES, "tests", "bench"} | {path.stem for path in (ROOT / "bench").glob("*.py")}
+    # clients/ holds client libraries with their own packaging (clients/python: evalstudio_client), not apps: no
+    # stage, but the tests import them from source and their imports must be pinned like the app's.
+    clients = {path.parent.name for path in (ROOT / "clients").glob("*/*/__init__.py")}
+    first_party = {*STAGES, "tests", "bench", *clients} | {path.stem for path in (ROOT / "bench").glob("*.py")}
     missing = set()
-    for folder in (*[p for p in STAGES if (ROOT / p).is_dir()], "tests", "bench"):
+    for folder in (*[p for p in STAGES if (ROOT / p).is_dir()], "tests", "bench", "clients"):
         for path, tree in _modules(folder):
             for _, imported in _imported_top_levels(tree):
                 if imported in sys.stdlib_module_names or imported in first_party or imported == "__future__":
