@@ -3,6 +3,7 @@ on loopback that the official openai client talks to (tests/llm_server.py)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -123,6 +124,19 @@ def criterion(project):
         trace = make_trace(project=project, external_id=f"t-{i}", output=output)
         verdict = "fail" if i % 3 == 0 else "pass"
         make_label(trace=trace, criterion=criterion, verdict=verdict, critique=f"critique {i}" if i % 2 else "")
+    # The splits hash the criterion's id, which depends on what ran before: a few train traces with critiques of
+    # each verdict make the few-shot tests independent of where the 60 above happen to fall.
+    key, wanted = split_key(criterion), {"fail": 2, "pass": 2}
+    for j in itertools.count():
+        if not any(wanted.values()):
+            break
+        external_id = f"train-{j}"
+        verdict = "fail" if wanted["fail"] else "pass"
+        if split_of(key, external_id) == "train":
+            output = "Sorry, I can't." if verdict == "fail" else "Here you go."
+            trace = make_trace(project=project, external_id=external_id, output=output)
+            make_label(trace=trace, criterion=criterion, verdict=verdict, critique=f"critique {external_id}")
+            wanted[verdict] -= 1
     return criterion
 
 
