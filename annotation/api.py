@@ -237,7 +237,7 @@ def _feedback_out(row: Any) -> dict[str, Any]:
 
 
 @api.post(
-    "/projects/{slug}/traces/{external_id}/feedback",
+    "/projects/{slug}/traces/{path:external_id}/feedback",
     auth=API_AUTH,
     response={201: FeedbackResult, 200: FeedbackResult, 400: Error, 403: Error, 404: Error, 413: Error, 415: Error},
     summary="Add users' feedback (thumbs, rating, comment) to a trace",

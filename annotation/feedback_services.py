@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from annotation.feedback import FeedbackRecord
 from annotation.models import Feedback, Trace
@@ -37,12 +38,17 @@ def _row(trace_id: int, record: FeedbackRecord, client_id: str, now: datetime) -
 
 
 def feedback_store(
-    *, items: Iterable[tuple[int, FeedbackRecord]], key_by_content: bool = False, now: datetime | None = None
+    *,
+    items: Iterable[tuple[int, FeedbackRecord]],
+    key_by_content: bool = False,
+    now: datetime | None = None,
+    report: bool = True,
 ) -> FeedbackOutcome:
     """Add (trace id, item) pairs. An item whose client id the trace already has is a duplicate and writes nothing
     (also under a concurrent retry: the unique constraint decides). `key_by_content` gives an item without an id
     its content hash as id — the file importers' choice, so that importing a file twice stores its feedback once;
-    the API leaves such items keyless, so two identical thumbs from two users are two rows."""
+    the API leaves such items keyless, so two identical thumbs from two users are two rows. `report=False` (an
+    import, which counts traces, not feedback) skips finding out which rows were new: an empty outcome."""
     now = now or timezone.now()
     keyed: list[Feedback] = []
     keyless: list[Feedback] = []
@@ -54,7 +60,12 @@ def feedback_store(
         if keyless:
             outcome.created.extend(Feedback.objects.bulk_create(keyless))
         if keyed:
+            if not report and connection.vendor == "postgresql":
+                _copy_insert(keyed)
+                return outcome
             Feedback.objects.bulk_create(keyed, ignore_conflicts=True)
+            if not report:
+                return outcome
             # ignore_conflicts returns no ids; the rows stamped `now` are the ones this call wrote.
             stored = {
                 (row.trace_id, row.client_id): row
@@ -71,6 +82,42 @@ def feedback_store(
                 else:
                     outcome.created.append(found)
     return outcome
+
+
+_COPY_COLUMNS = "trace_id, kind, value, scale, negative, at, source, end_user, client_id, received_at"
+
+
+def _copy_insert(rows: list[Feedback]) -> None:
+    """COPY through a temporary table, then one INSERT … ON CONFLICT DO NOTHING (the partial unique key on the
+    client id): building a 10,000-row INSERT in the ORM cost an import about three times the traces' own time."""
+    with connection.cursor() as cursor:
+        raw = cursor.cursor
+        raw.execute(
+            "CREATE TEMP TABLE _feedback_batch (ord int GENERATED ALWAYS AS IDENTITY, trace_id bigint, kind text,"
+            " value jsonb, scale double precision, negative boolean, at timestamptz, source text, end_user text,"
+            " client_id text, received_at timestamptz) ON COMMIT DROP"
+        )
+        with raw.copy(f"COPY _feedback_batch ({_COPY_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(
+                    (
+                        row.trace_id,
+                        row.kind,
+                        Jsonb(row.value),
+                        row.scale,
+                        row.negative,
+                        row.at,
+                        row.source,
+                        row.end_user,
+                        row.client_id,
+                        row.received_at,
+                    )
+                )
+        raw.execute(
+            f"INSERT INTO annotation_feedback ({_COPY_COLUMNS}) SELECT {_COPY_COLUMNS} FROM _feedback_batch"
+            " ORDER BY ord ON CONFLICT DO NOTHING"
+        )
+        raw.execute("DROP TABLE _feedback_batch")
 
 
 def trace_feedback(trace: Trace) -> QuerySet[Feedback]:

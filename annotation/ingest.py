@@ -414,7 +414,7 @@ class _Importer:
 
         feedback = [(trace_id, item) for record, trace_id, _ in annotated for item in record.feedback]
         if feedback:
-            feedback_store(items=feedback, key_by_content=True, now=now)
+            feedback_store(items=feedback, key_by_content=True, now=now, report=False)
         if new_labels:
             Label.objects.bulk_create(new_labels)
         if changed_labels:

@@ -200,6 +200,12 @@ def test_feedback_api_follows_the_auth_contract(client, project, token, expert):
     assert Feedback.objects.count() == 0
 
 
+def test_a_trace_id_with_slashes_takes_feedback(client, project, token):
+    make_trace(project=project, external_id="conv/42/turn 3")
+    response = post_feedback(client, {"kind": "thumbs", "value": "up"}, token=token, trace="conv/42/turn%203")
+    assert (response.status_code, response.json()["trace"]) == (201, "conv/42/turn 3")
+
+
 def test_feedback_route_is_in_the_openapi_document(client):
     paths = client.get("/api/v1/openapi.json").json()["paths"]
     assert "post" in paths["/api/v1/projects/{slug}/traces/{external_id}/feedback"]
