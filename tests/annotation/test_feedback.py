@@ -118,7 +118,7 @@ def test_export_writes_feedback_and_import_reads_it_back_unchanged(project, tmp_
     # The keyless rating got its content key as id on import; everything else is byte for byte the same.
     assert again[0] == record["feedback"][0]
     assert {k: v for k, v in again[1].items() if k != "id"} == record["feedback"][1]
-    assert again[1]["id"].startswith("sha256:")
+    assert again[1]["id"].startswith("fb:")
 
 
 # The feedback API --------------------------------------------------------------------------------------------------
