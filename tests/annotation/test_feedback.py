@@ -252,3 +252,15 @@ def test_negative_feedback_session_takes_traces_with_negative_feedback_first(pro
     assert len(picked) == 5 == len(set(picked))
     assert "n-11" not in picked
     assert created.session.params["seed"] == "s"
+
+
+def test_the_sessions_page_offers_the_strategy_and_creates_such_a_session(expert_client, project):
+    trace = make_trace(project=project, external_id="bad-one")
+    make_trace(project=project, external_id="fine")
+    Feedback.objects.create(trace=trace, kind="thumbs", value="down", negative=True)
+    page = expert_client.get("/projects/acme/sessions/").content.decode()
+    assert 'value="negative_feedback"' in page and "Negative user feedback first" in page
+    response = expert_client.post("/projects/acme/sessions/new/", {"strategy": "negative_feedback", "size": 1})
+    assert response.status_code == 302
+    item = ReviewSessionTrace.objects.get()
+    assert (item.session.strategy, item.trace.external_id) == ("negative_feedback", "bad-one")
