@@ -125,3 +125,10 @@ def feedback_agreement(*, project: Project, check_ids: list[int], start: datetim
     for trace_id, verdict, is_negative in rows.values_list("trace_id", "verdict", "is_negative"):
         latest.setdefault(trace_id, (verdict, is_negative))
     return agreement_table(list(latest.values()))
+
+
+def negative_feedback_window(*, project: Project, days: int, now: datetime) -> FeedbackBucket:
+    """The negative-feedback rate over the last `days` whole days plus today, as one bucket (the overview's line)."""
+    buckets = negative_feedback_series(project=project, bucket="day", window=timedelta(days=days), now=now)
+    polar, negative = sum(b.polar for b in buckets), sum(b.negative for b in buckets)
+    return feedback_bucket(buckets[0].start, polar, negative)

@@ -20,7 +20,7 @@ from annotation.services import DomainError
 from judges.monitored import Subject, provider
 from monitoring.charts import series_chart
 from monitoring.checks import JUDGE, check_matrix, current_check, series_find, subject_of
-from monitoring.feedback import feedback_agreement, negative_feedback_series
+from monitoring.feedback import feedback_agreement, negative_feedback_series, negative_feedback_window
 from monitoring.forms import AlertRuleForm, SamplingRateForm
 from monitoring.models import Alert, AlertRule, Bucket, MonitoredCheck, MonitoredSeries
 from monitoring.selectors import (
@@ -64,6 +64,7 @@ def monitoring_overview(request: HttpRequest, slug: str) -> HttpResponse:
         "summaries": overview.summaries,
         "unmonitored": overview.unmonitored,
         "rate_percent": sampling_rate(project=project) * 100,
+        "feedback_week": negative_feedback_window(project=project, days=7, now=timezone.now()),
     }
     return render(request, "monitoring/overview.html", context)
 

@@ -85,3 +85,11 @@ class TestWithTraffic:
     def test_without_feedback_the_page_says_so(self, expert_client, project, monitored):
         page = expert_client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/").content.decode()
         assert "No users' feedback on production traces in this window." in page
+
+    def test_the_overview_gives_the_weeks_negative_feedback_rate(self, expert_client, project, monitored):
+        self.traffic(project, hours_ago=1, prefix="a")
+        self.traffic(project, hours_ago=30, prefix="b")
+        page = expert_client.get("/projects/acme/monitoring/").content.decode()
+        low, high = proportion_interval(10, 22)
+        assert 'id="feedback-overview"' in page
+        assert f'<strong>45%</strong> <span class="ci">({low:.0%}–{high:.0%})</span> of 22' in page
