@@ -44,7 +44,7 @@ def feedback_bucket(start: datetime, polar: int, negative: int) -> FeedbackBucke
     return FeedbackBucket(start, polar, negative, negative / polar, interval[0], interval[1])
 
 
-def _polar_traces(project: Project) -> Exists:
+def _polar_traces() -> Exists:
     return Exists(Feedback.objects.filter(trace=OuterRef("pk"), negative__isnull=False))
 
 
@@ -61,7 +61,7 @@ def negative_feedback_series(
     start = end - window
     rows = (
         Trace.objects.filter(project=project, source=PRODUCTION, occurred_at__gte=start, occurred_at__lt=end)
-        .filter(_polar_traces(project))
+        .filter(_polar_traces())
         .annotate(bucket_start=Trunc("occurred_at", bucket, tzinfo=UTC), is_negative=_negative_traces())
         .values("bucket_start")
         .annotate(polar=Count("id"), negative=Count("id", filter=Q(is_negative=True)))
