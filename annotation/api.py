@@ -27,7 +27,10 @@ from annotation.count_filters import (
     parse_bounded_int,
     parse_count_filters,
 )
+from annotation.feedback import FeedbackError, parse_feedback, parse_feedback_item
+from annotation.feedback_services import feedback_store
 from annotation.ingest import IngestReport, import_records
+from annotation.models import Trace
 from annotation.taxonomy import (
     failure_mode_counts,
     mode_co_occurrence,
@@ -42,7 +45,7 @@ from annotation.taxonomy_io import (
     notes_export_json,
 )
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
-from core.json_input import JsonTooDeep
+from core.json_input import JsonTooDeep, json_depth_check
 
 
 def _docs_for_signed_in_users(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -179,6 +182,112 @@ def traces_ingest(
         return problem
     report = import_records(project=access.project, records=records or [], on_conflict=on_conflict, user=access.user)
     return Status(207 if report.rejected else 200, _result(report))
+
+
+# --- users' feedback on a trace (annotation.feedback) ------------------------------------------------------------
+
+FEEDBACK_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": (
+            'One feedback item or a list of them: {"kind": "thumbs"|"rating"|"comment", "value", "scale"?, "at"?, '
+            '"source"?, "user"?, "id"?}. An item whose `id` the trace already has is a retry and stores nothing.'
+        ),
+        "content": {
+            "application/json": {
+                "schema": {"oneOf": [{"type": "object"}, {"type": "array", "items": {"type": "object"}}]}
+            }
+        },
+    }
+}
+
+
+class FeedbackOut(Schema):
+    id: int
+    kind: str
+    value: str | float
+    scale: float | None
+    negative: bool | None
+    at: str | None
+    source: str
+    user: str
+    client_id: str
+    received_at: str
+
+
+class FeedbackResult(Schema):
+    trace: str
+    stored: list[FeedbackOut]
+    duplicates: list[str]
+
+
+def _feedback_out(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.pk,
+        "kind": row.kind,
+        "value": row.value,
+        "scale": row.scale,
+        "negative": row.negative,
+        "at": None if row.at is None else row.at.isoformat(),
+        "source": row.source,
+        "user": row.end_user,
+        "client_id": row.client_id,
+        "received_at": row.received_at.isoformat(),
+    }
+
+
+@api.post(
+    "/projects/{slug}/traces/{path:external_id}/feedback",
+    auth=API_AUTH,
+    response={201: FeedbackResult, 200: FeedbackResult, 400: Error, 403: Error, 404: Error, 413: Error, 415: Error},
+    summary="Add users' feedback (thumbs, rating, comment) to a trace",
+    description=(
+        "`external_id` is the trace's id. 201 with the rows stored; 200 when every item was a retry (its `id` was "
+        "already stored: nothing new). All or nothing: one bad item is a 400 naming it (`feedback[2].kind: …`) "
+        "and nothing is stored. 404 for an unknown trace (once the body is valid)."
+    ),
+    openapi_extra=FEEDBACK_BODY_DOC,
+)
+def trace_feedback_add(request: HttpRequest, slug: str, external_id: str) -> Status[dict[str, Any]] | HttpResponse:
+    access = api_access(request, slug, Permission.ADD_TRACES)
+    if not isinstance(access, ProjectAccess):
+        return access
+    limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
+    content_type = (request.content_type or "").lower()
+    if content_type not in JSON_TYPES:
+        return _error(415, f"Content-Type {content_type or 'missing'!r}: send application/json")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _error(413, f"The body is over the limit of {limit:,} bytes")
+    try:
+        payload = loads(body)
+        json_depth_check(payload)
+    except JsonTooDeep as exc:
+        return _error(400, f"The body is {exc}")
+    except UnicodeDecodeError as exc:
+        return _error(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
+    except ValueError as exc:
+        return _error(400, f"Malformed JSON: {exc}")
+    try:
+        if isinstance(payload, list):
+            if not payload:
+                return _error(400, "feedback: the list is empty")
+            records = parse_feedback(payload)
+        else:
+            records = [parse_feedback_item(payload, "feedback")]
+    except FeedbackError as exc:
+        return _error(400, str(exc))
+    # Looked up after the body is checked: a bad body is a 400 whichever trace it names.
+    trace = Trace.objects.filter(project=access.project, external_id=external_id).first()
+    if trace is None:
+        return _error(404, f"No trace {external_id!r} in this project")
+    outcome = feedback_store(items=[(trace.pk, record) for record in records])
+    result = {
+        "trace": trace.external_id,
+        "stored": [_feedback_out(row) for row in outcome.created],
+        "duplicates": outcome.duplicates,
+    }
+    return Status(201 if outcome.created else 200, result)
 
 
 # --- taxonomy exports (the files of the failure-modes page's Export block; read access as for the taxonomy below) -

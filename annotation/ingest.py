@@ -27,6 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from psycopg import errors as psycopg_errors
 
+from annotation.feedback_services import feedback_store
 from annotation.ingest_batches import (
     COPY_COLUMNS,
     BatchOptions,
@@ -415,6 +416,9 @@ class _Importer:
                     )
                 )
 
+        feedback = [(trace_id, item) for record, trace_id, _ in annotated for item in record.feedback]
+        if feedback:
+            feedback_store(items=feedback, key_by_content=True, now=now, report=False)
         if new_labels:
             Label.objects.bulk_create(new_labels)
         if changed_labels:

@@ -220,6 +220,9 @@ class _Batcher:
                 batch.annotated.append(r)
                 if r.labels or options.notes_are_experts:
                     batch.reviewed[r.external_id] = self.next_stamp(now)
+            elif r.feedback:
+                # Users' feedback is written after the trace too, but it is not the expert's attention.
+                batch.annotated.append(r)
         if options.copy is None:
             batch.records = records
         else:

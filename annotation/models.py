@@ -459,6 +459,7 @@ class ReviewSession(models.Model):
         RARE_METADATA = "rare_metadata", "Outliers: rare metadata values"
         NEWEST_PRODUCTION = "newest_production", "Newest production traces"
         DISAGREEMENTS = "disagreements", "Judge–expert disagreements"
+        NEGATIVE_FEEDBACK = "negative_feedback", "Negative user feedback first"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_sessions")
     name = models.CharField(max_length=200)
@@ -612,3 +613,41 @@ class Suggestion(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Feedback(models.Model):
+    """One end user's thumbs, rating or comment on a trace (annotation.feedback). Rows only ever get added: feedback
+    that arrives after the trace (the API) is a new row, never a rewrite of the trace."""
+
+    class Kind(models.TextChoices):
+        THUMBS = "thumbs", "Thumbs"
+        RATING = "rating", "Rating"
+        COMMENT = "comment", "Comment"
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="feedback")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # "up"/"down" for thumbs, the number for a rating, the text of a comment.
+    value = models.JSONField()
+    scale = models.FloatField(null=True, blank=True)  # a rating's scale (the value's maximum)
+    # The one signal monitoring and the review queue read: thumbs down or a low rating; null for a comment.
+    negative = models.BooleanField(null=True, blank=True)
+    at = models.DateTimeField(null=True, blank=True)  # when the user gave it, when the sender says
+    source = models.CharField(max_length=64, blank=True)
+    end_user = models.CharField(max_length=255, blank=True)  # the product's user id, as sent (`user`)
+    # The sender's idempotency key (`id`): a retry with the same key stores nothing new. Blank: no key.
+    client_id = models.CharField(max_length=255, blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trace", "client_id"], name="feedback_unique_client_id", condition=~Q(client_id="")
+            ),
+        ]
+        indexes = [
+            # The negative-feedback-first queue and the monitoring rate look up traces with negative feedback.
+            models.Index(fields=["trace"], name="feedback_negative", condition=Q(negative=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value} on {self.trace_id}"

@@ -5,7 +5,8 @@ Every strategy is written to stay fast on a project with a million traces:
 - stratified and rare-metadata count the key's values once (one GROUP BY), then take each value's traces either by
   the metadata GIN index (few traces) or by walking the shuffle index until the quota is met (many traces);
 - longest orders by the byte length of input + output + messages with a LIMIT (a top-N heapsort, no stored column);
-- newest production walks the (project, occurred_at) index backwards.
+- newest production walks the (project, occurred_at) index backwards;
+- negative feedback first reads the partial index of negative feedback rows, then walks the shuffle index.
 """
 
 from __future__ import annotations
@@ -234,6 +235,24 @@ def _pick_newest_production(project: Project, request: SessionRequest) -> list[i
     return list(eligible.order_by("-occurred_at", "-id").values_list("id", flat=True)[: request.size])
 
 
+def _pick_negative_feedback(project: Project, request: SessionRequest, start: int) -> list[int]:
+    """Traces users gave negative feedback (thumbs down, a low rating) first — most negative items, then the latest
+    — and the rest of the session filled in random order, so a session is full even when little feedback came in.
+    Reads the partial index of negative feedback rows only."""
+    eligible = _eligible(project, request)
+    negative = (
+        eligible.filter(feedback__negative=True)
+        .annotate(_negatives=Count("feedback"), _latest=Max("feedback__received_at"))
+        .order_by("-_negatives", "-_latest", "id")
+        .values_list("id", flat=True)
+    )
+    picked = list(negative[: request.size])
+    if len(picked) < request.size:
+        rest = _walk(eligible.exclude(id__in=picked), start, request.size - len(picked))
+        picked += [pk for pk, _ in rest]
+    return picked
+
+
 # Creating -------------------------------------------------------------------------------------------------------
 
 
@@ -273,7 +292,7 @@ def _validate(request: SessionRequest) -> None:
 def _params_record(request: SessionRequest, seed: str) -> dict[str, Any]:
     """What explains the session later; only what the strategy used."""
     record: dict[str, Any] = {"requested": request.size}
-    if request.strategy in {Strategy.RANDOM, Strategy.STRATIFIED, Strategy.RARE_METADATA}:
+    if request.strategy in {Strategy.RANDOM, Strategy.STRATIFIED, Strategy.RARE_METADATA, Strategy.NEGATIVE_FEEDBACK}:
         record["seed"] = seed
     if request.metadata_key:
         record["metadata_key"] = request.metadata_key
@@ -298,6 +317,8 @@ def _pick(project: Project, request: SessionRequest, seed: str) -> list[int]:
         return _pick_rare(project, request, start)
     if request.strategy == Strategy.LONGEST:
         return _pick_longest(project, request)
+    if request.strategy == Strategy.NEGATIVE_FEEDBACK:
+        return _pick_negative_feedback(project, request, start)
     return _pick_newest_production(project, request)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from annotation.feedback import FeedbackError, FeedbackRecord, parse_feedback
 from annotation.taxonomy_format import csv_unescape
 from core.json_input import JsonTooDeep, json_depth_check, max_json_depth, too_deep_message
 
@@ -45,12 +46,13 @@ FIELDS = (
     "timestamp",
     "labels",
     "notes",
+    "feedback",
 )
 # Keys other EvalStudio exports add to a trace record that say nothing about the trace itself (a golden-set export's
 # `golden`): read and ignored, so those files import as they are. Any other unknown key is still an error.
 IGNORED_FIELDS = frozenset({"golden"})
 # CSV cells that hold JSON text rather than plain text.
-JSON_COLUMNS = frozenset({"messages", "context", "metadata", "labels", "notes"})
+JSON_COLUMNS = frozenset({"messages", "context", "metadata", "labels", "notes", "feedback"})
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 VERDICTS = ("pass", "fail")
 UTF8_BOM = codecs.BOM_UTF8
@@ -92,6 +94,7 @@ class TraceRecord:
     timestamp: datetime | None = None
     labels: list[LabelRecord] = field(default_factory=list)
     notes: list[NoteRecord] = field(default_factory=list)
+    feedback: list[FeedbackRecord] = field(default_factory=list)
     # The JSON-valued fields as compact JSON text: checked once here, then written as is by the COPY path.
     messages_json: str | None = None
     context_json: str | None = None
@@ -665,6 +668,7 @@ def parse_record(obj: object) -> TraceRecord:
         timestamp=parse_timestamp(get("timestamp")),
         labels=_parse_labels(get("labels")),
         notes=_parse_notes(get("notes")),
+        feedback=_parse_feedback(get("feedback")),
         messages_json=None if messages is None else _json_text(messages, "messages"),
         context_json=None if context is None else _json_text(context, "context"),
         metadata_json=_json_text(metadata, "metadata"),
@@ -672,6 +676,14 @@ def parse_record(obj: object) -> TraceRecord:
 
 
 _FIELD_SET = frozenset(FIELDS)
+
+
+def _parse_feedback(value: object) -> list[FeedbackRecord]:
+    # Users' thumbs, ratings and comments (annotation.feedback); errors name the item: `feedback[2].kind: ...`.
+    try:
+        return parse_feedback(value)
+    except FeedbackError as exc:
+        raise RecordError(str(exc)) from None
 
 
 def record_id(obj: object) -> str | None:
@@ -708,6 +720,7 @@ def serialize_trace(
     occurred_at: datetime,
     labels: Iterable[LabelRecord] = (),
     notes: Iterable[NoteRecord] = (),
+    feedback: Iterable[FeedbackRecord] = (),
 ) -> dict[str, Any]:
     """A trace as a record of the file format, keys in a fixed order and empty fields left out.
 
@@ -748,6 +761,9 @@ def serialize_trace(
             {"text": note.text, "failure_modes": sorted(note.failure_modes)} if note.failure_modes else note.text
             for note in note_list
         ]
+    feedback_list = [item.as_dict() for item in feedback]
+    if feedback_list:
+        record["feedback"] = feedback_list
     return record
 
 

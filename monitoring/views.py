@@ -15,12 +15,14 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
+from annotation.models import Project
 from annotation.services import DomainError
 from judges.monitored import Subject, provider
 from monitoring.charts import series_chart
 from monitoring.checks import JUDGE, check_matrix, current_check, series_find, subject_of
+from monitoring.feedback import feedback_agreement, negative_feedback_series, negative_feedback_window
 from monitoring.forms import AlertRuleForm, SamplingRateForm
-from monitoring.models import Alert, AlertRule, Bucket
+from monitoring.models import Alert, AlertRule, Bucket, MonitoredCheck, MonitoredSeries
 from monitoring.selectors import (
     alert_rules,
     coverage,
@@ -62,6 +64,7 @@ def monitoring_overview(request: HttpRequest, slug: str) -> HttpResponse:
         "summaries": overview.summaries,
         "unmonitored": overview.unmonitored,
         "rate_percent": sampling_rate(project=project) * 100,
+        "feedback_week": negative_feedback_window(project=project, days=7, now=timezone.now()),
     }
     return render(request, "monitoring/overview.html", context)
 
@@ -124,7 +127,20 @@ def _series_page(request: HttpRequest, access: ProjectAccess, subject: Subject) 
             matrix=check_matrix(check),
             backlog=found.backlog,
         )
+    context.update(_feedback_context(project, series, bucket, WINDOWS[bucket][window]))
     return render(request, "monitoring/criterion.html", context)
+
+
+def _feedback_context(project: Project, series: MonitoredSeries | None, bucket: str, window: timedelta) -> dict:
+    """Users' negative-feedback rate per bucket beside the judge's, and how often the two agree."""
+    now = timezone.now()
+    feedback = negative_feedback_series(project=project, bucket=bucket, window=window, now=now)
+    check_ids = list(MonitoredCheck.objects.filter(series=series).values_list("pk", flat=True)) if series else []
+    return {
+        "feedback_rows": list(reversed(feedback)),
+        "feedback_any": any(row.polar for row in feedback),
+        "agreement": feedback_agreement(project=project, check_ids=check_ids, start=now - window),
+    }
 
 
 @login_required

@@ -23,6 +23,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
+from annotation.feedback_services import trace_feedback
 from annotation.forms import LabelForm, NoteForm, SittingForm
 from annotation.models import (
     Criterion,
@@ -244,6 +245,8 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "metadata": metadata_rows(trace.metadata),
             "rows": trace_criterion_rows(trace=trace) if step not in ("blind", "decide") else [],
             "notes": trace_notes(trace=trace) if step != "blind" else [],
+            # Users' thumbs, ratings and comments; hidden while the expert relabels blind, like every verdict.
+            "feedback": list(trace_feedback(trace)) if step != "blind" else [],
             "note_form": NoteForm(),
             "session_item": session_item,
             **relabel,

@@ -20,7 +20,8 @@ from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Prefetch, QuerySet
 
-from annotation.models import Label, Note, Project, Trace
+from annotation.feedback_services import feedback_record
+from annotation.models import Feedback, Label, Note, Project, Trace
 from annotation.taxonomy_format import csv_safe
 from annotation.trace_format import FIELDS, LabelRecord, NoteRecord, csv_row, dumps, serialize_trace
 
@@ -43,6 +44,7 @@ def export_records(project: Project, traces: QuerySet[Trace] | None = None) -> I
                 ),
             ),
             Prefetch("notes", queryset=Note.objects.order_by("created_at", "id").prefetch_related("failure_modes")),
+            Prefetch("feedback", queryset=Feedback.objects.order_by("received_at", "id")),
         )
     )
     for trace in traces.iterator(chunk_size=CHUNK):
@@ -66,6 +68,7 @@ def export_records(project: Project, traces: QuerySet[Trace] | None = None) -> I
                 NoteRecord(text=note.text, failure_modes=tuple(mode.name for mode in note.failure_modes.all()))
                 for note in trace.notes.all()
             ],
+            feedback=[feedback_record(row) for row in trace.feedback.all()],
         )
 
 
