@@ -443,8 +443,10 @@ def langfuse_record(trace: Any) -> dict[str, Any]:
     spans: list[SpanData] = []
     end = start
     for index, observation in enumerate(observations):
+        if isinstance(observation, str):
+            continue  # the list endpoint gives observation ids only: the trace keeps its input and output
         if not isinstance(observation, dict):
-            raise ValueError(f"trace {trace_id}: observations[{index}]: expected an object (export with observations)")
+            raise ValueError(f"trace {trace_id}: observations[{index}]: expected an object")
         span = _observation_span(trace_id, root_id, observation, f"trace {trace_id}: observations[{index}]")
         end = max(end, span.end_ns)
         spans.append(span)

@@ -353,3 +353,70 @@ def test_a_root_with_only_json_keeps_the_json_text() -> None:
 def test_no_root_span_is_named() -> None:
     with pytest.raises(NoRootSpan, match=TRACE):
         trace_record([span("2", "1")])
+
+
+def test_conventions_mixed_in_one_trace() -> None:
+    """A Langfuse-instrumented root, a GenAI chat span and an OpenInference retriever (several libraries in one
+    process) make one record."""
+    spans = [
+        span(
+            "1",
+            name="handler",
+            start=0,
+            end=30,
+            langfuse__trace__input=json.dumps("What is our SLA?"),
+            langfuse__session__id="mix-1",
+            langfuse__user__id="bo",
+        ),
+        span(
+            "2",
+            "1",
+            start=2,
+            end=4,
+            openinference__span__kind="RETRIEVER",
+            **{"retrieval.documents.0.document.content": "SLA: 99.9%."},
+        ),
+        span(
+            "3",
+            "1",
+            start=5,
+            end=20,
+            gen_ai__operation__name="chat",
+            gen_ai__request__model="m-2",
+            gen_ai__usage__input_tokens=15,
+            gen_ai__usage__output_tokens=4,
+            gen_ai__input__messages=json.dumps([{"role": "user", "parts": [{"type": "text", "content": "SLA?"}]}]),
+            gen_ai__output__messages=json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": "99.9%."}]}]
+            ),
+        ),
+    ]
+    record = checked(spans)
+    assert (record["input"], record["output"]) == ("What is our SLA?", "99.9%.")
+    assert record["messages"] == [{"role": "user", "content": "SLA?"}, {"role": "assistant", "content": "99.9%."}]
+    assert record["context"] == ["SLA: 99.9%."]
+    assert record["session_id"] == "mix-1" and record["metadata"]["user_id"] == "bo"
+    assert record["metadata"]["total_tokens"] == 19 and record["metadata"]["model"] == "m-2"
+
+
+def test_bad_shapes_in_attributes_never_make_an_invalid_record() -> None:
+    """Attributes an instrumentation got wrong (a role nobody knows, numbers as content, broken JSON) still give a
+    record parse_record accepts."""
+    spans = [
+        span(
+            "1",
+            openinference__span__kind="LLM",
+            **{
+                "llm.input_messages.0.message.role": "critic",
+                "llm.input_messages.0.message.content": 42,
+                "llm.output_messages.0.message.role": "assistant",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "f",
+                "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": {"a": [1]},
+                "gen_ai.input.messages": "[not json",
+                "metadata": "{broken",
+            },
+        )
+    ]
+    record = checked(spans)
+    assert record["messages"][0] == {"role": "user", "content": "42"}
+    assert record["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"a":[1]}'

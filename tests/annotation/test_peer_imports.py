@@ -332,3 +332,13 @@ def test_tool_call_arguments_of_another_type_are_still_refused(project, tmp_path
     }
     output, _ = run("import_traces", "--project", "acme", str(write_jsonl(tmp_path / "t.jsonl", [record])))
     assert output.splitlines()[1] == "line 1: messages[0].tool_calls[0].function.arguments: expected a string, got 3"
+
+
+def test_langfuse_trace_listed_without_observation_bodies_keeps_its_input_and_output(project, tmp_path):
+    listed = {**LANGFUSE_TRACE, "observations": ["obs-1", "obs-2"]}
+    path = tmp_path / "page.jsonl"
+    path.write_text(json.dumps({"data": [listed]}) + "\n")
+    output, error = run("import_traces", "--project", "acme", "--format", "langfuse", str(path))
+    assert (output.strip(), error) == ("created 1, duplicates 0, rejected 0", None)
+    trace = Trace.objects.get(project=project)
+    assert (trace.input, trace.output, trace.messages) == ("Can I change my address?", "Yes, under Settings.", None)
