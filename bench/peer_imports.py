@@ -318,6 +318,7 @@ def main() -> int:
     parser.add_argument("--traces", type=int, default=20_000)
     parser.add_argument("--database", default="conventions_bench")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", action="append", help="run only these --format values (repeatable)")
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     bench_url = with_database(admin_url, args.database)
@@ -333,6 +334,8 @@ def main() -> int:
         print("| format | file MB | s | traces/s | spans/s | peak RSS MB | summary |")
         print("|---|---:|---:|---:|---:|---:|---|")
         for label, (path, fmt) in files.items():
+            if args.only and fmt not in args.only:
+                continue
             times, peaks = [], []
             summary = ""
             for run in range(args.repeat):

@@ -342,3 +342,13 @@ def test_langfuse_trace_listed_without_observation_bodies_keeps_its_input_and_ou
     assert (output.strip(), error) == ("created 1, duplicates 0, rejected 0", None)
     trace = Trace.objects.get(project=project)
     assert (trace.input, trace.output, trace.messages) == ("Can I change my address?", "Yes, under Settings.", None)
+
+
+def test_span_files_parse_in_the_parser_process_as_large_files_do(project, tmp_path, sdk_trace):
+    from annotation.ingest import import_path
+
+    path = tmp_path / "traces.jsonl"
+    path.write_text(otlp_json_line([sdk_trace["llm"]]) + "\n" + otlp_json_line([sdk_trace["agent"]]) + "\n")
+    report = import_path(project=project, path=path, fmt="otlp-json", subprocess=True)
+    assert (report.created, report.rejected) == (1, [])
+    assert Trace.objects.get(project=project).output == "Yes, in 3 days."
