@@ -52,14 +52,14 @@ from annotation.models import (
 )
 from annotation.selectors import trace_ids
 from annotation.signals import StoredBatch, traces_stored
-from annotation.trace_format import FormatError, RawRecord, TraceRecord, format_for_path, read_records
+from annotation.trace_format import PEER_FORMATS, FormatError, RawRecord, TraceRecord, format_for_path, read_records
 from core.counters import TRACES_ACCEPTED, TRACES_REJECTED, counter_add
 from core.runs import run_fail, run_finish, run_heartbeat, run_working
 
 logger = logging.getLogger(__name__)
 
 ON_CONFLICT_CHOICES = ("skip", "update")
-FORMATS = ("jsonl", "csv")
+FORMATS = ("jsonl", "csv", *PEER_FORMATS)
 # Large enough to amortise a round trip and the temp-table setup, small enough that a batch (and its
 # RETURNING rows) stays a few MB and a failure loses little work.
 PG_BATCH_SIZE = 5000

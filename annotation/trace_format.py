@@ -56,6 +56,8 @@ JSON_COLUMNS = frozenset({"messages", "context", "metadata", "labels", "notes", 
 ROLES = frozenset({"system", "user", "assistant", "tool", "developer", "function"})
 VERDICTS = ("pass", "fail")
 UTF8_BOM = codecs.BOM_UTF8
+# Formats read by annotation.peer_formats: files written by other tools, and the native shape as Parquet.
+PEER_FORMATS = ("otlp-json", "phoenix", "langfuse", "parquet")
 
 
 class RecordError(ValueError):
@@ -320,13 +322,21 @@ def read_records(stream: BinaryIO, *, fmt: str, max_bytes: int) -> Iterator[RawR
         return read_jsonl(stream, max_bytes=max_bytes)
     if fmt == "csv":
         return read_csv(stream, max_bytes=max_bytes)
-    raise FormatError(f"unknown format {fmt!r}; choose jsonl or csv")
+    if fmt in PEER_FORMATS:
+        # Imported here: the peer readers build on this module (and pull in OTLP and Parquet).
+        from annotation.peer_formats import read_peer
+
+        return read_peer(stream, fmt=fmt, max_bytes=max_bytes)
+    raise FormatError(f"unknown format {fmt!r}; choose one of jsonl, csv, {', '.join(PEER_FORMATS)}")
 
 
 def format_for_path(path: str) -> str:
-    """The reader to use for a file name: CSV by extension, JSONL otherwise."""
+    """The reader to use for a file name: CSV and Parquet (native shape) by extension, JSONL otherwise. Files of
+    other tools are named by `--format`: their extensions (.json, .jsonl, .parquet) say nothing of their shape."""
     name = path.lower().removesuffix(".gz")
-    return "csv" if name.endswith(".csv") else "jsonl"
+    if name.endswith(".csv"):
+        return "csv"
+    return "parquet" if name.endswith(".parquet") else "jsonl"
 
 
 # --- validation ------------------------------------------------------------------------------------------------
@@ -462,7 +472,13 @@ def _parse_tool_calls(value: object, where: str) -> None:
         if not isinstance(function, dict):
             raise RecordError(f"{here}.function: expected an object, got {_describe(function)}")
         _string(function.get("name"), f"{here}.function.name", check=False)
-        _string(function.get("arguments"), f"{here}.function.arguments", check=False)
+        arguments = function.get("arguments")
+        if isinstance(arguments, dict | list):
+            # Several exporters write the arguments as a JSON value; stored as the JSON text OpenAI sends, so
+            # every trace holds them one way.
+            function["arguments"] = dumps(arguments)
+        else:
+            _string(arguments, f"{here}.function.arguments", check=False)
 
 
 def _parse_messages(value: object) -> list[Any] | None:

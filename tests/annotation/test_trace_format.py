@@ -81,10 +81,14 @@ def test_a_record_needs_input_output_or_messages():
     assert parse_record({"messages": [{"role": "user", "content": "hi"}]}).messages[0]["content"] == "hi"
 
 
-def test_tool_call_arguments_must_be_a_string():
+def test_tool_call_arguments_are_json_text_or_a_json_object_stored_as_text():
+    given = json.loads(json.dumps(AGENT))
+    given["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"q": 1}
+    record = parse_record(given)
+    assert record.messages[1]["tool_calls"][0]["function"]["arguments"] == '{"q":1}'
     bad = json.loads(json.dumps(AGENT))
-    bad["messages"][1]["tool_calls"][0]["function"]["arguments"] = {"q": 1}
-    assert error_of(bad) == "messages[1].tool_calls[0].function.arguments: expected a string, got an object"
+    bad["messages"][1]["tool_calls"][0]["function"]["arguments"] = 7
+    assert error_of(bad) == "messages[1].tool_calls[0].function.arguments: expected a string, got 7"
 
 
 def test_trial_must_be_an_integer():

@@ -17,12 +17,16 @@ from annotation.trace_format import format_for_path
 
 class Command(BaseCommand):
     help = (
-        "Import traces from a JSONL or CSV file (or - for standard input). Prints the created, duplicate and "
+        "Import traces from a JSONL, CSV or Parquet file (or - for standard input), or from files other tools wrote: "
+        "--format otlp-json (OpenTelemetry Collector file exporter), phoenix (Phoenix span dataframe as Parquet or "
+        "JSONL), langfuse (Langfuse traces with observations). Prints the created, duplicate and "
         "rejected counts and each rejected line; exits with status 1 when any line was rejected."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", metavar="PATH", help="a .jsonl or .csv file (optionally .gz), or - for stdin")
+        parser.add_argument(
+            "path", metavar="PATH", help="a .jsonl, .csv or .parquet file (optionally .gz), or - for stdin"
+        )
         parser.add_argument("--project", required=True, metavar="SLUG")
         parser.add_argument("--create-project", action="store_true", help="create the project when it is missing")
         parser.add_argument(
@@ -30,7 +34,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--on-conflict", choices=ON_CONFLICT_CHOICES, default="skip")
         parser.add_argument("--strict", action="store_true", help="write nothing at all when any line is bad")
-        parser.add_argument("--format", choices=FORMATS, help="default: by extension (.csv), else jsonl")
+        parser.add_argument("--format", choices=FORMATS, help="default: by extension (.csv, .parquet), else jsonl")
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: str = options["path"]
