@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from annotation.feedback import feedback_from_langfuse_scores
 from annotation.otel.conventions import NoRootSpan, trace_record
 from annotation.otel.spans import OtlpDecodeError, SpanData, request_from_json, spans_from_request
 from annotation.trace_format import (
@@ -475,6 +476,11 @@ def langfuse_record(trace: Any) -> dict[str, Any]:
         metadata.pop(key, None)
     metadata["langfuse.trace_id"] = trace_id
     metadata["langfuse.observation_count"] = len(observations)
+    scores = trace.get("scores")
+    if isinstance(scores, list) and any(isinstance(score, dict) for score in scores):
+        feedback = feedback_from_langfuse_scores([score for score in scores if isinstance(score, dict)])
+        if feedback:
+            record["feedback"] = [*record.get("feedback", []), *feedback]
     return record
 
 

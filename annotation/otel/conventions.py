@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from annotation.feedback import feedback_from_attributes
 from annotation.otel.spans import SpanData
 
 # The source of a trace whose resource names no environment: spans arrive from running products.
@@ -117,7 +118,23 @@ def trace_record(spans: Sequence[SpanData]) -> dict[str, Any]:
             record["session_id"] = session
         else:
             record["metadata"]["session.id"] = session
+    feedback = _feedback(ordered)
+    if feedback:
+        record["feedback"] = feedback
     return record
+
+
+def _feedback(spans: Sequence[SpanData]) -> list[dict[str, Any]]:
+    """Users' feedback the product recorded on its spans: `feedback.*` attributes of a span, or of an event named
+    `feedback` or `feedback.*` (annotation.feedback names them)."""
+    items: list[dict[str, Any]] = []
+    for span in spans:
+        items += feedback_from_attributes(span.attributes)
+        for event in span.events:
+            name = str(event.get("name", ""))
+            if name == "feedback" or name.startswith("feedback."):
+                items += feedback_from_attributes(event.get("attributes") or {})
+    return items
 
 
 # --- one span -------------------------------------------------------------------------------------------------

@@ -420,3 +420,16 @@ def test_bad_shapes_in_attributes_never_make_an_invalid_record() -> None:
     record = checked(spans)
     assert record["messages"][0] == {"role": "user", "content": "42"}
     assert record["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"a":[1]}'
+
+
+def test_users_feedback_on_spans_and_feedback_events_comes_with_the_trace() -> None:
+    root = span("1", name="agent", input__value="Hi", output__value="Hello", feedback__thumbs="down")
+    rating = {"name": "feedback", "time_ns": BASE, "attributes": {"feedback.rating": 2, "feedback.id": "r-9"}}
+    child = span("2", "1", start=1, end=5, name="later", _events=[rating, {"name": "other", "attributes": {}}])
+    record = trace_record([child, root])
+    assert record["feedback"] == [
+        {"kind": "thumbs", "value": "down"},
+        {"kind": "rating", "value": 2, "id": "r-9:rating"},
+    ]
+    parse_record(record)
+    assert "feedback" not in trace_record([span("1", input__value="Hi")])

@@ -352,3 +352,18 @@ def test_span_files_parse_in_the_parser_process_as_large_files_do(project, tmp_p
     report = import_path(project=project, path=path, fmt="otlp-json", subprocess=True)
     assert (report.created, report.rejected) == (1, [])
     assert Trace.objects.get(project=project).output == "Yes, in 3 days."
+
+
+def test_langfuse_scores_become_the_traces_feedback(project, tmp_path):
+    from annotation.models import Feedback
+
+    scores = [
+        {"id": "s1", "name": "user-feedback", "value": 0, "dataType": "BOOLEAN", "comment": "wrong address"},
+        {"id": "s2", "name": "quality", "value": 4, "dataType": "NUMERIC"},
+    ]
+    path = tmp_path / "scored.jsonl"
+    path.write_text(json.dumps({**LANGFUSE_TRACE, "scores": scores}) + "\n")
+    output, error = run("import_traces", "--project", "acme", "--format", "langfuse", str(path))
+    assert (output.strip(), error) == ("created 1, duplicates 0, rejected 0", None)
+    stored = Feedback.objects.filter(trace__project=project).order_by("kind")
+    assert [(item.kind, item.negative) for item in stored] == [("comment", None), ("rating", False), ("thumbs", True)]
