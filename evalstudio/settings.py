@@ -427,9 +427,7 @@ if not EVALSTUDIO_PASSWORD_LOGIN and not EVALSTUDIO_OIDC_ENABLED:
 # already set above (a lockout backend may come first), so this block only removes the password backend or adds SSO.
 _password_backend = "django.contrib.auth.backends.ModelBackend"
 AUTHENTICATION_BACKENDS = [
-    backend
-    for backend in AUTHENTICATION_BACKENDS
-    if EVALSTUDIO_PASSWORD_LOGIN or backend != _password_backend
+    backend for backend in AUTHENTICATION_BACKENDS if EVALSTUDIO_PASSWORD_LOGIN or backend != _password_backend
 ]
 if EVALSTUDIO_OIDC_ENABLED:
     AUTHENTICATION_BACKENDS.append("annotation.oidc.InvitationOIDCBackend")
