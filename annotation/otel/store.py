@@ -13,13 +13,16 @@ never missed.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import errors as psycopg_errors
 
 from annotation.ingest import import_records
 from annotation.models import Project, Span, SpanAssembly, Trace
@@ -43,31 +46,17 @@ def spans_store(*, project: Project, spans: Sequence[SpanData]) -> int:
     now = timezone.now()
     # Sorted, so that two requests with overlapping spans take their row locks in one order (no deadlock).
     ordered = sorted(spans, key=lambda s: (s.trace_id, s.span_id))
-    Span.objects.bulk_create(
-        [
-            Span(
-                project=project,
-                trace_id=s.trace_id,
-                span_id=s.span_id,
-                parent_span_id=s.parent_span_id,
-                name=s.name,
-                kind=s.kind,
-                start_ns=s.start_ns,
-                end_ns=s.end_ns,
-                status_code=s.status_code,
-                status_message=s.status_message,
-                attributes=s.attributes,
-                events=s.events,
-                links=s.links,
-                resource=s.resource,
-                scope=s.scope,
-                received_at=now,
-            )
-            for s in ordered
-        ],
-        ignore_conflicts=True,
-        batch_size=1000,
-    )
+    if connection.vendor == "postgresql":
+        _copy_spans(project_id=project.pk, spans=ordered, now=now)
+    else:
+        Span.objects.bulk_create(
+            [
+                Span(project=project, received_at=now, **{name: getattr(s, name) for name in _SPAN_FIELDS})
+                for s in ordered
+            ],
+            ignore_conflicts=True,
+            batch_size=500,
+        )
     trace_ids = sorted({s.trace_id for s in spans})
     SpanAssembly.objects.bulk_create(
         [SpanAssembly(project=project, trace_id=trace_id, marked_at=now) for trace_id in trace_ids],
@@ -77,6 +66,64 @@ def spans_store(*, project: Project, spans: Sequence[SpanData]) -> int:
     )
     transaction.on_commit(assembly_queue)
     return len(spans)
+
+
+_SPAN_FIELDS = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "kind",
+    "start_ns",
+    "end_ns",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+    "links",
+    "resource",
+    "scope",
+)
+_JSON_FIELDS = frozenset({"attributes", "events", "links", "resource", "scope"})
+_COLUMNS = ", ".join(("project_id", *_SPAN_FIELDS, "received_at"))
+
+
+def _copy_spans(*, project_id: int, spans: Sequence[SpanData], now: datetime) -> None:
+    """COPY the spans into the table; when one is already there (a retried export), COPY them into a temporary
+    table and INSERT … ON CONFLICT DO NOTHING instead. Django's bulk_create quotes every value on the client and
+    took ~4x longer per span (bench/otlp_ingest.py)."""
+    rows = [
+        (
+            project_id,
+            *(json.dumps(getattr(s, name)) if name in _JSON_FIELDS else getattr(s, name) for name in _SPAN_FIELDS),
+            now,
+        )
+        for s in spans
+    ]
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
+        try:
+            # A savepoint, so that a unique violation undoes just this COPY.
+            with transaction.atomic(), raw_cursor.copy(f"COPY annotation_span ({_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        except psycopg_errors.UniqueViolation:
+            pass
+        raw_cursor.execute(
+            "CREATE TEMP TABLE _otlp_spans (project_id bigint, trace_id text, span_id text, parent_span_id text,"
+            " name text, kind text, start_ns bigint, end_ns bigint, status_code text, status_message text,"
+            " attributes jsonb, events jsonb, links jsonb, resource jsonb, scope jsonb, received_at timestamptz)"
+            " ON COMMIT DROP"
+        )
+        with raw_cursor.copy(f"COPY _otlp_spans ({_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        raw_cursor.execute(
+            f"INSERT INTO annotation_span ({_COLUMNS}) SELECT {_COLUMNS} FROM _otlp_spans"
+            " ON CONFLICT (project_id, trace_id, span_id) DO NOTHING"
+        )
+        raw_cursor.execute("DROP TABLE _otlp_spans")
 
 
 def assembly_queue() -> bool:

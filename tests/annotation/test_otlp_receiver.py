@@ -247,3 +247,13 @@ def test_too_many_exports_are_429_with_retry_after(client, project, token, setti
     assert codes == [200, 200, 429]
     response = post(client, body, token=token)
     assert int(response["Retry-After"]) >= 1
+
+
+def test_an_export_mixing_stored_and_new_spans_stores_the_new_ones_once(client, project, token):
+    trace_id = new_trace_id()
+    first = llm_trace(trace_id)
+    assert post(client, export_request(*first[:2]).SerializeToString(), token=token).status_code == 200
+    stored = dict(Span.objects.values_list("span_id", "received_at"))
+    assert post(client, export_request(*first).SerializeToString(), token=token).status_code == 200
+    after = dict(Span.objects.values_list("span_id", "received_at"))
+    assert len(after) == 3 and all(after[span_id] == received for span_id, received in stored.items())
