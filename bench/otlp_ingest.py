@@ -11,6 +11,7 @@ HTTP keep-alive, the exporter's own retries on 429/503. Reported: spans/s accept
 seconds until every trace is assembled (counted from the first export), spans and traces lost (must be 0), and the
 peak RSS (VmHWM) of each gunicorn worker and of the Celery worker's processes. Baseline in the same run: the native
 REST API (`POST /api/v1/projects/bench/traces`, 100 traces a request, same threads) with the same 20,000 traces.
+Then the trace page's median time for a 1,000-span trace, beside a 5-span one (`--page-only` for just that).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pages import bench_urls, ensure_database  # noqa: E402
+from pages import bench_urls, ensure_database, setup_django  # noqa: E402
 
 BENCH_DB = "evalstudio_bench_otlp"
 SCRATCH = Path("/tmp/otlp-bench")
@@ -192,28 +193,80 @@ def run_round(args, admin: str, bench: str) -> dict[str, float]:
     }
 
 
+def trace_page_times(admin: str, *, spans_per_trace: int = 1000, requests: int = 15) -> dict[str, float]:
+    """Median server time (ms) of the trace page of a 1,000-span trace and, as the baseline in the same run, of a
+    5-span trace with the same input/output; a fresh database, the page rendered through Django's test client."""
+    from django.core.management import call_command
+    from django.db import connections
+    from django.test import Client
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from annotation.otel.spans import spans_from_request
+    from annotation.otel.store import assembly_drain, spans_store
+    from tests.factories import make_project, make_user
+
+    ensure_database(admin, rebuild=True, name=BENCH_DB)
+    connections.close_all()
+    call_command("migrate", verbosity=0)
+    expert = make_user("page-expert")
+    project = make_project(slug="bench", expert=expert)
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    times: dict[str, float] = {}
+    for label, count in (("5 spans", 5), (f"{spans_per_trace} spans", spans_per_trace)):
+        memory = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        tracer = provider.get_tracer("bench")
+        with tracer.start_as_current_span("chat") as root:
+            root.set_attribute("input.value", "question")
+            root.set_attribute("output.value", "answer")
+            for n in range(count - 1):
+                with tracer.start_as_current_span(f"step {n}") as step:
+                    step.set_attribute("llm.model_name", "m-small")
+            trace_id = format(root.get_span_context().trace_id, "032x")
+        spans, _ = spans_from_request(encode_spans(memory.get_finished_spans()))
+        spans_store(project=project, spans=spans)
+        assembly_drain()
+        client = Client()
+        client.force_login(expert)
+        url = f"/projects/bench/traces/{trace_id}/"
+        client.get(url)
+        samples = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get(url)
+            samples.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+        times[label] = statistics.median(samples)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--traces", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--page-only", action="store_true", help="only the trace page timing (1,000 spans)")
     args = parser.parse_args()
     admin, bench = bench_urls(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"), BENCH_DB)
     ensure_database(admin, rebuild=True, name=BENCH_DB)
-    os.environ["DATABASE_URL"] = bench
-    os.environ.setdefault("SECRET_KEY", "insecure-bench-only-key")
-    os.environ["DEBUG"] = "0"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalstudio.settings"
     os.environ["LOG_LEVEL"] = "ERROR"
-    import django
-
-    django.setup()
+    setup_django(bench)
+    if args.page_only:
+        for label, ms in trace_page_times(admin).items():
+            print(f"| trace page, {label} | {ms:,.1f} ms |")
+        return 0
     results = [run_round(args, admin, bench) for _ in range(args.rounds)]
     print(f"| figure (median of {args.rounds} round(s)) | value |")
     print("|---|---:|")
     for key in results[0]:
         print(f"| {key} | {statistics.median(r[key] for r in results):,.1f} |")
+    for label, ms in trace_page_times(admin).items():
+        print(f"| trace page, {label} (ms) | {ms:,.1f} |")
     lost = max(r["lost_spans"] + r["lost_traces"] for r in results)
     return 1 if lost else 0
 
