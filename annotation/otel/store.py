@@ -225,6 +225,11 @@ def _assemble(*, project: Project, trace_ids: Iterable[str]) -> DrainReport:
         except NoRootSpan:
             report.waiting_for_root += 1
             continue
+        except Exception:  # noqa: BLE001 - one malformed trace must not block the chunk (retried forever)
+            # Its spans stay stored and shown; the next span of the trace marks it again.
+            logger.exception("OTel trace %s of project %s could not be read", trace_id, project.slug)
+            report.rejected += 1
+            continue
         (updated_records if trace_id in existing else new_records).append(record)
     for records, on_conflict in ((new_records, "skip"), (updated_records, "update")):
         if records:

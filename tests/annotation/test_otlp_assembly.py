@@ -145,3 +145,25 @@ def test_the_worker_assembles_after_commit(client, project, token, celery_worker
         time.sleep(0.05)
     assert Trace.objects.get(external_id=trace_id).input == "via the worker"
     assert not SpanAssembly.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_trace_the_native_format_refuses_is_logged_and_its_spans_kept(client, project, token, caplog):
+    trace_id = new_trace_id()
+    send(client, token, span(trace_id, new_span_id(), name="root without input or output"))
+    report = assembly_drain()
+    assert (report.assembled, report.rejected) == (0, 1)
+    assert not SpanAssembly.objects.exists() and Span.objects.filter(trace_id=trace_id).count() == 1
+    assert trace_id in caplog.text
+
+
+@pytest.mark.django_db
+def test_a_starting_worker_queues_a_drain_only_when_traces_wait(client, project, token, monkeypatch):
+    from annotation.otel import store
+
+    sent = []
+    monkeypatch.setattr(store, "task_send_now", lambda name: sent.append(name) or True)
+    assert store.assembly_resume() == [] and sent == []
+    send(client, token, *llm_trace(new_trace_id()))
+    sent.clear()
+    assert store.assembly_resume() == ["drain"] and sent == ["annotation.otel_assemble"]
