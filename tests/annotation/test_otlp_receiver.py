@@ -257,3 +257,23 @@ def test_an_export_mixing_stored_and_new_spans_stores_the_new_ones_once(client, 
     assert post(client, export_request(*first).SerializeToString(), token=token).status_code == 200
     after = dict(Span.objects.values_list("span_id", "received_at"))
     assert len(after) == 3 and all(after[span_id] == received for span_id, received in stored.items())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_away_is_503_with_retry_after(client, project, token):
+    from django.db import connection
+
+    from tests.chaos.processes import free_port
+
+    body = export_request(*llm_trace(new_trace_id())).SerializeToString()
+    connection.close()
+    port = connection.settings_dict["PORT"]
+    connection.settings_dict["PORT"] = str(free_port())  # nothing listens there: the connection is refused
+    try:
+        response = post(client, body, token=token)
+    finally:
+        connection.close()
+        connection.settings_dict["PORT"] = port
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert Span.objects.count() == 0
