@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pages import bench_urls, ensure_database, setup_django  # noqa: E402
 
 BENCH_DB = "evalstudio_bench_otlp"
-SCRATCH = Path("/tmp/otlp-bench")
+SCRATCH = Path("/tmp/otlp/bench")
 BATCH = 512
 
 
@@ -157,7 +157,7 @@ def run_round(args, admin: str, bench: str) -> dict[str, float]:
     connections.close_all()
     purge_broker()
     spans = _make_spans(args.traces)
-    SCRATCH.mkdir(exist_ok=True)
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     env = base_env(DATABASE_URL=bench, LOG_LEVEL="WARNING")
     web = Gunicorn(env, log=SCRATCH / "gunicorn.log", workers=2, timeout=120).start()
     worker = start_worker(env, log=SCRATCH / "worker.log", concurrency=1)
