@@ -651,3 +651,60 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.value} on {self.trace_id}"
+
+
+# --- OpenTelemetry spans (issue 13, part otlp): stored as received, assembled into traces by the worker ----------
+
+
+class Span(models.Model):
+    """One OTel span as the OTLP receiver got it (lossless). A trace's spans are those with its project and
+    `trace_id` equal to the trace's `external_id` (the OTel trace id in lower-case hex)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True)
+    name = models.TextField(blank=True)
+    kind = models.CharField(max_length=16)
+    # Unix nanoseconds, as OTLP sends them: a datetime would lose the sub-microsecond part.
+    start_ns = models.BigIntegerField()
+    end_ns = models.BigIntegerField()
+    status_code = models.CharField(max_length=8, default="unset")
+    status_message = models.TextField(blank=True)
+    attributes = models.JSONField(default=dict)
+    events = models.JSONField(default=list)
+    links = models.JSONField(default=list)
+    resource = models.JSONField(default=dict)
+    scope = models.JSONField(default=dict)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # A retried export sends the same spans again: the second copy is ignored (ON CONFLICT DO NOTHING).
+            models.UniqueConstraint(fields=["project", "trace_id", "span_id"], name="span_unique_per_trace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id}/{self.span_id} {self.name}"
+
+    @property
+    def duration_ns(self) -> int:
+        return max(0, self.end_ns - self.start_ns)
+
+
+class SpanAssembly(models.Model):
+    """A trace whose spans changed since it was last assembled: the worker's to-do list, written in the same
+    transaction as the spans, so a broker that is down (or a worker that dies) delays assembly but never loses it.
+    One row per trace however many requests touched it (coalesced); the drain deletes it once assembled."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    trace_id = models.CharField(max_length=32)
+    marked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "trace_id"], name="span_assembly_unique_trace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assemble {self.trace_id}"

@@ -12,7 +12,7 @@ from celery import Task, shared_task
 from annotation.ingest import import_job_execute
 from annotation.models import ImportJob, SuggestionRun
 from annotation.suggestions import suggestion_run_execute
-from core.runs import run_take, run_task
+from core.runs import resume_when_a_worker_starts, run_take, run_task
 
 NOT_CLAIMABLE = "not claimable (finished or deleted)"
 
@@ -49,3 +49,25 @@ def taxonomy_recount_task(project_id: int, kind: str, parts: list[list[str]]) ->
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:
         taxonomy_recount(project=project, kind=kind, parts=[(key, value) for key, value in parts])
+
+
+# A drain of 20,000 traces takes well under a minute; one that ran out of time leaves its unfinished chunk marked
+# (the chunk's transaction rolls back), and the next drain assembles it.
+@shared_task(name="annotation.otel_assemble", ignore_result=True, soft_time_limit=10 * 60, time_limit=11 * 60)
+def otel_assemble_task() -> dict[str, int]:
+    """Assemble every OTel trace whose spans changed (annotation.otel.store). Safe to run twice, or many times at
+    once: each chunk is claimed with SKIP LOCKED, and a drain that finds nothing does nothing."""
+    from dataclasses import asdict
+
+    from annotation.otel.store import assembly_drain
+
+    return asdict(assembly_drain())
+
+
+def _otel_assembly_resume() -> list[str]:
+    from annotation.otel.store import assembly_resume
+
+    return assembly_resume()
+
+
+resume_when_a_worker_starts("OTel traces waiting for assembly", _otel_assembly_resume)

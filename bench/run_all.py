@@ -32,6 +32,7 @@ BENCHMARKS = [
     "ingest.py",
     "api_rate_limit.py",
     "upload_storage.py",
+    "otlp_ingest.py",
 ]
 
 

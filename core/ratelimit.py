@@ -11,6 +11,8 @@ fine, and it costs two cache round trips per counted key (no Lua, no sorted sets
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import math
@@ -29,6 +31,12 @@ logger = logging.getLogger(__name__)
 
 def _bearer(request: HttpRequest) -> str | None:
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        # The Langfuse SDK's OTLP export: the Basic password is the project token, counted like a bearer token.
+        try:
+            return base64.b64decode(raw.strip(), validate=True).decode("utf-8").partition(":")[2] or None
+        except (binascii.Error, UnicodeDecodeError):
+            return None
     return raw.strip() or None if scheme.lower() == "bearer" else None
 
 
@@ -88,16 +96,17 @@ def api_rate_limited(request: HttpRequest, *, now: float | None = None) -> HttpR
 
 
 class ApiRateLimitMiddleware:
-    """Applies `api_rate_limited` to every request under `/api/v1/`, before authentication, so that guesses at
-    tokens are limited like any other request."""
+    """Applies `api_rate_limited` to every request under `/api/v1/` and to the OTLP receiver's paths, before
+    authentication, so that guesses at tokens are limited like any other request (and an exporter that sends too
+    much gets the 429 with Retry-After that OTLP exporters honour)."""
 
-    PREFIX = "/api/v1/"
+    PREFIXES = ("/api/v1/", "/v1/traces", "/api/public/otel/")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(self.PREFIX):
+        if request.path_info.startswith(self.PREFIXES):
             limited = api_rate_limited(request)
             if limited is not None:
                 return limited

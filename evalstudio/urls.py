@@ -11,6 +11,7 @@ from django.views.generic import RedirectView
 
 import annotation.api_read  # noqa: F401 - GET …/traces beside the POST on the API's default router
 from annotation.api import api
+from annotation.otel.receiver import langfuse_otel_traces, otlp_traces
 from evalstudio.health import healthz
 from judges.api import router as judges_router
 from monitoring.api import router as monitoring_router
@@ -45,6 +46,9 @@ urlpatterns = [
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    # OTLP/HTTP: the path exporters append to OTEL_EXPORTER_OTLP_ENDPOINT, and the one the Langfuse SDK posts to.
+    path("v1/traces", otlp_traces, name="otlp_traces"),
+    path("api/public/otel/v1/traces", langfuse_otel_traces, name="langfuse_otel_traces"),
     path("", include("annotation.urls")),
     path("", include("judges.urls")),
     path("", include("suites.urls")),

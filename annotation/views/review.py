@@ -32,6 +32,7 @@ from annotation.models import (
     ReviewSessionTrace,
     Trace,
 )
+from annotation.otel.tree import trace_span_tree
 from annotation.panels import panels_render
 from annotation.queue import (
     QueueParams,
@@ -249,6 +250,8 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "feedback": list(trace_feedback(trace)) if step != "blind" else [],
             "note_form": NoteForm(),
             "session_item": session_item,
+            # OTel traces (the OTLP receiver): the spans as a waterfall beside the conversation. One query.
+            "span_tree": trace_span_tree(trace=trace),
             **relabel,
         }
     )

@@ -1,0 +1,188 @@
+"""The OTLP/HTTP trace receiver: `POST /v1/traces` (bearer token) and `POST /api/public/otel/v1/traces` (HTTP Basic,
+the password being the token: what the Langfuse SDK sends). Plain Django views, not ninja: the body is protobuf.
+
+Answers as the OTLP specification says: 200 with an `ExportTraceServiceResponse` in the request's encoding
+(`partial_success` when some spans were rejected), 400 undecodable, 401/403 as the rest of the API, 413 over
+EVALSTUDIO_MAX_REQUEST_BYTES (compressed or inflated: a gzip bomb stops at the limit), 415 another content type, 429
+(core/ratelimit.py) and 503 with Retry-After, which the exporters retry. The spans are committed before the 200.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import zlib
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from annotation.access import (
+    MISSING_CREDENTIALS,
+    TOKEN_DENIED,
+    ApiUnauthorized,
+    BearerToken,
+    Permission,
+    ProjectAccess,
+)
+from annotation.otel.spans import JSON_TYPES, PROTOBUF_TYPES, OtlpDecodeError, request_from_body, spans_from_request
+from annotation.otel.store import spans_store
+
+logger = logging.getLogger(__name__)
+
+# How long an exporter should wait before retrying when the database is away (as the REST API says).
+DATABASE_AWAY_RETRY_AFTER_SECONDS = 5
+# The partial_success message names this many rejected spans, then counts the rest.
+REJECTIONS_NAMED = 10
+BASIC_REALM = 'Basic realm="otlp"'
+
+
+def _detail(status: int, detail: str, *, headers: dict[str, str] | None = None) -> HttpResponse:
+    response = JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+class _Refused(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        self.response = response
+
+
+def _bearer_token(request: HttpRequest) -> str:
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        raise ApiUnauthorized(MISSING_CREDENTIALS, token_sent=bool(request.headers.get("Authorization")))
+    if not raw.strip():
+        raise ApiUnauthorized("The Authorization header must be 'Bearer <token>'", token_sent=True)
+    return raw.strip()
+
+
+def _basic_token(request: HttpRequest) -> str:
+    """The password of `Authorization: Basic base64(public_key:token)`; the public key is ignored (the token alone
+    names the project; docs/ingest-otel.md suggests the project's slug for readability)."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise ApiUnauthorized(
+            "Authentication required: HTTP Basic with any public key and the project's API token as the secret key",
+            token_sent=False,
+        )
+    try:
+        _public, sep, token = base64.b64decode(raw.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiUnauthorized(
+            "The Basic credentials are not base64 of 'public_key:secret_key'", token_sent=True
+        ) from None
+    if not sep or not token:
+        raise ApiUnauthorized("The secret key (the Basic password) must be the project's API token", token_sent=True)
+    return token
+
+
+def _unauthorized(exc: ApiUnauthorized, challenge: str) -> HttpResponse:
+    if exc.token_sent and challenge.startswith("Bearer"):
+        challenge += ', error="invalid_token"'
+    return _detail(401, str(exc.message), headers={"WWW-Authenticate": challenge})
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
+    """gzip-decoded `body`, never holding more than `limit` + 1 inflated bytes (a bomb stops there: 413)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise _Refused(_detail(413, f"The body inflates past the limit of {limit:,} bytes"))
+        if not inflater.eof:
+            raise _Refused(_detail(400, "Content-Encoding gzip: the gzip stream is truncated"))
+    except zlib.error as exc:
+        raise _Refused(_detail(400, f"Content-Encoding gzip: the body is not gzip ({exc})")) from None
+    return out
+
+
+def _read_body(request: HttpRequest) -> tuple[bytes, str]:
+    """The decoded body and its media type, or _Refused with the 413/415/400 answer."""
+    limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    try:
+        declared_length = int(declared)
+    except ValueError:
+        raise _Refused(_detail(400, f"Content-Length is not a number: {declared!r}")) from None
+    if declared_length > limit:
+        raise _Refused(_detail(413, f"The body is {declared_length:,} bytes; the limit is {limit:,} bytes"))
+    media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type not in PROTOBUF_TYPES | JSON_TYPES:
+        raise _Refused(
+            _detail(415, f"Content-Type {media_type or 'missing'!r}: send application/x-protobuf or application/json")
+        )
+    # One byte past the limit: a body without (or with a lying) Content-Length is still caught.
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise _Refused(_detail(413, f"The body is over the limit of {limit:,} bytes"))
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding == "gzip":
+        body = _inflate(body, limit)
+    elif encoding not in ("", "identity"):
+        raise _Refused(_detail(415, f"Content-Encoding {encoding!r}: send gzip or no encoding"))
+    return body, media_type
+
+
+def _response(message: ExportTraceServiceResponse, media_type: str) -> HttpResponse:
+    if media_type in JSON_TYPES:
+        return JsonResponse(json_format.MessageToDict(message), content_type="application/json")
+    return HttpResponse(message.SerializeToString(), content_type="application/x-protobuf")
+
+
+def _export(request: HttpRequest, token_of: object, challenge: str) -> HttpResponse:
+    if request.method != "POST":
+        response = _detail(405, "POST an OTLP ExportTraceServiceRequest here")
+        response["Allow"] = "POST"
+        return response
+    try:
+        try:
+            raw = token_of(request)  # type: ignore[operator]
+            api_token = BearerToken().authenticate(request, raw)
+        except ApiUnauthorized as exc:
+            return _unauthorized(exc, challenge)
+        access = ProjectAccess(project=api_token.project, token=api_token)
+        if not access.can(Permission.ADD_TRACES):
+            return _detail(403, TOKEN_DENIED)
+        try:
+            body, media_type = _read_body(request)
+        except _Refused as refused:
+            return refused.response
+        try:
+            export = request_from_body(body, media_type)
+        except OtlpDecodeError as exc:
+            return _detail(400, str(exc))
+        spans, rejections = spans_from_request(export)
+        with transaction.atomic():
+            spans_store(project=access.project, spans=spans)
+    except (OperationalError, InterfaceError) as exc:
+        logger.warning("OTLP export to %s: the database is away: %s", request.path, exc)
+        return _detail(
+            503,
+            "The database is not answering (restarting or unreachable); retry in a few seconds.",
+            headers={"Retry-After": str(DATABASE_AWAY_RETRY_AFTER_SECONDS)},
+        )
+    message = ExportTraceServiceResponse()
+    if rejections:
+        named = "; ".join(f"span {r.index}: {r.reason}" for r in rejections[:REJECTIONS_NAMED])
+        more = len(rejections) - REJECTIONS_NAMED
+        message.partial_success.rejected_spans = len(rejections)
+        message.partial_success.error_message = named + (f"; and {more} more" if more > 0 else "")
+    return _response(message, media_type)
+
+
+@csrf_exempt
+def otlp_traces(request: HttpRequest) -> HttpResponse:
+    """`POST /v1/traces` with `Authorization: Bearer <project token>` (OTEL_EXPORTER_OTLP_HEADERS)."""
+    return _export(request, _bearer_token, 'Bearer realm="api"')
+
+
+@csrf_exempt
+def langfuse_otel_traces(request: HttpRequest) -> HttpResponse:
+    """`POST /api/public/otel/v1/traces` as the Langfuse SDK sends it: Basic auth, the secret key being the token."""
+    return _export(request, _basic_token, BASIC_REALM)
