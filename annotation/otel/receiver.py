@@ -31,6 +31,7 @@ from annotation.access import (
 )
 from annotation.otel.spans import JSON_TYPES, PROTOBUF_TYPES, OtlpDecodeError, request_from_body, spans_from_request
 from annotation.otel.store import spans_store
+from core.counters import SPANS_ACCEPTED, SPANS_REJECTED, counter_add
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ def _export(request: HttpRequest, token_of: object, challenge: str) -> HttpRespo
             "The database is not answering (restarting or unreachable); retry in a few seconds.",
             headers={"Retry-After": str(DATABASE_AWAY_RETRY_AFTER_SECONDS)},
         )
+    counter_add(SPANS_ACCEPTED, project_id=access.project.pk, n=len(spans))
+    if rejections:
+        counter_add(SPANS_REJECTED, project_id=access.project.pk, n=len(rejections))
     message = ExportTraceServiceResponse()
     if rejections:
         named = "; ".join(f"span {r.index}: {r.reason}" for r in rejections[:REJECTIONS_NAMED])

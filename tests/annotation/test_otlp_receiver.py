@@ -15,6 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from annotation.access import PERMISSIONS, TEAM, Permission, Rule
 from annotation.models import ApiToken, Span, SpanAssembly
 from annotation.services import api_token_create
+from core.counters import SPANS_ACCEPTED, SPANS_REJECTED, counter_values
 from tests.annotation.otlp_helpers import export_request, llm_trace, new_span_id, new_trace_id, otlp_json, span
 from tests.factories import make_project
 
@@ -99,6 +100,7 @@ def test_bad_spans_are_rejected_in_partial_success_and_the_good_ones_stored(clie
     zero_id = span(trace_id, new_span_id(), name="zero id")
     zero_id.span_id = b"\0" * 8
     backwards = span(trace_id, new_span_id(), name="backwards", start_ms=50, end_ms=10)
+    counted = {name: counter_values(name, [project.pk])[project.pk] for name in (SPANS_ACCEPTED, SPANS_REJECTED)}
     response = post(client, export_request(good, zero_id, backwards).SerializeToString(), token=token)
     assert response.status_code == 200
     answer = ExportTraceServiceResponse.FromString(response.content)
@@ -107,6 +109,9 @@ def test_bad_spans_are_rejected_in_partial_success_and_the_good_ones_stored(clie
         "span 1: span_id must be 8 bytes and not all zero; span 2: end_time_unix_nano is before start_time_unix_nano"
     )
     assert list(Span.objects.values_list("name", flat=True)) == ["good"]
+    # /metrics reads these: one span accepted, two rejected.
+    assert counter_values(SPANS_ACCEPTED, [project.pk])[project.pk] == counted[SPANS_ACCEPTED] + 1
+    assert counter_values(SPANS_REJECTED, [project.pk])[project.pk] == counted[SPANS_REJECTED] + 2
 
 
 def test_partial_success_in_json_for_a_json_request(client, project, token):
