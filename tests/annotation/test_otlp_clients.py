@@ -105,7 +105,10 @@ def test_the_langfuse_sdk_delivers_a_trace(live_server, project, celery_worker):
     root = Span.objects.get(project=project, trace_id=trace_id, parent_span_id="")
     child = Span.objects.get(project=project, trace_id=trace_id, parent_span_id=root.span_id)
     assert (root.name, child.name) == ("answer-question", "llm")
-    # The Langfuse attributes arrive as sent; turning them into the trace's input/output (and so assembling a trace
-    # whose root carries no `input.value`) is the conventions helper's part of issue 13.
+    # The Langfuse attributes arrive as sent, and the conventions read them into the trace the expert reviews.
     assert root.attributes["langfuse.observation.input"] == "Is it open?"
     assert child.attributes["langfuse.observation.type"] == "generation"
+    wait_for(lambda: Trace.objects.filter(project=project, external_id=trace_id).exists(), what="the trace")
+    trace = Trace.objects.get(project=project, external_id=trace_id)
+    assert (trace.input, trace.output, trace.source) == ("Is it open?", "Yes, until 6pm.", "production")
+    assert trace.metadata["model"] == "m-small"
