@@ -161,6 +161,12 @@ class Trace(models.Model):
             models.Index(
                 fields=["project", "id"], name="trace_agent_trials", condition=Q(trial__isnull=False) & ~Q(task_id="")
             ),
+            # Partial: a conversation (the traces of one session id) in time order; traces without one cost nothing.
+            models.Index(
+                fields=["project", "session_id", "occurred_at", "id"],
+                name="trace_conversation",
+                condition=~Q(session_id=""),
+            ),
             # On PostgreSQL a GIN index on metadata (jsonb_path_ops) is added by migration 0002.
         ]
 

@@ -450,3 +450,35 @@ def relabel_drift(*, project: Project, session: ReviewSession | None = None) -> 
         )
         for row in rows
     ]
+
+
+# --- conversations: the traces of one session id, read as one conversation ------------------------------------------
+
+CONVERSATION_PAGE = 200
+
+
+@dataclass(frozen=True)
+class Conversation:
+    session_id: str
+    traces: list[Trace]
+    total: int  # all the session's traces; `traces` holds the first CONVERSATION_PAGE in time order
+
+
+def conversation_read(*, project: Project, session_id: str, limit: int = CONVERSATION_PAGE) -> Conversation:
+    """The project's traces that share `session_id`, oldest first (ties by id), read through the session index."""
+    # The exclude restates the partial index's condition, so the planner uses `trace_conversation` at any size.
+    traces = (
+        Trace.objects.filter(project=project, session_id=session_id)
+        .exclude(session_id="")
+        .order_by("occurred_at", "id")
+    )
+    page = list(traces[:limit])
+    total = len(page) if len(page) < limit else traces.count()
+    return Conversation(session_id=session_id, traces=page, total=total)
+
+
+def conversation_size(*, trace: Trace) -> int:
+    """How many traces share this trace's session id (0 without one)."""
+    if not trace.session_id:
+        return 0
+    return Trace.objects.filter(project_id=trace.project_id, session_id=trace.session_id).exclude(session_id="").count()

@@ -5,6 +5,7 @@ from django.urls import include, path
 from annotation.views import (
     codebook,
     coding,
+    conversations,
     criteria,
     imports,
     members,
@@ -37,6 +38,8 @@ urlpatterns = [
     path("projects/<slug:slug>/review/", review.review_queue, name="review_queue"),
     path("projects/<slug:slug>/traces/", review.trace_list, name="trace_list"),
     path("projects/<slug:slug>/traces/<path:external_id>/", review.trace_detail, name="trace_detail"),
+    # The traces sharing a session id as one conversation (the id in the query string: it may hold any character).
+    path("projects/<slug:slug>/conversation/", conversations.conversation_detail, name="conversation_detail"),
     path("projects/<slug:slug>/t/<int:trace_id>/next/", review.trace_next, name="trace_next"),
     path("projects/<slug:slug>/t/<int:trace_id>/previous/", review.trace_previous, name="trace_previous"),
     path("projects/<slug:slug>/t/<int:trace_id>/reviewed/", review.trace_mark_reviewed, name="trace_mark_reviewed"),

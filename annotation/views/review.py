@@ -45,6 +45,7 @@ from annotation.queue import (
 )
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
 from annotation.selectors import (
+    conversation_size,
     criteria_count,
     critiqued_label_counts,
     failure_mode_of,
@@ -252,6 +253,8 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "session_item": session_item,
             # OTel traces (the OTLP receiver): the spans as a waterfall beside the conversation. One query.
             "span_tree": trace_span_tree(trace=trace),
+            # Traces sharing the session id read as one conversation (linked from the session id).
+            "conversation_size": conversation_size(trace=trace),
             **relabel,
         }
     )
