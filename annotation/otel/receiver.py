@@ -5,12 +5,15 @@ Answers as the OTLP specification says: 200 with an `ExportTraceServiceResponse`
 (`partial_success` when some spans were rejected), 400 undecodable, 401/403 as the rest of the API, 413 over
 EVALSTUDIO_MAX_REQUEST_BYTES (compressed or inflated: a gzip bomb stops at the limit), 415 another content type, 429
 (core/ratelimit.py) and 503 with Retry-After, which the exporters retry. The spans are committed before the 200.
+An error's body is a `google.rpc.Status` (its gRPC code and the message) in the request's encoding, as the
+specification asks: protobuf for a protobuf request, its JSON mapping otherwise.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import zlib
 
@@ -19,6 +22,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from google.protobuf import json_format
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from annotation.access import (
@@ -42,10 +46,32 @@ REJECTIONS_NAMED = 10
 BASIC_REALM = 'Basic realm="otlp"'
 
 
+# The gRPC status code an HTTP error stands for (google.rpc.Code), for the Status message.
+GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 405: 12, 413: 8, 415: 3, 429: 8, 503: 14}
+GRPC_INTERNAL = 13
+
+
 def _detail(status: int, detail: str, *, headers: dict[str, str] | None = None) -> HttpResponse:
+    """An error answer; `_as_status` gives it its final form once the request's encoding is known."""
     response = JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+    response.otlp_detail = detail  # type: ignore[attr-defined]
     for name, value in (headers or {}).items():
         response[name] = value
+    return response
+
+
+def _as_status(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """An error answer's body as a `google.rpc.Status` in the request's encoding (success answers pass through)."""
+    detail = getattr(response, "otlp_detail", None)
+    if detail is None:
+        return response
+    status = Status(code=GRPC_CODES.get(response.status_code, GRPC_INTERNAL), message=detail)
+    if request.content_type in PROTOBUF_TYPES:
+        response.content = status.SerializeToString()
+        response["Content-Type"] = "application/x-protobuf"
+    else:
+        response.content = json.dumps({"code": status.code, "message": detail}).encode()
+        response["Content-Type"] = "application/json"
     return response
 
 
@@ -183,10 +209,10 @@ def _export(request: HttpRequest, token_of: object, challenge: str) -> HttpRespo
 @csrf_exempt
 def otlp_traces(request: HttpRequest) -> HttpResponse:
     """`POST /v1/traces` with `Authorization: Bearer <project token>` (OTEL_EXPORTER_OTLP_HEADERS)."""
-    return _export(request, _bearer_token, 'Bearer realm="api"')
+    return _as_status(request, _export(request, _bearer_token, 'Bearer realm="api"'))
 
 
 @csrf_exempt
 def langfuse_otel_traces(request: HttpRequest) -> HttpResponse:
     """`POST /api/public/otel/v1/traces` as the Langfuse SDK sends it: Basic auth, the secret key being the token."""
-    return _export(request, _basic_token, BASIC_REALM)
+    return _as_status(request, _export(request, _basic_token, BASIC_REALM))

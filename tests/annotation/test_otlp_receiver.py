@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
+from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from annotation.access import PERMISSIONS, TEAM, Permission, Rule
@@ -30,6 +31,15 @@ PROTOBUF = "application/x-protobuf"
 def token(project) -> str:
     _, raw = api_token_create(project=project, name="otel")
     return raw
+
+
+def status_message(response) -> str:
+    """An error answer's message: a google.rpc.Status, protobuf for a protobuf request, its JSON mapping otherwise."""
+    if response["Content-Type"] == "application/x-protobuf":
+        return Status.FromString(response.content).message
+    body = response.json()
+    assert set(body) == {"code", "message"}
+    return body["message"]
 
 
 def post(
@@ -136,7 +146,7 @@ def test_partial_success_in_json_for_a_json_request(client, project, token):
 def test_an_undecodable_body_is_400_with_the_reason(client, project, token, body, content_type, message):
     response = post(client, body, token=token, content_type=content_type)
     assert response.status_code == 400
-    assert message in response.json()["detail"]
+    assert message in status_message(response)
     assert Span.objects.count() == 0
 
 
@@ -144,19 +154,22 @@ def test_a_broken_gzip_stream_is_400(client, project, token):
     body = gzip.compress(export_request(*llm_trace(new_trace_id())).SerializeToString())[:-12]
     response = post(client, body, token=token, headers_extra={"Content-Encoding": "gzip"})
     assert response.status_code == 400
-    assert "gzip" in response.json()["detail"]
+    assert "gzip" in status_message(response)
 
 
 def test_another_content_type_is_415(client, project, token):
     response = post(client, b"hello", token=token, content_type="text/plain")
     assert response.status_code == 415
-    assert "application/x-protobuf or application/json" in response.json()["detail"]
+    assert "application/x-protobuf or application/json" in status_message(response)
 
 
 def test_a_body_over_the_limit_is_413(client, project, token, settings):
     settings.EVALSTUDIO_MAX_REQUEST_BYTES = 1000
     response = post(client, b"\0" * 1001, token=token)
     assert response.status_code == 413
+    # The OTLP specification's error body: a protobuf Status for a protobuf request, with the gRPC code.
+    status = Status.FromString(response.content)
+    assert (status.code, status.message) == (8, "The body is 1,001 bytes; the limit is 1,000 bytes")
 
 
 def test_a_gzip_bomb_is_413_without_inflating_it_whole(client, project, token, settings):
@@ -165,7 +178,7 @@ def test_a_gzip_bomb_is_413_without_inflating_it_whole(client, project, token, s
     assert len(bomb) < 100_000
     response = post(client, bomb, token=token, headers_extra={"Content-Encoding": "gzip"})
     assert response.status_code == 413
-    assert "inflates past the limit of 100,000 bytes" in response.json()["detail"]
+    assert "inflates past the limit of 100,000 bytes" in status_message(response)
     assert Span.objects.count() == 0
 
 
@@ -237,7 +250,7 @@ def test_langfuse_path_with_a_wrong_secret_key_is_401(client, project):
         LANGFUSE_URL, data=b"", content_type=PROTOBUF, headers={"Authorization": _basic("pk", "es_wrong")}
     )
     assert response.status_code == 401
-    assert response.json()["detail"] == "Invalid token: no such API token"
+    assert status_message(response) == "Invalid token: no such API token"
 
 
 def test_too_many_exports_are_429_with_retry_after(client, project, token, settings):
