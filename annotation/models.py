@@ -434,7 +434,7 @@ class ImportJob(WorkerRun):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     file_name = models.CharField(max_length=255)
     file_path = models.CharField(max_length=1000)
-    file_format = models.CharField(max_length=8, default="jsonl")
+    file_format = models.CharField(max_length=16, default="jsonl")  # one of annotation.ingest.FORMATS
     on_conflict = models.CharField(max_length=8, default="skip")
     bytes_total = models.BigIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)

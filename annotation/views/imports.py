@@ -60,13 +60,14 @@ def _import_upload(request: HttpRequest, slug: str, limiter: _SizeLimitHandler) 
     if limiter.exceeded:
         return _refuse(request, slug, f"The file is too large: the limit is {filesizeformat(limit)}.")
     if upload is None:
-        return _refuse(request, slug, "Choose a .jsonl or .csv file to import.")
+        return _refuse(request, slug, "Choose a file to import.")
     try:
         job = import_job_create(
             project=access.project,
             user=request.user,
             upload=upload,
             on_conflict=request.POST.get("on_conflict") or "skip",
+            file_format=request.POST.get("file_format", ""),
         )
     except DomainError as exc:
         return _refuse(request, slug, str(exc))

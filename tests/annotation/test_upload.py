@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 
@@ -182,7 +183,9 @@ def test_wrong_file_type_is_refused_with_a_message(project, expert_client):
     assert response.status_code == 302
     assert ImportJob.objects.count() == 0
     page = expert_client.get(response["Location"])
-    assert b"traces.txt: only .jsonl, .ndjson and .csv files can be imported." in page.content
+    assert (
+        b"traces.txt: only .jsonl, .ndjson, .csv and .parquet files can be imported as the trace format" in page.content
+    )
 
 
 @pytest.mark.django_db
@@ -250,3 +253,25 @@ def test_unknown_conflict_mode_is_refused(project, expert_client):
     response = upload(expert_client, on_conflict="merge")
     assert response.status_code == 302
     assert ImportJob.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_peer_export_uploaded_with_its_format_is_imported(project, expert_client):
+    from tests.annotation.test_peer_imports import LANGFUSE_TRACE
+
+    content = json.dumps([LANGFUSE_TRACE]).encode()
+    response = upload(expert_client, content, name="langfuse-export.json", file_format="langfuse")
+    assert response.status_code == 302
+    job = ImportJob.objects.get()
+    assert job.file_format == "langfuse"
+    assert import_job_task(job.pk) == "done"
+    trace = Trace.objects.get(project=project)
+    assert (trace.external_id, trace.input) == ("lf-trace-1", "Can I change my address?")
+
+
+@pytest.mark.django_db
+def test_an_unknown_format_is_refused_and_nothing_stored(project, expert_client):
+    response = upload(expert_client, b"{}", name="x.json", file_format="excel")
+    assert ImportJob.objects.count() == 0
+    page = expert_client.get(response["Location"])
+    assert b"Format must be one of jsonl, csv, " in page.content and b"langfuse" in page.content

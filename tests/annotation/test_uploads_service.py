@@ -55,7 +55,13 @@ def test_the_file_is_stored_under_the_project_and_the_job_queued_after_commit(
 @pytest.mark.parametrize(
     ("name", "content", "on_conflict", "message"),
     [
-        ("traces.txt", CONTENT, "skip", "traces.txt: only .jsonl, .ndjson and .csv files can be imported."),
+        (
+            "traces.txt",
+            CONTENT,
+            "skip",
+            "traces.txt: only .jsonl, .ndjson, .csv and .parquet files can be imported as the trace format; choose "
+            "the format for a file exported by another tool (OTLP JSON, Phoenix, Langfuse).",
+        ),
         ("traces.csv", b"", "skip", "traces.csv is empty."),
         ("traces.jsonl", CONTENT, "merge", "On conflict must be one of skip, update."),
         ("traces.jsonl", CONTENT * 100, "skip", "traces.jsonl is too large: the limit is 100\xa0bytes."),
