@@ -52,7 +52,8 @@ from annotation.models import (
 )
 from annotation.selectors import trace_ids
 from annotation.signals import StoredBatch, traces_stored
-from annotation.trace_format import PEER_FORMATS, FormatError, RawRecord, TraceRecord, format_for_path, read_records
+from annotation.trace_format import PEER_FORMATS, FormatError, RawRecord, TraceRecord, format_for_path
+from annotation.trace_readers import read_records
 from core.counters import TRACES_ACCEPTED, TRACES_REJECTED, counter_add
 from core.runs import run_fail, run_finish, run_heartbeat, run_working
 

@@ -27,10 +27,10 @@ from annotation.trace_format import (
     RecordError,
     TraceRecord,
     parse_record,
-    read_records,
     record_id,
     shuffle_key,
 )
+from annotation.trace_readers import read_records
 
 # The columns a prepared batch's COPY text holds, in order. The trace table takes them as they are; the temporary
 # table of the re-import path has the same columns after its own `ord`.

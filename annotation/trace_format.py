@@ -317,19 +317,6 @@ def _csv_row_to_object(columns: list[str], row: list[str]) -> dict[str, Any]:
     return obj
 
 
-def read_records(stream: BinaryIO, *, fmt: str, max_bytes: int) -> Iterator[RawRecord]:
-    if fmt == "jsonl":
-        return read_jsonl(stream, max_bytes=max_bytes)
-    if fmt == "csv":
-        return read_csv(stream, max_bytes=max_bytes)
-    if fmt in PEER_FORMATS:
-        # Imported here: the peer readers build on this module (and pull in OTLP and Parquet).
-        from annotation.peer_formats import read_peer
-
-        return read_peer(stream, fmt=fmt, max_bytes=max_bytes)
-    raise FormatError(f"unknown format {fmt!r}; choose one of jsonl, csv, {', '.join(PEER_FORMATS)}")
-
-
 def format_for_path(path: str) -> str:
     """The reader to use for a file name: CSV and Parquet (native shape) by extension, JSONL otherwise. Files of
     other tools are named by `--format`: their extensions (.json, .jsonl, .parquet) say nothing of their shape."""
