@@ -7,6 +7,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from django.core.cache import cache
 from django.utils import timezone
@@ -25,7 +26,8 @@ from evalstudio_client import Client, EvalStudioError  # noqa: E402
 @pytest.fixture
 def seeded(transactional_db, project):
     cache.clear()
-    promotion = promoted_judge(project, labelled=12)
+    # 60 labels (20 fails): the dev split, drawn by hash, holds both classes whatever the criterion's id (12 did not).
+    promotion = promoted_judge(project, labelled=60)
     criterion = promotion.criterion
     now = timezone.now()
     MonitorJudgment.objects.bulk_create(
@@ -33,7 +35,7 @@ def seeded(transactional_db, project):
             project=project,
             monitored_check=check_row(promotion),
             trace=make_trace(project=project, external_id=f"prod-{i}", source="production"),
-            occurred_at=now - timedelta(minutes=5),
+            occurred_at=now - timedelta(minutes=5),  # in the hour before now during an hour's first 5 minutes
             verdict="fail" if i % 4 == 0 else "pass",
         )  # fmt: skip
         for i in range(8)
@@ -41,7 +43,12 @@ def seeded(transactional_db, project):
     make_label(trace=make_trace(project=project, external_id="extra"), criterion=criterion, verdict="fail",
                critique="Apologises twice")  # fmt: skip
     run = JudgeRun.objects.filter(version=promotion.version, split="test").get()
-    return {"token": api_token_create(project=project, name="notebook")[1], "run": run, "criterion": criterion}
+    return {
+        "token": api_token_create(project=project, name="notebook")[1],
+        "run": run,
+        "criterion": criterion,
+        "judged_at": now - timedelta(minutes=5),
+    }
 
 
 def test_the_client_reads_every_page_and_turns_each_result_into_a_dataframe(live_server, seeded):
@@ -67,8 +74,9 @@ def test_the_client_reads_every_page_and_turns_each_result_into_a_dataframe(live
         assert series.judge["version_id"] == seeded["run"].version_id
         table = series.to_pandas()
         assert len(table) == 24 and str(table.index.tz) == "UTC"
-        assert (table["judged"].iloc[-1], table["passed"].iloc[-1]) == (8, 6)
-        assert table["observed_low"].iloc[-1] < 0.75 < table["observed_high"].iloc[-1]
+        bucket = table.loc[pd.Timestamp(seeded["judged_at"]).floor("h")]  # the hour the verdicts fell in
+        assert (bucket["judged"], bucket["passed"]) == (8, 6)
+        assert bucket["observed_low"] < 0.75 < bucket["observed_high"]
 
 
 def test_the_client_raises_with_the_servers_detail(live_server, seeded):
