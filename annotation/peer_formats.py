@@ -36,9 +36,8 @@ from annotation.trace_format import (
     UTF8_BOM,
     FormatError,
     RawRecord,
-    _lines,
-    _too_big,
     loads,
+    text_lines,
 )
 
 # One line of a span file holds a whole export batch (the Collector writes up to thousands of spans per line), so
@@ -126,20 +125,8 @@ def _assembled(spill: _SpanSpill, where: str) -> Iterator[RawRecord]:
 
 
 def _text_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, str | None, str | None, int]]:
-    """(line, text, error, size) for each non-blank line."""
-    for number, chunk, size in _lines(stream, limit):
-        if chunk is None:
-            yield number, None, _too_big(size, limit), size
-            continue
-        if number == 1 and chunk.startswith(UTF8_BOM):
-            chunk = chunk[len(UTF8_BOM) :]
-        stripped = chunk.strip()
-        if not stripped:
-            continue
-        try:
-            yield number, stripped.decode("utf-8"), None, size
-        except UnicodeDecodeError as exc:
-            yield number, None, f"invalid UTF-8 at byte {exc.start + 1}", size
+    """(line, text, error, size) for each non-blank line (`trace_format.text_lines` without the blank ones)."""
+    return (line for line in text_lines(stream, limit) if line[1] != "")
 
 
 # --- otlp-json ---------------------------------------------------------------------------------------------------

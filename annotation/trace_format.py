@@ -192,26 +192,36 @@ def _too_big(size: int, max_bytes: int) -> str:
     return f"record is {size:,} bytes, over the limit of {max_bytes:,} bytes"
 
 
-def read_jsonl(stream: BinaryIO, *, max_bytes: int) -> Iterator[RawRecord]:
-    """One RawRecord per non-blank line. Each line is decoded on its own, so bad bytes reject only that line."""
-    seen_any = False
-    for number, chunk, size in _lines(stream, max_bytes):
-        seen_any = True
+def text_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, str | None, str | None, int]]:
+    """(line number, text, error, size) for each physical line of a line-per-record file: the text stripped (and
+    the UTF-8 BOM of line 1 dropped), "" for a blank line; None with the error for a line over `limit` bytes or not
+    UTF-8. Each line is decoded on its own, so bad bytes reject only that line. The JSONL readers of every format
+    (native, otlp-json, Phoenix, Langfuse) read their lines through this."""
+    for number, chunk, size in _lines(stream, limit):
         if chunk is None:
-            yield RawRecord(number, error=_too_big(size, max_bytes), size=size)
+            yield number, None, _too_big(size, limit), size
             continue
         if number == 1 and chunk.startswith(UTF8_BOM):
             chunk = chunk[len(UTF8_BOM) :]
         stripped = chunk.strip()
-        if not stripped:
-            continue
-        if len(stripped) > max_bytes:
-            yield RawRecord(number, error=_too_big(len(stripped), max_bytes), size=size)
+        if len(stripped) > limit:
+            yield number, None, _too_big(len(stripped), limit), size
             continue
         try:
-            text = stripped.decode("utf-8")
+            yield number, stripped.decode("utf-8"), None, size
         except UnicodeDecodeError as exc:
-            yield RawRecord(number, error=f"invalid UTF-8 at byte {exc.start + 1}", size=size)
+            yield number, None, f"invalid UTF-8 at byte {exc.start + 1}", size
+
+
+def read_jsonl(stream: BinaryIO, *, max_bytes: int) -> Iterator[RawRecord]:
+    """One RawRecord per non-blank line."""
+    seen_any = False
+    for number, text, error, size in text_lines(stream, max_bytes):
+        seen_any = True
+        if error is not None:
+            yield RawRecord(number, error=error, size=size)
+            continue
+        if not text:
             continue
         try:
             value = loads(text)
