@@ -15,6 +15,8 @@ every page and route of it answers them 404, as for a missing project, and an ob
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -210,6 +212,27 @@ def token_problem(api_token: ApiToken | None, now: datetime | None = None) -> st
 # A token used within this many seconds is not written again: `last_used_at` is for people reading the token list,
 # and one UPDATE per API call would be a write on every read.
 LAST_USED_RESOLUTION_SECONDS = 60
+
+
+def basic_token(request: HttpRequest) -> str:
+    """The project token sent as the password of `Authorization: Basic base64(public_key:token)`, as the Langfuse
+    SDK sends its secret key (its OTLP export and its score API). The public key is ignored: the token alone names
+    the project (docs/ingest-otel.md suggests the project's slug for readability)."""
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        raise ApiUnauthorized(
+            "Authentication required: HTTP Basic with any public key and the project's API token as the secret key",
+            token_sent=False,
+        )
+    try:
+        _public, sep, token = base64.b64decode(raw.strip(), validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ApiUnauthorized(
+            "The Basic credentials are not base64 of 'public_key:secret_key'", token_sent=True
+        ) from None
+    if not sep or not token:
+        raise ApiUnauthorized("The secret key (the Basic password) must be the project's API token", token_sent=True)
+    return token
 
 
 class BearerToken(HttpBearer):

@@ -251,6 +251,8 @@ def feedback_from_attributes(attributes: dict[str, Any]) -> list[dict[str, Any]]
     return items
 
 
+# Langfuse score sources that are not an end user: its evaluators and its own annotation queues.
+NOT_USER_SCORE_SOURCES = {"EVAL": "an evaluator's score", "ANNOTATION": "a Langfuse annotator's score"}
 # Langfuse score names read as thumbs or comments; any other NUMERIC score is a rating.
 THUMBS_SCORE_NAMES = frozenset({"thumbs", "user-feedback", "user_feedback", "feedback", "thumbs_up", "helpful"})
 
@@ -263,12 +265,13 @@ def feedback_from_langfuse_scores(scores: list[dict[str, Any]]) -> list[dict[str
       thumbs; other NUMERIC → a rating (scale from a `maxValue` when present, else 5; a value in [0, 1] with no
       scale is taken on the scale 1);
     - CATEGORICAL → thumbs when the label is up/down/positive/negative/good/bad, otherwise skipped;
-    - a score's `comment` → a comment item beside it.
+    - a score's `comment` → a comment item beside it;
+    - a score whose `source` is EVAL or ANNOTATION (an evaluator's or a Langfuse annotator's) is not a user's: none.
     Ids are `langfuse:<score id>` (and `…:comment`), so re-reading the same scores stores nothing new.
     """
     items: list[dict[str, Any]] = []
     for score in scores:
-        if not isinstance(score, dict):
+        if not isinstance(score, dict) or str(score.get("source") or "").upper() in NOT_USER_SCORE_SOURCES:
             continue
         kind_name = str(score.get("dataType") or "NUMERIC").upper()
         name = str(score.get("name") or "")

@@ -1,18 +1,20 @@
-"""Storing and reading users' feedback on traces (annotation.models.Feedback)."""
+"""Storing and reading users' feedback on traces (annotation.models.Feedback), and feedback that came before its
+trace (annotation.models.PendingFeedback)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from annotation.feedback import FeedbackRecord
-from annotation.models import Feedback, Trace
+from annotation.feedback import FeedbackRecord, parse_feedback_item
+from annotation.models import Feedback, PendingFeedback, Trace
 
 
 @dataclass
@@ -144,3 +146,89 @@ def feedback_record(row: Feedback) -> FeedbackRecord:
         user=row.end_user,
         client_id=row.client_id,
     )
+
+
+# --- feedback that arrives before its trace (Langfuse SDK scores) ------------------------------------------------
+
+
+# The advisory lock's first key, naming its purpose ("FBK"); the second is the project's id.
+PENDING_FEEDBACK_LOCK = 0x46424B
+
+
+def _pending_lock(project_id: int, *, shared: bool) -> None:
+    """Orders a feedback sender's "no such trace yet, keep it pending" against an ingestion's "claim what is
+    pending for the traces I store", per project (PostgreSQL advisory lock, held to the end of the transaction).
+    Without it a score could be parked just after the ingestion looked and stay pending forever. Ingestion
+    batches take it shared, so they never wait for each other. SQLite serialises writers by itself."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        cursor.execute(f"SELECT {function}(%s, %s)", [PENDING_FEEDBACK_LOCK, project_id])
+
+
+@dataclass
+class ExternalFeedbackOutcome:
+    stored: int = 0  # items attached to a trace now (new rows; retries count here too, storing nothing)
+    pending: int = 0  # items kept until their trace arrives
+
+
+def feedback_store_by_external_id(
+    *, project_id: int, items: Iterable[tuple[str, FeedbackRecord]], now: datetime | None = None
+) -> ExternalFeedbackOutcome:
+    """Add (trace external id, item) pairs from a sender that may be ahead of the trace (a Langfuse score): items
+    for a stored trace become Feedback rows; the others wait in PendingFeedback, and the ingestion that stores
+    their trace claims them. Items are keyed (their id, else their content), so a retry stores nothing twice."""
+    now = now or timezone.now()
+    pairs = list(items)
+    outcome = ExternalFeedbackOutcome()
+    with transaction.atomic():
+        _pending_lock(project_id, shared=False)
+        trace_ids = dict(
+            Trace.objects.filter(
+                project_id=project_id, external_id__in={external_id for external_id, _ in pairs}
+            ).values_list("external_id", "id")
+        )
+        known = [(trace_ids[external_id], record) for external_id, record in pairs if external_id in trace_ids]
+        waiting = [
+            PendingFeedback(
+                project_id=project_id,
+                external_id=external_id,
+                item=record.as_dict(),
+                client_id=record.client_id or record.content_key(),
+                received_at=now,
+            )
+            for external_id, record in pairs
+            if external_id not in trace_ids
+        ]
+        if known:
+            feedback_store(items=known, key_by_content=True, now=now, report=False)
+        if waiting:
+            PendingFeedback.objects.bulk_create(waiting, ignore_conflicts=True)
+        cutoff = now - timedelta(days=settings.EVALSTUDIO_PENDING_FEEDBACK_DAYS)
+        PendingFeedback.objects.filter(project_id=project_id, received_at__lt=cutoff).delete()
+    outcome.stored, outcome.pending = len(known), len(waiting)
+    return outcome
+
+
+def pending_feedback_claim(*, project_id: int, external_ids: Collection[str], now: datetime) -> int:
+    """Inside an ingestion's transaction, after its traces are written: the feedback waiting for any of them
+    becomes theirs. One index probe when nothing waits for the project (the usual case)."""
+    _pending_lock(project_id, shared=True)
+    if not PendingFeedback.objects.filter(project_id=project_id).exists():
+        return 0
+    waiting = list(PendingFeedback.objects.filter(project_id=project_id, external_id__in=list(external_ids)))
+    if not waiting:
+        return 0
+    trace_ids = dict(
+        Trace.objects.filter(project_id=project_id, external_id__in={row.external_id for row in waiting}).values_list(
+            "external_id", "id"
+        )
+    )
+    items = []
+    for row in waiting:
+        record = parse_feedback_item(row.item, f"pending feedback {row.pk}")
+        items.append((trace_ids[row.external_id], replace(record, client_id=row.client_id)))
+    feedback_store(items=items, key_by_content=True, now=now, report=False)
+    PendingFeedback.objects.filter(pk__in=[row.pk for row in waiting]).delete()
+    return len(items)

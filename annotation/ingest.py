@@ -27,7 +27,7 @@ from django.db import connection, transaction
 from django.db.models import Max
 from psycopg import errors as psycopg_errors
 
-from annotation.feedback_services import feedback_store
+from annotation.feedback_services import feedback_store, pending_feedback_claim
 from annotation.ingest_batches import (
     COPY_COLUMNS,
     BatchOptions,
@@ -187,6 +187,8 @@ class _Importer:
             annotated = [(r, *written[r.external_id]) for r in batch.annotated if r.external_id in written]
             if annotated:
                 self._write_annotations(annotated, batch.now)
+            if written:
+                pending_feedback_claim(project_id=self.project.pk, external_ids=written.keys(), now=batch.now)
 
     def _announce(self, batch: PreparedBatch, written: dict[str, tuple[int | None, bool]]) -> None:
         """Tell the later stages what this batch stored (annotation.signals), inside the batch's transaction."""

@@ -659,6 +659,31 @@ class Feedback(models.Model):
         return f"{self.kind} {self.value} on {self.trace_id}"
 
 
+class PendingFeedback(models.Model):
+    """Feedback sent for a trace this project does not hold yet, kept until the trace is stored (annotation.ingest
+    claims it into Feedback in the same transaction). A Langfuse SDK score usually arrives before its trace: the
+    SDK flushes scores and spans separately, and assembly from spans runs on the worker. Kept for
+    EVALSTUDIO_PENDING_FEEDBACK_DAYS, then dropped (a trace that never came)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    external_id = models.CharField(max_length=255)
+    # The item in the trace format (FeedbackRecord.as_dict), read back with annotation.feedback.parse_feedback_item.
+    item = models.JSONField()
+    client_id = models.CharField(max_length=255)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id", "client_id"], name="pending_feedback_unique_client_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "received_at"], name="pending_feedback_age")]
+
+    def __str__(self) -> str:
+        return f"feedback waiting for {self.external_id}"
+
+
 # --- OpenTelemetry spans (issue 13, part otlp): stored as received, assembled into traces by the worker ----------
 
 

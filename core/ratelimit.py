@@ -1,4 +1,4 @@
-"""A fixed-window rate limit for `/api/v1/`, per bearer token and per client IP, counted in the cache (Redis).
+"""A fixed-window rate limit for the API's paths, per bearer token and per client IP, counted in the cache (Redis).
 
 Why a few lines on `cache.incr` and not django-ratelimit: the limit must hold on every API route including ones
 added later (a middleware on the path prefix, not a decorator per view), answer `429` with `Retry-After` (the end
@@ -63,9 +63,25 @@ def _count(key: str, period: int) -> int | None:
         return None
 
 
-def _too_many(detail: str, retry_after: int) -> HttpResponse:
+# Renders a refusal (request, status, detail, headers) in the protocol a path's clients speak.
+RefusalRenderer = Callable[[HttpRequest, int, str, dict[str, str]], HttpResponse]
+# Path prefix → its renderer; an app registers one in AppConfig.ready (the OTLP receiver: a google.rpc.Status, as
+# the OTLP specification asks of every error). Other paths get the API's JSON `{"detail": ...}`.
+_renderers: dict[str, RefusalRenderer] = {}
+
+
+def register_refusal_renderer(prefix: str, render: RefusalRenderer) -> None:
+    """Answer this limit's refusals under `prefix` with `render` (core knows no protocol but the API's JSON)."""
+    _renderers[prefix] = render
+
+
+def _too_many(request: HttpRequest, detail: str, retry_after: int) -> HttpResponse:
+    headers = {"Retry-After": str(retry_after)}
+    for prefix, render in _renderers.items():
+        if request.path_info.startswith(prefix):
+            return render(request, 429, detail, headers)
     response = JsonResponse({"detail": detail}, status=429, content_type="application/json; charset=utf-8")
-    response["Retry-After"] = str(retry_after)
+    response["Retry-After"] = headers["Retry-After"]
     return response
 
 
@@ -89,6 +105,7 @@ def api_rate_limited(request: HttpRequest, *, now: float | None = None) -> HttpR
         if count is not None and count > rate.limit:
             retry_after = max(1, math.ceil((window + 1) * rate.period - now))
             return _too_many(
+                request,
                 f"Too many API requests {whose}: at most {rate.limit} per {rate.period} s; retry in {retry_after} s",
                 retry_after,
             )
@@ -96,11 +113,11 @@ def api_rate_limited(request: HttpRequest, *, now: float | None = None) -> HttpR
 
 
 class ApiRateLimitMiddleware:
-    """Applies `api_rate_limited` to every request under `/api/v1/` and to the OTLP receiver's paths, before
-    authentication, so that guesses at tokens are limited like any other request (and an exporter that sends too
-    much gets the 429 with Retry-After that OTLP exporters honour)."""
+    """Applies `api_rate_limited` to every request under `/api/v1/`, to the OTLP receiver's paths and to the
+    Langfuse SDK's (`/api/public/`), before authentication, so that guesses at tokens are limited like any other
+    request (and an exporter that sends too much gets the 429 with Retry-After that OTLP exporters honour)."""
 
-    PREFIXES = ("/api/v1/", "/v1/traces", "/api/public/otel/")
+    PREFIXES = ("/api/v1/", "/v1/traces", "/api/public/")
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

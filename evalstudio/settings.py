@@ -242,6 +242,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 EVALSTUDIO_MAX_TRACE_BYTES = env_int("EVALSTUDIO_MAX_TRACE_BYTES", 1_000_000, minimum=1)
 EVALSTUDIO_MAX_REQUEST_BYTES = env_int("EVALSTUDIO_MAX_REQUEST_BYTES", 50_000_000, minimum=1)
 EVALSTUDIO_MAX_UPLOAD_BYTES = env_int("EVALSTUDIO_MAX_UPLOAD_BYTES", 2_000_000_000, minimum=1)
+# Feedback for a trace not stored yet (a Langfuse score ahead of its spans) waits this long for the trace.
+EVALSTUDIO_PENDING_FEEDBACK_DAYS = env_int("EVALSTUDIO_PENDING_FEEDBACK_DAYS", 30, minimum=1)
 # Django's own guard would answer oversize API bodies with a 400 before our 413; ours is the one that counts.
 DATA_UPLOAD_MAX_MEMORY_SIZE = None
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5_000_000

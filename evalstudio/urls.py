@@ -11,6 +11,7 @@ from django.views.generic import RedirectView
 
 import annotation.api_read  # noqa: F401 - GET …/traces beside the POST on the API's default router
 from annotation.api import api
+from annotation.langfuse_scores import langfuse_ingestion, langfuse_scores
 from annotation.otel.receiver import langfuse_otel_traces, otlp_traces
 from evalstudio.health import healthz
 from judges.api import router as judges_router
@@ -49,6 +50,8 @@ urlpatterns = [
     # OTLP/HTTP: the path exporters append to OTEL_EXPORTER_OTLP_ENDPOINT, and the one the Langfuse SDK posts to.
     path("v1/traces", otlp_traces, name="otlp_traces"),
     path("api/public/otel/v1/traces", langfuse_otel_traces, name="langfuse_otel_traces"),
+    path("api/public/scores", langfuse_scores, name="langfuse_scores"),
+    path("api/public/ingestion", langfuse_ingestion, name="langfuse_ingestion"),
     path("", include("annotation.urls")),
     path("", include("judges.urls")),
     path("", include("suites.urls")),

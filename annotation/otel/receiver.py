@@ -11,8 +11,6 @@ specification asks: protobuf for a protobuf request, its JSON mapping otherwise.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import zlib
@@ -32,6 +30,7 @@ from annotation.access import (
     BearerToken,
     Permission,
     ProjectAccess,
+    basic_token,
 )
 from annotation.otel.spans import JSON_TYPES, PROTOBUF_TYPES, OtlpDecodeError, request_from_body, spans_from_request
 from annotation.otel.store import spans_store
@@ -75,6 +74,11 @@ def _as_status(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
+def otlp_error(request: HttpRequest, status: int, detail: str, headers: dict[str, str]) -> HttpResponse:
+    """An error answer in OTLP's form, for refusals made before the receiver runs (core.ratelimit's 429)."""
+    return _as_status(request, _detail(status, detail, headers=headers))
+
+
 class _Refused(Exception):
     def __init__(self, response: HttpResponse) -> None:
         self.response = response
@@ -87,26 +91,6 @@ def _bearer_token(request: HttpRequest) -> str:
     if not raw.strip():
         raise ApiUnauthorized("The Authorization header must be 'Bearer <token>'", token_sent=True)
     return raw.strip()
-
-
-def _basic_token(request: HttpRequest) -> str:
-    """The password of `Authorization: Basic base64(public_key:token)`; the public key is ignored (the token alone
-    names the project; docs/ingest-otel.md suggests the project's slug for readability)."""
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        raise ApiUnauthorized(
-            "Authentication required: HTTP Basic with any public key and the project's API token as the secret key",
-            token_sent=False,
-        )
-    try:
-        _public, sep, token = base64.b64decode(raw.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        raise ApiUnauthorized(
-            "The Basic credentials are not base64 of 'public_key:secret_key'", token_sent=True
-        ) from None
-    if not sep or not token:
-        raise ApiUnauthorized("The secret key (the Basic password) must be the project's API token", token_sent=True)
-    return token
 
 
 def _unauthorized(exc: ApiUnauthorized, challenge: str) -> HttpResponse:
@@ -215,4 +199,4 @@ def otlp_traces(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 def langfuse_otel_traces(request: HttpRequest) -> HttpResponse:
     """`POST /api/public/otel/v1/traces` as the Langfuse SDK sends it: Basic auth, the secret key being the token."""
-    return _as_status(request, _export(request, _basic_token, BASIC_REALM))
+    return _as_status(request, _export(request, basic_token, BASIC_REALM))

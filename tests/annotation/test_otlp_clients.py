@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -112,3 +113,46 @@ def test_the_langfuse_sdk_delivers_a_trace(live_server, project, celery_worker):
     trace = Trace.objects.get(project=project, external_id=trace_id)
     assert (trace.input, trace.output, trace.source) == ("Is it open?", "Yes, until 6pm.", "production")
     assert trace.metadata["model"] == "m-small"
+
+
+def test_langfuse_sdk_scores_become_the_traces_feedback(live_server, project, celery_worker):
+    """Scores sent by the SDK (its own queue, flushed apart from the spans: usually ahead of the assembled trace)
+    are the users' feedback on that trace once the worker has assembled it; an evaluator's score is refused."""
+    from langfuse import Langfuse
+
+    from annotation.models import Feedback, PendingFeedback
+
+    _, token = api_token_create(project=project, name="langfuse")
+    provider = TracerProvider()
+    # Its own HTTP client, closed at the end: the SDK's keeps the connection alive, and with it the live server's
+    # request thread and its database connection, which would keep the test database from being dropped.
+    http = httpx.Client()
+    # A public key of its own: the SDK keeps one client per public key, and the test above shut its client down.
+    langfuse = Langfuse(
+        public_key="pk-scores",
+        secret_key=token,
+        host=live_server.url,
+        tracer_provider=provider,
+        httpx_client=http,
+        flush_at=1,
+    )
+    with langfuse.start_as_current_observation(as_type="span", name="answer", input="Is it open?") as obs:
+        obs.update(output="Yes, until 6pm.")
+        trace_id = langfuse.get_current_trace_id()
+        langfuse.score_current_trace(name="user-feedback", value=0, comment="It closes at 5pm")
+    langfuse.create_score(trace_id=trace_id, name="helpful", value=1, data_type="BOOLEAN", score_id="sc-2")
+    langfuse.create_score(trace_id=trace_id, name="accuracy", value=0.4)  # a rating on the scale 1
+    langfuse.flush()
+    langfuse.shutdown()
+    provider.shutdown()
+    http.close()
+    wait_for(lambda: Feedback.objects.filter(trace__external_id=trace_id).count() == 4, what="the feedback")
+    rows = Feedback.objects.filter(trace__external_id=trace_id)
+    assert sorted((row.kind, row.negative) for row in rows) == [
+        ("comment", None),
+        ("rating", True),
+        ("thumbs", False),
+        ("thumbs", True),
+    ]
+    assert {row.client_id for row in rows if row.kind == "thumbs"} >= {"langfuse:sc-2"}
+    assert not PendingFeedback.objects.exists()

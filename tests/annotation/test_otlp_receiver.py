@@ -265,6 +265,24 @@ def test_too_many_exports_are_429_with_retry_after(client, project, token, setti
     assert codes == [200, 200, 429]
     response = post(client, body, token=token)
     assert int(response["Retry-After"]) >= 1
+    # Refused before the receiver runs, yet in OTLP's error form: a google.rpc.Status (RESOURCE_EXHAUSTED).
+    assert response["Content-Type"] == "application/x-protobuf"
+    status = Status.FromString(response.content)
+    assert status.code == 8 and status.message.startswith("Too many API requests with this token")
+
+
+def test_the_rate_limit_answers_an_otlp_json_export_in_json(client, project, token, settings):
+    from django.core.cache import cache
+
+    from core.rates import Rate
+
+    cache.clear()
+    settings.EVALSTUDIO_API_RATE_PER_TOKEN = Rate(1, 60)
+    body = json.dumps(otlp_json(export_request(*llm_trace(new_trace_id())))).encode()
+    first = post(client, body, token=token, content_type="application/json")
+    second = post(client, body, token=token, content_type="application/json")
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert second.json()["code"] == 8 and "retry in" in second.json()["message"]
 
 
 def test_an_export_mixing_stored_and_new_spans_stores_the_new_ones_once(client, project, token):
