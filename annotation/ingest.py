@@ -40,6 +40,7 @@ from annotation.ingest_batches import (
 )
 from annotation.models import (
     Criterion,
+    CriterionVersion,
     FailureMode,
     FailureModeChange,
     ImportJob,
@@ -139,6 +140,7 @@ class _Importer:
         )
         self.report = IngestReport()
         self.criteria: dict[str, int] | None = None
+        self.criterion_versions: dict[int, int] = {}
         self.failure_modes: dict[str, int] = {}
         self.conflicts_seen = False
 
@@ -342,13 +344,20 @@ class _Importer:
 
     def _criterion_id(self, name: str) -> int:
         if self.criteria is None:
-            self.criteria = dict(Criterion.objects.filter(project=self.project).values_list("name", "id"))
+            rows = Criterion.objects.filter(project=self.project).values_list("name", "id", "version")
+            self.criteria = {name: pk for name, pk, _ in rows}
+            self.criterion_versions = {pk: version for _, pk, version in rows}
         if name not in self.criteria:
             position = (Criterion.objects.filter(project=self.project).aggregate(m=Max("position"))["m"] or 0) + 1
-            criterion, _ = Criterion.objects.get_or_create(
+            criterion, created = Criterion.objects.get_or_create(
                 project=self.project, name=name, defaults={"position": position}
             )
+            if created:  # named by an imported label: its (empty) definition is version 1
+                CriterionVersion.objects.create(
+                    criterion=criterion, number=1, name=name, created_at=criterion.created_at
+                )
             self.criteria[name] = criterion.pk
+            self.criterion_versions[criterion.pk] = criterion.version
         return self.criteria[name]
 
     def _failure_mode_id(self, name: str) -> int:
@@ -392,15 +401,22 @@ class _Importer:
                             author_id=self.expert_id,
                             created_at=now,
                             updated_at=now,
+                            criterion_version=self.criterion_versions[criterion_id],
                         )
                     )
-                elif (label.verdict, label.critique, label.author_id) != (item.verdict, item.critique, self.expert_id):
+                elif (label.verdict, label.critique, label.author_id, label.criterion_version) != (
+                    item.verdict,
+                    item.critique,
+                    self.expert_id,
+                    self.criterion_versions[criterion_id],
+                ):
                     label.verdict, label.critique, label.author_id, label.updated_at = (
                         item.verdict,
                         item.critique,
                         self.expert_id,
                         now,
                     )
+                    label.criterion_version = self.criterion_versions[criterion_id]
                     changed_labels.append(label)
             for note in record.notes:
                 if (trace_id, note.text) in existing_notes:
@@ -425,7 +441,9 @@ class _Importer:
         if new_labels:
             Label.objects.bulk_create(new_labels)
         if changed_labels:
-            Label.objects.bulk_update(changed_labels, ["verdict", "critique", "author", "updated_at"])
+            Label.objects.bulk_update(
+                changed_labels, ["verdict", "critique", "author", "updated_at", "criterion_version"]
+            )
         history = [
             LabelChange(
                 label_id=label.pk,
@@ -433,6 +451,7 @@ class _Importer:
                 critique=label.critique,
                 author_id=self.expert_id,
                 changed_at=now,
+                criterion_version=label.criterion_version,
             )
             for label in (*new_labels, *changed_labels)
         ]

@@ -313,6 +313,8 @@ class Criterion(models.Model):
         FailureMode, null=True, blank=True, on_delete=models.SET_NULL, related_name="criteria"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The number of the definition's current CriterionVersion; each label records the one it was made under.
+    version = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["position", "id"]
@@ -326,6 +328,28 @@ class Criterion(models.Model):
     def generic_name(self) -> str | None:
         """The vague quality the name amounts to ("helpfulness", "quality", …), or None for a concrete name."""
         return criterion_names.generic_quality(self.name)
+
+
+class CriterionVersion(models.Model):
+    """One definition of a criterion, as the expert wrote it: every edit of the definition is a new version (who,
+    when, what). The method expects criteria to move as the expert judges outputs; labels record the version they
+    were made under, so a change shows which labels were made under the old words."""
+
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    name = models.CharField(max_length=100)
+    definition = models.TextField(blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["criterion", "-number"]
+        constraints = [models.UniqueConstraint(fields=["criterion", "number"], name="criterion_version_unique_number")]
+
+    def __str__(self) -> str:
+        return f"{self.criterion_id} v{self.number}"
 
 
 # The method asks for 50 to 100 labels with a critique per criterion: enough to measure a judge on and to pick
@@ -345,6 +369,8 @@ class Label(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labels")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    # The criterion's definition version (CriterionVersion.number) when the verdict was last set or confirmed.
+    criterion_version = models.PositiveIntegerField(default=1)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["trace", "criterion"], name="label_unique_trace_criterion")]
@@ -371,6 +397,7 @@ class LabelChange(models.Model):
     critique = models.TextField(blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     changed_at = models.DateTimeField(default=timezone.now)
+    criterion_version = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["-changed_at", "-id"]

@@ -11,10 +11,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 
+from annotation.definition_diff import word_diff
 from annotation.models import (
     CRITIQUED_LABELS_GOAL,
     BlindRelabel,
     Criterion,
+    CriterionVersion,
     FailureMode,
     FailureModeChange,
     ImportJob,
@@ -482,3 +484,45 @@ def conversation_size(*, trace: Trace) -> int:
     if not trace.session_id:
         return 0
     return Trace.objects.filter(project_id=trace.project_id, session_id=trace.session_id).exclude(session_id="").count()
+
+
+@dataclass(frozen=True)
+class DefinitionVersion:
+    """One version of a criterion's definition as its page shows it: the words changed since the version before,
+    and how many labels stand under it now (a label moves to the version it was last saved or confirmed under)."""
+
+    number: int
+    name: str
+    definition: str
+    author: str
+    created_at: datetime
+    diff: list[tuple[str, str]]
+    labels: int
+    is_current: bool
+
+
+def criterion_definition_versions(*, criterion: Criterion) -> list[DefinitionVersion]:
+    """The criterion's definitions, newest first: two queries whatever the number of versions and labels."""
+    versions = list(CriterionVersion.objects.filter(criterion=criterion).select_related("author").order_by("number"))
+    labels = dict(
+        Label.objects.filter(criterion=criterion)
+        .values("criterion_version")
+        .annotate(n=Count("id"))
+        .values_list("criterion_version", "n")
+    )
+    rows, previous = [], ""
+    for version in versions:
+        rows.append(
+            DefinitionVersion(
+                number=version.number,
+                name=version.name,
+                definition=version.definition,
+                author=version.author.get_username() if version.author else "",
+                created_at=version.created_at,
+                diff=word_diff(previous, version.definition) if version.number > 1 else [],
+                labels=labels.get(version.number, 0),
+                is_current=version.number == criterion.version,
+            )
+        )
+        previous = version.definition
+    return rows[::-1]

@@ -12,6 +12,7 @@ from django.utils import timezone
 from annotation.models import (
     ApiToken,
     Criterion,
+    CriterionVersion,
     FailureMode,
     Label,
     LabelChange,
@@ -139,31 +140,38 @@ def label_submit(*, trace: Trace, criterion: Criterion, verdict: str, critique: 
     if len(critique) > CRITIQUE_MAX_CHARS:
         raise DomainError(f"A critique is limited to {CRITIQUE_MAX_CHARS} characters")
     now = timezone.now()
+    # The definition's version as it is now, not as the caller's criterion object was loaded (the page may be old).
+    version = Criterion.objects.filter(pk=criterion.pk).values_list("version", flat=True).get()
     label = Label.objects.select_for_update().filter(trace=trace, criterion=criterion).first()
     if label is None:
         # The unique constraint settles a race between two first saves: the loser's atomic block fails cleanly.
         label = Label.objects.create(
             trace=trace, criterion=criterion, verdict=verdict, critique=critique, author=user, created_at=now,
-            updated_at=now,
+            updated_at=now, criterion_version=version,
         )  # fmt: skip
-    elif label.verdict == verdict and label.critique == critique:
+    elif label.verdict == verdict and label.critique == critique and label.criterion_version == version:
         _mark_reviewed(trace, now)
         return label
     else:
+        # The same verdict saved under a newer definition is a confirmation under it: the label moves to it.
         label.verdict, label.critique, label.author, label.updated_at = verdict, critique, user, now
-        label.save(update_fields=["verdict", "critique", "author", "updated_at"])
+        label.criterion_version = version
+        label.save(update_fields=["verdict", "critique", "author", "updated_at", "criterion_version"])
     latest = label.changes.order_by("-changed_at", "-id").first()
     window = timedelta(seconds=LABEL_HISTORY_COALESCE_SECONDS)
     if (
         latest is not None
         and latest.author_id == user.pk
         and latest.verdict == verdict
+        and latest.criterion_version == version
         and now - latest.changed_at < window
     ):
         latest.critique, latest.changed_at = critique, now
         latest.save(update_fields=["critique", "changed_at"])
     else:
-        LabelChange.objects.create(label=label, verdict=verdict, critique=critique, author=user, changed_at=now)
+        LabelChange.objects.create(
+            label=label, verdict=verdict, critique=critique, author=user, changed_at=now, criterion_version=version
+        )
     _mark_reviewed(trace, now)
     return label
 
@@ -254,17 +262,23 @@ def criterion_create(
     name: str,
     definition: str = "",
     failure_mode: FailureMode | None = None,
+    user: AbstractBaseUser | None = None,
 ) -> Criterion:
-    """A pass/fail question the expert answers per trace, usually born from a failure mode."""
+    """A pass/fail question the expert answers per trace, usually born from a failure mode. Its definition is
+    version 1."""
     name, definition = _clean_criterion(project, name, definition, failure_mode, exclude=None)
     position = (project.criteria.aggregate(m=Max("position"))["m"] or 0) + 1
-    return Criterion.objects.create(
+    criterion = Criterion.objects.create(
         project=project,
         name=name,
         definition=definition,
         failure_mode=failure_mode,
         position=position,
     )
+    CriterionVersion.objects.create(
+        criterion=criterion, number=1, name=name, definition=definition, author=user, created_at=criterion.created_at
+    )
+    return criterion
 
 
 @transaction.atomic
@@ -274,10 +288,23 @@ def criterion_update(
     name: str,
     definition: str,
     failure_mode: FailureMode | None,
+    user: AbstractBaseUser | None = None,
 ) -> Criterion:
     """Rename, redefine or relink a criterion. Its labels, judges and splits stay: they hang on the criterion, not
-    its name (an import naming the old name would create a new criterion, though)."""
+    its name (an import naming the old name would create a new criterion, though). A changed definition is a new
+    version (CriterionVersion), by `user`; labels made from now on record it, the earlier ones keep theirs."""
     name, definition = _clean_criterion(criterion.project, name, definition, failure_mode, exclude=criterion)
+    # Locked and read afresh: two edits at once make two versions in turn, and the object may be an old page's.
+    criterion.definition, criterion.version = (
+        Criterion.objects.select_for_update().filter(pk=criterion.pk).values_list("definition", "version").get()
+    )
+    fields = ["name", "definition", "failure_mode"]
+    if definition != criterion.definition:
+        criterion.version += 1
+        fields.append("version")
+        CriterionVersion.objects.create(
+            criterion=criterion, number=criterion.version, name=name, definition=definition, author=user
+        )
     criterion.name, criterion.definition, criterion.failure_mode = name, definition, failure_mode
-    criterion.save(update_fields=["name", "definition", "failure_mode"])
+    criterion.save(update_fields=fields)
     return criterion

@@ -13,7 +13,7 @@ from annotation.criterion_names import generic_quality
 from annotation.forms import CriterionForm
 from annotation.models import Criterion
 from annotation.panels import panels_render
-from annotation.selectors import criterion_failure_mode_choices
+from annotation.selectors import criterion_definition_versions, criterion_failure_mode_choices
 from annotation.services import DomainError, criterion_create, criterion_update
 
 TEMPLATE = "annotation/criterion_form.html"
@@ -33,7 +33,7 @@ def criterion_new(request: HttpRequest, slug: str) -> HttpResponse:
         form = CriterionForm(request.POST, modes=modes)
         if form.is_valid():
             try:
-                criterion = criterion_create(project=project, **form.cleaned_data)
+                criterion = criterion_create(project=project, user=request.user, **form.cleaned_data)
             except DomainError as exc:
                 form.add_error(None, str(exc))
             else:
@@ -60,10 +60,19 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
         form = CriterionForm(request.POST, modes=modes)
         if form.is_valid():
             try:
-                criterion_update(criterion=criterion, **form.cleaned_data)
+                before = criterion.version
+                criterion = criterion_update(criterion=criterion, user=request.user, **form.cleaned_data)
             except DomainError as exc:
                 form.add_error(None, str(exc))
             else:
+                if criterion.version != before:
+                    earlier = criterion.labels.filter(criterion_version__lt=criterion.version).count()
+                    messages.success(
+                        request,
+                        f"Criterion “{criterion.name}” saved: its definition is now version {criterion.version}. "
+                        f"{earlier} label{' was' if earlier == 1 else 's were'} made under an earlier definition.",
+                    )
+                    return redirect("criterion_edit", slug=project.slug, criterion_id=criterion.pk)
                 messages.success(request, f"Criterion “{criterion.name}” saved.")
                 return redirect("project_detail", slug=project.slug)
     else:
@@ -76,5 +85,6 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
             modes=modes,
         )
     context = {"project": project, "access": access, "form": form, "criterion": criterion, **_name_note(form)}
+    context["versions"] = criterion_definition_versions(criterion=criterion)
     context["panels"] = panels_render(slot="criterion", request=request, context=context)
     return render(request, TEMPLATE, context, status=400 if form.errors else 200)
