@@ -39,11 +39,20 @@ def _add(segments: list[tuple[Op, str]], op: Op, text: str) -> None:
         segments.append((op, text))
 
 
+# Words too common to say what a change was about (English; a definition in another language keeps them all).
+_FUNCTION_WORDS_TEXT = (
+    "the and for are but not you all any can her was one our out has had him his how its may new now who"
+    " did get let say she too use than that this with from they them then there these those when what"
+    " which will would should could been have into only also more most some such very"
+)
+_FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
+
+
 def changed_words(old: str, new: str) -> set[str]:
-    """The words added or removed (lower-cased, letters and digits only): what a recalibration looks for in the
-    critiques and notes of labels made under the old definition."""
+    """The content words added or removed (lower-cased, three letters or more, function words left out): what a
+    recalibration looks for in the critiques and notes of labels made under the old definition."""
     words: set[str] = set()
     for op, text in word_diff(old, new):
         if op != "same":
             words.update(word.lower() for word in re.findall(r"\w+", text) if len(word) > 2)
-    return words
+    return words - _FUNCTION_WORDS

@@ -493,6 +493,7 @@ class ReviewSession(models.Model):
         NEWEST_PRODUCTION = "newest_production", "Newest production traces"
         DISAGREEMENTS = "disagreements", "Judge–expert disagreements"
         NEGATIVE_FEEDBACK = "negative_feedback", "Negative user feedback first"
+        RECALIBRATION = "recalibration", "Recalibration after a definition change"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="review_sessions")
     name = models.CharField(max_length=200)
@@ -505,10 +506,10 @@ class ReviewSession(models.Model):
     traces = models.ManyToManyField(Trace, through="ReviewSessionTrace", related_name="review_sessions")
 
     # Strategies whose traces the expert has already reviewed: the session walks them again.
-    REVISITING = frozenset({Strategy.DISAGREEMENTS})
-    # Strategies whose items the expert labels again blind (BlindRelabel) before the earlier label and the judge's
-    # verdict are shown: only the decision that follows completes an item.
-    BLIND = frozenset({Strategy.DISAGREEMENTS})
+    REVISITING = frozenset({Strategy.DISAGREEMENTS, Strategy.RECALIBRATION})
+    # Strategies whose items the expert labels again blind (BlindRelabel) before the earlier label (and a judge's
+    # verdict) are shown: only the decision that follows completes an item.
+    BLIND = frozenset({Strategy.DISAGREEMENTS, Strategy.RECALIBRATION})
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -554,7 +555,7 @@ class ReviewSessionTrace(models.Model):
 
 
 class BlindRelabel(models.Model):
-    """An item of a disagreement session labelled again blind, then decided with everything in view.
+    """An item of a disagreement or recalibration session labelled again blind, then decided with everything in view.
 
     The expert first labels the trace without seeing the earlier label or the judge's verdict (the blind label);
     only then are both revealed, and the expert keeps the blind label or goes back to the earlier one, with a
@@ -569,8 +570,9 @@ class BlindRelabel(models.Model):
 
     item = models.OneToOneField(ReviewSessionTrace, on_delete=models.CASCADE, related_name="relabel")
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="relabels")
-    # The judge's verdict as it was when the session was made (the item's reason).
-    judge_verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    # The judge's verdict as it was when a disagreement session was made (the item's reason); blank in a
+    # recalibration session (after a definition change), which has no judge.
+    judge_verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
     # The label as it stood when the expert labelled blind; blank when the trace had none any more.
     earlier_verdict = models.CharField(max_length=4, choices=Verdict.choices, blank=True)
     earlier_critique = models.TextField(blank=True)

@@ -1,4 +1,4 @@
-"""Blind re-review of a judge's disagreements with the expert.
+"""Blind re-review of a judge's disagreements with the expert, and of labels made under an earlier definition.
 
 Shown a judge's verdict and reasoning beside their own label, experts drift toward the judge, and every such move
 raises the judge's measured agreement whether or not the judge was right. So a disagreement session shows each
@@ -7,6 +7,9 @@ trace blind first: the expert labels it again with neither the earlier label nor
 one, saying why when the two differ (`relabel_decide`). The kept label becomes the trace's label (the ground
 truth, with its history); the row keeps all four verdicts so that moves toward the judge can be counted per
 criterion (`annotation.selectors.relabel_drift`).
+
+A recalibration session (annotation.sessions.recalibration_session_create) walks labels made under an earlier
+definition of a criterion the same way, without a judge: label blind under the current words, then decide.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import BlindRelabel, Label, ReviewSessionTrace, Verdict
+from annotation.models import BlindRelabel, Label, ReviewSession, ReviewSessionTrace, Verdict
 from annotation.selectors import relabel_criterion
 from annotation.services import CRITIQUE_MAX_CHARS, DomainError, label_submit
 
@@ -31,8 +34,8 @@ def _require_expert(item: ReviewSessionTrace, user: AbstractBaseUser) -> None:
 
 @transaction.atomic
 def relabel_blind(*, item: ReviewSessionTrace, verdict: str, critique: str, user: AbstractBaseUser) -> BlindRelabel:
-    """Record the expert's blind label for a disagreement session's item. The trace's label is left as it is: the
-    ground truth changes only with the decision that follows."""
+    """Record the expert's blind label for a disagreement or recalibration session's item. The trace's label is
+    left as it is: the ground truth changes only with the decision that follows."""
     session = item.session
     _require_expert(item, user)
     if not session.relabels_blind:
@@ -44,8 +47,8 @@ def relabel_blind(*, item: ReviewSessionTrace, verdict: str, critique: str, user
     criterion = relabel_criterion(item=item)
     if criterion is None:
         raise DomainError(f"The criterion “{(item.reason or {}).get('criterion', '?')}” of this item no longer exists.")
-    judge_verdict = (item.reason or {}).get("judge_verdict")
-    if judge_verdict not in Verdict.values:
+    judge_verdict = (item.reason or {}).get("judge_verdict", "")
+    if session.strategy == ReviewSession.Strategy.DISAGREEMENTS and judge_verdict not in Verdict.values:
         raise DomainError(f"Session item #{item.position} holds no judge verdict to compare with.")
     # Two submits of the blind form (a double press of r, two tabs): the item's row lock lets one through.
     ReviewSessionTrace.objects.select_for_update().filter(pk=item.pk).first()
@@ -106,7 +109,7 @@ def relabel_decide(*, relabel: BlindRelabel, keep: str, reason: str, user: Abstr
     now = timezone.now()
     relabel.kept, relabel.final_verdict, relabel.final_critique = keep, verdict, critique
     relabel.reason, relabel.decided_at = reason, now
-    relabel.moved_toward_judge = bool(relabel.earlier_verdict) and (
+    relabel.moved_toward_judge = bool(relabel.earlier_verdict and relabel.judge_verdict) and (
         relabel.earlier_verdict != relabel.judge_verdict and verdict == relabel.judge_verdict
     )
     relabel.save(

@@ -430,7 +430,10 @@ class RelabelDrift:
 def relabel_drift(*, project: Project, session: ReviewSession | None = None) -> list[RelabelDrift]:
     """Per criterion (in criterion order), how often re-labelled disagreements ended on the judge's side: in the
     whole project, or in one session. One aggregate query; criteria without a decided re-label are left out."""
-    decided = BlindRelabel.objects.filter(criterion__project=project, decided_at__isnull=False)
+    # Recalibrations have no judge to move toward.
+    decided = BlindRelabel.objects.filter(criterion__project=project, decided_at__isnull=False).exclude(
+        judge_verdict=""
+    )
     if session is not None:
         decided = decided.filter(item__session=session)
     rows = (

@@ -55,6 +55,11 @@ DISAGREEMENTS_FROM_A_RUN = (
     "A session of judge–expert disagreements starts from a judge run: open Judges → a finished run → "
     "“Review these disagreements”. Choose another strategy here."
 )
+# A recalibration session is picked from one criterion's labels made under an earlier definition.
+RECALIBRATION_FROM_A_CRITERION = (
+    "A recalibration session starts from a criterion whose definition changed: open the criterion's page → "
+    "“Recalibrate”. Choose another strategy here."
+)
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,8 @@ def _validate(request: SessionRequest) -> None:
         raise DomainError(f"Unknown strategy “{request.strategy}”; choose one of: {choices}.")
     if request.strategy == Strategy.DISAGREEMENTS:
         raise DomainError(DISAGREEMENTS_FROM_A_RUN)
+    if request.strategy == Strategy.RECALIBRATION:
+        raise DomainError(RECALIBRATION_FROM_A_CRITERION)
     if isinstance(request.size, bool) or not isinstance(request.size, int):
         raise DomainError(f"The session size must be a whole number from {MIN_SIZE} to {MAX_SIZE}.")
     if not MIN_SIZE <= request.size <= MAX_SIZE:
@@ -555,6 +562,8 @@ def describe_params(session: ReviewSession) -> str:
         parts.append(f"where {params['meta']}")
     if params.get("seed"):
         parts.append(f"seed {params['seed']}")
+    if session.strategy == Strategy.RECALIBRATION and params.get("criterion"):
+        parts.append(f"{params['criterion']}, labels before definition v{params.get('version')}")
     requested = params.get("requested")
     if isinstance(requested, int) and requested != session.size:
         parts.append(f"{requested} asked")

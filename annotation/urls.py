@@ -33,6 +33,11 @@ urlpatterns = [
     # Criteria: the pass/fail questions the expert labels and the judges answer.
     path("projects/<slug:slug>/criteria/new/", criteria.criterion_new, name="criterion_new"),
     path("projects/<slug:slug>/criteria/<int:criterion_id>/", criteria.criterion_edit, name="criterion_edit"),
+    path(
+        "projects/<slug:slug>/criteria/<int:criterion_id>/recalibrate/",
+        criteria.criterion_recalibrate,
+        name="criterion_recalibrate",
+    ),
     # Reviewing: the queue, the trace list (keyset-paginated) and one trace. External ids may hold any character,
     # so the trace page takes the rest of the path; actions address traces by primary key under /t/.
     path("projects/<slug:slug>/review/", review.review_queue, name="review_queue"),

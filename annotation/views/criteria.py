@@ -7,12 +7,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from annotation.access import Permission, get_project_for_user
 from annotation.criterion_names import generic_quality
 from annotation.forms import CriterionForm
 from annotation.models import Criterion
 from annotation.panels import panels_render
+from annotation.recalibration import labels_under_earlier_definitions, recalibration_session_create
 from annotation.selectors import criterion_definition_versions, criterion_failure_mode_choices
 from annotation.services import DomainError, criterion_create, criterion_update
 
@@ -86,5 +88,25 @@ def criterion_edit(request: HttpRequest, slug: str, criterion_id: int) -> HttpRe
         )
     context = {"project": project, "access": access, "form": form, "criterion": criterion, **_name_note(form)}
     context["versions"] = criterion_definition_versions(criterion=criterion)
+    context["earlier_labels"] = labels_under_earlier_definitions(criterion=criterion)
+    context["may_recalibrate"] = access.can(Permission.CREATE_SESSIONS)
     context["panels"] = panels_render(slot="criterion", request=request, context=context)
     return render(request, TEMPLATE, context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_POST
+def criterion_recalibrate(request: HttpRequest, slug: str, criterion_id: int) -> HttpResponse:
+    """Start a recalibration session of the criterion's labels made under an earlier definition."""
+    access = get_project_for_user(request, slug, Permission.CREATE_SESSIONS)
+    criterion = access.get_object_or_404(Criterion, pk=criterion_id)
+    try:
+        session = recalibration_session_create(criterion=criterion, created_by=request.user)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect("criterion_edit", slug, criterion.pk)
+    messages.success(
+        request,
+        f"Session “{session.name}” holds {session.size} labelled traces to label again blind under the new definition.",
+    )
+    return redirect("session_detail", slug, session.pk)

@@ -28,6 +28,7 @@ from annotation.sessions import (
     METADATA_KEY_MAX_CHARS,
     MIN_SIZE,
     NAME_MAX_CHARS,
+    RECALIBRATION_FROM_A_CRITERION,
     SEED_MAX_CHARS,
     describe_params,
     review_session_create,
@@ -87,6 +88,8 @@ def _list_context(request: HttpRequest, access: ProjectAccess, form: SessionForm
         "strategies": ReviewSession.Strategy.choices,
         "disagreements": ReviewSession.Strategy.DISAGREEMENTS,
         "disagreements_help": DISAGREEMENTS_FROM_A_RUN,
+        "recalibration": ReviewSession.Strategy.RECALIBRATION,
+        "recalibration_help": RECALIBRATION_FROM_A_CRITERION,
     }
 
 

@@ -94,3 +94,53 @@ def test_expert_relabels_disagreements_blind_then_decides_with_the_keyboard(page
     assert [Label.objects.get(trace=trace).verdict for trace in traces] == ["pass", "fail"]
     page.goto(f"{live_server.url}/projects/acme/sessions/{session.pk}/")
     assert "1 of 2" in page.inner_text("#relabel-drift")
+
+
+def test_expert_recalibrates_labels_made_under_an_earlier_definition_blind(page, live_server, project, expert):
+    """From the criterion's page after an edit: the session, blind first (no earlier label in the page or in any
+    htmx response the blind step makes), then the reveal with both versions, then the decision."""
+    from annotation.services import criterion_create, criterion_update, label_submit
+
+    criterion = criterion_create(
+        project=project, name="no_apology", definition="Fail when the reply apologises.", user=expert
+    )
+    trace = make_trace(project=project, external_id="r-1", output="We regret the delay.")
+    label_submit(trace=trace, criterion=criterion, verdict="pass", critique=EARLIER, user=expert)
+    criterion_update(
+        criterion=criterion,
+        name=criterion.name,
+        definition="Fail when the reply apologises or expresses regret.",
+        failure_mode=None,
+        user=expert,
+    )
+    login(page, live_server, "expert", f"/projects/acme/criteria/{criterion.pk}/")
+    assert "1 label was made under an earlier definition" in page.inner_text(".definition-versions")
+    page.click("text=Recalibrate: label them again blind")
+    page.click("#start-reviewing")
+    page.wait_for_url(re.compile(r"/traces/r-1/"))
+    htmx_bodies: list[str] = []
+    page.on(
+        "response",
+        lambda response: htmx_bodies.append(response.text()) if response.request.headers.get("hx-request") else None,
+    )
+    page.wait_for_selector("#review[data-keyboard-ready]")
+    assert EARLIER not in page.content() and "it is now version 2" in page.inner_text("#relabel-blind")
+
+    page.keyboard.press("f")
+    page.wait_for_selector(f'#verdict-{criterion.pk}[data-verdict="fail"]', state="attached")
+    page.keyboard.press("c")
+    page.keyboard.type("Regrets the delay: that is regret, which now fails.")
+    page.keyboard.press("Escape")
+    assert not any(EARLIER in body for body in htmx_bodies)
+    page.keyboard.press("r")
+    page.wait_for_selector("#relabel-reveal")
+    reveal = page.inner_text("#relabel-reveal")
+    assert EARLIER in reveal and "under version 1; the blind one under version 2" in reveal and "said" not in reveal
+    page.keyboard.press("b")
+    page.keyboard.press("c")
+    page.keyboard.type("Regret counts as failing under the new words.")
+    page.keyboard.press("Escape")
+    page.keyboard.press("r")
+    page.wait_for_url(re.compile(r"/review/"))
+    label = Label.objects.get(trace=trace, criterion=criterion)
+    assert (label.verdict, label.criterion_version) == ("fail", 2)
