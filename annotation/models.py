@@ -398,6 +398,11 @@ class LabelChange(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     changed_at = models.DateTimeField(default=timezone.now)
     criterion_version = models.PositiveIntegerField(default=1)
+    # How the verdict was given, from the review page (annotation.sittings); empty for imports and the API.
+    seconds_on_trace = models.FloatField(null=True, blank=True)  # since the trace's page was shown
+    sitting_position = models.PositiveIntegerField(null=True, blank=True)  # the nth trace of the sitting
+    sitting_minutes = models.FloatField(null=True, blank=True)  # into the sitting
+    via = models.CharField(max_length=40, blank=True)  # the queue: random, newest, oldest, session:<strategy>
 
     class Meta:
         ordering = ["-changed_at", "-id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -124,14 +125,33 @@ def _mark_reviewed(trace: Trace, when: datetime) -> None:
         trace.reviewed_at = Trace.objects.filter(pk=trace.pk).values_list("reviewed_at", flat=True).get()
 
 
+@dataclass(frozen=True)
+class LabelContext:
+    """How a verdict was given, recorded with it (LabelChange): the review page fills it in (annotation.sittings)."""
+
+    seconds_on_trace: float | None = None
+    sitting_position: int | None = None
+    sitting_minutes: float | None = None
+    via: str = ""
+
+
 def _require_expert(trace: Trace, user: AbstractBaseUser, action: str) -> None:
     if trace.project.expert_id is None or trace.project.expert_id != user.pk:
         raise DomainError(f"Only the project's expert can {action}; their labels are the ground truth")
 
 
 @transaction.atomic
-def label_submit(*, trace: Trace, criterion: Criterion, verdict: str, critique: str, user: AbstractBaseUser) -> Label:
-    """Save the expert's verdict and critique for one criterion, recording the new state in the label's history."""
+def label_submit(
+    *,
+    trace: Trace,
+    criterion: Criterion,
+    verdict: str,
+    critique: str,
+    user: AbstractBaseUser,
+    context: LabelContext | None = None,
+) -> Label:
+    """Save the expert's verdict and critique for one criterion, recording the new state in the label's history,
+    with how it was given (`context`: the review page's sitting and timing) when known."""
     _require_expert(trace, user, "label traces")
     if criterion.project_id != trace.project_id:
         raise DomainError(f"Criterion {criterion.name!r} belongs to another project")
@@ -169,8 +189,18 @@ def label_submit(*, trace: Trace, criterion: Criterion, verdict: str, critique: 
         latest.critique, latest.changed_at = critique, now
         latest.save(update_fields=["critique", "changed_at"])
     else:
+        context = context or LabelContext()
         LabelChange.objects.create(
-            label=label, verdict=verdict, critique=critique, author=user, changed_at=now, criterion_version=version
+            label=label,
+            verdict=verdict,
+            critique=critique,
+            author=user,
+            changed_at=now,
+            criterion_version=version,
+            seconds_on_trace=context.seconds_on_trace,
+            sitting_position=context.sitting_position,
+            sitting_minutes=context.sitting_minutes,
+            via=context.via,
         )
     _mark_reviewed(trace, now)
     return label

@@ -242,6 +242,11 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 EVALSTUDIO_MAX_TRACE_BYTES = env_int("EVALSTUDIO_MAX_TRACE_BYTES", 1_000_000, minimum=1)
 EVALSTUDIO_MAX_REQUEST_BYTES = env_int("EVALSTUDIO_MAX_REQUEST_BYTES", 50_000_000, minimum=1)
 EVALSTUDIO_MAX_UPLOAD_BYTES = env_int("EVALSTUDIO_MAX_UPLOAD_BYTES", 2_000_000_000, minimum=1)
+# The expert's sitting (annotation.sittings): it ends after this many minutes without a label; the review page
+# suggests a break after this long or this many traces (never blocks).
+EVALSTUDIO_SITTING_GAP_MINUTES = env_int("EVALSTUDIO_SITTING_GAP_MINUTES", 30, minimum=1)
+EVALSTUDIO_SITTING_BREAK_MINUTES = env_int("EVALSTUDIO_SITTING_BREAK_MINUTES", 45, minimum=1)
+EVALSTUDIO_SITTING_BREAK_TRACES = env_int("EVALSTUDIO_SITTING_BREAK_TRACES", 60, minimum=1)
 # Feedback for a trace not stored yet (a Langfuse score ahead of its spans) waits this long for the trace.
 EVALSTUDIO_PENDING_FEEDBACK_DAYS = env_int("EVALSTUDIO_PENDING_FEEDBACK_DAYS", 30, minimum=1)
 # Django's own guard would answer oversize API bodies with a 400 before our 413; ours is the one that counts.

@@ -1,5 +1,5 @@
-"""REST routes for judges, added to the project's API (`/api/v1/…`): a judge run's status, progress and report, and
-its per-trace judgments beside the expert's labels."""
+"""REST routes for judges, added to the project's API (`/api/v1/…`): a judge run's status, progress and report, its
+per-trace judgments beside the expert's labels, and the expert's own reliability (fatigue and drift)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router, Schema
 
-from annotation.access import API_AUTH, Permission, api_object
+from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
 from annotation.api import Error
 from annotation.api_read import ReadError, decode_cursor, encode_cursor, page_limit
 from annotation.models import Label
 from judges.models import JudgeRun, Judgment
+from judges.reliability import RateRow, drift, fatigue
 from judges.selectors import run_judged_count
 
 router = Router(tags=["judges"])
@@ -192,4 +193,79 @@ def judge_run_judgments(
             for j in rows
         ],
         "next_cursor": encode_cursor(rows[-1].pk) if more else None,
+    }
+
+
+# --- the expert's reliability (judges.reliability) -------------------------------------------------------------------
+
+
+class RateOut(Schema):
+    label: str
+    n: int
+    fails: int
+    fail_rate: float | None
+    # 95% Wilson interval of the fail rate; null when n is 0.
+    fail_rate_ci: list[float] | None
+    median_seconds: float | None = None
+
+
+class DriftOut(Schema):
+    criterion: str
+    weeks: list[RateOut]
+    labels: int
+    changed_later: int
+    changed_share: float | None
+    changed_share_ci: list[float] | None
+
+
+class ReliabilityOut(Schema):
+    project: str
+    fatigue: list[RateOut]
+    drift: list[DriftOut]
+
+
+def _rate_out(row: RateRow) -> dict[str, Any]:
+    return {
+        "label": row.label,
+        "n": row.n,
+        "fails": row.fails,
+        "fail_rate": row.rate,
+        "fail_rate_ci": list(row.interval) if row.interval else None,
+        "median_seconds": row.median_seconds,
+    }
+
+
+@router.get(
+    "/projects/{slug}/reliability",
+    auth=API_AUTH,
+    response={200: ReliabilityOut, 403: Error, 404: Error},
+    summary="The expert's reliability: fatigue by position in a sitting, and drift per criterion",
+    description=(
+        "`fatigue`: the expert's fail rate on first reading by position in a review sitting (buckets `1–20`, "
+        "`21–40`, …, `101+`), with its 95% Wilson interval and the median seconds spent on a trace. `drift`: per "
+        "criterion, the fail rate by week (`label` is the week's Monday) of first verdicts given in the random "
+        "queue (comparable traces), and the share of labels whose verdict was changed later. Only labels made on "
+        "the review page carry a sitting and a queue; imported ones count only toward `changed_later`. "
+        "docs/expert-reliability.md says how to read each number."
+    ),
+)
+def reliability_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    project = access.project
+    return {
+        "project": project.slug,
+        "fatigue": [_rate_out(row) for row in fatigue(project=project)],
+        "drift": [
+            {
+                "criterion": item.criterion.name,
+                "weeks": [_rate_out(rate) for _, rate in item.weeks],
+                "labels": item.labels,
+                "changed_later": item.changed_later,
+                "changed_share": item.changed_share,
+                "changed_share_ci": list(item.changed_interval) if item.changed_interval else None,
+            }
+            for item in drift(project=project)
+        ],
     }

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from django.urls import path
 
-from judges import views, views_compare, views_promotion, views_sessions, views_versions
+from judges import views, views_compare, views_promotion, views_reliability, views_sessions, views_versions
 
 urlpatterns = [
     path("projects/<slug:slug>/judges/", views.judge_list, name="judge_list"),
+    path("projects/<slug:slug>/reliability/", views_reliability.reliability, name="expert_reliability"),
     path("projects/<slug:slug>/judges/<int:judge_id>/runs/", views.judge_run_create, name="judge_run_create"),
     path("projects/<slug:slug>/judges/runs/<int:run_id>/", views.judge_run_detail, name="judge_run_detail"),
     path("projects/<slug:slug>/judges/runs/<int:run_id>/cancel/", views.judge_run_cancel_view, name="judge_run_cancel"),

@@ -7,8 +7,6 @@ edit or delete their own. Queue parameters ride along in the query string of eve
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.contrib import messages
@@ -40,7 +38,6 @@ from annotation.queue import (
     queue_next,
     queue_previous,
     queue_progress,
-    reviewed_since,
     trace_page,
 )
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
@@ -64,47 +61,9 @@ from annotation.services import DomainError, label_submit, note_create, note_upd
 from annotation.services import note_delete as note_delete_service
 from annotation.services import trace_mark_reviewed as trace_mark_reviewed_service
 from annotation.sessions import session_item_revisit
+from annotation.sittings import opened_token, sitting_act, sitting_get, sitting_save, sitting_state
 
 TEMPLATE = "annotation/trace_detail.html"
-DEFAULT_SITTING_TARGET = 100
-
-
-# The sitting: a stretch of reviewing with a target, kept in the session per project. -----------------------------
-
-
-@dataclass(frozen=True)
-class Sitting:
-    started: datetime
-    target: int
-    done: int
-
-    @property
-    def percent(self) -> int:
-        return min(100, int(100 * self.done / self.target)) if self.target else 0
-
-
-def _sitting_key(project: Project) -> str:
-    return f"review_sitting:{project.pk}"
-
-
-def _sitting_state(request: HttpRequest, project: Project) -> dict[str, Any]:
-    state = request.session.get(_sitting_key(project))
-    if not isinstance(state, dict) or "started" not in state:
-        state = {"started": timezone.now().isoformat(), "target": DEFAULT_SITTING_TARGET}
-        request.session[_sitting_key(project)] = state
-    return state
-
-
-def _sitting(request: HttpRequest, project: Project) -> Sitting:
-    state = _sitting_state(request, project)
-    try:
-        started = datetime.fromisoformat(state["started"])
-    except (TypeError, ValueError):
-        started = timezone.now()
-    target = state.get("target") if isinstance(state.get("target"), int) else DEFAULT_SITTING_TARGET
-    return Sitting(started=started, target=target, done=reviewed_since(project=project, since=started))
-
-
 # Helpers ---------------------------------------------------------------------------------------------------------
 
 
@@ -131,13 +90,15 @@ def _base_context(request: HttpRequest, access: ProjectAccess, trace: Trace, par
         "trace": trace,
         "params": params,
         "qs": params.querystring,
+        # Sent back with each label save: how long the trace was open (annotation.sittings).
+        "opened": opened_token(),
     }
 
 
 def _progress_context(request: HttpRequest, project: Project, params: QueueParams) -> dict[str, Any]:
     return {
         "progress": queue_progress(project=project, params=params),
-        "sitting": _sitting(request, project),
+        "sitting": sitting_get(request, project),
     }
 
 
@@ -167,12 +128,12 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
         if not form.is_valid():
             messages.error(request, "The sitting target must be a whole number from 1 to 100000.")
             return redirect(reverse("review_queue", args=[slug]) + params.querystring)
-        state = dict(_sitting_state(request, project))
+        state = dict(sitting_state(request, project))
         if form.cleaned_data["restart"]:
-            state["started"] = timezone.now().isoformat()
+            state["started"], state["last"] = timezone.now().isoformat(), None
         if form.cleaned_data["target"]:
             state["target"] = form.cleaned_data["target"]
-        request.session[_sitting_key(project)] = state
+        sitting_save(request, project, state)
         back = form.cleaned_data["next"]
         if back and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
             return HttpResponseRedirect(back)
@@ -302,6 +263,7 @@ def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpR
     project = access.project
     trace = _get_trace(project, trace_id)
     params = _queue_params(request, project)
+    sitting_act(request, project, trace, params)
     trace_mark_reviewed_service(trace=trace, user=request.user)
     session_item_revisit(project=project, session_id=params.session, trace=trace)
     found = queue_next(project=project, params=params, current=trace)
@@ -338,7 +300,12 @@ def label_save(request: HttpRequest, slug: str, trace_id: int, criterion_id: int
         else:
             try:
                 row.label = label_submit(
-                    trace=trace, criterion=criterion, verdict=verdict, critique=critique, user=request.user
+                    trace=trace,
+                    criterion=criterion,
+                    verdict=verdict,
+                    critique=critique,
+                    user=request.user,
+                    context=sitting_act(request, project, trace, params),
                 )
                 row.history = label_history(labels=[row.label]).get(row.label.pk, [])
                 row.critiqued = critiqued_label_counts(project=project).get(criterion.pk, 0)
