@@ -39,6 +39,10 @@ class Project(models.Model):
     # Seeds the "random" queue order; a stored per-trace key makes that order indexable at a million traces.
     queue_seed = models.CharField(max_length=32, default="evalstudio")
     created_at = models.DateTimeField(default=timezone.now)
+    # Blind re-review (annotation.rereviews): the share of queue steps that re-serve a trace the expert labelled at
+    # least `rereview_after_days` ago, labels hidden; 0 turns it off. Only the expert sets these.
+    rereview_rate = models.FloatField(default=0.05)
+    rereview_after_days = models.PositiveIntegerField(default=7)
 
     class Meta:
         ordering = ["name"]
@@ -773,3 +777,43 @@ class SpanAssembly(models.Model):
 
     def __str__(self) -> str:
         return f"assemble {self.trace_id}"
+
+
+class SelfReview(models.Model):
+    """The expert's blind second verdict on a trace they labelled at least a few days before (annotation.rereviews),
+    kept beside the first, never over it: the pair measures the expert's self-agreement. When the two differ, the
+    expert later decides which stands, with a reason; keeping the new one changes the label (with its history)."""
+
+    class Kept(models.TextChoices):
+        THEN = "then", "the earlier label"
+        NOW = "now", "the re-review"
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="self_reviews")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="self_reviews")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The label as it stood when the trace was re-served.
+    then_verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    then_critique = models.TextField(blank=True)
+    then_at = models.DateTimeField()
+    then_version = models.PositiveIntegerField(default=1)
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    critique = models.TextField(blank=True)
+    criterion_version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(default=timezone.now)
+    kept = models.CharField(max_length=8, choices=Kept.choices, blank=True)
+    reason = models.TextField(blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["criterion", "created_at"], name="self_review_by_criterion"),
+            models.Index(fields=["trace", "created_at"], name="self_review_by_trace"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.criterion_id}: {self.then_verdict} then, {self.verdict} now"
+
+    @property
+    def agrees(self) -> bool:
+        return self.verdict == self.then_verdict

@@ -11,6 +11,7 @@ from annotation.views import (
     members,
     projects,
     relabel,
+    rereview,
     review,
     suggestions,
     taxonomy,
@@ -33,6 +34,14 @@ urlpatterns = [
     # Criteria: the pass/fail questions the expert labels and the judges answer.
     path("projects/<slug:slug>/criteria/new/", criteria.criterion_new, name="criterion_new"),
     path("projects/<slug:slug>/criteria/<int:criterion_id>/", criteria.criterion_edit, name="criterion_edit"),
+    # Blind re-review of the expert's older labels (annotation.rereviews).
+    path("projects/<slug:slug>/rereview/<int:trace_id>/", rereview.rereview, name="rereview"),
+    path(
+        "projects/<slug:slug>/self-reviews/<int:review_id>/decide/",
+        rereview.self_review_decide,
+        name="self_review_decide",
+    ),
+    path("projects/<slug:slug>/rereview-settings/", rereview.rereview_settings, name="rereview_settings"),
     path(
         "projects/<slug:slug>/criteria/<int:criterion_id>/recalibrate/",
         criteria.criterion_recalibrate,

@@ -14,7 +14,7 @@ from annotation.api import Error
 from annotation.api_read import ReadError, decode_cursor, encode_cursor, page_limit
 from annotation.models import Label
 from judges.models import JudgeRun, Judgment
-from judges.reliability import RateRow, drift, fatigue
+from judges.reliability import RateRow, drift, fatigue, self_agreement
 from judges.selectors import run_judged_count
 
 router = Router(tags=["judges"])
@@ -207,6 +207,9 @@ class RateOut(Schema):
     # 95% Wilson interval of the fail rate; null when n is 0.
     fail_rate_ci: list[float] | None
     median_seconds: float | None = None
+    # Fatigue rows: how many of these first verdicts were re-reviewed blind, and the share that agreed.
+    rereviewed: int = 0
+    self_agreement: float | None = None
 
 
 class DriftOut(Schema):
@@ -218,8 +221,20 @@ class DriftOut(Schema):
     changed_share_ci: list[float] | None
 
 
+class SelfAgreementOut(Schema):
+    criterion: str
+    n: int
+    agreement: float | None
+    agreement_ci: list[float] | None
+    kappa: float | None
+    kappa_ci: list[float] | None
+    undecided: int
+    decided: int
+
+
 class ReliabilityOut(Schema):
     project: str
+    self_agreement: list[SelfAgreementOut]
     fatigue: list[RateOut]
     drift: list[DriftOut]
 
@@ -232,6 +247,8 @@ def _rate_out(row: RateRow) -> dict[str, Any]:
         "fail_rate": row.rate,
         "fail_rate_ci": list(row.interval) if row.interval else None,
         "median_seconds": row.median_seconds,
+        "rereviewed": row.rereviewed,
+        "self_agreement": row.agreement,
     }
 
 
@@ -239,8 +256,10 @@ def _rate_out(row: RateRow) -> dict[str, Any]:
     "/projects/{slug}/reliability",
     auth=API_AUTH,
     response={200: ReliabilityOut, 403: Error, 404: Error},
-    summary="The expert's reliability: fatigue by position in a sitting, and drift per criterion",
+    summary="The expert's reliability: self-agreement, fatigue by position in a sitting, drift per criterion",
     description=(
+        "`self_agreement`: per criterion, the expert's labels against their blind re-reviews: raw agreement and "
+        "Cohen's κ with 95% intervals, and how many differing pairs are undecided or decided. "
         "`fatigue`: the expert's fail rate on first reading by position in a review sitting (buckets `1–20`, "
         "`21–40`, …, `101+`), with its 95% Wilson interval and the median seconds spent on a trace. `drift`: per "
         "criterion, the fail rate by week (`label` is the week's Monday) of first verdicts given in the random "
@@ -256,6 +275,19 @@ def reliability_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpRes
     project = access.project
     return {
         "project": project.slug,
+        "self_agreement": [
+            {
+                "criterion": item.criterion.name,
+                "n": item.n,
+                "agreement": item.agreement,
+                "agreement_ci": list(item.agreement_interval) if item.agreement_interval else None,
+                "kappa": item.kappa,
+                "kappa_ci": list(item.kappa_interval) if item.kappa_interval else None,
+                "undecided": len(item.undecided),
+                "decided": item.decided,
+            }
+            for item in self_agreement(project=project)
+        ],
         "fatigue": [_rate_out(row) for row in fatigue(project=project)],
         "drift": [
             {

@@ -1,6 +1,8 @@
 """How far the expert's own labels can be trusted, read from what each label recorded (annotation.sittings,
-annotation.models.LabelChange): fatigue (the fail rate by position in a sitting) and drift (a criterion's fail rate
-week by week on comparable traces, and how often labels were changed later).
+annotation.models.LabelChange) and from blind re-reviews (annotation.rereviews): self-agreement per criterion (κ
+and raw agreement between a label and its blind re-review), fatigue (the fail rate and self-agreement by position
+in a sitting) and drift (a criterion's fail rate week by week on comparable traces, and how often labels were
+changed later).
 
 It lives with the judges because it is measured like them — rates with 95% intervals (judges.stats) — and
 because a judge cannot be expected to agree with the expert more than the expert agrees with themself.
@@ -18,8 +20,8 @@ from statistics import median
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import TruncWeek
 
-from annotation.models import Criterion, LabelChange, Project, Verdict
-from judges.stats import wilson_interval
+from annotation.models import Criterion, LabelChange, Project, SelfReview, Verdict
+from judges.stats import ConfusionMatrix, confidence_intervals, metrics, wilson_interval
 
 # Positions in a sitting, in buckets of this many traces (1–20, 21–40, …); the last bucket is open-ended.
 BUCKET = 20
@@ -29,13 +31,21 @@ Interval = tuple[float, float]
 
 @dataclass(frozen=True)
 class RateRow:
-    """A fail rate over `n` first verdicts, with its 95% Wilson interval (None when n is 0)."""
+    """A fail rate over `n` first verdicts, with its 95% Wilson interval (None when n is 0); in a fatigue row also
+    the self-agreement of those first verdicts that were re-reviewed blind."""
 
     label: str
     n: int
     fails: int
     interval: Interval | None
     median_seconds: float | None = None
+    rereviewed: int = 0
+    agreed: int = 0
+    agreement_interval: Interval | None = None
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.rereviewed if self.rereviewed else None
 
     @property
     def rate(self) -> float | None:
@@ -63,14 +73,30 @@ def fatigue(*, project: Project) -> list[RateRow]:
     the API) have no position and are not counted."""
     rows = _first_verdicts(project).filter(sitting_position__isnull=False)
     by_bucket: dict[int, list[tuple[str, float | None]]] = {}
-    for position, verdict, seconds in rows.values_list("sitting_position", "verdict", "seconds_on_trace").iterator():
+    bucket_of: dict[tuple[int, int], int] = {}  # (trace, criterion) → the bucket of its label's first verdict
+    values = rows.values_list(
+        "sitting_position", "verdict", "seconds_on_trace", "label__trace_id", "label__criterion_id"
+    )
+    for position, verdict, seconds, trace_id, criterion_id in values.iterator():
         start = min(((position - 1) // BUCKET) * BUCKET + 1, LAST_BUCKET_START)
         by_bucket.setdefault(start, []).append((verdict, seconds))
+        bucket_of[(trace_id, criterion_id)] = start
+    agreement: dict[int, list[int]] = {}
+    reviews = SelfReview.objects.filter(trace__project=project).values_list(
+        "trace_id", "criterion_id", "verdict", "then_verdict"
+    )
+    for trace_id, criterion_id, now, then in reviews.iterator():
+        start = bucket_of.get((trace_id, criterion_id))
+        if start is not None:
+            counts = agreement.setdefault(start, [0, 0])
+            counts[0] += 1
+            counts[1] += now == then
     result = []
     for start in sorted(by_bucket):
         entries = by_bucket[start]
         fails = sum(1 for verdict, _ in entries if verdict == Verdict.FAIL)
         seconds = [s for _, s in entries if s is not None]
+        rereviewed, agreed = agreement.get(start, [0, 0])
         result.append(
             RateRow(
                 label=_bucket_label(start),
@@ -78,6 +104,9 @@ def fatigue(*, project: Project) -> list[RateRow]:
                 fails=fails,
                 interval=wilson_interval(fails, len(entries)),
                 median_seconds=round(median(seconds), 1) if seconds else None,
+                rereviewed=rereviewed,
+                agreed=agreed,
+                agreement_interval=wilson_interval(agreed, rereviewed),
             )
         )
     return result
@@ -139,6 +168,60 @@ def drift(*, project: Project) -> list[Drift]:
                 labels=labels,
                 changed_later=changed,
                 changed_interval=wilson_interval(changed, labels),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class SelfAgreement:
+    """A criterion's self-agreement: each label against its blind re-review (then as the reference, now as the
+    rater), κ and raw agreement with 95% intervals, by month, and the differing pairs still to decide."""
+
+    criterion: Criterion
+    n: int
+    agreement: float | None
+    agreement_interval: Interval | None
+    kappa: float | None
+    kappa_interval: Interval | None
+    months: list[tuple[str, int, int, Interval | None]]  # (YYYY-MM, re-reviews, agreeing, interval)
+    undecided: list[SelfReview]
+    decided: int
+
+
+def self_agreement(*, project: Project, criterion: Criterion | None = None) -> list[SelfAgreement]:
+    """Per criterion with re-reviews (in criterion order), or for one criterion: the expert against themself."""
+    reviews = SelfReview.objects.filter(trace__project=project).select_related("trace", "criterion")
+    if criterion is not None:
+        reviews = reviews.filter(criterion=criterion)
+    by_criterion: dict[int, list[SelfReview]] = {}
+    for review in reviews.order_by("created_at", "id"):
+        by_criterion.setdefault(review.criterion_id, []).append(review)
+    criteria = Criterion.objects.filter(pk__in=list(by_criterion)).order_by("position", "id")
+    result = []
+    for item in criteria:
+        rows = by_criterion[item.pk]
+        cm = ConfusionMatrix.from_pairs((row.then_verdict, row.verdict) for row in rows)
+        point = metrics(cm)
+        intervals = confidence_intervals(cm)
+        months: dict[str, list[int]] = {}
+        for row in rows:
+            counts = months.setdefault(f"{row.created_at:%Y-%m}", [0, 0])
+            counts[0] += 1
+            counts[1] += row.agrees
+        result.append(
+            SelfAgreement(
+                criterion=item,
+                n=cm.n,
+                agreement=point["accuracy"],
+                agreement_interval=intervals["accuracy"],
+                kappa=point["kappa"],
+                kappa_interval=intervals["kappa"],
+                months=[
+                    (month, n, agreed, wilson_interval(agreed, n)) for month, (n, agreed) in sorted(months.items())
+                ],
+                undecided=[row for row in rows if not row.agrees and row.decided_at is None],
+                decided=sum(1 for row in rows if row.decided_at is not None),
             )
         )
     return result

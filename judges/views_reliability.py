@@ -1,4 +1,5 @@
-"""The expert's reliability page: fatigue by position in a sitting and drift per criterion (judges.reliability)."""
+"""The expert's reliability page: self-agreement from blind re-reviews (with the differing pairs to decide), fatigue
+by position in a sitting and drift per criterion (judges.reliability)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation.access import get_project_for_user
-from judges.reliability import drift, fatigue
+from judges.reliability import drift, fatigue, self_agreement
 
 
 @login_required
@@ -21,5 +22,8 @@ def reliability(request: HttpRequest, slug: str) -> HttpResponse:
         "access": access,
         "fatigue": fatigue(project=project),
         "drift": drift(project=project),
+        "self_agreement": self_agreement(project=project),
+        "is_expert": project.expert_id == request.user.pk,
+        "rate_percent": round(project.rereview_rate * 100, 1),
     }
     return render(request, "judges/reliability.html", context)

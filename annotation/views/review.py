@@ -8,6 +8,7 @@ edit or delete their own. Queue parameters ride along in the query string of eve
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -41,6 +42,7 @@ from annotation.queue import (
     trace_page,
 )
 from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
+from annotation.rereviews import rereview_candidate, rereview_due
 from annotation.selectors import (
     conversation_size,
     criteria_count,
@@ -77,6 +79,22 @@ def _queue_params(request: HttpRequest, project: Project) -> QueueParams:
     if params.session and review_session_of(project=project, session_id=params.session) is None:
         raise Http404("No such review session in this project")
     return params
+
+
+def _maybe_rereview(request: HttpRequest, project: Project, params: QueueParams, target: str) -> str:
+    """Where this queue step goes: `target`, or — at the project's re-review rate, for the expert outside review
+    sessions (a session is a fixed list) — a trace labelled a while ago, served blind, and `target` after it."""
+    if params.session or project.expert_id != request.user.pk:
+        return target
+    key = f"review_steps:{project.pk}"
+    step = request.session.get(key, 0) + 1 if isinstance(request.session.get(key, 0), int) else 1
+    request.session[key] = step
+    if not rereview_due(project, step=step):
+        return target
+    candidate = rereview_candidate(project=project)
+    if candidate is None:
+        return target
+    return reverse("rereview", args=[project.slug, candidate.pk]) + "?" + urlencode({"next": target})
 
 
 def _get_trace(project: Project, trace_id: int) -> Trace:
@@ -140,7 +158,7 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect(reverse("review_queue", args=[slug]) + params.querystring)
     first = queue_first(project=project, params=params)
     if first is not None:
-        return redirect(_trace_url(project, first, params))
+        return redirect(_maybe_rereview(request, project, params, _trace_url(project, first, params)))
     context = {"project": project, "access": access, "params": params, "qs": params.querystring}
     context.update(_progress_context(request, project, params))
     context["last_reviewed"] = last_reviewed_external_id(project=project)
@@ -268,6 +286,8 @@ def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpR
     session_item_revisit(project=project, session_id=params.session, trace=trace)
     found = queue_next(project=project, params=params, current=trace)
     target = _trace_url(project, found, params) if found else reverse("review_queue", args=[slug]) + params.querystring
+    if found:
+        target = _maybe_rereview(request, project, params, target)
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = target

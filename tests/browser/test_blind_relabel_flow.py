@@ -144,3 +144,41 @@ def test_expert_recalibrates_labels_made_under_an_earlier_definition_blind(page,
     page.wait_for_url(re.compile(r"/review/"))
     label = Label.objects.get(trace=trace, criterion=criterion)
     assert (label.verdict, label.criterion_version) == ("fail", 2)
+
+
+def test_the_queue_re_serves_an_old_label_blind_and_goes_on(page, live_server, project, expert):
+    """At the expert's rate the queue re-serves a trace labelled days ago: the page (and every response the browser
+    gets while on it) holds neither the earlier label, its critique nor the notes; the answers are kept beside it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import Note, SelfReview
+    from annotation.rereviews import rereview_due
+    from annotation.services import criterion_create, label_submit
+
+    criterion = criterion_create(project=project, name="no_apology", definition="Fail when the reply apologises.")
+    old = make_trace(project=project, external_id="old-1", output="We regret the delay.")
+    label_submit(trace=old, criterion=criterion, verdict="fail", critique=EARLIER, user=expert)
+    Note.objects.create(trace=old, author=expert, text="A note that must stay hidden.")
+    Label.objects.filter(trace=old).update(updated_at=timezone.now() - timedelta(days=8))
+    make_trace(project=project, external_id="new-1", output="Your refund is on its way.")
+    project.rereview_rate = 0.5
+    project.save(update_fields=["rereview_rate"])
+    first_due = next(step for step in range(1, 50) if rereview_due(project, step=step))
+
+    bodies: list[str] = []
+    page.on("response", lambda response: bodies.append(response.text()) if "/rereview/" in response.url else None)
+    login(page, live_server, "expert", "/projects/acme/review/")
+    for _ in range(first_due - 1):
+        page.goto(f"{live_server.url}/projects/acme/review/")
+    page.wait_for_url(re.compile(rf"/rereview/{old.pk}/"))
+    assert "We regret the delay." in page.inner_text(".trace-pane")
+    assert all(EARLIER not in body and "must stay hidden" not in body for body in bodies) and bodies
+    page.check(f'input[name="verdict-{criterion.pk}"][value="pass"]')
+    page.fill(f'textarea[name="critique-{criterion.pk}"]', "Regret for a delay is not an apology.")
+    page.click("text=Save the re-review")
+    page.wait_for_url(re.compile(r"/traces/new-1/"))
+    review = SelfReview.objects.get(trace=old)
+    assert (review.then_verdict, review.verdict, review.then_critique) == ("fail", "pass", EARLIER)
+    assert Label.objects.get(trace=old).verdict == "fail"

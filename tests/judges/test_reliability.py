@@ -96,6 +96,8 @@ def test_the_page_and_the_api_show_both(project, expert, expert_client, client):
             "fail_rate": 1.0,
             "fail_rate_ci": data["fatigue"][0]["fail_rate_ci"],
             "median_seconds": 12.5,
+            "rereviewed": 0,
+            "self_agreement": None,
         }
     ]
     assert data["drift"][0]["criterion"] == "tone" and data["drift"][0]["weeks"][0]["n"] == 1
