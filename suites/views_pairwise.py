@@ -68,7 +68,8 @@ def pairwise_detail(request: HttpRequest, slug: str, comparison_id: int) -> Http
         comparison=comparison, disagreed=rows[:DISAGREED_SHOWN], disagreed_capped=len(rows) > DISAGREED_SHOWN
     )
     context = {"project": access.project, "access": access, "view": view, "disagreed_shown": DISAGREED_SHOWN}
+    if not request.htmx:
+        return render(request, "suites/pairwise_detail.html", context)
     response = render(request, "suites/_pairwise_comparison.html", context)
-    if request.htmx and comparison.is_finished:
-        return HttpResponseStopPolling(response.content)
-    return response
+    # 286 tells htmx to swap in this final state and stop polling.
+    return HttpResponseStopPolling(response.content) if comparison.is_finished else response

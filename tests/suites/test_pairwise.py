@@ -105,7 +105,8 @@ def compare(setup, **options) -> PairwiseComparison:
 def test_a_judge_that_prefers_whatever_is_shown_first_disagrees_with_itself_on_every_pair(setup, llm_server):
     llm_server.respond_with(first_shown)
     s = compare(setup).summary
-    assert len(llm_server.chat_requests) == 2 * CASES  # every pair, both orders; the unpaired case is not asked
+    # Every pair, both orders; the unpaired case is not asked.
+    assert len(llm_server.chat_requests) == 2 * CASES, s
     assert (s["pairs"], s["judged"], s["inconsistent"], s["first_shown_both"]) == (CASES, CASES, CASES, CASES)
     assert (s["candidate_wins"], s["baseline_wins"], s["ties"], s["errors"]) == (0, 0, 0, 0)
     assert s["disagreement_rate"] == 1.0
@@ -365,9 +366,15 @@ def test_reasoning_is_escaped_and_a_running_comparison_polls(setup, expert_clien
     comparison = compare(setup)
     detail = expert_client.get(f"/projects/acme/suites/pairwise/{comparison.pk}/").content.decode()
     assert "<script>x()" not in detail and "&lt;script&gt;x()&lt;/script&gt; first" in detail
+    assert "<h1>Pairwise comparison #" in detail  # a page of its own when not asked by htmx
     PairwiseComparison.objects.filter(pk=comparison.pk).update(status="running", pairs_done=4)
-    running = expert_client.get(f"/projects/acme/suites/pairwise/{comparison.pk}/").content.decode()
+    polled = expert_client.get(f"/projects/acme/suites/pairwise/{comparison.pk}/", HTTP_HX_REQUEST="true")
+    running = polled.content.decode()
+    assert polled.status_code == 200 and "<h1>" not in running  # the card alone, swapped in place
     assert "4 of 10" in running and 'hx-trigger="every 1s"' in running
+    PairwiseComparison.objects.filter(pk=comparison.pk).update(status="done")
+    finished = expert_client.get(f"/projects/acme/suites/pairwise/{comparison.pk}/", HTTP_HX_REQUEST="true")
+    assert finished.status_code == 286 and 'hx-trigger="every 1s"' not in finished.content.decode()
 
 
 @pytest.mark.django_db
