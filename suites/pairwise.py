@@ -17,7 +17,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from annotation.models import Criterion, Project, Trace
 from annotation.services import DomainError
@@ -43,11 +43,14 @@ def _run_name(run: SuiteRun) -> str:
 
 
 def llm_versions(*, project: Project) -> list[tuple[JudgeVersion, bool]]:
-    """Every LLM judge version of the project, with whether it is its criterion's promoted version: promoted first,
-    then newest first, by criterion."""
+    """The LLM judge versions to offer: each LLM judge's newest version and the promoted ones, with whether each is
+    its criterion's promoted version; by criterion, promoted first, then newest first."""
     promoted = {p.version_id for p in current_promotions(project=project).values()}
-    versions = JudgeVersion.objects.filter(judge__project=project, judge__kind=LLMKind.name).select_related(
-        "judge", "judge__criterion"
+    newest = JudgeVersion.objects.filter(judge=OuterRef("judge")).order_by("-number").values("pk")[:1]
+    versions = (
+        JudgeVersion.objects.filter(judge__project=project, judge__kind=LLMKind.name)
+        .filter(Q(pk__in=promoted) | Q(pk=Subquery(newest)))
+        .select_related("judge", "judge__criterion")
     )
     ordered = sorted(
         versions,

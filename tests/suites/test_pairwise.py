@@ -35,6 +35,9 @@ def llm_server(settings):
         settings.OPENAI_BASE_URL = server.base_url
         settings.OPENAI_API_KEY = "test-key"
         settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
+        # No more calls in flight than the loopback server's accept backlog (5): on a loaded machine a burst over it
+        # can fail to connect, and without retries that would be an error pair.
+        settings.EVALSTUDIO_JUDGE_CONCURRENCY = 4
         yield server
 
 
@@ -393,3 +396,14 @@ def test_outsiders_get_404_and_viewers_cannot_start_one(setup, outsider_client, 
     page = client.get(f"/projects/acme/suites/compare/?a={baseline.pk}&b={candidate.pk}").content.decode()
     assert "Compare pairwise with" not in page and f'data-comparison="{comparison.pk}"' in page
     assert PairwiseComparison.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_page_offers_each_llm_judges_newest_version(setup, project, expert_client):
+    from judges.services import judge_version_create
+
+    criterion, version, baseline, candidate = setup
+    newer = judge_version_create(judge=version.judge, config={"few_shot": 0, "model": "test-model", "max_tokens": 400})
+    page = expert_client.get(f"/projects/acme/suites/compare/?a={baseline.pk}&b={candidate.pk}").content.decode()
+    assert f"Compare pairwise with complete-llm v{newer.number}" in page
+    assert "Compare pairwise with complete-llm v1<" not in page  # an older, unpromoted version is not offered
