@@ -235,6 +235,8 @@ def test_the_version_defaults_to_the_criterions_newest_llm_judge_and_can_be_name
     assert pairwise_version_for(criterion=criterion, judge="complete-llm", version=1) == version
     with pytest.raises(PairwiseInputError, match="judge: no judge 'complete-llm' v7"):
         pairwise_version_for(criterion=criterion, judge="complete-llm", version=7)
+    with pytest.raises(PairwiseInputError, match="version: name the judge too"):
+        pairwise_version_for(criterion=criterion, version=1)
     bare = make_criterion(project=project, name="tone")
     with pytest.raises(PairwiseInputError, match="criterion: 'tone' has no LLM judge"):
         pairwise_version_for(criterion=bare)
