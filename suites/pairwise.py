@@ -282,7 +282,7 @@ def pairwise_comparisons(*, baseline: SuiteRun, candidate: SuiteRun, shown: int)
     """The comparisons of these two runs (this way round), newest first, with up to `shown` pairs whose orders
     disagreed (or failed) each."""
     comparisons = PairwiseComparison.objects.filter(baseline=baseline, candidate=candidate).select_related(
-        "criterion", "judge_version__judge", "created_by"
+        "criterion", "judge_version__judge", "created_by", "baseline", "candidate"
     )
     views = []
     for comparison in comparisons.order_by("-created_at", "-id"):

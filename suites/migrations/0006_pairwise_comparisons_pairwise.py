@@ -8,9 +8,9 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
+    # Only what the models need (suites 0001 brings annotation's and judges' tables): migration tests that take
+    # judges or annotation back to an earlier state keep this app as it is now.
     dependencies = [
-        ('annotation', '0021_import_job_peer_formats'),
-        ('judges', '0011_promotion_test_evidence'),
         ('suites', '0005_worker_run'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
