@@ -10,6 +10,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 import annotation.api_read  # noqa: F401 - GET …/traces beside the POST on the API's default router
+import suites.api_pairwise  # noqa: F401 - pairwise comparisons, on the suites router
 from annotation.api import api
 from annotation.langfuse_scores import langfuse_ingestion, langfuse_scores
 from annotation.otel.receiver import langfuse_otel_traces, otlp_traces

@@ -153,3 +153,54 @@ class SuiteVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id}, criterion {self.criterion_id}: {self.verdict or 'error'}"
+
+
+class PairwiseComparison(WorkerRun):
+    """Two suite runs' outputs for the same golden inputs compared pair by pair by an LLM judge version on one
+    criterion, every pair asked in both orders (suites.pairwise): a preference counts only when the orders agree."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pairwise_comparisons")
+    baseline = models.ForeignKey(SuiteRun, on_delete=models.CASCADE, related_name="+")
+    candidate = models.ForeignKey(SuiteRun, on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    judge_version = models.ForeignKey(JudgeVersion, on_delete=models.PROTECT, related_name="+")
+    pairs_total = models.PositiveIntegerField(default=0)
+    pairs_done = models.PositiveIntegerField(default=0)
+    # The tally (judges.providers.pairwise.Tally.as_dict) with what the run cost, once done.
+    summary = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"pairwise comparison {self.pk}: run {self.candidate_id} vs run {self.baseline_id}"
+
+
+class PairwiseVerdict(models.Model):
+    """One golden case's pair: the answer with the baseline's output shown first and with the candidate's shown
+    first ("A", "B", "tie"; empty for an error), and what they make together."""
+
+    class Outcome(models.TextChoices):
+        BASELINE = "baseline", "Baseline preferred"
+        CANDIDATE = "candidate", "Candidate preferred"
+        TIE = "tie", "Tie"
+        INCONSISTENT = "inconsistent", "Orders disagree"
+        ERROR = "error", "Error"
+
+    comparison = models.ForeignKey(PairwiseComparison, on_delete=models.CASCADE, related_name="verdicts")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    baseline_first = models.CharField(max_length=3, blank=True)
+    baseline_first_reasoning = models.TextField(blank=True)
+    candidate_first = models.CharField(max_length=3, blank=True)
+    candidate_first_reasoning = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["comparison", "trace"], name="pairwise_verdict_unique_trace")]
+        indexes = [models.Index(fields=["comparison", "outcome"], name="pairwise_verdict_outcome")]
+
+    def __str__(self) -> str:
+        return f"comparison {self.comparison_id}, trace {self.trace_id}: {self.outcome}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import path
 
 from suites import views as golden_views
-from suites import views_compare, views_runs
+from suites import views_compare, views_pairwise, views_runs
 
 urlpatterns: list = [
     # The golden set: its page (current members, ?version=N snapshots, history), bulk removal, the JSONL export of
@@ -27,4 +27,11 @@ urlpatterns: list = [
     path("projects/<slug:slug>/suites/", views_runs.suite_run_list, name="suite_run_list"),
     path("projects/<slug:slug>/suites/compare/", views_compare.suite_compare, name="suite_compare"),
     path("projects/<slug:slug>/suites/<int:run_id>/", views_runs.suite_run_detail, name="suite_run_detail"),
+    # Pairwise comparisons of two suite runs with an LLM judge (both orders), started from the comparison page.
+    path("projects/<slug:slug>/suites/compare/pairwise/", views_pairwise.pairwise_start, name="pairwise_start"),
+    path(
+        "projects/<slug:slug>/suites/pairwise/<int:comparison_id>/",
+        views_pairwise.pairwise_detail,
+        name="pairwise_detail",
+    ),
 ]

@@ -18,9 +18,12 @@ from django.views.decorators.http import require_GET
 
 from annotation.access import ProjectAccess, get_project_for_user
 from suites.models import SuiteRun
+from suites.pairwise import llm_versions, pairwise_comparisons
 from suites.selectors import suite_run_comparison, suite_run_of
 
 FLIPS_SHOWN = 100
+# Pairs whose orders disagreed shown per pairwise comparison; the counts cover them all.
+DISAGREED_SHOWN = 50
 
 
 class CompareError(Exception):
@@ -63,5 +66,9 @@ def suite_compare(request: HttpRequest, slug: str) -> HttpResponse:
         flips_shown=FLIPS_SHOWN,
         total_flips=compared.total_flips,
         regressions=compared.regressions,
+        # Pairwise comparisons of these runs with an LLM judge (suites.pairwise), and the versions to start one with.
+        pairwise=pairwise_comparisons(baseline=run_a, candidate=run_b, shown=DISAGREED_SHOWN),
+        pairwise_versions=llm_versions(project=access.project),
+        disagreed_shown=DISAGREED_SHOWN,
     )
     return render(request, "suites/compare.html", context)

@@ -41,7 +41,7 @@ from core.runs import (
 )
 from judges.models import JudgeRun
 from judges.services import judge_create
-from suites.models import SuiteRun
+from suites.models import PairwiseComparison, SuiteRun
 from tests.agents.helpers import DONE, make_trials
 from tests.factories import make_criterion, make_label, make_note, make_trace
 from tests.llm_server import Reply, ScriptedLLMServer
@@ -364,6 +364,17 @@ def one_run_of_each_kind(project: Project, expert: User, **fields: object) -> di
         SuiteRun.objects.create(project=project, golden_version=1, **fields),
         GradingRun.objects.create(grader=grader, **fields),
     ]
+    suite = runs[3]
+    runs.append(
+        PairwiseComparison.objects.create(
+            project=project,
+            baseline=suite,
+            candidate=suite,
+            criterion=criterion,
+            judge_version=judge.latest_version(),
+            **fields,
+        )
+    )
     return {run._meta.label: run.pk for run in runs}
 
 
@@ -374,7 +385,14 @@ def test_a_starting_worker_queues_waiting_and_lost_runs_of_every_kind_and_live_o
     from evalstudio.celery import app
 
     app.loader.import_default_modules()  # as a starting worker does: each app's tasks module registers its kind
-    assert {kind.model for kind in run_kinds()} == {ImportJob, SuggestionRun, JudgeRun, SuiteRun, GradingRun}
+    assert {kind.model for kind in run_kinds()} == {
+        ImportJob,
+        SuggestionRun,
+        JudgeRun,
+        SuiteRun,
+        GradingRun,
+        PairwiseComparison,
+    }
     now = timezone.now()
     long_ago = now - stale_window() - timedelta(seconds=1)
     waiting = one_run_of_each_kind(project, expert)
