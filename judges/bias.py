@@ -46,8 +46,8 @@ def bias_run_create(*, version: JudgeVersion, user: AbstractBaseUser | None = No
     kind = kinds.get(judge.kind)
     if not kind.bias_battery:
         raise DomainError(
-            f"{judge.name} is a {kind.display} judge: the bias battery measures LLM judges, whose verdicts a prompt's "
-            "wording can sway"
+            f"{judge.name} is not an LLM judge (its kind: {kind.label}): the bias battery measures LLM judges, "
+            "whose verdicts a prompt's wording can sway"
         )
     if reason := kind.unavailable_reason():
         raise DomainError(reason)

@@ -22,7 +22,8 @@ from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 from judges.examples import disagreement_example_states
 from judges.models import Judge, JudgeRun
 from judges.pages import judge_list_sections
-from judges.promotions import RULE, Bar, promotion_bar
+from judges.promotions import RULE, Bar, bias_bar, promotion_bar
+from judges.providers.bias import percent as flip_percent
 from judges.selectors import (
     DISAGREEMENT_KINDS,
     recent_runs,
@@ -116,6 +117,8 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "access": access,
         "sections": sections,
         "bar": promotion_bar(project=project),
+        "max_flip_rate": (max_flip_rate := bias_bar(project=project)),
+        "max_flip_rate_text": flip_percent(max_flip_rate),
         "promotion_rule": RULE,
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,

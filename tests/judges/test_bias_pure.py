@@ -43,8 +43,8 @@ def test_padding_wraps_the_answer_in_content_free_politeness_and_restates_the_qu
     assert len(longer.output) > 4 * len(trace.output) and longer.input == trace.input
     # A chat: the last assistant message with text is the answer that is padded.
     chat = TraceInput("c", messages=[{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}])
-    assert padded(chat).messages[1]["content"].endswith("you asked: “Hi?” The answer above addresses exactly that "
-                                                       "question, and I hope this explanation is clear and helpful.")  # fmt: skip
+    padded_chat = padded(chat).messages[1]["content"]
+    assert padded_chat.startswith(PREAMBLE) and "Hello." in padded_chat and "you asked: “Hi?”" in padded_chat
     assert chat.messages[1]["content"] == "Hello."  # the original is left as it was
     assert padded(TraceInput("e", input="Q?")) is None
 
