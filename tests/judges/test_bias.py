@@ -315,3 +315,35 @@ def test_the_worker_runs_a_battery_started_from_the_judge_page(celery_worker, ex
             time.sleep(0.2)
         assert run.status == "done", f"the worker did not finish the battery within 30 s ({run.status} {run.error})"
         assert run.report["biases"]["bandwagon"]["flipped"] == 3 and run.created_by.username == "expert"
+
+
+# --- the bias bar in the browser --------------------------------------------------------------------------------------
+
+
+def test_the_expert_sets_the_bias_bar_beside_the_tpr_tnr_bar_and_bad_values_name_the_field(
+    expert_client, teammate_client, project
+):
+    url = reverse("promotion_bar_update", args=["acme"])
+    page = expert_client.get(reverse("judge_list", args=["acme"])).content.decode()
+    assert "bias bar: flip rate ≤ 5%" in page and 'name="max_flip_rate" value="0.05"' in page
+    response = expert_client.post(url, {"min_tpr": "0.9", "min_tnr": "0.9", "max_flip_rate": "2%"}, follow=True)
+    assert bias_bar(project=project) == 0.02 and "Bias bar: flip rate ≤ 2%." in response.content.decode()
+    response = expert_client.post(url, {"min_tpr": "0.9", "min_tnr": "0.9", "max_flip_rate": "0.8"}, follow=True)
+    assert "max_flip_rate: must be from 0 to 0.5" in response.content.decode()
+    expert_client.post(url, {"min_tpr": "0.9", "min_tnr": "0.9", "max_flip_rate": "lots"})
+    expert_client.post(url, {"min_tpr": "0.95", "min_tnr": "0.9"})  # a form without the field keeps the bias bar
+    assert bias_bar(project=project) == 0.02
+    assert teammate_client.post(url, {"min_tpr": "0.9", "min_tnr": "0.9", "max_flip_rate": "0.5"}).status_code == 403
+    assert bias_bar(project=project) == 0.02
+
+
+def test_the_judge_page_shows_the_battery_a_promotion_was_made_on(expert_client, project, aligned, llm_server, expert):
+    llm_server.respond_with(honest_judge)
+    version = measured(project, aligned, "honest", 2)
+    battery = bias_run_execute(run=bias_run_create(version=version))
+    promotion = judge_version_promote(version=version, user=expert)
+    html = expert_client.get(reverse("judge_detail", args=["acme", version.judge.pk])).content.decode()
+    line = html.split(f'data-promotion-bias="{promotion.pk}">')[1].split("</p>")[0]
+    assert f'href="/projects/acme/judges/bias-runs/{battery.pk}/"' in line
+    assert "order 0/14 flipped · verbosity 0/14 flipped · bandwagon 0/14 flipped" in " ".join(line.split())
+    assert "(bias bar 5%)" in line
