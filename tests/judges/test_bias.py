@@ -3,6 +3,7 @@ ways: the flip rates must be what its script implies, and promotion must refuse 
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -347,3 +348,18 @@ def test_the_judge_page_shows_the_battery_a_promotion_was_made_on(expert_client,
     assert f'href="/projects/acme/judges/bias-runs/{battery.pk}/"' in line
     assert "order 0/14 flipped · verbosity 0/14 flipped · bandwagon 0/14 flipped" in " ".join(line.split())
     assert "(bias bar 5%)" in line
+
+
+def test_the_command_prints_each_flip_rate_and_exits_1_over_the_bias_bar(project, criterion, llm_server):
+    from django.core.management import CommandError, call_command
+
+    llm_server.respond_with(biased_judge)
+    judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 2})
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=r"over the bias bar of 5%: order flips 22.2% of verdicts \(4/18\)"):
+        call_command("bias_run", project="acme", judge="gpt", inline=True, stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("bias battery #") and "18 traces, 0 without a verdict; bias bar 5%" in lines[0]
+    assert lines[3].split()[:3] == ["bandwagon", "33.3%", "(6/18)"]
+    with pytest.raises(CommandError, match="--version: judge 'gpt' has no version 7"):
+        call_command("bias_run", project="acme", judge="gpt", version=7, inline=True)
