@@ -157,3 +157,16 @@ def latest_bias_runs(*, version_ids: list[int]) -> dict[int, BiasRun]:
     for run in BiasRun.objects.filter(version_id__in=version_ids).order_by("version_id", "-created_at", "-id"):
         latest.setdefault(run.version_id, run)
     return latest
+
+
+def latest_finished_bias_runs_by_judge(*, project_id: int) -> dict[int, BiasRun]:
+    """judge id → its latest finished battery (any version), for the project's judges that have one."""
+    latest: dict[int, BiasRun] = {}
+    runs = (
+        BiasRun.objects.filter(version__judge__project_id=project_id, status=BiasRun.Status.DONE)
+        .select_related("version")
+        .order_by("-finished_at", "-id")
+    )
+    for run in runs:
+        latest.setdefault(run.version.judge_id, run)
+    return latest

@@ -32,6 +32,7 @@ from judges.selectors import (
 )
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.stats import METRICS
+from judges.views_bias import annotate_judge_list
 from judges.views_versions import run_button_context
 
 DISAGREEMENTS_PER_PAGE = 25
@@ -112,6 +113,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
     sections = judge_list_sections(project=project)
+    annotate_judge_list(project=project, sections=sections, max_flip_rate=bias_bar(project=project))
     context = {
         "project": project,
         "access": access,

@@ -18,7 +18,7 @@ from annotation.models import Project
 from annotation.services import DomainError
 from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 from judges import kinds
-from judges.bias import bias_run_enqueue, latest_bias_runs
+from judges.bias import bias_run_enqueue, latest_bias_runs, latest_finished_bias_runs_by_judge
 from judges.models import BiasRun, Judge, JudgeVersion
 from judges.promotions import bias_bar
 from judges.providers.bias import BIAS_LABELS, BIASES, bias_problems, percent
@@ -107,6 +107,17 @@ def annotate_versions(*, project: Project, judge: Judge, versions: list[JudgeVer
         "max_flip_rate": max_flip_rate,
         "max_flip_rate_text": percent(max_flip_rate),
     }
+
+
+def annotate_judge_list(*, project: Project, sections: list[Any], max_flip_rate: float) -> None:
+    """For the judges page: each LLM judge's summary gets `bias_run` (its latest finished battery, any version)
+    and `bias_rows` against the bias bar; one query for the project."""
+    latest = latest_finished_bias_runs_by_judge(project_id=project.pk)
+    for section in sections:
+        for summary in section.judges:
+            run = latest.get(summary.judge.pk)
+            summary.bias_run = run
+            summary.bias_rows = bias_rows(run.report, max_flip_rate=max_flip_rate, flips_limit=0) if run else []
 
 
 @login_required

@@ -363,3 +363,10 @@ def test_the_command_prints_each_flip_rate_and_exits_1_over_the_bias_bar(project
     assert lines[3].split()[:3] == ["bandwagon", "33.3%", "(6/18)"]
     with pytest.raises(CommandError, match="--version: judge 'gpt' has no version 7"):
         call_command("bias_run", project="acme", judge="gpt", version=7, inline=True)
+
+
+def test_the_judges_page_shows_each_llm_judges_latest_battery(expert_client, battery):
+    html = expert_client.get(reverse("judge_list", args=["acme"])).content.decode()
+    line = html.split(f'<p class="bias-summary" data-judge="{battery.version.judge_id}">')[1].split("</p>")[0]
+    assert f'href="/projects/acme/judges/bias-runs/{battery.pk}/"' in line
+    assert '<span class="fail" data-bias="bandwagon">33.3%</span>' in line and "(bias bar 5%)" in line
