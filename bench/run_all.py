@@ -33,6 +33,7 @@ BENCHMARKS = [
     "api_rate_limit.py",
     "upload_storage.py",
     "otlp_ingest.py",
+    "bias_battery.py",
 ]
 
 
