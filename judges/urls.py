@@ -59,4 +59,9 @@ urlpatterns = [
         name="bias_run_create",
     ),
     path("projects/<slug:slug>/judges/bias-runs/<int:run_id>/", views_bias.bias_run_detail, name="bias_run_detail"),
+    path(
+        "projects/<slug:slug>/judges/bias-runs/<int:run_id>/cancel/",
+        views_bias.bias_run_cancel_view,
+        name="bias_run_cancel",
+    ),
 ]

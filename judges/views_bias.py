@@ -18,7 +18,7 @@ from annotation.models import Project
 from annotation.services import DomainError
 from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 from judges import kinds
-from judges.bias import bias_run_enqueue, latest_bias_runs, latest_finished_bias_runs_by_judge
+from judges.bias import bias_run_cancel, bias_run_enqueue, latest_bias_runs, latest_finished_bias_runs_by_judge
 from judges.models import BiasRun, Judge, JudgeVersion
 from judges.promotions import bias_bar
 from judges.providers.bias import BIAS_LABELS, BIASES, bias_problems, percent
@@ -133,6 +133,20 @@ def bias_run_create_view(request: HttpRequest, slug: str, judge_id: int, number:
         return redirect("judge_detail", slug, judge.pk)
     if run_waits_for_worker(run):
         messages.warning(request, WAITS_FOR_WORKER)
+    return redirect("bias_run_detail", slug, run.pk)
+
+
+@login_required
+@require_POST
+def bias_run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    access = get_project_for_user(request, slug, Permission.RUN_JUDGES)
+    run = access.get_object_or_404(BiasRun, via="version__judge__project", pk=run_id)
+    try:
+        bias_run_cancel(run=run)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Bias battery {run.pk} cancelled; the answers it received stay in the cache.")
     return redirect("bias_run_detail", slug, run.pk)
 
 

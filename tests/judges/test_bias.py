@@ -370,3 +370,41 @@ def test_the_judges_page_shows_each_llm_judges_latest_battery(expert_client, bat
     line = html.split(f'<p class="bias-summary" data-judge="{battery.version.judge_id}">')[1].split("</p>")[0]
     assert f'href="/projects/acme/judges/bias-runs/{battery.pk}/"' in line
     assert '<span class="fail" data-bias="bandwagon">33.3%</span>' in line and "(bias bar 5%)" in line
+
+
+def test_a_battery_whose_worker_died_is_taken_over_and_asks_only_what_is_not_stored(project, criterion, llm_server):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    llm_server.respond_with(biased_judge)
+    judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 2})
+    version = judge.latest_version()
+    first = bias_run_execute(run=bias_run_create(version=version))  # every answer now stored
+    asked = len(llm_server.chat_requests)
+    lost = bias_run_create(version=version)
+    # Claimed by a worker that died an hour ago: RUNNING, its heartbeat stale, one attempt made.
+    BiasRun.objects.filter(pk=lost.pk).update(
+        status="running", attempts=1, heartbeat_at=timezone.now() - timedelta(hours=1), started_at=timezone.now()
+    )
+    lost.refresh_from_db()
+    taken = bias_run_execute(run=lost)
+    assert (taken.status, taken.attempts) == ("done", 2) and taken.report["biases"] == first.report["biases"]
+    assert len(llm_server.chat_requests) == asked  # nothing asked twice
+    # A battery whose worker is alive (a fresh heartbeat) is not taken over.
+    alive = bias_run_create(version=version)
+    BiasRun.objects.filter(pk=alive.pk).update(status="running", attempts=1, heartbeat_at=timezone.now())
+    alive.refresh_from_db()
+    assert bias_run_execute(run=alive).status == "running"
+
+
+def test_a_queued_battery_can_be_cancelled_and_then_never_runs(expert_client, project, criterion, llm_server):
+    judge = judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 2})
+    run = bias_run_create(version=judge.latest_version())
+    page = expert_client.get(reverse("bias_run_detail", args=["acme", run.pk])).content.decode()
+    assert f'action="/projects/acme/judges/bias-runs/{run.pk}/cancel/"' in page
+    response = expert_client.post(reverse("bias_run_cancel", args=["acme", run.pk]), follow=True)
+    assert f"Bias battery {run.pk} cancelled" in response.content.decode()
+    assert bias_run_execute(run=run).status == "cancelled" and not llm_server.chat_requests
+    again = expert_client.post(reverse("bias_run_cancel", args=["acme", run.pk]), follow=True).content.decode()
+    assert "already ended (cancelled); nothing to cancel" in again
