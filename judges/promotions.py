@@ -42,7 +42,8 @@ from judges.providers.bias import percent as flip_percent
 RULE = (
     "A version is promoted when its latest dev run reaches the bar (TPR and TNR at or above it: dev is where the "
     "judge is iterated on) and its latest test run meets it on evidence: the 95% lower bounds of the test "
-    "TPR and TNR at or above the bar. Test is held out: it can be run again, never tuned on."
+    "TPR and TNR at or above the bar. Test is held out: it can be run again, never tuned on. An LLM judge also "
+    "needs a bias battery whose flip rates are at or under the bias bar."
 )
 
 
@@ -312,8 +313,8 @@ def criterion_promotion(promotion: Promotion | None) -> CriterionPromotion:
 
 def criterion_promotions(*, project: Project) -> dict[int, CriterionPromotion]:
     """criterion id → its promotion state, for the judges page: one query for the promotions and two per promoted
-    criterion (its version's latest dev and test runs), so bounded by the number of criteria, not of traces or
-    runs."""
+    criterion (its version's latest dev and test runs; two more for an LLM judge's bias bar and battery), so
+    bounded by the number of criteria, not of traces or runs."""
     promotions = current_promotions(project=project)
     for promotion in promotions.values():
         promotion.version.judge.project = project  # eligibility reads the bar from here; spare the query
