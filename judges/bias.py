@@ -113,28 +113,41 @@ def _measure(run: BiasRun) -> dict[str, Any] | None:
         return replace(frozen, examples=list(examples)).messages(trace)
 
     # Seeded by the version: the battery run again asks the same orders, and finds their answers in the cache.
-    probes, skipped = battery.plan(prompt=prompt, examples=frozen.examples, items=items, seed=f"version-{version.pk}")
-    prompts = [frozen.messages(trace) for trace, _ in items] + [probe.messages for probe in probes]
-    if not run_heartbeat(run=run, total=len(prompts), done=0):
+    seed = f"version-{version.pk}"
+    total = battery.prompt_count(items, examples=len(frozen.examples), seed=seed)
+    if not run_heartbeat(run=run, total=total, done=0):
         return None
     client = llm_client()
-    size = CALLS_PER_SLOT * settings.EVALSTUDIO_JUDGE_CONCURRENCY
+    # Traces per batch of calls: about CALLS_PER_SLOT calls per concurrency slot, as a judge run's chunk. The prompts
+    # are built a batch at a time: each repeats the few-shot examples, and all of a large dev split's at once would
+    # not fit in a worker's memory.
+    per_trace = max(1, total // max(1, len(items)))
+    step = max(1, CALLS_PER_SLOT * settings.EVALSTUDIO_JUDGE_CONCURRENCY // per_trace)
+    baseline: dict[str, str] = {}
+    answers: list[battery.Answer] = []
     outcomes: list[Outcome] = []
-    for start in range(0, len(prompts), size):
-        outcomes += [_priced(config, o) for o in _ask_all(client, config, prompts[start : start + size])]
+    skipped: dict[str, str] = {}
+    for start in range(0, len(items), step):
+        batch = items[start : start + step]
+        probes, skipped = battery.plan(prompt=prompt, examples=frozen.examples, items=batch, seed=seed)
+        prompts = [frozen.messages(trace) for trace, _ in batch] + [probe.messages for probe in probes]
+        asked = [_priced(config, o) for o in _ask_all(client, config, prompts)]
+        outcomes += asked
+        baseline.update((trace.external_id, o.verdict) for (trace, _), o in zip(batch, asked, strict=False))
+        answers += [
+            battery.Answer(probe.bias, probe.variant, probe.trace, o.verdict)
+            for probe, o in zip(probes, asked[len(batch) :], strict=True)
+        ]
         if not run_heartbeat(run=run, done=len(outcomes)):
             return None  # cancelled, or taken over by another attempt that measures it again
-    baseline = {trace.external_id: outcome.verdict for (trace, _), outcome in zip(items, outcomes, strict=False)}
-    answers = [
-        battery.Answer(probe.bias, probe.variant, probe.trace, outcome.verdict)
-        for probe, outcome in zip(probes, outcomes[len(items) :], strict=True)
-    ]
+    if not items:
+        _, skipped = battery.plan(prompt=prompt, examples=frozen.examples, items=[], seed=seed)
     report = battery.flip_report(baseline=baseline, answers=answers, skipped=skipped)
     costs = [o.cost_usd for o in outcomes if o.cost_usd is not None]
     report.update(
         split=SPLIT,
         examples=len(frozen.examples),
-        prompts=len(prompts),
+        prompts=len(outcomes),
         # Tokens of the calls made now: an answer found in the cache costs none.
         prompt_tokens=sum(o.prompt_tokens or 0 for o in outcomes),
         completion_tokens=sum(o.completion_tokens or 0 for o in outcomes),

@@ -185,6 +185,23 @@ def with_cue(messages: list[dict[str, str]], verdict: str) -> list[dict[str, str
 Prompt = Callable[[Sequence[Any], TraceInput], list[dict[str, str]]]
 
 
+def verbosity_variant(trace: TraceInput, expert: str) -> tuple[str, TraceInput] | None:
+    """(variant name, the trace restated) for the verbosity probe: an expert-failed output padded, an expert-passed
+    one made terse; None when there is nothing to restate."""
+    if expert == "fail":
+        changed = padded(trace)
+        return None if changed is None else ("failed output padded", changed)
+    changed = terse(trace)
+    return None if changed is None else ("passed output made terse", changed)
+
+
+def prompt_count(items: Iterable[tuple[TraceInput, str]], *, examples: int, seed: str) -> int:
+    """How many prompts the battery asks for `items`, unperturbed ones included, without building any: the run's
+    progress total."""
+    per_trace = 1 + len(order_permutations(examples, seed=seed)) + len(BANDWAGON_CUES)
+    return sum(per_trace + (verbosity_variant(trace, expert) is not None) for trace, expert in items)
+
+
 def plan(
     *, prompt: Prompt, examples: Sequence[Any], items: Iterable[tuple[TraceInput, str]], seed: str
 ) -> tuple[list[Probe], dict[str, str]]:
@@ -196,10 +213,9 @@ def plan(
         for number, order in enumerate(orders, start=1):
             name = "examples reversed" if number == 1 else f"examples shuffled ({number - 1})"
             probes.append(Probe(ORDER, name, trace.external_id, prompt([examples[i] for i in order], trace)))
-        changed = padded(trace) if expert == "fail" else terse(trace)
-        if changed is not None:
-            variant = "failed output padded" if expert == "fail" else "passed output made terse"
-            probes.append(Probe(VERBOSITY, variant, trace.external_id, prompt(examples, changed)))
+        verbose = verbosity_variant(trace, expert)
+        if verbose is not None:
+            probes.append(Probe(VERBOSITY, verbose[0], trace.external_id, prompt(examples, verbose[1])))
         base = prompt(examples, trace)
         for verdict in ("pass", "fail"):
             probes.append(Probe(BANDWAGON, f"“…{verdict}ing.” added", trace.external_id, with_cue(base, verdict)))

@@ -350,9 +350,11 @@ def test_the_judge_page_shows_the_battery_a_promotion_was_made_on(expert_client,
     assert "(bias bar 5%)" in line
 
 
-def test_the_command_prints_each_flip_rate_and_exits_1_over_the_bias_bar(project, criterion, llm_server):
+def test_the_command_prints_each_flip_rate_and_exits_1_over_the_bias_bar(project, criterion, llm_server, settings):
     from django.core.management import CommandError, call_command
 
+    # One call in flight: the battery asks in batches of two or three traces, and the rates come out the same.
+    settings.EVALSTUDIO_JUDGE_CONCURRENCY = 1
     llm_server.respond_with(biased_judge)
     judge_create(project=project, criterion=criterion, name="gpt", kind="llm", config={"few_shot": 2})
     out = io.StringIO()

@@ -17,6 +17,7 @@ from judges.providers.bias import (
     order_permutations,
     padded,
     plan,
+    prompt_count,
     terse,
     terse_text,
     with_cue,
@@ -136,3 +137,13 @@ def _report(order=(0, 20), verbosity=(1, 20), bandwagon=(1, 20), order_skipped="
 )
 def test_each_bias_over_the_bar_is_named_with_how_far_off(report, problems):
     assert bias_problems(report, max_flip_rate=0.05) == problems
+
+
+def test_the_prompt_count_is_what_the_plan_asks_plus_the_unperturbed_prompts():
+    examples = [Example(render_trace(TraceInput(f"e{i}", output="x")), "pass", "c") for i in range(3)]
+    items = [
+        (TraceInput("f", input="Q?", output="Wrong."), "fail"),
+        (TraceInput("short", input="Q?", output="It is 4."), "pass"),
+    ]
+    probes, _ = plan(prompt=_prompt, examples=examples, items=items, seed="s")
+    assert prompt_count(items, examples=3, seed="s") == len(probes) + len(items) == 2 + 2 * 2 + 1 + 2 * 2
