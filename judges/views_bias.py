@@ -21,7 +21,7 @@ from judges import kinds
 from judges.bias import bias_run_cancel, bias_run_enqueue, latest_bias_runs, latest_finished_bias_runs_by_judge
 from judges.models import BiasRun, Judge, JudgeVersion
 from judges.promotions import bias_bar
-from judges.providers.bias import BIAS_LABELS, BIASES, bias_problems, percent
+from judges.providers.bias import BIAS_LABELS, BIASES, bias_problem, bias_problems, percent
 
 # Flipped traces listed per bias on the judge page; the battery's own page lists every one the report kept.
 FLIPS_ON_JUDGE_PAGE = 10
@@ -64,7 +64,6 @@ def bias_rows(report: dict[str, Any] | None, *, max_flip_rate: float, flips_limi
         ci = result.get("ci") or (None, None)
         flips = result.get("flips") or []
         listed = flips if flips_limit is None else flips[:flips_limit]
-        problems = bias_problems({"biases": {key: result}}, max_flip_rate=max_flip_rate) if result else ["missing"]
         rows.append(
             BiasRow(
                 key=key,
@@ -76,8 +75,7 @@ def bias_rows(report: dict[str, Any] | None, *, max_flip_rate: float, flips_limi
                 high=ci[1],
                 errors=result.get("errors") or 0,
                 skipped=result.get("skipped") or "",
-                # bias_problems of a one-bias report also names the two it lacks: only this bias's own problem counts
-                over=any(p.startswith(key) for p in problems),
+                over=bool(bias_problem(key, result or None, max_flip_rate=max_flip_rate)),
                 variants=result.get("variants") or [],
                 flips=listed,
                 # A trace may flip under several variants: each flip is listed, the rate counts the trace once.

@@ -308,22 +308,24 @@ def bias_problems(report: Mapping[str, Any] | None, *, max_flip_rate: float) -> 
     point estimate is compared, at or under the bar passing: the bar is the highest flip rate the project
     accepts. A bias the battery could not measure on any trace (every call an error) fails; one that does not
     apply (order, for fewer than two examples) passes."""
-    problems = []
     biases = (report or {}).get("biases") or {}
-    for bias in BIASES:
-        result = biases.get(bias)
-        if result is None:
-            problems.append(f"{bias}: not in the battery's report")
-            continue
-        if result.get("skipped"):
-            continue
-        rate, n = result.get("flip_rate"), result.get("n") or 0
-        if rate is None or n == 0:
-            problems.append(f"{bias}: measured on no trace ({result.get('errors', 0)} errors)")
-        elif rate > max_flip_rate:
-            over = (rate - max_flip_rate) * 100
-            problems.append(
-                f"{bias} flips {percent(rate)} of verdicts ({result['flipped']}/{n}), "
-                f"{over:.1f} points over the bar of {percent(max_flip_rate)}"
-            )
-    return problems
+    problems = (bias_problem(bias, biases.get(bias), max_flip_rate=max_flip_rate) for bias in BIASES)
+    return [problem for problem in problems if problem]
+
+
+def bias_problem(bias: str, result: Mapping[str, Any] | None, *, max_flip_rate: float) -> str:
+    """Why one bias's result does not pass the bar, or "" when it does (see bias_problems)."""
+    if result is None:
+        return f"{bias}: not in the battery's report"
+    if result.get("skipped"):
+        return ""
+    rate, n = result.get("flip_rate"), result.get("n") or 0
+    if rate is None or n == 0:
+        return f"{bias}: measured on no trace ({result.get('errors', 0)} errors)"
+    if rate > max_flip_rate:
+        over = (rate - max_flip_rate) * 100
+        return (
+            f"{bias} flips {percent(rate)} of verdicts ({result['flipped']}/{n}), "
+            f"{over:.1f} points over the bar of {percent(max_flip_rate)}"
+        )
+    return ""
