@@ -289,6 +289,10 @@ def test_the_api_starts_a_battery_and_reports_it(expert_client, client, project,
     assert done["status"] == "done" and done["progress"] == 1.0 and done["max_flip_rate"] == 0.05
     assert done["passes"] is False and done["report"]["biases"]["bandwagon"]["flipped"] == 6
     assert any(p.startswith("bandwagon flips 33.3%") for p in done["problems"])
+    regex = judge_create(project=project, criterion=criterion, name="regex", kind="assertion",
+                         config={"check": "contains", "value": "sorry", "must_contain": False})  # fmt: skip
+    refused = expert_client.post(f"/api/v1/judge-versions/{regex.latest_version().pk}/bias-runs")
+    assert refused.status_code == 400 and "regex is not an LLM judge" in refused.json()["detail"]
     assert client.get(f"/api/v1/judge-versions/{version.pk + 1}/bias-runs/{run.pk}",
                       headers={"Authorization": f"Bearer {token}"}).status_code == 404  # fmt: skip
 
