@@ -34,6 +34,7 @@ BENCHMARKS = [
     "upload_storage.py",
     "otlp_ingest.py",
     "pairwise.py",
+    "bias_battery.py",
 ]
 
 

@@ -49,9 +49,17 @@ from demo.generate import (
 )
 from demo.grader import demo_outcome_grader
 from demo.releases import CORE, EDGE, PAST, RELEASES
-from judges.models import Judge, JudgeRun, JudgeVersion
+from judges import kinds
+from judges.bias import bias_run_enqueue
+from judges.models import BiasRun, Judge, JudgeRun, JudgeVersion
 from judges.promotions import current_promotions, judge_version_promote
-from judges.services import judge_create, judge_run_create, judge_run_execute, judge_version_create
+from judges.services import (
+    judge_create,
+    judge_run_create,
+    judge_run_enqueue,
+    judge_run_execute,
+    judge_version_create,
+)
 from monitoring.alerts import latest_complete_bucket, rule_evaluate
 from monitoring.models import AlertRule
 from monitoring.services import alert_rule_create, monitoring_drain, sampling_rate_set, series_for_criterion
@@ -265,8 +273,23 @@ def _plain_text_judge(report: LoadReport, project: Project, user: AbstractBaseUs
 
 def _llm_judge(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:
     """An LLM judge shadowing the expert's critiques on `grounded`: its few-shot examples are train-split traces
-    with the expert's critique as the reasoning. Not run here: that needs an OpenAI-compatible endpoint."""
-    _judge(report, project, "grounded", LLM_JUDGE, Judge.Kind.LLM, LLM_CONFIG, user)
+    with the expert's critique as the reasoning. Not run here: that needs an OpenAI-compatible endpoint. With one
+    configured, its dev run and its bias battery are queued for the worker (once: a battery already there stays)."""
+    judge = _judge(report, project, "grounded", LLM_JUDGE, Judge.Kind.LLM, LLM_CONFIG, user)
+    if judge is None or kinds.get(judge.kind).unavailable_reason():
+        return
+    version = judge.latest_version()
+    if BiasRun.objects.filter(version=version).exists():
+        return
+    try:
+        # The dev run first: the battery's unperturbed prompts are the dev run's, so whichever of the two asks
+        # first, the other finds those answers stored.
+        if not JudgeRun.objects.filter(version=version, split=JudgeRun.Split.DEV).exists():
+            judge_run_enqueue(version=version, split=JudgeRun.Split.DEV, user=user)
+        bias_run_enqueue(version=version, user=user)
+    except DomainError:
+        return  # e.g. no dev labels on this data: the demo simply shows no battery
+    report.built.append(f"judges: {version} dev run and bias battery queued for the worker")
 
 
 def _golden(report: LoadReport, project: Project, path: Path, user: AbstractBaseUser) -> None:

@@ -7,13 +7,17 @@ from typing import Any
 
 from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
 from annotation.api import Error
 from annotation.api_read import ReadError, decode_cursor, encode_cursor, page_limit
 from annotation.models import Label
-from judges.models import JudgeRun, Judgment
+from annotation.services import DomainError
+from judges.bias import bias_run_enqueue
+from judges.models import BiasRun, JudgeRun, JudgeVersion, Judgment
+from judges.promotions import bias_bar
+from judges.providers.bias import bias_problems
 from judges.reliability import RateRow, drift, fatigue, self_agreement
 from judges.selectors import run_judged_count
 
@@ -301,3 +305,126 @@ def reliability_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpRes
             for item in drift(project=project)
         ],
     }
+
+
+# --- an LLM judge version's bias battery ---------------------------------------------------------------------------
+
+
+class BiasRunOut(Schema):
+    id: int
+    project: str
+    criterion: str
+    judge: str
+    version: int
+    split: str
+    status: str
+    error: str
+    # Prompts answered (unperturbed and perturbed) of the battery's total; progress is done / total.
+    done: int
+    total: int
+    progress: float
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    # The project's bias bar now, and whether this battery's flip rates are all at or under it (null until done).
+    max_flip_rate: float
+    passes: bool | None
+    problems: list[str]
+    # judges.providers.bias.flip_report plus what the calls cost; null until the battery is done.
+    report: dict[str, Any] | None
+
+
+class BiasRunQueued(Schema):
+    id: int
+    status: str
+    status_url: str
+
+
+def _bias_run_out(run: BiasRun) -> dict[str, Any]:
+    judge = run.version.judge
+    max_flip_rate = bias_bar(project=judge.project)
+    done = run.status == BiasRun.Status.DONE
+    problems = bias_problems(run.report, max_flip_rate=max_flip_rate) if done else []
+    return {
+        "id": run.pk,
+        "project": judge.project.slug,
+        "criterion": judge.criterion.name,
+        "judge": judge.name,
+        "version": run.version.number,
+        "split": run.split,
+        "status": run.status,
+        "error": run.error,
+        "done": run.done,
+        "total": run.total,
+        "progress": 1.0 if run.is_finished or not run.total else min(1.0, run.done / run.total),
+        "created_at": run.created_at.isoformat(),
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "max_flip_rate": max_flip_rate,
+        "passes": (not problems) if done else None,
+        "problems": problems,
+        "report": run.report if done else None,
+    }
+
+
+@router.post(
+    "/judge-versions/{version_id}/bias-runs",
+    auth=API_AUTH,
+    response={202: BiasRunQueued, 400: Error, 403: Error, 404: Error},
+    summary="Start the bias battery of an LLM judge version",
+    description=(
+        "Queues the version's bias battery for the worker: on the dev split, its verdicts with the few-shot examples "
+        "in other orders, with failed outputs padded and passed ones made terse, and with a line saying most "
+        "reviewers rated the response passing (or failing), each against its verdict on the unperturbed prompt. "
+        "No body. 202 with the battery's `id` and `status_url`; 400 when the version is not an LLM judge's, no LLM "
+        "endpoint is configured or the dev split has no labelled traces; 403 for a viewer or an API token (starting "
+        "work is for the expert and engineers, like starting a judge run); 404 for a version the caller cannot see."
+    ),
+)
+def bias_run_post(request: HttpRequest, version_id: int) -> Status[dict[str, Any]] | HttpResponse:
+    version = api_object(
+        request,
+        JudgeVersion.objects.select_related("judge__criterion").defer("artifact"),
+        version_id,
+        Permission.RUN_JUDGES,
+        via="judge__project",
+        missing=f"No judge version {version_id}",
+    )
+    if not isinstance(version, JudgeVersion):
+        return version
+    try:
+        run = bias_run_enqueue(version=version, user=request.user if request.user.is_authenticated else None)
+    except DomainError as exc:
+        return Status(400, {"detail": str(exc)})
+    return Status(
+        202,
+        {"id": run.pk, "status": run.status, "status_url": f"/api/v1/judge-versions/{version_id}/bias-runs/{run.pk}"},
+    )
+
+
+@router.get(
+    "/judge-versions/{version_id}/bias-runs/{run_id}",
+    auth=API_AUTH,
+    response={200: BiasRunOut, 404: Error},
+    summary="A bias battery: status, progress and flip rates",
+    description=(
+        "`report.biases` has `order`, `verbosity` and `bandwagon`, each with `n` (traces measured), `flipped`, "
+        "`flip_rate` (null when nothing was measured), `ci` ([low, high], 95% exact), `errors`, `skipped` (why a "
+        "bias was not measured, e.g. order for fewer than two few-shot examples), `variants` (the same per "
+        "perturbation) and `flips` ({trace, variant, from, to}). `passes` says whether every flip rate is at or "
+        "under the project's bias bar `max_flip_rate` (what promotion asks), `problems` why not. 404 for a battery "
+        "the caller cannot see or of another version."
+    ),
+)
+def bias_run_get(request: HttpRequest, version_id: int, run_id: int) -> dict[str, Any] | HttpResponse:
+    run = api_object(
+        request,
+        BiasRun.objects.filter(version_id=version_id).select_related("version__judge__criterion"),
+        run_id,
+        Permission.VIEW,
+        via="version__judge__project",
+        missing=f"No bias run {run_id} of judge version {version_id}",
+    )
+    if not isinstance(run, BiasRun):
+        return run
+    return _bias_run_out(run)

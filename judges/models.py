@@ -142,6 +142,8 @@ class LLMResponse(models.Model):
 
 # The project's bar when the expert has not set one (DESIGN.md: iterate until agreement is above 90%).
 DEFAULT_MIN_TPR = DEFAULT_MIN_TNR = 0.9
+# The bias bar when the expert has not set one (issue 14): at most 5% of verdicts flipped by any bias.
+DEFAULT_MAX_FLIP_RATE = 0.05
 
 
 class PromotionBar(models.Model):
@@ -152,6 +154,8 @@ class PromotionBar(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="promotion_bar")
     min_tpr = models.FloatField(default=DEFAULT_MIN_TPR)
     min_tnr = models.FloatField(default=DEFAULT_MIN_TNR)
+    # The bias bar: the highest flip rate of an LLM judge's bias battery that promotion accepts (judges.bias).
+    max_flip_rate = models.FloatField(default=DEFAULT_MAX_FLIP_RATE)
 
     def __str__(self) -> str:
         return f"{self.project}: TPR ≥ {self.min_tpr:.0%}, TNR ≥ {self.min_tnr:.0%}"
@@ -182,6 +186,10 @@ class Promotion(models.Model):
     min_tpr = models.FloatField()
     min_tnr = models.FloatField()
     comment = models.TextField(blank=True)
+    # An LLM judge's bias battery that passed the bias bar, as it was at promotion time (with `max_flip_rate`, the
+    # bar it passed); empty for kinds without a battery.
+    bias_run = models.ForeignKey("BiasRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    bias_report = models.JSONField(default=dict, blank=True)
     promoted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -209,3 +217,24 @@ class Promotion(models.Model):
     @property
     def on_test_evidence(self) -> bool:
         return self.evidence_split == self.EvidenceSplit.TEST
+
+
+class BiasRun(WorkerRun):
+    """An LLM judge version's bias battery on the dev split (judges.bias): order, verbosity and bandwagon flip
+    rates against the version's own unperturbed verdicts. Its prompts go through the answer cache, so the
+    unperturbed ones cost nothing after a dev run, and a battery taken over after a worker died pays only for
+    what it had not asked yet."""
+
+    version = models.ForeignKey(JudgeVersion, on_delete=models.CASCADE, related_name="bias_runs")
+    split = models.CharField(max_length=8, default="dev", editable=False)
+    # Prompts to ask (unperturbed and perturbed) and how many have been answered: the page's progress.
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    # judges.providers.bias.flip_report, plus what the calls cost; written when the run finishes.
+    report = models.JSONField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"bias battery of {self.version} ({self.status})"

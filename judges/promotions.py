@@ -5,11 +5,15 @@ where the judge is iterated on, so its point estimates are a check, not the evid
 run must meet the bar with the 95% lower bounds of its TPR and TNR (judges.evidence). The test run is the
 evidence: the promotion keeps its report, which monitoring's corrected pass rate reads, with the dev report beside
 it. Promoting ends the criterion's previous promotion; both stay on record.
+
+An LLM judge (a kind with `bias_battery`) also needs a finished bias battery (judges.bias) whose flip rates are all
+at or under the project's bias bar (`max_flip_rate`, 5% by default): the point estimates, as the issue asks; the
+battery's report, with the bar it passed, goes on the promotion's record beside the test evidence.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,13 +23,27 @@ from django.utils import timezone
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
 from judges import kinds
+from judges.bias import latest_bias_run
 from judges.evidence import UNDEFINED, BarCheck, bar_check, percent
-from judges.models import DEFAULT_MIN_TNR, DEFAULT_MIN_TPR, Judge, JudgeRun, JudgeVersion, Promotion, PromotionBar
+from judges.models import (
+    DEFAULT_MAX_FLIP_RATE,
+    DEFAULT_MIN_TNR,
+    DEFAULT_MIN_TPR,
+    BiasRun,
+    Judge,
+    JudgeRun,
+    JudgeVersion,
+    Promotion,
+    PromotionBar,
+)
+from judges.providers.bias import bias_problems
+from judges.providers.bias import percent as flip_percent
 
 RULE = (
     "A version is promoted when its latest dev run reaches the bar (TPR and TNR at or above it: dev is where the "
     "judge is iterated on) and its latest test run meets it on evidence: the 95% lower bounds of the test "
-    "TPR and TNR at or above the bar. Test is held out: it can be run again, never tuned on."
+    "TPR and TNR at or above the bar. Test is held out: it can be run again, never tuned on. An LLM judge also "
+    "needs a bias battery whose flip rates are at or under the bias bar."
 )
 
 
@@ -45,6 +63,9 @@ class Eligibility:
     min_tnr: float
     dev_check: BarCheck | None = None
     test_check: BarCheck | None = None
+    # LLM judges: the latest finished bias battery and the bias bar it is held to (None for other kinds).
+    bias_run: BiasRun | None = None
+    max_flip_rate: float | None = None
 
 
 def latest_run(version: JudgeVersion, split: str) -> JudgeRun | None:
@@ -94,16 +115,38 @@ def eligibility(version: JudgeVersion) -> Eligibility:
             f"{test_check.explain(f'On test, {version}')} Promotion is decided on test, by the 95% lower bounds "
             f"(on dev, where it was tuned: {dev_check.points_text()})."
         )
-    return Eligibility(
-        True,
+    reason = (
         f"On dev, {dev_check.points_text()} reach the bar; on test, {test_check.points_text()} meet it "
-        f"(95% lower bounds {test_check.bounds_text()}).",
-        dev_run,
-        test_run,
-        min_tpr,
-        min_tnr,
-        dev_check,
-        test_check,
+        f"(95% lower bounds {test_check.bounds_text()})."
+    )
+    bias_run = max_flip_rate = None
+    if kind.bias_battery:
+        max_flip_rate = bias_bar(project=version.judge.project)
+        bias_run = latest_bias_run(version)
+        if bias_run is None:
+            return replace(
+                refuse(
+                    f"{version} has no finished bias battery: run the bias battery (on the judge's page, or POST "
+                    f"/api/v1/judge-versions/{version.pk}/bias-runs) before promoting it. An LLM judge is promoted "
+                    f"only when no bias flips more than {flip_percent(max_flip_rate)} of its dev verdicts."
+                ),
+                max_flip_rate=max_flip_rate,
+            )
+        problems = bias_problems(bias_run.report, max_flip_rate=max_flip_rate)
+        if problems:
+            return replace(
+                refuse(
+                    f"The bias battery of {version} (run #{bias_run.pk}) does not pass the bias bar of "
+                    f"{flip_percent(max_flip_rate)}: {'; '.join(problems)}. Read the flipped traces, make the judge "
+                    "steadier (a sharper definition or instructions, other examples), and run the bias battery on "
+                    "the new version."
+                ),
+                bias_run=bias_run,
+                max_flip_rate=max_flip_rate,
+            )
+        reason += f" Its bias battery (run #{bias_run.pk}) passes the bias bar of {flip_percent(max_flip_rate)}."
+    return Eligibility(
+        True, reason, dev_run, test_run, min_tpr, min_tnr, dev_check, test_check, bias_run, max_flip_rate
     )
 
 
@@ -137,6 +180,12 @@ def judge_version_promote(
         dev_report=check.dev_run.report or {},
         min_tpr=check.min_tpr,
         min_tnr=check.min_tnr,
+        bias_run=check.bias_run,
+        bias_report=(
+            {**(check.bias_run.report or {}), "run": check.bias_run.pk, "max_flip_rate": check.max_flip_rate}
+            if check.bias_run is not None
+            else {}
+        ),
         comment=comment,
         promoted_by=user,
         promoted_at=now,
@@ -195,15 +244,42 @@ def promotion_bar(*, project: Project) -> Bar:
 
 
 @transaction.atomic
-def promotion_bar_set(*, project: Project, min_tpr: float, min_tnr: float, user: AbstractBaseUser | None = None) -> Bar:
-    """Sets the project's bar, by `user` (the expert; the view checks). Current promotions keep the bar they were
-    promoted under (it is on their record); the judges page warns about any that would not be promoted now."""
+def promotion_bar_set(
+    *,
+    project: Project,
+    min_tpr: float,
+    min_tnr: float,
+    user: AbstractBaseUser | None = None,
+    max_flip_rate: float | None = None,
+) -> Bar:
+    """Sets the project's bar, by `user` (the expert; the view checks), and the bias bar when `max_flip_rate` is
+    given (else it stays as it is). Current promotions keep the bar they were promoted under (it is on their
+    record); the judges page warns about any that would not be promoted now."""
     for name, value in (("min_tpr", min_tpr), ("min_tnr", min_tnr)):
         # Written so that NaN fails too: every comparison with it is false.
         if not BAR_MIN_EXCLUSIVE < value < BAR_MAX_EXCLUSIVE:
             raise DomainError(f"{name}: {BAR_RANGE_ERROR}, got {value} for project {project.slug!r}")
-    PromotionBar.objects.update_or_create(project=project, defaults={"min_tpr": min_tpr, "min_tnr": min_tnr})
+    defaults = {"min_tpr": min_tpr, "min_tnr": min_tnr}
+    if max_flip_rate is not None:
+        if not FLIP_BAR_MIN <= max_flip_rate <= FLIP_BAR_MAX:
+            raise DomainError(
+                f"max_flip_rate: {FLIP_BAR_RANGE_ERROR}, got {max_flip_rate} for project {project.slug!r}"
+            )
+        defaults["max_flip_rate"] = max_flip_rate
+    PromotionBar.objects.update_or_create(project=project, defaults=defaults)
     return Bar(min_tpr, min_tnr)
+
+
+# The bias bar: 0 tolerates no flip at all; above one half, a bias would decide more verdicts than the judge does.
+FLIP_BAR_MIN, FLIP_BAR_MAX = 0.0, 0.5
+FLIP_BAR_RANGE_ERROR = "must be from 0 to 0.5 (the highest share of verdicts a bias may flip)"
+
+
+def bias_bar(*, project: Project) -> float:
+    """The project's bias bar: the highest flip rate an LLM judge's bias battery may show to be promoted (the
+    default until the expert sets one)."""
+    stored = PromotionBar.objects.filter(project=project).values_list("max_flip_rate", flat=True).first()
+    return DEFAULT_MAX_FLIP_RATE if stored is None else stored
 
 
 # --- what the pages show -------------------------------------------------------------------------------------------
@@ -237,8 +313,8 @@ def criterion_promotion(promotion: Promotion | None) -> CriterionPromotion:
 
 def criterion_promotions(*, project: Project) -> dict[int, CriterionPromotion]:
     """criterion id → its promotion state, for the judges page: one query for the promotions and two per promoted
-    criterion (its version's latest dev and test runs), so bounded by the number of criteria, not of traces or
-    runs."""
+    criterion (its version's latest dev and test runs; two more for an LLM judge's bias bar and battery), so
+    bounded by the number of criteria, not of traces or runs."""
     promotions = current_promotions(project=project)
     for promotion in promotions.values():
         promotion.version.judge.project = project  # eligibility reads the bar from here; spare the query

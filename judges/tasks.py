@@ -11,7 +11,8 @@ from __future__ import annotations
 from celery import Task, shared_task
 
 from core.runs import retry_when_database_away, run_take, run_task
-from judges.models import JudgeRun
+from judges.bias import bias_run_work
+from judges.models import BiasRun, JudgeRun
 from judges.services import judge_run_chunk, judge_run_chunks_left, judge_run_maybe_finish
 
 
@@ -46,3 +47,14 @@ def judge_run_chunk_task(self: Task, run_id: int, trace_ids: list[int], claim_to
         written = judge_run_chunk(run=run, trace_ids=trace_ids)
         judge_run_maybe_finish(run=run)
         return written
+
+
+# A battery asks about six prompts per dev trace, CALLS_PER_SLOT per concurrency slot at a time; answers already
+# received are stored, so a battery stopped by the limit and run again pays only for the rest.
+@run_task(model=BiasRun, soft_time_limit=50 * 60, time_limit=55 * 60)
+def bias_run_task(self: Task, run_id: int) -> bool:
+    """Claim a bias battery and run it; True when this delivery finished it."""
+    run = BiasRun.objects.filter(pk=run_id).select_related("version__judge__criterion__project").first()
+    if run is None or not run_take(run=run, task=self):
+        return False
+    return bias_run_work(run=run)

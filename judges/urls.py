@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from judges import views, views_compare, views_promotion, views_reliability, views_sessions, views_versions
+from judges import (
+    views,
+    views_bias,
+    views_compare,
+    views_promotion,
+    views_reliability,
+    views_sessions,
+    views_versions,
+)
 
 urlpatterns = [
     path("projects/<slug:slug>/judges/", views.judge_list, name="judge_list"),
@@ -53,4 +61,16 @@ urlpatterns = [
         name="promotion_withdraw",
     ),
     path("projects/<slug:slug>/judges/compare/", views_compare.judge_compare, name="judge_compare"),
+    # An LLM version's bias battery: started from the judge page, followed on its own page.
+    path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/<int:number>/bias-runs/",
+        views_bias.bias_run_create_view,
+        name="bias_run_create",
+    ),
+    path("projects/<slug:slug>/judges/bias-runs/<int:run_id>/", views_bias.bias_run_detail, name="bias_run_detail"),
+    path(
+        "projects/<slug:slug>/judges/bias-runs/<int:run_id>/cancel/",
+        views_bias.bias_run_cancel_view,
+        name="bias_run_cancel",
+    ),
 ]

@@ -22,7 +22,8 @@ from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 from judges.examples import disagreement_example_states
 from judges.models import Judge, JudgeRun
 from judges.pages import judge_list_sections
-from judges.promotions import RULE, Bar, promotion_bar
+from judges.promotions import RULE, Bar, bias_bar, promotion_bar
+from judges.providers.bias import percent as flip_percent
 from judges.selectors import (
     DISAGREEMENT_KINDS,
     recent_runs,
@@ -31,6 +32,7 @@ from judges.selectors import (
 )
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.stats import METRICS
+from judges.views_bias import annotate_judge_list
 from judges.views_versions import run_button_context
 
 DISAGREEMENTS_PER_PAGE = 25
@@ -111,11 +113,14 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
     sections = judge_list_sections(project=project)
+    annotate_judge_list(project=project, sections=sections, max_flip_rate=bias_bar(project=project))
     context = {
         "project": project,
         "access": access,
         "sections": sections,
         "bar": promotion_bar(project=project),
+        "max_flip_rate": (max_flip_rate := bias_bar(project=project)),
+        "max_flip_rate_text": flip_percent(max_flip_rate),
         "promotion_rule": RULE,
         "recent_runs": recent_runs(project=project),
         "split_choices": JudgeRun.Split.choices,

@@ -25,6 +25,9 @@ from judges.promotions import (
     BAR_MAX_EXCLUSIVE,
     BAR_MIN_EXCLUSIVE,
     BAR_RANGE_ERROR,
+    FLIP_BAR_MAX,
+    FLIP_BAR_MIN,
+    FLIP_BAR_RANGE_ERROR,
     RULE,
     PromotionRefused,
     judge_promotion_states,
@@ -33,6 +36,7 @@ from judges.promotions import (
     promotion_history_page,
     promotion_withdraw,
 )
+from judges.providers.bias import percent as flip_percent
 
 HISTORY_LIMIT = 200
 COMMENT_MAX_CHARS = 2000
@@ -53,6 +57,24 @@ def parse_bar_value(name: str, raw: str) -> tuple[float | None, str | None]:
         value /= 100
     if not math.isfinite(value) or not BAR_MIN_EXCLUSIVE < value < BAR_MAX_EXCLUSIVE:
         return None, f"{name}: {BAR_RANGE_ERROR}, got {raw!r}"
+    return value, None
+
+
+def parse_flip_value(raw: str) -> tuple[float | None, str | None]:
+    """The bias bar from a form: a fraction from 0 to 0.5 ("0.05") or a percentage ("5%"); blank keeps the current
+    one (None, None). Returns (value, error)."""
+    text = raw.strip()
+    if not text:
+        return None, None
+    percent = text.endswith("%")
+    try:
+        value = float(text.rstrip("%").strip())
+    except ValueError:
+        return None, f"max_flip_rate: expected a number from 0 to 0.5 such as 0.05, got {raw!r}"
+    if percent:
+        value /= 100
+    if not math.isfinite(value) or not FLIP_BAR_MIN <= value <= FLIP_BAR_MAX:
+        return None, f"max_flip_rate: {FLIP_BAR_RANGE_ERROR}, got {raw!r}"
     return value, None
 
 
@@ -112,19 +134,23 @@ def promotion_bar_update(request: HttpRequest, slug: str) -> HttpResponse:
     project = access.project
     min_tpr, tpr_error = parse_bar_value("min_tpr", request.POST.get("min_tpr", ""))
     min_tnr, tnr_error = parse_bar_value("min_tnr", request.POST.get("min_tnr", ""))
-    errors = [e for e in (tpr_error, tnr_error) if e]
+    max_flip_rate, flip_error = parse_flip_value(request.POST.get("max_flip_rate", ""))
+    errors = [e for e in (tpr_error, tnr_error, flip_error) if e]
     if errors:
         for error in errors:
             messages.error(request, f"Promotion bar not changed. {error}")
         return redirect(f"{_judges_url(slug)}#promotion-bar")
     try:
-        promotion_bar_set(project=project, min_tpr=min_tpr, min_tnr=min_tnr, user=request.user)
+        promotion_bar_set(
+            project=project, min_tpr=min_tpr, min_tnr=min_tnr, user=request.user, max_flip_rate=max_flip_rate
+        )
     except DomainError as exc:
         messages.error(request, f"Promotion bar not changed. {exc}")
     else:
         messages.success(
             request,
-            f"Bar: TPR ≥ {min_tpr:.0%}, TNR ≥ {min_tnr:.0%}, for alignment, the cost ladder and promotion.",
+            f"Bar: TPR ≥ {min_tpr:.0%}, TNR ≥ {min_tnr:.0%}, for alignment, the cost ladder and promotion."
+            + ("" if max_flip_rate is None else f" Bias bar: flip rate ≤ {flip_percent(max_flip_rate)}."),
         )
     return redirect(f"{_judges_url(slug)}#promotion-bar")
 

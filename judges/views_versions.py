@@ -29,6 +29,7 @@ from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
 from judges.selectors import judge_version_numbers, judge_version_pair, judge_versions_page, latest_dev_runs_by_version
 from judges.services import judge_version_create, judge_version_from_current_labels
+from judges.views_bias import annotate_versions
 from judges.views_promotion import judge_promotion_context
 
 # Versions shown on the judge page, newest first; a judge iterated past this shows its latest ones.
@@ -161,9 +162,11 @@ def _judge_context(
     runs = latest_dev_runs_by_version(judge=judge, numbers=list(by_number))
     rows = history_rows(list(by_number), runs)
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
+    bias = annotate_versions(project=access.project, judge=judge, versions=versions)
     bar = promotion["bar"]  # the project's bar: the chart's target lines are the ones promotion uses
     return {
         **promotion,
+        **bias,
         **run_button_context(),
         "run_versions": versions,
         "project": access.project,

@@ -76,6 +76,9 @@ class JudgeKind(ABC):
     # Why this kind cannot judge outputs it has never seen, or "" when it can. A kind that cannot is never
     # promoted, and suites and monitoring skip it.
     cannot_judge_new_outputs: ClassVar[str] = ""
+    # Whether a prompt's wording can sway its verdicts, so that promotion asks for a bias battery that shows it
+    # does not (judges.bias): LLM judges.
+    bias_battery: ClassVar[bool] = False
 
     @property
     def display(self) -> str:

@@ -52,6 +52,7 @@ class LLMKind(JudgeKind):
     name = Judge.Kind.LLM
     label = "LLM"
     local = False
+    bias_battery = True
 
     def unavailable_reason(self) -> str:
         return "" if llm_configured() else ENDPOINT_HELP

@@ -39,7 +39,7 @@ from core.runs import (
     run_working,
     stale_window,
 )
-from judges.models import JudgeRun
+from judges.models import BiasRun, JudgeRun
 from judges.services import judge_create
 from suites.models import PairwiseComparison, SuiteRun
 from tests.agents.helpers import DONE, make_trials
@@ -363,6 +363,8 @@ def one_run_of_each_kind(project: Project, expert: User, **fields: object) -> di
         JudgeRun.objects.create(version=judge.latest_version(), split="all", **fields),
         SuiteRun.objects.create(project=project, golden_version=1, **fields),
         GradingRun.objects.create(grader=grader, **fields),
+        # Rows written directly: a battery's kind is not checked here, only that its run is resumed like the others.
+        BiasRun.objects.create(version=judge.latest_version(), **fields),
     ]
     suite = runs[3]
     runs.append(
@@ -392,6 +394,7 @@ def test_a_starting_worker_queues_waiting_and_lost_runs_of_every_kind_and_live_o
         SuiteRun,
         GradingRun,
         PairwiseComparison,
+        BiasRun,
     }
     now = timezone.now()
     long_ago = now - stale_window() - timedelta(seconds=1)

@@ -219,6 +219,20 @@ def test_with_an_endpoint_the_llm_judge_has_its_run_button(demo, demo_client, se
         assert f'action="/projects/demo/judges/{judge.pk}/runs/"' in html and f"run-blocked-{judge.pk}" not in html
 
 
+def test_with_an_endpoint_loading_the_demo_queues_the_llm_judges_dev_run_and_bias_battery_once(demo, db, settings):
+    from judges.models import BiasRun
+
+    settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY = "http://127.0.0.1:11434/v1", ""
+    out = StringIO()
+    with override_settings(DEBUG=True):
+        call_command("load_demo", stdout=out)
+        call_command("load_demo", stdout=StringIO())  # idempotent: the battery already there stays the only one
+    version = Judge.objects.get(project=demo, name=LLM_JUDGE).latest_version()
+    assert list(BiasRun.objects.filter(version=version).values_list("status", flat=True)) == ["queued"]
+    assert list(JudgeRun.objects.filter(version=version).values_list("split", "status")) == [("dev", "queued")]
+    assert f"{version} dev run and bias battery queued for the worker" in out.getvalue()
+
+
 def test_every_page_in_the_navigation_opens_on_the_demo_project(demo, demo_client):
     """A smoke test over the loaded demo: each page the top bar links to answers 200, as `make run` users see it."""
     home = demo_client.get("/projects/demo/")

@@ -17,6 +17,7 @@ from django.db import connection, connections
 
 from annotation import ingest
 from annotation.models import Trace
+from judges.bias import bias_run_create, bias_run_execute
 from judges.models import JudgeVersion
 from judges.promotions import judge_version_promote
 from judges.providers import Outcome
@@ -202,6 +203,7 @@ def test_an_llm_judge_drains_through_the_provider_once_per_sampled_trace_and_err
         version: JudgeVersion = judge.latest_version()
         for split in ("dev", "test"):
             judge_run_execute(run=judge_run_create(version=version, split=split))
+        bias_run_execute(run=bias_run_create(version=version))  # an LLM judge is promoted after its bias battery
         promotion = judge_version_promote(version=version)
         sampling_rate_set(project=project, rate=0.5)
         ingest.import_stream(project=project, stream=jsonl(production(60)))

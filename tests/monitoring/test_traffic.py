@@ -11,6 +11,7 @@ from django.db import connections
 
 from annotation import ingest
 from annotation.models import Role, Trace
+from judges.bias import bias_run_create, bias_run_execute
 from judges.promotions import judge_version_promote
 from judges.services import judge_create, judge_run_create, judge_run_execute
 from monitoring.models import SeriesTraffic
@@ -41,6 +42,7 @@ def llm_judge_of_tone(project, llm, settings):
     version = judge.latest_version()
     for split in ("dev", "test"):
         judge_run_execute(run=judge_run_create(version=version, split=split))
+    bias_run_execute(run=bias_run_create(version=version))  # an LLM judge is promoted after its bias battery
     return judge_version_promote(version=version)
 
 
@@ -137,6 +139,7 @@ def test_the_pages_say_which_traffic_each_series_is_judged_on(expert_client, pro
         )
         for split in ("dev", "test"):
             judge_run_execute(run=judge_run_create(version=judge.latest_version(), split=split))
+        bias_run_execute(run=bias_run_create(version=judge.latest_version()))  # LLM: promoted after its battery
         judge_version_promote(version=judge.latest_version())
     page = expert_client.get(f"/projects/acme/monitoring/{monitored.criterion_id}/").content.decode()
     assert 'Judges <strong class="traffic">a 20% sample of production traces</strong>' in page

@@ -11,6 +11,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from django.core.management import call_command
 
+from judges.bias import bias_run_create, bias_run_execute
 from judges.models import Promotion
 from judges.promotions import judge_version_promote
 from judges.services import judge_create, judge_run_create, judge_run_execute
@@ -41,6 +42,8 @@ def promote(criterion, *, name: str, kind: str, config: dict) -> None:
     version = judge.latest_version()
     for split in ("dev", "test"):
         judge_run_execute(run=judge_run_create(version=version, split=split))
+    if kind == "llm":  # an LLM judge is promoted after a bias battery under the bias bar
+        bias_run_execute(run=bias_run_create(version=version))
     judge_version_promote(version=version)
 
 

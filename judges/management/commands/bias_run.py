@@ -1,0 +1,101 @@
+"""`bias_run --project SLUG --judge NAME [--version N] [--json] [--inline]`: run an LLM judge version's bias battery
+on the dev split through the worker (or in this process), print each bias's flip rate, and exit 1 when one is over
+the project's bias bar (what promotion asks)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from annotation.services import DomainError
+from judges.bias import bias_run_create, bias_run_enqueue, bias_run_execute
+from judges.management.commands._common import judge_by_name, project_by_slug
+from judges.models import BiasRun
+from judges.promotions import bias_bar
+from judges.providers.bias import BIASES, bias_problems, percent
+
+# How long a queued battery may wait for a worker before this command runs it itself.
+WORKER_GRACE_S = 10
+
+
+class Command(BaseCommand):
+    help = "Run an LLM judge version's bias battery on dev and print its flip rates (one JSON object with --json)."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # `--version N` picks a judge version, as in run_judge; it replaces Django's --version.
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, metavar="SLUG")
+        parser.add_argument("--judge", required=True, metavar="NAME")
+        parser.add_argument("--version", type=int, metavar="N", help="default: the latest")
+        parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+        parser.add_argument("--inline", action="store_true", help="run in this process instead of the worker")
+        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the worker")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        project = project_by_slug(options["project"])
+        judge = judge_by_name(project, options["judge"])
+        versions = judge.versions.all()
+        version = versions.filter(number=options["version"]).first() if options["version"] else versions.last()
+        if version is None:
+            numbers = ", ".join(str(n) for n in versions.values_list("number", flat=True))
+            raise CommandError(
+                f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
+            )
+        try:
+            if options["inline"]:
+                run = bias_run_execute(run=bias_run_create(version=version))
+            else:
+                run = self._wait(bias_run_enqueue(version=version), options["timeout"])
+        except DomainError as exc:
+            raise CommandError(str(exc)) from None
+        if run.status != BiasRun.Status.DONE:
+            raise CommandError(f"bias run {run.pk} ended {run.status}: {run.error or 'no report'}")
+        max_flip_rate = bias_bar(project=project)
+        problems = bias_problems(run.report, max_flip_rate=max_flip_rate)
+        if options["json"]:
+            self.stdout.write(json.dumps({**run.report, "run": run.pk, "max_flip_rate": max_flip_rate}, sort_keys=True))
+        else:
+            self._print(run, max_flip_rate)
+        if problems:
+            raise CommandError(f"over the bias bar of {percent(max_flip_rate)}: {'; '.join(problems)}")
+
+    def _wait(self, run: BiasRun, timeout: float) -> BiasRun:
+        started = time.monotonic()
+        taken_over = False
+        while time.monotonic() - started < timeout:
+            run.refresh_from_db()
+            if run.is_finished:
+                return run
+            if not taken_over and run.status == BiasRun.Status.QUEUED and time.monotonic() - started > WORKER_GRACE_S:
+                # No worker claimed it: the claim is conditional, so a worker arriving now finds nothing to do.
+                self.stderr.write(f"no worker took bias run {run.pk} within {WORKER_GRACE_S} s; running it here")
+                taken_over = True
+                run = bias_run_execute(run=run)
+                continue
+            time.sleep(0.5)
+        raise CommandError(f"bias run {run.pk} did not finish within {timeout:.0f} s")
+
+    def _print(self, run: BiasRun, max_flip_rate: float) -> None:
+        report = run.report
+        self.stdout.write(
+            f"bias battery #{run.pk} of {run.version} on dev: {report['traces']} traces, "
+            f"{report['baseline_errors']} without a verdict; bias bar {percent(max_flip_rate)}"
+        )
+        for name in BIASES:
+            result = report["biases"][name]
+            if result["skipped"]:
+                self.stdout.write(f"  {name:<10} {result['skipped']}")
+            elif result["flip_rate"] is None:
+                self.stdout.write(f"  {name:<10} measured on no trace ({result['errors']} errors)")
+            else:
+                low, high = result["ci"]
+                self.stdout.write(
+                    f"  {name:<10} {percent(result['flip_rate'])} ({result['flipped']}/{result['n']})  "
+                    f"95% CI [{percent(low)}, {percent(high)}]"
+                )
