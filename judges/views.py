@@ -24,6 +24,7 @@ from judges.models import Judge, JudgeRun
 from judges.pages import judge_list_sections
 from judges.promotions import RULE, Bar, bias_bar, promotion_bar
 from judges.providers.bias import percent as flip_percent
+from judges.reliability import self_agreement
 from judges.selectors import (
     DISAGREEMENT_KINDS,
     recent_runs,
@@ -201,7 +202,10 @@ def _run_context(request: HttpRequest, access: ProjectAccess, run: JudgeRun) -> 
         )
         for judgment in page:
             judgment.example_state = states.get(judgment.trace.external_id, "")
+        # The ceiling beside the bar: the expert's agreement with their own blind re-reviews on this criterion.
+        ceiling = self_agreement(project=access.project, criterion=run.version.judge.criterion)
         context.update(
+            self_agreement=ceiling[0] if ceiling else None,
             report=report,
             rows=metric_rows(report, bar),
             check=bar.check(report),

@@ -106,3 +106,36 @@ def test_the_page_and_the_api_show_both(project, expert, expert_client, client):
 def test_the_reliability_route_is_in_the_openapi_document(expert_client):
     paths = expert_client.get("/api/v1/openapi.json").json()["paths"]
     assert "/api/v1/projects/{slug}/reliability" in paths
+
+
+def test_a_runs_alignment_report_shows_the_experts_self_agreement_beside_the_bar(project, expert, expert_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.models import Label
+    from annotation.rereviews import Answer, rereview_submit
+    from judges.services import judge_create, judge_run_create, judge_run_execute
+
+    criterion = criterion_create(project=project, name="no_apology", definition="Fail when it apologises.")
+    for i in range(6):
+        trace = make_trace(project=project, external_id=f"t-{i}", output="Sorry!" if i % 2 else "Done.")
+        label_submit(trace=trace, criterion=criterion, verdict="fail" if i % 2 else "pass", critique="", user=expert)
+    judge = judge_create(
+        project=project,
+        criterion=criterion,
+        name="apology",
+        kind="assertion",
+        config={"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False},
+    )
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
+    page = expert_client.get(f"/projects/{project.slug}/judges/runs/{run.pk}/").content.decode()
+    assert "self-agreement on this criterion is not measured yet" in page
+    Label.objects.update(updated_at=timezone.now() - timedelta(days=8))
+    from annotation.models import Trace
+
+    for trace in Trace.objects.filter(project=project).order_by("external_id")[:4]:
+        then = Label.objects.get(trace=trace).verdict
+        rereview_submit(trace=trace, user=expert, answers={criterion.pk: Answer(then)})
+    page = expert_client.get(f"/projects/{project.slug}/judges/runs/{run.pk}/").content.decode()
+    assert "self-agreement on “no_apology”: agreement" in page and "over 4 blind re-reviews" in page
