@@ -67,6 +67,9 @@ class JudgeVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # The criterion's definition version (annotation.CriterionVersion) when this version was made: a later
+    # definition makes it stale (judges.staleness), whatever its kind.
+    criterion_version = models.PositiveIntegerField(default=1)
 
     class Meta:
         ordering = ["judge", "number"]

@@ -67,6 +67,8 @@ class Check:
     # What the evidence was measured on, in words ("test"; "dev (promoted before test evidence was required)").
     evidence_source: str = ""
     chunk_size: int = 500
+    # Why its numbers may mislead, in words (a judge version made under an earlier definition); "" when none.
+    warning: str = ""
 
     @property
     def provider(self) -> str:

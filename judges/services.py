@@ -78,6 +78,7 @@ def judge_create(
         snapshot=built.snapshot,
         comment="first version",
         created_by=user,
+        criterion_version=criterion.version,
     )
     return judge
 
@@ -94,11 +95,15 @@ def judge_version_create(
     built = kinds.get(judge.kind).build(criterion=judge.criterion, config=cleaned)
     # The same config retrained on other train labels, or frozen from another definition or other critiques, is a
     # new version; otherwise it is the same judge.
+    # A version made under an earlier definition is stale (judges.staleness) even when nothing it froze changed:
+    # a version under the current definition is then new, to be measured again on labels made under it.
+    definition = Criterion.objects.filter(pk=judge.criterion_id).values_list("version", flat=True).get()
     if (
         latest is not None
         and latest.config == built.config
         and latest.training.get("train_fingerprint") == built.training.get("train_fingerprint")
         and latest.snapshot == built.snapshot
+        and latest.criterion_version == definition
     ):
         raise DomainError(f"nothing changed: the config is the same as version {latest.number}")
     number = (latest.number if latest else 0) + 1
@@ -111,6 +116,7 @@ def judge_version_create(
         snapshot=built.snapshot,
         comment=comment,
         created_by=user,
+        criterion_version=definition,
     )
 
 

@@ -8,8 +8,12 @@ and one entry in `_BUILT_IN` below.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
+from django.db.models import Count, F
+
+from annotation.models import CriterionVersion, Label
 from annotation.services import DomainError
 from judges.kinds.assertion import AssertionKind
 from judges.kinds.base import TRACE_INPUT_FIELDS, Built, Drift, JudgeKind, Scorer, trace_input
@@ -72,7 +76,48 @@ def versions_drift(version_ids: Iterable[int]) -> dict[int, Drift]:
     drifts: dict[int, Drift] = {}
     for kind, ids in by_kind.items():
         drifts.update(get(kind).drift(version_ids=ids))
+    for version_id, stale in _made_under_an_earlier_definition([pk for pk, _ in rows]).items():
+        drifts[version_id] = (
+            replace(drifts[version_id], changes=(*drifts[version_id].changes, stale))
+            if version_id in drifts
+            else Drift(headline="was made under an earlier definition", changes=(stale,))
+        )
     return drifts
+
+
+def _made_under_an_earlier_definition(version_ids: list[int]) -> dict[int, str]:
+    """Version id → what moved, for the versions made under an earlier definition of their criterion than today's
+    words (whatever their kind: their runs measured agreement with labels that answered other words). Three
+    queries."""
+    stale = list(
+        JudgeVersion.objects.filter(pk__in=version_ids, criterion_version__lt=F("judge__criterion__version"))
+        .order_by()
+        .values_list("pk", "criterion_version", "judge__criterion_id", "judge__criterion__version")
+    )
+    if not stale:
+        return {}
+    since = {
+        (row["criterion_id"], row["criterion_version"]): row["n"]
+        for row in Label.objects.filter(criterion_id__in={row[2] for row in stale})
+        .values("criterion_id", "criterion_version")
+        .annotate(n=Count("id"))
+    }
+    result = {}
+    definitions = {
+        (criterion_id, number): definition
+        for criterion_id, number, definition in CriterionVersion.objects.filter(
+            criterion_id__in={row[2] for row in stale}
+        ).values_list("criterion_id", "number", "definition")
+    }
+    for pk, made_under, criterion_id, current in stale:
+        if definitions.get((criterion_id, made_under)) == definitions.get((criterion_id, current), ""):
+            continue  # edited and then put back: the words it was measured on are the words now
+        newer = sum(n for (c, v), n in since.items() if c == criterion_id and v > made_under)
+        result[pk] = (
+            f"made under definition v{made_under}, the criterion is at v{current} now, with {newer} "
+            f"label{'' if newer == 1 else 's'} made under a newer definition: measure a new version on them"
+        )
+    return result
 
 
 __all__ = [
@@ -89,5 +134,13 @@ __all__ = [
     "trace_input",
     "unregister",
     "version_scorer",
+    "stale_definition",
     "versions_drift",
 ]
+
+
+def stale_definition(version: JudgeVersion) -> str:
+    """Why a (promoted) version's numbers may no longer mean what they say, for the monitoring and suite pages: it
+    was made under an earlier definition of its criterion. "" when it was not."""
+    stale = _made_under_an_earlier_definition([version.pk])
+    return f"stale: {stale[version.pk]}" if version.pk in stale else ""

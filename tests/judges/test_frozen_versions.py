@@ -206,6 +206,9 @@ def test_drift_says_what_changed_since_the_version_was_made(project, criterion, 
         "the criterion's definition was edited",
         f"the critique of example {first} was edited",
         f"the verdict of example {second} (now {flipped}) changed",
+        # Any kind: made under an earlier definition, with the labels made (or confirmed) under the newer one.
+        "made under definition v1, the criterion is at v2 now, with 2 labels made under a newer definition: "
+        "measure a new version on them",
     )
     Label.objects.filter(criterion=criterion, trace=trace).delete()
     criterion_update(criterion=criterion, name="no_regret", definition=DEFINITION, failure_mode=None)
@@ -213,6 +216,8 @@ def test_drift_says_what_changed_since_the_version_was_made(project, criterion, 
         "the criterion was renamed from 'no_apology' to 'no_regret'",
         f"the critique of example {first} was edited",
         f"the label of example {second} was removed",
+        "made under definition v1, the criterion is at v3 now, with 1 label made under a newer definition: "
+        "measure a new version on them",
     )
 
 
@@ -227,7 +232,9 @@ def test_a_new_version_from_current_labels_freezes_the_current_state_and_leaves_
     v2 = judge_version_from_current_labels(version=v1, user=expert)
     assert (v2.number, v2.config, v2.created_by) == (2, v1.config, expert)
     assert v2.comment == (
-        f"v1 on current labels (the criterion's definition was edited; the critique of example {example} was edited)"
+        f"v1 on current labels (the criterion's definition was edited; the critique of example {example} was edited; "
+        "made under definition v1, the criterion is at v2 now, with 1 label made under a newer definition: "
+        "measure a new version on them)"
     )
     now = prompt_preview(version=v2, trace=graded)
     assert "Fail on any apology or regret." in now[0]["content"]

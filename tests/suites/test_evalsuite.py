@@ -293,6 +293,7 @@ def test_json_output_has_the_documented_keys_and_lists_uncovered_criteria(projec
         "tpr": promotion.report["tpr"],
         "tnr": promotion.report["tnr"],
         "ci": {"tpr": promotion.report["ci"]["tpr"], "tnr": promotion.report["ci"]["tnr"]},
+        "stale": None,
     }
     table_code, table, _ = evalsuite("--project", "acme", "--candidates", write_candidates(tmp_path, golden_outputs()))
     assert (
