@@ -1,0 +1,331 @@
+"""Guardrails from aligned checks (docs/guardrails.md): the expert marks an assertion judge version guardrail-ready
+when its runs show it almost never fails what the expert passed; the project's guardrail-ready checks then run
+inline on an application's answers (`POST /api/v1/projects/{slug}/guardrails/check`) or are exported as a
+self-contained module (`manage.py export_guardrails`).
+
+Guardrails are not evaluators: they block an answer, so a false positive is a production bug. Hence the rule (RULE):
+only assertion checks (deterministic, milliseconds), and only when the latest finished dev run and the latest
+finished test run each have a TPR (the expert's passes the check passes) at or above the project's guardrail bar
+(99% by default, GuardrailBar), with no errors; the 95% interval is shown beside each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.models import Project
+from annotation.services import DomainError
+from core import user_regex
+from judges.evidence import RateCheck, bound_percent, percent
+from judges.models import (
+    DEFAULT_GUARDRAIL_MIN_TPR,
+    GuardrailBar,
+    GuardrailMark,
+    Judge,
+    JudgeRun,
+    JudgeVersion,
+)
+from judges.providers import checks
+from judges.stats import proportion_interval
+
+RULE = (
+    "An assertion check is guardrail-ready when its latest finished dev run and its latest finished test run each "
+    "pass at least the guardrail bar's share of what the expert passed (TPR), with no errors: a guardrail blocks "
+    "answers inline, so failing a good answer is a production bug. The expert marks it; the mark can be revoked."
+)
+# The bar is a TPR near 1; below a coin it would mean nothing, and 100% is shown by no finite run.
+BAR_MIN_EXCLUSIVE, BAR_MAX_EXCLUSIVE = 0.5, 1.0
+BAR_RANGE_ERROR = "must be above 0.5 and below 1 (such as 0.99)"
+
+
+class GuardrailRefused(DomainError):
+    """The version may not be marked guardrail-ready; the message says why and what would change that."""
+
+
+# --- the bar ---------------------------------------------------------------------------------------------------------
+
+
+def guardrail_bar(*, project: Project) -> float:
+    """The TPR a check's dev and test runs must reach: the expert's setting, else the default (99%)."""
+    stored = GuardrailBar.objects.filter(project=project).values_list("min_tpr", flat=True).first()
+    return DEFAULT_GUARDRAIL_MIN_TPR if stored is None else stored
+
+
+@transaction.atomic
+def guardrail_bar_set(*, project: Project, min_tpr: float, user: AbstractBaseUser | None = None) -> float:
+    """Sets the project's guardrail bar (the expert; the view checks). Current marks keep the bar they were made
+    under (it is on their record)."""
+    # Written so that NaN fails too: every comparison with it is false.
+    if not BAR_MIN_EXCLUSIVE < min_tpr < BAR_MAX_EXCLUSIVE:
+        raise DomainError(f"guardrail min_tpr: {BAR_RANGE_ERROR}, got {min_tpr} for project {project.slug!r}")
+    GuardrailBar.objects.update_or_create(project=project, defaults={"min_tpr": min_tpr})
+    return min_tpr
+
+
+# --- readiness -------------------------------------------------------------------------------------------------------
+
+
+def tpr_check(report: dict[str, Any] | None, min_tpr: float) -> RateCheck | None:
+    """The run's TPR against the bar; None when the run saw no expert pass (nothing to measure it on)."""
+    report = report or {}
+    tp, fn = report.get("tp"), report.get("fn")
+    if not isinstance(tp, int) or not isinstance(fn, int) or tp < 0 or fn < 0 or tp + fn == 0:
+        return None
+    return RateCheck("TPR", "pass", tp, tp + fn, min_tpr)
+
+
+def interval_text(rate: RateCheck) -> str:
+    """ "TPR 100% (150/150), 95% interval 97.5%–100%"."""
+    low, high = proportion_interval(rate.successes, rate.n) or (0.0, 1.0)
+    return f"{rate.point_text()}, 95% interval {bound_percent(low)}–{percent(high) if high >= 1 else f'{high:.1%}'}"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a version may be marked guardrail-ready, with the runs that show it (or why not)."""
+
+    ready: bool
+    reason: str
+    min_tpr: float
+    dev_run: JudgeRun | None = None
+    test_run: JudgeRun | None = None
+    dev_tpr: RateCheck | None = None
+    test_tpr: RateCheck | None = None
+
+    @property
+    def evidence(self) -> list[tuple[str, JudgeRun | None, RateCheck | None]]:
+        return [("dev", self.dev_run, self.dev_tpr), ("test", self.test_run, self.test_tpr)]
+
+
+def _latest_run(version: JudgeVersion, split: str) -> JudgeRun | None:
+    return (
+        JudgeRun.objects.filter(version=version, split=split, status=JudgeRun.Status.DONE)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def guardrail_readiness(version: JudgeVersion, *, min_tpr: float | None = None) -> Readiness:
+    """The version's latest finished dev and test runs against the guardrail bar (RULE)."""
+    judge = version.judge
+    if min_tpr is None:
+        min_tpr = guardrail_bar(project=judge.project)
+    if judge.kind != Judge.Kind.ASSERTION:
+        return Readiness(
+            False,
+            f"{judge.name} is a {judge.kind} judge: only assertion checks can be guardrails (they run inline in "
+            "milliseconds, with no model to call).",
+            min_tpr,
+        )
+    found: dict[str, tuple[JudgeRun | None, RateCheck | None]] = {}
+    for split in (JudgeRun.Split.DEV, JudgeRun.Split.TEST):
+        run = _latest_run(version, split)
+        rate = None if run is None else tpr_check(run.report, min_tpr)
+        found[split] = (run, rate)
+
+    def refuse(reason: str) -> Readiness:
+        return Readiness(False, reason, min_tpr, *found["dev"][:1], found["test"][0], found["dev"][1], found["test"][1])
+
+    for split in (JudgeRun.Split.DEV, JudgeRun.Split.TEST):
+        run, rate = found[split]
+        if run is None:
+            return refuse(f"{version} has no finished run on the {split} split: run it on {split} first.")
+        errors = (run.report or {}).get("errors") or 0
+        if errors:
+            return refuse(
+                f"The {split} run of {version} has {errors} error{'s' if errors != 1 else ''}: a guardrail must "
+                "answer every trace (see the run's judgments)."
+            )
+        if rate is None:
+            return refuse(
+                f"The {split} run of {version} saw no trace the expert passed, so it cannot show that the check "
+                "does not fail good answers: label passes on that split."
+            )
+        if not rate.reaches:
+            misses = rate.n - rate.successes
+            return refuse(
+                f"On {split}, {version} has {interval_text(rate)}: it fails {misses} of the {rate.n} traces the "
+                f"expert passed; the guardrail bar is TPR ≥ {percent(min_tpr)}."
+            )
+    dev_rate, test_rate = found["dev"][1], found["test"][1]
+    assert dev_rate is not None and test_rate is not None
+    return Readiness(
+        True,
+        f"On dev {interval_text(dev_rate)}; on test {interval_text(test_rate)}: at or above the guardrail bar "
+        f"(TPR ≥ {percent(min_tpr)}).",
+        min_tpr,
+        found["dev"][0],
+        found["test"][0],
+        dev_rate,
+        test_rate,
+    )
+
+
+# --- marking ---------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def guardrail_mark(*, version: JudgeVersion, user: AbstractBaseUser | None = None, comment: str = "") -> GuardrailMark:
+    """Marks the version guardrail-ready on the evidence of its runs (RULE), by `user` (the expert; the view
+    checks). Ends the judge's previous mark, if any: one version per judge runs as a guardrail."""
+    judge = Judge.objects.select_for_update().select_related("project").get(pk=version.judge_id)
+    current = GuardrailMark.objects.filter(judge=judge, revoked_at=None).first()
+    if current is not None and current.version_id == version.pk:
+        raise GuardrailRefused(f"{version} is already guardrail-ready (marked {current.marked_at:%Y-%m-%d %H:%M} UTC).")
+    readiness = guardrail_readiness(version)
+    if not readiness.ready:
+        raise GuardrailRefused(readiness.reason)
+    now = timezone.now()
+    if current is not None:
+        GuardrailMark.objects.filter(pk=current.pk).update(revoked_at=now, revoked_by=user)
+    return GuardrailMark.objects.create(
+        project=judge.project,
+        judge=judge,
+        version=version,
+        dev_run=readiness.dev_run,
+        dev_report=readiness.dev_run.report if readiness.dev_run else {},
+        test_run=readiness.test_run,
+        test_report=readiness.test_run.report if readiness.test_run else {},
+        min_tpr=readiness.min_tpr,
+        comment=comment,
+        marked_by=user,
+        marked_at=now,
+    )
+
+
+@transaction.atomic
+def guardrail_revoke(*, version: JudgeVersion, user: AbstractBaseUser | None = None) -> GuardrailMark | None:
+    """Ends the version's guardrail mark; the mark stays on record. None when it had none."""
+    mark = GuardrailMark.objects.select_for_update().filter(version=version, revoked_at=None).first()
+    if mark is None:
+        return None
+    mark.revoked_at = timezone.now()
+    mark.revoked_by = user
+    mark.save(update_fields=["revoked_at", "revoked_by"])
+    return mark
+
+
+# --- reads for the pages ---------------------------------------------------------------------------------------------
+
+
+def current_guardrail_marks(*, project: Project) -> list[GuardrailMark]:
+    """The project's guardrail-ready versions, by criterion and judge."""
+    return list(
+        GuardrailMark.objects.filter(project=project, revoked_at=None)
+        .select_related("version__judge__criterion", "marked_by")
+        .order_by("judge__criterion__position", "judge__name")
+    )
+
+
+@dataclass
+class VersionGuardrail:
+    """One version's guardrail state on the judge page: its current mark, or whether it could be marked and why."""
+
+    readiness: Readiness
+    mark: GuardrailMark | None = None
+
+    @property
+    def is_current(self) -> bool:
+        return self.mark is not None
+
+
+def judge_guardrail_states(*, judge: Judge, versions: Iterable[JudgeVersion]) -> dict[int, VersionGuardrail]:
+    """Each shown version's guardrail state, by number (assertion judges only: {} for other kinds)."""
+    if judge.kind != Judge.Kind.ASSERTION:
+        return {}
+    min_tpr = guardrail_bar(project=judge.project)
+    marks = {
+        mark.version_id: mark
+        for mark in GuardrailMark.objects.filter(judge=judge, revoked_at=None).select_related("marked_by")
+    }
+    return {
+        version.number: VersionGuardrail(guardrail_readiness(version, min_tpr=min_tpr), marks.get(version.pk))
+        for version in versions
+    }
+
+
+# --- running the checks inline ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompiledGuardrail:
+    criterion: str
+    check: str  # the judge's name
+    version: int
+    prepared: checks.Check | None
+    # Why the stored config cannot be prepared (never expected: configs are validated when a version is made).
+    broken: str = ""
+
+
+@dataclass
+class _Entry:
+    version_ids: tuple[int, ...]
+    guardrails: list[CompiledGuardrail] = field(default_factory=list)
+
+
+# In-process, per project: the prepared checks of the set of guardrail-ready version ids they were built from. A
+# version is immutable, so the set of ids is the whole key: a mark or a revocation changes it, and the next request
+# builds again. Per process (each gunicorn worker builds its own on its first request).
+_compiled: dict[int, _Entry] = {}
+_compiled_lock = threading.Lock()
+
+
+def _compile(version_ids: tuple[int, ...]) -> list[CompiledGuardrail]:
+    versions = JudgeVersion.objects.filter(pk__in=version_ids).select_related("judge__criterion")
+    compiled = []
+    for version in sorted(versions, key=lambda v: (v.judge.criterion.position, v.judge.name)):
+        judge = version.judge
+        try:
+            prepared, broken = checks.Check(version.config), ""
+        except Exception as exc:  # noqa: BLE001 - a broken stored config is reported on each request, never raised
+            prepared, broken = None, f"the stored config cannot be used ({type(exc).__name__}: {exc})"
+        compiled.append(CompiledGuardrail(judge.criterion.name, judge.name, version.number, prepared, broken))
+    return compiled
+
+
+def project_guardrails(*, project_id: int) -> list[CompiledGuardrail]:
+    """The project's guardrail-ready checks, prepared: one query for the current version ids, and the build only
+    when that set changed."""
+    ids = tuple(
+        sorted(
+            GuardrailMark.objects.filter(project_id=project_id, revoked_at=None).values_list("version_id", flat=True)
+        )
+    )
+    entry = _compiled.get(project_id)
+    if entry is not None and entry.version_ids == ids:
+        return entry.guardrails
+    guardrails = _compile(ids) if ids else []
+    with _compiled_lock:
+        _compiled[project_id] = _Entry(ids, guardrails)
+    return guardrails
+
+
+def guardrails_check(
+    *, project_id: int, output: str, input: str = "", messages: list[Any] | None = None
+) -> dict[str, Any]:
+    """Runs every guardrail-ready check of the project on one answer: `allowed` is false when any check fails it,
+    each failure a violation (criterion, check, detail). A check that cannot decide (its pattern ran out of time)
+    is listed under `errors` and does not block: a guardrail that blocks on its own failure would fail good answers.
+    """
+    seconds = user_regex.timeout_seconds()
+    violations: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    guardrails = project_guardrails(project_id=project_id)
+    for guardrail in guardrails:
+        row = {"criterion": guardrail.criterion, "check": guardrail.check, "version": guardrail.version}
+        if guardrail.prepared is None:
+            errors.append({**row, "detail": guardrail.broken})
+            continue
+        result = guardrail.prepared.judge(output=output, input=input, messages=messages, regex_seconds=seconds)
+        if result.error:
+            errors.append({**row, "detail": result.error})
+        elif result.verdict == "fail":
+            violations.append({**row, "detail": result.reasoning})
+    return {"allowed": not violations, "violations": violations, "errors": errors, "checks": len(guardrails)}
