@@ -254,20 +254,13 @@ def judge_guardrail_states(*, judge: Judge, versions: Iterable[JudgeVersion]) ->
 # --- running the checks inline ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CompiledGuardrail:
-    criterion: str
-    check: str  # the judge's name
-    version: int
-    prepared: checks.Check | None
-    # Why the stored config cannot be prepared (never expected: configs are validated when a version is made).
-    broken: str = ""
-
-
 @dataclass
 class _Entry:
     version_ids: tuple[int, ...]
-    guardrails: list[CompiledGuardrail] = field(default_factory=list)
+    # (criterion, check, version) and the prepared check, for checks.guardrail_answer.
+    prepared: list[tuple[dict[str, Any], checks.Check]] = field(default_factory=list)
+    # Stored configs that cannot be prepared (never expected: configs are validated when a version is made).
+    broken: list[dict[str, Any]] = field(default_factory=list)
 
 
 # In-process, per project: the prepared checks of the set of guardrail-ready version ids they were built from. A
@@ -277,20 +270,19 @@ _compiled: dict[int, _Entry] = {}
 _compiled_lock = threading.Lock()
 
 
-def _compile(version_ids: tuple[int, ...]) -> list[CompiledGuardrail]:
+def _compile(version_ids: tuple[int, ...]) -> _Entry:
+    entry = _Entry(version_ids)
     versions = JudgeVersion.objects.filter(pk__in=version_ids).select_related("judge__criterion")
-    compiled = []
     for version in sorted(versions, key=lambda v: (v.judge.criterion.position, v.judge.name)):
-        judge = version.judge
+        row = {"criterion": version.judge.criterion.name, "check": version.judge.name, "version": version.number}
         try:
-            prepared, broken = checks.Check(version.config), ""
+            entry.prepared.append((row, checks.Check(version.config)))
         except Exception as exc:  # noqa: BLE001 - a broken stored config is reported on each request, never raised
-            prepared, broken = None, f"the stored config cannot be used ({type(exc).__name__}: {exc})"
-        compiled.append(CompiledGuardrail(judge.criterion.name, judge.name, version.number, prepared, broken))
-    return compiled
+            entry.broken.append({**row, "detail": f"the stored config cannot be used ({type(exc).__name__}: {exc})"})
+    return entry
 
 
-def project_guardrails(*, project_id: int) -> list[CompiledGuardrail]:
+def project_guardrails(*, project_id: int) -> _Entry:
     """The project's guardrail-ready checks, prepared: one query for the current version ids, and the build only
     when that set changed."""
     ids = tuple(
@@ -300,32 +292,24 @@ def project_guardrails(*, project_id: int) -> list[CompiledGuardrail]:
     )
     entry = _compiled.get(project_id)
     if entry is not None and entry.version_ids == ids:
-        return entry.guardrails
-    guardrails = _compile(ids) if ids else []
+        return entry
+    entry = _compile(ids) if ids else _Entry(ids)
     with _compiled_lock:
-        _compiled[project_id] = _Entry(ids, guardrails)
-    return guardrails
+        _compiled[project_id] = entry
+    return entry
 
 
 def guardrails_check(
     *, project_id: int, output: str, input: str = "", messages: list[Any] | None = None
 ) -> dict[str, Any]:
-    """Runs every guardrail-ready check of the project on one answer: `allowed` is false when any check fails it,
-    each failure a violation (criterion, check, detail). A check that cannot decide (its pattern ran out of time)
-    is listed under `errors` and does not block: a guardrail that blocks on its own failure would fail good answers.
-    """
-    seconds = user_regex.timeout_seconds()
-    violations: list[dict[str, Any]] = []
-    errors: list[dict[str, Any]] = []
-    guardrails = project_guardrails(project_id=project_id)
-    for guardrail in guardrails:
-        row = {"criterion": guardrail.criterion, "check": guardrail.check, "version": guardrail.version}
-        if guardrail.prepared is None:
-            errors.append({**row, "detail": guardrail.broken})
-            continue
-        result = guardrail.prepared.judge(output=output, input=input, messages=messages, regex_seconds=seconds)
-        if result.error:
-            errors.append({**row, "detail": result.error})
-        elif result.verdict == "fail":
-            violations.append({**row, "detail": result.reasoning})
-    return {"allowed": not violations, "violations": violations, "errors": errors, "checks": len(guardrails)}
+    """Runs every guardrail-ready check of the project on one answer (checks.guardrail_answer, the code the exported
+    module runs too): `allowed` is false when any check fails it. A check that cannot decide is an error that does
+    not block."""
+    entry = project_guardrails(project_id=project_id)
+    answer = checks.guardrail_answer(
+        entry.prepared, output=output, input=input, messages=messages, regex_seconds=user_regex.timeout_seconds()
+    )
+    if entry.broken:
+        answer["errors"].extend(entry.broken)
+        answer["checks"] += len(entry.broken)
+    return answer

@@ -470,3 +470,29 @@ class Check:
             found.append(f"{tool} at {calls[match].where}")
             position = match + 1
         return Result("pass", "called in order: " + ", then ".join(found))
+
+
+# --- guardrails: several checks on one answer ------------------------------------------------------------------------
+
+
+def guardrail_answer(
+    guardrails: list[tuple[dict[str, Any], Check]],
+    *,
+    output: str,
+    input: str = "",
+    messages: Any = None,
+    regex_seconds: float = DEFAULT_REGEX_SECONDS,
+) -> dict[str, Any]:
+    """Every check on one answer, as EvalStudio's `POST …/guardrails/check` answers: `allowed` is false when any
+    check fails it, each failure a violation (the check's `row`, e.g. criterion, check and version, with the
+    `detail`). A check that cannot decide (its pattern ran out of time) is listed under `errors` and does not block:
+    a guardrail that blocked on its own failure would fail good answers."""
+    violations: list[dict[str, Any]] = []
+    errors: list[dict[str, Any]] = []
+    for row, check in guardrails:
+        result = check.judge(output=output, input=input, messages=messages, regex_seconds=regex_seconds)
+        if result.error:
+            errors.append({**row, "detail": result.error})
+        elif result.verdict == "fail":
+            violations.append({**row, "detail": result.reasoning})
+    return {"allowed": not violations, "violations": violations, "errors": errors, "checks": len(guardrails)}

@@ -16,10 +16,13 @@ GOOD = "Your card is frozen; it can be unfrozen from the app at any time."
 PASSES = [(GOOD, "pass")] * 12 + [("Fees are listed on the pricing page.", "pass")] * 6
 
 
-def labelled_criterion(project: Project, name: str, bad_output: str) -> Criterion:
-    """A criterion whose expert passes the good answers and fails `bad_output`, on dev and test alike."""
+def labelled_criterion(
+    project: Project, name: str, bad_output: str, passes: list[tuple[str, str]] | None = None
+) -> Criterion:
+    """A criterion whose expert passes the good answers (PASSES unless given) and fails `bad_output`, on dev and
+    test alike."""
     criterion = make_criterion(project=project, name=name, definition=f"No {name}")
-    outputs = [*PASSES, (bad_output, "fail"), (bad_output, "fail"), (bad_output, "fail")]
+    outputs = [*(passes or PASSES), (bad_output, "fail"), (bad_output, "fail"), (bad_output, "fail")]
     for split in ("dev", "test"):
         make_split_labels(criterion=criterion, split=split, outputs=outputs, prefix=f"{name}-{split}")
     return criterion
@@ -30,10 +33,18 @@ def run_dev_and_test(judge: Judge) -> None:
         judge_run_execute(run=judge_run_create(version=judge.latest_version(), split=split))
 
 
-def aligned_judge(project: Project, *, criterion: str, name: str, config: dict, bad_output: str) -> Judge:
+def aligned_judge(
+    project: Project,
+    *,
+    criterion: str,
+    name: str,
+    config: dict,
+    bad_output: str,
+    passes: list[tuple[str, str]] | None = None,
+) -> Judge:
     judge = judge_create(
         project=project,
-        criterion=labelled_criterion(project, criterion, bad_output),
+        criterion=labelled_criterion(project, criterion, bad_output, passes),
         name=name,
         kind="assertion",
         config=config,
