@@ -313,3 +313,30 @@ def guardrails_check(
         answer["errors"].extend(entry.broken)
         answer["checks"] += len(entry.broken)
     return answer
+
+
+@dataclass(frozen=True)
+class JudgeGuardrailRow:
+    """One assertion judge on the judges page: its current guardrail mark, or why its latest version is not one."""
+
+    judge: Judge
+    mark: GuardrailMark | None
+    version: JudgeVersion | None
+    readiness: Readiness | None
+
+
+def guardrails_overview(*, project: Project) -> list[JudgeGuardrailRow]:
+    """Every assertion judge of the project: the marked version, or the latest version and why it is not ready."""
+    min_tpr = guardrail_bar(project=project)
+    marks = {mark.judge_id: mark for mark in current_guardrail_marks(project=project)}
+    rows = []
+    judges = Judge.objects.filter(project=project, kind=Judge.Kind.ASSERTION).select_related("criterion", "project")
+    for judge in judges:
+        mark = marks.get(judge.pk)
+        if mark is not None:
+            rows.append(JudgeGuardrailRow(judge, mark, mark.version, None))
+            continue
+        version = judge.latest_version()
+        readiness = None if version is None else guardrail_readiness(version, min_tpr=min_tpr)
+        rows.append(JudgeGuardrailRow(judge, None, version, readiness))
+    return rows
