@@ -146,6 +146,7 @@ def test_an_answer_breaking_a_guardrail_is_not_allowed_and_names_each_violation(
             "detail": r"output matches /\d{3}-\d{4}/ (forbidden)",
         },
     ]
+    assert response["Server-Timing"].startswith("guardrails;dur=")
     good = check(client, token, {"output": "Your card is frozen."}).json()
     assert good == {"allowed": True, "violations": [], "errors": [], "checks": 2}
 
