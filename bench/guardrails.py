@@ -6,10 +6,10 @@
 Writes into its own database (`evalstudio_bench_guardrails` on the server DATABASE_URL names). Each request goes
 through the Django test client: the whole server side (middleware, the API rate limit counting in Redis, token
 auth, the one query for the project's guardrail-ready versions, the ten checks, the JSON answer), no network.
-Baseline in the same run: the same route on a project with no guardrail (everything but the checks). Rounds
-alternate so that drift of the machine falls on both. Also: the guardrails' part of each request as the route's
-`Server-Timing` header reports it (the query for the marked versions and the ten checks), the ten prepared checks
-alone, and the first request after a mark changed, which prepares the checks again.
+Baseline in the same run: the same route on a project with no guardrail (everything but the checks). Requests
+alternate between the two so that drift of the machine falls on both. Also: the guardrails' part of each request
+as the route's `Server-Timing` header reports it (the query for the marked versions and the ten checks), the ten
+prepared checks alone, and the first request after a mark changed, which prepares the checks again.
 """
 
 from __future__ import annotations
@@ -129,8 +129,10 @@ def main() -> int:
     timings.clear()
     samples: dict[str, list[float]] = {"bench": [], "bench-empty": []}
     for index in range(args.rounds):
-        for slug in ("bench", "bench-empty") if index % 2 == 0 else ("bench-empty", "bench"):
-            samples[slug] += [post(slug)[0] for _ in range(args.requests)]
+        # Request by request, alternating which goes first: load from other processes falls on both alike.
+        for i in range(args.requests):
+            for slug in ("bench", "bench-empty") if (index + i) % 2 == 0 else ("bench-empty", "bench"):
+                samples[slug].append(post(slug)[0])
 
     in_route = list(timings)
     alone = []
