@@ -69,6 +69,11 @@ def guardrail_bar_set(*, project: Project, min_tpr: float, user: AbstractBaseUse
     return min_tpr
 
 
+def bar_percent(min_tpr: float) -> str:
+    """ "99%", "99.5%": a guardrail bar is near 1, where a whole percent would round 99.5% up to 100%."""
+    return f"{min_tpr * 100:.2f}".rstrip("0").rstrip(".") + "%"
+
+
 # --- readiness -------------------------------------------------------------------------------------------------------
 
 
@@ -130,8 +135,10 @@ def guardrail_readiness(version: JudgeVersion, *, min_tpr: float | None = None) 
         rate = None if run is None else tpr_check(run.report, min_tpr)
         found[split] = (run, rate)
 
+    (dev_run, dev_rate), (test_run, test_rate) = found["dev"], found["test"]
+
     def refuse(reason: str) -> Readiness:
-        return Readiness(False, reason, min_tpr, *found["dev"][:1], found["test"][0], found["dev"][1], found["test"][1])
+        return Readiness(False, reason, min_tpr, dev_run, test_run, dev_rate, test_rate)
 
     for split in (JudgeRun.Split.DEV, JudgeRun.Split.TEST):
         run, rate = found[split]
@@ -152,17 +159,16 @@ def guardrail_readiness(version: JudgeVersion, *, min_tpr: float | None = None) 
             misses = rate.n - rate.successes
             return refuse(
                 f"On {split}, {version} has {interval_text(rate)}: it fails {misses} of the {rate.n} traces the "
-                f"expert passed; the guardrail bar is TPR ≥ {percent(min_tpr)}."
+                f"expert passed; the guardrail bar is TPR ≥ {bar_percent(min_tpr)}."
             )
-    dev_rate, test_rate = found["dev"][1], found["test"][1]
-    assert dev_rate is not None and test_rate is not None
+    assert dev_rate is not None and test_rate is not None  # each split passed the checks above
     return Readiness(
         True,
         f"On dev {interval_text(dev_rate)}; on test {interval_text(test_rate)}: at or above the guardrail bar "
-        f"(TPR ≥ {percent(min_tpr)}).",
+        f"(TPR ≥ {bar_percent(min_tpr)}).",
         min_tpr,
-        found["dev"][0],
-        found["test"][0],
+        dev_run,
+        test_run,
         dev_rate,
         test_rate,
     )

@@ -18,6 +18,7 @@ from annotation.services import DomainError
 from judges.guardrails import (
     RULE,
     GuardrailRefused,
+    bar_percent,
     guardrail_bar,
     guardrail_bar_set,
     guardrail_mark,
@@ -30,8 +31,10 @@ from judges.views_promotion import COMMENT_MAX_CHARS, parse_bar_value
 
 def guardrails_page_context(*, project: Project) -> dict[str, Any]:
     """The judges page's guardrails block, as template context."""
+    bar = guardrail_bar(project=project)
     return {
-        "guardrail_bar": guardrail_bar(project=project),
+        "guardrail_bar": bar,
+        "guardrail_bar_text": bar_percent(bar),
         "guardrail_rule": RULE,
         "guardrail_rows": guardrails_overview(project=project),
     }
@@ -84,5 +87,5 @@ def guardrail_bar_update(request: HttpRequest, slug: str) -> HttpResponse:
     except DomainError as exc:
         messages.error(request, f"Guardrail bar not changed. {exc}")
     else:
-        messages.success(request, f"Guardrail bar: TPR ≥ {min_tpr:.1%} on dev and on test.")
+        messages.success(request, f"Guardrail bar: TPR ≥ {bar_percent(min_tpr)} on dev and on test.")
     return redirect(back)

@@ -56,12 +56,15 @@ def test_the_judges_page_lists_each_assertion_check_as_guardrail_or_why_not(expe
     aligned_judge(project, criterion="short", name="short", config=SHORT, bad_output="x" * 30)
     expert_client.post(mark_url(phone))
     page = expert_client.get("/projects/acme/judges/").content.decode()
-    assert 'id="guardrails"' in page and "guardrail bar: TPR ≥ 0.99" in page
+    assert 'id="guardrails"' in page and "guardrail bar: TPR ≥ 99%</strong>" in page
     assert 'data-guardrail="marked"' in page
     assert "not ready: On dev, short v1 has TPR 0% (0/18)" in page
 
 
 def test_the_expert_sets_the_guardrail_bar_and_a_bad_value_is_named(expert_client, teammate_client, project):
+    response = expert_client.post("/projects/acme/judges/guardrail-bar/", {"min_tpr": "99.5%"}, follow=True)
+    assert GuardrailBar.objects.get(project=project).min_tpr == pytest.approx(0.995)
+    assert "guardrail bar: TPR ≥ 99.5%</strong>" in response.content.decode()
     expert_client.post("/projects/acme/judges/guardrail-bar/", {"min_tpr": "95%"})
     assert GuardrailBar.objects.get(project=project).min_tpr == pytest.approx(0.95)
     response = expert_client.post("/projects/acme/judges/guardrail-bar/", {"min_tpr": "1.5"}, follow=True)
