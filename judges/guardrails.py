@@ -23,7 +23,7 @@ from django.utils import timezone
 from annotation.models import Project
 from annotation.services import DomainError
 from core import user_regex
-from judges.evidence import RateCheck, bound_percent, percent
+from judges.evidence import RateCheck, bound_percent
 from judges.models import (
     DEFAULT_GUARDRAIL_MIN_TPR,
     GuardrailBar,
@@ -70,8 +70,8 @@ def guardrail_bar_set(*, project: Project, min_tpr: float, user: AbstractBaseUse
 
 
 def bar_percent(min_tpr: float) -> str:
-    """ "99%", "99.5%": a guardrail bar is near 1, where a whole percent would round 99.5% up to 100%."""
-    return f"{min_tpr * 100:.2f}".rstrip("0").rstrip(".") + "%"
+    """ "99%", "99.5%", "98.9%": near 1 a whole percent would round 99.5% up to 100%, 98.9% up to 99%."""
+    return f"{min_tpr * 100:.1f}".removesuffix(".0") + "%"
 
 
 # --- readiness -------------------------------------------------------------------------------------------------------
@@ -87,9 +87,11 @@ def tpr_check(report: dict[str, Any] | None, min_tpr: float) -> RateCheck | None
 
 
 def interval_text(rate: RateCheck) -> str:
-    """ "TPR 100% (150/150), 95% interval 97.5%–100%"."""
+    """ "TPR 98.9% (89/90), 95% interval 93.9%–100.0%": to the decimal, since the bar is near 100% (a whole percent
+    would print 89/90 as the 99% it is under)."""
     low, high = proportion_interval(rate.successes, rate.n) or (0.0, 1.0)
-    return f"{rate.point_text()}, 95% interval {bound_percent(low)}–{percent(high) if high >= 1 else f'{high:.1%}'}"
+    upper = "100%" if high >= 1 else f"{high:.1%}"
+    return f"TPR {bar_percent(rate.value)} ({rate.successes}/{rate.n}), 95% interval {bound_percent(low)}–{upper}"
 
 
 @dataclass(frozen=True)
