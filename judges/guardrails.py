@@ -52,9 +52,11 @@ class GuardrailRefused(DomainError):
 # --- the bar ---------------------------------------------------------------------------------------------------------
 
 
-def guardrail_bar(*, project: Project) -> float:
-    """The TPR a check's dev and test runs must reach: the expert's setting, else the default (99%)."""
-    stored = GuardrailBar.objects.filter(project=project).values_list("min_tpr", flat=True).first()
+def guardrail_bar(*, project: Project | int) -> float:
+    """The TPR a check's dev and test runs must reach: the expert's setting, else the default (99%). `project` may
+    be its id (a page that has a judge need not load its project)."""
+    project_id = project if isinstance(project, int) else project.pk
+    stored = GuardrailBar.objects.filter(project_id=project_id).values_list("min_tpr", flat=True).first()
     return DEFAULT_GUARDRAIL_MIN_TPR if stored is None else stored
 
 
@@ -111,19 +113,32 @@ class Readiness:
         return [("dev", self.dev_run, self.dev_tpr), ("test", self.test_run, self.test_tpr)]
 
 
-def _latest_run(version: JudgeVersion, split: str) -> JudgeRun | None:
-    return (
-        JudgeRun.objects.filter(version=version, split=split, status=JudgeRun.Status.DONE)
-        .order_by("-finished_at", "-id")
-        .first()
-    )
+def latest_runs(version_ids: Iterable[int]) -> dict[tuple[int, str], JudgeRun]:
+    """(version id, "dev" or "test") → that version's latest finished run on the split: one query for any number of
+    versions (the pages show many)."""
+    runs = JudgeRun.objects.filter(
+        version_id__in=list(version_ids),
+        split__in=[JudgeRun.Split.DEV, JudgeRun.Split.TEST],
+        status=JudgeRun.Status.DONE,
+    ).order_by("version_id", "split", "-finished_at", "-id")
+    latest: dict[tuple[int, str], JudgeRun] = {}
+    for run in runs:
+        latest.setdefault((run.version_id, run.split), run)
+    return latest
 
 
-def guardrail_readiness(version: JudgeVersion, *, min_tpr: float | None = None) -> Readiness:
-    """The version's latest finished dev and test runs against the guardrail bar (RULE)."""
-    judge = version.judge
+def guardrail_readiness(
+    version: JudgeVersion,
+    *,
+    judge: Judge | None = None,
+    min_tpr: float | None = None,
+    runs: dict[tuple[int, str], JudgeRun] | None = None,
+) -> Readiness:
+    """The version's latest finished dev and test runs against the guardrail bar (RULE). The pages pass the judge,
+    the bar and the runs (`latest_runs`) they read once for all versions."""
+    judge = judge or version.judge
     if min_tpr is None:
-        min_tpr = guardrail_bar(project=judge.project)
+        min_tpr = guardrail_bar(project=judge.project_id)
     if judge.kind != Judge.Kind.ASSERTION:
         return Readiness(
             False,
@@ -131,12 +146,13 @@ def guardrail_readiness(version: JudgeVersion, *, min_tpr: float | None = None) 
             "milliseconds, with no model to call).",
             min_tpr,
         )
+    if runs is None:
+        runs = latest_runs([version.pk])
+    name = f"{judge.name} v{version.number}"
     found: dict[str, tuple[JudgeRun | None, RateCheck | None]] = {}
     for split in (JudgeRun.Split.DEV, JudgeRun.Split.TEST):
-        run = _latest_run(version, split)
-        rate = None if run is None else tpr_check(run.report, min_tpr)
-        found[split] = (run, rate)
-
+        run = runs.get((version.pk, split))
+        found[split] = (run, None if run is None else tpr_check(run.report, min_tpr))
     (dev_run, dev_rate), (test_run, test_rate) = found["dev"], found["test"]
 
     def refuse(reason: str) -> Readiness:
@@ -145,22 +161,22 @@ def guardrail_readiness(version: JudgeVersion, *, min_tpr: float | None = None) 
     for split in (JudgeRun.Split.DEV, JudgeRun.Split.TEST):
         run, rate = found[split]
         if run is None:
-            return refuse(f"{version} has no finished run on the {split} split: run it on {split} first.")
+            return refuse(f"{name} has no finished run on the {split} split: run it on {split} first.")
         errors = (run.report or {}).get("errors") or 0
         if errors:
             return refuse(
-                f"The {split} run of {version} has {errors} error{'s' if errors != 1 else ''}: a guardrail must "
+                f"The {split} run of {name} has {errors} error{'s' if errors != 1 else ''}: a guardrail must "
                 "answer every trace (see the run's judgments)."
             )
         if rate is None:
             return refuse(
-                f"The {split} run of {version} saw no trace the expert passed, so it cannot show that the check "
+                f"The {split} run of {name} saw no trace the expert passed, so it cannot show that the check "
                 "does not fail good answers: label passes on that split."
             )
         if not rate.reaches:
             misses = rate.n - rate.successes
             return refuse(
-                f"On {split}, {version} has {interval_text(rate)}: it fails {misses} of the {rate.n} traces the "
+                f"On {split}, {name} has {interval_text(rate)}: it fails {misses} of the {rate.n} traces the "
                 f"expert passed; the guardrail bar is TPR ≥ {bar_percent(min_tpr)}."
             )
     assert dev_rate is not None and test_rate is not None  # each split passed the checks above
@@ -248,13 +264,17 @@ def judge_guardrail_states(*, judge: Judge, versions: Iterable[JudgeVersion]) ->
     """Each shown version's guardrail state, by number (assertion judges only: {} for other kinds)."""
     if judge.kind != Judge.Kind.ASSERTION:
         return {}
-    min_tpr = guardrail_bar(project=judge.project)
+    versions = list(versions)
+    min_tpr = guardrail_bar(project=judge.project_id)
     marks = {
         mark.version_id: mark
         for mark in GuardrailMark.objects.filter(judge=judge, revoked_at=None).select_related("marked_by")
     }
+    runs = latest_runs(version.pk for version in versions)
     return {
-        version.number: VersionGuardrail(guardrail_readiness(version, min_tpr=min_tpr), marks.get(version.pk))
+        version.number: VersionGuardrail(
+            guardrail_readiness(version, judge=judge, min_tpr=min_tpr, runs=runs), marks.get(version.pk)
+        )
         for version in versions
     }
 
@@ -337,14 +357,20 @@ def guardrails_overview(*, project: Project) -> list[JudgeGuardrailRow]:
     """Every assertion judge of the project: the marked version, or the latest version and why it is not ready."""
     min_tpr = guardrail_bar(project=project)
     marks = {mark.judge_id: mark for mark in current_guardrail_marks(project=project)}
+    judges = list(Judge.objects.filter(project=project, kind=Judge.Kind.ASSERTION).select_related("criterion"))
+    # Each unmarked judge's latest version, and those versions' latest runs: a query each, whatever the count.
+    latest: dict[int, JudgeVersion] = {}
+    unmarked = [judge.pk for judge in judges if judge.pk not in marks]
+    for version in JudgeVersion.objects.filter(judge_id__in=unmarked).order_by("judge_id", "-number"):
+        latest.setdefault(version.judge_id, version)
+    runs = latest_runs(version.pk for version in latest.values()) if latest else {}
     rows = []
-    judges = Judge.objects.filter(project=project, kind=Judge.Kind.ASSERTION).select_related("criterion", "project")
     for judge in judges:
         mark = marks.get(judge.pk)
         if mark is not None:
             rows.append(JudgeGuardrailRow(judge, mark, mark.version, None))
             continue
-        version = judge.latest_version()
-        readiness = None if version is None else guardrail_readiness(version, min_tpr=min_tpr)
+        version = latest.get(judge.pk)
+        readiness = None if version is None else guardrail_readiness(version, judge=judge, min_tpr=min_tpr, runs=runs)
         rows.append(JudgeGuardrailRow(judge, None, version, readiness))
     return rows
