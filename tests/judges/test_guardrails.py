@@ -240,8 +240,12 @@ def test_the_route_is_rate_limited_like_the_rest_of_the_api(client, token, setti
     from core.rates import Rate
 
     settings.EVALSTUDIO_API_RATE_PER_TOKEN = Rate(2, 86_400)  # a day's window: the three requests never straddle two
-    statuses = [check(client, token, {"output": "x"}).status_code for _ in range(3)]
-    assert statuses == [200, 200, 429]
+    responses = [check(client, token, {"output": "x"}) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    assert (
+        int(responses[2]["Retry-After"]) >= 1
+        and "Too many API requests with this token" in responses[2].json()["detail"]
+    )
 
 
 @pytest.fixture(autouse=True)
