@@ -71,6 +71,21 @@ def test_the_exported_examples_pass_in_a_fresh_interpreter(marked, tmp_path):
     assert "85 passed" in result.stdout  # 84 examples and the check that every guardrail has some
 
 
+def test_without_regex_or_jsonschema_installed_the_text_checks_run_on_the_standard_library(marked, tmp_path):
+    export(tmp_path)
+    # As if neither package were installed: importing either raises ImportError.
+    code = (
+        "import sys; sys.modules.update(regex=None, jsonschema=None, referencing=None); import pytest; "
+        "sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:django', '.']))"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO", "PYTHON"))}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "85 passed" in result.stdout
+
+
 def test_tampering_with_a_check_makes_the_exported_tests_fail(marked, tmp_path):
     export(tmp_path)
     module = tmp_path / MODULE_FILE
