@@ -248,6 +248,19 @@ def current_guardrail_marks(*, project: Project) -> list[GuardrailMark]:
     )
 
 
+HISTORY_SHOWN = 50
+
+
+def guardrail_history(*, project: Project, limit: int = HISTORY_SHOWN) -> list[GuardrailMark]:
+    """The project's marks, current and revoked, newest first: who marked what, when, on which runs, and who
+    revoked it."""
+    return list(
+        GuardrailMark.objects.filter(project=project)
+        .select_related("version__judge__criterion", "marked_by", "revoked_by")
+        .order_by("-marked_at", "-id")[:limit]
+    )
+
+
 @dataclass
 class VersionGuardrail:
     """One version's guardrail state on the judge page: its current mark, or whether it could be marked and why."""

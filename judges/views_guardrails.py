@@ -21,6 +21,7 @@ from judges.guardrails import (
     bar_percent,
     guardrail_bar,
     guardrail_bar_set,
+    guardrail_history,
     guardrail_mark,
     guardrail_revoke,
     guardrails_overview,
@@ -37,6 +38,7 @@ def guardrails_page_context(*, project: Project) -> dict[str, Any]:
         "guardrail_bar_text": bar_percent(bar),
         "guardrail_rule": RULE,
         "guardrail_rows": guardrails_overview(project=project),
+        "guardrail_history": guardrail_history(project=project),
     }
 
 

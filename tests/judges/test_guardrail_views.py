@@ -32,6 +32,10 @@ def test_the_expert_marks_a_ready_version_from_the_judge_page_and_revokes_it(exp
     expert_client.post(mark_url(phone, action="revoke/"))
     mark.refresh_from_db()
     assert mark.revoked_at is not None and mark.revoked_by == expert
+    # The record on the judges page keeps the revoked mark: who, when, on which runs.
+    record = expert_client.get("/projects/acme/judges/").content.decode().split(f'data-mark="{mark.pk}"')[1]
+    record = record.split("</tr>")[0]
+    assert "by expert" in record and "dev 18/18" in record and "test 18/18" in record and "current" not in record
 
 
 def test_a_version_that_fails_good_answers_shows_why_and_a_forced_post_is_refused(expert_client, project):
