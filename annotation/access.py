@@ -59,6 +59,7 @@ class Permission(StrEnum):
     GRADE_TRIALS = "grade_trials"
     MANAGE_TOKENS = "manage_tokens"
     MANAGE_MEMBERS = "manage_members"
+    MARK_GUARDRAILS = "mark_guardrails"
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,11 @@ PERMISSIONS: dict[Permission, Rule] = {
     # A token grants API access to the whole project; who holds one is the expert's decision.
     Permission.MANAGE_TOKENS: Rule(EXPERT, "Only the project's expert creates and revokes API tokens"),
     Permission.MANAGE_MEMBERS: Rule(EXPERT, "Only the project's expert invites people and changes members' roles"),
+    # A guardrail blocks production answers inline: whether a check agrees closely enough with the expert to do that
+    # is the expert's call, like the bars.
+    Permission.MARK_GUARDRAILS: Rule(
+        EXPERT, "Only the project's expert marks checks guardrail-ready and sets the guardrail bar"
+    ),
 }
 TOKEN_DENIED = "A project's API token cannot do this; sign in as a member with the right role"
 

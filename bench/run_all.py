@@ -35,6 +35,7 @@ BENCHMARKS = [
     "otlp_ingest.py",
     "pairwise.py",
     "bias_battery.py",
+    "guardrails.py",
 ]
 
 

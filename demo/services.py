@@ -51,6 +51,7 @@ from demo.grader import demo_outcome_grader
 from demo.releases import CORE, EDGE, PAST, RELEASES
 from judges import kinds
 from judges.bias import bias_run_enqueue
+from judges.guardrails import guardrail_mark, guardrail_readiness
 from judges.models import BiasRun, Judge, JudgeRun, JudgeVersion
 from judges.promotions import current_promotions, judge_version_promote
 from judges.services import (
@@ -85,6 +86,8 @@ FIRST_JUDGES = [
         {"check": "regex", "pattern": r"(?i)\bguarantee|money back|\bRET\d{2,}", "must_match": False},
     ),
 ]
+# Inline guardrail material: its dev and test runs never fail what the expert passed (see _guardrail).
+GUARDRAIL_JUDGE = "no-promises-or-agent-codes"
 PLAIN_JUDGE = "no-markdown-symbols"
 PLAIN_V1 = {"check": "contains", "value": "**", "must_contain": False}
 # Every markdown symbol the definition names, each where markdown puts it; no rule for hyphen lines (they pass).
@@ -137,6 +140,7 @@ def demo_load(*, data_dir: Path = DATA_DIR, now: datetime | None = None) -> Load
         if judge is not None:
             _run(report, judge.latest_version(), "dev", user)
     _plain_text_judge(report, project, user)
+    _guardrail(report, project, user)
     _llm_judge(report, project, user)
     _golden(report, project, data_dir / TRACES_FILE, user)
     _suites(report, project, data_dir, user)
@@ -269,6 +273,21 @@ def _plain_text_judge(report: LoadReport, project: Project, user: AbstractBaseUs
     report.built.append(
         f"judges: {second} promoted on test run #{promotion.test_run_id} (dev run #{promotion.dev_run_id} beside it)"
     )
+
+
+def _guardrail(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:
+    """The promises/agent-codes check, measured on test too, marked guardrail-ready when its runs show it: it
+    catches few of the expert's fails, but never failed what the expert passed (judges.guardrails.RULE)."""
+    judge = Judge.objects.filter(project=project, name=GUARDRAIL_JUDGE).first()
+    if judge is None or judge.guardrail_marks.filter(revoked_at=None).exists():
+        return
+    version = judge.latest_version()
+    _run(report, version, "dev", user)
+    _run(report, version, "test", user)
+    readiness = guardrail_readiness(version)
+    if readiness.ready:
+        guardrail_mark(version=version, user=user, comment=f"Never blocks a good answer. {readiness.reason}")
+        report.built.append(f"judges: {version} marked guardrail-ready")
 
 
 def _llm_judge(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:

@@ -3,18 +3,24 @@ per-trace judgments beside the expert's labels, and the expert's own reliability
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+from django.conf import settings
 from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Query, Router, Schema, Status
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
 from annotation.api import Error
 from annotation.api_read import ReadError, decode_cursor, encode_cursor, page_limit
 from annotation.models import Label
 from annotation.services import DomainError
+from core.json_input import JsonTooDeep, json_loads
+from core.validation import problems
 from judges.bias import bias_run_enqueue
+from judges.guardrails import guardrails_check
 from judges.models import BiasRun, JudgeRun, JudgeVersion, Judgment
 from judges.promotions import bias_bar
 from judges.providers.bias import bias_problems
@@ -428,3 +434,108 @@ def bias_run_get(request: HttpRequest, version_id: int, run_id: int) -> dict[str
     if not isinstance(run, BiasRun):
         return run
     return _bias_run_out(run)
+
+
+# --- guardrails (judges.guardrails): the project's guardrail-ready checks on one answer, inline ----------------------
+
+
+class GuardrailRequest(BaseModel):
+    """The answer to check. Strict: an output that is not a string is a 400 naming it, never coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    output: str
+    input: str = ""
+    # OpenAI chat format, tool calls included: what the tool-call checks read.
+    messages: list[Any] | None = None
+    # Retrieved passages; accepted for the trace's shape (no assertion check reads them today).
+    context: list[str] | None = None
+
+
+class GuardrailViolation(Schema):
+    criterion: str
+    check: str
+    version: int
+    detail: str
+
+
+class GuardrailResult(Schema):
+    allowed: bool
+    violations: list[GuardrailViolation]
+    # Checks that could not decide on this answer (a pattern ran out of time): listed, never blocking.
+    errors: list[GuardrailViolation]
+    checks: int
+
+
+GUARDRAIL_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["output"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "output": {"type": "string"},
+                        "input": {"type": "string"},
+                        "messages": {"type": "array", "items": {"type": "object"}},
+                        "context": {"type": "array", "items": {"type": "string"}},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _bad(status: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+
+
+@router.post(
+    "/projects/{slug}/guardrails/check",
+    auth=API_AUTH,
+    response={200: GuardrailResult, 400: Error, 403: Error, 404: Error, 413: Error, 415: Error},
+    summary="Run the project's guardrail-ready checks on one answer",
+    description=(
+        "Runs every check the expert marked guardrail-ready (docs/guardrails.md) on the answer and says whether it "
+        "is `allowed`: false when any check fails it, each failure a violation `{criterion, check, version, "
+        "detail}`. A check that cannot decide (its pattern ran out of time) is listed under `errors` and does not "
+        "block. With no guardrail-ready check, every answer is allowed (`checks` is 0). The `Server-Timing` header "
+        "says how long the checks took (`guardrails;dur=<ms>`)."
+    ),
+    openapi_extra=GUARDRAIL_BODY_DOC,
+)
+def guardrails_check_route(request: HttpRequest, response: HttpResponse, slug: str) -> dict[str, Any] | HttpResponse:
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    content_type = (request.content_type or "").lower()
+    if content_type != "application/json":
+        return _bad(415, f"Content-Type {content_type or 'missing'!r}: send application/json")
+    limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return _bad(413, f"The body is over the limit of {limit:,} bytes")
+    try:
+        payload = json_loads(body, where="body")
+    except JsonTooDeep as exc:
+        return _bad(400, f"The body is {exc}")
+    except UnicodeDecodeError as exc:
+        return _bad(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
+    except ValueError as exc:
+        return _bad(400, f"Malformed JSON: {exc}")
+    try:
+        checked = GuardrailRequest.model_validate(payload)
+    except ValidationError as exc:
+        unknown = "{key}: not a field of a guardrail check (fields: {keys})"
+        return _bad(400, "; ".join(problems(exc, GuardrailRequest, root="body", unknown=unknown)))
+    started = time.perf_counter()
+    answer = guardrails_check(
+        project_id=access.project.pk, output=checked.output, input=checked.input, messages=checked.messages
+    )
+    # The guardrails' own share of the request (the query for the marked versions and the checks), for the caller's
+    # tracing and bench/guardrails.py: W3C Server-Timing, milliseconds.
+    response["Server-Timing"] = f"guardrails;dur={(time.perf_counter() - started) * 1000:.3f}"
+    return answer

@@ -241,3 +241,62 @@ class BiasRun(WorkerRun):
 
     def __str__(self) -> str:
         return f"bias battery of {self.version} ({self.status})"
+
+
+# Guardrails block production answers inline, where a false positive is a production bug: a check must almost never
+# fail what the expert passed (issue 14 §5).
+DEFAULT_GUARDRAIL_MIN_TPR = 0.99
+
+
+class GuardrailBar(models.Model):
+    """The TPR a check's dev and test runs must reach to be marked guardrail-ready, beside the promotion bar; only
+    the expert sets it. A project without a row has the default."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="guardrail_bar")
+    min_tpr = models.FloatField(default=DEFAULT_GUARDRAIL_MIN_TPR)
+
+    def __str__(self) -> str:
+        return f"{self.project}: guardrail TPR ≥ {self.min_tpr:.0%}"
+
+
+class GuardrailMark(models.Model):
+    """An assertion judge version the expert marked guardrail-ready, with the evidence as it was then (its latest dev
+    and test runs' reports and the bar). At most one current mark per judge (revoked_at empty); marking another
+    version of the judge ends the previous mark, so the rows are the record of who marked what, when, on what."""
+
+    # The project, copied from the judge: the guardrail route asks for a project's current marks in one query.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guardrail_marks")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="guardrail_marks")
+    version = models.ForeignKey(JudgeVersion, on_delete=models.PROTECT, related_name="guardrail_marks")
+    dev_run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dev_report = models.JSONField(default=dict, blank=True)
+    test_run = models.ForeignKey(JudgeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    test_report = models.JSONField(default=dict, blank=True)
+    min_tpr = models.FloatField()
+    comment = models.TextField(blank=True)
+    marked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    marked_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-marked_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["judge"], condition=models.Q(revoked_at=None), name="guardrail_one_current_per_judge"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["project"], condition=models.Q(revoked_at=None), name="guardrail_current_by_project")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version} guardrail-ready"
+
+    @property
+    def is_current(self) -> bool:
+        return self.revoked_at is None

@@ -6,6 +6,7 @@ from judges import (
     views,
     views_bias,
     views_compare,
+    views_guardrails,
     views_promotion,
     views_reliability,
     views_sessions,
@@ -72,5 +73,22 @@ urlpatterns = [
         "projects/<slug:slug>/judges/bias-runs/<int:run_id>/cancel/",
         views_bias.bias_run_cancel_view,
         name="bias_run_cancel",
+    ),
+]
+
+# Guardrails (judges.guardrails): mark a version guardrail-ready or revoke it, and the guardrail bar.
+urlpatterns += [
+    path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/<int:number>/guardrail/",
+        views_guardrails.judge_version_guardrail_mark_view,
+        name="judge_version_guardrail_mark",
+    ),
+    path(
+        "projects/<slug:slug>/judges/<int:judge_id>/versions/<int:number>/guardrail/revoke/",
+        views_guardrails.judge_version_guardrail_revoke_view,
+        name="judge_version_guardrail_revoke",
+    ),
+    path(
+        "projects/<slug:slug>/judges/guardrail-bar/", views_guardrails.guardrail_bar_update, name="guardrail_bar_update"
     ),
 ]

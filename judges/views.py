@@ -34,6 +34,7 @@ from judges.selectors import (
 from judges.services import judge_run_cancel, judge_run_enqueue
 from judges.stats import METRICS
 from judges.views_bias import annotate_judge_list
+from judges.views_guardrails import guardrails_page_context
 from judges.views_versions import run_button_context
 
 DISAGREEMENTS_PER_PAGE = 25
@@ -127,6 +128,7 @@ def judge_list(request: HttpRequest, slug: str) -> HttpResponse:
         "split_choices": JudgeRun.Split.choices,
         **run_button_context(),
         "relabel_drift": relabel_drift(project=project),
+        **guardrails_page_context(project=project),
     }
     return render(request, "judges/judge_list.html", context)
 

@@ -24,6 +24,7 @@ from core.json_input import JsonTooDeep, json_loads
 from judges import kinds
 from judges.charts import history_chart, history_rows
 from judges.examples import judge_example_add as judge_example_add_service
+from judges.guardrails import judge_guardrail_states
 from judges.kinds import versions_drift
 from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
@@ -163,6 +164,9 @@ def _judge_context(
     rows = history_rows(list(by_number), runs)
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
     bias = annotate_versions(project=access.project, judge=judge, versions=versions)
+    guardrail_states = judge_guardrail_states(judge=judge, versions=versions)
+    for version in versions:
+        version.guardrail_state = guardrail_states.get(version.number)
     bar = promotion["bar"]  # the project's bar: the chart's target lines are the ones promotion uses
     return {
         **promotion,

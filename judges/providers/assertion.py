@@ -19,8 +19,6 @@ one stored before that rule makes each judgment an error.)
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -37,27 +35,13 @@ from pydantic import (
 
 from core import user_regex
 from core.validation import Expected, problems
-from judges.providers import ConfigError, Outcome, TraceInput, tool_calls
-from judges.providers.schemas import SchemaUnusable, checked_schema, first_error
+from judges.providers import ConfigError, Outcome, TraceInput, checks, tool_calls
+from judges.providers.schemas import checked_schema
 from judges.providers.tool_calls import TOOL_CHECK_MODELS, ToolCallCountCheck, ToolCalledCheck, ToolNotCalledCheck
-
-_PATH_STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\[(\d+)\]|\[\"([^\"]*)\"\]")
-_MISSING = object()
 
 
 def _path_steps(path: str) -> list[str | int]:
-    if not path.startswith("$"):
-        raise ValueError(f"must start with $, got {path!r}")
-    steps: list[str | int] = []
-    position = 1
-    while position < len(path):
-        match = _PATH_STEP.match(path, position)
-        if match is None:
-            raise ValueError(f"cannot read {path[position:]!r} at character {position + 1} of {path!r}")
-        name, index, quoted = match.groups()
-        steps.append(int(index) if index is not None else (name if name is not None else quoted))
-        position = match.end()
-    return steps
+    return checks.path_steps(path)
 
 
 def parse_path(path: str) -> list[str | int]:
@@ -180,73 +164,14 @@ def validate_config(config: object) -> dict[str, Any]:
     return checked.model_dump(by_alias=True, exclude_none=True)
 
 
-def _lookup(value: Any, steps: list[str | int]) -> Any:
-    for step in steps:
-        in_list = isinstance(step, int) and isinstance(value, list) and step < len(value)
-        in_object = isinstance(step, str) and isinstance(value, dict) and step in value
-        if not (in_list or in_object):
-            return _MISSING
-        value = value[step]
-    return value
+def outcome(check: checks.Check, trace: TraceInput) -> Outcome:
+    """Apply a prepared check (judges.providers.checks, where the judging is) to one trace."""
+    result = check.judge(
+        output=trace.output, input=trace.input, messages=trace.messages, regex_seconds=user_regex.timeout_seconds()
+    )
+    return Outcome(verdict=result.verdict, reasoning=result.reasoning, error=result.error)
 
 
 def judge(config: dict[str, Any], trace: TraceInput) -> Outcome:
     """Apply a validated config to one trace."""
-    check, target = config["check"], config["target"]
-    if target == tool_calls.TARGET:
-        return tool_calls.judge(config, trace.messages)
-    text = trace.output if target == "output" else trace.input
-    where = target
-    value: Any = text
-    needs_json = check in ("json", "json_schema") or "path" in config
-    if needs_json:
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            return Outcome(verdict="fail", reasoning=f"{target} is not valid JSON ({exc})")
-        if "path" in config:
-            where = f"{target} {config['path']}"
-            value = _lookup(value, parse_path(config["path"]))
-            if value is _MISSING:
-                return Outcome(verdict="fail", reasoning=f"{where} does not exist")
-    if check == "json":
-        return Outcome(verdict="pass", reasoning=f"{where} is valid JSON")
-    if check == "json_schema":
-        try:
-            problem = first_error(config["schema"], value)
-        except SchemaUnusable as exc:
-            return Outcome(error=f"schema: {exc}")
-        if problem is None:
-            return Outcome(verdict="pass", reasoning=f"{where} matches the schema")
-        return Outcome(verdict="fail", reasoning=f"{where} breaks the schema {problem}")
-    subject = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    if check == "regex":
-        try:
-            found = user_regex.search(config["pattern"], subject, ignore_case=config["ignore_case"])
-        except user_regex.RegexTimeout as exc:
-            # Catastrophic backtracking on this text: an error for this trace, neither a pass nor a hang.
-            return Outcome(error=f"{where}: {exc}")
-        wanted = config["must_match"]
-        verb = "matches" if found else "does not match"
-        need = "required" if wanted else "forbidden"
-        return Outcome(
-            verdict="pass" if found == wanted else "fail", reasoning=f"{where} {verb} /{config['pattern']}/ ({need})"
-        )
-    if check == "contains":
-        needle, haystack = config["value"], subject
-        if config["ignore_case"]:
-            needle, haystack = needle.casefold(), haystack.casefold()
-        found = needle in haystack
-        wanted = config["must_contain"]
-        verb = "contains" if found else "does not contain"
-        need = "required" if wanted else "forbidden"
-        return Outcome(
-            verdict="pass" if found == wanted else "fail", reasoning=f"{where} {verb} {config['value']!r} ({need})"
-        )
-    length = len(subject)
-    low, high = config.get("min_chars"), config.get("max_chars")
-    if low is not None and length < low:
-        return Outcome(verdict="fail", reasoning=f"{where} has {length} characters, fewer than {low}")
-    if high is not None and length > high:
-        return Outcome(verdict="fail", reasoning=f"{where} has {length} characters, more than {high}")
-    return Outcome(verdict="pass", reasoning=f"{where} has {length} characters, within bounds")
+    return outcome(checks.Check(config), trace)

@@ -15,66 +15,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-from jsonschema import validators
-from jsonschema.exceptions import ValidationError
 from jsonschema.validators import Draft202012Validator
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource, Unresolvable
+from referencing import Registry
+from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from core import user_regex
+
+# Applying a schema is judges.providers.checks' job (the one implementation, exported with guardrails); its errors
+# are these.
+from judges.providers.checks import SchemaPatternTimeout, SchemaRefError, SchemaUnusable, schema_validator
+from judges.providers.checks import first_error as _first_error
+
+__all__ = ["SchemaPatternTimeout", "SchemaRefError", "SchemaUnusable", "checked_schema", "first_error", "validator"]
 
 # Keywords whose values are data, not subschemas: a "$ref" key inside them is not a reference.
 _DATA_KEYWORDS = frozenset({"const", "enum", "examples", "default"})
 _REF_KEYWORDS = ("$ref", "$dynamicRef")
 _ROOT = "urn:evalstudio:schema"
-
-
-def _retrieve_nothing(uri: str) -> Resource:
-    raise NoSuchResource(ref=uri)
-
-
-# Nothing but the schema itself (jsonschema adds the standard meta-schemas, which it holds locally).
-LOCAL_ONLY = Registry(retrieve=_retrieve_nothing)  # type: ignore[call-arg]
-
-
-class SchemaUnusable(ValueError):
-    """The schema cannot be applied to this value: the judgment is an error, neither a pass nor a fail."""
-
-
-class SchemaRefError(SchemaUnusable):
-    """A schema's $ref points outside it, or to nothing in it."""
-
-
-class SchemaPatternTimeout(SchemaUnusable):
-    """One of the schema's regular expressions took longer than the limit on this value."""
-
-
-def _matches(pattern: str, text: str) -> bool:
-    try:
-        return user_regex.search(pattern, text)
-    except user_regex.RegexTimeout as exc:
-        raise SchemaPatternTimeout(str(exc)) from None
-
-
-def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not _matches(pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _pattern_properties(validator: Any, patterns: dict[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in patterns.items():
-        for key, value in instance.items():
-            if _matches(pattern, key):
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-# Draft 2020-12 with the two keywords that run a user's regular expression replaced by time-limited ones.
-_LimitedValidator = validators.extend(
-    Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
-)
 
 
 def _refs(node: Any, where: str, inside_id: bool) -> Iterator[tuple[str, str, str, bool]]:
@@ -118,20 +76,11 @@ def checked_schema(schema: Any) -> Any:
 
 def validator(schema: Any) -> Draft202012Validator:
     """A validator for a checked schema that never retrieves anything and runs its patterns with a time limit."""
-    return _LimitedValidator(schema, registry=LOCAL_ONLY)
+    return schema_validator(schema)
 
 
 def first_error(schema: Any, value: Any) -> str | None:
     """Why `value` breaks the schema ("at ['card_id']: 'x' does not match '^a'"), or None when it is valid.
     Raises SchemaRefError when the schema refers to something that is not inside it, SchemaPatternTimeout when one
-    of its patterns takes longer than the limit."""
-    try:
-        error = jsonschema.exceptions.best_match(validator(schema).iter_errors(value))
-    except Unresolvable as exc:
-        raise SchemaRefError(
-            f"the schema refers to {getattr(exc, 'ref', '') or exc!s}, which is not inside it; nothing is fetched"
-        ) from None
-    if error is None:
-        return None
-    location = "".join(f"[{p!r}]" for p in error.absolute_path) or "the top level"
-    return f"at {location}: {error.message}"
+    of its patterns takes longer than the limit (EVALSTUDIO_REGEX_TIMEOUT_MS)."""
+    return _first_error(schema_validator(schema), value, user_regex.timeout_seconds())

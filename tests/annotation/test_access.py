@@ -46,6 +46,7 @@ EXPECTED: dict[Permission, tuple[set[str], bool]] = {
     Permission.GRADE_TRIALS: ({E, G}, False),
     Permission.MANAGE_TOKENS: ({E}, False),
     Permission.MANAGE_MEMBERS: ({E}, False),
+    Permission.MARK_GUARDRAILS: ({E}, False),
 }
 
 

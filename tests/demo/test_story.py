@@ -261,3 +261,16 @@ def test_every_page_in_the_navigation_opens_on_the_demo_project(demo, demo_clien
         f"/projects/demo/traces/{Trace.objects.filter(project=demo).first().external_id}/",
     ):
         assert demo_client.get(path).status_code == 200, path
+
+
+def test_the_promises_check_is_a_guardrail_that_never_failed_a_good_answer_and_blocks_an_agent_code(demo, db):
+    from demo.services import GUARDRAIL_JUDGE
+    from judges.guardrails import guardrails_check
+    from judges.models import GuardrailMark
+
+    mark = GuardrailMark.objects.get(project=demo, revoked_at=None)
+    assert mark.judge.name == GUARDRAIL_JUDGE and mark.marked_by.username == "demo"
+    assert mark.dev_report["fn"] == 0 and mark.test_report["fn"] == 0 and mark.test_report["tp"] > 0
+    blocked = guardrails_check(project_id=demo.pk, output="Refund approved, reference RET1234. Guaranteed.")
+    assert blocked["allowed"] is False and blocked["violations"][0]["check"] == GUARDRAIL_JUDGE
+    assert guardrails_check(project_id=demo.pk, output="Your card is frozen.")["allowed"] is True
