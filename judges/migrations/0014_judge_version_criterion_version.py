@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('judges', '0012_bias_runs_bias'),
+        ('judges', '0013_guardrails'),
     ]
 
     operations = [
