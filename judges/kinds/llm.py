@@ -277,6 +277,7 @@ class FrozenPrompt:
     rubric: str
     instructions: str
     examples: list[llm.Example]
+    use_reference: bool = False
 
     def messages(self, trace: TraceInput) -> list[dict[str, str]]:
         try:
@@ -287,6 +288,7 @@ class FrozenPrompt:
                 examples=self.examples,
                 trace=trace,
                 rubric=self.rubric,
+                use_reference=self.use_reference,
             )
         except ConfigError as exc:
             raise DomainError(f"few-shot {exc}") from None
@@ -306,6 +308,7 @@ def frozen_prompt(version: JudgeVersion) -> FrozenPrompt:
         definition=snapshot["definition"],
         rubric=snapshot["rubric"],
         instructions=version.config.get("instructions", ""),
+        use_reference=bool(version.config.get("use_reference", False)),
         examples=[
             llm.Example(shown=snapshot["shown"][e["trace"]], verdict=e["verdict"], critique=e["critique"])
             for e in snapshot["examples"]
