@@ -194,6 +194,11 @@ class Trace(models.Model):
         return text[:117] + "…" if len(text) > 120 else text
 
     @property
+    def reference_text(self) -> str:
+        """The reference as a page shows it: a string as it is, any other JSON value as JSON; "" without one."""
+        return "" if self.reference is None else trace_format.reference_cell(self.reference)
+
+    @property
     def kind(self) -> str:
         """single-turn / chat / agent / rag — for display and demo stratification."""
         messages = self.messages or []

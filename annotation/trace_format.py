@@ -696,6 +696,7 @@ def parse_record(obj: object) -> TraceRecord:
             _check_text(text, name)
     metadata = _parse_metadata(get("metadata"))
     reference = get("reference")
+    reference_json = None if reference is None else _json_text(reference, "reference")
     return TraceRecord(
         external_id=external_id,
         input=input_text,
@@ -715,12 +716,24 @@ def parse_record(obj: object) -> TraceRecord:
         messages_json=None if messages is None else _json_text(messages, "messages"),
         context_json=None if context is None else _json_text(context, "context"),
         metadata_json=_json_text(metadata, "metadata"),
-        # JSON null is no reference; a string is checked like every text (no NUL, no lone surrogate).
-        reference_json=None if reference is None else _json_text(reference, "reference"),
+        reference_json=reference_json,
     )
 
 
 _FIELD_SET = frozenset(FIELDS)
+
+
+def parse_reference(value: object) -> Any:
+    """A known-good answer as a trace stores it: any JSON value (JSON null is no reference), whose text must be
+    storable (no NUL, no lone surrogate) and not nested too deep. Raises RecordError naming `reference`."""
+    if value is None:
+        return None
+    try:
+        json_depth_check(value, where="reference")
+    except JsonTooDeep as exc:
+        raise RecordError(str(exc)) from None
+    _json_text(value, "reference")
+    return value
 
 
 def _parse_feedback(value: object) -> list[FeedbackRecord]:
