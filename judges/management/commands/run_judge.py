@@ -83,6 +83,9 @@ class Command(BaseCommand):
             f"{run.version} on {run.split}: n={report['n']} tp={report['tp']} fn={report['fn']} "
             f"fp={report['fp']} tn={report['tn']} errors={report['errors']}"
         )
+        if report.get("skipped"):
+            reasons = "; ".join(f"{count} {reason}" for reason, count in report.get("skipped_reasons", {}).items())
+            self.stdout.write(f"skipped: {report['skipped']} ({reasons})")
         for name in METRICS:
             value, interval = report[name], report["ci"][name]
             if value is None:
