@@ -84,7 +84,8 @@ class Command(BaseCommand):
             f"fp={report['fp']} tn={report['tn']} errors={report['errors']}"
         )
         if report.get("skipped"):
-            reasons = "; ".join(f"{count} {reason}" for reason, count in report.get("skipped_reasons", {}).items())
+            by_reason = report.get("skipped_reasons", {})
+            reasons = "; ".join(reason if len(by_reason) == 1 else f"{n} {reason}" for reason, n in by_reason.items())
             self.stdout.write(f"skipped: {report['skipped']} ({reasons})")
         for name in METRICS:
             value, interval = report[name], report["ci"][name]
