@@ -18,9 +18,7 @@ from judges.providers.reference import judge as reference_judge
 
 
 def run(config: dict[str, Any], output: str, reference: Any) -> tuple[str, str]:
-    outcome = reference_judge(
-        validate_config(config), TraceInput(external_id="t", output=output, reference=reference)
-    )
+    outcome = reference_judge(validate_config(config), TraceInput(external_id="t", output=output, reference=reference))
     assert outcome.error == "" and outcome.skipped == "", outcome
     return outcome.verdict, outcome.reasoning
 
