@@ -264,8 +264,8 @@ JSON_KEYS = {
 }  # fmt: skip
 CRITERION_KEYS = {
     "criterion", "criterion_id", "judge", "kind", "version", "judge_evidence", "n", "judged", "passed", "errors",
-    "pass_rate", "ci", "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference", "difference_ci",
-    "only_baseline_passed", "only_candidate_passed", "p_value", "improved", "verdict", "failures",
+    "skipped", "pass_rate", "ci", "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference",
+    "difference_ci", "only_baseline_passed", "only_candidate_passed", "p_value", "improved", "verdict", "failures",
 }  # fmt: skip
 
 
