@@ -51,7 +51,9 @@ def _iso(value: Any) -> str | None:
     description=(
         "`progress` is the fraction of the run's traces judged so far, in [0, 1] (1 once the run has finished). "
         "`report` has the keys n, tp, fp, tn, fn, tpr, tnr, precision_fail, recall_fail, f1_fail, accuracy, kappa, "
-        "ci (each rate → [low, high], 95%), errors and split; a rate with a zero denominator is null. "
+        "ci (each rate → [low, high], 95%), errors, skipped (traces the judge did not judge, e.g. without a "
+        "reference; outside the matrix like errors), skipped_reasons (reason → count) and split; a rate with a zero "
+        "denominator is null. "
         "404 for a run the caller cannot see (another project's token, or a project the user is not a member of), "
         "the same answer as for a missing run."
     ),
