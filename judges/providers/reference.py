@@ -25,6 +25,7 @@ reference as text (a non-string reference as its compact JSON) except in the jso
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -132,7 +133,21 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-_PUNCTUATION = frozenset(string.punctuation)
+@functools.cache
+def _tables() -> tuple[dict[int, str], dict[int, None]]:
+    """str.translate tables, built once per process (~20 ms): punctuation → space (Unicode category P: « », ¿, —;
+    and the ASCII symbols string.punctuation adds: $, +, <, =, …), and combining marks → removed. The Basic
+    Multilingual Plane only: punctuation beyond it is rare, and a table lookup per character is five times faster
+    than a regex class for Unicode punctuation."""
+    punctuation = {ord(c): " " for c in string.punctuation}
+    combining: dict[int, None] = {}
+    for code in range(0x10000):
+        category = unicodedata.category(chr(code))
+        if category.startswith("P"):
+            punctuation[code] = " "
+        elif category == "Mn":
+            combining[code] = None
+    return punctuation, combining
 
 
 def normalize(
@@ -149,14 +164,12 @@ def normalize(
         text = unicodedata.normalize("NFKC", text)
     if diacritics:
         # Decompose, drop the combining marks, recompose: é → e, ø stays (it has no decomposition).
-        text = unicodedata.normalize(
-            "NFC", "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
-        )
+        text = unicodedata.normalize("NFC", unicodedata.normalize("NFD", text).translate(_tables()[1]))
     if case:
         text = text.casefold()
     if punctuation:
         # Unicode punctuation too (« », ¿, —): every character whose category starts with P, and ASCII symbols.
-        text = "".join(" " if c in _PUNCTUATION or unicodedata.category(c).startswith("P") else c for c in text)
+        text = text.translate(_tables()[0])
     if whitespace:
         text = " ".join(text.split())
     return text
@@ -164,19 +177,16 @@ def normalize(
 
 # A number as people write it: sign, thousands commas (1,234,567), decimals, exponent; `.5` too. Not the tail of a
 # word or of another number ("gpt4" holds none; "2-3" holds 2 and 3, not -3).
-_NUMBER = re.compile(r"(?<![\w.])[-+−]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])[-+−]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 
 def numbers_in(text: str) -> list[float]:
     """Every number in the text, in order."""
     found = []
     for match in _NUMBER.finditer(text):
-        token = match.group()
-        if not any(ch.isdigit() for ch in token):
-            continue
         try:
-            found.append(float(token.replace(",", "").replace("−", "-")))
-        except ValueError:
+            found.append(float(match.group().replace(",", "").replace("−", "-")))
+        except ValueError:  # a digit float() does not read (a rare Unicode digit form): not a number here
             continue
     return found
 
