@@ -244,7 +244,7 @@ def test_no_promoted_judge_is_bad_input(project, tmp_path):
     golden_add(project=project, traces=[trace], reason="edge_case")
     path = write_candidates(tmp_path, {"g-0": GOOD})
     err = assert_bad_input(
-        ["--project", "acme", "--candidates", path], "no promoted assertion or classifier judge to run"
+        ["--project", "acme", "--candidates", path], "no promoted assertion, classifier or reference judge to run"
     )
     # With --json, stdout still holds one object for the script reading it.
     code, out, _ = evalsuite("--project", "acme", "--candidates", path, "--json")
