@@ -179,3 +179,13 @@ def test_evalsuite_judges_each_candidate_against_its_golden_reference(project, e
     assert verdicts["q-3"][0] == "fail" and "last number 5 differs from the reference 4" in verdicts["q-3"][2]
     assert verdicts["q-4"][0] == "fail" and verdicts["q-1"][0] == "pass"
     assert verdicts["q-5"] == ("", "", "no reference")
+
+
+def test_the_review_panel_of_a_golden_trace_shows_its_reference_and_links_to_the_form(
+    expert_client, expert, project, golden_trace
+):
+    html = expert_client.get("/projects/acme/traces/g-1/").content.decode()
+    assert 'id="golden-reference"' in html and "set the known-good answer" in html and url(golden_trace) in html
+    golden_reference_set(project=project, trace=golden_trace, reference="Paris", user=expert)
+    html = expert_client.get("/projects/acme/traces/g-1/").content.decode()
+    assert "Reference: <code>Paris</code>" in html
