@@ -168,7 +168,7 @@ def normalize(
     if case:
         text = text.casefold()
     if punctuation:
-        # Unicode punctuation too (« », ¿, —): every character whose category starts with P, and ASCII symbols.
+        # Unicode punctuation too (« », ¿, —: category P, in the Basic Multilingual Plane), and ASCII symbols.
         text = text.translate(_tables()[0])
     if whitespace:
         text = " ".join(text.split())
