@@ -94,9 +94,11 @@ def judge_run_get(request: HttpRequest, run_id: int) -> dict[str, Any] | HttpRes
 
 class JudgmentOut(Schema):
     trace: str
-    verdict: str  # pass | fail; empty when judging failed (see `error`)
+    verdict: str  # pass | fail; empty when judging failed (see `error`) or was skipped (see `skipped`)
     reasoning: str
     error: str
+    # Why the judge did not judge the trace ("no reference"), or "": a skip is neither a verdict nor an error.
+    skipped: str = ""
     # The expert's label of the run's criterion on the trace, beside the judge's verdict: null when unlabelled.
     expert_verdict: str | None
     expert_critique: str | None
@@ -183,6 +185,7 @@ def judge_run_judgments(
                 "verdict": j.verdict,
                 "reasoning": j.reasoning,
                 "error": j.error,
+                "skipped": j.skipped,
                 "expert_verdict": j.expert_verdict,
                 "expert_critique": j.expert_critique,
                 "agrees": None if j.expert_verdict is None or not j.verdict else j.verdict == j.expert_verdict,

@@ -73,6 +73,18 @@ def test_a_reference_run_compares_outputs_with_references_and_counts_skips_apart
     assert {(j.verdict, j.error, j.skipped) for j in skipped} == {("", "", "no reference")}
 
 
+def test_the_judgments_api_says_which_judgments_were_skipped(project, referenced, expert_client):
+    judge = judge_create(
+        project=project, criterion=referenced, name="total", kind="reference", config={"mode": "exact"}
+    )
+    run = judge_run_execute(run=judge_run_create(version=judge.latest_version(), split="all"))
+    body = expert_client.get(f"/api/v1/judge-runs/{run.pk}/judgments?limit=500").json()
+    by_trace = {row["trace"]: row for row in body["judgments"]}
+    assert by_trace["r-0"]["skipped"] == "no reference" and by_trace["r-0"]["verdict"] == ""
+    assert by_trace["r-0"]["agrees"] is None
+    assert by_trace["r-1"]["skipped"] == "" and by_trace["r-1"]["verdict"] == "fail"  # "The total is 11." ≠ "11"
+
+
 def test_run_judge_prints_the_skips_and_the_run_page_shows_them(project, referenced, expert_client, tmp_path):
     config = tmp_path / "judge.json"
     config.write_text(json.dumps({"mode": "numeric"}))
