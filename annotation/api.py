@@ -167,7 +167,8 @@ TRACE_BODY_DOC: dict[str, Any] = {
     description=(
         "Validates every trace on its own: 200 when all were accepted (created, or updated with "
         "`on_conflict=update`), 207 when some were rejected, each with its 0-based index, id and the reason. "
-        "Re-sending a trace with the same id is counted as a duplicate and changes nothing."
+        "Re-sending a trace with the same id is counted as a duplicate and changes nothing. A trace may carry a "
+        "`reference` (a known-good answer: a string or any JSON value) for reference judges."
     ),
     openapi_extra=TRACE_BODY_DOC,
 )

@@ -61,6 +61,8 @@ class TraceOut(Schema):
     notes: list[NoteOut]
     # Every failure mode a note on the trace is coded to, by name, once each, in the notes' order.
     failure_modes: list[str]
+    # The known-good answer (a string or any JSON value), null when the trace has none.
+    reference: Any = None
 
 
 class TracePage(Schema):
@@ -147,6 +149,7 @@ def trace_out(trace: Trace) -> dict[str, Any]:
         "source": trace.source,
         "timestamp": trace.occurred_at.isoformat(),
         "reviewed_at": None if trace.reviewed_at is None else trace.reviewed_at.isoformat(),
+        "reference": trace.reference,
         "labels": [
             {
                 "criterion": label.criterion.name,

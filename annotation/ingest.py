@@ -250,7 +250,7 @@ class _Importer:
                 "CREATE TEMP TABLE _ingest_batch (ord int GENERATED ALWAYS AS IDENTITY, project_id bigint,"
                 " created_at timestamptz, external_id text, input text, output text, messages jsonb, context jsonb,"
                 " metadata jsonb, session_id text, task_id text, trial int, source text, occurred_at timestamptz,"
-                " shuffle_key bigint, reviewed_at timestamptz) ON COMMIT DROP"
+                " shuffle_key bigint, reviewed_at timestamptz, reference jsonb) ON COMMIT DROP"
             )
             with raw_cursor.copy(f"COPY _ingest_batch ({_COPY_COLUMN_LIST}) FROM STDIN") as copy:
                 copy.write(batch.copy_data)
@@ -264,7 +264,7 @@ class _Importer:
                 raw_cursor.execute(
                     "UPDATE annotation_trace t SET input = b.input, output = b.output, messages = b.messages,"
                     " context = b.context, metadata = b.metadata, session_id = b.session_id, task_id = b.task_id,"
-                    " trial = b.trial, source = b.source,"
+                    " trial = b.trial, source = b.source, reference = COALESCE(b.reference, t.reference),"
                     " occurred_at = CASE WHEN b.occurred_at = b.created_at THEN t.occurred_at ELSE b.occurred_at END,"
                     " reviewed_at = COALESCE(t.reviewed_at, b.reviewed_at)"
                     " FROM _ingest_batch b WHERE t.project_id = b.project_id AND t.external_id = b.external_id"
@@ -318,6 +318,7 @@ class _Importer:
                         created_at=now,
                         shuffle_key=self.project.shuffle_key(r.external_id),
                         reviewed_at=reviewed.get(r.external_id),
+                        reference=r.reference,
                     )
                 )
             elif self.update:
@@ -325,6 +326,9 @@ class _Importer:
                     setattr(trace, name, getattr(r, name))
                 trace.trial, trace.source = r.trial, r.source
                 trace.occurred_at = r.timestamp or trace.occurred_at
+                # A reference the file does not give is kept: the expert may have set it on a golden-set entry.
+                if r.reference is not None:
+                    trace.reference = r.reference
                 trace.reviewed_at = trace.reviewed_at or reviewed.get(r.external_id)
                 changed.append(trace)
                 written[r.external_id] = (trace.pk, False)

@@ -50,6 +50,7 @@ COPY_COLUMNS = (
     "occurred_at",
     "shuffle_key",
     "reviewed_at",
+    "reference",
 )
 
 
@@ -163,6 +164,7 @@ def copy_line(
             now if record.timestamp is None else record.timestamp.isoformat(),
             str(shuffle_key(seed, record.external_id)),
             r"\N" if reviewed_at is None else reviewed_at.isoformat(),
+            r"\N" if record.reference_json is None else _copy_text(record.reference_json),
         )
     )
 

@@ -121,6 +121,7 @@ class Trace(models.Model):
         "trial",
         "source",
         "occurred_at",
+        "reference",
     )
 
     # No index of its own: every index below (and the unique key) starts with project, and each index costs ingestion.
@@ -138,6 +139,9 @@ class Trace(models.Model):
     source = models.CharField(max_length=64, blank=True, db_index=False)
     # When the trace happened (the `timestamp` field); ingestion time when the file does not say.
     occurred_at = models.DateTimeField(default=timezone.now)
+    # A known-good answer for this input (the `reference` field; set by the expert on a golden-set entry too): a
+    # string, or any JSON value; null when there is none. Reference judges compare outputs with it.
+    reference = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     shuffle_key = models.BigIntegerField(default=0)
     # Set when the expert first labels, notes or marks the trace reviewed; the order of review (saturation).
@@ -192,6 +196,11 @@ class Trace(models.Model):
                     break
         text = (text or self.output or self.external_id).strip().replace("\n", " ")
         return text[:117] + "…" if len(text) > 120 else text
+
+    @property
+    def reference_text(self) -> str:
+        """The reference as a page shows it: a string as it is, any other JSON value as JSON; "" without one."""
+        return "" if self.reference is None else trace_format.reference_cell(self.reference)
 
     @property
     def kind(self) -> str:

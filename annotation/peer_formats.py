@@ -36,7 +36,9 @@ from annotation.trace_format import (
     UTF8_BOM,
     FormatError,
     RawRecord,
+    RecordError,
     loads,
+    reference_from_cell,
     text_lines,
 )
 
@@ -534,6 +536,12 @@ def read_parquet(stream: BinaryIO, *, max_bytes: int) -> Iterator[RawRecord]:
                     value = loads(value)
                 except ValueError as exc:
                     error = f"{name}: invalid JSON in cell: {exc}"
+                    break
+            elif name == "reference" and isinstance(value, str):
+                try:
+                    value = reference_from_cell(value)
+                except RecordError as exc:
+                    error = str(exc)
                     break
             record[name] = value
         if error is not None:

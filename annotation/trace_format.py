@@ -47,6 +47,7 @@ FIELDS = (
     "labels",
     "notes",
     "feedback",
+    "reference",
 )
 # Keys other EvalStudio exports add to a trace record that say nothing about the trace itself (a golden-set export's
 # `golden`): read and ignored, so those files import as they are. Any other unknown key is still an error.
@@ -97,10 +98,13 @@ class TraceRecord:
     labels: list[LabelRecord] = field(default_factory=list)
     notes: list[NoteRecord] = field(default_factory=list)
     feedback: list[FeedbackRecord] = field(default_factory=list)
+    # A known-good answer (reference judges): a string, or any JSON value; None when the record has none.
+    reference: Any = None
     # The JSON-valued fields as compact JSON text: checked once here, then written as is by the COPY path.
     messages_json: str | None = None
     context_json: str | None = None
     metadata_json: str = "{}"
+    reference_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +319,8 @@ def _csv_row_to_object(columns: list[str], row: list[str]) -> dict[str, Any]:
         if name == "context" and not cell.lstrip().startswith("["):
             # A plain passage is the common case for a single context string; a list is written as JSON.
             obj[name] = cell
+        elif name == "reference":
+            obj[name] = reference_from_cell(cell)
         elif name in JSON_COLUMNS:
             try:
                 obj[name] = loads(cell)
@@ -325,6 +331,28 @@ def _csv_row_to_object(columns: list[str], row: list[str]) -> dict[str, Any]:
         else:
             obj[name] = cell
     return obj
+
+
+# A `reference` cell is JSON when it starts like a JSON object, array or string, and plain text otherwise (an
+# answer written by hand needs no quotes). export_traces writes a text that would be misread as JSON text.
+_JSON_REFERENCE_STARTS = ("{", "[", '"')
+
+
+def reference_from_cell(cell: str) -> Any:
+    """A `reference` read from a CSV cell or a Parquet string column (see reference_cell)."""
+    if not cell.lstrip().startswith(_JSON_REFERENCE_STARTS):
+        return cell
+    try:
+        return loads(cell)
+    except ValueError as exc:
+        raise RecordError(f'reference: invalid JSON in cell (a cell starting with {{, [ or " is JSON): {exc}') from None
+
+
+def reference_cell(value: Any) -> str:
+    """A reference as CSV/Parquet text that reference_from_cell reads back (a number comes back as its text)."""
+    if isinstance(value, str) and not value.lstrip().startswith(_JSON_REFERENCE_STARTS):
+        return value
+    return dumps(value)
 
 
 def format_for_path(path: str) -> str:
@@ -667,6 +695,8 @@ def parse_record(obj: object) -> TraceRecord:
         for name, text in zip(("input", "output", "id", "session_id", "task_id", "source"), plain, strict=True):
             _check_text(text, name)
     metadata = _parse_metadata(get("metadata"))
+    reference = get("reference")
+    reference_json = None if reference is None else _json_text(reference, "reference")
     return TraceRecord(
         external_id=external_id,
         input=input_text,
@@ -682,13 +712,28 @@ def parse_record(obj: object) -> TraceRecord:
         labels=_parse_labels(get("labels")),
         notes=_parse_notes(get("notes")),
         feedback=_parse_feedback(get("feedback")),
+        reference=reference,
         messages_json=None if messages is None else _json_text(messages, "messages"),
         context_json=None if context is None else _json_text(context, "context"),
         metadata_json=_json_text(metadata, "metadata"),
+        reference_json=reference_json,
     )
 
 
 _FIELD_SET = frozenset(FIELDS)
+
+
+def parse_reference(value: object) -> Any:
+    """A known-good answer as a trace stores it: any JSON value (JSON null is no reference), whose text must be
+    storable (no NUL, no lone surrogate) and not nested too deep. Raises RecordError naming `reference`."""
+    if value is None:
+        return None
+    try:
+        json_depth_check(value, where="reference")
+    except JsonTooDeep as exc:
+        raise RecordError(str(exc)) from None
+    _json_text(value, "reference")
+    return value
 
 
 def _parse_feedback(value: object) -> list[FeedbackRecord]:
@@ -734,6 +779,7 @@ def serialize_trace(
     labels: Iterable[LabelRecord] = (),
     notes: Iterable[NoteRecord] = (),
     feedback: Iterable[FeedbackRecord] = (),
+    reference: Any = None,
 ) -> dict[str, Any]:
     """A trace as a record of the file format, keys in a fixed order and empty fields left out.
 
@@ -777,6 +823,8 @@ def serialize_trace(
     feedback_list = [item.as_dict() for item in feedback]
     if feedback_list:
         record["feedback"] = feedback_list
+    if reference is not None:
+        record["reference"] = reference
     return record
 
 
@@ -787,6 +835,8 @@ def csv_row(record: dict[str, Any]) -> list[str]:
         value = record.get(name)
         if value is None:
             cells.append("")
+        elif name == "reference":
+            cells.append(reference_cell(value))
         elif name in JSON_COLUMNS:
             cells.append(dumps(value))
         else:

@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bootstrap.py",
     "stats.py",
     "outbound.py",
+    "reference_judges.py",
     "alignment_real.py",
     "judge_throughput.py",
     "evalsuite.py",

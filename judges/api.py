@@ -62,7 +62,9 @@ def _iso(value: Any) -> str | None:
     description=(
         "`progress` is the fraction of the run's traces judged so far, in [0, 1] (1 once the run has finished). "
         "`report` has the keys n, tp, fp, tn, fn, tpr, tnr, precision_fail, recall_fail, f1_fail, accuracy, kappa, "
-        "ci (each rate → [low, high], 95%), errors and split; a rate with a zero denominator is null. "
+        "ci (each rate → [low, high], 95%), errors, skipped (traces the judge did not judge, e.g. without a "
+        "reference; outside the matrix like errors), skipped_reasons (reason → count) and split; a rate with a zero "
+        "denominator is null. "
         "404 for a run the caller cannot see (another project's token, or a project the user is not a member of), "
         "the same answer as for a missing run."
     ),
@@ -103,9 +105,11 @@ def judge_run_get(request: HttpRequest, run_id: int) -> dict[str, Any] | HttpRes
 
 class JudgmentOut(Schema):
     trace: str
-    verdict: str  # pass | fail; empty when judging failed (see `error`)
+    verdict: str  # pass | fail; empty when judging failed (see `error`) or was skipped (see `skipped`)
     reasoning: str
     error: str
+    # Why the judge did not judge the trace ("no reference"), or "": a skip is neither a verdict nor an error.
+    skipped: str = ""
     # The expert's label of the run's criterion on the trace, beside the judge's verdict: null when unlabelled.
     expert_verdict: str | None
     expert_critique: str | None
@@ -192,6 +196,7 @@ def judge_run_judgments(
                 "verdict": j.verdict,
                 "reasoning": j.reasoning,
                 "error": j.error,
+                "skipped": j.skipped,
                 "expert_verdict": j.expert_verdict,
                 "expert_critique": j.expert_critique,
                 "agrees": None if j.expert_verdict is None or not j.verdict else j.verdict == j.expert_verdict,

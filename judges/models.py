@@ -23,6 +23,7 @@ class Judge(models.Model):
         CLASSIFIER = "classifier", "Classifier"
         LLM = "llm", "LLM"
         EXTERNAL = "external", "External"
+        REFERENCE = "reference", "Reference"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="judges")
     criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="judges")
@@ -119,6 +120,9 @@ class Judgment(models.Model):
     # Dollars, when the judge's config gives token prices.
     cost_usd = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # Why the judge did not judge this trace ("no reference"), with verdict and error empty: a skip is neither a
+    # pass, a fail nor an error, and reports count it apart.
+    skipped = models.CharField(max_length=200, blank=True)
 
     class Meta:
         # Exactly one judgment per (run, trace), however often a chunk of work is retried.

@@ -50,24 +50,45 @@ def split_counts(*, criterion: Criterion) -> dict[str, Counter[str]]:
     return counts
 
 
-def run_confusion(run: JudgeRun) -> tuple[ConfusionMatrix, int]:
-    """The run's judgments against the expert's labels on the run's split, and how many judgments were errors.
+@dataclass(frozen=True)
+class RunTally:
+    """A run's judgments against the expert's labels: the confusion matrix of the verdicts, the errors, and the
+    skips by reason (reason → count)."""
 
-    Only traces the expert labelled count; an error (no verdict) is counted apart, never as a pass or a fail.
+    confusion: ConfusionMatrix
+    errors: int
+    skipped: dict[str, int]
+
+
+def run_tally(run: JudgeRun) -> RunTally:
+    """The run's judgments against the expert's labels on the run's split: the matrix, the errors, the skips.
+
+    Only traces the expert labelled count; an error (no verdict) and a skip (no verdict, a reason such as "no
+    reference") are counted apart, never as a pass or a fail, so neither enters TPR or TNR.
     """
     criterion = run.version.judge.criterion
     expert = labelled_trace_ids(criterion=criterion, split=run.split)
     pairs = []
     errors = 0
-    judgments = Judgment.objects.filter(run=run).values_list("trace_id", "verdict")
-    for trace_id, verdict in judgments.iterator(chunk_size=5000):
+    skipped: Counter[str] = Counter()
+    judgments = Judgment.objects.filter(run=run).values_list("trace_id", "verdict", "skipped")
+    for trace_id, verdict, skip in judgments.iterator(chunk_size=5000):
         if trace_id not in expert:
             continue
-        if not verdict:
+        if skip:
+            skipped[skip] += 1
+        elif not verdict:
             errors += 1
-            continue
-        pairs.append((expert[trace_id], verdict))
-    return ConfusionMatrix.from_pairs(pairs), errors
+        else:
+            pairs.append((expert[trace_id], verdict))
+    return RunTally(ConfusionMatrix.from_pairs(pairs), errors, dict(skipped.most_common()))
+
+
+def run_confusion(run: JudgeRun) -> tuple[ConfusionMatrix, int]:
+    """The run's judgments against the expert's labels on the run's split, and how many judgments were errors
+    (skips are in neither: see run_tally)."""
+    tally = run_tally(run)
+    return tally.confusion, tally.errors
 
 
 # --- the judges page and the run page --------------------------------------------------------------------------
@@ -170,7 +191,7 @@ def run_judged_count(run: JudgeRun) -> int:
     judge's copy may cover fewer traces than its split); otherwise an index-only count on the (run, trace)
     constraint."""
     if run.is_finished and run.report:
-        return run.report["n"] + run.report["errors"]
+        return run.report["n"] + run.report["errors"] + run.report.get("skipped", 0)
     return Judgment.objects.filter(run=run).count()
 
 

@@ -26,10 +26,10 @@ from core.runs import (
     run_working,
 )
 from judges import kinds
-from judges.kinds import Scorer, trace_input
+from judges.kinds import TRACE_INPUT_FIELDS, Scorer, trace_input
 from judges.models import MAX_REASONING_CHARS, Judge, JudgeRun, JudgeVersion, Judgment
 from judges.providers import ConfigError, Outcome
-from judges.selectors import run_confusion
+from judges.selectors import run_tally
 from judges.stats import alignment_report
 
 NAME_MAX_CHARS = Judge._meta.get_field("name").max_length
@@ -194,11 +194,7 @@ def judge_run_chunk(*, run: JudgeRun, trace_ids: list[int], score: Scorer | None
         return 0
     try:
         with run_working(run=run):
-            traces = list(
-                Trace.objects.filter(pk__in=todo).only(
-                    "id", "external_id", "input", "output", "messages", "context", "metadata"
-                )
-            )
+            traces = list(Trace.objects.filter(pk__in=todo).only(*TRACE_INPUT_FIELDS))
             outcomes = (score or _run_scorer(run))([trace_input(trace) for trace in traces])
     except Exception as exc:
         # The database going away says nothing about the run: the chunk's task retries it once it is back (the
@@ -215,8 +211,8 @@ def judge_run_maybe_finish(*, run: JudgeRun) -> bool:
     """Write the report once every planned trace has its judgment; True when this call finished the run."""
     if Judgment.objects.filter(run=run).count() < run.total:
         return False
-    confusion, errors = run_confusion(run)
-    report = alignment_report(confusion, errors=errors, split=run.split)
+    tally = run_tally(run)
+    report = alignment_report(tally.confusion, errors=tally.errors, skipped=tally.skipped, split=run.split)
     finished = run_finish(run=run, report=report)
     run.refresh_from_db()
     return finished
@@ -247,6 +243,7 @@ def _judgment(run: JudgeRun, trace_id: int, outcome: Outcome) -> Judgment:
         reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
         raw_output=outcome.raw_output,
         error=outcome.error,
+        skipped=outcome.skipped[:200],
         latency_ms=outcome.latency_ms,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,

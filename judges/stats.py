@@ -296,12 +296,23 @@ def confidence_intervals(
 
 
 def alignment_report(
-    cm: ConfusionMatrix, *, errors: int = 0, split: str = "", resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+    cm: ConfusionMatrix,
+    *,
+    errors: int = 0,
+    skipped: Mapping[str, int] | None = None,
+    split: str = "",
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """The alignment report with DESIGN.md's keys: n, the four cells, each metric, `ci` (metric → [low, high] or
-    None), `errors` (judgments that failed permanently: neither pass nor fail, so outside the matrix) and `split`."""
+    None), `errors` (judgments that failed permanently: neither pass nor fail, so outside the matrix) and `split`;
+    plus `skipped` (traces the judge could not judge, e.g. without a reference: outside the matrix too) and
+    `skipped_reasons` (reason → count)."""
     if errors < 0:
         raise ValueError(f"errors must be non-negative, got {errors}")
+    reasons = dict(skipped or {})
+    if any(count < 0 for count in reasons.values()):
+        raise ValueError(f"skipped counts must be non-negative, got {reasons}")
     intervals = confidence_intervals(cm, resamples=resamples, seed=seed)
     return {
         "n": cm.n,
@@ -312,6 +323,8 @@ def alignment_report(
         **metrics(cm),
         "ci": {name: None if interval is None else [interval[0], interval[1]] for name, interval in intervals.items()},
         "errors": errors,
+        "skipped": sum(reasons.values()),
+        "skipped_reasons": reasons,
         "split": split,
     }
 

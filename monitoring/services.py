@@ -193,6 +193,9 @@ def drain_chunk(
             cost_usd=outcome.cost_usd,
         )
         for trace, outcome in zip(loaded, outcomes, strict=True)
+        # A trace its check skipped (a reference judge's trace without a reference) is walked past unrecorded: it is
+        # neither a pass, a fail nor an error of the series.
+        if not outcome.skipped
     ]
     with transaction.atomic():
         MonitorJudgment.objects.bulk_create(rows, ignore_conflicts=True)

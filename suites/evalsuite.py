@@ -38,7 +38,7 @@ from suites.floors import suite_floors
 from suites.golden import golden_entries, golden_set_for
 from suites.junit import CaseVerdict
 from suites.models import SuiteCase, SuiteRun, SuiteVerdict
-from suites.suite_stats import criterion_numbers, suite_warnings
+from suites.suite_stats import SKIP, criterion_numbers, suite_warnings
 
 DEFAULT_ALPHA = 0.05
 CANDIDATE_KEYS = ("id", "output", "messages", "metadata")
@@ -264,6 +264,8 @@ def _candidate_input(
         messages=messages,
         context=trace.context,
         metadata=metadata if metadata is not None else trace.metadata,
+        # The golden trace's known-good answer: a new release's output is compared with it (reference judges).
+        reference=trace.reference,
     )
 
 
@@ -446,7 +448,14 @@ def suite_run_execute(*, run: SuiteRun) -> SuiteResult | None:
         run=run,
         result=result,
         cases=[
-            CaseVerdict(external_id, plan.criterion.name, outcome.verdict, b, outcome.reasoning, outcome.error)
+            CaseVerdict(
+                external_id,
+                plan.criterion.name,
+                outcome.verdict,
+                b,
+                outcome.reasoning or outcome.skipped,
+                outcome.error,
+            )
             for external_id, plan, outcome, b in verdict_rows
         ],
     )
@@ -491,7 +500,7 @@ def _judge(run: SuiteRun) -> tuple[dict[str, Any], list[tuple[str, Planned, Outc
             if baseline_verdicts is not None and not _stored_baseline_matches(plan, present, baseline_verdicts):
                 rejudged.append(plan.criterion.name)
         numbers = criterion_numbers(
-            [o.verdict for o in outcomes],
+            [o.verdict or (SKIP if o.skipped else "") for o in outcomes],
             base,
             threshold=floors.get(plan.criterion.pk),
             alpha=alpha,
@@ -563,7 +572,8 @@ def _verdicts_write(run: SuiteRun, plan: Planned, rows: list[tuple[SuiteCase, Ou
                     criterion=plan.criterion,
                     judge_version=plan.version,
                     verdict=outcome.verdict,
-                    reasoning=outcome.reasoning[:MAX_REASONING_CHARS],
+                    # A skip is stored as no verdict and no error, its reason as the reasoning (_verdicts_stored).
+                    reasoning=(outcome.reasoning or outcome.skipped)[:MAX_REASONING_CHARS],
                     error=outcome.error,
                     baseline_verdict="" if baseline is None else baseline or "error",
                 )
@@ -592,7 +602,8 @@ def _verdicts_stored(
         verdict, reasoning, error, baseline = stored[cases[i].pk]
         # As _verdicts_write stores it: "" for a case the baseline lacks, "error" for one it could not judge.
         base = None if baseline == "" else "" if baseline == "error" else baseline
-        found.append((Outcome(verdict=verdict, reasoning=reasoning, error=error), base))
+        skipped = reasoning if not verdict and not error else ""
+        found.append((Outcome(verdict=verdict, reasoning=reasoning, error=error, skipped=skipped), base))
     return found
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -12,8 +13,8 @@ from django.utils import timezone
 
 from annotation.models import Project, Trace
 from annotation.services import DomainError
-from annotation.trace_format import dumps
-from suites.models import GoldenEntry, GoldenSet, GoldenSetVersion
+from annotation.trace_format import RecordError, dumps, parse_reference
+from suites.models import GoldenEntry, GoldenSet, GoldenSetVersion, ReferenceEdit
 
 REASONS = {choice.value for choice in GoldenEntry.Reason}
 # Traces per query when an export looks up the golden reasons of the traces it writes.
@@ -108,6 +109,41 @@ def golden_remove(*, project: Project, traces: Iterable[Trace], user: AbstractBa
     number = golden.current_version + 1
     removed = entries.update(removed_in=number, removed_by=user, removed_at=timezone.now())
     return _new_version(golden, user, f"removed {_names(traces) if removed == len(traces) else f'{removed} traces'}")
+
+
+@transaction.atomic
+def golden_reference_set(
+    *, project: Project, trace: Trace, reference: Any, user: AbstractBaseUser | None = None
+) -> bool:
+    """Sets (None: clears) the known-good answer of a trace of the current golden set, recording who and when.
+
+    The reference is stored on the trace, not on the entry: it is a fact about the input, so it stays when the
+    trace is re-filed or leaves the set, and every judge reads it from there. Returns False when it was already
+    that value (nothing recorded). Raises DomainError for a trace outside the current set or an unstorable value.
+    """
+    if trace.project_id != project.pk:
+        raise DomainError(f"Not a trace of {project.slug}: {trace.external_id}.")
+    golden = _locked(project)
+    if not GoldenEntry.objects.filter(golden_set=golden, trace=trace, removed_in=None).exists():
+        raise DomainError(f"{trace.external_id} is not in the current golden set; add it before giving it a reference.")
+    try:
+        reference = parse_reference(reference)
+    except RecordError as exc:
+        raise DomainError(str(exc)) from None
+    locked = Trace.objects.select_for_update().only("id", "reference").get(pk=trace.pk)
+    if locked.reference == reference and type(locked.reference) is type(reference):
+        return False
+    ReferenceEdit.objects.create(trace=trace, reference=reference, previous=locked.reference, edited_by=user)
+    Trace.objects.filter(pk=trace.pk).update(reference=reference)
+    trace.reference = reference
+    return True
+
+
+def reference_history(*, trace: Trace, limit: int = 20) -> list[ReferenceEdit]:
+    """The trace's reference edits, newest first, with who made each."""
+    return list(
+        ReferenceEdit.objects.filter(trace=trace).select_related("edited_by").order_by("-edited_at", "-id")[:limit]
+    )
 
 
 def _names(traces: list[Trace]) -> str:

@@ -89,7 +89,11 @@ def junit_xml(result: dict[str, Any], cases: Iterable[CaseVerdict] = ()) -> byte
     for v in cases:
         counts["tests"] += 1
         case = ET.SubElement(per_case, "testcase", classname=_clean(f"evalsuite.{v.criterion}"), name=_clean(v.case_id))
-        if not v.verdict:
+        if not v.verdict and not v.error:
+            # Skipped by its judge (evalsuite stores a skip as no verdict, no error, the reason as reasoning).
+            counts["skipped"] += 1
+            ET.SubElement(case, "skipped", message=_clean(v.reasoning or "skipped by the judge"))
+        elif not v.verdict:
             counts["errors"] += 1
             ET.SubElement(case, "error", message=_clean(v.error or "the judge gave no verdict"), type="error")
         elif v.verdict == "fail" and v.baseline == "fail":

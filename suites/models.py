@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
+from annotation.trace_format import reference_cell
 from core.runs import WorkerRun
 from judges.models import JudgeVersion
 
@@ -77,6 +78,31 @@ class GoldenEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trace_id} ({self.reason}) v{self.added_in}–{self.removed_in or ''}"
+
+
+class ReferenceEdit(models.Model):
+    """Who set a trace's reference (its known-good answer, annotation.Trace.reference) from the golden-set page, when,
+    and to what (null: cleared). The trace holds the current value; these rows are its history, newest last."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="reference_edits")
+    reference = models.JSONField(null=True, blank=True)
+    # What the trace held before: the history reads on its own, even for a reference that came from a file.
+    previous = models.JSONField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    edited_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["trace", "edited_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.trace_id} reference at {self.edited_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def reference_text(self) -> str:
+        """The value set, as a page shows it (see Trace.reference_text); "" when it was cleared."""
+        return "" if self.reference is None else reference_cell(self.reference)
 
 
 class SuiteFloor(models.Model):

@@ -23,6 +23,9 @@ from typing import Any
 from judges.stats import mcnemar_exact, paired_bootstrap_difference, proportion_interval
 
 PASS, FAIL = "pass", "fail"
+# A case the judge did not judge, with a reason (a reference judge on a case without a reference): neither a verdict
+# nor an error, so it is counted apart and fails nothing; the run warns about it.
+SKIP = "skip"
 VERDICTS = ("pass", "regression", "under_threshold", "error")
 # The method aims a golden set at about a 70% pass rate: failures stay visible and a regression has room to show.
 # Above 90% a criterion has too few failing cases left (a handful in 100) for a drop to reach significance.
@@ -41,16 +44,21 @@ def criterion_numbers(
     alpha: float,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """The numbers for one criterion. `candidate[i]` and `baseline[i]` are the verdicts ("pass", "fail", or ""
-    for an error) on the same golden input; a baseline of None means the case has no baseline (not paired)."""
+    """The numbers for one criterion. `candidate[i]` and `baseline[i]` are the verdicts ("pass", "fail", "skip",
+    or "" for an error) on the same golden input; a baseline of None means the case has no baseline (not paired)."""
     if len(candidate) != len(baseline):
         raise ValueError(f"need one baseline per case, got {len(candidate)} cases and {len(baseline)} baselines")
     judged = [v for v in candidate if v in (PASS, FAIL)]
     passed = sum(v == PASS for v in judged)
-    errors = len(candidate) - len(judged)
+    skipped = sum(v == SKIP for v in candidate)
+    errors = len(candidate) - len(judged) - skipped
     rate = passed / len(judged) if judged else None
     interval = proportion_interval(passed, len(judged))
-    pairs = [(b == PASS, c == PASS) for c, b in zip(candidate, baseline, strict=True) if c and b]
+    pairs = [
+        (b == PASS, c == PASS)
+        for c, b in zip(candidate, baseline, strict=True)
+        if c in (PASS, FAIL) and b in (PASS, FAIL)
+    ]
     baseline_errors = sum(1 for b in baseline if b == "")
     only_baseline = sum(1 for b, c in pairs if b and not c)
     only_candidate = sum(1 for b, c in pairs if c and not b)
@@ -81,6 +89,7 @@ def criterion_numbers(
         "judged": len(judged),
         "passed": passed,
         "errors": errors,
+        "skipped": skipped,
         "pass_rate": rate,
         "ci": list(interval) if interval else None,
         "threshold": threshold,
@@ -143,7 +152,13 @@ def golden_size_warning(cases: int) -> str | None:
 def suite_warnings(criteria: Sequence[dict[str, Any]], *, cases: int) -> list[str]:
     """The warnings about the suite itself: the golden set's size first, then each criterion that is too easy."""
     size = golden_size_warning(cases)
-    return ([size] if size else []) + too_easy_warnings(criteria)
+    skips = [
+        f"{c['criterion']}: {c['skipped']} case{'s' if c['skipped'] != 1 else ''} skipped by its judge (e.g. no "
+        "reference on the golden entry): not judged, so not counted in its pass rate"
+        for c in criteria
+        if c.get("skipped")
+    ]
+    return ([size] if size else []) + too_easy_warnings(criteria) + skips
 
 
 def _pct(value: float | None) -> str:

@@ -12,6 +12,12 @@ urlpatterns: list = [
     path("projects/<slug:slug>/golden/remove/", golden_views.golden_bulk_remove, name="golden_bulk_remove"),
     path("projects/<slug:slug>/golden/v<int:version>.jsonl", golden_views.golden_export, name="golden_export"),
     path("projects/<slug:slug>/t/<int:trace_id>/golden/", golden_views.golden_trace_add, name="golden_trace_add"),
+    # A golden entry's reference (known-good answer): its form and its history.
+    path(
+        "projects/<slug:slug>/golden/t/<int:trace_id>/reference/",
+        golden_views.golden_reference_edit,
+        name="golden_reference_edit",
+    ),
     path(
         "projects/<slug:slug>/t/<int:trace_id>/golden/remove/",
         golden_views.golden_trace_remove,

@@ -7,6 +7,7 @@ Every view starts with `get_project_for_user` (404 for outsiders). Experts and e
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -22,14 +23,17 @@ from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import Criterion, Trace
 from annotation.queue import QueueParams
 from annotation.services import DomainError
+from annotation.trace_format import loads
 from suites.floors import suite_floor_set
 from suites.golden import (
     golden_add,
     golden_current_version,
     golden_jsonl,
     golden_panel_state,
+    golden_reference_set,
     golden_remove,
     golden_remove_by_ids,
+    reference_history,
 )
 from suites.models import GoldenEntry
 from suites.selectors import golden_history_page, golden_members_page
@@ -189,6 +193,88 @@ def golden_export(request: HttpRequest, slug: str, version: int) -> StreamingHtt
     # Traces are the team's own data: no shared cache may keep a copy.
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- a golden entry's reference (its known-good answer) ----------------------------------------------------------
+
+# A known-good answer is a sentence or a small JSON document; a pasted book is a mistake.
+MAX_REFERENCE_CHARS = 100_000
+
+
+class ReferenceForm(forms.Form):
+    reference = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 8}))
+    as_json = forms.BooleanField(required=False, label="Read as JSON")
+
+    def clean_reference(self) -> str:
+        text = self.cleaned_data["reference"]
+        if len(text) > MAX_REFERENCE_CHARS:
+            raise forms.ValidationError(f"at most {MAX_REFERENCE_CHARS:,} characters, got {len(text):,}")
+        return text
+
+    def value(self) -> Any:
+        """The reference the form gives: None (cleared) for an empty box, JSON when asked, else the text."""
+        text = self.cleaned_data["reference"]
+        if not text.strip():
+            return None
+        if not self.cleaned_data["as_json"]:
+            return text.strip()
+        try:
+            return loads(text)
+        except ValueError as exc:
+            raise DomainError(f"reference: not valid JSON — {exc}") from None
+
+
+def _reference_initial(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {"reference": "", "as_json": False}
+    if isinstance(value, str):
+        return {"reference": value, "as_json": False}
+    return {"reference": json.dumps(value, ensure_ascii=False, indent=2), "as_json": True}
+
+
+@login_required
+def golden_reference_edit(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
+    """A golden entry's known-good answer: the form (GET), or set / clear it (POST). Only those who change the
+    golden set (the expert and engineers); a trace outside the current set is a 404."""
+    access = get_project_for_user(request, slug, Permission.EDIT_GOLDEN_SET)
+    trace = access.get_object_or_404(Trace, pk=trace_id)
+    entry = GoldenEntry.objects.filter(trace=trace, removed_in=None, golden_set__project=access.project).first()
+    if entry is None:
+        raise Http404(f"{trace.external_id} is not in the current golden set.")
+    error = ""
+    if request.method == "POST":
+        form = ReferenceForm(request.POST)
+        if form.is_valid():
+            try:
+                changed = golden_reference_set(
+                    project=access.project, trace=trace, reference=form.value(), user=request.user
+                )
+            except DomainError as exc:
+                error = str(exc)
+            else:
+                if changed:
+                    cleared = trace.reference is None
+                    messages.success(request, f"{trace.external_id}: reference {'cleared' if cleared else 'saved'}.")
+                else:
+                    messages.info(request, f"{trace.external_id}: the reference is unchanged.")
+                return redirect("golden_reference_edit", slug=slug, trace_id=trace.pk)
+        else:
+            error = "; ".join(f"{name}: {message}" for name, errors in form.errors.items() for message in errors)
+    elif request.method == "GET":
+        form = ReferenceForm(initial=_reference_initial(trace.reference))
+    else:
+        return HttpResponse(status=405, headers={"Allow": "GET, POST"})
+    context = {
+        "project": access.project,
+        "access": access,
+        "trace": trace,
+        "entry": entry,
+        "form": form,
+        "form_error": error,
+        "history": reference_history(trace=trace),
+        "current": _reference_initial(trace.reference)["reference"],
+    }
+    return render(request, "suites/golden_reference.html", context, status=400 if error else 200)
 
 
 @login_required

@@ -20,9 +20,10 @@ from judges.kinds.base import TRACE_INPUT_FIELDS, Built, Drift, JudgeKind, Score
 from judges.kinds.classifier import ClassifierKind
 from judges.kinds.external import ExternalKind
 from judges.kinds.llm import LLMKind
+from judges.kinds.reference import ReferenceKind
 from judges.models import JudgeVersion
 
-_BUILT_IN: tuple[JudgeKind, ...] = (AssertionKind(), ClassifierKind(), LLMKind(), ExternalKind())
+_BUILT_IN: tuple[JudgeKind, ...] = (AssertionKind(), ClassifierKind(), LLMKind(), ExternalKind(), ReferenceKind())
 _registry: dict[str, JudgeKind] = {kind.name: kind for kind in _BUILT_IN}
 
 

@@ -17,7 +17,7 @@ from judges.selectors import labelled_trace_ids
 Scorer = Callable[[list[TraceInput]], list[Outcome]]
 # The Trace fields trace_input reads: load them with `.only(*TRACE_INPUT_FIELDS)`, or each deferred one costs a
 # query per trace.
-TRACE_INPUT_FIELDS = ("id", "external_id", "input", "output", "messages", "context", "metadata")
+TRACE_INPUT_FIELDS = ("id", "external_id", "input", "output", "messages", "context", "metadata", "reference")
 # Traces per chunk of work (one task on the worker) unless a kind says otherwise.
 CHUNK_SIZE = 500
 
@@ -31,6 +31,7 @@ def trace_input(trace: Trace) -> TraceInput:
         messages=trace.messages,
         context=trace.context,
         metadata=trace.metadata,
+        reference=trace.reference,
     )
 
 

@@ -278,6 +278,7 @@ class FrozenPrompt:
     rubric: str
     instructions: str
     examples: list[llm.Example]
+    use_reference: bool = False
 
     def messages(self, trace: TraceInput) -> list[dict[str, str]]:
         try:
@@ -288,6 +289,7 @@ class FrozenPrompt:
                 examples=self.examples,
                 trace=trace,
                 rubric=self.rubric,
+                use_reference=self.use_reference,
             )
         except ConfigError as exc:
             raise DomainError(f"few-shot {exc}") from None
@@ -307,6 +309,7 @@ def frozen_prompt(version: JudgeVersion) -> FrozenPrompt:
         definition=snapshot["definition"],
         rubric=snapshot["rubric"],
         instructions=version.config.get("instructions", ""),
+        use_reference=bool(version.config.get("use_reference", False)),
         examples=[
             llm.Example(shown=snapshot["shown"][e["trace"]], verdict=e["verdict"], critique=e["critique"])
             for e in snapshot["examples"]

@@ -25,16 +25,22 @@ class TraceInput:
     messages: list[Any] | None = None
     context: list[str] | None = None
     metadata: dict[str, Any] | None = None
+    # The trace's known-good answer (a string or any JSON value), None when it has none: reference judges compare
+    # the output with it, and an LLM judge with `use_reference` shows it.
+    reference: Any = None
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """A judgment: a verdict with its reasoning, or an error (then verdict is ""), and what it cost."""
+    """A judgment: a verdict with its reasoning, or an error (then verdict is ""), or a skip (then verdict and error
+    are "" and `skipped` says why: the judge cannot judge this trace, e.g. a reference judge on a trace without a
+    reference), and what it cost. A skip is neither a pass, a fail nor an error: reports count skips apart."""
 
     verdict: str = ""
     reasoning: str = ""
     raw_output: str = ""
     error: str = ""
+    skipped: str = ""
     latency_ms: int | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None

@@ -47,8 +47,9 @@ RICH = [
             {"criterion": "factual", "verdict": "fail", "critique": "Claims 94 reactors; there are 92."},
         ],
         "notes": ["Invents a statistic", {"text": "coded", "failure_modes": ["overclaiming", "hallucination"]}],
+        "reference": ["92 reactors", {"regex": "\\b92\\b"}],
     },
-    {"id": "t-2", "output": "Only an output, ünïcode ✓", "timestamp": "2026-11-02T00:00:00Z"},
+    {"id": "t-2", "output": "Only an output, ünïcode ✓", "timestamp": "2026-11-02T00:00:00Z", "reference": "Ünï, ✓"},
     {"input": "no id, so a content hash", "context": "one passage"},
 ]
 

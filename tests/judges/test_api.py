@@ -14,7 +14,7 @@ from tests.factories import add_member, make_criterion, make_label, make_project
 
 pytestmark = pytest.mark.django_db
 REFUSES_APOLOGY = {"check": "contains", "value": "sorry", "ignore_case": True, "must_contain": False}
-REPORT_KEYS = {"n", "tp", "fp", "tn", "fn", *METRICS, "ci", "errors", "split"}
+REPORT_KEYS = {"n", "tp", "fp", "tn", "fn", *METRICS, "ci", "errors", "skipped", "skipped_reasons", "split"}
 
 
 @pytest.fixture

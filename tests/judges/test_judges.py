@@ -214,7 +214,7 @@ def test_commands_create_run_and_print_the_report_keys(project, labelled, tmp_pa
     out, error = run_cmd("run_judge", "--project", "acme", "--judge", "apology", "--split", "dev", "--inline", "--json")
     assert error is None
     report = json.loads(out)
-    assert set(report) == {"n", "tp", "fp", "tn", "fn", *METRICS, "ci", "errors", "split"}
+    assert set(report) == {"n", "tp", "fp", "tn", "fn", *METRICS, "ci", "errors", "skipped", "skipped_reasons", "split"}
     assert report["split"] == "dev"
     out, error = run_cmd("run_judge", "--project", "acme", "--judge", "apology", "--split", "dev", "--inline")
     assert error is None and out.startswith("apology v1 on dev: n=") and "95% CI" in out

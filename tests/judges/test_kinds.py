@@ -45,9 +45,11 @@ def test_every_kind_is_registered_under_the_name_judges_store():
     assert [kind.name for kind in kinds.all_kinds()] == Judge.Kind.values
     assert all(isinstance(kinds.get(name), JudgeKind) for name in Judge.Kind.values)
     assert kinds.choices() == Judge.Kind.choices
-    assert [kind.name for kind in kinds.all_kinds() if kind.local] == ["assertion", "classifier"]
+    assert [kind.name for kind in kinds.all_kinds() if kind.local] == ["assertion", "classifier", "reference"]
     assert [kind.name for kind in kinds.all_kinds() if not kind.judges_new_outputs] == ["external"]
-    with pytest.raises(DomainError, match="kind: expected one of assertion, classifier, llm, external, got 'oracle'"):
+    with pytest.raises(
+        DomainError, match="kind: expected one of assertion, classifier, llm, external, reference, got 'oracle'"
+    ):
         kinds.get("oracle")
 
 
@@ -170,7 +172,7 @@ def test_a_kind_no_longer_registered_is_refused_with_the_kinds_there_are(project
     kind = kinds.register(KeywordKind())
     kinds.unregister(kind.name)
     with pytest.raises(
-        DomainError, match="kind: expected one of assertion, classifier, llm, external, got 'keyword-test'"
+        DomainError, match="kind: expected one of assertion, classifier, llm, external, reference, got 'keyword-test'"
     ):
         judge_create(project=project, criterion=criterion, name="kw", kind="keyword-test", config={"word": "sorry"})
     with pytest.raises(ValueError, match="registered already"):

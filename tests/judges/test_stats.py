@@ -239,7 +239,7 @@ def test_wilson_matches_reference_values():
 
 def test_the_report_has_the_interface_keys_and_keeps_errors_outside_the_matrix():
     report = alignment_report(ConfusionMatrix(tp=8, fn=2, fp=1, tn=9), errors=3, split="dev", resamples=1000)
-    assert set(report) == {"n", "tp", "fp", "tn", "fn", *METRICS, "ci", "errors", "split"}
+    assert set(report) == {"n", "tp", "fp", "tn", "fn", *METRICS, "ci", "errors", "skipped", "skipped_reasons", "split"}
     assert (report["n"], report["errors"], report["split"]) == (20, 3, "dev")
     assert set(report["ci"]) == set(METRICS)
     assert all(isinstance(bound, float) for bound in report["ci"]["kappa"])

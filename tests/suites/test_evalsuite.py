@@ -247,7 +247,7 @@ def test_no_promoted_judge_is_bad_input(project, tmp_path):
     golden_add(project=project, traces=[trace], reason="edge_case")
     path = write_candidates(tmp_path, {"g-0": GOOD})
     err = assert_bad_input(
-        ["--project", "acme", "--candidates", path], "no promoted assertion or classifier judge to run"
+        ["--project", "acme", "--candidates", path], "no promoted assertion, classifier or reference judge to run"
     )
     # With --json, stdout still holds one object for the script reading it.
     code, out, _ = evalsuite("--project", "acme", "--candidates", path, "--json")
@@ -267,8 +267,8 @@ JSON_KEYS = {
 }  # fmt: skip
 CRITERION_KEYS = {
     "criterion", "criterion_id", "judge", "kind", "version", "judge_evidence", "n", "judged", "passed", "errors",
-    "pass_rate", "ci", "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference", "difference_ci",
-    "only_baseline_passed", "only_candidate_passed", "p_value", "improved", "verdict", "failures",
+    "skipped", "pass_rate", "ci", "threshold", "paired_n", "baseline_pass_rate", "baseline_errors", "difference",
+    "difference_ci", "only_baseline_passed", "only_candidate_passed", "p_value", "improved", "verdict", "failures",
 }  # fmt: skip
 
 

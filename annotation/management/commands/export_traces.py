@@ -69,6 +69,7 @@ def export_records(project: Project, traces: QuerySet[Trace] | None = None) -> I
                 for note in trace.notes.all()
             ],
             feedback=[feedback_record(row) for row in trace.feedback.all()],
+            reference=trace.reference,
         )
 
 

@@ -83,6 +83,10 @@ class Command(BaseCommand):
             f"{run.version} on {run.split}: n={report['n']} tp={report['tp']} fn={report['fn']} "
             f"fp={report['fp']} tn={report['tn']} errors={report['errors']}"
         )
+        if report.get("skipped"):
+            by_reason = report.get("skipped_reasons", {})
+            reasons = "; ".join(reason if len(by_reason) == 1 else f"{n} {reason}" for reason, n in by_reason.items())
+            self.stdout.write(f"skipped: {report['skipped']} ({reasons})")
         for name in METRICS:
             value, interval = report[name], report["ci"][name]
             if value is None:
