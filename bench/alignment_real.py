@@ -68,7 +68,10 @@ def trace_of(row: dict):
         return value if isinstance(value, str) else ""
 
     return TraceInput(
-        external_id=row["id"], input=text("input"), output=text("output"), context=[text("context")] if text("context") else None
+        external_id=row["id"],
+        input=text("input"),
+        output=text("output"),
+        context=[text("context")] if text("context") else None,
     )
 
 
@@ -126,7 +129,11 @@ def compare_features() -> None:
             cells = " ".join(f"{v:<7.3f}" for v in values)
             print(f"{dataset:<11} {features:<8} {cells}  {statistics.median(values):.3f}")
         gains = [t - b for t, b in zip(scores["triple"], scores["text"], strict=True)]
-        print(f"{dataset:<11} {'gain':<8} " + " ".join(f"{g:<+7.3f}" for g in gains) + f"  {statistics.median(gains):+.3f}")
+        print(
+            f"{dataset:<11} {'gain':<8} "
+            + " ".join(f"{g:<+7.3f}" for g in gains)
+            + f"  {statistics.median(gains):+.3f}"
+        )
         for features, model in models.items():
             rates.append(f"{features} classifier scoring ({dataset}): {scoring_rate(model, traces):,.0f} traces/s")
     print()

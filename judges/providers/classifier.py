@@ -249,7 +249,9 @@ def train(
             f"the train split needs at least one pass and one fail label; it has {counts['pass']} pass and "
             f"{counts['fail']} fail (label more traces, or use an assertion or LLM judge)"
         )
-    trained = TrainedClassifier(pipeline=_pipeline(config, seed), threshold=0.5, features=config.get("features", "text"))
+    trained = TrainedClassifier(
+        pipeline=_pipeline(config, seed), threshold=0.5, features=config.get("features", "text")
+    )
     trained.pipeline.fit(trained._inputs(train_traces), list(train_labels))
     summary: dict[str, Any] = {
         "train_pass": counts["pass"],

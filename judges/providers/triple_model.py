@@ -40,8 +40,12 @@ def _analyse(rows: Sequence[Row]) -> tuple[list[list[str]], list[list[float]]]:
     contexts = ContextCache()
     for input_text, context, output, conversation in rows:
         input_words, (answer_words, answer_cased) = words(input_text), output_words(output)
-        features.append(features_from_words(source_of(input_words), contexts[context], answer_words, answer_cased, output))
-        documents.append(input_words + words(conversation) + answer_words if conversation else input_words + answer_words)
+        features.append(
+            features_from_words(source_of(input_words), contexts[context], answer_words, answer_cased, output)
+        )
+        documents.append(
+            input_words + words(conversation) + answer_words if conversation else input_words + answer_words
+        )
     return documents, features
 
 

@@ -52,7 +52,9 @@ def test_names_words_negations_and_lengths_against_the_source():
 
 
 def test_empty_and_non_ascii_texts_give_finite_features():
-    matrix = triple_features([("", "", ""), (None, None, None), ("Où est Zürich ?", "Zürich liegt am See — “ja”.", "Zürich")])
+    matrix = triple_features(
+        [("", "", ""), (None, None, None), ("Où est Zürich ?", "Zürich liegt am See — “ja”.", "Zürich")]
+    )
     assert matrix.shape == (3, len(FEATURE_NAMES)) and np.isfinite(matrix).all()
     assert feature(list(matrix[2]), "log_unsupported_entities") == 0
 
@@ -151,7 +153,9 @@ def polite(n: int, seed: int) -> tuple[list[TraceInput], list[str]]:
     traces, labels = [], []
     for i in range(n):
         rude = i % 3 == 0
-        text = rng.choice(["Go away.", "Not my problem, figure it out."] if rude else ["Happy to help!", "Glad to help you."])
+        text = rng.choice(
+            ["Go away.", "Not my problem, figure it out."] if rude else ["Happy to help!", "Glad to help you."]
+        )
         traces.append(TraceInput(external_id=f"p-{seed}-{i}", input="Can you help?", output=text))
         labels.append("fail" if rude else "pass")
     return traces, labels
