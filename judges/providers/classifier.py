@@ -11,11 +11,11 @@ second. Django-free.
 `features` says what the model reads. `"triple"` (the default for new versions) adds to the TF-IDF the features of
 the (input, context, output) triple in judges.providers.triple_features — how much of the output, its numbers and
 its names the input and context do not contain, length ratios, negation mismatches — standardised and weighted
-(`triple_weight`, default 0.2) in the same class-balanced logistic regression (judges.providers.triple_model).
+(`triple_weight`, default 0.1) in the same class-balanced logistic regression (judges.providers.triple_model).
 `"text"` is the TF-IDF alone, as every version built before `features` existed: a version's config and artifact
 never change, so those keep loading and scoring exactly as they did (their stored config has no `features`).
 
-Config: `{}` or any of `{"features": "triple", "C": 1.0, "max_features": 50000, "triple_weight": 0.2,
+Config: `{}` or any of `{"features": "triple", "C": 1.0, "max_features": 50000, "triple_weight": 0.1,
 "threshold": 0.5}`, and `"char_ngrams": [3, 4]` with `"features": "text"` (a threshold given here is used as is).
 """
 
@@ -39,9 +39,10 @@ if TYPE_CHECKING:
 DEFAULTS: dict[str, Any] = {"C": 1.0, "max_features": 50_000}
 MAX_TEXT_CHARS = 20_000
 FEATURES = ("triple", "text")
-# How much the standardised triple features count against the TF-IDF: on FELM and FaithBench (seven split seeds,
-# dev and test of each) 0.2 beat 0.3, 0.5 and 1, where the few numeric columns drown the words (bench/RESULTS.md).
-TRIPLE_WEIGHT = 0.2
+# How much the standardised triple features count against the TF-IDF: chosen on the dev splits of FELM and
+# FaithBench (seven split seeds), where 0.1 beat 0.2 and 0.35 and weights from 0.5 up let the few numeric columns
+# drown the words (bench/RESULTS.md).
+TRIPLE_WEIGHT = 0.1
 SETTINGS = ("C", "char_ngrams", "features", "max_features", "threshold", "triple_weight")
 
 
@@ -192,7 +193,9 @@ def _pipeline(config: dict[str, Any], seed: int) -> Pipeline:
     if config.get("features", "text") == "triple":
         from judges.providers.triple_model import TripleVectorizer
 
-        vectorizer = TripleVectorizer(max_features=config["max_features"], triple_weight=config["triple_weight"])
+        vectorizer = TripleVectorizer(
+            max_features=config["max_features"], triple_weight=config["triple_weight"], bigrams=False
+        )
         return Pipeline([("features", vectorizer), ("model", model)])
 
     parts: list[tuple[str, TfidfVectorizer]] = [

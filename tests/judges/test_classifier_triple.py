@@ -117,7 +117,7 @@ def test_the_triple_model_learns_an_unsupported_claim_criterion_tf_idf_cannot():
 
 
 def test_new_configs_default_to_the_triple_and_settings_name_their_key():
-    assert validate_config({}) == {"C": 1.0, "max_features": 50_000, "features": "triple", "triple_weight": 0.2}
+    assert validate_config({}) == {"C": 1.0, "max_features": 50_000, "features": "triple", "triple_weight": 0.1}
     assert "triple_weight" not in validate_config({"features": "text"})
     for config, message in [
         ({"features": "bag"}, "features: expected one of triple, text, got 'bag'"),
