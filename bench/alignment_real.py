@@ -29,7 +29,8 @@ from ingest import with_database  # noqa: E402
 from pages import setup_django  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-BENCH_DB = "evalstudio_bench_alignment"
+# Its own name per checkout when several run side by side (the database is dropped and made again each run).
+BENCH_DB = os.environ.get("BENCH_ALIGNMENT_DB", "evalstudio_bench_alignment")
 # FaithBench meta: 1 = consistent (pass), 0 = hallucinated (fail). HHEM scores are probabilities of consistency.
 DETECTORS = {
     "gpt_4o": None,
@@ -165,7 +166,7 @@ def main() -> int:
 
     expert = User.objects.create(username="bench-expert")
     results: list[tuple[str, str, dict]] = []
-    scoring: list[tuple[str, float, float]] = []
+    scoring: list[tuple[str, float, float]] = []  # (dataset and features, traces/s, traces per CPU-second)
     for dataset, criterion_name in (("felm", "factual"), ("faithbench", "faithful")):
         data = rows(dataset)
         project = project_create(slug=dataset, expert=expert)
@@ -173,21 +174,30 @@ def main() -> int:
         if report.rejected:
             raise SystemExit(f"{dataset}: {len(report.rejected)} rejected, first: {report.rejected[0]}")
         criterion = Criterion.objects.get(project=project, name=criterion_name)
-        judge = judge_create(project=project, criterion=criterion, name="classifier", kind="classifier", config={})
-        version = judge.latest_version()
-        run = judge_run_execute(run=judge_run_create(version=version, split="test"))
-        trained_on = f"train {version.training['train_pass']} pass + {version.training['train_fail']} fail"
-        results.append((dataset, f"classifier ({trained_on})", run.report))
-        model = TrainedClassifier.loads(bytes(version.artifact))
         traces = [
-            TraceInput(external_id=t.external_id, input=t.input, output=t.output, messages=t.messages)
+            TraceInput(
+                external_id=t.external_id, input=t.input, output=t.output, messages=t.messages, context=t.context
+            )
             for t in Trace.objects.filter(project=project)
         ]
-        batch = (traces * (20_000 // len(traces) + 1))[:20_000]
-        started, cpu_started = time.perf_counter(), time.process_time()
-        model.judge_many(batch)
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        scoring.append((dataset, len(batch) / wall, len(batch) / cpu))
+        for features in ("text", "triple"):
+            judge = judge_create(
+                project=project,
+                criterion=criterion,
+                name=f"classifier-{features}",
+                kind="classifier",
+                config={"features": features},
+            )
+            version = judge.latest_version()
+            run = judge_run_execute(run=judge_run_create(version=version, split="test"))
+            trained_on = f"train {version.training['train_pass']} pass + {version.training['train_fail']} fail"
+            results.append((dataset, f"classifier, {features} ({trained_on})", run.report))
+            model = TrainedClassifier.loads(bytes(version.artifact))
+            batch = (traces * (20_000 // len(traces) + 1))[:20_000]
+            started, cpu_started = time.perf_counter(), time.process_time()
+            model.judge_many(batch)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+            scoring.append((f"{dataset}, {features}", len(batch) / wall, len(batch) / cpu))
         if dataset != "faithbench":
             continue
         for detector, cutoff in DETECTORS.items():
@@ -205,10 +215,10 @@ def main() -> int:
             run = judge_run_execute(run=judge_run_create(version=external.latest_version(), split="test"))
             results.append((dataset, detector, run.report))
 
-    print(f"{'dataset':<11} {'judge':<40} {'n':>4}  {'TPR [95% CI]':<19} {'TNR [95% CI]':<19} {'kappa [95% CI]':<19}")
+    print(f"{'dataset':<11} {'judge':<46} {'n':>4}  {'TPR [95% CI]':<19} {'TNR [95% CI]':<19} {'kappa [95% CI]':<19}")
     for dataset, name, report in results:
         print(
-            f"{dataset:<11} {name:<40} {report['n']:>4}  {fmt(report, 'tpr'):<19} {fmt(report, 'tnr'):<19} "
+            f"{dataset:<11} {name:<46} {report['n']:>4}  {fmt(report, 'tpr'):<19} {fmt(report, 'tnr'):<19} "
             f"{fmt(report, 'kappa'):<19}"
         )
     print()
