@@ -201,3 +201,29 @@ def test_an_old_classifier_version_still_runs_beside_a_new_triple_one(project):
     assert new_run.report["n"] == old_run.report["n"]
     assert new_run.report["tpr"] > 0.9 and new_run.report["tnr"] > 0.9
     assert old_run.report["kappa"] < new_run.report["kappa"]
+
+
+@pytest.mark.django_db
+def test_the_migration_writes_down_that_older_classifier_versions_read_text(project):
+    import importlib
+
+    from django.apps import apps
+
+    from judges.models import JudgeVersion
+
+    migration = importlib.import_module("judges.migrations.0012_classifier_versions_say_text_cheaptier")
+    criterion = make_criterion(project=project, name="grounded")
+    traces, labels = polite(30, seed=7)
+    for trace, label in zip(traces, labels, strict=True):
+        make_label(trace=make_trace(project=project, external_id=trace.external_id, output=trace.output),
+                   criterion=criterion, verdict=label)  # fmt: skip
+    old = judge_create(project=project, criterion=criterion, name="old", kind="classifier", config={"features": "text"})
+    JudgeVersion.objects.filter(judge=old).update(config={"C": 1.0, "max_features": 50000})
+    new = judge_create(project=project, criterion=criterion, name="new", kind="classifier")
+    llm = judge_create(project=project, criterion=criterion, name="llm", kind="external")
+
+    migration.say_text(apps, None)
+
+    assert old.latest_version().config == {"C": 1.0, "max_features": 50000, "features": "text"}
+    assert new.latest_version().config["features"] == "triple"
+    assert "features" not in llm.latest_version().config
