@@ -13,7 +13,6 @@ an output full of words and numbers its source never uses is the typical extrins
 
 from __future__ import annotations
 
-import math
 import re
 import string
 from collections.abc import Sequence
@@ -76,10 +75,6 @@ def words(text: str) -> list[bytes]:
     return _bytes(text.lower()).split()
 
 
-def _share(part: int, whole: int) -> float:
-    return part / whole if whole else 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class Source:
     """What the features need of one source text (an input or a context), computed once per distinct text."""
@@ -106,52 +101,95 @@ def output_words(output: str) -> tuple[list[bytes], set[bytes]]:
     return b" ".join(cased).lower().split(), set(cased)
 
 
-def features_from_words(
+COUNT_NAMES = (
+    "output_words",
+    "input_words",
+    "context_words",
+    "content_words",
+    "unsupported_words",
+    "bigrams",
+    "unsupported_bigrams",
+    "numbers",
+    "unsupported_numbers",
+    "entities",
+    "unsupported_entities",
+    "output_negations",
+    "source_negations",
+    "sentences",
+)
+
+
+def counts_from_words(
     input_source: Source, context: Source, output_words: list[bytes], output_cased: set[bytes], output: str
-) -> list[float]:
-    """The FEATURE_NAMES values of one triple from its tokenised texts (`output_words` gives the last two)."""
+) -> tuple[int, ...]:
+    """The COUNT_NAMES of one triple from its tokenised texts (`output_words` gives the output's two); the
+    arithmetic that turns them into features is done for a whole batch at once by `features_from_counts`.
+
+    Differences are chained one set at a time: `a.difference(b)` walks the small output set and looks each word up
+    in b, where `a.difference(b, c)` walks all of b and c — the whole source, for every trace."""
     distinct = set(output_words)
     content = distinct.difference(STOPWORDS)
-    unsupported = content.difference(input_source.words, context.words)
     bigrams = set(zip(output_words, output_words[1:], strict=False))
-    unsupported_bigrams = bigrams.difference(input_source.bigrams, context.bigrams)
     numbers = set(_DIGIT_RUN.findall(b" ".join(distinct)))
-    unsupported_numbers = numbers.difference(input_source.words, context.words)
     # Entities: words written with a capital in the output (not a stopword such as a sentence's opening "The").
-    capitalised = output_cased.difference(distinct)
-    entities = set(b" ".join(capitalised).lower().split()).difference(STOPWORDS)
-    unsupported_entities = entities.difference(input_source.words, context.words)
-    output_negations = len(NEGATIONS.intersection(distinct))
-    source_negations = len(input_source.negations | context.negations)
-    n_out, n_in, n_ctx = len(output_words), input_source.length, context.length
-    sentences = 1 + output.count(". ") + output.count("? ") + output.count("! ") + output.count("\n") if n_out else 0
-    return [
-        math.log1p(n_out),
-        math.log1p(n_in + n_ctx),
-        math.log((n_out + 1) / (n_in + 1)),
-        math.log((n_out + 1) / (n_ctx + 1)),
-        _share(len(unsupported), len(content)),
-        math.log1p(len(unsupported)),
-        _share(len(unsupported_bigrams), len(bigrams)),
-        math.log1p(len(numbers)),
-        math.log1p(len(unsupported_numbers)),
-        _share(len(unsupported_numbers), len(numbers)),
-        math.log1p(len(entities)),
-        math.log1p(len(unsupported_entities)),
-        _share(len(unsupported_entities), len(entities)),
-        # Negation words the output uses against those its source uses: an output that says "not" where the
-        # source never does, or drops the source's "never", flips a claim while keeping its words.
-        float(output_negations - source_negations),
-        float(output_negations > 0 and source_negations == 0),
-        math.log1p(sentences),
-    ]
+    entities = set(b" ".join(output_cased.difference(distinct)).lower().split()).difference(STOPWORDS)
+    return (
+        len(output_words),
+        input_source.length,
+        context.length,
+        len(content),
+        len(content.difference(context.words).difference(input_source.words)),
+        len(bigrams),
+        len(bigrams.difference(context.bigrams).difference(input_source.bigrams)),
+        len(numbers),
+        len(numbers.difference(context.words).difference(input_source.words)),
+        len(entities),
+        len(entities.difference(context.words).difference(input_source.words)),
+        len(NEGATIONS.intersection(distinct)),
+        len(input_source.negations | context.negations),
+        1 + output.count(". ") + output.count("? ") + output.count("! ") + output.count("\n") if output_words else 0,
+    )
+
+
+def _share(part: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    return np.divide(part, whole, out=np.zeros_like(part), where=whole > 0)
+
+
+def features_from_counts(counts: Sequence[Sequence[int]]) -> np.ndarray:
+    """FEATURE_NAMES columns from COUNT_NAMES rows, for a whole batch in a few array operations."""
+    c = np.asarray(counts, dtype=np.float64).reshape(len(counts), len(COUNT_NAMES))
+    (n_out, n_in, n_ctx, content, unsupported, bigrams, unsupported_bigrams, numbers, unsupported_numbers, entities,
+     unsupported_entities, output_negations, source_negations, sentences) = c.T  # fmt: skip
+    return np.column_stack(
+        [
+            np.log1p(n_out),
+            np.log1p(n_in + n_ctx),
+            np.log((n_out + 1) / (n_in + 1)),
+            np.log((n_out + 1) / (n_ctx + 1)),
+            _share(unsupported, content),
+            np.log1p(unsupported),
+            _share(unsupported_bigrams, bigrams),
+            np.log1p(numbers),
+            np.log1p(unsupported_numbers),
+            _share(unsupported_numbers, numbers),
+            np.log1p(entities),
+            np.log1p(unsupported_entities),
+            _share(unsupported_entities, entities),
+            # Negation words the output uses against those its source uses: an output that says "not" where the
+            # source never does, or drops the source's "never", flips a claim while keeping its words.
+            output_negations - source_negations,
+            (output_negations > 0) & (source_negations == 0),
+            np.log1p(sentences),
+        ]
+    ).astype(np.float64)
 
 
 def features_of(input_text: str, context_text: str, output: str) -> list[float]:
     """The FEATURE_NAMES values of one triple; the source is the input and the context together."""
-    return features_from_words(
+    counts = counts_from_words(
         source_of(words(input_text)), source_of(words(context_text)), *output_words(output), output
     )
+    return features_from_counts([counts])[0].tolist()
 
 
 class ContextCache(dict):
@@ -166,8 +204,8 @@ class ContextCache(dict):
 def triple_features(triples: Sequence[Sequence[Any]] | np.ndarray) -> np.ndarray:
     """A float matrix, one row per (input, context, output) triple, columns FEATURE_NAMES. Missing texts are ""."""
     contexts = ContextCache()
-    rows = [
-        features_from_words(source_of(words(i or "")), contexts[c or ""], *output_words(o or ""), o or "")
+    counts = [
+        counts_from_words(source_of(words(i or "")), contexts[c or ""], *output_words(o or ""), o or "")
         for i, c, o in triples
     ]
-    return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
+    return features_from_counts(counts)

@@ -26,9 +26,9 @@ from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from judges.providers.triple_features import (
-    FEATURE_NAMES,
     ContextCache,
-    features_from_words,
+    counts_from_words,
+    features_from_counts,
     output_words,
     source_of,
     words,
@@ -38,19 +38,17 @@ from judges.providers.triple_features import (
 Row = tuple[str, str, str, str]
 
 
-def _analyse(rows: Sequence[Row]) -> tuple[list[list[str]], list[list[float]]]:
+def _analyse(rows: Sequence[Row]) -> tuple[list[list[bytes]], np.ndarray]:
     """Each row's TF-IDF words (input, conversation, output — as the text classifier reads them) and features."""
-    documents, features = [], []
+    documents, counts = [], []
     contexts = ContextCache()
     for input_text, context, output, conversation in rows:
         input_words, (answer_words, answer_cased) = words(input_text), output_words(output)
-        features.append(
-            features_from_words(source_of(input_words), contexts[context], answer_words, answer_cased, output)
-        )
+        counts.append(counts_from_words(source_of(input_words), contexts[context], answer_words, answer_cased, output))
         documents.append(
             input_words + words(conversation) + answer_words if conversation else input_words + answer_words
         )
-    return documents, features
+    return documents, features_from_counts(counts)
 
 
 class TripleVectorizer(TransformerMixin, BaseEstimator):
@@ -74,9 +72,8 @@ class TripleVectorizer(TransformerMixin, BaseEstimator):
         self.vocabulary_ = {term: index for index, term in enumerate(kept)}
         frequency = np.array([document_counts[term] for term in kept], dtype=np.float64)
         self.idf_ = np.log((1 + len(documents)) / (1 + frequency)) + 1
-        matrix = np.asarray(features, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
-        self.mean_ = matrix.mean(axis=0)
-        scale = matrix.std(axis=0)
+        self.mean_ = features.mean(axis=0)
+        scale = features.std(axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
         return self
 
@@ -101,6 +98,5 @@ class TripleVectorizer(TransformerMixin, BaseEstimator):
         counts.data = (1 + np.log(counts.data)) * self.idf_[counts.indices]
         norms = np.sqrt(np.asarray(counts.multiply(counts).sum(axis=1)).ravel())
         counts.data /= np.repeat(np.where(norms > 0, norms, 1.0), np.diff(counts.indptr))
-        matrix = np.asarray(features, dtype=np.float64).reshape(len(rows), len(FEATURE_NAMES))
-        scaled = (matrix - self.mean_) / self.scale_ * self.triple_weight
+        scaled = (features - self.mean_) / self.scale_ * self.triple_weight
         return sparse.hstack([counts, sparse.csr_matrix(scaled)], format="csr")
