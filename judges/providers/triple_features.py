@@ -2,9 +2,10 @@
 
 Bag-of-words over the output cannot see whether an answer is grounded; these features compare the output with its
 source (the input and the context together). Every step is a C-level string method or set operation — no regex
-alternations, no Python loop over a text's words — so a trace costs microseconds and the classifier keeps scoring
-tens of thousands of traces a second. `triple_features` turns a batch into one float matrix whose columns are
-`FEATURE_NAMES`; `words` is the tokeniser, shared with the classifier's TF-IDF so each text is split once.
+alternations, no Python loop over a text's words — so a trace costs tens of microseconds and the triple classifier
+scores about as fast as the TF-IDF of the output alone (bench/RESULTS.md). `triple_features` turns a batch into one
+float matrix whose columns are `FEATURE_NAMES`; `words` is the tokeniser, shared with the classifier's TF-IDF so
+each text is split once.
 
 Counts are of distinct words ("Paris" twice is one unsupported entity), and a word is supported when the source
 has it anywhere, case-insensitively: cheap, and blind to paraphrase — a supported output can still be wrong, but
@@ -70,6 +71,11 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "replace").translate(_SEPARATORS, _APOSTROPHES)
 
 
+def _lower(text: bytes) -> bytes:
+    # bytes.lower() lowercases ASCII only; other capitals ("Ü") are lowered as text, as `words` lowers the source.
+    return text.lower() if text.isascii() else text.decode("utf-8", "replace").lower().encode("utf-8", "replace")
+
+
 def words(text: str) -> list[bytes]:
     """The lowercased words and digit runs of a text (as UTF-8 bytes)."""
     return _bytes(text.lower()).split()
@@ -97,8 +103,8 @@ def source_of(text_words: list[bytes]) -> Source:
 
 def output_words(output: str) -> tuple[list[bytes], set[bytes]]:
     """An output's lowercased words in order, and its distinct words as written (for capitalised names)."""
-    cased = _bytes(output).split()
-    return b" ".join(cased).lower().split(), set(cased)
+    text = _bytes(output)
+    return _lower(text).split(), set(text.split())
 
 
 COUNT_NAMES = (
@@ -132,7 +138,7 @@ def counts_from_words(
     bigrams = set(zip(output_words, output_words[1:], strict=False))
     numbers = set(_DIGIT_RUN.findall(b" ".join(distinct)))
     # Entities: words written with a capital in the output (not a stopword such as a sentence's opening "The").
-    entities = set(b" ".join(output_cased.difference(distinct)).lower().split()).difference(STOPWORDS)
+    entities = set(_lower(b" ".join(output_cased.difference(distinct))).split()).difference(STOPWORDS)
     return (
         len(output_words),
         input_source.length,

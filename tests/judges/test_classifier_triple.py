@@ -57,6 +57,8 @@ def test_empty_and_non_ascii_texts_give_finite_features():
     )
     assert matrix.shape == (3, len(FEATURE_NAMES)) and np.isfinite(matrix).all()
     assert feature(list(matrix[2]), "log_unsupported_entities") == 0
+    # Capitals outside ASCII are lowered like the source's: "ÜBER" is the source's "über".
+    assert feature(features_of("", "über zürich", "ÜBER Zürich"), "log_unsupported_entities") == 0
 
 
 def test_a_trace_is_read_as_its_triple_with_turns_and_tool_results():
