@@ -57,7 +57,7 @@ class Command(BaseCommand):
         try:
             export = self._write(criterion, options["split"], target)
         except DomainError as exc:
-            raise CommandError(f"--split: {exc}") from None
+            raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"{target}: {exc.strerror or exc}") from None
         self.stderr.write(
