@@ -1,5 +1,6 @@
 """Classifier judges: a scikit-learn pipeline (judges.providers.classifier) trained on the expert's train labels,
-its threshold chosen on dev, stored in the version; scoring is vectorised per batch."""
+its threshold chosen on dev, stored in the version; scoring is vectorised per batch. What the pipeline reads (the
+output's words, or the whole input/context/output triple) is the version's `features` setting, frozen with it."""
 
 from __future__ import annotations
 
@@ -28,16 +29,16 @@ class ClassifierKind(JudgeKind):
         """Train on the train split, choose the threshold on dev. The fingerprint of the train labels tells a
         retrained version from its predecessor when the config is the same."""
         splits = {name: labelled_trace_ids(criterion=criterion, split=name) for name in ("train", "dev")}
-        texts = {
-            trace.pk: classifier.trace_text(trace_input(trace))
+        inputs = {
+            trace.pk: trace_input(trace)
             for trace in Trace.objects.filter(pk__in=[*splits["train"], *splits["dev"]]).only(*TRACE_INPUT_FIELDS)
         }
         train_ids, dev_ids = sorted(splits["train"]), sorted(splits["dev"])
         try:
             model = classifier.train(
-                train_texts=[texts[i] for i in train_ids],
+                train_traces=[inputs[i] for i in train_ids],
                 train_labels=[splits["train"][i] for i in train_ids],
-                dev_texts=[texts[i] for i in dev_ids],
+                dev_traces=[inputs[i] for i in dev_ids],
                 dev_labels=[splits["dev"][i] for i in dev_ids],
                 config=config,
             )

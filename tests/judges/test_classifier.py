@@ -30,20 +30,27 @@ def corpus(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+def outputs(texts: list[str]) -> list[TraceInput]:
+    return [TraceInput(external_id=str(i), output=text) for i, text in enumerate(texts)]
+
+
 def test_a_trained_classifier_separates_the_classes_and_survives_a_round_trip():
     texts, labels = corpus(90)
     dev_texts, dev_labels = corpus(60, seed=1)
-    config = validate_config({"char_ngrams": [2, 4]})
-    model = train(train_texts=texts, train_labels=labels, dev_texts=dev_texts, dev_labels=dev_labels, config=config)
+    config = validate_config({"features": "text", "char_ngrams": [2, 4]})
+    model = train(
+        train_traces=outputs(texts), train_labels=labels, dev_traces=outputs(dev_texts), dev_labels=dev_labels,
+        config=config,
+    )  # fmt: skip
     assert [name for name, _ in model.pipeline.named_steps["features"].transformer_list] == ["words", "chars"]
     assert model.summary["threshold_from"] == "dev" and model.summary["dev_min_tpr_tnr"] == 1.0
     test_texts, test_labels = corpus(60, seed=2)
-    outcomes = model.judge_many([TraceInput(external_id=str(i), output=t) for i, t in enumerate(test_texts)])
+    outcomes = model.judge_many(outputs(test_texts))
     assert [o.verdict for o in outcomes] == test_labels
     assert outcomes[0].reasoning.startswith("P(pass) = ")
     again = TrainedClassifier.loads(model.dumps())
     assert again.threshold == model.threshold
-    assert np.allclose(again.pass_probabilities(test_texts), model.pass_probabilities(test_texts))
+    assert np.allclose(again.pass_probabilities(outputs(test_texts)), model.pass_probabilities(outputs(test_texts)))
 
 
 def test_threshold_maximises_the_weaker_rate():
@@ -57,7 +64,7 @@ def test_threshold_maximises_the_weaker_rate():
 
 def test_training_needs_both_classes_and_configs_name_their_key():
     with pytest.raises(TrainingError, match="it has 2 pass and 0 fail"):
-        train(train_texts=["a", "b"], train_labels=["pass", "pass"], dev_texts=[], dev_labels=[], config={
+        train(train_traces=outputs(["a", "b"]), train_labels=["pass", "pass"], dev_traces=[], dev_labels=[], config={
             "C": 1.0, "max_features": 100
         })  # fmt: skip
     for config, message in [
@@ -65,7 +72,7 @@ def test_training_needs_both_classes_and_configs_name_their_key():
         ({"max_features": 3}, "max_features: expected a whole number of at least 10"),
         ({"threshold": 2}, "threshold: expected a probability"),
         ({"alpha": 1}, "alpha: not a classifier setting"),
-        ({"char_ngrams": [4, 2]}, "char_ngrams: expected [min, max] lengths between 1 and 8"),
+        ({"features": "text", "char_ngrams": [4, 2]}, "char_ngrams: expected [min, max] lengths between 1 and 8"),
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             validate_config(config)
