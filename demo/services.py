@@ -65,7 +65,7 @@ from monitoring.alerts import latest_complete_bucket, rule_evaluate
 from monitoring.models import AlertRule
 from monitoring.services import alert_rule_create, monitoring_drain, sampling_rate_set, series_for_criterion
 from suites.evalsuite import evalsuite_run
-from suites.golden import golden_add, golden_current_version
+from suites.golden import golden_add, golden_current_version, golden_reference_set
 from suites.models import SuiteRun
 
 DEMO_SLUG = "demo"
@@ -86,6 +86,14 @@ FIRST_JUDGES = [
         {"check": "regex", "pattern": r"(?i)\bguarantee|money back|\bRET\d{2,}", "must_match": False},
     ),
 ]
+# Required facts of a few golden answers, checked by the reference judge (see _references).
+REFERENCES = {
+    "hb-0002": ["$5,000", {"regex": r"per (business )?day"}],
+    "hb-0047": ["60 days"],
+    "hb-0143": ["free"],
+    "hb-0165": ["90 days"],
+}
+REFERENCE_JUDGE = "golden-facts"
 # Inline guardrail material: its dev and test runs never fail what the expert passed (see _guardrail).
 GUARDRAIL_JUDGE = "no-promises-or-agent-codes"
 PLAIN_JUDGE = "no-markdown-symbols"
@@ -143,6 +151,7 @@ def demo_load(*, data_dir: Path = DATA_DIR, now: datetime | None = None) -> Load
     _guardrail(report, project, user)
     _llm_judge(report, project, user)
     _golden(report, project, data_dir / TRACES_FILE, user)
+    _references(report, project, user)
     _suites(report, project, data_dir, user)
     _monitoring(report, project, user, now)
     if demo_outcome_grader(project) is not None:
@@ -327,6 +336,21 @@ def _golden(report: LoadReport, project: Project, path: Path, user: AbstractBase
         traces = Trace.objects.filter(project=project, external_id__in=members[reason]).order_by("id")
         version = golden_add(project=project, traces=traces, reason=reason, comment=comments[reason], user=user)
         report.built.append(f"golden set: v{version} adds {len(members[reason])} traces ({reason})")
+
+
+def _references(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:
+    """Known-good facts on a few golden answers (as the expert sets them on the golden-set page), and a reference
+    judge that checks them: a trace without a reference is skipped, never passed, which the run's report shows."""
+    for external_id, facts in REFERENCES.items():
+        trace = Trace.objects.filter(project=project, external_id=external_id).first()
+        if trace is not None and trace.reference is None:
+            try:
+                golden_reference_set(project=project, trace=trace, reference=facts, user=user)
+            except DomainError:
+                continue  # not in the current golden set
+    judge = _judge(report, project, "grounded", REFERENCE_JUDGE, Judge.Kind.REFERENCE, {"mode": "facts"}, user)
+    if judge is not None:
+        _run(report, judge.latest_version(), "all", user)
 
 
 def _suites(report: LoadReport, project: Project, data_dir: Path, user: AbstractBaseUser) -> None:

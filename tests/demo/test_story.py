@@ -274,3 +274,17 @@ def test_the_promises_check_is_a_guardrail_that_never_failed_a_good_answer_and_b
     blocked = guardrails_check(project_id=demo.pk, output="Refund approved, reference RET1234. Guaranteed.")
     assert blocked["allowed"] is False and blocked["violations"][0]["check"] == GUARDRAIL_JUDGE
     assert guardrails_check(project_id=demo.pk, output="Your card is frozen.")["allowed"] is True
+
+
+def test_the_golden_facts_judge_checks_the_references_and_skips_traces_without_one(demo, db):
+    from annotation.models import Label
+    from judges.models import Judge, JudgeRun
+
+    judge = Judge.objects.get(project__slug="demo", name="golden-facts")
+    assert judge.kind == "reference"
+    run = JudgeRun.objects.get(version__judge=judge, split="all", status="done")
+    # Four golden answers carry their required facts, and each holds them; every other labelled trace is skipped.
+    assert (run.report["n"], run.report["tp"]) == (4, 4)
+    labelled = Label.objects.filter(criterion=judge.criterion).count()
+    assert run.report["skipped"] == labelled - 4
+    assert run.report["skipped_reasons"] == {"no reference": labelled - 4}
