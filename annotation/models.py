@@ -826,3 +826,43 @@ class SelfReview(models.Model):
     @property
     def agrees(self) -> bool:
         return self.verdict == self.then_verdict
+
+
+class CalibrationRater(models.Model):
+    """A second member the expert asks to label a sample of the expert's traces blind, so that agreement between two
+    people on the criteria can be measured (judges.reliability). Only the expert's labels are ground truth: the
+    rater's (RaterLabel) never feed judges, splits or suites."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="calibration_raters")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    sample_size = models.PositiveIntegerField(default=50)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="calibration_rater_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} rates {self.project}"
+
+
+class RaterLabel(models.Model):
+    """A calibration rater's blind verdict on one criterion of one trace the expert labelled."""
+
+    rater = models.ForeignKey(CalibrationRater, on_delete=models.CASCADE, related_name="labels")
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+")
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+")
+    verdict = models.CharField(max_length=4, choices=Verdict.choices)
+    critique = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["rater", "trace", "criterion"], name="rater_label_unique_criterion")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater_id}: {self.verdict}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from annotation.views import (
+    calibration,
     codebook,
     coding,
     conversations,
@@ -42,6 +43,10 @@ urlpatterns = [
         name="self_review_decide",
     ),
     path("projects/<slug:slug>/rereview-settings/", rereview.rereview_settings, name="rereview_settings"),
+    # A calibration rater labels a sample of the expert's traces blind (annotation.calibration).
+    path("projects/<slug:slug>/calibration/", calibration.calibration, name="calibration"),
+    path("projects/<slug:slug>/calibration/invite/", calibration.calibration_invite, name="calibration_invite"),
+    path("projects/<slug:slug>/calibration/<int:rater_id>/end/", calibration.calibration_end, name="calibration_end"),
     path(
         "projects/<slug:slug>/criteria/<int:criterion_id>/recalibrate/",
         criteria.criterion_recalibrate,

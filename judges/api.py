@@ -24,7 +24,7 @@ from judges.guardrails import guardrails_check
 from judges.models import BiasRun, JudgeRun, JudgeVersion, Judgment
 from judges.promotions import bias_bar
 from judges.providers.bias import bias_problems
-from judges.reliability import RateRow, drift, fatigue, self_agreement
+from judges.reliability import RateRow, drift, fatigue, rater_agreement, self_agreement
 from judges.selectors import run_judged_count
 
 router = Router(tags=["judges"])
@@ -247,9 +247,21 @@ class SelfAgreementOut(Schema):
     decided: int
 
 
+class RaterAgreementOut(Schema):
+    rater: str
+    criterion: str
+    n: int
+    agreement: float | None
+    agreement_ci: list[float] | None
+    kappa: float | None
+    kappa_ci: list[float] | None
+
+
 class ReliabilityOut(Schema):
     project: str
     self_agreement: list[SelfAgreementOut]
+    # Calibration raters: each one's blind labels against the expert's, per criterion.
+    rater_agreement: list[RaterAgreementOut]
     fatigue: list[RateOut]
     drift: list[DriftOut]
 
@@ -274,7 +286,8 @@ def _rate_out(row: RateRow) -> dict[str, Any]:
     summary="The expert's reliability: self-agreement, fatigue by position in a sitting, drift per criterion",
     description=(
         "`self_agreement`: per criterion, the expert's labels against their blind re-reviews: raw agreement and "
-        "Cohen's κ with 95% intervals, and how many differing pairs are undecided or decided. "
+        "Cohen's κ with 95% intervals, and how many differing pairs are undecided or decided. `rater_agreement`: "
+        "per calibration rater and criterion, the rater's blind labels against the expert's, the same numbers. "
         "`fatigue`: the expert's fail rate on first reading by position in a review sitting (buckets `1–20`, "
         "`21–40`, …, `101+`), with its 95% Wilson interval and the median seconds spent on a trace. `drift`: per "
         "criterion, the fail rate by week (`label` is the week's Monday) of first verdicts given in the random "
@@ -302,6 +315,18 @@ def reliability_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpRes
                 "decided": item.decided,
             }
             for item in self_agreement(project=project)
+        ],
+        "rater_agreement": [
+            {
+                "rater": row.rater.user.get_username(),
+                "criterion": row.criterion.name,
+                "n": row.n,
+                "agreement": row.agreement,
+                "agreement_ci": list(row.agreement_interval) if row.agreement_interval else None,
+                "kappa": row.kappa,
+                "kappa_ci": list(row.kappa_interval) if row.kappa_interval else None,
+            }
+            for row in rater_agreement(project=project)
         ],
         "fatigue": [_rate_out(row) for row in fatigue(project=project)],
         "drift": [

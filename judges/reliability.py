@@ -20,7 +20,7 @@ from statistics import median
 from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import TruncWeek
 
-from annotation.models import Criterion, LabelChange, Project, SelfReview, Verdict
+from annotation.models import CalibrationRater, Criterion, Label, LabelChange, Project, RaterLabel, SelfReview, Verdict
 from judges.stats import ConfusionMatrix, confidence_intervals, metrics, wilson_interval
 
 # Positions in a sitting, in buckets of this many traces (1–20, 21–40, …); the last bucket is open-ended.
@@ -222,6 +222,57 @@ def self_agreement(*, project: Project, criterion: Criterion | None = None) -> l
                 ],
                 undecided=[row for row in rows if not row.agrees and row.decided_at is None],
                 decided=sum(1 for row in rows if row.decided_at is not None),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class RaterAgreement:
+    """Agreement between the expert's labels and a calibration rater's blind ones on one criterion (the rater as
+    the second rater; the expert's label is the reference, as for judges)."""
+
+    rater: CalibrationRater
+    criterion: Criterion
+    n: int
+    agreement: float | None
+    agreement_interval: Interval | None
+    kappa: float | None
+    kappa_interval: Interval | None
+
+
+def rater_agreement(*, project: Project) -> list[RaterAgreement]:
+    """Per calibration rater and criterion, κ and raw agreement with the expert's current labels, 95% intervals."""
+    labels = {
+        (trace_id, criterion_id): verdict
+        for trace_id, criterion_id, verdict in Label.objects.filter(
+            criterion__project=project, author_id=project.expert_id
+        ).values_list("trace_id", "criterion_id", "verdict")
+    }
+    pairs: dict[tuple[int, int], list[tuple[str, str]]] = {}
+    for rater_id, trace_id, criterion_id, verdict in RaterLabel.objects.filter(rater__project=project).values_list(
+        "rater_id", "trace_id", "criterion_id", "verdict"
+    ):
+        expert = labels.get((trace_id, criterion_id))
+        if expert is not None:
+            pairs.setdefault((rater_id, criterion_id), []).append((expert, verdict))
+    raters = {r.pk: r for r in CalibrationRater.objects.filter(project=project).select_related("user")}
+    criteria = {c.pk: c for c in Criterion.objects.filter(project=project)}
+    result = []
+    for (rater_id, criterion_id), rows in sorted(
+        pairs.items(), key=lambda item: (item[0][0], criteria[item[0][1]].position, item[0][1])
+    ):
+        cm = ConfusionMatrix.from_pairs(rows)
+        point, intervals = metrics(cm), confidence_intervals(cm)
+        result.append(
+            RaterAgreement(
+                rater=raters[rater_id],
+                criterion=criteria[criterion_id],
+                n=cm.n,
+                agreement=point["accuracy"],
+                agreement_interval=intervals["accuracy"],
+                kappa=point["kappa"],
+                kappa_interval=intervals["kappa"],
             )
         )
     return result

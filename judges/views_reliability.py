@@ -9,7 +9,9 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from annotation.access import get_project_for_user
-from judges.reliability import drift, fatigue, self_agreement
+from annotation.calibration import calibration_progress
+from annotation.models import CalibrationRater, Membership
+from judges.reliability import drift, fatigue, rater_agreement, self_agreement
 
 
 @login_required
@@ -25,5 +27,14 @@ def reliability(request: HttpRequest, slug: str) -> HttpResponse:
         "self_agreement": self_agreement(project=project),
         "is_expert": project.expert_id == request.user.pk,
         "rate_percent": round(project.rereview_rate * 100, 1),
+        "rater_agreement": rater_agreement(project=project),
+        "raters": [
+            (rater, *calibration_progress(rater=rater))
+            for rater in CalibrationRater.objects.filter(project=project).select_related("user").order_by("id")
+        ],
+        "members": Membership.objects.filter(project=project)
+        .exclude(user_id=project.expert_id)
+        .select_related("user")
+        .order_by("user__username"),
     }
     return render(request, "judges/reliability.html", context)

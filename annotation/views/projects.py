@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotation.access import get_project_for_user
+from annotation.calibration import rater_for
 from annotation.panels import panels_render
 from annotation.queue import QueueParams, queue_progress
 from annotation.selectors import criteria_with_label_counts, project_list_with_role, recent_import_jobs
@@ -32,6 +33,8 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "reviewed_count": progress.reviewed,
         "criteria": criteria,
         "import_jobs": recent_import_jobs(project=project, limit=RECENT_IMPORTS),
+        # The expert asked this member to label a sample blind (annotation.calibration).
+        "calibration": rater_for(project=project, user=request.user),
     }
     context["panels"] = panels_render(slot="project", request=request, context=context)
     return render(request, "annotation/project_detail.html", context)
