@@ -10,6 +10,8 @@
 4. The golden set, and two releases checked against it with `evalsuite`: 1.4.0, then 1.5.0, which regresses.
 5. Monitoring: the promoted judge drains the sampled traffic, and an alert rule is evaluated on yesterday.
 6. The agents page's outcome grader over the agent trials.
+7. The expert's labels moving: `resolves_request` sharpened after labelling (its judges go stale, and a
+   recalibration session offers the labels made under the old words), and four blind re-reviews, one disagreeing.
 
 Every step goes through the owning app's services, and each is skipped when what it makes is already there, so a
 second run changes nothing. Nothing here sets a number: every figure on the demo's pages is computed by the apps
@@ -33,11 +35,13 @@ from django.utils import timezone
 
 from annotation.codebook import failure_mode_create
 from annotation.ingest import IngestError, IngestReport, import_stream
-from annotation.models import Criterion, FailureMode, Project, Trace
-from annotation.services import DomainError, criterion_create, project_create, project_set_expert
+from annotation.models import Criterion, FailureMode, Project, ReviewSession, SelfReview, Trace
+from annotation.recalibration import recalibration_session_create
+from annotation.rereviews import Answer, rereview_submit
+from annotation.services import DomainError, criterion_create, criterion_update, project_create, project_set_expert
 from annotation.trace_format import read_jsonl
 from demo import traffic
-from demo.core import MARKDOWN, PLAIN
+from demo.core import MARKDOWN, PLAIN, RESOLVES
 from demo.generate import (
     CRITERIA,
     DATA_DIR,
@@ -94,6 +98,11 @@ REFERENCES = {
     "hb-0165": ["90 days"],
 }
 REFERENCE_JUDGE = "golden-facts"
+# What the expert added to `resolves_request` after labelling: the judges made before are stale from then on.
+RESOLVES_SHARPENED = (
+    " A reply that promises what the bank cannot guarantee (a refund, a reversal, a date) fails even when the rest"
+    " resolves the request."
+)
 # Inline guardrail material: its dev and test runs never fail what the expert passed (see _guardrail).
 GUARDRAIL_JUDGE = "no-promises-or-agent-codes"
 PLAIN_JUDGE = "no-markdown-symbols"
@@ -156,6 +165,7 @@ def demo_load(*, data_dir: Path = DATA_DIR, now: datetime | None = None) -> Load
     _monitoring(report, project, user, now)
     if demo_outcome_grader(project) is not None:
         report.built.append("agents: the outcome grader graded the agent trials")
+    _reliability(report, project, user)
     return report
 
 
@@ -371,6 +381,41 @@ def _suites(report: LoadReport, project: Project, data_dir: Path, user: Abstract
             )
             report.built.append(f"evalsuite: release {release} exit {outcome.result['exit_code']}")
         baseline = release
+
+
+def _reliability(report: LoadReport, project: Project, user: AbstractBaseUser) -> None:
+    """The expert's labels moving: `resolves_request` sharpened after labelling (its judges become stale, and a
+    recalibration session offers the labels made under the old words), and a few blind re-reviews, one of which
+    disagrees with the earlier label (annotation.rereviews)."""
+    criterion = Criterion.objects.filter(project=project, name=RESOLVES).first()
+    if criterion is not None and criterion.version == 1:
+        criterion = criterion_update(
+            criterion=criterion,
+            name=criterion.name,
+            definition=criterion.definition + RESOLVES_SHARPENED,
+            failure_mode=criterion.failure_mode,
+            user=user,
+        )
+        report.built.append(f"criteria: {RESOLVES} sharpened after labelling (definition v{criterion.version})")
+    if criterion is not None and not ReviewSession.objects.filter(project=project, strategy="recalibration").exists():
+        try:
+            session = recalibration_session_create(criterion=criterion, created_by=user, size=20)
+        except DomainError:
+            pass
+        else:
+            report.built.append(f"sessions: {session.name} ({session.size} traces)")
+    if not SelfReview.objects.filter(trace__project=project).exists():
+        plain = Criterion.objects.filter(project=project, name=PLAIN).first()
+        traces = Trace.objects.filter(project=project, labels__criterion=plain).order_by("external_id")[:4]
+        for index, trace in enumerate(traces):
+            answers = {}
+            for label in trace.labels.filter(author=user).select_related("criterion"):
+                verdict = label.verdict
+                if index == len(traces) - 1 and label.criterion_id == getattr(plain, "pk", None):
+                    verdict = "pass" if verdict == "fail" else "fail"  # read differently the second time
+                answers[label.criterion_id] = Answer(verdict, "Re-read blind a week later.")
+            rereview_submit(trace=trace, user=user, answers=answers)
+        report.built.append(f"reliability: {len(traces)} blind re-reviews, one disagreeing with the earlier label")
 
 
 def _monitoring(report: LoadReport, project: Project, user: AbstractBaseUser, now: datetime) -> None:

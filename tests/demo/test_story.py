@@ -288,3 +288,23 @@ def test_the_golden_facts_judge_checks_the_references_and_skips_traces_without_o
     labelled = Label.objects.filter(criterion=judge.criterion).count()
     assert run.report["skipped"] == labelled - 4
     assert run.report["skipped_reasons"] == {"no reference": labelled - 4}
+
+
+def test_the_experts_labels_move_a_sharpened_criterion_its_recalibration_stale_judges_and_re_reviews(
+    demo, demo_client
+):
+    from annotation.models import Criterion, ReviewSession, SelfReview
+    from judges import kinds
+    from judges.models import JudgeVersion
+
+    criterion = Criterion.objects.get(project__slug="demo", name="resolves_request")
+    assert criterion.version == 2 and criterion.versions.count() == 2
+    session = ReviewSession.objects.get(project__slug="demo", strategy="recalibration")
+    assert 0 < session.size <= 20
+    versions = JudgeVersion.objects.filter(judge__criterion=criterion)
+    drifts = kinds.versions_drift(v.pk for v in versions)
+    assert drifts and all("made under definition v1" in " ".join(d.changes) for d in drifts.values())
+    reviews = SelfReview.objects.filter(trace__project__slug="demo")
+    assert reviews.count() >= 4 and sum(1 for r in reviews if not r.agrees) == 1
+    page = demo_client.get("/projects/demo/reliability/").content.decode()
+    assert 'data-self-agreement="plain_text"' in page
