@@ -10,6 +10,7 @@ from core.charts import QUARTERS, Chart, Frame, Linear, Marker, Rule, Slots, Tic
 
 if TYPE_CHECKING:
     from judges.models import JudgeRun
+    from judges.reliability import RateRow
 
 HISTORY_METRICS = (("tpr", "TPR"), ("tnr", "TNR"), ("kappa", "κ"))
 WIDTH, HEIGHT, PAD = 640, 220, 36
@@ -93,4 +94,46 @@ def history_chart(rows: list[HistoryRow], *, target: float, target_tnr: float | 
         points=points,
         target=rule,
         target_tnr=tnr_rule,
+    )
+
+
+FATIGUE_SERIES = (("fail_rate", "fail rate", -6), ("self_agreement", "self-agreement", 6))
+
+
+def fatigue_chart(rows: list[RateRow]) -> Chart:
+    """Per position bucket of a sitting (1–20, 21–40, …), the expert's fail rate on first reading and, where labels
+    given there were re-reviewed blind, their self-agreement, each with its 95% whisker: does the expert find fewer
+    failures, or agree less with themself, late in a long sitting?"""
+    frame = Frame.around(WIDTH - 2 * PAD, HEIGHT - 2 * PAD, left=PAD, top=PAD, right=PAD, bottom=PAD)
+    slots = Slots.across(frame.left, frame.right - frame.left, len(rows))
+    y = Linear.vertical(frame, 0.0, 1.0, clamp=True)
+    points = []
+    for index, row in enumerate(rows):
+        values = {"fail_rate": (row.rate, row.interval), "self_agreement": (row.agreement, row.agreement_interval)}
+        for key, name, offset in FATIGUE_SERIES:
+            value, interval = values[key]
+            if value is None:
+                continue
+            points.append(
+                Marker(
+                    x=slots.center(index) + offset,
+                    y=y(value),
+                    low_y=y(interval[0]) if interval else None,
+                    high_y=y(interval[1]) if interval else None,
+                    whisker=True,
+                    r=4,
+                    css_class=f"point {key}",
+                    title=f"positions {row.label}: {name} {fixed(value, 2)}",
+                    data=(("bucket", row.label), ("metric", key)),
+                )
+            )
+    return Chart(
+        frame=frame,
+        title="Fail rate and self-agreement by position in a sitting, with 95% intervals",
+        title_id="fatigue-title",
+        empty=not rows,
+        css_class="chart-svg fatigue-chart",
+        y_ticks=ticks(y, QUARTERS, lambda v: fixed(v, 2)),
+        x_ticks=[Tick(row.label, slots.center(i), row.label) for i, row in enumerate(rows)],
+        marks=points,
     )

@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 from annotation.access import get_project_for_user
 from annotation.calibration import calibration_progress
 from annotation.models import CalibrationRater, Membership
+from judges.charts import fatigue_chart
 from judges.reliability import drift, fatigue, rater_agreement, self_agreement
 
 
@@ -19,10 +20,12 @@ from judges.reliability import drift, fatigue, rater_agreement, self_agreement
 def reliability(request: HttpRequest, slug: str) -> HttpResponse:
     access = get_project_for_user(request, slug)
     project = access.project
+    rows = fatigue(project=project)
     context = {
         "project": project,
         "access": access,
-        "fatigue": fatigue(project=project),
+        "fatigue": rows,
+        "chart": fatigue_chart(rows),
         "drift": drift(project=project),
         "self_agreement": self_agreement(project=project),
         "is_expert": project.expert_id == request.user.pk,

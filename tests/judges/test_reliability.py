@@ -83,6 +83,7 @@ def test_the_page_and_the_api_show_both(project, expert, expert_client, client):
     _label(project, criterion, expert, 1, "fail", sitting_position=3, seconds_on_trace=12.5, via="random")
     page = expert_client.get(f"/projects/{project.slug}/reliability/").content.decode()
     assert 'data-bucket="1–20"' in page and "Changed later: <strong>0</strong> of 1 label" in page
+    assert 'class="chart-svg fatigue-chart"' in page and 'data-metric="fail_rate"' in page
 
     _, token = api_token_create(project=project, name="notebook")
     body = client.get(f"/api/v1/projects/{project.slug}/reliability", headers={"Authorization": f"Bearer {token}"})
