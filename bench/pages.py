@@ -139,11 +139,12 @@ def populate() -> None:
         )
         cursor.execute(
             """
-            INSERT INTO annotation_label (trace_id, criterion_id, verdict, critique, author_id, created_at, updated_at)
+            INSERT INTO annotation_label
+                (trace_id, criterion_id, verdict, critique, author_id, created_at, updated_at, criterion_version)
             SELECT id, (%(criteria)s::bigint[])[1 + (id %% %(ncrit)s)],
                    CASE WHEN id %% 3 = 0 THEN 'fail' ELSE 'pass' END,
                    CASE WHEN id %% 3 = 0 THEN 'Claims a delivery date the tracking data does not show.' ELSE '' END,
-                   %(author)s, reviewed_at, reviewed_at
+                   %(author)s, reviewed_at, reviewed_at, 1
             FROM annotation_trace WHERE project_id = %(project)s AND reviewed_at IS NOT NULL
             """,
             {
