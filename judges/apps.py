@@ -7,13 +7,14 @@ from django.apps import AppConfig
 
 
 def _loop_panel(context: Mapping[str, Any]) -> dict[str, Any]:
+    from annotation.access import Permission
     from judges.loop import loop_facts
     from judges.models import LoopCadence
 
     project = context["project"]
     extra: dict[str, Any] = {"loop": loop_facts(project=project)}
     # The webhook and its last error are the expert's settings: shown only to whoever may change them.
-    if context["access"].may.set_promotion_bar:
+    if context["access"].can(Permission.SET_PROMOTION_BAR):
         row = LoopCadence.objects.filter(project=project).first()
         extra.update(loop_digest_url=row.digest_url if row else "", loop_digest_error=row.digest_error if row else "")
     return extra
