@@ -6,22 +6,27 @@ from typing import Any
 from django.apps import AppConfig
 
 
-def _loop_panel(context: Mapping[str, Any]) -> dict[str, Any]:
+def _loop_panel(context: Mapping[str, Any]) -> dict[str, Any] | None:
     from annotation.access import Permission
     from judges.loop import loop_facts
     from judges.models import LoopCadence
 
-    project = context["project"]
+    project, access = context["project"], context.get("access")
+    if access is None:
+        return None  # the dashboard's links and settings depend on who is looking
     extra: dict[str, Any] = {"loop": loop_facts(project=project)}
     # The webhook and its last error are the expert's settings: shown only to whoever may change them.
-    if context["access"].can(Permission.SET_PROMOTION_BAR):
+    if access.can(Permission.SET_PROMOTION_BAR):
         row = LoopCadence.objects.filter(project=project).first()
         extra.update(loop_digest_url=row.digest_url if row else "", loop_digest_error=row.digest_error if row else "")
     return extra
 
 
-def _coverage_panel(context: Mapping[str, Any]) -> dict[str, Any]:
+def _coverage_panel(context: Mapping[str, Any]) -> dict[str, Any] | None:
     from judges.loop import coverage
+
+    if context.get("filter_errors"):
+        return None  # the page shows no numbers while a filter is wrong; neither does its coverage section
 
     return {"coverage": coverage(project=context["project"])}
 
