@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from annotation.models import (
@@ -41,7 +42,7 @@ from judges.loop_rules import (
     share,
 )
 from judges.maturity import levels_reached
-from judges.models import Judge, JudgeRun, LoopCadence
+from judges.models import Judge, JudgeRun, JudgeVersion, LoopCadence
 from judges.promotions import current_promotions, promotion_bar
 from judges.selectors import latest_finished_runs
 
@@ -160,13 +161,20 @@ def stale_judges(*, project: Project) -> list[StaleJudge]:
     changed since (judges.kinds.versions_drift: an earlier definition, labels changed since, ...)."""
     watched: dict[int, tuple[Any, str]] = {}
     for promotion in current_promotions(project=project).values():
+        promotion.version.judge.criterion = promotion.criterion  # spare a query per promotion
         watched[promotion.version.pk] = (promotion.version, "promoted")
     for mark in current_guardrail_marks(project=project):
         watched.setdefault(mark.version.pk, (mark.version, "guardrail-ready"))
-    for judge in Judge.objects.filter(project=project).select_related("criterion").order_by("name", "id"):
-        latest = judge.latest_version()
-        if latest is not None:
-            watched.setdefault(latest.pk, (latest, "latest"))
+    # Each judge's latest version in one query (a window, which the embedded SQLite runs too), however many judges.
+    latest = (
+        JudgeVersion.objects.filter(judge__project=project)
+        .annotate(rank=Window(RowNumber(), partition_by=[F("judge_id")], order_by=[F("number").desc()]))
+        .filter(rank=1)
+        .select_related("judge__criterion")
+        .defer("artifact")
+    )
+    for version in latest:
+        watched.setdefault(version.pk, (version, "latest"))
     drifts = versions_drift(watched)
     stale = []
     for version_id, drift in drifts.items():

@@ -348,3 +348,21 @@ def test_a_failed_digest_is_recorded_and_tried_again_at_the_next_beat(project):
 def test_no_webhook_no_digest_and_the_beat_sends_the_due_ones(project, settings):
     assert digests_send_due(now=DAY) == 0
     assert settings.CELERY_BEAT_SCHEDULE["loop-digests"]["task"] == "judges.tasks.loop_digests_task"
+
+
+def test_the_dashboard_reads_a_fixed_number_of_queries_whatever_the_number_of_judges(project, taxonomy):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            loop_payload(loop_facts(project=project, now=DAY))
+        return len(captured)
+
+    before = queries()
+    for i in range(4):
+        criterion = make_criterion(project=project, name=f"more-{i}", failure_mode=taxonomy["a"])
+        judge = judge_create(project=project, criterion=criterion, name=f"more-{i}", kind="assertion", config=NO_SORRY)
+        run(judge.latest_version(), "dev", MEETS)
+        Promotion.objects.create(criterion=criterion, version=judge.latest_version(), min_tpr=0.9, min_tnr=0.9)
+    assert queries() == before
