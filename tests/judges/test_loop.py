@@ -208,6 +208,9 @@ def test_the_failure_modes_page_shows_the_coverage_panel_and_the_mode_page_the_m
     assert "<strong>60%</strong> of failing traces" in page
     mode_page = expert_client.get(f"/projects/{project.slug}/failure-modes/{taxonomy['b'].pk}/").content.decode()
     assert f"/criteria/new/?mode={taxonomy['b'].pk}" in mode_page
+    FailureMode.objects.filter(pk=taxonomy["b"].pk).update(definition="Curt or sarcastic replies.")
+    form = expert_client.get(f"/projects/{project.slug}/criteria/new/?mode={taxonomy['b'].pk}").content.decode()
+    assert "Curt or sarcastic replies." in form
     assert outsider_client.get(f"/projects/{project.slug}/failure-modes/").status_code == 404
 
 
