@@ -226,7 +226,8 @@ def coverage(*, project: Project, statuses: list[CriterionStatus] | None = None)
     """Per failure mode, most frequent first, the criteria that check it with their judge status; the criteria with
     no observed failure behind them; and how many failing traces (an expert fail label) carry a mode a promoted judge
     checks, of all failing traces (a failing trace with no mode coded is not covered)."""
-    counts = [c for c in failure_mode_table(project=project, stale_ok=True).counts if not c.retired]
+    counted = failure_mode_table(project=project, stale_ok=True)
+    counts = [c for c in counted.counts if not c.retired]
     observed = {c.id for c in counts if c.trace_count > 0}
     statuses = statuses if statuses is not None else criterion_statuses(project=project, observed_modes=observed)
     by_mode: dict[int, list[CriterionStatus]] = {}
@@ -248,7 +249,8 @@ def coverage(*, project: Project, statuses: list[CriterionStatus] | None = None)
     failing = Label.objects.filter(
         criterion__project=project, verdict=Verdict.FAIL, author_id=project.expert_id
     ).values("trace_id")
-    failing_total = Trace.objects.filter(project=project, pk__in=failing).count()
+    # The failing total the failure-modes page shows (cached with its counts on large projects): one number on both.
+    failing_total = counted.failing_total
     covered_total = (
         Trace.objects.filter(
             project=project,
