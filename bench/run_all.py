@@ -37,6 +37,7 @@ BENCHMARKS = [
     "pairwise.py",
     "bias_battery.py",
     "guardrails.py",
+    "cadence.py",
 ]
 
 
