@@ -369,3 +369,16 @@ def test_the_dashboard_reads_a_fixed_number_of_queries_whatever_the_number_of_ju
         run(judge.latest_version(), "dev", MEETS)
         Promotion.objects.create(criterion=criterion, version=judge.latest_version(), min_tpr=0.9, min_tnr=0.9)
     assert queries() == before
+
+
+@pytest.mark.usefixtures("_loopback_allowed")
+def test_the_beats_task_sends_a_due_digest_and_is_safe_to_run_twice(project):
+    from judges.tasks import loop_digests_task
+
+    with Listener() as listener:
+        loop_cadence_set(
+            project=project, cycle_days=21, cycle_size=100, outlier_days=7, outlier_size=10, digest_url=listener.url
+        )
+        assert loop_digests_task.apply().get() == 1
+        assert loop_digests_task.apply().get() == 0
+    assert len(listener.requests) == 1
