@@ -16,8 +16,8 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.utils.safestring import SafeString
 
-# The project overview, the review page (one trace), and the page that edits a criterion.
-SLOTS = ("project", "review", "criterion")
+# The project overview, the review page (one trace), the page that edits a criterion, and the failure-modes page.
+SLOTS = ("project", "review", "criterion", "failure_modes")
 
 PanelContext = Callable[[Mapping[str, Any]], Mapping[str, Any] | None]
 

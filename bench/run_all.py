@@ -38,6 +38,7 @@ BENCHMARKS = [
     "bias_battery.py",
     "guardrails.py",
     "label_context.py",
+    "cadence.py",
 ]
 
 

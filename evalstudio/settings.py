@@ -301,6 +301,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(EVALSTUDIO_MONITOR_ALERT_SECONDS),
         "options": {"expires": float(EVALSTUDIO_MONITOR_ALERT_SECONDS)},
     },
+    # The loop's weekly digests (judges.digest): hourly, each project's is sent once a week when it has a webhook.
+    "loop-digests": {
+        "task": "judges.tasks.loop_digests_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
 
 # --- API auth and abuse limits (issue 12, part apiauth; docs/security-auth.md) -----------------------------------

@@ -569,3 +569,118 @@ def guardrails_check_route(request: HttpRequest, response: HttpResponse, slug: s
     # tracing and bench/guardrails.py: W3C Server-Timing, milliseconds.
     response["Server-Timing"] = f"guardrails;dur={(time.perf_counter() - started) * 1000:.3f}"
     return answer
+
+
+# --- the loop's cadence, maturity and coverage (docs/expert-reliability.md "The loop's cadence", "Coverage") -------
+
+
+class LoopSettingsOut(Schema):
+    cycle_days: int
+    cycle_size: int
+    outlier_days: int
+    outlier_size: int
+
+
+class LoopCycleOut(Schema):
+    last_at: str | None
+    session: str | None
+    reviewed: int
+    next_due_at: str | None
+    due: bool
+
+
+class LoopOutlierOut(Schema):
+    last_at: str | None
+    session: str | None
+    reviewed: int
+    done: bool
+
+
+class LoopModeOut(Schema):
+    id: int
+    name: str
+
+
+class LoopCriterionOut(Schema):
+    criterion: str
+    status: str
+
+
+class LoopStaleOut(Schema):
+    judge: str
+    criterion: str
+    version: int
+    why: str
+    headline: str
+    changes: list[str]
+
+
+class LoopMaturityOut(Schema):
+    level: int
+    name: str
+    next_step: str
+    evidence: dict[str, str]
+
+
+class CoverageModeOut(Schema):
+    id: int
+    name: str
+    trace_count: int
+    note_count: int
+    share_of_failing_traces: float
+    covered: bool
+    criteria: list[LoopCriterionOut]
+
+
+class UnobservedCriterionOut(Schema):
+    criterion: str
+    status: str
+    flag: str
+
+
+class CoverageOut(Schema):
+    modes: list[CoverageModeOut]
+    unobserved_criteria: list[UnobservedCriterionOut]
+    failing_traces: int
+    covered_failing_traces: int
+    covered_share: float | None
+
+
+class LoopOut(Schema):
+    project: str
+    as_of: str
+    settings: LoopSettingsOut
+    cycle: LoopCycleOut
+    outlier_review: LoopOutlierOut
+    new_failure_modes: list[LoopModeOut]
+    criteria_without_aligned_judge: list[LoopCriterionOut]
+    stale_judges: list[LoopStaleOut]
+    maturity: LoopMaturityOut
+    coverage: CoverageOut
+
+
+@router.get(
+    "/projects/{slug}/cadence",
+    auth=API_AUTH,
+    response={200: LoopOut, 403: Error, 404: Error},
+    summary="The loop's cadence, the maturity level and the judges' coverage of the failure taxonomy",
+    description=(
+        "`cycle`: the last error-analysis cycle (a review session with notes and at least `cycle_size` reviewed "
+        "traces) and whether the next is due (`cycle_days` after it). `outlier_review`: whether a review of "
+        "`outlier_size` outliers (longest traces, rare metadata values) was done in the last `outlier_days`. "
+        "`new_failure_modes` since the last cycle; `criteria_without_aligned_judge` with their judge status (`none`, "
+        "`below the bar`); `stale_judges`: judge versions built on a definition or labels that changed since. "
+        "`maturity`: level 1 manual review, 2 regression suite in CI, 3 production sampling, 4 continuous evaluation "
+        "of production traffic, with the next step. `coverage`: per failure mode (most frequent first) the criteria "
+        "checking it with their judge status (`none`, `below the bar`, `aligned on dev`, `promoted`, "
+        "`guardrail-ready`), the criteria with no observed failure behind them, and the share of failing traces "
+        "carrying a mode a promoted judge checks. The weekly digest webhook posts this same object."
+    ),
+)
+def cadence_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpResponse:
+    from judges.loop import loop_facts, loop_payload
+
+    access = api_access(request, slug, Permission.VIEW)
+    if not isinstance(access, ProjectAccess):
+        return access
+    return loop_payload(loop_facts(project=access.project))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from annotation.models import Criterion, Project, Trace, Verdict
 from core.runs import WorkerRun
+from judges.loop_rules import DEFAULT_CYCLE_DAYS, DEFAULT_CYCLE_SIZE, DEFAULT_OUTLIER_DAYS, DEFAULT_OUTLIER_SIZE
 
 # The reasoning a verdict keeps (judgments, suite verdicts, monitoring verdicts); a runaway answer is cut here.
 MAX_REASONING_CHARS = 20_000
@@ -304,3 +307,32 @@ class GuardrailMark(models.Model):
     @property
     def is_current(self) -> bool:
         return self.revoked_at is None
+
+
+def new_digest_secret() -> str:
+    """The digest webhook's signing key: 256 random bits, prefixed like monitoring's alert webhook secrets."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class LoopCadence(models.Model):
+    """The expert's settings of the loop's cadence (docs/expert-reliability.md "The loop's cadence"), and the optional
+    weekly digest webhook. A project without a row uses the defaults of judges.loop_rules."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, related_name="loop_cadence")
+    cycle_days = models.PositiveIntegerField(default=DEFAULT_CYCLE_DAYS)
+    cycle_size = models.PositiveIntegerField(default=DEFAULT_CYCLE_SIZE)
+    outlier_days = models.PositiveIntegerField(default=DEFAULT_OUTLIER_DAYS)
+    outlier_size = models.PositiveIntegerField(default=DEFAULT_OUTLIER_SIZE)
+    digest_url = models.URLField(max_length=500, blank=True)
+    digest_secret = models.CharField(max_length=64, default=new_digest_secret, editable=False)
+    # The last delivered digest: the next is due a week later (a failed delivery is tried again at the next beat).
+    digest_sent_at = models.DateTimeField(null=True, blank=True)
+    digest_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    digest_error = models.TextField(blank=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"cadence of {self.project_id}"

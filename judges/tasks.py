@@ -58,3 +58,11 @@ def bias_run_task(self: Task, run_id: int) -> bool:
     if run is None or not run_take(run=run, task=self):
         return False
     return bias_run_work(run=run)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=10 * 60, time_limit=11 * 60)
+def loop_digests_task() -> int:
+    """The beat's weekly digests: send those that are due (safe to run twice: each is claimed first)."""
+    from judges.digest import digests_send_due
+
+    return digests_send_due()

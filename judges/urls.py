@@ -5,6 +5,7 @@ from django.urls import path
 from judges import (
     views,
     views_bias,
+    views_cadence,
     views_compare,
     views_guardrails,
     views_promotion,
@@ -91,4 +92,5 @@ urlpatterns += [
     path(
         "projects/<slug:slug>/judges/guardrail-bar/", views_guardrails.guardrail_bar_update, name="guardrail_bar_update"
     ),
+    path("projects/<slug:slug>/loop/cadence/", views_cadence.loop_cadence_update, name="loop_cadence_update"),
 ]

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from django.apps import AppConfig
 
 
@@ -9,6 +12,28 @@ def _kick_on_stored_traces(*, batch: object, **_kwargs: object) -> None:
     from monitoring.services import stored_traces_kick
 
     stored_traces_kick(batch=batch)
+
+
+def _production_sampling(project: Any, now: datetime) -> str:
+    """Level 3 of the maturity scale: monitoring has judged production traces with a promoted check."""
+    from monitoring.models import MonitorJudgment
+
+    # exists(), not a count: a project monitored for months has millions of verdicts.
+    judged = MonitorJudgment.objects.filter(project=project, created_at__lte=now).exclude(verdict="").exists()
+    return "monitoring judges production traces with a promoted check" if judged else ""
+
+
+def _continuous(project: Any, now: datetime) -> str:
+    """Level 4: monitoring judged production traces within the last day (continuous evaluation)."""
+    from monitoring.models import MonitorJudgment
+
+    since = now - timedelta(days=1)
+    judged = (
+        MonitorJudgment.objects.filter(project=project, created_at__gt=since, created_at__lte=now)
+        .exclude(verdict="")
+        .exists()
+    )
+    return "monitoring judged production traces in the last day" if judged else ""
 
 
 class MonitoringConfig(AppConfig):
@@ -27,3 +52,8 @@ class MonitoringConfig(AppConfig):
 
         # Ingestion announces every batch it stores; new production traces mean a drain has work to do.
         traces_stored.connect(_kick_on_stored_traces, sender=Trace, dispatch_uid="monitoring.kick_on_stored_traces")
+
+        from judges.maturity import maturity_register
+
+        maturity_register(name="monitoring.sampling", level=3, evidence=_production_sampling)
+        maturity_register(name="monitoring.continuous", level=4, evidence=_continuous)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from django.apps import AppConfig
@@ -27,6 +28,18 @@ def _floor_panel(context: Mapping[str, Any]) -> dict[str, Any] | None:
     return {"suite_floor": suite_floor(criterion=criterion)}
 
 
+def _suite_in_ci(project: Any, now: datetime) -> str:
+    """Level 2 of the maturity scale: a regression-suite run finished (evalsuite runs them from CI)."""
+    from suites.models import SuiteRun
+
+    run = (
+        SuiteRun.objects.filter(project=project, status=SuiteRun.Status.DONE, finished_at__lte=now)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    return f"regression suite run “{run}” finished {run.finished_at:%Y-%m-%d}" if run else ""
+
+
 class SuitesConfig(AppConfig):
     name = "suites"
     verbose_name = "Golden sets and regression suites"
@@ -39,3 +52,7 @@ class SuitesConfig(AppConfig):
         panel_register(slot="review", name="golden", template="suites/_golden_panel.html", context=_golden_panel)
         panel_register(slot="project", name="golden", template="suites/_golden_overview.html", context=_golden_overview)
         panel_register(slot="criterion", name="suite_floor", template="suites/_floor_panel.html", context=_floor_panel)
+
+        from judges.maturity import maturity_register
+
+        maturity_register(name="suites.suite_run", level=2, evidence=_suite_in_ci)

@@ -21,6 +21,7 @@ from annotation.count_filters import (
     parse_bounded_int,
     parse_count_filters,
 )
+from annotation.panels import panels_render
 from annotation.taxonomy import (
     failure_mode_table,
     mode_co_occurrence_as_of,
@@ -90,4 +91,5 @@ def failure_mode_list(request: HttpRequest, slug: str) -> HttpResponse:
         pareto=pareto_chart(context["counts"], trace_list_url=reverse("trace_list", args=[project.slug])),
         saturation=saturation_chart(curve),
     )
+    context["panels"] = panels_render(slot="failure_modes", request=request, context=context)
     return render(request, "annotation/failure_modes.html", context, status=400 if errors else 200)

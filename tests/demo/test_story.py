@@ -290,9 +290,7 @@ def test_the_golden_facts_judge_checks_the_references_and_skips_traces_without_o
     assert run.report["skipped_reasons"] == {"no reference": labelled - 4}
 
 
-def test_the_experts_labels_move_a_sharpened_criterion_its_recalibration_stale_judges_and_re_reviews(
-    demo, demo_client
-):
+def test_the_experts_labels_move_a_sharpened_criterion_its_recalibration_stale_judges_and_re_reviews(demo, demo_client):
     from annotation.models import Criterion, ReviewSession, SelfReview
     from judges import kinds
     from judges.models import JudgeVersion
