@@ -226,13 +226,17 @@ def refused_format_message(exc: BaseException) -> str:
 CHARS_PER_TOKEN = 4
 # Per message, what chat templates add around its content (role markers, separators): a few tokens.
 TOKENS_PER_MESSAGE = 4
-# A server that reports reading fewer than this share of the estimated tokens cut the prompt. chars/4 is rarely off
-# by a factor of two on the English and JSON a judge sends, while a prompt cut to a 2,048-token context usually is.
-TRUNCATION_RATIO = 0.5
-# With the context known: a prompt estimated over it, of which the server read at most the context and less than
-# this share of the estimate (chars/4 overestimating by 15% is plausible; the server reading exactly its context is
-# not a coincidence).
+# When the server's context is known: a prompt estimated over it, of which the server read at most the context and
+# less than this share of the estimate, was cut (chars/4 overestimating by 15% is plausible; the server reading no
+# more than its context is not a coincidence).
 AT_CEILING_RATIO = 0.85
+# When it is not known (or only the model's trained maximum is, as Ollama's context_length, while Ollama runs it with
+# a smaller num_ctx): the server read less than this share of the estimate, and a count that is a context size (just
+# under a power of two from 1,024: Ollama cuts a prompt to its num_ctx). Both are needed, because Ollama versions
+# that count only the tokens not already in their prompt cache under-report too (ollama/ollama#2068, #16414), and a
+# count of 0 is that, never a cut.
+TRUNCATION_RATIO = 0.5
+CONTEXT_SIZE_SLACK = 0.03
 # Below this estimate a shortfall says nothing: small prompts are where per-message overheads dominate.
 TRUNCATION_MIN_TOKENS = 256
 
@@ -290,18 +294,23 @@ def over_context_warning(estimated: int, max_tokens: int, context: Context | Non
     )
 
 
+def _is_context_size(tokens: int) -> bool:
+    size = 1024
+    while size < tokens:
+        size *= 2
+    return tokens >= size * (1 - CONTEXT_SIZE_SLACK)
+
+
 def truncation_problem(estimated: int, reported: int | None, context: Context | None) -> str:
     """The error for a verdict given on a prompt the server cut, judged from its own count of the prompt's tokens,
     or "" when nothing shows a cut."""
-    if reported is None or estimated < TRUNCATION_MIN_TOKENS:
+    if not reported or estimated < TRUNCATION_MIN_TOKENS:
         return ""
-    far_below = reported < TRUNCATION_RATIO * estimated
-    # With the context known, a smaller shortfall says it too: a prompt estimated over the context of which the
-    # server read no more than the context.
     at_ceiling = (
         context is not None and estimated > context.tokens >= reported and reported < AT_CEILING_RATIO * estimated
     )
-    if not (far_below or at_ceiling):
+    cut_to_a_context = reported < TRUNCATION_RATIO * estimated and _is_context_size(reported)
+    if not (at_ceiling or cut_to_a_context):
         return ""
     limit = f" (the model's context: {context.tokens:,} tokens, {context.source})" if context else ""
     return (

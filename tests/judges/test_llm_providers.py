@@ -341,11 +341,16 @@ def test_pairwise_calls_adapt_and_strip_reasoning_too(llm_server):
     assert last["response_format"]["json_schema"]["schema"]["properties"]["preference"]["enum"] == ["A", "B", "tie"]
 
 
-def test_a_cut_is_read_from_a_shortfall_or_from_a_count_at_the_context():
+def test_a_cut_is_read_from_a_count_at_the_context_never_from_a_cache_hits_small_count():
     context = llm_compat.Context(2048, "Ollama's num_ctx for m")
-    assert llm_compat.truncation_problem(6000, 2048, None).startswith("the server read only 2,048")  # far below
-    assert llm_compat.truncation_problem(3000, 2048, None) == ""  # could be the estimate's error, unknown context
     assert "2,048 tokens, Ollama's num_ctx for m" in llm_compat.truncation_problem(3000, 2048, context)
     assert llm_compat.truncation_problem(2200, 1990, context) == ""  # over by the estimate only: it fitted
+    # The context unknown: far below the estimate and a context size (Ollama's default num_ctx cut it).
+    assert llm_compat.truncation_problem(9000, 4096, None).startswith("the server read only 4,096 of the prompt's")
+    assert llm_compat.truncation_problem(9000, 4000, None).startswith("the server read only 4,000")
+    assert llm_compat.truncation_problem(3000, 2048, None) == ""  # within what the estimate may be off by
+    # Ollama versions that count only the tokens missing from their prompt cache report little, or 0: not a cut.
+    assert llm_compat.truncation_problem(9000, 1500, None) == ""
+    assert llm_compat.truncation_problem(9000, 0, context) == ""
     assert llm_compat.truncation_problem(100, 10, None) == ""  # too small to say
     assert llm_compat.truncation_problem(3000, None, context) == ""  # the server reports no usage
