@@ -124,7 +124,8 @@ def model_context(client: Any, config: dict[str, Any], *, probe: bool = True) ->
     if "context_tokens" in config:
         return llm_compat.Context(config["context_tokens"], "the judge's context_tokens setting")
     model = config["model"]
-    where = str(client.base_url) if client is not None else (settings.OPENAI_BASE_URL or "")
+    # The openai client's default endpoint when none is set, so pages find what a worker's client learned.
+    where = str(client.base_url) if client is not None else (settings.OPENAI_BASE_URL or "https://api.openai.com/v1")
     shared = _SharedCache(CONTEXT_SECONDS)
     key = f"llm-context:{where.rstrip('/')}:{model}"
     cached = shared.get(key)
@@ -192,7 +193,19 @@ def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[s
         # Interrupted (a time limit, a lost database): the calls not yet started are never paid for; those in
         # flight finish in the background and are asked again when the chunk runs again.
         pool.shutdown(wait=False, cancel_futures=True)
-    return [outcomes[i] for i in range(len(all_messages))]
+    return [_warned(outcomes[i], all_messages[i], config, endpoint) for i in range(len(all_messages))]
+
+
+def _warned(
+    outcome: Outcome, messages: list[dict[str, str]], config: dict[str, Any], endpoint: llm.Endpoint
+) -> Outcome:
+    """A verdict on a prompt estimated longer than the context stands (the server said nothing of a cut), warned."""
+    if outcome.error or not outcome.verdict:
+        return outcome
+    warning = llm_compat.over_context_warning(
+        llm_compat.estimate_tokens(messages), config["max_tokens"], endpoint.context
+    )
+    return replace(outcome, warning=warning) if warning else outcome
 
 
 class _AnswerCache:

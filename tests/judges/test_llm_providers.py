@@ -8,6 +8,7 @@ import json
 import re
 
 import pytest
+from django.urls import reverse
 
 from judges.kinds.llm import llm_client, model_context
 from judges.models import Judgment, LLMResponse
@@ -354,3 +355,48 @@ def test_a_cut_is_read_from_a_count_at_the_context_never_from_a_cache_hits_small
     assert llm_compat.truncation_problem(9000, 0, context) == ""
     assert llm_compat.truncation_problem(100, 10, None) == ""  # too small to say
     assert llm_compat.truncation_problem(3000, None, context) == ""  # the server reports no usage
+
+
+@pytest.mark.django_db
+def test_a_verdict_on_a_prompt_over_the_context_stands_with_a_warning_on_the_run_page(
+    project, llm_server, expert_client
+):
+    llm_server.max_model_len = 1024  # vLLM's /v1/models
+    # A server that reads the whole prompt (its count matches the estimate): nothing shows a cut, so verdicts stand.
+    llm_server.respond_with(
+        lambda r: Reply(
+            content=GOOD, usage={"prompt_tokens": llm_compat.estimate_tokens(r.messages), "completion_tokens": 20}
+        )
+    )
+    criterion = make_criterion(project=project, name="long", definition="Fail when the reply rambles.")
+    for i in range(24):
+        trace = make_trace(project=project, external_id=f"t-{i}", output="word " * (800 if i % 2 else 10))
+        make_label(trace=trace, criterion=criterion, verdict="pass", critique="")
+    run = run_dev(project, criterion, {"few_shot": 0, "model": "test-model", "max_tokens": 200})
+    warned = Judgment.objects.filter(run=run).exclude(warning="")
+    assert run.report["errors"] == 0 and warned.exists() and warned.count() < run.report["n"]
+    assert run.report["warnings"] == warned.count()
+    assert (
+        "more than the model's context of 1,024 tokens (the server's /v1/models max_model_len for test-model)"
+        in (run.report["warning"])
+    )
+    assert all(j.verdict == "pass" for j in warned)
+    html = expert_client.get(reverse("judge_run_detail", args=["acme", run.pk])).content.decode()
+    assert f'data-warnings="{warned.count()}"' in html and "estimated longer than the model's context" in html
+
+
+@pytest.mark.django_db
+def test_the_prompt_preview_shows_the_estimate_and_warns_over_the_configured_context(project, criterion, expert_client):
+    judge = judge_create(project=project, criterion=criterion, name="small", kind="llm",
+                         config={"few_shot": 0, "model": "m", "context_tokens": 300, "max_tokens": 200})  # fmt: skip
+    trace = make_trace(project=project, external_id="big", output="<b>x</b> " * 200)
+    url = reverse("judge_version_preview", args=["acme", judge.pk, 1]) + "?trace=big"
+    html = expert_client.get(url).content.decode()
+    assert 'id="prompt-size"' in html and "estimated as characters / 4" in html
+    assert "against the model's context of 300 tokens (the judge&#x27;s context_tokens setting)" in html
+    assert 'id="context-warning"' in html and "the server may cut the prompt" in html
+    assert "<b>x</b>" not in html  # the trace is shown escaped
+    judge_create(project=project, criterion=criterion, name="roomy", kind="llm", config={"few_shot": 0, "model": "m"})
+    roomy = expert_client.get(url.replace(f"/{judge.pk}/", f"/{judge.pk + 1}/")).content.decode()
+    assert "the model's context is not known yet" in roomy and 'id="context-warning"' not in roomy
+    assert trace.external_id == "big"
