@@ -400,3 +400,24 @@ def test_the_prompt_preview_shows_the_estimate_and_warns_over_the_configured_con
     roomy = expert_client.get(url.replace(f"/{judge.pk}/", f"/{judge.pk + 1}/")).content.decode()
     assert "the model's context is not known yet" in roomy and 'id="context-warning"' not in roomy
     assert trace.external_id == "big"
+
+
+@pytest.mark.django_db
+def test_the_bias_battery_asks_a_reasoning_model_through_the_same_adapting_calls(
+    project, criterion, llm_server, settings
+):
+    from judges.bias import bias_run_create, bias_run_execute
+
+    settings.EVALSTUDIO_JUDGE_CONCURRENCY = 1
+    llm_server.respond_with(
+        lambda r: reasoning_model(r) if reasoning_model(r).status != 200 else Reply(content=f"<think>ok</think>{GOOD}")
+    )
+    judge = judge_create(project=project, criterion=criterion, name="o", kind="llm",
+                         config={"few_shot": 0, "model": "o-test"})  # fmt: skip
+    run = bias_run_execute(run=bias_run_create(version=judge.latest_version()))
+    assert run.status == "done", run.error
+    biases = run.report["biases"]
+    assert biases and all(b.get("errors", 0) == 0 for b in biases.values())
+    calls = llm_server.chat_requests
+    assert len(calls) == run.report["prompts"] + 2  # two refusals, then every call right the first time
+    assert all("max_tokens" not in c.json and "temperature" not in c.json for c in calls[2:])
