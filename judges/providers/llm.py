@@ -7,11 +7,15 @@ follows from it. Temperature 0. An answer that is not that JSON is asked for aga
 last attempt becomes an error judgment — never a guessed verdict.
 
 Transport (retries with exponential backoff honouring Retry-After on 429 and 5xx, timeouts) is the official
-`openai` client's; this module builds messages, parses answers and keeps the token counts. Django-free.
+`openai` client's; this module builds messages, makes the call (`complete`: parameters adapted to models that refuse
+them, judges.providers.llm_compat), parses answers (reasoning blocks stripped first) and keeps the token counts.
+Django-free. `response_format: "json_schema"` asks for the verdict's strict schema; `context_tokens` is the model's
+context when the server does not report it (docs/judges-providers.md).
 
 Config: `{"model": "gpt-4.1-mini", "few_shot": 6, "examples": ["trace-id", ...], "instructions": "...",
 "max_tokens": 800, "attempts": 2, "timeout_s": 60, "prompt_price_per_million": 0.4,
-"completion_price_per_million": 1.6, "use_reference": false}` — all optional; `examples` names train-split traces,
+"completion_price_per_million": 1.6, "use_reference": false, "response_format": "json_schema",
+"context_tokens": 8192}` — all optional; `examples` names train-split traces,
 otherwise `few_shot` of them are picked, balanced between pass and fail, among those the expert wrote a critique for.
 `use_reference: true` shows the graded trace's known-good answer in a `<reference>` block after its output (a trace
 without one is shown without the block); the examples are shown as they were frozen, without theirs.

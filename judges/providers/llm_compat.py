@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -100,27 +101,35 @@ class SharedStore(Protocol):
 
 class AdaptationMemo:
     """Per (endpoint, model): the adaptation learned from a refusal. Read from this process's memory first, then the
-    shared store; a lost entry costs one refused call, which teaches it again."""
+    shared store; a lost entry costs one refused call, which teaches it again. That the shared store has nothing is
+    remembered for `recheck_seconds`, so a model needing no adaptation costs no store read per call."""
 
-    def __init__(self) -> None:
+    def __init__(self, recheck_seconds: float = 60.0) -> None:
         self._lock = threading.Lock()
         self._known: dict[tuple[str, str], Adaptation] = {}
+        self._missed: dict[tuple[str, str], float] = {}
+        self.recheck_seconds = recheck_seconds
 
     @staticmethod
     def key(endpoint: str, model: str) -> str:
         return f"llm-adaptation:{endpoint.rstrip('/')}:{model}"
 
     def get(self, endpoint: str, model: str, shared: SharedStore | None = None) -> Adaptation:
+        pair = (endpoint, model)
         with self._lock:
-            known = self._known.get((endpoint, model))
+            known = self._known.get(pair)
+            missed = self._missed.get(pair)
         if known is not None:
             return known
-        found = Adaptation.from_dict(shared.get(self.key(endpoint, model))) if shared is not None else None
-        if found is None:
+        if shared is None or (missed is not None and time.monotonic() - missed < self.recheck_seconds):
             return Adaptation()
+        found = Adaptation.from_dict(shared.get(self.key(endpoint, model)))
         with self._lock:
-            self._known[(endpoint, model)] = found
-        return found
+            if found is None:
+                self._missed[pair] = time.monotonic()
+            else:
+                self._known[pair] = found
+        return found or Adaptation()
 
     def put(self, endpoint: str, model: str, adaptation: Adaptation, shared: SharedStore | None = None) -> None:
         with self._lock:
@@ -131,6 +140,7 @@ class AdaptationMemo:
     def clear(self) -> None:
         with self._lock:
             self._known.clear()
+            self._missed.clear()
 
 
 # The process's memo: every judge, pairwise comparison and bias battery in this process reads and teaches it.

@@ -421,3 +421,32 @@ def test_the_bias_battery_asks_a_reasoning_model_through_the_same_adapting_calls
     calls = llm_server.chat_requests
     assert len(calls) == run.report["prompts"] + 2  # two refusals, then every call right the first time
     assert all("max_tokens" not in c.json and "temperature" not in c.json for c in calls[2:])
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+        self.reads = 0
+
+    def get(self, key: str) -> object:
+        self.reads += 1
+        return self.values.get(key)
+
+    def set(self, key: str, value: object) -> None:
+        self.values[key] = value
+
+
+def test_the_memo_reads_the_shared_store_once_for_a_model_that_needs_nothing_and_learns_from_others():
+    shared, memo = _Store(), llm_compat.AdaptationMemo(recheck_seconds=3600)
+    for _ in range(5):
+        assert memo.get("http://h/v1", "chat", shared).is_default
+    assert shared.reads == 1  # the miss is remembered, not read per call
+    other = llm_compat.AdaptationMemo()
+    learned = llm_compat.Adaptation(max_tokens_param="max_completion_tokens", send_temperature=False)
+    other.put("http://h/v1", "o-test", learned, shared)
+    assert memo.get("http://h/v1", "o-test", shared) == learned  # another process's lesson, through the store
+    assert learned.describe() == (
+        "the token limit sent as max_completion_tokens; no temperature (the model takes only its default)"
+    )
+    sent = llm_compat.request_params({"temperature": 0, "max_tokens": 900, "response_format": {}}, learned)
+    assert sent == {"max_completion_tokens": 900, "response_format": {}}
