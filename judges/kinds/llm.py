@@ -139,8 +139,11 @@ def model_context(client: Any, config: dict[str, Any], *, probe: bool = True) ->
 
 
 def llm_endpoint(client: Any, config: dict[str, Any]) -> llm.Endpoint:
-    """The client, the shared memo of adaptations, and the model's context, for the calls of one batch."""
-    return llm.Endpoint(client=client, shared=_SharedCache(ADAPTATION_SECONDS), context=model_context(client, config))
+    """The client, the shared memo of adaptations, and the model's context, for the calls of one batch. What other
+    processes learned about the model is read here, in the calling thread, not by each call in the pool."""
+    shared = _SharedCache(ADAPTATION_SECONDS)
+    llm_compat.MEMO.get(str(client.base_url), config["model"], shared)
+    return llm.Endpoint(client=client, shared=shared, context=model_context(client, config))
 
 
 def llm_client() -> Any:

@@ -257,8 +257,9 @@ class CallFailed(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """What a call needs besides the prompt: the client, where learned adaptations are shared between processes,
-    and the model's context when known (for the truncation check)."""
+    """What a call needs besides the prompt: the client, where a learned adaptation is written for other processes
+    (read into this process's memo once per batch, before the calls), and the model's context when known (for the
+    truncation check)."""
 
     client: Any
     shared: llm_compat.SharedStore | None = None
@@ -275,7 +276,9 @@ def complete(
 
     client = endpoint.client
     where = str(client.base_url)
-    adaptation = llm_compat.MEMO.get(where, model, endpoint.shared)
+    # Memory only: the caller read the shared store once for the batch (llm_compat.MEMO.get with it), so the calls
+    # made from a pool's threads never wait on it.
+    adaptation = llm_compat.MEMO.get(where, model)
     # Each refusal names one parameter: at most one more call per parameter the model refuses.
     for _ in range(3):
         try:
