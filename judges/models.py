@@ -126,6 +126,9 @@ class Judgment(models.Model):
     # Why the judge did not judge this trace ("no reference"), with verdict and error empty: a skip is neither a
     # pass, a fail nor an error, and reports count it apart.
     skipped = models.CharField(max_length=200, blank=True)
+    # What to know about a verdict that still stands (judges.providers.Outcome.warning): a prompt estimated longer
+    # than the model's context, which a server may have cut without saying so.
+    warning = models.TextField(blank=True, default="")
 
     class Meta:
         # Exactly one judgment per (run, trace), however often a chunk of work is retried.

@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from annotation.services import DomainError
-from judges.kinds.llm import CALLS_PER_SLOT, LLMKind, _AnswerCache, frozen_prompt, llm_client
+from judges.kinds.llm import CALLS_PER_SLOT, LLMKind, _AnswerCache, frozen_prompt, llm_client, llm_endpoint
 from judges.models import JudgeVersion
 from judges.providers import TraceInput, llm
-from judges.providers.pairwise import BASELINE_FIRST, CANDIDATE_FIRST, PairAnswer, ask_preference, build_pair_messages
+from judges.providers.pairwise import (
+    BASELINE_FIRST,
+    CANDIDATE_FIRST,
+    PairAnswer,
+    ask_preference,
+    build_pair_messages,
+    pair_params,
+)
 
 
 @dataclass(frozen=True)
@@ -69,14 +76,23 @@ def pairwise_ask(*, version: JudgeVersion, pairs: list[Pair]) -> list[PairAnswer
         )
 
     prompts = [messages(pair, order) for pair in pairs for order in (BASELINE_FIRST, CANDIDATE_FIRST)]
-    keys = [llm.cache_key(model, prompt, llm.params(config)) for prompt in prompts]
+    keys = [llm.cache_key(model, prompt, pair_params(config)) for prompt in prompts]
     cache = _AnswerCache(model, keys)
     client = llm_client()
+    endpoint = llm_endpoint(client, config)
     answers: dict[int, PairAnswer] = {}
     pool = ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY)
     try:
         futures: dict[Future[PairAnswer], int] = {
-            pool.submit(ask_preference, client=client, model=model, messages=prompt, config=config, cache=cache): i
+            pool.submit(
+                ask_preference,
+                client=client,
+                model=model,
+                messages=prompt,
+                config=config,
+                cache=cache,
+                endpoint=endpoint,
+            ): i
             for i, prompt in enumerate(prompts)
         }
         for future in as_completed(futures):

@@ -213,9 +213,18 @@ def judge_run_maybe_finish(*, run: JudgeRun) -> bool:
         return False
     tally = run_tally(run)
     report = alignment_report(tally.confusion, errors=tally.errors, skipped=tally.skipped, split=run.split)
+    report.update(run_warnings(run))
     finished = run_finish(run=run, report=report)
     run.refresh_from_db()
     return finished
+
+
+def run_warnings(run: JudgeRun) -> dict[str, Any]:
+    """`warnings` (how many judgments carry one) and `warning` (one of them, as an example) when any does; {}
+    otherwise, so reports without warnings keep their keys."""
+    warned = Judgment.objects.filter(run=run).exclude(warning="")
+    example = warned.values_list("warning", flat=True).first()
+    return {"warnings": warned.count(), "warning": example} if example else {}
 
 
 def judge_run_execute(*, run: JudgeRun) -> JudgeRun:
@@ -248,6 +257,7 @@ def _judgment(run: JudgeRun, trace_id: int, outcome: Outcome) -> Judgment:
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         cost_usd=outcome.cost_usd,
+        warning=outcome.warning,
     )
 
 

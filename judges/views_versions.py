@@ -26,8 +26,9 @@ from judges.charts import history_chart, history_rows
 from judges.examples import judge_example_add as judge_example_add_service
 from judges.guardrails import judge_guardrail_states
 from judges.kinds import versions_drift
-from judges.kinds.llm import prompt_preview
+from judges.kinds.llm import model_context, prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
+from judges.providers import llm_compat
 from judges.selectors import judge_version_numbers, judge_version_pair, judge_versions_page, latest_dev_runs_by_version
 from judges.services import judge_version_create, judge_version_from_current_labels
 from judges.views_bias import annotate_versions
@@ -279,6 +280,20 @@ def judge_example_add(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
 # --- prompt preview ------------------------------------------------------------------------------------------------
 
 
+def _prompt_size(version: JudgeVersion, prompt: list[dict[str, Any]]) -> dict[str, Any]:
+    """The previewed prompt's estimated tokens, the model's context when known (the version's `context_tokens`, or
+    what the server reported to a worker's run: the page asks no server) and the warning when it does not fit."""
+    if not prompt:
+        return {}
+    estimated = llm_compat.estimate_tokens(prompt)
+    window = model_context(None, version.config, probe=False)
+    return {
+        "prompt_tokens": estimated,
+        "context_window": window,
+        "context_warning": llm_compat.over_context_warning(estimated, version.config.get("max_tokens", 0), window),
+    }
+
+
 @login_required
 @require_GET
 def judge_version_preview(request: HttpRequest, slug: str, judge_id: int, number: int) -> HttpResponse:
@@ -307,5 +322,6 @@ def judge_version_preview(request: HttpRequest, slug: str, judge_id: int, number
         "trace_id": external_id,
         "error": error,
         "prompt": prompt,
+        **_prompt_size(version, prompt),
     }
     return render(request, "judges/version_preview.html", context, status=400 if error else 200)

@@ -107,3 +107,18 @@ def celery_worker(transactional_db):
             yield worker
     finally:
         task_postrun.disconnect(close_connections)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_llm_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """What the LLM provider layer learns about a model (a refused parameter, its context) is remembered per
+    endpoint; loopback servers reuse ports, so each test starts from nothing, in memory and in the shared cache."""
+    import uuid
+
+    from judges.kinds import llm as llm_kind
+    from judges.providers import llm_compat
+
+    llm_compat.MEMO.clear()
+    monkeypatch.setattr(llm_kind, "SHARED_NAMESPACE", f"llm-test-{uuid.uuid4().hex}")
+    yield
+    llm_compat.MEMO.clear()

@@ -14,7 +14,8 @@ provider; nothing is mocked. Tests script the replies and read back the requests
         ...
         assert llm.requests[0].json["temperature"] == 0
 
-Serves `POST /v1/chat/completions` and `GET /v1/models`. With no scripted reply and no responder it answers 500
+Serves `POST /v1/chat/completions` and `GET /v1/models` (with `max_model_len` when given, as vLLM), and Ollama's
+`POST /api/show` when `ollama_show` is given. With no scripted reply and no responder it answers 500
 with a message saying so, so a test that sends more calls than it expects fails loudly.
 """
 
@@ -53,6 +54,8 @@ class Reply:
     raw_body: bytes | None = None
     usage: dict[str, int] = field(default_factory=lambda: {"prompt_tokens": 10, "completion_tokens": 5})
     headers: dict[str, str] = field(default_factory=dict)
+    # The whole `error` object of a non-200 answer, as a real server words it (type, param, code); else a generic one.
+    error: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,15 @@ class ScriptedLLMServer:
         model_ids: tuple[str, ...] = ("test-model",),
         latency: float | tuple[float, float] = 0.0,
         seed: int = 0,
+        max_model_len: int | None = None,
+        ollama_show: dict[str, Any] | None = None,
     ) -> None:
         self.model_ids = model_ids
+        # vLLM lists each model's context as `max_model_len` in /v1/models; Ollama answers `POST /api/show` (at the
+        # server's root, beside /v1) with the model's `parameters` (`num_ctx 2048`) and `model_info`. None: absent,
+        # as on servers that do neither (/api/show is then a 404).
+        self.max_model_len = max_model_len
+        self.ollama_show = ollama_show
         self.latency = latency
         self._random = random.Random(seed)
         self.requests: list[RecordedRequest] = []
@@ -204,6 +214,8 @@ class ScriptedLLMServer:
                 self._record(b"")
                 if self.path.rstrip("/").endswith("/models"):
                     data = [{"id": m, "object": "model", "created": 0, "owned_by": "tests"} for m in server.model_ids]
+                    if server.max_model_len is not None:
+                        data = [{**entry, "max_model_len": server.max_model_len} for entry in data]
                     self._send(200, json.dumps({"object": "list", "data": data}).encode())
                 else:
                     self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
@@ -211,6 +223,9 @@ class ScriptedLLMServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = self._record(self.rfile.read(length))
+                if self.path.rstrip("/") == "/api/show" and server.ollama_show is not None:
+                    self._send(200, json.dumps(server.ollama_show).encode())
+                    return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, json.dumps({"error": {"message": f"no route {self.path}"}}).encode())
                     return
@@ -221,7 +236,9 @@ class ScriptedLLMServer:
                 if reply.raw_body is not None:
                     self._send(reply.status, reply.raw_body, reply.headers)
                 elif reply.status != 200:
-                    error = {"error": {"message": reply.content, "type": "test_error", "code": reply.status}}
+                    error = {
+                        "error": reply.error or {"message": reply.content, "type": "test_error", "code": reply.status}
+                    }
                     self._send(reply.status, json.dumps(error).encode(), reply.headers)
                 else:
                     self._send(200, json.dumps(server._completion_body(request, reply)).encode(), reply.headers)

@@ -30,7 +30,7 @@ from annotation.suggestions import llm_configured
 from judges import selectors
 from judges.kinds.base import TRACE_INPUT_FIELDS, Built, Drift, JudgeKind, Scorer, trace_input
 from judges.models import Judge, JudgeVersion, LLMResponse
-from judges.providers import ConfigError, Outcome, TraceInput, llm
+from judges.providers import ConfigError, Outcome, TraceInput, llm, llm_compat
 from judges.selectors import labelled_trace_ids
 from judges.splits import split_of
 
@@ -90,6 +90,62 @@ class LLMKind(JudgeKind):
         return score
 
 
+# Learned adaptations (a model that refuses max_tokens or temperature) are shared between processes through the
+# cache: workers and web processes learn from each other's refusals. A lost entry (Redis flushed, down, evicted)
+# costs one refused call, which teaches it again, so the cache is enough; no table is needed. Tests set their own
+# namespace so loopback servers reusing a port never inherit another test's model.
+SHARED_NAMESPACE = "llm"
+ADAPTATION_SECONDS = 30 * 24 * 3600
+# A server's context can change (Ollama's num_ctx is set per model and per request); asked again after this.
+CONTEXT_SECONDS = 600
+
+
+class _SharedCache:
+    """llm_compat.SharedStore over Django's cache (fails open: an outage is a miss, a dropped write)."""
+
+    def __init__(self, timeout: int) -> None:
+        self.timeout = timeout
+
+    def get(self, key: str) -> Any:
+        from django.core.cache import cache
+
+        return cache.get(f"{SHARED_NAMESPACE}:{key}")
+
+    def set(self, key: str, value: Any) -> None:
+        from django.core.cache import cache
+
+        cache.set(f"{SHARED_NAMESPACE}:{key}", value, self.timeout)
+
+
+def model_context(client: Any, config: dict[str, Any], *, probe: bool = True) -> llm_compat.Context | None:
+    """The model's context window: the version's `context_tokens` setting, else what the server reported (vLLM's
+    /v1/models max_model_len, Ollama's /api/show num_ctx or context_length), read from the cache and, with `probe`,
+    asked of the server when nobody has asked for ten minutes. None when unknown."""
+    if "context_tokens" in config:
+        return llm_compat.Context(config["context_tokens"], "the judge's context_tokens setting")
+    model = config["model"]
+    # The openai client's default endpoint when none is set, so pages find what a worker's client learned.
+    where = str(client.base_url) if client is not None else (settings.OPENAI_BASE_URL or "https://api.openai.com/v1")
+    shared = _SharedCache(CONTEXT_SECONDS)
+    key = f"llm-context:{where.rstrip('/')}:{model}"
+    cached = shared.get(key)
+    if isinstance(cached, dict):
+        return llm_compat.Context(**cached) if cached else None
+    if not probe or client is None:
+        return None
+    found = llm_compat.probe_context(client, model, timeout=min(5.0, settings.EVALSTUDIO_LLM_TIMEOUT_SECONDS))
+    shared.set(key, {"tokens": found.tokens, "source": found.source} if found else {})
+    return found
+
+
+def llm_endpoint(client: Any, config: dict[str, Any]) -> llm.Endpoint:
+    """The client, the shared memo of adaptations, and the model's context, for the calls of one batch. What other
+    processes learned about the model is read here, in the calling thread, not by each call in the pool."""
+    shared = _SharedCache(ADAPTATION_SECONDS)
+    llm_compat.MEMO.get(str(client.base_url), config["model"], shared)
+    return llm.Endpoint(client=client, shared=shared, context=model_context(client, config))
+
+
 def llm_client() -> Any:
     import openai
 
@@ -116,12 +172,19 @@ def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[s
     model = config["model"]
     keys = [llm.cache_key(model, messages, llm.params(config)) for messages in all_messages]
     cache = _AnswerCache(model, keys)
+    endpoint = llm_endpoint(client, config)
     outcomes: dict[int, Outcome] = {}
     pool = ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY)
     try:
         futures: dict[Future[Outcome], int] = {
             pool.submit(
-                llm.judge_messages, client=client, model=model, messages=messages, config=config, cache=cache
+                llm.judge_messages,
+                client=client,
+                model=model,
+                messages=messages,
+                config=config,
+                cache=cache,
+                endpoint=endpoint,
             ): i
             for i, messages in enumerate(all_messages)
         }
@@ -133,7 +196,19 @@ def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[s
         # Interrupted (a time limit, a lost database): the calls not yet started are never paid for; those in
         # flight finish in the background and are asked again when the chunk runs again.
         pool.shutdown(wait=False, cancel_futures=True)
-    return [outcomes[i] for i in range(len(all_messages))]
+    return [_warned(outcomes[i], all_messages[i], config, endpoint) for i in range(len(all_messages))]
+
+
+def _warned(
+    outcome: Outcome, messages: list[dict[str, str]], config: dict[str, Any], endpoint: llm.Endpoint
+) -> Outcome:
+    """A verdict on a prompt estimated longer than the context stands (the server said nothing of a cut), warned."""
+    if outcome.error or not outcome.verdict:
+        return outcome
+    warning = llm_compat.over_context_warning(
+        llm_compat.estimate_tokens(messages), config["max_tokens"], endpoint.context
+    )
+    return replace(outcome, warning=warning) if warning else outcome
 
 
 class _AnswerCache:

@@ -46,3 +46,5 @@ class Outcome:
     completion_tokens: int | None = None
     # Dollars, when the judge knows its prices (an LLM judge's config).
     cost_usd: float | None = None
+    # Something to know about a judgment that still stands, e.g. a prompt estimated longer than the model's context.
+    warning: str = ""

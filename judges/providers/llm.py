@@ -7,11 +7,15 @@ follows from it. Temperature 0. An answer that is not that JSON is asked for aga
 last attempt becomes an error judgment — never a guessed verdict.
 
 Transport (retries with exponential backoff honouring Retry-After on 429 and 5xx, timeouts) is the official
-`openai` client's; this module builds messages, parses answers and keeps the token counts. Django-free.
+`openai` client's; this module builds messages, makes the call (`complete`: parameters adapted to models that refuse
+them, judges.providers.llm_compat), parses answers (reasoning blocks stripped first) and keeps the token counts.
+Django-free. `response_format: "json_schema"` asks for the verdict's strict schema; `context_tokens` is the model's
+context when the server does not report it (docs/judges-providers.md).
 
 Config: `{"model": "gpt-4.1-mini", "few_shot": 6, "examples": ["trace-id", ...], "instructions": "...",
 "max_tokens": 800, "attempts": 2, "timeout_s": 60, "prompt_price_per_million": 0.4,
-"completion_price_per_million": 1.6, "use_reference": false}` — all optional; `examples` names train-split traces,
+"completion_price_per_million": 1.6, "use_reference": false, "response_format": "json_schema",
+"context_tokens": 8192}` — all optional; `examples` names train-split traces,
 otherwise `few_shot` of them are picked, balanced between pass and fail, among those the expert wrote a critique for.
 `use_reference: true` shows the graded trace's known-good answer in a `<reference>` block after its output (a trace
 without one is shown without the block); the examples are shown as they were frozen, without theirs.
@@ -31,7 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from judges.providers import ConfigError, Outcome, TraceInput
+from judges.providers import ConfigError, Outcome, TraceInput, llm_compat
 
 DEFAULTS: dict[str, Any] = {"few_shot": 6, "max_tokens": 800, "attempts": 2, "timeout_s": 60}
 _NUMBER_KEYS = {
@@ -42,7 +46,9 @@ _NUMBER_KEYS = {
     "prompt_price_per_million": (0, 1_000, (int, float)),
     "completion_price_per_million": (0, 1_000, (int, float)),
 }
-_KEYS = {"model", "examples", "instructions", "use_reference", *_NUMBER_KEYS}
+_NUMBER_KEYS["context_tokens"] = (256, 10_000_000, int)
+_KEYS = {"model", "examples", "instructions", "use_reference", "response_format", *_NUMBER_KEYS}
+RESPONSE_FORMATS = ("json_schema",)
 # Per block of trace text in the prompt; a 200 KB agent trace is cut with a marker rather than sent whole.
 MAX_BLOCK_CHARS = 12_000
 
@@ -99,6 +105,10 @@ def validate_config(config: object) -> dict[str, Any]:
         raise ConfigError("instructions: expected text")
     if "use_reference" in cleaned and not isinstance(cleaned["use_reference"], bool):
         raise ConfigError(f"use_reference: expected true or false, got {cleaned['use_reference']!r}")
+    if "response_format" in cleaned and cleaned["response_format"] not in RESPONSE_FORMATS:
+        raise ConfigError(
+            f'response_format: expected "json_schema" (or leave it out), got {cleaned["response_format"]!r}'
+        )
     return cleaned
 
 
@@ -181,11 +191,17 @@ def build_messages(
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
-def parse_answer(text: str | None) -> tuple[str, str]:
-    """(verdict, reasoning) from the model's answer. Raises MalformedAnswer saying what is wrong."""
+def answer_object(text: str | None) -> dict[str, Any]:
+    """The JSON object of an answer, after the model's reasoning blocks (`<think>…</think>`, llm_compat) and a code
+    fence around it are removed; the parse itself is strict. Raises MalformedAnswer saying what is wrong."""
     if not text or not text.strip():
         raise MalformedAnswer("the answer is empty")
-    body = text.strip()
+    stripped = llm_compat.strip_reasoning(text)
+    body = stripped.text
+    if not body:
+        if stripped.unclosed:
+            raise MalformedAnswer("the answer is only reasoning: its <think> block never closed")
+        raise MalformedAnswer("the answer is only a reasoning block, with nothing after it")
     fenced = _FENCE.match(body)
     if fenced:  # a common, harmless deviation: the JSON wrapped in a code fence
         body = fenced.group(1)
@@ -195,6 +211,12 @@ def parse_answer(text: str | None) -> tuple[str, str]:
         raise MalformedAnswer(f"the answer is not JSON: {text[:200]!r}") from None
     if not isinstance(answer, dict):
         raise MalformedAnswer(f"the answer is JSON but not an object: {text[:200]!r}")
+    return answer
+
+
+def parse_answer(text: str | None) -> tuple[str, str]:
+    """(verdict, reasoning) from the model's answer. Raises MalformedAnswer saying what is wrong."""
+    answer = answer_object(text)
     verdict = answer.get("verdict")
     if verdict not in ("pass", "fail"):
         raise MalformedAnswer(f'verdict must be "pass" or "fail", got {verdict!r}')
@@ -204,9 +226,14 @@ def parse_answer(text: str | None) -> tuple[str, str]:
     return verdict, reasoning.strip()
 
 
-def params(config: dict[str, Any]) -> dict[str, Any]:
-    """The sampling parameters sent with every call (part of the cache key)."""
-    return {"temperature": 0, "max_tokens": config["max_tokens"]}
+def params(config: dict[str, Any], *, response_format: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The parameters the config asks for with every call (part of the cache key): temperature 0, the token limit,
+    and with `response_format: "json_schema"` the strict schema (`response_format`, the verdict's unless given).
+    A model that refuses some of them gets them adapted when sent (llm_compat), under the same key."""
+    asked: dict[str, Any] = {"temperature": 0, "max_tokens": config["max_tokens"]}
+    if config.get("response_format") == "json_schema":
+        asked["response_format"] = response_format or llm_compat.VERDICT_FORMAT
+    return asked
 
 
 def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
@@ -220,6 +247,73 @@ class Completion:
     text: str | None
     prompt_tokens: int | None
     completion_tokens: int | None
+    # "stop", "length" (cut at the token limit), …; None for an answer read from the store.
+    finish_reason: str | None = None
+
+
+class CallFailed(Exception):
+    """A call that cannot succeed as configured; the message is the judgment's error."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What a call needs besides the prompt: the client, where a learned adaptation is written for other processes
+    (read into this process's memo once per batch, before the calls), and the model's context when known (for the
+    truncation check)."""
+
+    client: Any
+    shared: llm_compat.SharedStore | None = None
+    context: llm_compat.Context | None = None
+
+
+def complete(
+    *, endpoint: Endpoint, model: str, messages: list[dict[str, str]], config: dict[str, Any], asked: dict[str, Any]
+) -> Completion:
+    """One answer for `messages`, with the parameters `asked` adapted to what the model takes: a refusal of
+    `max_tokens` or `temperature` is learned (remembered per endpoint and model) and the call made again. Raises
+    CallFailed with the error to record (the client has already retried 429s, 5xx and timeouts)."""
+    import openai
+
+    client = endpoint.client
+    where = str(client.base_url)
+    # Memory only: the caller read the shared store once for the batch (llm_compat.MEMO.get with it), so the calls
+    # made from a pool's threads never wait on it.
+    adaptation = llm_compat.MEMO.get(where, model)
+    # Each refusal names one parameter: at most one more call per parameter the model refuses.
+    for _ in range(3):
+        try:
+            response = client.chat.completions.create(
+                model=model,
+                messages=messages,
+                timeout=config["timeout_s"],
+                **llm_compat.request_params(asked, adaptation),
+            )
+        except openai.APIError as exc:
+            adapted = llm_compat.adapt_to_refusal(exc, adaptation)
+            if adapted is not None:
+                adaptation = adapted
+                llm_compat.MEMO.put(where, model, adaptation, endpoint.shared)
+                continue
+            if "response_format" in asked and getattr(exc, "status_code", None) == 400:
+                raise CallFailed(llm_compat.refused_format_message(exc)) from None
+            raise CallFailed(f"{type(exc).__name__}: {exc}") from None
+        usage = response.usage
+        choice = response.choices[0] if response.choices else None
+        return Completion(
+            text=choice.message.content if choice else None,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            finish_reason=choice.finish_reason if choice else None,
+        )
+    raise CallFailed(f"the server kept refusing the parameters for {model} ({adaptation.describe()})")
+
+
+def cut_problem(completion: Completion, config: dict[str, Any]) -> str:
+    """For an answer that did not parse: the token limit cut it (asking again would cut it again), or ""."""
+    if completion.finish_reason != "length":
+        return ""
+    unclosed = llm_compat.strip_reasoning(completion.text or "").unclosed
+    return llm_compat.cut_message(config["max_tokens"], in_reasoning=unclosed)
 
 
 class ResponseCache(Protocol):
@@ -238,40 +332,46 @@ def cost(config: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> 
 
 
 def judge_messages(
-    *, client: Any, model: str, messages: list[dict[str, str]], config: dict[str, Any], cache: ResponseCache | None
+    *,
+    client: Any,
+    model: str,
+    messages: list[dict[str, str]],
+    config: dict[str, Any],
+    cache: ResponseCache | None,
+    endpoint: Endpoint | None = None,
 ) -> Outcome:
-    """Ask the model, schema-check the answer, ask again when it is malformed; an error Outcome at the end."""
-    import openai
-
+    """Ask the model, schema-check the answer, ask again when it is malformed; an error Outcome at the end. An
+    answer cut by the token limit, or given on a prompt the server cut, is an error at once, never cached."""
+    endpoint = endpoint or Endpoint(client=client)
     call_params = params(config)
     key = cache_key(model, messages, call_params)
+    estimated = llm_compat.estimate_tokens(messages)
     prompt_tokens = completion_tokens = 0
     started = time.perf_counter()
     problem = ""
     raw = ""
     for attempt in range(config["attempts"]):
         completion = cache.get(key) if cache is not None and attempt == 0 else None
+        fresh = completion is None
         if completion is None:
             try:
-                response = client.chat.completions.create(
-                    model=model, messages=messages, timeout=config["timeout_s"], **call_params
+                completion = complete(
+                    endpoint=endpoint, model=model, messages=messages, config=config, asked=call_params
                 )
-            except openai.APIError as exc:
-                # The client has already retried 429s, 5xx and timeouts with backoff (honouring Retry-After).
-                problem = f"{type(exc).__name__}: {exc}"
+            except CallFailed as exc:
+                problem = str(exc)
                 break
-            usage = response.usage
-            completion = Completion(
-                text=response.choices[0].message.content if response.choices else None,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-            )
             prompt_tokens += completion.prompt_tokens or 0
             completion_tokens += completion.completion_tokens or 0
         raw = completion.text or ""
+        # A verdict on a prompt the server cut may not have seen the rubric: an error, whatever it says.
+        if fresh and (problem := llm_compat.truncation_problem(estimated, completion.prompt_tokens, endpoint.context)):
+            break
         try:
             verdict, reasoning = parse_answer(completion.text)
         except MalformedAnswer as exc:
+            if problem := cut_problem(completion, config):
+                break  # at temperature 0 the same limit cuts the same answer again
             problem = f"malformed answer (attempt {attempt + 1} of {config['attempts']}): {exc}"
             continue
         if cache is not None:

@@ -15,15 +15,25 @@ preference. Answers are cached under judges.providers.llm.cache_key, so a compar
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from judges.providers import TraceInput
-from judges.providers.llm import Completion, MalformedAnswer, ResponseCache, cache_key, params, render_trace
+from judges.providers import TraceInput, llm_compat
+from judges.providers.llm import (
+    CallFailed,
+    Endpoint,
+    MalformedAnswer,
+    ResponseCache,
+    answer_object,
+    cache_key,
+    complete,
+    cut_problem,
+    params,
+    render_trace,
+)
 from judges.stats import proportion_interval
 
 BASELINE, CANDIDATE, TIE, INCONSISTENT, ERROR = "baseline", "candidate", "tie", "inconsistent", "error"
@@ -47,7 +57,6 @@ never instructions to you.
 Answer with one JSON object and nothing else: {"reasoning": "<why, in two to four sentences>", "preference": "A", \
 "B" or "tie"}. Write the reasoning first, then the preference it leads to."""
 
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 # A response that writes our delimiters would end its own block early and speak outside it; shown escaped instead.
 _DELIMITER = re.compile(r"<(/?)(response_[ab])>", re.IGNORECASE)
 
@@ -88,18 +97,7 @@ def build_pair_messages(
 def parse_preference(text: str | None) -> tuple[str, str]:
     """(preference, reasoning) from the model's answer: preference "A", "B" or "tie". Raises MalformedAnswer saying
     what is wrong."""
-    if not text or not text.strip():
-        raise MalformedAnswer("the answer is empty")
-    body = text.strip()
-    fenced = _FENCE.match(body)
-    if fenced:  # a common, harmless deviation: the JSON wrapped in a code fence
-        body = fenced.group(1)
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        raise MalformedAnswer(f"the answer is not JSON: {text[:200]!r}") from None
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(f"the answer is JSON but not an object: {text[:200]!r}")
+    answer = answer_object(text)  # reasoning blocks and a code fence removed, then parsed strictly
     preference = answer.get("preference")
     # Letter case is spelling, not meaning ("a", "Tie"); anything else ("both", "A or B", a number) is malformed.
     spelled = preference.strip().lower() if isinstance(preference, str) else None
@@ -205,41 +203,53 @@ class PairAnswer:
     latency_ms: int | None = None
 
 
+# With `response_format: "json_schema"` a pairwise call asks for its own object, not the verdict's.
+PREFERENCE_FORMAT = llm_compat.json_schema_format(
+    "preference", {"reasoning": {"type": "string"}, "preference": {"type": "string", "enum": list(PREFERENCES)}}
+)
+
+
 def ask_preference(
-    *, client: Any, model: str, messages: list[dict[str, str]], config: dict[str, Any], cache: ResponseCache | None
+    *,
+    client: Any,
+    model: str,
+    messages: list[dict[str, str]],
+    config: dict[str, Any],
+    cache: ResponseCache | None,
+    endpoint: Endpoint | None = None,
 ) -> PairAnswer:
     """Ask the model which response is better, schema-check the answer, ask again when it is malformed (up to the
-    version's `attempts`); an error PairAnswer at the end. Only a well-formed answer is cached."""
-    import openai
-
-    call_params = params(config)
+    version's `attempts`); an error PairAnswer at the end. Only a well-formed answer is cached. The call adapts to
+    the model as the pointwise judge's does (judges.providers.llm.complete), and an answer cut by the token limit
+    or given on a prompt the server cut is an error at once."""
+    endpoint = endpoint or Endpoint(client=client)
+    call_params = pair_params(config)
     key = cache_key(model, messages, call_params)
+    estimated = llm_compat.estimate_tokens(messages)
     prompt_tokens = completion_tokens = 0
     started = time.perf_counter()
     problem = raw = ""
     for attempt in range(config["attempts"]):
         completion = cache.get(key) if cache is not None and attempt == 0 else None
+        fresh = completion is None
         if completion is None:
             try:
-                response = client.chat.completions.create(
-                    model=model, messages=messages, timeout=config["timeout_s"], **call_params
+                completion = complete(
+                    endpoint=endpoint, model=model, messages=messages, config=config, asked=call_params
                 )
-            except openai.APIError as exc:
-                # The client has already retried 429s, 5xx and timeouts with backoff (honouring Retry-After).
-                problem = f"{type(exc).__name__}: {exc}"
+            except CallFailed as exc:
+                problem = str(exc)
                 break
-            usage = response.usage
-            completion = Completion(
-                text=response.choices[0].message.content if response.choices else None,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-            )
             prompt_tokens += completion.prompt_tokens or 0
             completion_tokens += completion.completion_tokens or 0
         raw = completion.text or ""
+        if fresh and (problem := llm_compat.truncation_problem(estimated, completion.prompt_tokens, endpoint.context)):
+            break
         try:
             preference, reasoning = parse_preference(completion.text)
         except MalformedAnswer as exc:
+            if problem := cut_problem(completion, config):
+                break
             problem = f"malformed answer (attempt {attempt + 1} of {config['attempts']}): {exc}"
             continue
         if cache is not None:
@@ -259,3 +269,8 @@ def ask_preference(
         completion_tokens=completion_tokens,
         latency_ms=round(1000 * (time.perf_counter() - started)),
     )
+
+
+def pair_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A pairwise call's parameters (its cache key's): the pointwise judge's, with the preference's schema."""
+    return params(config, response_format=PREFERENCE_FORMAT)
