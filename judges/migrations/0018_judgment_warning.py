@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('judges', '0016_classifier_versions_say_text'),
+        ('judges', '0017_loop_cadence'),
     ]
 
     operations = [
