@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 # --- parameters a model refuses -----------------------------------------------------------------------------------
 
@@ -338,6 +339,8 @@ def probe_context(client: Any, model: str, *, timeout: float = 5.0) -> Context |
 
     quick = client.with_options(max_retries=0, timeout=timeout)
     base = str(client.base_url).rstrip("/")
+    if urlsplit(base).hostname == "api.openai.com":
+        return None  # OpenAI's models list has no context length, and it has no /api/show: nothing to ask
     try:
         listed = quick.get(f"{base}/models", cast_to=object)
         if isinstance(listed, Mapping) and (found := context_from_models(listed, model)):

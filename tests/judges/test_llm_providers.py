@@ -450,3 +450,13 @@ def test_the_memo_reads_the_shared_store_once_for_a_model_that_needs_nothing_and
     )
     sent = llm_compat.request_params({"temperature": 0, "max_tokens": 900, "response_format": {}}, learned)
     assert sent == {"max_completion_tokens": 900, "response_format": {}}
+
+
+def test_openais_own_api_is_not_asked_for_a_context_it_does_not_report():
+    import openai
+
+    from judges.providers.llm_compat import probe_context
+
+    # No request is made: this test would otherwise need the network (and OpenAI has no /api/show).
+    client = openai.OpenAI(base_url="https://api.openai.com/v1", api_key="sk-test", max_retries=0, timeout=0.01)
+    assert probe_context(client, "gpt-4.1-mini") is None
