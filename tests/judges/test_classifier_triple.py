@@ -215,7 +215,9 @@ def test_the_migration_writes_down_that_older_classifier_versions_read_text(proj
 
     migration = importlib.import_module("judges.migrations.0016_classifier_versions_say_text")
     criterion = make_criterion(project=project, name="grounded")
-    traces, labels = polite(30, seed=7)
+    # Enough labels that the hashed train split holds both classes whatever the criterion's id: with 30, some ids
+    # left train without a fail (7 pass, 0 fail in a full-suite run) and the classifier could not be built.
+    traces, labels = polite(150, seed=7)
     for trace, label in zip(traces, labels, strict=True):
         make_label(trace=make_trace(project=project, external_id=trace.external_id, output=trace.output),
                    criterion=criterion, verdict=label)  # fmt: skip
