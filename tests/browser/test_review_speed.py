@@ -38,10 +38,7 @@ def _traces(project, n: int = 3) -> list[Trace]:
 
 
 def _ready(page, external_id: str) -> None:
-    page.wait_for_function(
-        "id => { const r = document.getElementById('review'); return r && r.dataset.traceId === id && r.dataset.keyboardReady; }",
-        arg=external_id,
-    )
+    page.wait_for_selector(f'#review[data-trace-id="{external_id}"][data-keyboard-ready]')
 
 
 def _ahead(page, external_id: str) -> None:
@@ -156,9 +153,7 @@ def _session_value(page, key: str):
     return store.get(key)
 
 
-def test_prefetch_uses_no_queue_step_and_a_due_rereview_is_shown_instead_of_the_page_ahead(
-    page, live_server, project
-):
+def test_prefetch_uses_no_queue_step_and_a_due_rereview_is_shown_instead_of_the_page_ahead(page, live_server, project):
     criterion = make_criterion(project=project, name="factual")
     old = make_trace(project=project, external_id="old", occurred_at=BASE - timedelta(days=30), output="Old answer")
     make_label(trace=old, criterion=criterion, verdict="fail", critique=EARLIER)
@@ -201,7 +196,7 @@ def test_disagreement_session_pages_are_never_fetched_ahead(page, live_server, p
     session = disagreement_session_create(run=run, created_by=expert)
 
     ahead: list[str] = []
-    page.on("request", lambda request: ahead.append(request.url) if PREFETCH_HEADER.lower() in request.headers else None)
+    page.on("request", lambda req: ahead.append(req.url) if PREFETCH_HEADER.lower() in req.headers else None)
     login(page, live_server, "expert", f"/projects/acme/traces/d-1/?order=random&session={session.pk}")
     _ready(page, "d-1")
     assert page.get_attribute("#review", "data-prefetch") == "0"
