@@ -261,13 +261,17 @@
     function whenSettled(callback) {
       // Wait until no request has been in flight for two consecutive checks: a queued request (hx-sync) starts
       // only as the previous one ends, so one idle moment is not proof that everything is saved.
+      // The second check follows the first idle one after a task turn, not 50 ms: htmx starts a queued request
+      // in the previous one's load handler, so a turn of the event loop is enough to see it, and a key pressed
+      // with nothing in flight (most of them) costs no waiting.
       let idle = 0;
       let waited = 0;
       (function check() {
         idle = pending === 0 ? idle + 1 : 0;
         if (idle >= 2 || waited > 5000) { callback(); return; }
-        waited += 50;
-        setTimeout(check, 50);
+        const delay = idle ? 0 : 50;
+        waited += delay || 1;
+        setTimeout(check, delay);
       })();
     }
 
