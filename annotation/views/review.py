@@ -97,6 +97,15 @@ def _maybe_rereview(request: HttpRequest, project: Project, params: QueueParams,
     return reverse("rereview", args=[project.slug, candidate.pk]) + "?" + urlencode({"next": target})
 
 
+def _rereview_next(request: HttpRequest, project: Project, params: QueueParams) -> bool:
+    """Whether the expert's next queue step would be drawn for a re-review (read only; `_maybe_rereview` decides).
+    The review page then waits for the server on `r` instead of showing the page it fetched ahead at once."""
+    if params.session or project.expert_id != request.user.pk:
+        return False
+    step = request.session.get(f"review_steps:{project.pk}", 0)
+    return rereview_due(project, step=(step if isinstance(step, int) else 0) + 1)
+
+
 def _get_trace(project: Project, trace_id: int) -> Trace:
     return get_object_or_404(Trace.objects.select_related("project"), project=project, pk=trace_id)
 
@@ -135,6 +144,7 @@ def _swap_answer(request: HttpRequest, project: Project, params: QueueParams, ta
     )
     response["X-Review-Location"] = target
     response["X-Opened-At"] = opened_token()
+    response["X-Review-Rereview-Next"] = "1" if _rereview_next(request, project, params) else "0"
     response["Cache-Control"] = "no-store"
     return response
 
@@ -261,6 +271,7 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
         }
     )
     context["panels"] = panels_render(slot="review", request=request, context=context) if step != "blind" else []
+    context["rereview_next"] = _rereview_next(request, project, params)
     return render(request, TEMPLATE, context)
 
 

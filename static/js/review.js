@@ -74,8 +74,9 @@
       .catch(function () { if (ahead === entry) ahead = null; });
   }
 
-  // Show the prefetched page: its body in place of this one, the fresh token and progress from the swap answer.
-  function swapIn(entry, target, opened, progressHtml) {
+  // Show the prefetched page: its body in place of this one. Its `opened` token is from when it was fetched, so
+  // the field stays empty (a label made now records no time) until the server's answer brings a fresh one.
+  function swapIn(entry) {
     const doc = entry.doc;
     ahead = null;
     if (controller) controller.abort();
@@ -85,48 +86,71 @@
       document.body, Array.from(doc.body.childNodes).map(function (node) { return document.adoptNode(node); })
     );
     const token = document.getElementById("opened-at");
-    // Without a fresh token the field is emptied: no time recorded beats a time counted from the prefetch.
-    if (token) token.value = opened || "";
+    if (token) token.value = "";
+    history.pushState({ review: entry.url }, "", entry.url);
+    shown = entry.url;
+    if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+    window.scrollTo(0, 0);
+    if (window.htmx) window.htmx.process(document.body);
+    return start(false);
+  }
+
+  // The server's answer for the step, on the page now shown: the fresh token, the progress after the step, and
+  // whether the next `r` may draw a re-review; then fetch the page after this one.
+  function confirmShown(review, response, progressHtml) {
+    const token = document.getElementById("opened-at");
+    if (token) token.value = response.headers.get("X-Opened-At") || "";
     if (progressHtml) {
       const fresh = new DOMParser().parseFromString(progressHtml, "text/html").getElementById("queue-progress");
       const stale = document.getElementById("queue-progress");
       if (fresh && stale) stale.replaceWith(document.adoptNode(fresh));
     }
-    history.pushState({ review: target }, "", target);
-    shown = pathOf(target);
-    if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
-    window.scrollTo(0, 0);
-    if (window.htmx) window.htmx.process(document.body);
-    start();
+    review.dataset.rereviewNext = response.headers.get("X-Review-Rereview-Next") === "1" ? "1" : "0";
+    review.dataset.confirmed = "1";
+    prefetch(review);
   }
 
-  // Ask the server where the step goes (`request` posts or gets with X-Review-Swap); swap when it is the page
-  // ahead, else go there. Returns false when nothing is ahead, so the caller navigates as usual.
-  function stepTo(request, fallback) {
+  // One step of the queue with the page ahead. `request` sends the step (r's POST or j's GET, X-Review-Swap).
+  // `atOnce`: show the page ahead now and let the answer confirm it (the answer naming another page — a queue
+  // moved on in another tab — replaces it with that page); else wait for the answer and swap only when it names
+  // the page ahead. Returns false when nothing is ahead, so the caller navigates as usual.
+  function stepTo(request, atOnce) {
     const entry = ahead;
     if (!entry || !entry.doc) return false;
-    request()
+    const from = window.location.href;
+    // Counted like a save: a key pressed before the answer waits for it.
+    pending += 1;
+    const answer = request();
+    let review = atOnce ? swapIn(entry) : null;
+    answer
       .then(function (response) {
         const target = response.headers.get("X-Review-Location");
         if (!response.ok || !target) throw new Error("no swap answer");
         return response.text().then(function (progressHtml) {
-          if (ahead === entry && pathOf(target) === entry.url) {
-            swapIn(entry, target, response.headers.get("X-Opened-At"), progressHtml);
-          } else {
-            window.location.assign(target);
+          if (pathOf(target) !== entry.url) {
+            // In place of the page shown ahead (no history entry for it); else a step onward as usual.
+            if (review) window.location.replace(target); else window.location.assign(target);
+            return;
           }
+          if (!review) review = swapIn(entry);
+          if (review) confirmShown(review, response, progressHtml);
         });
       })
-      .catch(fallback);
+      .catch(function () {
+        // The step may not have reached the server: show, by a page load, the trace the key was pressed on.
+        window.location.replace(from);
+      })
+      .finally(function () { pending = Math.max(0, pending - 1); });
     return true;
   }
 
   function navigate(url) {
     const review = document.getElementById("review");
     if (review && url === review.dataset.nextUrl) {
+      // j never draws a re-review (only r's queue steps do): show the page ahead at once.
       const swapping = stepTo(function () {
         return fetch(url, { credentials: "same-origin", headers: { "X-Review-Swap": "1" } });
-      }, function () { window.location.assign(url); });
+      }, true);
       if (swapping) return;
     }
     window.location.assign(url);
@@ -137,10 +161,12 @@
     if (location.pathname + location.search !== shown) window.location.reload();
   });
 
-  function start() {
+  // `fetchAhead` false: a page shown ahead of the server's answer fetches the next one only once it is confirmed.
+  function start(fetchAhead) {
     controller = new AbortController();
     const review = init(controller.signal);
-    if (review) prefetch(review);
+    if (review && fetchAhead) prefetch(review);
+    return review;
   }
 
   function init(signal) {
@@ -148,20 +174,21 @@
     if (!review) return null;
     const overlay = document.getElementById("shortcuts");
 
-    // "Mark reviewed & next" without a full page load when the next page is already here. A GET-less fallback:
-    // if the request never reached the server, the form is posted the ordinary way.
+    // "Mark reviewed & next" without a full page load when the next page is already here; at once, unless this
+    // step may draw a blind re-review (then the server's answer decides what is shown).
     const markReviewed = document.getElementById("mark-reviewed");
     if (markReviewed) {
       markReviewed.addEventListener("submit", function (event) {
         if (event.defaultPrevented) return;
+        const body = new FormData(markReviewed);
         const swapping = stepTo(function () {
           return fetch(markReviewed.action, {
             method: "POST",
-            body: new FormData(markReviewed),
+            body: body,
             credentials: "same-origin",
             headers: { "X-Review-Swap": "1" },
           });
-        }, function () { HTMLFormElement.prototype.submit.call(markReviewed); });
+        }, review.dataset.rereviewNext !== "1");
         if (swapping) event.preventDefault();
       });
     }
@@ -561,5 +588,5 @@
     return review;
   }
 
-  start();
+  start(true);
 })();

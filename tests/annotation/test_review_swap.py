@@ -27,6 +27,7 @@ def _traces(project, n: int = 3) -> list[Trace]:
 
 
 def test_swap_answer_for_j_names_the_next_trace_with_a_fresh_token_and_the_progress(client, project, expert):
+    type(project).objects.filter(pk=project.pk).update(rereview_rate=0)
     traces = _traces(project)
     client.force_login(expert)
     before = timezone.now().timestamp()
@@ -38,6 +39,7 @@ def test_swap_answer_for_j_names_the_next_trace_with_a_fresh_token_and_the_progr
     assert float(signing.loads(response["X-Opened-At"], salt="annotation.sittings.opened")) >= before
     assert 'id="queue-progress"' in response.content.decode()
     assert response["Cache-Control"] == "no-store"
+    assert response["X-Review-Rereview-Next"] == "0"  # re-reviews are off in this project
 
 
 def test_swap_answer_for_r_marks_reviewed_and_counts_it_in_the_progress(client, project, expert):
@@ -74,8 +76,10 @@ def test_fetching_ahead_uses_no_queue_step_and_a_due_rereview_wins_the_swap(clie
     step = client.post(
         reverse("trace_mark_reviewed", args=["acme", traces[0].pk]) + "?order=oldest", headers={SWAP_HEADER: "1"}
     )
+    assert 'data-rereview-next="1"' in ahead.content.decode()
     assert step["X-Review-Location"].startswith(reverse("rereview", args=["acme", old.pk]) + "?next=")
     assert client.session.get(key) == 1
+    assert step["X-Review-Rereview-Next"] == "1"
 
 
 def test_outsider_gets_404_for_a_swap_answer(client, project, outsider):

@@ -63,6 +63,7 @@ def test_mark_reviewed_swaps_in_the_prefetched_trace_with_url_history_and_a_fres
     page.keyboard.press("r")
     _ready(page, "q-1")
     assert page.url.endswith("/projects/acme/traces/q-1/?order=oldest")
+    page.wait_for_selector("#review[data-confirmed]")
     assert _same_document(page), "the next trace was a full page load, not the prefetched page"
     assert page.title().startswith("q-1")
     # The token counts from when the trace was shown: issued after the key, not when the page was prefetched.
@@ -167,6 +168,8 @@ def test_prefetch_uses_no_queue_step_and_a_due_rereview_is_shown_instead_of_the_
     login(page, live_server, "expert", "/projects/acme/traces/q-0/?order=oldest")
     _ahead(page, "q-0")
     assert not _session_value(page, key), "fetching the page ahead used up a queue step"
+    # This step may draw a re-review, so the page waits for the server instead of showing the page ahead at once.
+    assert page.get_attribute("#review", "data-rereview-next") == "1"
 
     page.keyboard.press("r")
     page.wait_for_url(re.compile(rf"/projects/acme/rereview/{old.pk}/\?next="))
