@@ -97,6 +97,15 @@ def _maybe_rereview(request: HttpRequest, project: Project, params: QueueParams,
     return reverse("rereview", args=[project.slug, candidate.pk]) + "?" + urlencode({"next": target})
 
 
+def _rereview_next(request: HttpRequest, project: Project, params: QueueParams) -> bool:
+    """Whether the expert's next queue step would be drawn for a re-review (read only; `_maybe_rereview` decides).
+    The review page then waits for the server on `r` instead of showing the page it fetched ahead at once."""
+    if params.session or project.expert_id != request.user.pk:
+        return False
+    step = request.session.get(f"review_steps:{project.pk}", 0)
+    return rereview_due(project, step=(step if isinstance(step, int) else 0) + 1)
+
+
 def _get_trace(project: Project, trace_id: int) -> Trace:
     return get_object_or_404(Trace.objects.select_related("project"), project=project, pk=trace_id)
 
@@ -118,6 +127,26 @@ def _progress_context(request: HttpRequest, project: Project, params: QueueParam
         "progress": queue_progress(project=project, params=params),
         "sitting": sitting_get(request, project),
     }
+
+
+# The review page's script asks for the next trace's page ahead (`X-Review-Prefetch`) and, on `r` or `j`, asks
+# where to go (`X-Review-Swap`) so it can show the prefetched page without a full load (static/js/review.js).
+PREFETCH_HEADER = "X-Review-Prefetch"
+SWAP_HEADER = "X-Review-Swap"
+
+
+def _swap_answer(request: HttpRequest, project: Project, params: QueueParams, target: str) -> HttpResponse:
+    """Where the queue step goes, for a page that shows a prefetched trace in place: the target in a header, a
+    fresh `opened` token (the trace is open from now, when it is shown, not from when it was prefetched) and
+    the progress bar as it is after this step."""
+    response = HttpResponse(
+        render_to_string(f"{TEMPLATE}#progress", {**_progress_context(request, project, params), "params": params})
+    )
+    response["X-Review-Location"] = target
+    response["X-Opened-At"] = opened_token()
+    response["X-Review-Rereview-Next"] = "1" if _rereview_next(request, project, params) else "0"
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _render_with_progress(
@@ -215,6 +244,10 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     session_item = review_session_item(session_id=params.session, trace=trace) if params.session else None
     relabel = _relabel_context(session_item)
     step = relabel.get("relabel_step")
+    if relabel and request.headers.get(PREFETCH_HEADER):
+        # A disagreement session's page is never fetched ahead: its step (blind, decide) is what the expert has
+        # done by the time it is shown, and nothing about the trace should sit in the browser before then.
+        return HttpResponse(status=204)
     # Blind means the page holds nothing the expert said or a judge said about this trace: no labels (of any
     # criterion), no history, no notes, no panels. Deciding reveals the notes; the labels follow the decision.
     context.update(
@@ -238,6 +271,7 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
         }
     )
     context["panels"] = panels_render(slot="review", request=request, context=context) if step != "blind" else []
+    context["rereview_next"] = _rereview_next(request, project, params)
     return render(request, TEMPLATE, context)
 
 
@@ -250,9 +284,10 @@ def trace_next(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
     trace = _get_trace(project, trace_id)
     params = _queue_params(request, project)
     found = queue_next(project=project, params=params, current=trace)
-    if found is None:
-        return redirect(reverse("review_queue", args=[slug]) + params.querystring)
-    return redirect(_trace_url(project, found, params))
+    target = _trace_url(project, found, params) if found else reverse("review_queue", args=[slug]) + params.querystring
+    if request.headers.get(SWAP_HEADER):
+        return _swap_answer(request, project, params, target)
+    return redirect(target)
 
 
 @login_required
@@ -288,6 +323,8 @@ def trace_mark_reviewed(request: HttpRequest, slug: str, trace_id: int) -> HttpR
     target = _trace_url(project, found, params) if found else reverse("review_queue", args=[slug]) + params.querystring
     if found:
         target = _maybe_rereview(request, project, params, target)
+    if request.headers.get(SWAP_HEADER):
+        return _swap_answer(request, project, params, target)
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = target
