@@ -236,6 +236,13 @@ class DriftOut(Schema):
     changed_share_ci: list[float] | None
 
 
+class MonthOut(Schema):
+    month: str  # YYYY-MM, when the re-reviews were made
+    n: int
+    agreed: int
+    agreement_ci: list[float] | None
+
+
 class SelfAgreementOut(Schema):
     criterion: str
     n: int
@@ -245,6 +252,7 @@ class SelfAgreementOut(Schema):
     kappa_ci: list[float] | None
     undecided: int
     decided: int
+    months: list[MonthOut]
 
 
 class RaterAgreementOut(Schema):
@@ -313,6 +321,10 @@ def reliability_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpRes
                 "kappa_ci": list(item.kappa_interval) if item.kappa_interval else None,
                 "undecided": len(item.undecided),
                 "decided": item.decided,
+                "months": [
+                    {"month": month, "n": n, "agreed": agreed, "agreement_ci": list(ci) if ci else None}
+                    for month, n, agreed, ci in item.months
+                ],
             }
             for item in self_agreement(project=project)
         ],

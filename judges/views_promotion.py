@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, get_project_for_user
 from annotation.models import Criterion, Project
 from annotation.services import DomainError
+from judges.kinds import versions_drift
 from judges.models import Judge, JudgeVersion
 from judges.promotions import (
     BAR_MAX_EXCLUSIVE,
@@ -166,6 +167,10 @@ def promotion_history(request: HttpRequest, slug: str) -> HttpResponse:
     (its dev run beside it) under which bar, and when and by whom it ended."""
     access = get_project_for_user(request, slug)
     history = promotion_history_page(project=access.project, limit=HISTORY_LIMIT)
+    # A current promotion whose version was made under an earlier definition: its evidence answered other words.
+    drifts = versions_drift(p.version_id for p in history.promotions if p.is_current)
+    for promotion in history.promotions:
+        promotion.drift = drifts.get(promotion.version_id) if promotion.is_current else None
     context = {
         "project": access.project,
         "access": access,

@@ -306,3 +306,10 @@ def test_the_experts_labels_move_a_sharpened_criterion_its_recalibration_stale_j
     assert reviews.count() >= 4 and sum(1 for r in reviews if not r.agrees) == 1
     page = demo_client.get("/projects/demo/reliability/").content.decode()
     assert 'data-self-agreement="plain_text"' in page
+
+
+def test_the_project_page_is_the_loops_dashboard(demo, demo_client):
+    project = demo_client.get("/projects/demo/").content.decode()
+    assert 'id="loop"' in project and "Maturity: <strong>level" in project
+    # The promoted plain_text judge was made under its criterion's only definition: no promotion is stale.
+    assert "data-drift=" not in demo_client.get("/projects/demo/judges/promotions/").content.decode()

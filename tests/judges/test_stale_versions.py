@@ -42,3 +42,19 @@ def test_a_version_made_before_a_definition_edit_is_stale_with_the_labels_since(
     # Edited and then put back: the words v1 was measured on are today's again.
     criterion_update(criterion=criterion, name=criterion.name, definition="Fail when it apologises.", failure_mode=None)
     assert kinds.versions_drift([v1.pk]) == {}
+
+
+def test_the_promotion_history_marks_a_current_promotion_made_under_an_earlier_definition(
+    project, expert, expert_client
+):
+    from judges.models import Promotion
+
+    criterion = criterion_create(project=project, name="no_apology", definition="Fail when it apologises.")
+    judge = judge_create(project=project, criterion=criterion, name="apology", kind="assertion", config=CHECK)
+    version = judge.latest_version()
+    Promotion.objects.create(criterion=criterion, version=version, min_tpr=0.9, min_tnr=0.9, promoted_by=expert)
+    url = f"/projects/{project.slug}/judges/promotions/"
+    assert "data-drift=" not in expert_client.get(url).content.decode()
+    criterion_update(criterion=criterion, name=criterion.name, definition="Fail on any regret.", failure_mode=None)
+    page = expert_client.get(url).content.decode()
+    assert f'data-drift="{version.pk}"' in page and "made under definition v1, the criterion is at v2" in page
