@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from annotation.codebook import failure_mode_create
 from annotation.ingest import IngestError, IngestReport, import_stream
-from annotation.models import Criterion, FailureMode, Project, ReviewSession, SelfReview, Trace
+from annotation.models import Criterion, FailureMode, Label, Project, ReviewSession, SelfReview, Trace
 from annotation.recalibration import recalibration_session_create
 from annotation.rereviews import Answer, rereview_submit
 from annotation.services import DomainError, criterion_create, criterion_update, project_create, project_set_expert
@@ -58,6 +58,7 @@ from judges.bias import bias_run_enqueue
 from judges.guardrails import guardrail_mark, guardrail_readiness
 from judges.models import BiasRun, Judge, JudgeRun, JudgeVersion
 from judges.promotions import current_promotions, judge_version_promote
+from judges.selectors import labelled_trace_ids
 from judges.services import (
     judge_create,
     judge_run_create,
@@ -313,7 +314,15 @@ def _llm_judge(report: LoadReport, project: Project, user: AbstractBaseUser) -> 
     """An LLM judge shadowing the expert's critiques on `grounded`: its few-shot examples are train-split traces
     with the expert's critique as the reasoning. Not run here: that needs an OpenAI-compatible endpoint. With one
     configured, its dev run and its bias battery are queued for the worker (once: a battery already there stays)."""
-    judge = _judge(report, project, "grounded", LLM_JUDGE, Judge.Kind.LLM, LLM_CONFIG, user)
+    criterion = Criterion.objects.filter(project=project, name="grounded").first()
+    if criterion is None:
+        return
+    # Up to six examples, as many as the train split holds critiques for: which traces fall in train depends on
+    # the criterion's id (judges.splits), and a demo loaded beside other projects must still get its LLM judge.
+    train = labelled_trace_ids(criterion=criterion, split="train")
+    critiqued = Label.objects.filter(criterion=criterion, trace_id__in=list(train)).exclude(critique="").count()
+    config = {**LLM_CONFIG, "few_shot": min(LLM_CONFIG["few_shot"], critiqued)}
+    judge = _judge(report, project, "grounded", LLM_JUDGE, Judge.Kind.LLM, config, user)
     if judge is None or kinds.get(judge.kind).unavailable_reason():
         return
     version = judge.latest_version()
