@@ -31,7 +31,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -331,25 +331,38 @@ def cost(config: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> 
     ) / 1_000_000
 
 
-def judge_messages(
+@dataclass(frozen=True)
+class Asked:
+    """What asking one prompt came to (`ask_parsed`): the parsed answer and its reasoning, or why there is none."""
+
+    value: str = ""
+    reasoning: str = ""
+    error: str = ""
+    raw_output: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+
+
+def ask_parsed(
     *,
-    client: Any,
     model: str,
     messages: list[dict[str, str]],
     config: dict[str, Any],
     cache: ResponseCache | None,
-    endpoint: Endpoint | None = None,
-) -> Outcome:
-    """Ask the model, schema-check the answer, ask again when it is malformed; an error Outcome at the end. An
-    answer cut by the token limit, or given on a prompt the server cut, is an error at once, never cached."""
-    endpoint = endpoint or Endpoint(client=client)
-    call_params = params(config)
+    endpoint: Endpoint,
+    call_params: dict[str, Any],
+    parse: Callable[[str | None], tuple[str, str]],
+) -> Asked:
+    """Ask the model (a stored answer first), `parse` the answer, ask again when it is malformed (up to the config's
+    `attempts`); an Asked with the error at the end. Only a well-formed answer is stored. An answer cut by the
+    token limit, or given on a prompt the server cut, is an error at once. Shared by the pointwise judge and the
+    pairwise comparison, which differ only in what they ask for and how they parse it."""
     key = cache_key(model, messages, call_params)
     estimated = llm_compat.estimate_tokens(messages)
     prompt_tokens = completion_tokens = 0
     started = time.perf_counter()
-    problem = ""
-    raw = ""
+    value = reasoning = problem = raw = ""
     for attempt in range(config["attempts"]):
         completion = cache.get(key) if cache is not None and attempt == 0 else None
         fresh = completion is None
@@ -364,11 +377,11 @@ def judge_messages(
             prompt_tokens += completion.prompt_tokens or 0
             completion_tokens += completion.completion_tokens or 0
         raw = completion.text or ""
-        # A verdict on a prompt the server cut may not have seen the rubric: an error, whatever it says.
+        # An answer on a prompt the server cut may not have seen the rubric: an error, whatever it says.
         if fresh and (problem := llm_compat.truncation_problem(estimated, completion.prompt_tokens, endpoint.context)):
             break
         try:
-            verdict, reasoning = parse_answer(completion.text)
+            parsed, why = parse(completion.text)
         except MalformedAnswer as exc:
             if problem := cut_problem(completion, config):
                 break  # at temperature 0 the same limit cuts the same answer again
@@ -376,18 +389,45 @@ def judge_messages(
             continue
         if cache is not None:
             cache.put(key, completion)
-        return Outcome(
-            verdict=verdict,
-            reasoning=reasoning,
-            raw_output=raw,
-            latency_ms=round(1000 * (time.perf_counter() - started)),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        )
-    return Outcome(
+        value, reasoning, problem = parsed, why, ""
+        break
+    return Asked(
+        value=value,
+        reasoning=reasoning,
         error=problem,
         raw_output=raw,
-        latency_ms=round(1000 * (time.perf_counter() - started)),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        latency_ms=round(1000 * (time.perf_counter() - started)),
+    )
+
+
+def judge_messages(
+    *,
+    client: Any,
+    model: str,
+    messages: list[dict[str, str]],
+    config: dict[str, Any],
+    cache: ResponseCache | None,
+    endpoint: Endpoint | None = None,
+) -> Outcome:
+    """Ask the model, schema-check the answer, ask again when it is malformed; an error Outcome at the end
+    (`ask_parsed`)."""
+    asked = ask_parsed(
+        model=model,
+        messages=messages,
+        config=config,
+        cache=cache,
+        endpoint=endpoint or Endpoint(client=client),
+        call_params=params(config),
+        parse=parse_answer,
+    )
+    return Outcome(
+        verdict=asked.value,
+        reasoning=asked.reasoning,
+        error=asked.error,
+        raw_output=asked.raw_output,
+        latency_ms=asked.latency_ms,
+        prompt_tokens=asked.prompt_tokens,
+        completion_tokens=asked.completion_tokens,
     )

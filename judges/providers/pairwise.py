@@ -16,21 +16,17 @@ preference. Answers are cached under judges.providers.llm.cache_key, so a compar
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from judges.providers import TraceInput, llm_compat
 from judges.providers.llm import (
-    CallFailed,
     Endpoint,
     MalformedAnswer,
     ResponseCache,
     answer_object,
-    cache_key,
-    complete,
-    cut_problem,
+    ask_parsed,
     params,
     render_trace,
 )
@@ -222,52 +218,23 @@ def ask_preference(
     version's `attempts`); an error PairAnswer at the end. Only a well-formed answer is cached. The call adapts to
     the model as the pointwise judge's does (judges.providers.llm.complete), and an answer cut by the token limit
     or given on a prompt the server cut is an error at once."""
-    endpoint = endpoint or Endpoint(client=client)
-    call_params = pair_params(config)
-    key = cache_key(model, messages, call_params)
-    estimated = llm_compat.estimate_tokens(messages)
-    prompt_tokens = completion_tokens = 0
-    started = time.perf_counter()
-    problem = raw = ""
-    for attempt in range(config["attempts"]):
-        completion = cache.get(key) if cache is not None and attempt == 0 else None
-        fresh = completion is None
-        if completion is None:
-            try:
-                completion = complete(
-                    endpoint=endpoint, model=model, messages=messages, config=config, asked=call_params
-                )
-            except CallFailed as exc:
-                problem = str(exc)
-                break
-            prompt_tokens += completion.prompt_tokens or 0
-            completion_tokens += completion.completion_tokens or 0
-        raw = completion.text or ""
-        if fresh and (problem := llm_compat.truncation_problem(estimated, completion.prompt_tokens, endpoint.context)):
-            break
-        try:
-            preference, reasoning = parse_preference(completion.text)
-        except MalformedAnswer as exc:
-            if problem := cut_problem(completion, config):
-                break
-            problem = f"malformed answer (attempt {attempt + 1} of {config['attempts']}): {exc}"
-            continue
-        if cache is not None:
-            cache.put(key, completion)
-        return PairAnswer(
-            preference=preference,
-            reasoning=reasoning,
-            raw_output=raw,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=round(1000 * (time.perf_counter() - started)),
-        )
+    asked = ask_parsed(
+        model=model,
+        messages=messages,
+        config=config,
+        cache=cache,
+        endpoint=endpoint or Endpoint(client=client),
+        call_params=pair_params(config),
+        parse=parse_preference,
+    )
     return PairAnswer(
-        error=problem,
-        raw_output=raw,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        latency_ms=round(1000 * (time.perf_counter() - started)),
+        preference=asked.value,
+        reasoning=asked.reasoning,
+        error=asked.error,
+        raw_output=asked.raw_output,
+        prompt_tokens=asked.prompt_tokens,
+        completion_tokens=asked.completion_tokens,
+        latency_ms=asked.latency_ms,
     )
 
 
