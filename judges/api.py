@@ -50,6 +50,18 @@ class JudgeRunOut(Schema):
     report: dict[str, Any] | None
 
 
+def _visible_run(request: HttpRequest, run_id: int) -> JudgeRun | HttpResponse:
+    """The judge run the caller may see, or the 404 for one they may not (the same as for a missing run)."""
+    return api_object(
+        request,
+        JudgeRun.objects.select_related("version__judge__criterion"),
+        run_id,
+        Permission.VIEW,
+        via="version__judge__project",
+        missing=f"No judge run {run_id}",
+    )
+
+
 def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
@@ -70,14 +82,7 @@ def _iso(value: Any) -> str | None:
     ),
 )
 def judge_run_get(request: HttpRequest, run_id: int) -> dict[str, Any] | HttpResponse:
-    run = api_object(
-        request,
-        JudgeRun.objects.select_related("version__judge__criterion"),
-        run_id,
-        Permission.VIEW,
-        via="version__judge__project",
-        missing=f"No judge run {run_id}",
-    )
+    run = _visible_run(request, run_id)
     if not isinstance(run, JudgeRun):
         return run
     judge = run.version.judge
@@ -147,14 +152,7 @@ def judge_run_judgments(
     cursor: str = Query("", description="The previous page's next_cursor"),
     agrees: str = Query("", description="yes | no: only agreements or disagreements with the expert's label"),
 ) -> dict[str, Any] | HttpResponse:
-    run = api_object(
-        request,
-        JudgeRun.objects.select_related("version__judge__criterion"),
-        run_id,
-        Permission.VIEW,
-        via="version__judge__project",
-        missing=f"No judge run {run_id}",
-    )
+    run = _visible_run(request, run_id)
     if not isinstance(run, JudgeRun):
         return run
     query = request.GET
