@@ -251,3 +251,15 @@ def metadata_rows(metadata: Any) -> list[MetadataRow]:
     if not isinstance(metadata, dict):
         return [MetadataRow("value", as_text(metadata))] if metadata not in (None, "", {}) else []
     return [MetadataRow(str(key), as_text(value)) for key, value in metadata.items()]
+
+
+def trace_pane(trace: Any) -> dict[str, Any]:
+    """What `templates/annotation/_trace_pane.html` shows of a trace (its input, messages, output, context and
+    metadata as display structures), for every page that includes it."""
+    return {
+        "input_block": make_block(trace.input, markdown=False) if trace.input else None,
+        "output_block": make_block(trace.output, markdown=True) if trace.output else None,
+        "turns": build_turns(trace.messages),
+        "context_blocks": context_blocks(trace.context),
+        "metadata": metadata_rows(trace.metadata),
+    }

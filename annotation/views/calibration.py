@@ -22,9 +22,9 @@ from annotation.calibration import (
     rater_invite,
 )
 from annotation.models import CalibrationRater, Trace
-from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
-from annotation.rereviews import Answer
+from annotation.rendering import trace_pane
 from annotation.services import DomainError
+from annotation.views.rereview import posted_answers
 
 
 def _back(request: HttpRequest, slug: str) -> HttpResponse:
@@ -47,14 +47,7 @@ def calibration(request: HttpRequest, slug: str) -> HttpResponse:
     errors: list[str] = []
     if request.method == "POST":
         trace = get_object_or_404(Trace, project=project, pk=request.POST.get("trace", "0") or 0)
-        answers = {
-            criterion.pk: Answer(
-                verdict=request.POST.get(f"verdict-{criterion.pk}", ""),
-                critique=request.POST.get(f"critique-{criterion.pk}", ""),
-            )
-            for criterion in calibration_criteria(trace=trace)
-            if request.POST.get(f"verdict-{criterion.pk}")
-        }
+        answers = posted_answers(request, calibration_criteria(trace=trace))
         try:
             calibration_submit(rater=rater, trace=trace, answers=answers)
         except DomainError as exc:
@@ -66,14 +59,7 @@ def calibration(request: HttpRequest, slug: str) -> HttpResponse:
     done, total = calibration_progress(rater=rater)
     context = {"project": project, "access": access, "trace": trace, "errors": errors, "done": done, "total": total}
     if trace is not None:
-        context.update(
-            criteria=calibration_criteria(trace=trace),
-            input_block=make_block(trace.input, markdown=False) if trace.input else None,
-            output_block=make_block(trace.output, markdown=True) if trace.output else None,
-            turns=build_turns(trace.messages),
-            context_blocks=context_blocks(trace.context),
-            metadata=metadata_rows(trace.metadata),
-        )
+        context.update(criteria=calibration_criteria(trace=trace), **trace_pane(trace))
     return render(request, "annotation/calibration.html", context, status=400 if errors else 200)
 
 

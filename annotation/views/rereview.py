@@ -18,8 +18,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.access import Permission, ProjectAccess, get_project_for_user
-from annotation.models import SelfReview, Trace
-from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
+from annotation.models import Criterion, SelfReview, Trace
+from annotation.rendering import trace_pane
 from annotation.rereviews import Answer, rereview_criteria, rereview_settings_update, rereview_submit
 from annotation.rereviews import self_review_decide as self_review_decide_service
 from annotation.services import DomainError
@@ -32,6 +32,19 @@ def _next(request: HttpRequest, access: ProjectAccess) -> str:
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return reverse("review_queue", args=[access.project.slug])
+
+
+def posted_answers(request: HttpRequest, criteria: list[Criterion]) -> dict[int, Answer]:
+    """Criterion id → the verdict and critique a blind form (`annotation/_blind_criteria.html`) posted for it; a
+    criterion without a verdict is left out, for the service to name."""
+    return {
+        criterion.pk: Answer(
+            verdict=request.POST.get(f"verdict-{criterion.pk}", ""),
+            critique=request.POST.get(f"critique-{criterion.pk}", ""),
+        )
+        for criterion in criteria
+        if request.POST.get(f"verdict-{criterion.pk}")
+    }
 
 
 def _require_expert(access: ProjectAccess, request: HttpRequest) -> None:
@@ -49,16 +62,8 @@ def rereview(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
     criteria = rereview_criteria(trace=trace)
     errors: list[str] = []
     if request.method == "POST":
-        answers = {
-            criterion.pk: Answer(
-                verdict=request.POST.get(f"verdict-{criterion.pk}", ""),
-                critique=request.POST.get(f"critique-{criterion.pk}", ""),
-            )
-            for criterion in criteria
-            if request.POST.get(f"verdict-{criterion.pk}")
-        }
         try:
-            rereview_submit(trace=trace, user=request.user, answers=answers)
+            rereview_submit(trace=trace, user=request.user, answers=posted_answers(request, criteria))
         except DomainError as exc:
             errors.append(str(exc))
         else:
@@ -71,12 +76,7 @@ def rereview(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
         "criteria": criteria,
         "errors": errors,
         "next": _next(request, access),
-        "posted": request.POST,
-        "input_block": make_block(trace.input, markdown=False) if trace.input else None,
-        "output_block": make_block(trace.output, markdown=True) if trace.output else None,
-        "turns": build_turns(trace.messages),
-        "context_blocks": context_blocks(trace.context),
-        "metadata": metadata_rows(trace.metadata),
+        **trace_pane(trace),
     }
     return render(request, TEMPLATE, context, status=400 if errors else 200)
 

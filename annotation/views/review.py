@@ -41,7 +41,7 @@ from annotation.queue import (
     queue_progress,
     trace_page,
 )
-from annotation.rendering import build_turns, context_blocks, make_block, metadata_rows
+from annotation.rendering import trace_pane
 from annotation.rereviews import rereview_candidate, rereview_due
 from annotation.selectors import (
     conversation_size,
@@ -252,11 +252,7 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
     # criterion), no history, no notes, no panels. Deciding reveals the notes; the labels follow the decision.
     context.update(
         {
-            "input_block": make_block(trace.input, markdown=False) if trace.input else None,
-            "output_block": make_block(trace.output, markdown=True) if trace.output else None,
-            "turns": build_turns(trace.messages),
-            "context_blocks": context_blocks(trace.context),
-            "metadata": metadata_rows(trace.metadata),
+            **trace_pane(trace),
             "rows": trace_criterion_rows(trace=trace) if step not in ("blind", "decide") else [],
             "notes": trace_notes(trace=trace) if step != "blind" else [],
             # Users' thumbs, ratings and comments; hidden while the expert relabels blind, like every verdict.
