@@ -13,9 +13,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from annotation.models import CalibrationRater, Criterion, Label, Membership, Project, RaterLabel, Trace, Verdict
-from annotation.rereviews import Answer
-from annotation.services import CRITIQUE_MAX_CHARS, DomainError
+from annotation.models import CalibrationRater, Label, Membership, Project, RaterLabel, Trace
+from annotation.rereviews import Answer, answers_check, expert_labelled_criteria
+from annotation.services import DomainError
 
 MAX_SAMPLE = 500
 
@@ -81,15 +81,6 @@ def calibration_next(*, rater: CalibrationRater) -> Trace | None:
     return None
 
 
-def calibration_criteria(*, trace: Trace) -> list[Criterion]:
-    """The criteria the expert labelled on the trace, which the rater answers."""
-    return list(
-        Criterion.objects.filter(labels__trace=trace, labels__author_id=trace.project.expert_id).order_by(
-            "position", "id"
-        )
-    )
-
-
 @transaction.atomic
 def calibration_submit(*, rater: CalibrationRater, trace: Trace, answers: dict[int, Answer]) -> list[RaterLabel]:
     """The rater's blind verdicts on one sampled trace: every criterion the expert labelled on it, once."""
@@ -97,17 +88,8 @@ def calibration_submit(*, rater: CalibrationRater, trace: Trace, answers: dict[i
         raise DomainError("The expert ended this calibration; thank you — nothing more to label")
     if trace.pk not in _sample(rater):
         raise DomainError(f"Trace {trace.external_id} is not in your calibration sample.")
-    criteria = {c.pk: c for c in calibration_criteria(trace=trace)}
-    missing = sorted(c.name for pk, c in criteria.items() if pk not in answers)
-    if missing:
-        raise DomainError(f"Answer every criterion: {', '.join(missing)} has no verdict yet.")
-    for pk, answer in answers.items():
-        if pk not in criteria:
-            raise DomainError(f"Criterion #{pk} is not asked on this trace.")
-        if answer.verdict not in Verdict.values:
-            raise DomainError(f"{criteria[pk].name}: choose pass or fail; got {answer.verdict or 'nothing'!r}.")
-        if len(answer.critique) > CRITIQUE_MAX_CHARS:
-            raise DomainError(f"{criteria[pk].name}: a critique is limited to {CRITIQUE_MAX_CHARS} characters.")
+    criteria = {c.pk: c for c in expert_labelled_criteria(trace=trace)}
+    answers_check(criteria=criteria, answers=answers, not_asked="Criterion #{pk} is not asked on this trace.")
     try:
         with transaction.atomic():
             return RaterLabel.objects.bulk_create(

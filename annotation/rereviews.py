@@ -59,8 +59,9 @@ def rereview_candidate(*, project: Project, now: datetime | None = None) -> Trac
     )
 
 
-def rereview_criteria(*, trace: Trace) -> list[Criterion]:
-    """The criteria the expert labelled on `trace`, which the re-review asks again (in criterion order)."""
+def expert_labelled_criteria(*, trace: Trace) -> list[Criterion]:
+    """The criteria the expert labelled on `trace`, in criterion order: what a blind re-review asks again and what a
+    calibration rater answers."""
     return list(
         Criterion.objects.filter(labels__trace=trace, labels__author_id=trace.project.expert_id).order_by(
             "position", "id"
@@ -72,6 +73,21 @@ def rereview_criteria(*, trace: Trace) -> list[Criterion]:
 class Answer:
     verdict: str
     critique: str = ""
+
+
+def answers_check(*, criteria: dict[int, Criterion], answers: dict[int, Answer], not_asked: str) -> None:
+    """Blind answers (criterion id → answer) cover exactly the asked `criteria`, each with a verdict and a critique
+    within bounds. Raises DomainError naming the criterion (`not_asked`, formatted with `pk`, for an extra one)."""
+    missing = sorted(criterion.name for pk, criterion in criteria.items() if pk not in answers)
+    if missing:
+        raise DomainError(f"Answer every criterion: {', '.join(missing)} has no verdict yet.")
+    for pk, answer in answers.items():
+        if pk not in criteria:
+            raise DomainError(not_asked.format(pk=pk))
+        if answer.verdict not in Verdict.values:
+            raise DomainError(f"{criteria[pk].name}: choose pass or fail; got {answer.verdict or 'nothing'!r}.")
+        if len(answer.critique) > CRITIQUE_MAX_CHARS:
+            raise DomainError(f"{criteria[pk].name}: a critique is limited to {CRITIQUE_MAX_CHARS} characters.")
 
 
 @transaction.atomic
@@ -87,16 +103,11 @@ def rereview_submit(
     if not labels:
         raise DomainError(f"Trace {trace.external_id} has no label of yours to re-review.")
     criteria = {c.pk: c for c in Criterion.objects.filter(pk__in=list(labels))}
-    missing = [criteria[pk].name for pk in labels if pk not in answers]
-    if missing:
-        raise DomainError(f"Answer every criterion: {', '.join(sorted(missing))} has no verdict yet.")
-    for pk, answer in answers.items():
-        if pk not in labels:
-            raise DomainError(f"Criterion #{pk} was not labelled on this trace before: nothing to re-review.")
-        if answer.verdict not in Verdict.values:
-            raise DomainError(f"{criteria[pk].name}: choose pass or fail; got {answer.verdict or 'nothing'!r}.")
-        if len(answer.critique) > CRITIQUE_MAX_CHARS:
-            raise DomainError(f"{criteria[pk].name}: a critique is limited to {CRITIQUE_MAX_CHARS} characters.")
+    answers_check(
+        criteria=criteria,
+        answers=answers,
+        not_asked="Criterion #{pk} was not labelled on this trace before: nothing to re-review.",
+    )
     now = now or timezone.now()
     return SelfReview.objects.bulk_create(
         SelfReview(

@@ -13,7 +13,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.access import get_project_for_user
 from annotation.calibration import (
-    calibration_criteria,
     calibration_next,
     calibration_progress,
     calibration_submit,
@@ -23,6 +22,7 @@ from annotation.calibration import (
 )
 from annotation.models import CalibrationRater, Trace
 from annotation.rendering import trace_pane
+from annotation.rereviews import expert_labelled_criteria
 from annotation.services import DomainError
 from annotation.views.rereview import posted_answers
 
@@ -47,7 +47,7 @@ def calibration(request: HttpRequest, slug: str) -> HttpResponse:
     errors: list[str] = []
     if request.method == "POST":
         trace = get_object_or_404(Trace, project=project, pk=request.POST.get("trace", "0") or 0)
-        answers = posted_answers(request, calibration_criteria(trace=trace))
+        answers = posted_answers(request, expert_labelled_criteria(trace=trace))
         try:
             calibration_submit(rater=rater, trace=trace, answers=answers)
         except DomainError as exc:
@@ -59,7 +59,7 @@ def calibration(request: HttpRequest, slug: str) -> HttpResponse:
     done, total = calibration_progress(rater=rater)
     context = {"project": project, "access": access, "trace": trace, "errors": errors, "done": done, "total": total}
     if trace is not None:
-        context.update(criteria=calibration_criteria(trace=trace), **trace_pane(trace))
+        context.update(criteria=expert_labelled_criteria(trace=trace), **trace_pane(trace))
     return render(request, "annotation/calibration.html", context, status=400 if errors else 200)
 
 

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.models import Criterion, SelfReview, Trace
 from annotation.rendering import trace_pane
-from annotation.rereviews import Answer, rereview_criteria, rereview_settings_update, rereview_submit
+from annotation.rereviews import Answer, expert_labelled_criteria, rereview_settings_update, rereview_submit
 from annotation.rereviews import self_review_decide as self_review_decide_service
 from annotation.services import DomainError
 
@@ -59,7 +59,7 @@ def rereview(request: HttpRequest, slug: str, trace_id: int) -> HttpResponse:
     _require_expert(access, request)
     project = access.project
     trace = get_object_or_404(Trace.objects.select_related("project"), project=project, pk=trace_id)
-    criteria = rereview_criteria(trace=trace)
+    criteria = expert_labelled_criteria(trace=trace)
     errors: list[str] = []
     if request.method == "POST":
         try:
