@@ -341,9 +341,9 @@ def test_the_heartbeat_is_kept_while_a_chunk_is_judged(project, labelled, settin
 
 def test_run_judge_without_a_worker_judges_in_process_after_a_grace_period(project, labelled, monkeypatch):
     """Nothing consumes the broker in this test: the command must not wait for a worker that never comes."""
-    from judges.management.commands import run_judge
+    from judges.management.commands import _common
 
-    monkeypatch.setattr(run_judge, "WORKER_GRACE_S", 0)
+    monkeypatch.setattr(_common, "WORKER_GRACE_S", 0)
     judge_create(project=project, criterion=labelled, name="apology", kind="assertion", config=REFUSES_APOLOGY)
     err = io.StringIO()
     out = io.StringIO()

@@ -1,11 +1,17 @@
-"""Lookups shared by the judge commands, each failing with a CommandError that names what is missing."""
+"""What the judge commands share: lookups that fail with a CommandError naming what is missing, and waiting for a
+worker run."""
 
 from __future__ import annotations
 
-from django.core.management.base import CommandError
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from django.core.management.base import CommandError, OutputWrapper
 
 from annotation.models import Project
-from judges.models import Judge
+from core.runs import WorkerRun
+from judges.models import Judge, JudgeVersion
 
 
 def project_by_slug(slug: str) -> Project:
@@ -21,3 +27,39 @@ def judge_by_name(project: Project, name: str) -> Judge:
         names = ", ".join(Judge.objects.filter(project=project).values_list("name", flat=True)) or "none yet"
         raise CommandError(f"--judge: project {project.slug!r} has no judge {name!r} (judges: {names})")
     return judge
+
+
+def version_by_number(judge: Judge, number: int | None) -> JudgeVersion:
+    """The judge's version `number`, or its latest when None."""
+    versions = judge.versions.all()
+    version = versions.filter(number=number).first() if number else versions.last()
+    if version is None:
+        numbers = ", ".join(str(n) for n in versions.values_list("number", flat=True))
+        raise CommandError(f"--version: judge {judge.name!r} has no version {number} (versions: {numbers})")
+    return version
+
+
+# A run no worker has claimed after this long runs in the command's own process.
+WORKER_GRACE_S = 10
+R = TypeVar("R", bound=WorkerRun)
+
+
+def wait_for_run(
+    run: R, *, timeout: float, execute: Callable[[R], R], name: str, taking_over: str, stderr: OutputWrapper
+) -> R:
+    """Wait for a queued worker run (`name` says which, e.g. "run 12") to finish; when no worker has claimed it
+    after WORKER_GRACE_S, say so (`taking_over`: what happens instead) and `execute` it here. The claim is
+    conditional, so a worker arriving then finds nothing to do (and the reverse). CommandError after `timeout`."""
+    started = time.monotonic()
+    taken_over = False
+    while time.monotonic() - started < timeout:
+        run.refresh_from_db()
+        if run.is_finished:
+            return run
+        if not taken_over and run.status == run.Status.QUEUED and time.monotonic() - started > WORKER_GRACE_S:
+            stderr.write(f"no worker took {name} within {WORKER_GRACE_S} s; {taking_over}")
+            taken_over = True
+            run = execute(run)
+            continue
+        time.sleep(0.5)
+    raise CommandError(f"{name} did not finish within {timeout:.0f} s")

@@ -5,20 +5,16 @@ the project's bias bar (what promotion asks)."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.services import DomainError
 from judges.bias import bias_run_create, bias_run_enqueue, bias_run_execute
-from judges.management.commands._common import judge_by_name, project_by_slug
+from judges.management.commands._common import judge_by_name, project_by_slug, version_by_number, wait_for_run
 from judges.models import BiasRun
 from judges.promotions import bias_bar
 from judges.providers.bias import BIASES, bias_problems, percent
-
-# How long a queued battery may wait for a worker before this command runs it itself.
-WORKER_GRACE_S = 10
 
 
 class Command(BaseCommand):
@@ -40,13 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_by_slug(options["project"])
         judge = judge_by_name(project, options["judge"])
-        versions = judge.versions.all()
-        version = versions.filter(number=options["version"]).first() if options["version"] else versions.last()
-        if version is None:
-            numbers = ", ".join(str(n) for n in versions.values_list("number", flat=True))
-            raise CommandError(
-                f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
-            )
+        version = version_by_number(judge, options["version"])
         try:
             if options["inline"]:
                 run = bias_run_execute(run=bias_run_create(version=version))
@@ -66,20 +56,14 @@ class Command(BaseCommand):
             raise CommandError(f"over the bias bar of {percent(max_flip_rate)}: {'; '.join(problems)}")
 
     def _wait(self, run: BiasRun, timeout: float) -> BiasRun:
-        started = time.monotonic()
-        taken_over = False
-        while time.monotonic() - started < timeout:
-            run.refresh_from_db()
-            if run.is_finished:
-                return run
-            if not taken_over and run.status == BiasRun.Status.QUEUED and time.monotonic() - started > WORKER_GRACE_S:
-                # No worker claimed it: the claim is conditional, so a worker arriving now finds nothing to do.
-                self.stderr.write(f"no worker took bias run {run.pk} within {WORKER_GRACE_S} s; running it here")
-                taken_over = True
-                run = bias_run_execute(run=run)
-                continue
-            time.sleep(0.5)
-        raise CommandError(f"bias run {run.pk} did not finish within {timeout:.0f} s")
+        return wait_for_run(
+            run,
+            timeout=timeout,
+            execute=lambda r: bias_run_execute(run=r),
+            taking_over="running it here",
+            name=f"bias run {run.pk}",
+            stderr=self.stderr,
+        )
 
     def _print(self, run: BiasRun, max_flip_rate: float) -> None:
         report = run.report

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from judges.evidence import bound_percent
-from judges.management.commands._common import judge_by_name, project_by_slug
+from judges.management.commands._common import judge_by_name, project_by_slug, version_by_number
 from judges.promotions import PromotionRefused, judge_version_promote, promotion_bar
 
 
@@ -36,12 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_by_slug(options["project"])
         judge = judge_by_name(project, options["judge"])
-        version = judge.versions.filter(number=options["version"]).first()
-        if version is None:
-            numbers = ", ".join(str(n) for n in judge.versions.values_list("number", flat=True))
-            raise CommandError(
-                f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
-            )
+        version = version_by_number(judge, options["version"])
         user = None
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"]).first()

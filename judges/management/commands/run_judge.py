@@ -4,19 +4,15 @@ version over a split through the worker (or in this process) and print its align
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.services import DomainError
-from judges.management.commands._common import judge_by_name, project_by_slug
+from judges.management.commands._common import judge_by_name, project_by_slug, version_by_number, wait_for_run
 from judges.models import JudgeRun
 from judges.services import judge_run_create, judge_run_enqueue, judge_run_execute
 from judges.stats import METRICS
-
-# How long a queued run may wait for a worker before this command judges it itself.
-WORKER_GRACE_S = 10
 
 
 class Command(BaseCommand):
@@ -39,13 +35,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         project = project_by_slug(options["project"])
         judge = judge_by_name(project, options["judge"])
-        versions = judge.versions.all()
-        version = versions.filter(number=options["version"]).first() if options["version"] else versions.last()
-        if version is None:
-            numbers = ", ".join(str(n) for n in versions.values_list("number", flat=True))
-            raise CommandError(
-                f"--version: judge {judge.name!r} has no version {options['version']} (versions: {numbers})"
-            )
+        version = version_by_number(judge, options["version"])
         try:
             if options["inline"]:
                 run = judge_run_execute(run=judge_run_create(version=version, split=options["split"]))
@@ -61,21 +51,14 @@ class Command(BaseCommand):
             self._print(run)
 
     def _wait(self, run: JudgeRun, timeout: float) -> JudgeRun:
-        started = time.monotonic()
-        taken_over = False
-        while time.monotonic() - started < timeout:
-            run.refresh_from_db()
-            if run.is_finished:
-                return run
-            if not taken_over and run.status == JudgeRun.Status.QUEUED and time.monotonic() - started > WORKER_GRACE_S:
-                # No worker claimed it: judge here rather than wait for one that may never come. The claim is
-                # conditional, so a worker arriving now finds nothing to do (and the reverse).
-                self.stderr.write(f"no worker took run {run.pk} within {WORKER_GRACE_S} s; judging in this process")
-                taken_over = True
-                run = judge_run_execute(run=run)
-                continue
-            time.sleep(0.5)
-        raise CommandError(f"run {run.pk} did not finish within {timeout:.0f} s")
+        return wait_for_run(
+            run,
+            timeout=timeout,
+            execute=lambda r: judge_run_execute(run=r),
+            taking_over="judging in this process",
+            name=f"run {run.pk}",
+            stderr=self.stderr,
+        )
 
     def _print(self, run: JudgeRun) -> None:
         report = run.report
