@@ -51,7 +51,7 @@ def promotion_check(promotion: Promotion, project: Project | None = None) -> Che
         evidence_source=promotion.evidence_split
         + ("" if promotion.on_test_evidence else " (promoted before test evidence was required)"),
         chunk_size=kind.chunk_size(version),
-        warning=kinds.stale_definition(version),
+        warning=kinds.stale_definition(version, criterion_version=promotion.criterion.version),
     )
 
 

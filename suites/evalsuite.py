@@ -181,7 +181,7 @@ def judge_evidence(promotion: Promotion) -> dict[str, Any] | None:
         "tnr": report["tnr"],
         "ci": {"tpr": ci.get("tpr"), "tnr": ci.get("tnr")},
         # A version made under an earlier definition of its criterion: its evidence answered other words.
-        "stale": kinds.stale_definition(promotion.version) or None,
+        "stale": kinds.stale_definition(promotion.version, criterion_version=promotion.criterion.version) or None,
     }
 
 

@@ -140,8 +140,12 @@ __all__ = [
 ]
 
 
-def stale_definition(version: JudgeVersion) -> str:
+def stale_definition(version: JudgeVersion, *, criterion_version: int) -> str:
     """Why a (promoted) version's numbers may no longer mean what they say, for the monitoring and suite pages: it
-    was made under an earlier definition of its criterion. "" when it was not."""
+    was made under an earlier definition of its criterion, now at `criterion_version` (which the caller has loaded:
+    monitoring builds its checks on every drain, and a version made under the current definition costs no query).
+    "" when it was not."""
+    if version.criterion_version >= criterion_version:
+        return ""
     stale = _made_under_an_earlier_definition([version.pk])
     return f"stale: {stale[version.pk]}" if version.pk in stale else ""

@@ -37,8 +37,9 @@ def test_a_version_made_before_a_definition_edit_is_stale_with_the_labels_since(
     v2 = judge_version_from_current_labels(version=v1)  # the same check, under the current definition
     assert (v2.number, v2.config, v2.criterion_version) == (2, v1.config, 2)
     assert kinds.versions_drift([v2.pk]) == {}
-    assert kinds.stale_definition(v1).startswith("stale: made under definition v1, the criterion is at v2")
-    assert kinds.stale_definition(v2) == ""
+    stale = kinds.stale_definition(v1, criterion_version=criterion.version)
+    assert stale.startswith("stale: made under definition v1, the criterion is at v2")
+    assert kinds.stale_definition(v2, criterion_version=criterion.version) == ""
     # Edited and then put back: the words v1 was measured on are today's again.
     criterion_update(criterion=criterion, name=criterion.name, definition="Fail when it apologises.", failure_mode=None)
     assert kinds.versions_drift([v1.pk]) == {}
