@@ -45,7 +45,7 @@ from annotation.taxonomy_io import (
     notes_export_json,
 )
 from annotation.trace_format import FormatError, RawRecord, loads, read_jsonl
-from core.json_input import JsonTooDeep, json_depth_check
+from core.json_input import BodyRefused, JsonTooDeep, read_json_body
 
 
 def _docs_for_signed_in_users(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -253,22 +253,10 @@ def trace_feedback_add(request: HttpRequest, slug: str, external_id: str) -> Sta
     access = api_access(request, slug, Permission.ADD_TRACES)
     if not isinstance(access, ProjectAccess):
         return access
-    limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
-    content_type = (request.content_type or "").lower()
-    if content_type not in JSON_TYPES:
-        return _error(415, f"Content-Type {content_type or 'missing'!r}: send application/json")
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        return _error(413, f"The body is over the limit of {limit:,} bytes")
     try:
-        payload = loads(body)
-        json_depth_check(payload)
-    except JsonTooDeep as exc:
-        return _error(400, f"The body is {exc}")
-    except UnicodeDecodeError as exc:
-        return _error(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
-    except ValueError as exc:
-        return _error(400, f"Malformed JSON: {exc}")
+        payload = read_json_body(request, limit=settings.EVALSTUDIO_MAX_REQUEST_BYTES, parse=loads)
+    except BodyRefused as exc:
+        return _error(exc.status, exc.message)
     try:
         if isinstance(payload, list):
             if not payload:

@@ -33,7 +33,7 @@ from annotation.feedback import (
     parse_feedback_item,
 )
 from annotation.feedback_services import feedback_store_by_external_id
-from core.json_input import JsonTooDeep, json_loads
+from core.json_input import BodyRefused, read_json_body
 
 logger = logging.getLogger(__name__)
 
@@ -83,21 +83,10 @@ def read_score(score: object, index: int) -> tuple[str, list[FeedbackRecord]]:
 
 
 def _read_body(request: HttpRequest) -> Any:
-    limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
-    if (request.content_type or "").lower() != "application/json":
-        raise _Refused(_error(415, f"Content-Type {request.content_type or 'missing'!r}: send application/json"))
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        raise _Refused(_error(413, f"The body is over the limit of {limit:,} bytes"))
     try:
-        payload = json_loads(body)
-    except JsonTooDeep as exc:
-        raise _Refused(_error(400, f"The body is {exc}")) from None
-    except UnicodeDecodeError as exc:
-        raise _Refused(_error(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")) from None
-    except ValueError as exc:
-        raise _Refused(_error(400, f"Malformed JSON: {exc}")) from None
-    return payload
+        return read_json_body(request, limit=settings.EVALSTUDIO_MAX_REQUEST_BYTES)
+    except BodyRefused as exc:
+        raise _Refused(_error(exc.status, exc.message)) from None
 
 
 class _Refused(Exception):

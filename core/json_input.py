@@ -83,3 +83,32 @@ def json_loads(
         raise JsonTooDeep(too_deep_message(where, limit)) from None
     json_depth_check(value, where=where, limit=limit)
     return value
+
+
+class BodyRefused(ValueError):
+    """A request body that cannot be read as JSON: the HTTP status to answer and a message naming the problem."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def read_json_body(request: Any, *, limit: int, parse: Callable[[str], Any] = json.loads) -> Any:
+    """The JSON body of a request (a Django HttpRequest) sent as `application/json`, read to at most `limit` bytes
+    (one byte past it: a body without, or with a lying, Content-Length is caught too) and bounded in depth. Raises
+    BodyRefused: 415 for another content type, 413 over the limit, 400 for bytes that are not UTF-8 or not JSON."""
+    content_type = (request.content_type or "").lower()
+    if content_type != "application/json":
+        raise BodyRefused(415, f"Content-Type {content_type or 'missing'!r}: send application/json")
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        raise BodyRefused(413, f"The body is over the limit of {limit:,} bytes")
+    try:
+        return json_loads(body, parse=parse)
+    except JsonTooDeep as exc:
+        raise BodyRefused(400, f"The body is {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BodyRefused(400, f"The body is not valid UTF-8 (byte {exc.start + 1})") from None
+    except ValueError as exc:
+        raise BodyRefused(400, f"Malformed JSON: {exc}") from None
