@@ -130,7 +130,7 @@ def _progress_context(request: HttpRequest, project: Project, params: QueueParam
 
 
 # The review page's script asks for the next trace's page ahead (`X-Review-Prefetch`) and, on `r` or `j`, asks
-# where to go (`X-Review-Swap`) so it can show the prefetched page without a full load (static/js/review.js).
+# where to go (`X-Review-Swap`) so it can show the prefetched page without a full load (static/js/trace_review.js).
 PREFETCH_HEADER = "X-Review-Prefetch"
 SWAP_HEADER = "X-Review-Swap"
 

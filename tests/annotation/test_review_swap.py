@@ -1,4 +1,4 @@
-"""The server's side of prefetch and swap on the review page (static/js/review.js): the fetch ahead changes no
+"""The server's side of prefetch and swap on the review page (static/js/trace_review.js): the fetch ahead changes no
 state, the swap answer says where the queue goes with a fresh `opened` token, and blind pages are never handed to
 a prefetch. The browser side is tests/browser/test_review_speed.py."""
 

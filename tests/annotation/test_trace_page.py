@@ -147,7 +147,7 @@ def test_notes_show_edit_controls_only_on_own_notes(project, expert, teammate, t
 
 def test_page_loads_review_script_and_stylesheet_from_static_files_only(project, expert_client):
     html = _page(expert_client, make_trace(project=project))
-    assert '<script src="/static/js/review.js" defer></script>' in html
+    assert '<script src="/static/js/trace_review.js" defer></script>' in html
     assert "/static/css/review.css" in html
     assert " onclick=" not in html and "hx-on" not in html
     scripts = re.findall(r"<script[^>]*>(.*?)</script>", html, flags=re.S)
