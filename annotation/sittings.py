@@ -83,12 +83,32 @@ def sitting_save(request: HttpRequest, project: Project, state: dict[str, Any]) 
     request.session[_key(project)] = state
 
 
+def _revisited(state: dict[str, Any], started: datetime) -> dict[str, datetime]:
+    """Trace id → when this sitting first reached it, for the traces first reviewed before the sitting began.
+
+    `reviewed_at` is a trace's first review ever, so the review log counts only the traces the sitting reviewed
+    first; these others are counted from here. Entries older than `started` belong to an earlier sitting."""
+    raw = state.get("revisited")
+    entries = {key: _parse(value) for key, value in raw.items()} if isinstance(raw, dict) else {}
+    return {key: at for key, at in entries.items() if at is not None and at >= started}
+
+
+def _count(project: Project, started: datetime, revisited: dict[str, datetime], upto: datetime | None) -> int:
+    """How many traces this sitting reached, each once, up to `upto` (all of them when None): the traces first
+    reviewed in it (a range on the review-log index) and the earlier ones it came back to."""
+    if upto is None:
+        return reviewed_since(project=project, since=started) + len(revisited)
+    first = Trace.objects.filter(project=project, reviewed_at__gte=started, reviewed_at__lte=upto).count()
+    return first + sum(1 for at in revisited.values() if at <= upto)
+
+
 def sitting_get(request: HttpRequest, project: Project) -> Sitting:
     state = sitting_state(request, project)
     started = _parse(state["started"]) or timezone.now()
     target = state.get("target") if isinstance(state.get("target"), int) else DEFAULT_TARGET
     minutes = max(0.0, (timezone.now() - started).total_seconds() / 60)
-    return Sitting(started=started, target=target, done=reviewed_since(project=project, since=started), minutes=minutes)
+    done = _count(project, started, _revisited(state, started), None)
+    return Sitting(started=started, target=target, done=done, minutes=minutes)
 
 
 def sitting_act(request: HttpRequest, project: Project, trace: Trace, params: QueueParams) -> LabelContext:
@@ -98,14 +118,21 @@ def sitting_act(request: HttpRequest, project: Project, trace: Trace, params: Qu
     state = sitting_state(request, project)
     now = timezone.now()
     started = _parse(state["started"]) or now
-    sitting_save(request, project, {**state, "last": now.isoformat()})
-    if trace.reviewed_at is not None and trace.reviewed_at >= started:
+    revisited = _revisited(state, started)
+    if trace.reviewed_at is None:
+        # First reviewed by this action: it joins the review log after every trace the sitting reached so far.
+        position = _count(project, started, revisited, None) + 1
+    elif trace.reviewed_at >= started:
         # Reached earlier in this sitting (a label changed, another criterion): its position then.
-        position = Trace.objects.filter(
-            project=project, reviewed_at__gte=started, reviewed_at__lte=trace.reviewed_at
-        ).count()
+        position = _count(project, started, revisited, trace.reviewed_at)
     else:
-        position = reviewed_since(project=project, since=started) + 1
+        # Reviewed in an earlier sitting: one trace of this one from its first action here, at that position.
+        position = _count(project, started, revisited, revisited.setdefault(str(trace.pk), now))
+    sitting_save(
+        request,
+        project,
+        {**state, "last": now.isoformat(), "revisited": {key: at.isoformat() for key, at in revisited.items()}},
+    )
     return LabelContext(
         seconds_on_trace=seconds_open(request.POST.get("opened", ""), now=now),
         sitting_position=position,

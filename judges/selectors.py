@@ -360,6 +360,7 @@ def run_disagreements_page(
 # Stamped keys never go stale; this only bounds how long a comparison nobody reopens stays in the cache.
 COMPARE_COUNTS_CACHE_SECONDS = 24 * 3600
 NOT_JUDGED = "-"  # in the joined counts: the run has no judgment for the trace (an error has verdict "")
+SKIPPED = "~"  # in the joined counts: the run skipped the trace (a reason such as "no reference", no verdict)
 
 
 class RunPairError(DomainError):
@@ -421,7 +422,8 @@ def judge_choices(*, project: Project) -> list[Judge]:
 
 def compare_counts(*, run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, str], int]:
     """(expert verdict, A's verdict, B's verdict) → count over the expert-labelled traces either run judged;
-    NOT_JUDGED where a run has no judgment for the trace, "" where its judgment was an error.
+    NOT_JUDGED where a run has no judgment for the trace, SKIPPED where it skipped the trace, "" where its judgment
+    was an error.
 
     Reading two runs of 200,000 judgments takes about a second, and every page of differing traces needs the counts
     again, so they are cached under a stamp of the criterion's labels (count, newest id, latest change): a label
@@ -432,7 +434,8 @@ def compare_counts(*, run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, 
     )
     at = stamp["at"].isoformat() if stamp["at"] else ""
     project = run_a.version.judge.project
-    key = f"{project.cache_key('judge-compare')}:{run_a.pk}:{run_b.pk}:{stamp['n']}:{stamp['last']}:{at}"
+    # "judge-compare-2": counts cached before skips had their own marker hold them as errors ("").
+    key = f"{project.cache_key('judge-compare-2')}:{run_a.pk}:{run_b.pk}:{stamp['n']}:{stamp['last']}:{at}"
     cached = cache.get(key)
     if cached is not None:
         return {tuple(k): n for k, n in cached}
@@ -443,26 +446,33 @@ def compare_counts(*, run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, 
 
 def _compare_counts_uncached(run_a: JudgeRun, run_b: JudgeRun) -> dict[tuple[str, str, str], int]:
     judgment, label = Judgment._meta.db_table, Label._meta.db_table
+    # A skip has an empty verdict like an error; its reason tells them apart.
+    judged = f"SELECT trace_id, CASE WHEN skipped <> '' THEN %s ELSE verdict END AS verdict FROM {judgment}"
     sql = f"""
         SELECT l.verdict, COALESCE(ja.verdict, %s), COALESCE(jb.verdict, %s), COUNT(*)
-        FROM (SELECT trace_id, verdict FROM {judgment} WHERE run_id = %s) ja
-        FULL OUTER JOIN (SELECT trace_id, verdict FROM {judgment} WHERE run_id = %s) jb ON jb.trace_id = ja.trace_id
+        FROM ({judged} WHERE run_id = %s) ja
+        FULL OUTER JOIN ({judged} WHERE run_id = %s) jb ON jb.trace_id = ja.trace_id
         JOIN {label} l ON l.trace_id = COALESCE(ja.trace_id, jb.trace_id) AND l.criterion_id = %s
         GROUP BY 1, 2, 3
     """  # noqa: S608 — table names come from the models, every value is a parameter
     with connection.cursor() as cursor:
-        cursor.execute(sql, [NOT_JUDGED, NOT_JUDGED, run_a.pk, run_b.pk, run_a.version.judge.criterion_id])
+        params = [NOT_JUDGED, NOT_JUDGED, SKIPPED, run_a.pk, SKIPPED, run_b.pk, run_a.version.judge.criterion_id]
+        cursor.execute(sql, params)
         return {(e, a, b): n for e, a, b, n in cursor.fetchall()}
 
 
 def comparison_exclusions(counts: dict[tuple[str, str, str], int]) -> dict[str, int]:
-    """Labelled traces left out of the comparison, by reason."""
-    out = {"only_a": 0, "only_b": 0, "errors": 0}
+    """Labelled traces left out of the comparison, each under one reason, the first that applies: judged only by A,
+    only by B, skipped by either (not judged, as run reports count skips: neither an error nor a verdict), an error
+    on either."""
+    out = {"only_a": 0, "only_b": 0, "skipped": 0, "errors": 0}
     for (_e, a, b), n in counts.items():
         if b == NOT_JUDGED:
             out["only_a"] += n
         elif a == NOT_JUDGED:
             out["only_b"] += n
+        elif SKIPPED in (a, b):
+            out["skipped"] += n
         elif not a or not b:
             out["errors"] += n
     return out

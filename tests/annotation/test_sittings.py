@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import LabelChange
+from annotation.models import LabelChange, Trace
 from annotation.services import criterion_create
 from annotation.sittings import opened_token, seconds_open
 from tests.factories import make_trace
@@ -101,3 +101,36 @@ def test_imported_labels_record_no_sitting(project, criterion):
         ],
     )
     assert list(LabelChange.objects.values_list("sitting_position", "via", "seconds_on_trace")) == [(None, "", None)]
+
+
+def test_labels_for_two_criteria_and_a_resave_count_the_trace_once_in_the_sitting(
+    project, criterion, expert, expert_client
+):
+    other = criterion_create(project=project, name="grounded", definition="Fail when it invents.", user=expert)
+    first, second = make_trace(project=project, external_id="t-1"), make_trace(project=project, external_id="t-2")
+    opened = _open(expert_client, project, first)
+    _label(expert_client, project, first, criterion, "fail", opened)
+    _label(expert_client, project, first, other, "pass", opened)
+    _label(expert_client, project, first, criterion, "pass", opened)  # the autosave again, the verdict changed
+    _label(expert_client, project, second, criterion, "fail", _open(expert_client, project, second))
+    rows = list(LabelChange.objects.order_by("id").values_list("label__trace__external_id", "sitting_position"))
+    assert rows == [("t-1", 1), ("t-1", 1), ("t-1", 1), ("t-2", 2)]
+
+
+def test_a_trace_reviewed_before_the_sitting_counts_once_at_its_first_position_in_it(
+    project, criterion, expert, expert_client, settings
+):
+    """A trace first reviewed in an earlier sitting (an earlier day, or before a pause ended the sitting) and
+    labelled again now is one trace of this sitting: the next trace comes after it, and its own later saves keep
+    its position."""
+    settings.EVALSTUDIO_SITTING_BREAK_TRACES = 2
+    other = criterion_create(project=project, name="grounded", definition="Fail when it invents.", user=expert)
+    earlier, fresh = make_trace(project=project, external_id="t-0"), make_trace(project=project, external_id="t-1")
+    Trace.objects.filter(pk=earlier.pk).update(reviewed_at=timezone.now() - timedelta(days=2))
+    _label(expert_client, project, earlier, criterion, "fail", _open(expert_client, project, earlier))
+    _label(expert_client, project, fresh, criterion, "pass", _open(expert_client, project, fresh))
+    response = _label(expert_client, project, earlier, other, "pass", _open(expert_client, project, earlier))
+    rows = list(LabelChange.objects.order_by("id").values_list("label__trace__external_id", "sitting_position"))
+    assert rows == [("t-0", 1), ("t-1", 2), ("t-0", 1)]
+    html = response.content.decode()
+    assert "This sitting <strong>2</strong>" in html and "2 traces in 0 minutes" in html  # the break hint's count

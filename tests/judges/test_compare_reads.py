@@ -58,7 +58,7 @@ def test_the_joined_counts_are_expert_a_b_triples(runs):
     _, run_a, run_b = runs
     counts = compare_counts(run_a=run_a, run_b=run_b)
     assert counts == {("pass", "pass", "pass"): 6, ("fail", "fail", "fail"): 4, ("fail", "pass", "fail"): 3}
-    assert comparison_exclusions(counts) == {"only_a": 0, "only_b": 0, "errors": 0}
+    assert comparison_exclusions(counts) == {"only_a": 0, "only_b": 0, "skipped": 0, "errors": 0}
 
 
 def test_a_trace_judged_by_one_run_or_with_an_error_is_counted_apart(runs):
@@ -68,7 +68,7 @@ def test_a_trace_judged_by_one_run_or_with_an_error_is_counted_apart(runs):
     Judgment.objects.filter(pk=judged_b[1].pk).update(verdict="", error="timeout")
     counts = compare_counts(run_a=run_a, run_b=run_b)
     assert counts[("pass", "pass", NOT_JUDGED)] == 1 and counts[("pass", "pass", "")] == 1
-    assert comparison_exclusions(counts) == {"only_a": 1, "only_b": 0, "errors": 1}
+    assert comparison_exclusions(counts) == {"only_a": 1, "only_b": 0, "skipped": 0, "errors": 1}
 
 
 def test_a_changed_label_moves_the_cached_counts(runs, criterion, expert):
@@ -92,7 +92,7 @@ def test_the_comparison_names_the_versions_and_measures_against_the_project_bar(
     compared = judge_run_comparison(run_a=run_a, run_b=run_b)
     assert (compared.name_a, compared.name_b, compared.criterion.name) == ("v1", "v2", "no_apology")
     assert (compared.comparison.n, compared.comparison.only_a_right, compared.comparison.only_b_right) == (13, 0, 3)
-    assert compared.excluded == {"only_a": 0, "only_b": 0, "errors": 0}
+    assert compared.excluded == {"only_a": 0, "only_b": 0, "skipped": 0, "errors": 0}
     # Not significant on 13 traces: the verdict says how many labels v2's rates need to clear the bar.
     needs = f"its TNR of 100% needs {labels_needed(1.0, 0.9)} fail labels (these runs share 7)"
     assert needs in compared.comparison.verdict

@@ -235,3 +235,25 @@ def test_an_llm_judge_without_use_reference_never_shows_it(project, criterion, l
 def test_use_reference_must_be_true_or_false(project, criterion):
     with pytest.raises(DomainError, match="use_reference: expected true or false"):
         judge_create(project=project, criterion=criterion, name="llm", kind="llm", config={"use_reference": "yes"})
+
+
+def test_comparing_two_versions_counts_skipped_traces_apart_from_errors(project, referenced, expert_client):
+    from judges.pages import judge_run_comparison
+    from judges.services import judge_version_create
+
+    judge = judge_create(
+        project=project, criterion=referenced, name="total", kind="reference", config={"mode": "numeric"}
+    )
+    v2 = judge_version_create(judge=judge, config={"mode": "numeric", "abs_tol": 1.0}, comment="off by one passes")
+    run_a = judge_run_execute(run=judge_run_create(version=judge.versions.get(number=1), split="dev"))
+    run_b = judge_run_execute(run=judge_run_create(version=v2, split="dev"))
+    dev = labelled_trace_ids(criterion=referenced, split="dev")
+    without = Trace.objects.filter(pk__in=dev, reference__isnull=True).count()
+    assert without and run_a.report["skipped"] == run_b.report["skipped"] == without
+    compared = judge_run_comparison(run_a=run_a, run_b=run_b)
+    assert compared.excluded == {"only_a": 0, "only_b": 0, "skipped": without, "errors": 0}
+    assert compared.comparison.n == len(dev) - without
+    url = reverse("judge_compare", args=[project.slug]) + f"?a={run_a.pk}&b={run_b.pk}"
+    body = expert_client.get(url).content.decode()
+    assert f"{without} skipped by either version (not" in body
+    assert "0 where either judgment was an error" in body
