@@ -61,3 +61,14 @@ def test_a_cursor_round_trips_and_no_cursor_is_the_first_page():
     assert page_after({}) == 0 and page_after({"cursor": ""}) == 0
     assert page_after({"cursor": encode_cursor(123456)}) == 123456 == decode_cursor(encode_cursor(123456))
     assert page_limit({}) == 100 and page_limit({"limit": "500"}) == 500
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("digits", ["1" * 5000, "0" * 5000 + "5", "9" * 10])
+def test_a_limit_of_too_many_digits_is_a_400_naming_it_not_a_server_error(client, token, run, digits):
+    shown = repr(digits[:40])
+    for url in ("/api/v1/projects/acme/traces", f"/api/v1/judge-runs/{run.pk}/judgments"):
+        assert detail(client, url, token, limit=digits) == (
+            400,
+            f"Query parameter 'limit' must be a whole number from 1 to 500; got {shown}",
+        )
