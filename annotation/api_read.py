@@ -2,31 +2,27 @@
 said about them (the expert's labels and critiques, notes and the failure modes they are coded to), a page at a
 time. Registered on the API's default router beside `POST …/traces` (annotation.api), imported by evalstudio.urls.
 
-Paging is a keyset on the trace id (ascending): a page costs the same at the millionth trace as at the first, and a
-trace added while a client pages is never skipped or repeated. The cursor is opaque to clients (the last id, in
-URL-safe base64) so that its form can change.
+Paging is a keyset on the trace id (ascending), `limit`, `cursor` and unknown parameters checked as on every read
+route (core.read_query).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Schema
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
 from annotation.api import Error, api
 from annotation.models import Label, Note, Trace
 from annotation.queue import REVIEWED_FILTERS, QueueParams, filter_traces
+from core.read_query import QueryError, encode_cursor, page_after, page_limit, query_refused, refuse_unknown
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 500
 FILTERS = ("source", "meta", "reviewed", "mode")
-PARAMETERS = frozenset({"cursor", "limit", *FILTERS})
+PARAMETERS = tuple(sorted({"cursor", "limit", *FILTERS}))
 
 
 class LabelOut(Schema):
@@ -71,52 +67,18 @@ class TracePage(Schema):
     next_cursor: str | None
 
 
-class ReadError(ValueError):
-    """A bad query parameter: the message names it."""
-
-
-def _error(status: int, detail: str) -> HttpResponse:
-    return JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
-
-
-def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"t{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        # An id the database can compare (bigint): anything else was not made here.
-        if not text.startswith("t") or not (text[1:].isascii() and text[1:].isdigit() and len(text) < 20):
-            raise ValueError
-        return int(text[1:])
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ReadError(f"Query parameter 'cursor' is not a cursor this API gave: {cursor[:40]!r}") from None
-
-
-def page_limit(query: Mapping[str, str], *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:
-    raw = query.get("limit")
-    if raw is None or raw == "":
-        return default
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= maximum:
-        raise ReadError(f"Query parameter 'limit' must be a whole number from 1 to {maximum}; got {raw[:40]!r}")
-    return int(raw)
-
-
 def trace_filters(query: Mapping[str, str]) -> QueueParams:
     """The trace list's filters (annotation.queue.QueueParams), refusing what the page would silently ignore."""
-    unknown = sorted(set(query) - PARAMETERS)
-    if unknown:
-        raise ReadError(f"Unknown query parameter {unknown[0]!r}; expected {', '.join(sorted(PARAMETERS))}")
+    refuse_unknown(query, PARAMETERS, expected=", ".join(PARAMETERS))
     reviewed = query.get("reviewed", "")
     if reviewed and reviewed not in REVIEWED_FILTERS:
-        raise ReadError(f"Query parameter 'reviewed' must be yes or no; got {reviewed[:40]!r}")
+        raise QueryError(f"Query parameter 'reviewed' must be yes or no; got {reviewed[:40]!r}")
     mode = query.get("mode", "").strip()
     if mode and not (mode.isascii() and mode.isdigit() and len(mode) < 19):
-        raise ReadError(f"Query parameter 'mode' must be a failure mode's id (a number); got {mode[:40]!r}")
+        raise QueryError(f"Query parameter 'mode' must be a failure mode's id (a number); got {mode[:40]!r}")
     meta = query.get("meta", "").strip()
     if meta and "=" not in meta:
-        raise ReadError(f"Query parameter 'meta' must be key=value; got {meta[:40]!r}")
+        raise QueryError(f"Query parameter 'meta' must be key=value; got {meta[:40]!r}")
     return QueueParams.from_query({k: query.get(k, "") for k in FILTERS}, default_order="newest")
 
 
@@ -202,9 +164,9 @@ def traces_read(
     try:
         params = trace_filters(request.GET)
         limit = page_limit(request.GET)
-        after = decode_cursor(request.GET["cursor"]) if request.GET.get("cursor") else 0
-    except ReadError as exc:
-        return _error(400, str(exc))
+        after = page_after(request.GET)
+    except QueryError as exc:
+        return query_refused(exc)
     queryset = filter_traces(Trace.objects.filter(project=access.project, id__gt=after), params).order_by("id")
     # One more than asked: whether there is a next page, without a COUNT.
     traces = list(traces_with_reviews(queryset)[: limit + 1])

@@ -261,9 +261,11 @@ EVALSTUDIO_JUDGE_MODEL = os.environ.get("EVALSTUDIO_JUDGE_MODEL", "gpt-4.1-mini"
 # honours Retry-After) before a judgment is recorded as an error.
 EVALSTUDIO_JUDGE_CONCURRENCY = env_int("EVALSTUDIO_JUDGE_CONCURRENCY", 16, minimum=1)
 EVALSTUDIO_LLM_MAX_RETRIES = env_int("EVALSTUDIO_LLM_MAX_RETRIES", 4, minimum=0)
-# Naming suggested groupings of notes: the model, and how long one call may take before the term-based name stays.
+# Naming suggested groupings of notes: the model, how long one call may take before the term-based name stays, and
+# the answer's token limit (room for a reasoning model's thinking; the name itself is a few dozen tokens).
 EVALSTUDIO_LLM_MODEL = os.environ.get("EVALSTUDIO_LLM_MODEL", EVALSTUDIO_JUDGE_MODEL)
 EVALSTUDIO_LLM_TIMEOUT_SECONDS = env_int("EVALSTUDIO_LLM_TIMEOUT_SECONDS", 30, minimum=1)
+EVALSTUDIO_LLM_MAX_TOKENS = env_int("EVALSTUDIO_LLM_MAX_TOKENS", 4000, minimum=50)
 
 # Production monitoring (monitoring/): Celery beat drains the sampled traces to the promoted judges and evaluates
 # alert rules on these periods. A drain stops taking new chunks after EVALSTUDIO_MONITOR_DRAIN_BUDGET_SECONDS so

@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, api_object
 from annotation.api import Error
-from annotation.api_read import ReadError, decode_cursor, encode_cursor, page_limit
 from annotation.models import Label
 from annotation.services import DomainError
 from core.json_input import JsonTooDeep, json_loads
+from core.read_query import QueryError, encode_cursor, page_after, page_limit, query_refused, refuse_unknown
 from core.validation import problems
 from judges.bias import bias_run_enqueue
 from judges.guardrails import guardrails_check
@@ -156,16 +156,14 @@ def judge_run_judgments(
     if not isinstance(run, JudgeRun):
         return run
     query = request.GET
-    unknown = sorted(set(query) - {"cursor", "limit", "agrees"})
     try:
-        if unknown:
-            raise ReadError(f"Unknown query parameter {unknown[0]!r}; expected agrees, cursor and limit")
+        refuse_unknown(query, ("agrees", "cursor", "limit"))
         if agrees not in ("", "yes", "no"):
-            raise ReadError(f"Query parameter 'agrees' must be yes or no; got {agrees[:40]!r}")
+            raise QueryError(f"Query parameter 'agrees' must be yes or no; got {agrees[:40]!r}")
         limit = page_limit(query)
-        after = decode_cursor(query["cursor"]) if query.get("cursor") else 0
-    except ReadError as exc:
-        return JsonResponse({"detail": str(exc)}, status=400, content_type="application/json; charset=utf-8")
+        after = page_after(query)
+    except QueryError as exc:
+        return query_refused(exc)
     criterion = run.version.judge.criterion
     # The expert's label of this criterion, joined in SQL: one query for the page, no lookup per judgment.
     label = Label.objects.filter(trace_id=OuterRef("trace_id"), criterion=criterion)

@@ -18,6 +18,7 @@ from django.db import transaction
 
 from annotation.models import Trace
 from annotation.services import DomainError
+from core.llm_client import llm_client
 from core.runs import (
     database_away,
     run_cancel,
@@ -30,7 +31,7 @@ from core.runs import (
 )
 from judges import kinds
 from judges.kinds import TRACE_INPUT_FIELDS, trace_input
-from judges.kinds.llm import CALLS_PER_SLOT, _ask_all, _priced, frozen_prompt, llm_client
+from judges.kinds.llm import CALLS_PER_SLOT, _ask_all, _priced, frozen_prompt
 from judges.models import BiasRun, JudgeVersion
 from judges.providers import Outcome
 from judges.providers import bias as battery

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from annotation.services import DomainError
-from judges.kinds.llm import CALLS_PER_SLOT, LLMKind, _AnswerCache, frozen_prompt, llm_client, llm_endpoint
+from core import llm_calls
+from core.llm_client import llm_client, llm_endpoint
+from judges.kinds.llm import CALLS_PER_SLOT, LLMKind, _AnswerCache, frozen_prompt
 from judges.models import JudgeVersion
 from judges.providers import TraceInput, llm
 from judges.providers.pairwise import (
@@ -76,7 +78,7 @@ def pairwise_ask(*, version: JudgeVersion, pairs: list[Pair]) -> list[PairAnswer
         )
 
     prompts = [messages(pair, order) for pair in pairs for order in (BASELINE_FIRST, CANDIDATE_FIRST)]
-    keys = [llm.cache_key(model, prompt, pair_params(config)) for prompt in prompts]
+    keys = [llm_calls.cache_key(model, prompt, pair_params(config)) for prompt in prompts]
     cache = _AnswerCache(model, keys)
     client = llm_client()
     endpoint = llm_endpoint(client, config)

@@ -20,15 +20,16 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation.access import Permission, ProjectAccess, get_project_for_user
 from annotation.selectors import trace_by_external_id
 from annotation.services import DomainError
+from core import llm_compat
 from core.json_input import JsonTooDeep, json_loads
+from core.llm_client import model_context
 from judges import kinds
 from judges.charts import history_chart, history_rows
 from judges.examples import judge_example_add as judge_example_add_service
 from judges.guardrails import judge_guardrail_states
 from judges.kinds import versions_drift
-from judges.kinds.llm import model_context, prompt_preview
+from judges.kinds.llm import prompt_preview
 from judges.models import Judge, JudgeRun, JudgeVersion
-from judges.providers import llm_compat
 from judges.selectors import judge_version_numbers, judge_version_pair, judge_versions_page, latest_dev_runs_by_version
 from judges.services import judge_version_create, judge_version_from_current_labels
 from judges.views_bias import annotate_versions

@@ -13,6 +13,7 @@ from ninja import Query, Router, Schema
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
 from annotation.api import Error
 from annotation.models import Criterion
+from core.read_query import QueryError, query_refused, refuse_unknown
 from judges.stats import metrics
 from monitoring.checks import JUDGE, check_matrix, current_check, series_find
 from monitoring.selectors import coverage, sampling_rate, series_stats
@@ -114,9 +115,10 @@ def monitoring_series_get(
     if not isinstance(access, ProjectAccess):
         return access
     project = access.project
-    unknown = sorted(set(request.GET) - {"criterion", "bucket", "window"})
-    if unknown:
-        return _bad(f"Unknown query parameter {unknown[0]!r}; expected criterion, bucket and window")
+    try:
+        refuse_unknown(request.GET, ("criterion", "bucket", "window"))
+    except QueryError as exc:
+        return query_refused(exc)
     name = criterion.strip()
     if not name:
         return _bad("Query parameter 'criterion' is required: the name of a criterion of the project")

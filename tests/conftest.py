@@ -115,10 +115,9 @@ def _fresh_llm_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     endpoint; loopback servers reuse ports, so each test starts from nothing, in memory and in the shared cache."""
     import uuid
 
-    from judges.kinds import llm as llm_kind
-    from judges.providers import llm_compat
+    from core import llm_client, llm_compat
 
     llm_compat.MEMO.clear()
-    monkeypatch.setattr(llm_kind, "SHARED_NAMESPACE", f"llm-test-{uuid.uuid4().hex}")
+    monkeypatch.setattr(llm_client, "SHARED_NAMESPACE", f"llm-test-{uuid.uuid4().hex}")
     yield
     llm_compat.MEMO.clear()

@@ -71,6 +71,38 @@ class RecordedRequest:
         return (self.json or {}).get("messages", [])
 
 
+# OpenAI's words, type, param and code for a reasoning model (o1, o3, gpt-5) sent what a chat model takes.
+MAX_TOKENS_REFUSED = {
+    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+    "Use 'max_completion_tokens' instead.",
+    "type": "invalid_request_error",
+    "param": "max_tokens",
+    "code": "unsupported_parameter",
+}
+TEMPERATURE_REFUSED = {
+    "message": "Unsupported value: 'temperature' does not support 0 with this model. "
+    "Only the default (1) value is supported.",
+    "type": "invalid_request_error",
+    "param": "temperature",
+    "code": "unsupported_value",
+}
+
+
+def openai_reasoning_model(answer: Callable[[RecordedRequest], Reply]) -> Callable[[RecordedRequest], Reply]:
+    """A responder that answers like OpenAI's reasoning models: 400 for `max_tokens`, then for a temperature other
+    than 1, and `answer(request)` once the request has neither."""
+
+    def respond(request: RecordedRequest) -> Reply:
+        body = request.json or {}
+        if "max_tokens" in body:
+            return Reply(status=400, error=MAX_TOKENS_REFUSED)
+        if body.get("temperature", 1) != 1:
+            return Reply(status=400, error=TEMPERATURE_REFUSED)
+        return answer(request)
+
+    return respond
+
+
 class ScriptedLLMServer:
     """`latency` makes every chat completion wait before it answers, like a real provider: a number of seconds, or
     `(low, high)` for a uniform draw per call from a generator seeded with `seed` (added to a reply's own `delay`)."""

@@ -18,7 +18,6 @@ from annotation.coding_board import mode_choices
 from annotation.models import Suggestion, SuggestionRun
 from annotation.services import DomainError
 from annotation.suggestions import (
-    llm_configured,
     run_notices,
     suggestion_accept_edited,
     suggestion_for_review,
@@ -27,6 +26,7 @@ from annotation.suggestions import (
     suggestion_runs_recent,
     suggestions_for_review,
 )
+from core.llm_client import llm_configured
 from core.runs import WAITS_FOR_WORKER, run_waits_for_worker
 
 TEMPLATE = "annotation/suggestions.html"

@@ -26,11 +26,12 @@ from django.db.models.fields.json import KT, KeyTransform
 
 from annotation.models import Criterion, Label, Trace
 from annotation.services import DomainError
-from annotation.suggestions import llm_configured
+from core import llm_calls, llm_compat
+from core.llm_client import llm_client, llm_configured, llm_endpoint
 from judges import selectors
 from judges.kinds.base import TRACE_INPUT_FIELDS, Built, Drift, JudgeKind, Scorer, trace_input
 from judges.models import Judge, JudgeVersion, LLMResponse
-from judges.providers import ConfigError, Outcome, TraceInput, llm, llm_compat
+from judges.providers import ConfigError, Outcome, TraceInput, llm
 from judges.selectors import labelled_trace_ids
 from judges.splits import split_of
 
@@ -90,76 +91,6 @@ class LLMKind(JudgeKind):
         return score
 
 
-# Learned adaptations (a model that refuses max_tokens or temperature) are shared between processes through the
-# cache: workers and web processes learn from each other's refusals. A lost entry (Redis flushed, down, evicted)
-# costs one refused call, which teaches it again, so the cache is enough; no table is needed. Tests set their own
-# namespace so loopback servers reusing a port never inherit another test's model.
-SHARED_NAMESPACE = "llm"
-ADAPTATION_SECONDS = 30 * 24 * 3600
-# A server's context can change (Ollama's num_ctx is set per model and per request); asked again after this.
-CONTEXT_SECONDS = 600
-
-
-class _SharedCache:
-    """llm_compat.SharedStore over Django's cache (fails open: an outage is a miss, a dropped write)."""
-
-    def __init__(self, timeout: int) -> None:
-        self.timeout = timeout
-
-    def get(self, key: str) -> Any:
-        from django.core.cache import cache
-
-        return cache.get(f"{SHARED_NAMESPACE}:{key}")
-
-    def set(self, key: str, value: Any) -> None:
-        from django.core.cache import cache
-
-        cache.set(f"{SHARED_NAMESPACE}:{key}", value, self.timeout)
-
-
-def model_context(client: Any, config: dict[str, Any], *, probe: bool = True) -> llm_compat.Context | None:
-    """The model's context window: the version's `context_tokens` setting, else what the server reported (vLLM's
-    /v1/models max_model_len, Ollama's /api/show num_ctx or context_length), read from the cache and, with `probe`,
-    asked of the server when nobody has asked for ten minutes. None when unknown."""
-    if "context_tokens" in config:
-        return llm_compat.Context(config["context_tokens"], "the judge's context_tokens setting")
-    model = config["model"]
-    # The openai client's default endpoint when none is set, so pages find what a worker's client learned.
-    where = str(client.base_url) if client is not None else (settings.OPENAI_BASE_URL or "https://api.openai.com/v1")
-    shared = _SharedCache(CONTEXT_SECONDS)
-    key = f"llm-context:{where.rstrip('/')}:{model}"
-    cached = shared.get(key)
-    if isinstance(cached, dict):
-        return llm_compat.Context(**cached) if cached else None
-    if not probe or client is None:
-        return None
-    found = llm_compat.probe_context(client, model, timeout=min(5.0, settings.EVALSTUDIO_LLM_TIMEOUT_SECONDS))
-    shared.set(key, {"tokens": found.tokens, "source": found.source} if found else {})
-    return found
-
-
-def llm_endpoint(client: Any, config: dict[str, Any]) -> llm.Endpoint:
-    """The client, the shared memo of adaptations, and the model's context, for the calls of one batch. What other
-    processes learned about the model is read here, in the calling thread, not by each call in the pool."""
-    shared = _SharedCache(ADAPTATION_SECONDS)
-    llm_compat.MEMO.get(str(client.base_url), config["model"], shared)
-    return llm.Endpoint(client=client, shared=shared, context=model_context(client, config))
-
-
-def llm_client() -> Any:
-    import openai
-
-    return openai.OpenAI(
-        base_url=settings.OPENAI_BASE_URL or None,
-        # The client refuses to start without a key; a local OpenAI-compatible server usually needs none.
-        api_key=settings.OPENAI_API_KEY or "not-needed",
-        max_retries=settings.EVALSTUDIO_LLM_MAX_RETRIES,
-        # The endpoint is the operator's and trusted, but a provider that never answers must not hold a worker (or
-        # a web request) for the client's default 10 minutes; a version's `timeout_s` still governs its calls.
-        timeout=settings.EVALSTUDIO_LLM_TIMEOUT_SECONDS,
-    )
-
-
 def _priced(config: dict[str, Any], outcome: Outcome) -> Outcome:
     if outcome.prompt_tokens is None:
         return outcome
@@ -170,7 +101,7 @@ def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[s
     """Every prompt's outcome, in order. The pool's threads ask; this thread stores each new answer as its call
     returns."""
     model = config["model"]
-    keys = [llm.cache_key(model, messages, llm.params(config)) for messages in all_messages]
+    keys = [llm_calls.cache_key(model, messages, llm.params(config)) for messages in all_messages]
     cache = _AnswerCache(model, keys)
     endpoint = llm_endpoint(client, config)
     outcomes: dict[int, Outcome] = {}
@@ -200,7 +131,7 @@ def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[s
 
 
 def _warned(
-    outcome: Outcome, messages: list[dict[str, str]], config: dict[str, Any], endpoint: llm.Endpoint
+    outcome: Outcome, messages: list[dict[str, str]], config: dict[str, Any], endpoint: llm_calls.Endpoint
 ) -> Outcome:
     """A verdict on a prompt estimated longer than the context stands (the server said nothing of a cut), warned."""
     if outcome.error or not outcome.verdict:
@@ -219,17 +150,17 @@ class _AnswerCache:
     def __init__(self, model: str, keys: list[str]) -> None:
         self.model = model
         self.found = {
-            row.key: llm.Completion(
+            row.key: llm_calls.Completion(
                 text=row.text, prompt_tokens=row.prompt_tokens, completion_tokens=row.completion_tokens
             )
             for row in LLMResponse.objects.filter(key__in=keys)
         }
-        self.new: dict[str, llm.Completion] = {}
+        self.new: dict[str, llm_calls.Completion] = {}
 
-    def get(self, key: str) -> llm.Completion | None:
+    def get(self, key: str) -> llm_calls.Completion | None:
         return self.found.get(key)
 
-    def put(self, key: str, completion: llm.Completion) -> None:
+    def put(self, key: str, completion: llm_calls.Completion) -> None:
         if key not in self.found:
             self.new[key] = completion
 

@@ -7,10 +7,10 @@ follows from it. Temperature 0. An answer that is not that JSON is asked for aga
 last attempt becomes an error judgment — never a guessed verdict.
 
 Transport (retries with exponential backoff honouring Retry-After on 429 and 5xx, timeouts) is the official
-`openai` client's; this module builds messages, makes the call (`complete`: parameters adapted to models that refuse
-them, judges.providers.llm_compat), parses answers (reasoning blocks stripped first) and keeps the token counts.
-Django-free. `response_format: "json_schema"` asks for the verdict's strict schema; `context_tokens` is the model's
-context when the server does not report it (docs/judges-providers.md).
+`openai` client's; the call, adapted to models that refuse parameters, with reasoning blocks stripped before the
+parse, is core.llm_calls (`ask_parsed`), shared with every other LLM call. This module builds the messages and reads
+the verdict. Django-free. `response_format: "json_schema"` asks for the verdict's strict schema; `context_tokens` is
+the model's context when the server does not report it (docs/judges-providers.md).
 
 Config: `{"model": "gpt-4.1-mini", "few_shot": 6, "examples": ["trace-id", ...], "instructions": "...",
 "max_tokens": 800, "attempts": 2, "timeout_s": 60, "prompt_price_per_million": 0.4,
@@ -27,15 +27,14 @@ made (judges.kinds.llm): the rubric, the criterion's name and definition, and ea
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from judges.providers import ConfigError, Outcome, TraceInput, llm_compat
+from core import llm_compat
+from core.llm_calls import Endpoint, MalformedAnswer, ResponseCache, answer_object, ask_parsed
+from judges.providers import ConfigError, Outcome, TraceInput
 
 DEFAULTS: dict[str, Any] = {"few_shot": 6, "max_tokens": 800, "attempts": 2, "timeout_s": 60}
 _NUMBER_KEYS = {
@@ -74,10 +73,6 @@ class Example:
     shown: str
     verdict: str
     critique: str
-
-
-class MalformedAnswer(ValueError):
-    """The model's answer is not the JSON object asked for."""
 
 
 def validate_config(config: object) -> dict[str, Any]:
@@ -188,32 +183,6 @@ def build_messages(
     return messages
 
 
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-
-
-def answer_object(text: str | None) -> dict[str, Any]:
-    """The JSON object of an answer, after the model's reasoning blocks (`<think>…</think>`, llm_compat) and a code
-    fence around it are removed; the parse itself is strict. Raises MalformedAnswer saying what is wrong."""
-    if not text or not text.strip():
-        raise MalformedAnswer("the answer is empty")
-    stripped = llm_compat.strip_reasoning(text)
-    body = stripped.text
-    if not body:
-        if stripped.unclosed:
-            raise MalformedAnswer("the answer is only reasoning: its <think> block never closed")
-        raise MalformedAnswer("the answer is only a reasoning block, with nothing after it")
-    fenced = _FENCE.match(body)
-    if fenced:  # a common, harmless deviation: the JSON wrapped in a code fence
-        body = fenced.group(1)
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        raise MalformedAnswer(f"the answer is not JSON: {text[:200]!r}") from None
-    if not isinstance(answer, dict):
-        raise MalformedAnswer(f"the answer is JSON but not an object: {text[:200]!r}")
-    return answer
-
-
 def parse_answer(text: str | None) -> tuple[str, str]:
     """(verdict, reasoning) from the model's answer. Raises MalformedAnswer saying what is wrong."""
     answer = answer_object(text)
@@ -236,91 +205,6 @@ def params(config: dict[str, Any], *, response_format: dict[str, Any] | None = N
     return asked
 
 
-def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    """Same model, messages and parameters → same key: a rerun never pays twice for an answer it already has."""
-    payload = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(payload.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str | None
-    prompt_tokens: int | None
-    completion_tokens: int | None
-    # "stop", "length" (cut at the token limit), …; None for an answer read from the store.
-    finish_reason: str | None = None
-
-
-class CallFailed(Exception):
-    """A call that cannot succeed as configured; the message is the judgment's error."""
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """What a call needs besides the prompt: the client, where a learned adaptation is written for other processes
-    (read into this process's memo once per batch, before the calls), and the model's context when known (for the
-    truncation check)."""
-
-    client: Any
-    shared: llm_compat.SharedStore | None = None
-    context: llm_compat.Context | None = None
-
-
-def complete(
-    *, endpoint: Endpoint, model: str, messages: list[dict[str, str]], config: dict[str, Any], asked: dict[str, Any]
-) -> Completion:
-    """One answer for `messages`, with the parameters `asked` adapted to what the model takes: a refusal of
-    `max_tokens` or `temperature` is learned (remembered per endpoint and model) and the call made again. Raises
-    CallFailed with the error to record (the client has already retried 429s, 5xx and timeouts)."""
-    import openai
-
-    client = endpoint.client
-    where = str(client.base_url)
-    # Memory only: the caller read the shared store once for the batch (llm_compat.MEMO.get with it), so the calls
-    # made from a pool's threads never wait on it.
-    adaptation = llm_compat.MEMO.get(where, model)
-    # Each refusal names one parameter: at most one more call per parameter the model refuses.
-    for _ in range(3):
-        try:
-            response = client.chat.completions.create(
-                model=model,
-                messages=messages,
-                timeout=config["timeout_s"],
-                **llm_compat.request_params(asked, adaptation),
-            )
-        except openai.APIError as exc:
-            adapted = llm_compat.adapt_to_refusal(exc, adaptation)
-            if adapted is not None:
-                adaptation = adapted
-                llm_compat.MEMO.put(where, model, adaptation, endpoint.shared)
-                continue
-            if "response_format" in asked and getattr(exc, "status_code", None) == 400:
-                raise CallFailed(llm_compat.refused_format_message(exc)) from None
-            raise CallFailed(f"{type(exc).__name__}: {exc}") from None
-        usage = response.usage
-        choice = response.choices[0] if response.choices else None
-        return Completion(
-            text=choice.message.content if choice else None,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
-            finish_reason=choice.finish_reason if choice else None,
-        )
-    raise CallFailed(f"the server kept refusing the parameters for {model} ({adaptation.describe()})")
-
-
-def cut_problem(completion: Completion, config: dict[str, Any]) -> str:
-    """For an answer that did not parse: the token limit cut it (asking again would cut it again), or ""."""
-    if completion.finish_reason != "length":
-        return ""
-    unclosed = llm_compat.strip_reasoning(completion.text or "").unclosed
-    return llm_compat.cut_message(config["max_tokens"], in_reasoning=unclosed)
-
-
-class ResponseCache(Protocol):
-    def get(self, key: str) -> Completion | None: ...
-    def put(self, key: str, completion: Completion) -> None: ...
-
-
 def cost(config: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> float | None:
     """Dollars for the tokens, when the config gives prices per million tokens."""
     if "prompt_price_per_million" not in config and "completion_price_per_million" not in config:
@@ -329,77 +213,6 @@ def cost(config: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> 
         prompt_tokens * config.get("prompt_price_per_million", 0)
         + completion_tokens * config.get("completion_price_per_million", 0)
     ) / 1_000_000
-
-
-@dataclass(frozen=True)
-class Asked:
-    """What asking one prompt came to (`ask_parsed`): the parsed answer and its reasoning, or why there is none."""
-
-    value: str = ""
-    reasoning: str = ""
-    error: str = ""
-    raw_output: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    latency_ms: int = 0
-
-
-def ask_parsed(
-    *,
-    model: str,
-    messages: list[dict[str, str]],
-    config: dict[str, Any],
-    cache: ResponseCache | None,
-    endpoint: Endpoint,
-    call_params: dict[str, Any],
-    parse: Callable[[str | None], tuple[str, str]],
-) -> Asked:
-    """Ask the model (a stored answer first), `parse` the answer, ask again when it is malformed (up to the config's
-    `attempts`); an Asked with the error at the end. Only a well-formed answer is stored. An answer cut by the
-    token limit, or given on a prompt the server cut, is an error at once. Shared by the pointwise judge and the
-    pairwise comparison, which differ only in what they ask for and how they parse it."""
-    key = cache_key(model, messages, call_params)
-    estimated = llm_compat.estimate_tokens(messages)
-    prompt_tokens = completion_tokens = 0
-    started = time.perf_counter()
-    value = reasoning = problem = raw = ""
-    for attempt in range(config["attempts"]):
-        completion = cache.get(key) if cache is not None and attempt == 0 else None
-        fresh = completion is None
-        if completion is None:
-            try:
-                completion = complete(
-                    endpoint=endpoint, model=model, messages=messages, config=config, asked=call_params
-                )
-            except CallFailed as exc:
-                problem = str(exc)
-                break
-            prompt_tokens += completion.prompt_tokens or 0
-            completion_tokens += completion.completion_tokens or 0
-        raw = completion.text or ""
-        # An answer on a prompt the server cut may not have seen the rubric: an error, whatever it says.
-        if fresh and (problem := llm_compat.truncation_problem(estimated, completion.prompt_tokens, endpoint.context)):
-            break
-        try:
-            parsed, why = parse(completion.text)
-        except MalformedAnswer as exc:
-            if problem := cut_problem(completion, config):
-                break  # at temperature 0 the same limit cuts the same answer again
-            problem = f"malformed answer (attempt {attempt + 1} of {config['attempts']}): {exc}"
-            continue
-        if cache is not None:
-            cache.put(key, completion)
-        value, reasoning, problem = parsed, why, ""
-        break
-    return Asked(
-        value=value,
-        reasoning=reasoning,
-        error=problem,
-        raw_output=raw,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        latency_ms=round(1000 * (time.perf_counter() - started)),
-    )
 
 
 def judge_messages(

@@ -10,7 +10,7 @@ reported with its exact 95% interval (`tally`).
 The rubric keeps the pointwise judge's discipline (judges.providers.llm): one criterion, length and polish are not
 quality, the trace is data and never instructions, reasoning before the answer, temperature 0. An answer that is
 not the JSON asked for is asked again (a fresh call) and, after the last attempt, is an error: never a guessed
-preference. Answers are cached under judges.providers.llm.cache_key, so a comparison run again pays for nothing.
+preference. Answers are cached under core.llm_calls.cache_key, so a comparison run again pays for nothing.
 """
 
 from __future__ import annotations
@@ -20,16 +20,10 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from judges.providers import TraceInput, llm_compat
-from judges.providers.llm import (
-    Endpoint,
-    MalformedAnswer,
-    ResponseCache,
-    answer_object,
-    ask_parsed,
-    params,
-    render_trace,
-)
+from core import llm_compat
+from core.llm_calls import Endpoint, MalformedAnswer, ResponseCache, answer_object, ask_parsed
+from judges.providers import TraceInput
+from judges.providers.llm import params, render_trace
 from judges.stats import proportion_interval
 
 BASELINE, CANDIDATE, TIE, INCONSISTENT, ERROR = "baseline", "candidate", "tie", "inconsistent", "error"
@@ -216,7 +210,7 @@ def ask_preference(
 ) -> PairAnswer:
     """Ask the model which response is better, schema-check the answer, ask again when it is malformed (up to the
     version's `attempts`); an error PairAnswer at the end. Only a well-formed answer is cached. The call adapts to
-    the model as the pointwise judge's does (judges.providers.llm.complete), and an answer cut by the token limit
+    the model as the pointwise judge's does (core.llm_calls.complete), and an answer cut by the token limit
     or given on a prompt the server cut is an error at once."""
     asked = ask_parsed(
         model=model,

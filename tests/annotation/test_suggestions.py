@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import time
@@ -38,7 +39,7 @@ from annotation.suggestions import (
 )
 from annotation.tasks import suggestion_run_task
 from tests.factories import add_member, code_note, make_note, make_project, make_trace, make_user
-from tests.llm_server import Reply, ScriptedLLMServer
+from tests.llm_server import Reply, ScriptedLLMServer, openai_reasoning_model
 
 THEMES = {
     "date": [
@@ -318,7 +319,9 @@ def llm(settings) -> Iterator[ScriptedLLMServer]:
 
 
 @pytest.mark.django_db
-def test_the_llm_names_groups_and_unusable_replies_keep_the_term_name_with_the_reason(llm, project, expert) -> None:
+def test_the_llm_names_groups_and_unusable_replies_keep_the_term_name_with_the_reason(
+    llm, project, expert, settings
+) -> None:
     notes = write_notes(project, expert)
     llm.reply_json({"name": "States wrong dates", "definition": "Gives a date that is wrong."})
     llm.reply("Sure! The name is: Refund stuff")
@@ -330,7 +333,7 @@ def test_the_llm_names_groups_and_unusable_replies_keep_the_term_name_with_the_r
     assert (date.name, date.definition) == ("States wrong dates", "Gives a date that is wrong.")
     assert (tool.name, tool.definition) == ("Bad tool arguments", "Calls a tool with wrong arguments.")
     assert refund.name == " / ".join(refund.top_terms[:3])[:1].upper() + " / ".join(refund.top_terms[:3])[1:]
-    assert naming_problem(refund, run) == "the reply was not JSON: “Sure! The name is: Refund stuff”"
+    assert naming_problem(refund, run) == "the answer is not JSON: 'Sure! The name is: Refund stuff'"
     assert naming_problem(date, run) == ""
     assert run.params["llm_naming"]["named"] == 2
     assert "1 group kept the term-based name (see the group for why)." in run_notices(run)
@@ -338,6 +341,7 @@ def test_the_llm_names_groups_and_unusable_replies_keep_the_term_name_with_the_r
     assert len(llm.chat_requests) == 3
     first = llm.chat_requests[0]
     assert first.json["model"] == "namer-1" and first.json["temperature"] == 0
+    assert first.json["max_tokens"] == settings.EVALSTUDIO_LLM_MAX_TOKENS
     assert first.headers["authorization"] == "Bearer sk-test"
     prompt = first.messages[1]["content"]
     assert "<<<NOTES" in prompt and "NOTES>>>" in prompt
@@ -369,8 +373,9 @@ def test_an_llm_http_error_keeps_the_term_name_and_says_which_status(llm, projec
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        (None, "the reply was empty"),
-        ("[1, 2]", "the reply was JSON but not an object (list)"),
+        (None, "the answer is empty"),
+        ("[1, 2]", "the answer is JSON but not an object: '[1, 2]'"),
+        ("<think>Which failure is this", "the answer is only reasoning: its <think> block never closed"),
         ('{"definition": "x"}', 'the reply had no "name" text'),
         ('{"name": "Ok", "definition": 3}', 'the reply had no "definition" text'),
         ('{"name": "' + "n" * 300 + '", "definition": "x"}', "the name was unusable: A failure mode name is limited"),
@@ -386,6 +391,75 @@ def test_a_valid_naming_reply_is_cleaned() -> None:
         "Wrong dates",
         "Says a wrong date.",
     )
+
+
+NAMED = {"date": "States wrong dates", "refund": "Refunds against the policy", "tool": "Bad tool arguments"}
+
+
+def name_by_theme(request) -> Reply:
+    """Names each group after the theme its notes are about, whatever order the groups come in."""
+    prompt = request.messages[1]["content"]
+    theme = "date" if "date" in prompt else "refund" if "refund" in prompt else "tool"
+    return Reply(content=json.dumps({"name": NAMED[theme], "definition": f"About {theme}."}))
+
+
+@pytest.mark.django_db
+def test_a_reasoning_model_that_refuses_max_tokens_and_temperature_names_every_group(
+    llm, project, expert, settings
+) -> None:
+    write_notes(project, expert)
+    llm.respond_with(openai_reasoning_model(name_by_theme))
+    run = suggestion_run_execute(run=running_run(project, expert, use_llm=True))
+
+    assert run.status == SuggestionRun.Status.DONE, run.error
+    assert run.params["llm_naming"] == {"model": "namer-1", "named": 3, "problems": {}}
+    assert sorted(run.suggestions.values_list("name", flat=True)) == sorted(NAMED.values())
+    calls = [request.json for request in llm.chat_requests]
+    # Two refusals teach it; the other groups are asked right the first time.
+    assert len(calls) == 3 + 2
+    assert calls[0]["max_tokens"] == settings.EVALSTUDIO_LLM_MAX_TOKENS and calls[0]["temperature"] == 0
+    assert "max_tokens" not in calls[1] and calls[1]["max_completion_tokens"] == settings.EVALSTUDIO_LLM_MAX_TOKENS
+    for call in calls[2:]:
+        assert call["max_completion_tokens"] == settings.EVALSTUDIO_LLM_MAX_TOKENS
+        assert "max_tokens" not in call and "temperature" not in call
+
+    # Remembered for the model: the next run sends what it takes from its first call.
+    before = len(llm.chat_requests)
+    again = suggestion_run_execute(run=running_run(project, expert, use_llm=True))
+    assert again.params["llm_naming"]["named"] == 3
+    assert len(llm.chat_requests) - before == 3
+
+
+@pytest.mark.django_db
+def test_a_local_reasoning_models_think_block_is_stripped_before_the_name_is_read(llm, project, expert) -> None:
+    write_notes(project, expert)
+
+    def think_first(request) -> Reply:
+        named = name_by_theme(request)
+        return Reply(content=f"<think>\nThese notes all say something is wrong…\n</think>\n\n{named.content}")
+
+    llm.respond_with(think_first)
+    run = suggestion_run_execute(run=running_run(project, expert, use_llm=True))
+    assert run.status == SuggestionRun.Status.DONE, run.error
+    assert run.params["llm_naming"]["problems"] == {}
+    assert sorted(run.suggestions.values_list("name", flat=True)) == sorted(NAMED.values())
+    assert not run.suggestions.filter(definition__contains="think").exists()
+
+
+@pytest.mark.django_db
+def test_a_naming_answer_cut_while_the_model_reasons_keeps_the_term_name_and_says_why(
+    llm, project, expert, settings
+) -> None:
+    settings.EVALSTUDIO_LLM_MAX_TOKENS = 300
+    for text in ("Wrong date for the launch", "wrong date for the launch!"):
+        make_note(trace=make_trace(project=project), author=expert, text=text)
+    llm.respond_with(lambda _request: Reply(content="<think>\nFirst, the notes say", finish_reason="length"))
+    run = suggestion_run_execute(run=running_run(project, expert, use_llm=True))
+    assert run.status == SuggestionRun.Status.DONE, run.error
+    assert naming_problem(run.suggestions.get(), run) == (
+        "the answer was cut at max_tokens=300 while the model was still reasoning (inside <think>) — raise max_tokens"
+    )
+    assert len(llm.chat_requests) == 1 and llm.chat_requests[0].json["max_tokens"] == 300
 
 
 # Pages --------------------------------------------------------------------------------------------------------------

@@ -10,33 +10,19 @@ import re
 import pytest
 from django.urls import reverse
 
-from judges.kinds.llm import llm_client, model_context
+from core import llm_compat
+from core.llm_calls import MalformedAnswer
+from core.llm_client import llm_client, model_context
 from judges.models import Judgment, LLMResponse
-from judges.providers import llm_compat
-from judges.providers.llm import MalformedAnswer, parse_answer, validate_config
+from judges.providers.llm import parse_answer, validate_config
 from judges.providers.pairwise import ask_preference, parse_preference
 from judges.selectors import labelled_trace_ids
 from judges.services import judge_create, judge_run_create, judge_run_execute
 from tests.factories import make_criterion, make_label, make_trace
-from tests.llm_server import RecordedRequest, Reply, ScriptedLLMServer
+from tests.llm_server import RecordedRequest, Reply, ScriptedLLMServer, openai_reasoning_model
 
 GOOD = json.dumps({"reasoning": "Plain and correct.", "verdict": "pass"})
 
-# OpenAI's words, type, param and code for a reasoning model (o1, o3, gpt-5) sent what a chat model takes.
-MAX_TOKENS_REFUSED = {
-    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
-    "Use 'max_completion_tokens' instead.",
-    "type": "invalid_request_error",
-    "param": "max_tokens",
-    "code": "unsupported_parameter",
-}
-TEMPERATURE_REFUSED = {
-    "message": "Unsupported value: 'temperature' does not support 0 with this model. "
-    "Only the default (1) value is supported.",
-    "type": "invalid_request_error",
-    "param": "temperature",
-    "code": "unsupported_value",
-}
 SCHEMA_REFUSED = {
     "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
     "type": "invalid_request_error",
@@ -45,14 +31,8 @@ SCHEMA_REFUSED = {
 }
 
 
-def reasoning_model(request: RecordedRequest) -> Reply:
-    """Answers like OpenAI's reasoning models: 400 for max_tokens, then for a temperature other than 1."""
-    body = request.json or {}
-    if "max_tokens" in body:
-        return Reply(status=400, error=MAX_TOKENS_REFUSED)
-    if body.get("temperature", 1) != 1:
-        return Reply(status=400, error=TEMPERATURE_REFUSED)
-    return Reply(content=GOOD)
+# Answers like OpenAI's reasoning models: 400 for max_tokens, then for a temperature other than 1.
+reasoning_model = openai_reasoning_model(lambda _r: Reply(content=GOOD))
 
 
 @pytest.fixture
@@ -455,7 +435,7 @@ def test_the_memo_reads_the_shared_store_once_for_a_model_that_needs_nothing_and
 def test_openais_own_api_is_not_asked_for_a_context_it_does_not_report():
     import openai
 
-    from judges.providers.llm_compat import probe_context
+    from core.llm_compat import probe_context
 
     # No request is made: this test would otherwise need the network (and OpenAI has no /api/show).
     client = openai.OpenAI(base_url="https://api.openai.com/v1", api_key="sk-test", max_retries=0, timeout=0.01)

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from judges.kinds.llm import llm_client
+from core.llm_client import llm_client
 from tests.listener import Listener
 
 

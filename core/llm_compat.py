@@ -144,7 +144,8 @@ class AdaptationMemo:
             self._missed.clear()
 
 
-# The process's memo: every judge, pairwise comparison and bias battery in this process reads and teaches it.
+# The process's memo: every LLM call in this process (judges, pairwise comparisons, the bias battery, the naming of
+# suggested groupings) reads and teaches it.
 MEMO = AdaptationMemo()
 
 
