@@ -1,6 +1,7 @@
 """The expert's reliability at scale: the reliability page, its REST route and a judge run's self-agreement ceiling.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/x .venv/bin/python bench/reliability.py [--requests 40] [--rebuild]
+        [--before REF]
 
 Uses its own database (`evalstudio_bench_reliability`), filled by the page benchmark's populate (1,000,000 traces,
 100,000 of them reviewed with a label) plus what the reliability numbers read, as the review page records it: a
@@ -12,7 +13,9 @@ three quarters of those decided) and a calibration rater with 500 RaterLabels. E
 
 Prints the slowest queries of one page request with their EXPLAIN ANALYZE, then p50/p95 server time (Django's test
 client) of `/projects/bench/reliability/`, `GET /api/v1/projects/bench/reliability` and `self_agreement` for one
-criterion (a judge run page's ceiling). Goal: p95 < 300 ms, the taxonomy page's.
+criterion (a judge run page's ceiling). Goal: p95 < 300 ms, the taxonomy page's. With `--before REF` the same is
+timed, interleaved, with judges/reliability.py and annotation/calibration.py as they were at git REF (before and
+after a change in one run, on one database).
 """
 
 from __future__ import annotations
@@ -20,8 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
+import types
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import pages as bench_pages
@@ -192,11 +199,62 @@ def explain_slowest(client, url: str) -> None:
                 print(f"      {line}")
 
 
+# What a change to the reliability numbers touches: with --before REF, these modules as they were at REF are timed
+# beside the current ones, in the same run on the same database (its indexes help only the current queries).
+BEFORE_PATHS = ("judges/reliability.py", "annotation/calibration.py")
+RELIABILITY_NAMES = ("drift", "fatigue", "rater_agreement", "self_agreement")
+
+
+def load_before(ref: str) -> dict[str, types.ModuleType]:
+    """The modules of BEFORE_PATHS as they were at the git revision `ref`, loaded beside the current ones."""
+    modules = {}
+    for path in BEFORE_PATHS:
+        source = subprocess.run(
+            ["git", "show", f"{ref}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+        name = path.removesuffix(".py").replace("/", ".") + "_before"
+        module = types.ModuleType(name)
+        module.__file__ = f"{ref}:{path}"
+        sys.modules[name] = module  # dataclasses look their module up while the class is made
+        exec(compile(source, module.__file__, "exec"), module.__dict__)
+        modules[path] = module
+    return modules
+
+
+@contextmanager
+def swapped(before: dict[str, types.ModuleType]) -> Iterator[types.ModuleType]:
+    """Inside, the page, the API and the run page call the `before` functions; yields the reliability module."""
+    import annotation.calibration
+    import judges.api
+    import judges.views
+    import judges.views_reliability
+
+    reliability = before["judges/reliability.py"]
+    targets = [
+        (judges.views_reliability, RELIABILITY_NAMES, reliability),
+        (judges.api, RELIABILITY_NAMES, reliability),
+        (judges.views, ("self_agreement",), reliability),
+        (annotation.calibration, ("_sample",), before["annotation/calibration.py"]),
+    ]
+    saved = [(module, name, getattr(module, name)) for module, names, _ in targets for name in names]
+    for module, names, source in targets:
+        for name in names:
+            setattr(module, name, getattr(source, name))
+    try:
+        yield reliability
+    finally:
+        for module, name, value in saved:
+            setattr(module, name, value)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--rebuild", action="store_true", help="drop and regenerate the bench database")
     parser.add_argument("--no-explain", action="store_true", help="skip the slowest queries and their plans")
+    parser.add_argument(
+        "--before", metavar="REF", help="also time judges.reliability and annotation.calibration as at git REF"
+    )
     args = parser.parse_args()
     base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     admin_url, bench_url = bench_pages.bench_urls(base, BENCH_DB)
@@ -210,9 +268,9 @@ def main() -> int:
     from django.contrib.auth.models import User
     from django.test import Client
 
+    import judges.reliability
     from annotation.models import Criterion, LabelChange, Project, RaterLabel, SelfReview
     from annotation.services import api_token_create
-    from judges.reliability import self_agreement
 
     project = Project.objects.get(slug="bench")
     client = Client()
@@ -222,15 +280,31 @@ def main() -> int:
     page_url, api_url = "/projects/bench/reliability/", "/api/v1/projects/bench/reliability"
     criterion = Criterion.objects.filter(project=project).order_by("position").first()
 
-    cases = {
-        "reliability page": lambda: _checked(client, page_url),
-        "GET …/reliability (API)": lambda: _checked(api, api_url),
-        "self-agreement ceiling (run page)": lambda: self_agreement(project=project, criterion=criterion),
+    def cases(reliability: types.ModuleType) -> dict[str, Callable[[], object]]:
+        return {
+            "reliability page": lambda: _checked(client, page_url),
+            "GET …/reliability (API)": lambda: _checked(api, api_url),
+            "self-agreement ceiling (run page)": lambda: reliability.self_agreement(
+                project=project, criterion=criterion
+            ),
+        }
+
+    # Each variant: a context that puts its code in place, and its cases.
+    variants: dict[str, Callable[[], AbstractContextManager[types.ModuleType]]] = {
+        "": lambda: nullcontext(judges.reliability)
     }
-    for case in cases.values():  # warm up: connection, templates, imports
-        case()
+    if args.before:
+        before = load_before(args.before)
+        variants = {f" (before, {args.before})": lambda: swapped(before), " (now)": variants[""]}
+    for variant in variants.values():  # warm up: connection, templates, imports
+        with variant() as reliability:
+            for case in cases(reliability).values():
+                case()
     if not args.no_explain:
-        explain_slowest(client, page_url)
+        for label, variant in variants.items():
+            with variant():
+                print(f"\nslowest queries{label}:", end="")
+                explain_slowest(client, page_url)
 
     changes = LabelChange.objects.filter(label__criterion__project=project).count()
     print(
@@ -238,20 +312,24 @@ def main() -> int:
         f"{SelfReview.objects.filter(trace__project=project).count():,} self-reviews, "
         f"{RaterLabel.objects.filter(rater__project=project).count():,} rater labels; {args.requests} requests each"
     )
-    print(f"{'':<36}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   goal p95 < {GOAL_MS:.0f} ms")
-    timings: dict[str, list[float]] = {name: [] for name in cases}
-    # Interleaved rounds, so load from other processes falls on every case alike.
+    print(f"{'':<52}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}   goal p95 < {GOAL_MS:.0f} ms")
+    timings: dict[str, list[float]] = {}
+    # Interleaved rounds, so load from other processes falls on every case and variant alike.
     for _ in range(args.requests):
-        for name, case in cases.items():
-            started = time.perf_counter()
-            case()
-            timings[name].append((time.perf_counter() - started) * 1000)
+        for label, variant in variants.items():
+            with variant() as reliability:
+                for name, case in cases(reliability).items():
+                    started = time.perf_counter()
+                    case()
+                    timings.setdefault(name + label, []).append((time.perf_counter() - started) * 1000)
     all_ok = True
-    for name, values in timings.items():
+    for name in sorted(timings, key=lambda key: (key.split(" (")[0] != "reliability page", key)):
+        values = timings[name]
         p50, p95 = statistics.median(values), bench_pages.percentile(values, 0.95)
         ok = p95 < GOAL_MS
-        all_ok = all_ok and ok
-        print(f"{name:<36}{p50:>9.1f}{p95:>9.1f}{max(values):>9.1f}   {'ok' if ok else 'SLOW'}")
+        if "(before" not in name:
+            all_ok = all_ok and ok
+        print(f"{name:<52}{p50:>9.1f}{p95:>9.1f}{max(values):>9.1f}   {'ok' if ok else 'SLOW'}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {load}, {os.cpu_count()} cores")
     return 0 if all_ok else 1
