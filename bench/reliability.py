@@ -300,6 +300,13 @@ def main() -> int:
         with variant() as reliability:
             for case in cases(reliability).values():
                 case()
+    if args.before:
+        # The change must not move a number: the API's answer, every figure of the page, before and now.
+        answers = []
+        for variant in variants.values():
+            with variant():
+                answers.append(api.get(api_url).json())
+        print(f"the API answers the same before and now: {'yes' if answers[0] == answers[1] else 'NO'}")
     if not args.no_explain:
         for label, variant in variants.items():
             with variant():

@@ -60,8 +60,13 @@ def _first_verdicts(project: Project) -> QuerySet[LabelChange]:
 
 
 def _bucket(position: str) -> Least:
-    """The first position of the bucket holding `position` (1, 21, 41, …, LAST_BUCKET_START), in SQL."""
+    """The first position of the bucket holding the (non-null) field `position`: _bucket_start in SQL."""
     return Least((F(position) - 1) / BUCKET * BUCKET + 1, Value(LAST_BUCKET_START))
+
+
+def _bucket_start(position: int) -> int:
+    """The first position of the bucket holding `position`: 1, 21, 41, …, LAST_BUCKET_START."""
+    return min(((position - 1) // BUCKET) * BUCKET + 1, LAST_BUCKET_START)
 
 
 def _bucket_label(start: int) -> str:
@@ -114,21 +119,26 @@ def fatigue(*, project: Project) -> list[RateRow]:
         label__trace_id=OuterRef("trace_id"),
         sitting_position__isnull=False,
     ).order_by()
+    # Grouped by position, bucketed here: filtering out re-reviews of labels without a position would run the
+    # lookup a second time, and SQL's LEAST skips a NULL (it would put them in the last bucket).
     reviews = (
         SelfReview.objects.filter(trace__project=project)
-        # No filter on the position: it would run the lookup a second time; a None bucket is left out below.
         .annotate(position=Subquery(first_position.values("sitting_position")[:1]))
-        .annotate(bucket=_bucket("position"))
-        .values("bucket")
+        .values("position")
         .annotate(n=Count("id"), agreed=Count("id", filter=Q(verdict=F("then_verdict"))))
         .order_by()
     )
-    agreement = {row["bucket"]: (row["n"], row["agreed"]) for row in reviews if row["bucket"] is not None}
+    agreement: dict[int, list[int]] = {}
+    for row in reviews:
+        if row["position"] is not None:
+            counts = agreement.setdefault(_bucket_start(row["position"]), [0, 0])
+            counts[0] += row["n"]
+            counts[1] += row["agreed"]
     result = []
     for start in sorted(by_bucket):
         n, fails = by_bucket[start]
         middle = _weighted_median(seconds.get(start, []))
-        rereviewed, agreed = agreement.get(start, (0, 0))
+        rereviewed, agreed = agreement.get(start, [0, 0])
         result.append(
             RateRow(
                 label=_bucket_label(start),

@@ -87,6 +87,20 @@ def test_fatigue_medians_are_exact_with_ties_and_an_even_count(project, expert):
     ]
 
 
+def test_a_re_review_of_a_label_given_outside_a_sitting_counts_in_no_fatigue_row(project, expert):
+    criterion = make_criterion(project=project, name="tone")
+    sat, imported = make_trace(project=project, external_id="sat"), make_trace(project=project, external_id="imported")
+    _submit(sat, criterion, expert, "pass", sitting_position=130)
+    _submit(imported, criterion, expert, "pass")  # no position: neither its first verdict nor its re-review counts
+    for trace in (sat, imported):
+        then = datetime(2026, 1, 1, tzinfo=UTC)
+        SelfReview.objects.create(
+            trace=trace, criterion=criterion, author=expert, then_verdict="pass", then_at=then, verdict="fail"
+        )
+    [row] = fatigue(project=project)
+    assert (row.label, row.n, row.rereviewed, row.agreed) == ("101+", 1, 1, 0)
+
+
 @pytest.mark.parametrize(
     "values", [[], [3.0], [1.0, 2.0], [5.0, 1.0, 1.0], [2.5, 2.5, 7.0, 1.0], [4.0, 4.0, 4.0, 9.0, 1.0, 1.0]]
 )
