@@ -101,16 +101,17 @@ def fatigue(*, project: Project) -> list[RateRow]:
         .annotate(bucket=_bucket("sitting_position"))
         .values("bucket", "seconds_on_trace")
         .annotate(n=Count("verdict"), fails=Count("verdict", filter=Q(verdict=Verdict.FAIL)))
+        .values_list("bucket", "seconds_on_trace", "n", "fails")  # tuples: thousands of rows, one per time value
         .order_by()
     )
     by_bucket: dict[int, list[int]] = {}  # bucket → [first verdicts, fails]
     seconds: dict[int, list[tuple[float, int]]] = {}
-    for row in rows:
-        counts = by_bucket.setdefault(row["bucket"], [0, 0])
-        counts[0] += row["n"]
-        counts[1] += row["fails"]
-        if row["seconds_on_trace"] is not None:
-            seconds.setdefault(row["bucket"], []).append((row["seconds_on_trace"], row["n"]))
+    for bucket, spent, n, fails in rows:
+        counts = by_bucket.setdefault(bucket, [0, 0])
+        counts[0] += n
+        counts[1] += fails
+        if spent is not None:
+            seconds.setdefault(bucket, []).append((spent, n))
     # Each re-review counts in the bucket of its label's first verdict (the label is unique per trace and criterion).
     first_position = LabelChange.objects.filter(
         is_first=True,
