@@ -73,10 +73,11 @@ def add_reliability() -> None:
     with connection.cursor() as cursor:
         # Each label's first verdict, in review order: sittings of 150 traces (so every fatigue bucket is filled),
         # 8% without a sitting (imported), the queue mostly random. A label changed later first had the other verdict.
+        # Each records its criterion and is its label's first entry, as label_submit writes them.
         cursor.execute(
             f"""
             INSERT INTO annotation_labelchange (label_id, verdict, critique, author_id, changed_at, criterion_version,
-                seconds_on_trace, sitting_position, sitting_minutes, via)
+                seconds_on_trace, sitting_position, sitting_minutes, via, criterion_id, is_first)
             SELECT s.id,
                    CASE WHEN (s.h / 100) %% 100 < 5 THEN (CASE s.verdict WHEN 'fail' THEN 'pass' ELSE 'fail' END)
                         ELSE s.verdict END,
@@ -89,7 +90,8 @@ def add_reliability() -> None:
                         WHEN s.h %% 100 < 82 THEN 'newest'
                         WHEN s.h %% 100 < 86 THEN 'oldest'
                         WHEN s.h %% 100 < 93 THEN 'session:random'
-                        ELSE 'session:longest' END
+                        ELSE 'session:longest' END,
+                   s.criterion_id, true
             FROM (SELECT l.*, {h} AS h, row_number() OVER (ORDER BY l.created_at, l.id) AS rn
                   FROM annotation_label l JOIN annotation_criterion c ON c.id = l.criterion_id
                   WHERE c.project_id = %(project)s) s
@@ -101,11 +103,12 @@ def add_reliability() -> None:
         cursor.execute(
             f"""
             INSERT INTO annotation_labelchange (label_id, verdict, critique, author_id, changed_at, criterion_version,
-                seconds_on_trace, sitting_position, sitting_minutes, via)
+                seconds_on_trace, sitting_position, sitting_minutes, via, criterion_id, is_first)
             SELECT l.id, l.verdict,
                    CASE WHEN ({h} / 100) %% 100 < 5 THEN l.critique ELSE l.critique || ' (edited)' END,
                    l.author_id, l.created_at + (1 + {h} %% 10) * interval '1 day', 1,
-                   20 + {h} %% 60, 1 + {h} %% 40, round((({h} %% 40) * 0.8)::numeric, 2), 'random'
+                   20 + {h} %% 60, 1 + {h} %% 40, round((({h} %% 40) * 0.8)::numeric, 2), 'random',
+                   l.criterion_id, false
             FROM annotation_label l JOIN annotation_criterion c ON c.id = l.criterion_id
             WHERE c.project_id = %(project)s AND ({h} / 100) %% 100 < 8
             """,
