@@ -154,3 +154,18 @@ def test_the_migration_marks_each_labels_lowest_entry_first_and_copies_its_crite
     finally:
         executor.loader.build_graph()
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_the_admin_shows_a_labels_history_without_editing_its_criterion_or_first_flag(project, expert, client):
+    from django.contrib.auth.models import User
+
+    from annotation.models import Label
+
+    criterion = make_criterion(project=project, name="tone")
+    _submit(make_trace(project=project, external_id="t-1"), criterion, expert, "fail")
+    client.force_login(User.objects.create_superuser("root", password="pw-for-tests-only"))
+    page = client.get(f"/admin/annotation/label/{Label.objects.get().pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="changes-0-criterion"' not in html and 'name="changes-0-is_first"' not in html  # read-only
+    assert 'name="changes-MAX_NUM_FORMS" value="0"' in html  # no entry added here
