@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.http import HttpRequest
 
 from annotation.models import (
     ApiToken,
@@ -65,8 +66,13 @@ class NoteAdmin(admin.ModelAdmin):
 class LabelChangeInline(admin.TabularInline):
     model = LabelChange
     extra = 0
-    readonly_fields = ["verdict", "critique", "author", "changed_at"]
+    # The criterion and the first-entry flag are written with the entry (label_submit, imports) and read by the
+    # reliability numbers: not edited here, and no entry is added here either.
+    readonly_fields = ["verdict", "critique", "author", "changed_at", "criterion", "is_first"]
     can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Label | None = None) -> bool:
+        return False
 
 
 @admin.register(Label)

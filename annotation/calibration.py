@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from annotation.models import CalibrationRater, Label, Membership, Project, RaterLabel, Trace
@@ -55,11 +56,13 @@ def rater_for(*, project: Project, user: AbstractBaseUser) -> CalibrationRater |
 
 
 def _sample(rater: CalibrationRater) -> list[int]:
-    expert_labelled = Label.objects.filter(
-        criterion__project_id=rater.project_id, author_id=rater.project.expert_id
-    ).values("trace_id")
+    # A trace the expert labelled is reviewed (label_submit and imports both put it in the review log), and a label
+    # is on its trace's project's criteria: so the sample is a walk of the reviewed traces in the stored random
+    # order (index trace_reviewed_random), keeping those with an expert label, until sample_size.
+    expert_labelled = Label.objects.filter(trace_id=OuterRef("pk"), author_id=rater.project.expert_id)
     return list(
-        Trace.objects.filter(project_id=rater.project_id, pk__in=expert_labelled)
+        Trace.objects.filter(project_id=rater.project_id, reviewed_at__isnull=False)
+        .filter(Exists(expert_labelled))
         .order_by("shuffle_key", "id")
         .values_list("pk", flat=True)[: rater.sample_size]
     )

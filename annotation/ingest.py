@@ -448,16 +448,21 @@ class _Importer:
             Label.objects.bulk_update(
                 changed_labels, ["verdict", "critique", "author", "updated_at", "criterion_version"]
             )
+        # A new label's entry is its first (every label gets one when made, here or by label_submit); a changed
+        # label's is a later one.
         history = [
             LabelChange(
                 label_id=label.pk,
+                criterion_id=label.criterion_id,
+                is_first=is_first,
                 verdict=label.verdict,
                 critique=label.critique,
                 author_id=self.expert_id,
                 changed_at=now,
                 criterion_version=label.criterion_version,
             )
-            for label in (*new_labels, *changed_labels)
+            for labels, is_first in ((new_labels, True), (changed_labels, False))
+            for label in labels
         ]
         if history:
             LabelChange.objects.bulk_create(history)

@@ -163,6 +163,13 @@ class Trace(models.Model):
             models.Index(
                 fields=["project", "reviewed_at", "id"], name="trace_review_log", condition=Q(reviewed_at__isnull=False)
             ),
+            # A calibration rater's sample: the expert's labelled (so reviewed) traces in the stored random order,
+            # walked from the start rather than sorting every labelled trace (annotation.calibration).
+            models.Index(
+                fields=["project", "shuffle_key", "id"],
+                name="trace_reviewed_random",
+                condition=Q(reviewed_at__isnull=False),
+            ),
             models.Index(fields=["project", "occurred_at", "id"], name="trace_by_time"),
             models.Index(fields=["project", "source", "id"], name="trace_by_source"),
             # Partial: agent trials (task_id + trial) for outcome grading; other traces cost nothing here.
@@ -416,9 +423,38 @@ class LabelChange(models.Model):
     sitting_position = models.PositiveIntegerField(null=True, blank=True)  # the nth trace of the sitting
     sitting_minutes = models.FloatField(null=True, blank=True)  # into the sitting
     via = models.CharField(max_length=40, blank=True)  # the queue: random, newest, oldest, session:<strategy>
+    # The label's criterion and whether this is the label's first entry (its verdict on first reading), written
+    # with the entry: the reliability numbers (judges.reliability) then read the first verdicts of a project's
+    # criteria from the partial indexes below, instead of grouping all its history and joining labels each time.
+    # No index of its own: the partial indexes below lead with it (a criterion's deletion scans, and is rare).
+    criterion = models.ForeignKey(Criterion, on_delete=models.CASCADE, related_name="+", db_index=False)
+    is_first = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-changed_at", "-id"]
+        indexes = [
+            # Fatigue: first verdicts by position in the sitting (and their count per criterion).
+            models.Index(
+                fields=["criterion", "sitting_position"],
+                include=["verdict", "seconds_on_trace", "author"],
+                condition=Q(is_first=True),
+                name="label_change_first",
+            ),
+            # Drift: first verdicts given in the random queue, by week.
+            models.Index(
+                fields=["criterion", "changed_at"],
+                include=["verdict", "author"],
+                condition=Q(is_first=True, via="random"),
+                name="label_change_first_random",
+            ),
+            # Changed later: the few entries after the first.
+            models.Index(
+                fields=["criterion"],
+                include=["label", "verdict"],
+                condition=Q(is_first=False),
+                name="label_change_later",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.verdict} by {self.author} at {self.changed_at:%Y-%m-%d %H:%M}"

@@ -192,6 +192,9 @@ def label_submit(
         context = context or LabelContext()
         LabelChange.objects.create(
             label=label,
+            criterion_id=label.criterion_id,
+            # The label's first entry is its verdict on first reading (judges.reliability counts only those).
+            is_first=latest is None,
             verdict=verdict,
             critique=critique,
             author=user,

@@ -39,6 +39,7 @@ BENCHMARKS = [
     "guardrails.py",
     "label_context.py",
     "cadence.py",
+    "reliability.py",
     "review_speed.py",
 ]
 

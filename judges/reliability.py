@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 
-from django.db.models import Count, Min, Q, QuerySet
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Least, TruncMonth, TruncWeek
 
 from annotation.models import CalibrationRater, Criterion, Label, LabelChange, Project, RaterLabel, SelfReview, Verdict
 from judges.stats import ConfusionMatrix, confidence_intervals, metrics, wilson_interval
@@ -53,57 +53,100 @@ class RateRow:
 
 
 def _first_verdicts(project: Project) -> QuerySet[LabelChange]:
-    """Each label's first history entry, by the project's expert."""
-    firsts = (
-        LabelChange.objects.filter(label__criterion__project=project)
-        .values("label_id")
-        .annotate(first=Min("id"))
-        .values("first")
-    )
-    return LabelChange.objects.filter(id__in=firsts, author_id=project.expert_id)
+    """Each label's first history entry (written as such, LabelChange.is_first), by the project's expert: read
+    from the partial indexes on (criterion, …) without touching the labels, so the aggregates below are index-only
+    scans of the project's first verdicts."""
+    return LabelChange.objects.filter(criterion__project=project, is_first=True, author_id=project.expert_id)
+
+
+def _bucket(position: str) -> Least:
+    """The first position of the bucket holding the (non-null) field `position`: _bucket_start in SQL."""
+    return Least((F(position) - 1) / BUCKET * BUCKET + 1, Value(LAST_BUCKET_START))
+
+
+def _bucket_start(position: int) -> int:
+    """The first position of the bucket holding `position`: 1, 21, 41, …, LAST_BUCKET_START."""
+    return min(((position - 1) // BUCKET) * BUCKET + 1, LAST_BUCKET_START)
 
 
 def _bucket_label(start: int) -> str:
     return f"{start}+" if start >= LAST_BUCKET_START else f"{start}–{start + BUCKET - 1}"
 
 
+def _weighted_median(counts: list[tuple[float, int]]) -> float | None:
+    """The median of values given as (value, how many times), as statistics.median of the expanded list."""
+    total = sum(n for _, n in counts)
+    if not total:
+        return None
+    middle: list[float] = []
+    seen = 0
+    for value, n in sorted(counts):
+        # The 0-based positions (total − 1) // 2 and total // 2 of the sorted values: one value when total is odd.
+        for position in sorted({(total - 1) // 2, total // 2}):
+            if seen <= position < seen + n:
+                middle.append(value)
+        seen += n
+    return median(middle)
+
+
 def fatigue(*, project: Project) -> list[RateRow]:
     """The expert's fail rate on first reading by position in the sitting (1–20, 21–40, …, 101+), with the median
     time spent on a trace; positions without labels are left out. Labels made outside the review page (imports,
-    the API) have no position and are not counted."""
-    rows = _first_verdicts(project).filter(sitting_position__isnull=False)
-    by_bucket: dict[int, list[tuple[str, float | None]]] = {}
-    bucket_of: dict[tuple[int, int], int] = {}  # (trace, criterion) → the bucket of its label's first verdict
-    values = rows.values_list(
-        "sitting_position", "verdict", "seconds_on_trace", "label__trace_id", "label__criterion_id"
+    the API) have no position and are not counted. Two aggregate queries whatever the number of labels: the
+    database counts per bucket and time on the trace (medians are exact from those counts), and the blind
+    re-reviews by their label's bucket."""
+    rows = (
+        _first_verdicts(project)
+        .filter(sitting_position__isnull=False)
+        .annotate(bucket=_bucket("sitting_position"))
+        .values("bucket", "seconds_on_trace")
+        .annotate(n=Count("verdict"), fails=Count("verdict", filter=Q(verdict=Verdict.FAIL)))
+        .values_list("bucket", "seconds_on_trace", "n", "fails")  # tuples: thousands of rows, one per time value
+        .order_by()
     )
-    for position, verdict, seconds, trace_id, criterion_id in values.iterator():
-        start = min(((position - 1) // BUCKET) * BUCKET + 1, LAST_BUCKET_START)
-        by_bucket.setdefault(start, []).append((verdict, seconds))
-        bucket_of[(trace_id, criterion_id)] = start
+    by_bucket: dict[int, list[int]] = {}  # bucket → [first verdicts, fails]
+    seconds: dict[int, list[tuple[float, int]]] = {}
+    for bucket, spent, n, fails in rows:
+        counts = by_bucket.setdefault(bucket, [0, 0])
+        counts[0] += n
+        counts[1] += fails
+        if spent is not None:
+            seconds.setdefault(bucket, []).append((spent, n))
+    # Each re-review counts in the bucket of its label's first verdict (the label is unique per trace and criterion).
+    first_position = LabelChange.objects.filter(
+        is_first=True,
+        author_id=project.expert_id,
+        criterion_id=OuterRef("criterion_id"),
+        label__trace_id=OuterRef("trace_id"),
+        sitting_position__isnull=False,
+    ).order_by()
+    # Grouped by position, bucketed here: filtering out re-reviews of labels without a position would run the
+    # lookup a second time, and SQL's LEAST skips a NULL (it would put them in the last bucket).
+    reviews = (
+        SelfReview.objects.filter(trace__project=project)
+        .annotate(position=Subquery(first_position.values("sitting_position")[:1]))
+        .values("position")
+        .annotate(n=Count("id"), agreed=Count("id", filter=Q(verdict=F("then_verdict"))))
+        .order_by()
+    )
     agreement: dict[int, list[int]] = {}
-    reviews = SelfReview.objects.filter(trace__project=project).values_list(
-        "trace_id", "criterion_id", "verdict", "then_verdict"
-    )
-    for trace_id, criterion_id, now, then in reviews.iterator():
-        start = bucket_of.get((trace_id, criterion_id))
-        if start is not None:
-            counts = agreement.setdefault(start, [0, 0])
-            counts[0] += 1
-            counts[1] += now == then
+    for row in reviews:
+        if row["position"] is not None:
+            counts = agreement.setdefault(_bucket_start(row["position"]), [0, 0])
+            counts[0] += row["n"]
+            counts[1] += row["agreed"]
     result = []
     for start in sorted(by_bucket):
-        entries = by_bucket[start]
-        fails = sum(1 for verdict, _ in entries if verdict == Verdict.FAIL)
-        seconds = [s for _, s in entries if s is not None]
+        n, fails = by_bucket[start]
+        middle = _weighted_median(seconds.get(start, []))
         rereviewed, agreed = agreement.get(start, [0, 0])
         result.append(
             RateRow(
                 label=_bucket_label(start),
-                n=len(entries),
+                n=n,
                 fails=fails,
-                interval=wilson_interval(fails, len(entries)),
-                median_seconds=round(median(seconds), 1) if seconds else None,
+                interval=wilson_interval(fails, n),
+                median_seconds=round(middle, 1) if middle is not None else None,
                 rereviewed=rereviewed,
                 agreed=agreed,
                 agreement_interval=wilson_interval(agreed, rereviewed),
@@ -131,36 +174,46 @@ class Drift:
 def drift(*, project: Project) -> list[Drift]:
     """Per criterion (in criterion order): weekly fail rates on comparable traces — only first verdicts given in
     the random queue, whose traces are a random draw each week (sessions and the newest/oldest orders pick traces
-    for a reason, and would move the rate by themselves) — and how many labels changed verdict later. Three
-    queries whatever the number of labels."""
+    for a reason, and would move the rate by themselves) — and how many labels changed verdict later. Four
+    queries whatever the number of labels, each reading an index of the first verdicts or of the few later
+    entries."""
     criteria = list(Criterion.objects.filter(project=project).order_by("position", "id"))
     weekly: dict[int, list[tuple[datetime, RateRow]]] = {criterion.pk: [] for criterion in criteria}
     rows = (
         _first_verdicts(project)
         .filter(via="random")
         .annotate(week=TruncWeek("changed_at"))
-        .values("label__criterion_id", "week")
-        .annotate(n=Count("id"), fails=Count("id", filter=Q(verdict=Verdict.FAIL)))
-        .order_by("label__criterion_id", "week")
+        .values("criterion_id", "week")
+        .annotate(n=Count("verdict"), fails=Count("verdict", filter=Q(verdict=Verdict.FAIL)))
+        .order_by("criterion_id", "week")
     )
     for row in rows:
         n, fails = row["n"], row["fails"]
         rate = RateRow(label=f"{row['week']:%Y-%m-%d}", n=n, fails=fails, interval=wilson_interval(fails, n))
-        weekly.setdefault(row["label__criterion_id"], []).append((row["week"], rate))
-    # A label "changed later" when its history holds both verdicts.
-    histories = (
-        LabelChange.objects.filter(label__criterion__project=project)
-        .values("label_id", "label__criterion_id")
-        .annotate(verdicts=Count("verdict", distinct=True))
+        weekly.setdefault(row["criterion_id"], []).append((row["week"], rate))
+    # Every label with a history has one first entry: the labels per criterion, any author.
+    project_history = LabelChange.objects.filter(criterion__project=project)
+    label_counts = dict(
+        project_history.filter(is_first=True)
+        .values("criterion_id")
+        .annotate(n=Count("criterion_id"))
+        .values_list("criterion_id", "n")
+        .order_by()
     )
-    totals: dict[int, list[int]] = {}
-    for row in histories.iterator():
-        counts = totals.setdefault(row["label__criterion_id"], [0, 0])
-        counts[0] += 1
-        counts[1] += row["verdicts"] > 1
+    # A label "changed later" when its history holds both verdicts: a later entry differs from its first.
+    first = LabelChange.objects.filter(label_id=OuterRef("label_id"), is_first=True)
+    differs = first.exclude(verdict=OuterRef("verdict"))
+    changed_counts = dict(
+        project_history.filter(is_first=False)
+        .filter(Exists(differs))
+        .values("criterion_id")
+        .annotate(n=Count("label_id", distinct=True))
+        .values_list("criterion_id", "n")
+        .order_by()
+    )
     result = []
     for criterion in criteria:
-        labels, changed = totals.get(criterion.pk, [0, 0])
+        labels, changed = label_counts.get(criterion.pk, 0), changed_counts.get(criterion.pk, 0)
         result.append(
             Drift(
                 criterion=criterion,
@@ -189,26 +242,60 @@ class SelfAgreement:
     decided: int
 
 
+def _matrix(counts: dict[tuple[str, str], int]) -> ConfusionMatrix:
+    """The confusion matrix of (reference verdict, other verdict) → how many pairs."""
+    return ConfusionMatrix.from_pairs(pair for pair, n in counts.items() for _ in range(n))
+
+
+# What the page shows of a differing pair still to decide; the trace only for its link.
+_UNDECIDED_FIELDS = (
+    "id", "trace", "trace__external_id", "criterion_id", "then_verdict", "then_critique", "then_at", "then_version",
+    "verdict", "critique", "criterion_version", "created_at", "decided_at",
+)  # fmt: skip
+
+
 def self_agreement(*, project: Project, criterion: Criterion | None = None) -> list[SelfAgreement]:
-    """Per criterion with re-reviews (in criterion order), or for one criterion: the expert against themself."""
-    reviews = SelfReview.objects.filter(trace__project=project).select_related("trace", "criterion")
+    """Per criterion with re-reviews (in criterion order), or for one criterion: the expert against themself.
+    The pairs are counted in the database (by criterion, verdicts and month); only the differing pairs still to
+    decide are loaded, with their trace's id."""
+    reviews = SelfReview.objects.filter(trace__project=project)
     if criterion is not None:
         reviews = reviews.filter(criterion=criterion)
-    by_criterion: dict[int, list[SelfReview]] = {}
-    for review in reviews.order_by("created_at", "id"):
-        by_criterion.setdefault(review.criterion_id, []).append(review)
-    criteria = Criterion.objects.filter(pk__in=list(by_criterion)).order_by("position", "id")
+    cells: dict[int, dict[tuple[str, str], int]] = {}
+    months: dict[int, list[tuple[str, int, int]]] = {}
+    decided: dict[int, int] = {}
+    counted = (
+        reviews.annotate(month=TruncMonth("created_at"))
+        .values("criterion_id", "month", "then_verdict", "verdict")
+        .annotate(n=Count("id"), decided=Count("decided_at"))
+        .order_by("criterion_id", "month")
+    )
+    for row in counted:
+        pk, pair, n = row["criterion_id"], (row["then_verdict"], row["verdict"]), row["n"]
+        cells.setdefault(pk, {})[pair] = cells.get(pk, {}).get(pair, 0) + n
+        decided[pk] = decided.get(pk, 0) + row["decided"]
+        month = f"{row['month']:%Y-%m}"
+        by_month = months.setdefault(pk, [])
+        if not by_month or by_month[-1][0] != month:
+            by_month.append((month, 0, 0))
+        name, total, agreed = by_month[-1]
+        by_month[-1] = (name, total + n, agreed + n * (pair[0] == pair[1]))
+    undecided: dict[int, list[SelfReview]] = {}
+    pending = (
+        reviews.filter(decided_at=None)
+        .exclude(verdict=F("then_verdict"))
+        .select_related("trace")
+        .only(*_UNDECIDED_FIELDS)
+        .order_by("created_at", "id")
+    )
+    for review in pending:
+        undecided.setdefault(review.criterion_id, []).append(review)
+    criteria = Criterion.objects.filter(pk__in=list(cells)).order_by("position", "id")
     result = []
     for item in criteria:
-        rows = by_criterion[item.pk]
-        cm = ConfusionMatrix.from_pairs((row.then_verdict, row.verdict) for row in rows)
+        cm = _matrix(cells[item.pk])
         point = metrics(cm)
         intervals = confidence_intervals(cm)
-        months: dict[str, list[int]] = {}
-        for row in rows:
-            counts = months.setdefault(f"{row.created_at:%Y-%m}", [0, 0])
-            counts[0] += 1
-            counts[1] += row.agrees
         result.append(
             SelfAgreement(
                 criterion=item,
@@ -217,11 +304,9 @@ def self_agreement(*, project: Project, criterion: Criterion | None = None) -> l
                 agreement_interval=intervals["accuracy"],
                 kappa=point["kappa"],
                 kappa_interval=intervals["kappa"],
-                months=[
-                    (month, n, agreed, wilson_interval(agreed, n)) for month, (n, agreed) in sorted(months.items())
-                ],
-                undecided=[row for row in rows if not row.agrees and row.decided_at is None],
-                decided=sum(1 for row in rows if row.decided_at is not None),
+                months=[(month, n, agreed, wilson_interval(agreed, n)) for month, n, agreed in months[item.pk]],
+                undecided=undecided.get(item.pk, []),
+                decided=decided.get(item.pk, 0),
             )
         )
     return result
@@ -242,27 +327,30 @@ class RaterAgreement:
 
 
 def rater_agreement(*, project: Project) -> list[RaterAgreement]:
-    """Per calibration rater and criterion, κ and raw agreement with the expert's current labels, 95% intervals."""
-    labels = {
-        (trace_id, criterion_id): verdict
-        for trace_id, criterion_id, verdict in Label.objects.filter(
-            criterion__project=project, author_id=project.expert_id
-        ).values_list("trace_id", "criterion_id", "verdict")
-    }
-    pairs: dict[tuple[int, int], list[tuple[str, str]]] = {}
-    for rater_id, trace_id, criterion_id, verdict in RaterLabel.objects.filter(rater__project=project).values_list(
-        "rater_id", "trace_id", "criterion_id", "verdict"
-    ):
-        expert = labels.get((trace_id, criterion_id))
-        if expert is not None:
-            pairs.setdefault((rater_id, criterion_id), []).append((expert, verdict))
+    """Per calibration rater and criterion, κ and raw agreement with the expert's current labels, 95% intervals.
+    Each rater label is matched to the expert's label in the database (one index lookup each), and the pairs are
+    counted there."""
+    expert_verdict = Label.objects.filter(
+        trace_id=OuterRef("trace_id"), criterion_id=OuterRef("criterion_id"), author_id=project.expert_id
+    ).values("verdict")[:1]
+    counted = (
+        RaterLabel.objects.filter(rater__project=project)
+        .annotate(expert=Subquery(expert_verdict))
+        .filter(expert__isnull=False)
+        .values("rater_id", "criterion_id", "expert", "verdict")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    pairs: dict[tuple[int, int], dict[tuple[str, str], int]] = {}
+    for row in counted:
+        pairs.setdefault((row["rater_id"], row["criterion_id"]), {})[(row["expert"], row["verdict"])] = row["n"]
     raters = {r.pk: r for r in CalibrationRater.objects.filter(project=project).select_related("user")}
     criteria = {c.pk: c for c in Criterion.objects.filter(project=project)}
     result = []
-    for (rater_id, criterion_id), rows in sorted(
+    for (rater_id, criterion_id), counts in sorted(
         pairs.items(), key=lambda item: (item[0][0], criteria[item[0][1]].position, item[0][1])
     ):
-        cm = ConfusionMatrix.from_pairs(rows)
+        cm = _matrix(counts)
         point, intervals = metrics(cm), confidence_intervals(cm)
         result.append(
             RaterAgreement(

@@ -41,6 +41,21 @@ SCRIPT = textwrap.dedent(
     assert ids("locale", "fr") == []
     table = failure_mode_table(project=project, filters=CountFilters(meta_key="locale", meta_value="en"))
     assert [(c.name, c.trace_count) for c in table.counts] == [("tone", 1)], table
+
+    # The reliability numbers count in SQL (buckets, weeks, months, subqueries): the same there.
+    from annotation.models import Criterion
+    from annotation.services import LabelContext, label_submit
+    from judges.reliability import drift, fatigue, rater_agreement, self_agreement
+
+    criterion = Criterion.objects.create(project=project, name="tone")
+    for position, trace in enumerate(Trace.objects.order_by("id"), start=19):
+        context = LabelContext(sitting_position=position, seconds_on_trace=position, via="random")
+        label_submit(trace=trace, criterion=criterion, verdict="fail", critique="", user=expert, context=context)
+    rows = [(row.label, row.n, row.fails, row.median_seconds) for row in fatigue(project=project)]
+    assert rows == [("1–20", 2, 2, 19.5), ("21–40", 1, 1, 21.0)], rows
+    [item] = drift(project=project)
+    assert (sum(row.n for _, row in item.weeks), item.labels, item.changed_later) == (3, 3, 0), item
+    assert self_agreement(project=project) == [] and rater_agreement(project=project) == []
     print("ok")
     """
 )
