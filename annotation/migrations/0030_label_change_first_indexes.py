@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("annotation", "0029_label_change_first_reliabench"),
+        ("annotation", "0029_label_change_first"),
     ]
 
     operations = [
