@@ -121,7 +121,7 @@ def main() -> int:
         ("project page with the loop panel", with_panel),
         ("GET …/cadence", api),
     ):
-        rows.append((name, statistics.median(timings), bench_pages.percentile(timings, 95)))
+        rows.append((name, statistics.median(timings), bench_pages.percentile(timings, 0.95)))
     reviewed = args.traces // 10
     print(f"{args.traces:,} traces, {reviewed:,} reviewed and labelled, {MODES} modes, {args.requests} requests")
     for name, median, p95 in rows:

@@ -243,6 +243,9 @@ def _time_label_saves(client, urls: list[str]) -> list[float]:
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0 <= q <= 1) of values, by nearest rank."""
+    if not 0 <= q <= 1:
+        raise ValueError(f"q is a fraction from 0 to 1 (0.95 for p95), got {q!r}")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 

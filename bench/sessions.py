@@ -102,7 +102,7 @@ def time_queue(project) -> bool:
                     started = time.perf_counter()
                     call(trace)
                     times.append(1000 * (time.perf_counter() - started))
-                p95 = pages.percentile(times, 95)
+                p95 = pages.percentile(times, 0.95)
                 ok &= p95 < QUEUE_GOAL_MS
                 print(f"| {name} | {statistics.median(times):.1f} | {p95:.1f} | {p95 / QUEUE_GOAL_MS:.2f} |")
             raise _Rollback
