@@ -34,6 +34,11 @@ from typing import Any
 
 
 class _QuietServer(ThreadingHTTPServer):
+    # socketserver's listen backlog is 5, and a judge run opens up to EVALSTUDIO_JUDGE_CONCURRENCY (16) connections
+    # at once: on a busy machine the accept thread falls behind, the kernel drops the SYNs past the backlog, and
+    # each dropped one costs its call a retransmit (1 s, then 3 s, 7 s…) that a short timeout turns into an error.
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client killed mid-request (the chaos tests SIGKILL workers) resets its connection: not the server's error.
         if not isinstance(sys.exc_info()[1], ConnectionError):

@@ -119,9 +119,10 @@ def test_the_trace_page_of_1000_spans_reads_them_in_one_query(
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        started = time.perf_counter()
+        # CPU time of this thread (the test client renders the page here): a busy machine does not stretch it.
+        started = time.thread_time()
         page = expert_client.get(url)
-        elapsed = time.perf_counter() - started
+        elapsed = time.thread_time() - started
     assert page.status_code == 200 and len(page.context["span_tree"].rows) == 1000
     assert sum('"annotation_span"' in q["sql"] for q in queries.captured_queries) == 1
     assert elapsed < 5  # generous: the figure is in bench/RESULTS.md; this only catches a quadratic walk

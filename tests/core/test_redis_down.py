@@ -28,8 +28,10 @@ from tests.factories import make_criterion, make_label, make_note, make_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 # Before this change a publish to a dead Redis retried for ~6 s and a cache read raised; a down Redis now costs a
-# page milliseconds. The bound is loose for a busy machine; bench/RESULTS.md has the medians.
-FAST_SECONDS = 2.0
+# page milliseconds. The bound only has to tell those apart: well under the retries, and loose enough that a page
+# on a busy machine (the whole suite, browsers included, on two cores) never reaches it. bench/RESULTS.md has the
+# medians.
+FAST_SECONDS = 4.0
 
 
 def _free_port() -> int:

@@ -261,10 +261,9 @@ def test_the_heartbeat_stops_once_the_run_is_no_longer_its_attempts(project, exp
 def test_inside_an_outer_transaction_no_heartbeat_thread_is_started(project, expert):
     run = queued_run(project, expert)
     run_claim(run=run)
-    started = time.monotonic()
     with run_working(run=run) as heartbeat:
         assert heartbeat is None and connection.in_atomic_block
-    assert time.monotonic() - started < 1
+        assert not [t for t in threading.enumerate() if t.name.startswith("heartbeat of")]
 
 
 # --- time limits ---------------------------------------------------------------------------------------------------
@@ -413,7 +412,9 @@ def test_a_starting_worker_queues_waiting_and_lost_runs_of_every_kind_and_live_o
     assert set(sent_later) == {(tasks[label], pk) for label, pk in beating.items()}
     window = stale_window().total_seconds()
     for eta in sent_later.values():
-        assert window <= (datetime.fromisoformat(eta) - now).total_seconds() <= window + 2
+        # Due when the heartbeat goes stale (plus the retry margin): the eta counts from the publish, which a busy
+        # machine may make a few seconds after `now`; a second window would be 60 s more.
+        assert window <= (datetime.fromisoformat(eta) - now).total_seconds() <= window + 10
 
 
 @pytest.mark.worker
@@ -424,13 +425,19 @@ def test_a_run_whose_worker_died_is_taken_over_by_a_fresh_worker_within_the_wind
     grader = grader_create(project=project, name="done", target="final_output", config=DONE)
     run = GradingRun.objects.create(grader=grader)
     assert run_claim(run=run)  # a worker claimed it and died at once: its heartbeat is fresh, then silent
+    # The window runs from the heartbeat the claim wrote, which comes before this line by however long the machine
+    # took to get here: measured from here, a correct takeover could look early.
+    last_beat = run.heartbeat_at
     died_at = time.monotonic()
     worker_ready.send(sender=None)  # the fresh worker is up (a real one sends this; the test worker does not)
+    wait_for(lambda: GradingRun.objects.get(pk=run.pk).attempts == 2, 30, "the fresh worker to take the run over")
+    silent_for = (timezone.now() - last_beat).total_seconds()
     wait_for(lambda: GradingRun.objects.get(pk=run.pk).is_finished, 30, "the fresh worker to finish the run")
     taken_over_after = time.monotonic() - died_at
     run.refresh_from_db()
     assert (run.status, run.attempts, run.graded) == ("done", 2, 40)
-    assert 2 <= taken_over_after < 2 + 5, taken_over_after  # the window, not 600 s; and not before it
+    assert silent_for >= 2, silent_for  # never taken over while the heartbeat was fresh
+    assert taken_over_after < 2 + 5, taken_over_after  # the window, not 600 s
 
 
 # --- a real worker with a real soft time limit ---------------------------------------------------------------------

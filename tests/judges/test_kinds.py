@@ -35,7 +35,7 @@ from judges.services import (
 from monitoring.services import monitoring_drain, sampling_rate_set
 from suites.evalsuite import evalsuite_run, records_from_list
 from suites.golden import golden_add
-from tests.factories import make_criterion, make_label, make_split_labels, make_trace
+from tests.factories import make_criterion, make_split_labels, make_trace
 from tests.monitoring.helpers import verdicts_of
 
 pytestmark = pytest.mark.django_db
@@ -102,11 +102,16 @@ def keyword_kind() -> Iterator[KeywordKind]:
 
 @pytest.fixture
 def criterion(project):
+    """18 train, 36 dev and 36 test traces `t-…`: a third apologies (fails), every tenth output empty (an error).
+    The ids are chosen by their split: a criterion's split hash is keyed on its id, which depends on the tests run
+    before, and 90 ids hashed freely left dev without an empty output about once in a hundred orders."""
     criterion = make_criterion(project=project, name="no_apology")
-    for i in range(90):
-        output = "" if i % 10 == 9 else "Sorry, no." if i % 3 == 0 else "Done."
-        trace = make_trace(project=project, external_id=f"t-{i}", output=output)
-        make_label(trace=trace, criterion=criterion, verdict="fail" if i % 3 == 0 else "pass")
+    for split, count in (("train", 18), ("dev", 36), ("test", 36)):
+        outputs = [
+            ("" if i % 10 == 9 else "Sorry, no." if i % 3 == 0 else "Done.", "fail" if i % 3 == 0 else "pass")
+            for i in range(count)
+        ]
+        make_split_labels(criterion=criterion, split=split, outputs=outputs, prefix="t")
     # Promotion is decided on test with the 95% lower bounds: dozens of labels of each class there.
     make_split_labels(
         criterion=criterion, split="test", outputs=[("Done.", "pass"), ("Sorry.", "fail")] * 40, prefix="x"
@@ -181,9 +186,13 @@ def test_a_kind_no_longer_registered_is_refused_with_the_kinds_there_are(project
 
 def test_an_external_run_reads_the_import_made_before_it_was_started(project, criterion):
     judge = judge_create(project=project, criterion=criterion, name="vendor", kind="external")
+    labelled = sorted(
+        criterion.labels.filter(trace__external_id__startswith="t-").values_list("trace__external_id", flat=True)
+    )
+    halves = labelled[::2]  # the import judges every other `t-` trace
 
     def verdicts(verdict: str) -> io.BytesIO:
-        rows = [{"id": f"t-{i}", "verdict": verdict, "reasoning": verdict} for i in range(0, 90, 2)]
+        rows = [{"id": external_id, "verdict": verdict, "reasoning": verdict} for external_id in halves]
         return io.BytesIO("".join(json.dumps(row) + "\n" for row in rows).encode())
 
     judgments_import(judge=judge, stream=verdicts("pass"), source_name="first.jsonl")

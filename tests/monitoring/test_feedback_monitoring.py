@@ -3,7 +3,7 @@ and the 2×2 agreement of feedback with the promoted judge."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -33,10 +33,10 @@ class TestWithTraffic:
         sampling_rate_set(project=project, rate=1.0)
         return promoted_judge(project)
 
-    def traffic(self, project, *, hours_ago: int, prefix: str) -> None:
+    def traffic(self, project, *, hours_ago: int, prefix: str, now: datetime | None = None) -> None:
         """20 production traces: every 4th fails the judge. Feedback: traces 0–3 thumbs down, 4–9 thumbs up,
         10 a 1-of-5 rating, 11 a comment only, the rest none."""
-        moment = truncate(timezone.now(), "hour") - timedelta(hours=hours_ago) + timedelta(minutes=3)
+        moment = truncate(now or timezone.now(), "hour") - timedelta(hours=hours_ago) + timedelta(minutes=3)
         items = production(20, prefix=prefix, fail_every=4, timestamp=moment.isoformat())
         for index, item in enumerate(items):
             if index < 4:
@@ -51,17 +51,17 @@ class TestWithTraffic:
         monitoring_drain(project=project)
 
     def test_negative_rate_per_bucket_counts_traces_with_polar_feedback(self, project, monitored):
-        self.traffic(project, hours_ago=2, prefix="a")
-        buckets = negative_feedback_series(
-            project=project, bucket="hour", window=timedelta(hours=24), now=timezone.now()
-        )
+        # One moment for the traffic, the series and the expected bucket: an hour turning between them moves one.
+        now = timezone.now()
+        self.traffic(project, hours_ago=2, prefix="a", now=now)
+        buckets = negative_feedback_series(project=project, bucket="hour", window=timedelta(hours=24), now=now)
         assert len(buckets) == 24
         (filled,) = [b for b in buckets if b.polar]
         # 11 traces with a thumbs or a rating; 5 negative (4 thumbs down, one low rating beside a thumbs up).
         assert (filled.polar, filled.negative) == (11, 5)
         assert filled.rate == 5 / 11
         assert (filled.low, filled.high) == proportion_interval(5, 11)
-        assert filled.start == truncate(timezone.now(), "hour") - timedelta(hours=2)
+        assert filled.start == truncate(now, "hour") - timedelta(hours=2)
 
     def test_agreement_pairs_the_judges_verdicts_with_feedback(self, project, monitored):
         self.traffic(project, hours_ago=2, prefix="a")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from annotation import ingest
@@ -20,6 +21,15 @@ from tests.factories import add_member, make_user
 from tests.monitoring.helpers import jsonl, production, promoted_judge, series_of
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _mid_hour():
+    """Each test places traffic some hours ago and reads pages that bucket it by the hour of the request: an hour
+    turning in between moved the traffic one bucket. The clock runs from half past the current hour, half an hour
+    from either edge, whatever the wall clock says."""
+    with time_machine.travel(truncate(timezone.now(), "hour") + timedelta(minutes=30), tick=True):
+        yield
 
 
 @pytest.fixture

@@ -35,9 +35,6 @@ def llm_server(settings):
         settings.OPENAI_BASE_URL = server.base_url
         settings.OPENAI_API_KEY = "test-key"
         settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
-        # No more calls in flight than the loopback server's accept backlog (5): on a loaded machine a burst over it
-        # can fail to connect, and without retries that would be an error pair.
-        settings.EVALSTUDIO_JUDGE_CONCURRENCY = 4
         yield server
 
 
