@@ -315,7 +315,7 @@ def reliability_get(request: HttpRequest, slug: str) -> dict[str, Any] | HttpRes
                 "agreement_ci": list(item.agreement_interval) if item.agreement_interval else None,
                 "kappa": item.kappa,
                 "kappa_ci": list(item.kappa_interval) if item.kappa_interval else None,
-                "undecided": len(item.undecided),
+                "undecided": item.undecided_count,
                 "decided": item.decided,
                 "months": [
                     {"month": month, "n": n, "agreed": agreed, "agreement_ci": list(ci) if ci else None}

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from statistics import median
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Least, TruncMonth, TruncWeek
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, Window
+from django.db.models.functions import Least, RowNumber, TruncMonth, TruncWeek
 
 from annotation.models import CalibrationRater, Criterion, Label, LabelChange, Project, RaterLabel, SelfReview, Verdict
 from judges.stats import ConfusionMatrix, confidence_intervals, metrics, wilson_interval
@@ -238,8 +238,13 @@ class SelfAgreement:
     kappa: float | None
     kappa_interval: Interval | None
     months: list[tuple[str, int, int, Interval | None]]  # (YYYY-MM, re-reviews, agreeing, interval)
-    undecided: list[SelfReview]
+    undecided: list[SelfReview]  # the oldest differing pairs still to decide, at most UNDECIDED_SHOWN
     decided: int
+    undecided_count: int = 0  # all differing pairs still to decide
+
+    @property
+    def undecided_hidden(self) -> int:
+        return self.undecided_count - len(self.undecided)
 
 
 def _matrix(counts: dict[tuple[str, str], int]) -> ConfusionMatrix:
@@ -247,6 +252,9 @@ def _matrix(counts: dict[tuple[str, str], int]) -> ConfusionMatrix:
     return ConfusionMatrix.from_pairs(pair for pair, n in counts.items() for _ in range(n))
 
 
+# Differing pairs to decide shown per criterion, oldest first: each is a card with a form, and a project that let
+# hundreds pile up must not get a page of hundreds of forms; the next appear as these are decided.
+UNDECIDED_SHOWN = 10
 # What the page shows of a differing pair still to decide; the trace only for its link.
 _UNDECIDED_FIELDS = (
     "id", "trace", "trace__external_id", "criterion_id", "then_verdict", "then_critique", "then_at", "then_version",
@@ -264,6 +272,7 @@ def self_agreement(*, project: Project, criterion: Criterion | None = None) -> l
     cells: dict[int, dict[tuple[str, str], int]] = {}
     months: dict[int, list[tuple[str, int, int]]] = {}
     decided: dict[int, int] = {}
+    still_open: dict[int, int] = {}
     counted = (
         reviews.annotate(month=TruncMonth("created_at"))
         .values("criterion_id", "month", "then_verdict", "verdict")
@@ -274,6 +283,8 @@ def self_agreement(*, project: Project, criterion: Criterion | None = None) -> l
         pk, pair, n = row["criterion_id"], (row["then_verdict"], row["verdict"]), row["n"]
         cells.setdefault(pk, {})[pair] = cells.get(pk, {}).get(pair, 0) + n
         decided[pk] = decided.get(pk, 0) + row["decided"]
+        if pair[0] != pair[1]:
+            still_open[pk] = still_open.get(pk, 0) + n - row["decided"]
         month = f"{row['month']:%Y-%m}"
         by_month = months.setdefault(pk, [])
         if not by_month or by_month[-1][0] != month:
@@ -281,12 +292,15 @@ def self_agreement(*, project: Project, criterion: Criterion | None = None) -> l
         name, total, agreed = by_month[-1]
         by_month[-1] = (name, total + n, agreed + n * (pair[0] == pair[1]))
     undecided: dict[int, list[SelfReview]] = {}
+    oldest_first = [F("created_at").asc(), F("id").asc()]
     pending = (
         reviews.filter(decided_at=None)
         .exclude(verdict=F("then_verdict"))
+        .annotate(place=Window(RowNumber(), partition_by=F("criterion_id"), order_by=oldest_first))
+        .filter(place__lte=UNDECIDED_SHOWN)
         .select_related("trace")
         .only(*_UNDECIDED_FIELDS)
-        .order_by("created_at", "id")
+        .order_by(*oldest_first)
     )
     for review in pending:
         undecided.setdefault(review.criterion_id, []).append(review)
@@ -307,6 +321,7 @@ def self_agreement(*, project: Project, criterion: Criterion | None = None) -> l
                 months=[(month, n, agreed, wilson_interval(agreed, n)) for month, n, agreed in months[item.pk]],
                 undecided=undecided.get(item.pk, []),
                 decided=decided.get(item.pk, 0),
+                undecided_count=still_open.get(item.pk, 0),
             )
         )
     return result

@@ -20,8 +20,8 @@ from annotation.rereviews import (
     rereview_submit,
     self_review_decide,
 )
-from annotation.services import DomainError, criterion_create, label_submit
-from judges.reliability import fatigue, self_agreement
+from annotation.services import DomainError, api_token_create, criterion_create, label_submit
+from judges.reliability import UNDECIDED_SHOWN, fatigue, self_agreement
 from tests.factories import make_trace
 
 pytestmark = pytest.mark.django_db
@@ -110,7 +110,7 @@ def test_self_agreement_has_kappa_and_agreement_with_intervals(project, expert, 
     assert apology.n == 30 and 0.6 < apology.agreement < 1
     assert apology.agreement_interval[0] < apology.agreement < apology.agreement_interval[1]
     assert apology.kappa is not None and apology.kappa_interval[0] < apology.kappa
-    assert len(apology.undecided) == round((1 - apology.agreement) * 30)
+    assert apology.undecided_count == len(apology.undecided) == round((1 - apology.agreement) * 30)
     assert items["cites_policy"].kappa is None and items["cites_policy"].agreement == 1.0  # one class: κ undefined
 
 
@@ -162,3 +162,24 @@ def test_a_re_review_answers_the_fatigue_rows_self_agreement(project, expert, cr
     rereview_submit(trace=trace, user=expert, answers={criteria[0].pk: Answer("pass")})
     [row] = fatigue(project=project)
     assert (row.label, row.rereviewed, row.agreed, row.agreement) == ("61–80", 1, 0, 0.0)
+
+
+def test_the_page_shows_the_oldest_differing_pairs_and_counts_the_rest(project, expert, criteria, expert_client, client):
+    # Hundreds of undecided pairs would make a page of hundreds of forms: it shows the oldest few and says how many
+    # more wait; the API counts them all.
+    for i in range(UNDECIDED_SHOWN + 4):
+        trace = _old_label(project, expert, criteria, f"d-{i:02}", verdicts=("fail", "pass"))
+        rereview_submit(trace=trace, user=expert, answers={criteria[0].pk: Answer("pass"), criteria[1].pk: Answer("pass")})
+    oldest = SelfReview.objects.filter(criterion=criteria[0]).order_by("created_at", "id").first()
+    self_review_decide(review=oldest, keep="now", reason="the re-review is right", user=expert)
+
+    page = expert_client.get(reverse("expert_reliability", args=[project.slug])).content.decode()
+    shown = re.findall(r'id="self-review-(\d+)"', page)
+    open_ids = SelfReview.objects.filter(criterion=criteria[0], decided_at=None).order_by("created_at", "id")
+    assert [int(pk) for pk in shown] == list(open_ids.values_list("pk", flat=True)[:UNDECIDED_SHOWN])
+    assert f'data-undecided-hidden="no_apology">{UNDECIDED_SHOWN + 3 - UNDECIDED_SHOWN} more to decide' in page
+
+    _, token = api_token_create(project=project, name="notebook")
+    data = client.get(f"/api/v1/projects/{project.slug}/reliability", headers={"Authorization": f"Bearer {token}"})
+    item = next(row for row in data.json()["self_agreement"] if row["criterion"] == "no_apology")
+    assert (item["undecided"], item["decided"]) == (UNDECIDED_SHOWN + 3, 1)
