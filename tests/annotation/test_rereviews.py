@@ -164,12 +164,15 @@ def test_a_re_review_answers_the_fatigue_rows_self_agreement(project, expert, cr
     assert (row.label, row.rereviewed, row.agreed, row.agreement) == ("61–80", 1, 0, 0.0)
 
 
-def test_the_page_shows_the_oldest_differing_pairs_and_counts_the_rest(project, expert, criteria, expert_client, client):
+def test_the_page_shows_the_oldest_differing_pairs_and_counts_the_rest(
+    project, expert, criteria, expert_client, client
+):
     # Hundreds of undecided pairs would make a page of hundreds of forms: it shows the oldest few and says how many
     # more wait; the API counts them all.
     for i in range(UNDECIDED_SHOWN + 4):
         trace = _old_label(project, expert, criteria, f"d-{i:02}", verdicts=("fail", "pass"))
-        rereview_submit(trace=trace, user=expert, answers={criteria[0].pk: Answer("pass"), criteria[1].pk: Answer("pass")})
+        answers = {criteria[0].pk: Answer("pass"), criteria[1].pk: Answer("pass")}
+        rereview_submit(trace=trace, user=expert, answers=answers)
     oldest = SelfReview.objects.filter(criterion=criteria[0]).order_by("created_at", "id").first()
     self_review_decide(review=oldest, keep="now", reason="the re-review is right", user=expert)
 
