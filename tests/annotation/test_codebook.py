@@ -395,6 +395,22 @@ def test_coding_a_note_to_a_mode_retired_meanwhile_is_refused(project, expert):
 # Concurrency: real transactions on separate connections -----------------------------------------------------------
 
 
+def _wait_until_blocked_on_a_lock(thread: threading.Thread, what: str, timeout: float = 10) -> None:
+    """Until PostgreSQL shows a session of this database waiting for a lock (the thread's), failing at once if the
+    thread finishes instead: proof that it waits, with no fixed sleep to guess how long it would take to get there."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            assert thread.is_alive(), what
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"{what} (no session waited for a lock within {timeout} s)")
+
+
 def _in_thread(target, *args) -> tuple[threading.Thread, dict]:
     """Run `target` in a thread with its own database connection; its result or exception lands in the dict."""
     outcome: dict = {}
@@ -430,8 +446,7 @@ def test_merge_waits_for_notes_being_coded_to_the_source_and_moves_them_too():
     coder, coder_outcome = _in_thread(code_and_hold)
     assert coding.wait(10)
     merger, merge_outcome = _in_thread(lambda: failure_mode_merge(source=source, target=target, actor=expert))
-    time.sleep(0.5)
-    assert merger.is_alive(), "the merge must wait for the coding transaction that holds the source"
+    _wait_until_blocked_on_a_lock(merger, "the merge must wait for the coding transaction that holds the source")
     release.set()
     coder.join(10)
     merger.join(10)
@@ -458,8 +473,7 @@ def test_coding_waits_for_a_retire_in_flight_and_is_then_refused():
     retirer, retire_outcome = _in_thread(retire_and_hold)
     assert retired.wait(10)
     coder, coder_outcome = _in_thread(lambda: notes_assign(notes=[note], failure_mode=stale))
-    time.sleep(0.5)
-    assert coder.is_alive(), "coding must wait for the retire that holds the mode"
+    _wait_until_blocked_on_a_lock(coder, "coding must wait for the retire that holds the mode")
     release.set()
     retirer.join(10)
     coder.join(10)
