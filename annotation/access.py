@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja.errors import AuthenticationError
@@ -35,6 +35,7 @@ from ninja.security import SessionAuth as NinjaSessionAuth
 
 from annotation.models import ApiToken, Project, Role
 from annotation.selectors import project_get_for_user, project_role
+from core.api_errors import detail_response
 
 M = TypeVar("M", bound=Model)
 
@@ -292,8 +293,7 @@ NO_SUCH_PROJECT = "No such project"
 
 
 def _error(status: int, detail: str) -> HttpResponse:
-    # The bytes and content type django-ninja gives a `{"detail": ...}` body of its own.
-    return JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+    return detail_response(status, detail)
 
 
 def _caller(request: HttpRequest, project: Project | None) -> ProjectAccess | None:

@@ -21,8 +21,9 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 
+from core.api_errors import detail_response
 from core.client_ip import client_ip
 from core.rates import Rate
 
@@ -80,9 +81,7 @@ def _too_many(request: HttpRequest, detail: str, retry_after: int) -> HttpRespon
     for prefix, render in _renderers.items():
         if request.path_info.startswith(prefix):
             return render(request, 429, detail, headers)
-    response = JsonResponse({"detail": detail}, status=429, content_type="application/json; charset=utf-8")
-    response["Retry-After"] = headers["Retry-After"]
-    return response
+    return detail_response(429, detail, headers=headers)
 
 
 def api_rate_limited(request: HttpRequest, *, now: float | None = None) -> HttpResponse | None:

@@ -14,7 +14,9 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
+
+from core.api_errors import detail_response
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -26,7 +28,7 @@ class QueryError(ValueError):
 
 def query_refused(exc: QueryError) -> HttpResponse:
     """The 400 for a bad query parameter, in the bytes and content type of django-ninja's own `{"detail": ...}`."""
-    return JsonResponse({"detail": str(exc)}, status=400, content_type="application/json; charset=utf-8")
+    return detail_response(400, str(exc))
 
 
 def refuse_unknown(query: Mapping[str, str], known: Sequence[str], *, expected: str = "") -> None:

@@ -16,6 +16,7 @@ from annotation.access import API_AUTH, Permission, ProjectAccess, api_access, a
 from annotation.api import Error
 from annotation.models import Label
 from annotation.services import DomainError
+from core.api_errors import detail_response
 from core.json_input import JsonTooDeep, json_loads
 from core.read_query import QueryError, encode_cursor, page_after, page_limit, query_refused, refuse_unknown
 from core.validation import problems
@@ -528,7 +529,7 @@ GUARDRAIL_BODY_DOC: dict[str, Any] = {
 
 
 def _bad(status: int, detail: str) -> JsonResponse:
-    return JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+    return detail_response(status, detail)
 
 
 @router.post(

@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Query, Router, Schema
 
 from annotation.access import API_AUTH, Permission, ProjectAccess, api_access
 from annotation.api import Error
 from annotation.models import Criterion
+from core.api_errors import detail_response
 from core.read_query import QueryError, query_refused, refuse_unknown
 from judges.stats import metrics
 from monitoring.checks import JUDGE, check_matrix, current_check, series_find
@@ -64,8 +65,7 @@ class SeriesOut(Schema):
 
 
 def _error(status: int, detail: str) -> HttpResponse:
-    # The bytes and content type of django-ninja's own `{"detail": ...}` answers.
-    return JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+    return detail_response(status, detail)
 
 
 def _bad(detail: str) -> HttpResponse:

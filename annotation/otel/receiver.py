@@ -34,6 +34,7 @@ from annotation.access import (
 )
 from annotation.otel.spans import JSON_TYPES, PROTOBUF_TYPES, OtlpDecodeError, request_from_body, spans_from_request
 from annotation.otel.store import spans_store
+from core.api_errors import detail_response
 from core.counters import SPANS_ACCEPTED, SPANS_REJECTED, counter_add
 
 logger = logging.getLogger(__name__)
@@ -52,10 +53,8 @@ GRPC_INTERNAL = 13
 
 def _detail(status: int, detail: str, *, headers: dict[str, str] | None = None) -> HttpResponse:
     """An error answer; `_as_status` gives it its final form once the request's encoding is known."""
-    response = JsonResponse({"detail": detail}, status=status, content_type="application/json; charset=utf-8")
+    response = detail_response(status, detail, headers=headers)
     response.otlp_detail = detail  # type: ignore[attr-defined]
-    for name, value in (headers or {}).items():
-        response[name] = value
     return response
 
 
