@@ -4,7 +4,10 @@ From the project's pages every internal link the app draws (`<a href>`, `hx-get`
 breadth first, each URL once, and a few samples per URL pattern (links that differ only in ids or page cursors render
 the same view). Three walks: the demo expert, a viewer member (read-only) and a signed-in outsider, who must never
 see the project (404, as for a missing project: annotation/access.py). The POST forms met on the way are submitted
-empty, each in a savepoint rolled back after it, with CSRF checks enforced."""
+with CSRF checks enforced, each in a savepoint rolled back after it: empty (the page must say what is missing) and as
+drawn (the page it leads to, and the new links that page draws, must answer).
+
+The demo is loaded once for the module and each walk runs once in a module fixture: about 20 s in all."""
 
 from __future__ import annotations
 
@@ -226,12 +229,10 @@ def submit_empty(client: Client, form: Form, body_csrf: str) -> Outcome:
     headers = {"HX-Request": "true", "X-CSRFToken": body_csrf} if form.htmx else {}
     with transaction.atomic():
         response = client.post(_internal(form.action), data=_pairs_to_dict(form.empty_data()), headers=headers)
-        redirect = response.get("HX-Redirect", "") or (
-            response.get("Location", "") if response.status_code in (301, 302, 303) else ""
-        )
+        redirect = _redirect_of(response)
         final, url = response, _internal(form.action)
         if redirect:
-            url = _internal(redirect)
+            url = redirect
             final = client.get(url)
         errors, duplicate_ids = [], []
         if final.get("Content-Type", "").startswith("text/html"):
@@ -278,6 +279,60 @@ def _form_problems(walk_: Walk, *, role: str) -> tuple[list[str], int]:
     return problems, len(tried)
 
 
+def _as_drawn_problems(walk_: Walk) -> tuple[list[str], int]:
+    """Each distinct POST form submitted as drawn (its default values: the user just presses the button), in a
+    savepoint rolled back after it; the page it leads to must answer, and so must the links that page draws which the
+    walk had not met (a new version's comparison link, say), one per pattern."""
+    problems: list[str] = []
+    tried: set[str] = set()
+    known = {v.url for v in walk_.visits}
+    new_patterns: set[str] = set()
+    client = walk_.client
+    for page, form, body_csrf in walk_.forms:
+        target = _internal(form.action)
+        key = _form_key(form)
+        if target is None or target.startswith(NOT_WALKED) or key in tried or not form.submittable:
+            continue
+        tried.add(key)
+        where = f"form {target} on {page}, as drawn"
+        headers = {"HX-Request": "true", "X-CSRFToken": body_csrf} if form.htmx else {}
+        with transaction.atomic():
+            response = client.post(target, data=_pairs_to_dict(form.default_data()), headers=headers)
+            redirect = _redirect_of(response)
+            if response.status_code >= 500 or response.status_code in (403, 404, 405):
+                problems.append(f"{where}: {response.status_code}{_exception(response)}")
+            elif redirect:
+                final = client.get(redirect)
+                if final.status_code != 200:
+                    problems.append(f"{where}: leads to {redirect}, {final.status_code}{_exception(final)}")
+                elif final.get("Content-Type", "").startswith("text/html"):
+                    drawn = parse_page(redirect, final.content.decode())
+                    if drawn.duplicate_ids:
+                        problems.append(f"{where}: duplicate ids {drawn.duplicate_ids} on {redirect}")
+                    links = [(link, False) for link in drawn.links] + [(link, True) for link in drawn.hx_links]
+                    for link, htmx in links:
+                        url = _internal(link)
+                        if url is None or url in known or url.startswith((*NOT_WALKED, "/static/")):
+                            continue
+                        pattern = ("hx " if htmx else "") + url_pattern(url, opaque_params=OPAQUE_PARAMS)
+                        if pattern in new_patterns:
+                            continue
+                        new_patterns.add(pattern)
+                        answer = client.get(url, headers={"HX-Request": "true"} if htmx else {})
+                        if answer.status_code >= 400 and answer.status_code != HTMX_STOP_POLLING:
+                            problems.append(f"{where}: {redirect} links {url}, {answer.status_code}")
+            transaction.set_rollback(True)
+    return problems, len(tried)
+
+
+def _redirect_of(response: HttpResponseBase) -> str:
+    """Where a response sends the browser (Location, or htmx's HX-Redirect), as an internal path; "" otherwise."""
+    location = response.get("HX-Redirect", "") or (
+        response.get("Location", "") if response.status_code in (301, 302, 303) else ""
+    )
+    return (_internal(location) or "") if location else ""
+
+
 @pytest.fixture(scope="module")
 def viewer_walk(demo, django_db_blocker) -> Walk:
     with django_db_blocker.unblock():
@@ -318,6 +373,13 @@ def test_no_page_runs_more_than_a_bounded_number_of_queries(expert_walk, viewer_
 def test_expert_post_forms_carry_csrf_and_say_what_is_missing_when_submitted_empty(expert_walk, django_db_blocker):
     with django_db_blocker.unblock():
         problems, tried = _form_problems(expert_walk, role="expert")
+    assert not problems, "\n".join(problems)
+    assert tried > 40
+
+
+def test_expert_post_forms_submitted_as_drawn_lead_to_pages_that_answer(expert_walk, django_db_blocker):
+    with django_db_blocker.unblock():
+        problems, tried = _as_drawn_problems(expert_walk)
     assert not problems, "\n".join(problems)
     assert tried > 40
 
