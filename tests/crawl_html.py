@@ -16,6 +16,9 @@ NOT_SUBMITTED = {"submit", "button", "reset", "image"}
 UNTYPED = {"hidden"}
 # How the app's templates mark what went wrong: Django's errorlist, the messages framework's "error" tag, our classes.
 ERROR_CLASSES = {"error", "errorlist", "errors", "field-error", "flash-error", "mode-error"}
+# Attributes that name elements of the page by id: a list of ids, or (htmx) CSS selectors of which `#id` parts count.
+ID_REFERENCES = ("for", "list", "form", "aria-labelledby", "aria-describedby", "aria-controls")
+HTMX_SELECTORS = ("hx-target", "hx-include", "hx-indicator")
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
@@ -85,6 +88,7 @@ class PageParser(HTMLParser):
         self.url = url
         self.ids: Counter[str] = Counter()
         self.links: list[str] = []  # <a href>
+        self.refs: list[tuple[str, str, str]] = []  # (tag, attribute, value) of the attributes naming ids
         self.hx_links: list[str] = []  # hx-get, requested by htmx with `HX-Request: true`
         self.forms: list[Form] = []
         self.labels: dict[str, str] = {}  # element id -> label text
@@ -116,6 +120,9 @@ class PageParser(HTMLParser):
                 self._error_text = []
         if a.get("id"):
             self.ids[a["id"]] += 1
+        for attr in ID_REFERENCES + HTMX_SELECTORS:
+            if a.get(attr):
+                self.refs.append((tag, attr, a[attr]))
         if tag == "body" and a.get("hx-headers"):
             self.body_csrf = json.loads(a["hx-headers"]).get("X-CSRFToken", "")
         if tag == "a" and "href" in a:
@@ -231,6 +238,18 @@ class PageParser(HTMLParser):
             self._option_pending = False
         if self._label_for is not None:
             self._label_text.append(data)
+
+    @property
+    def dangling_refs(self) -> list[str]:
+        """`attribute=value` of each reference to an id the page does not have (a label for nothing, a datalist or
+        an hx-target that is not there)."""
+        dangling = []
+        for tag, attr, value in self.refs:
+            if attr == "form" and tag == "form":
+                continue  # <form form=...> is not a thing; skip rather than guess
+            names = re.findall(r"#([\w-]+)", value) if attr in HTMX_SELECTORS else value.split()
+            dangling += [f"{attr}={name}" for name in names if name not in self.ids]
+        return sorted(set(dangling))
 
     @property
     def duplicate_ids(self) -> list[str]:

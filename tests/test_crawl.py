@@ -143,6 +143,9 @@ def walk(client: Client) -> Walk:
             page = parse_page(url, response.content_bytes.decode())
             if page.duplicate_ids:
                 visit.problems.append(f"duplicate ids {page.duplicate_ids}")
+            if not htmx and page.dangling_refs:
+                # A fragment may point into the page it is swapped into; a whole page has every id it names.
+                visit.problems.append(f"names ids it does not have: {page.dangling_refs}")
             if page.template_leaks:
                 visit.problems.append(f"template syntax shown as text: {page.template_leaks}")
             links += [(link, False) for link in page.links]
@@ -422,13 +425,15 @@ def test_the_page_reader_finds_what_the_walks_assert_on():
     page = parse_page(
         "/projects/x/a/",
         '<body hx-headers=\'{"X-CSRFToken": "t"}\'><p id="a">{% if x %}</p><div id="a"></div>'
+        '<a href="b/#top">b</a><span hx-get="/c/" hx-target="#a, #gone">c</span><label for="nothing">x</label>'
         '<a href="b/#top">b</a><span hx-get="/c/">c</span><ul class="errorlist"><li>Name is required</li></ul>'
         '<form method="post" action="/d/"><input type="hidden" name="csrfmiddlewaretoken" value="k">'
         '<input name="name" required><select name="s"><option value="1">one</option></select>'
         "<button>Go</button></form></body>",
     )
     assert page.duplicate_ids == ["a"] and page.template_leaks == ["{% if x %}"]
-    assert page.links == ["/projects/x/a/b/#top"] and page.hx_links == ["/c/"]
+    assert page.dangling_refs == ["for=nothing", "hx-target=gone"]
+    assert page.links == ["/projects/x/a/b/#top"] * 2 and page.hx_links == ["/c/"] * 2
     assert page.errors == ["Name is required"] and page.body_csrf == "t"
     (form,) = page.forms
     assert form.submittable and form.has_csrf_input and [f.name for f in form.user_fields] == ["name", "s"]
