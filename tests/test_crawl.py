@@ -392,8 +392,10 @@ def test_viewer_gets_every_page_drawn_for_them_and_no_form_that_fails(viewer_wal
     # for criteria), and a form they can send does not answer 403.
     problems = viewer_walk.problems()
     with django_db_blocker.unblock():
-        form_problems, _tried = _form_problems(viewer_walk, role="viewer")
-    problems += form_problems
+        form_problems, tried = _form_problems(viewer_walk, role="viewer")
+        drawn_problems, _ = _as_drawn_problems(viewer_walk)
+    print("viewer forms:", tried)
+    problems += form_problems + drawn_problems
     assert not problems, "\n".join(problems)
     assert len(viewer_walk.visits) > 100
 
@@ -439,3 +441,17 @@ def test_the_page_reader_finds_what_the_walks_assert_on():
     assert form.submittable and form.has_csrf_input and [f.name for f in form.user_fields] == ["name", "s"]
     assert form.empty_data() == [("csrfmiddlewaretoken", "k"), ("name", "")]
     assert url_pattern("/t/12/x?after=abc9&mode=3", opaque_params=OPAQUE_PARAMS) == "/t/N/x?after=*&mode=N"
+
+
+def test_anonymous_visitors_are_sent_to_log_in_from_every_project_url(expert_walk, django_db_blocker):
+    problems: list[str] = []
+    with django_db_blocker.unblock():
+        client = Client(raise_request_exception=False)
+        for url in sorted({v.url for v in expert_walk.visits}):
+            response, _ = _request(client, "get", url)
+            if url.startswith("/api/"):
+                if response.status_code != 401:
+                    problems.append(f"GET {url}: {response.status_code}")
+            elif response.status_code != 302 or not response["Location"].startswith("/accounts/login/?next="):
+                problems.append(f"GET {url}: {response.status_code} {response.get('Location', '')}")
+    assert not problems, "\n".join(problems)
