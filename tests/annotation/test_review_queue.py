@@ -141,6 +141,11 @@ def test_the_source_filter_suggests_the_projects_sources_wherever_it_is_drawn(pr
         assert datalist == '<option value="production"><option value="synthetic">', url
 
 
+def test_a_project_without_sources_has_an_empty_suggestion_list_not_a_missing_one(project, expert_client):
+    for url in (reverse("trace_list", args=["acme"]), reverse("review_queue", args=["acme"])):
+        assert '<datalist id="known-sources"></datalist>' in expert_client.get(url).content.decode(), url
+
+
 def test_metadata_filter_matches_key_value_including_numbers(project, expert_client):
     make_trace(project=project, external_id="en", metadata={"locale": "en", "retries": 2}, occurred_at=BASE)
     make_trace(project=project, external_id="de", metadata={"locale": "de"}, occurred_at=BASE + timedelta(minutes=1))
