@@ -30,7 +30,7 @@ from django.test.utils import CaptureQueriesContext, override_settings
 
 from annotation.models import Project, Role, Trace
 from tests.crawl_html import Form, parse_page, url_pattern
-from tests.factories import add_member, make_user
+from tests.factories import add_member, make_criterion, make_project, make_user
 
 START = ["/projects/", "/projects/demo/"]
 # A few traces of each pattern (the demo has 1,205, and each shape is a start URL); more of the other objects, whose
@@ -118,11 +118,11 @@ def _start_urls() -> list[str]:
     return START + [f"/projects/demo/traces/{shape.first().external_id}/" for shape in shapes]
 
 
-def walk(client: Client) -> Walk:
-    """Breadth first from the start URLs over every internal link drawn, each URL once, SAMPLES_PER_PATTERN per
-    pattern."""
+def walk(client: Client, *, start: list[str] | None = None, scope: str = "/") -> Walk:
+    """Breadth first from the start URLs (the demo's by default) over every internal link drawn under `scope`, each
+    URL once, SAMPLES_PER_PATTERN per pattern."""
     result = Walk(client=client)
-    start = _start_urls()
+    start = start or _start_urls()
     queue: list[tuple[str, bool, str]] = [(url, False, "start") for url in start]
     seen = {(url, False) for url in start}
     per_pattern: Counter[str] = Counter()
@@ -157,7 +157,9 @@ def walk(client: Client) -> Walk:
                     result.forms.append((url, form, page.body_csrf))
         for link, link_htmx in links:
             target = _internal(link)
-            if target is None or target.startswith(NOT_WALKED) or (target, link_htmx) in seen:
+            if target is None or not target.startswith(scope) or target.startswith(NOT_WALKED):
+                continue
+            if (target, link_htmx) in seen:
                 continue
             if target.startswith("/static/"):
                 if not finders.find(target.removeprefix("/static/")):
@@ -193,6 +195,17 @@ def demo(django_db_setup, django_db_blocker) -> Iterator[Project]:
         add_member(project, make_user("crawl-viewer"), Role.VIEWER)
         make_user("crawl-outsider")
         yield project
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def new_project_walk(demo, django_db_blocker) -> Iterator[Walk]:
+    """A project just created, with one criterion and nothing else: the first pages a team sees, where every count
+    is zero. In a savepoint of its own, rolled back after the test."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        project = make_project(slug="fresh", name="Fresh project", expert=User.objects.get(username="demo"))
+        make_criterion(project=project, name="correct")
+        yield walk(_client("demo", enforce_csrf_checks=True), start=["/projects/fresh/"], scope="/projects/fresh/")
         transaction.set_rollback(True)
 
 
@@ -364,6 +377,15 @@ def test_expert_reaches_every_page_the_app_links_without_an_error(expert_walk):
     ):
         assert f"/projects/demo/{section}/" in reached, section
     assert len(expert_walk.visits) > 150
+
+
+def test_a_new_project_with_nothing_in_it_answers_every_link_and_form(new_project_walk, django_db_blocker):
+    problems = new_project_walk.problems()
+    with django_db_blocker.unblock():
+        problems += _form_problems(new_project_walk, role="expert, new project")[0]
+        problems += _as_drawn_problems(new_project_walk)[0]
+    assert not problems, "\n".join(problems)
+    assert len(new_project_walk.visits) > 20
 
 
 def test_no_page_runs_more_than_a_bounded_number_of_queries(expert_walk, viewer_walk):
