@@ -40,6 +40,7 @@ class Form:
     action: str  # resolved against the page's URL
     htmx: bool  # submitted by htmx (hx-post): the CSRF token comes from <body hx-headers>
     htmx_get: bool = False  # a GET form submitted by htmx (hx-get)
+    hx_target: str = ""  # the id of its hx-target, sent by htmx as HX-Target
     fields: list[Field] = field(default_factory=list)
     submit: tuple[str, str] | None = None  # the first submit button's name and value, as a browser sends it
     submittable: bool = False  # it has a submit control or an htmx trigger: a user can send it
@@ -90,6 +91,7 @@ class PageParser(HTMLParser):
         self.links: list[str] = []  # <a href>
         self.refs: list[tuple[str, str, str]] = []  # (tag, attribute, value) of the attributes naming ids
         self.hx_links: list[str] = []  # hx-get, requested by htmx with `HX-Request: true`
+        self.hx_targets: dict[str, str] = {}  # hx-get URL -> the id of its hx-target, which htmx sends as HX-Target
         self.forms: list[Form] = []
         self.labels: dict[str, str] = {}  # element id -> label text
         self.body_csrf = ""
@@ -129,6 +131,7 @@ class PageParser(HTMLParser):
             self.links.append(self._resolve(a["href"]))
         if "hx-get" in a and tag != "form":
             self.hx_links.append(self._resolve(a["hx-get"]))
+            self.hx_targets[self.hx_links[-1]] = _target_id(a.get("hx-target", ""))
         if tag == "form":
             method = (a.get("method") or "get").lower()
             hx_post = a.get("hx-post")
@@ -140,6 +143,7 @@ class PageParser(HTMLParser):
                 action=self._resolve(action or ""),
                 htmx=hx_post is not None,
                 htmx_get=hx_post is None and "hx-get" in a,
+                hx_target=_target_id(a.get("hx-target", "")),
                 submittable="hx-trigger" in a,
             )
             self.forms.append(self._form)
@@ -254,6 +258,11 @@ class PageParser(HTMLParser):
     @property
     def duplicate_ids(self) -> list[str]:
         return sorted(element_id for element_id, n in self.ids.items() if n > 1)
+
+
+def _target_id(selector: str) -> str:
+    """The id htmx sends as HX-Target for an `hx-target="#id"`; "" for other selectors (this, closest ...)."""
+    return selector[1:] if re.fullmatch(r"#[\w-]+", selector) else ""
 
 
 def parse_page(url: str, html: str) -> PageParser:

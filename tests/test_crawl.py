@@ -124,13 +124,14 @@ def walk(client: Client, *, start: list[str] | None = None, scope: str = "/") ->
     result = Walk(client=client)
     start = start or _start_urls()
     queue: list[tuple[str, bool, str]] = [(url, False, "start") for url in start]
+    hx_targets: dict[str, str] = {}  # the HX-Target htmx sends with an hx-get URL, by the page that drew it
     seen = {(url, False) for url in start}
     per_pattern: Counter[str] = Counter()
     while queue:
         url, htmx, referrer = queue.pop(0)
         visit = Visit(url=url, htmx=htmx, referrer=referrer)
         result.visits.append(visit)
-        headers = {"HX-Request": "true"} if htmx else {}
+        headers = {"HX-Request": "true", "HX-Target": hx_targets.get(url, "")} if htmx else {}
         response, visit.queries = _request(client, "get", url, **headers)
         visit.status = response.status_code
         visit.content_type = response.get("Content-Type", "")
@@ -150,9 +151,12 @@ def walk(client: Client, *, start: list[str] | None = None, scope: str = "/") ->
                 visit.problems.append(f"template syntax shown as text: {page.template_leaks}")
             links += [(link, False) for link in page.links]
             links += [(link, True) for link in page.hx_links]
+            hx_targets.update({_internal(link) or link: target for link, target in page.hx_targets.items()})
             for form in page.forms:
                 if form.method == "get":
                     links.append((form.get_url(), form.htmx_get))
+                    if form.htmx_get:
+                        hx_targets[_internal(form.get_url()) or ""] = form.hx_target
                 else:
                     result.forms.append((url, form, page.body_csrf))
         for link, link_htmx in links:
