@@ -2,8 +2,9 @@
 
 From the project's pages every internal link the app draws (`<a href>`, `hx-get`, GET forms as drawn) is followed
 breadth first, each URL once, and a few samples per URL pattern (links that differ only in ids or page cursors render
-the same view). Three walks: the demo expert, a viewer member (read-only) and a signed-in outsider, who must never
-see the project (404, as for a missing project: annotation/access.py). The POST forms met on the way are submitted
+the same view). The walks: the demo expert, a viewer member (read-only), a signed-in outsider, who must never see
+the project (404, as for a missing project: annotation/access.py), an anonymous visitor (sent to log in), and the
+expert again on a project just created, where every count is zero. The POST forms met on the way are submitted
 with CSRF checks enforced, each in a savepoint rolled back after it: empty (the page must say what is missing) and as
 drawn (the page it leads to, and the new links that page draws, must answer).
 
