@@ -162,7 +162,11 @@ def _judge_context(
     drifts = versions_drift(v.pk for v in versions)
     for version in versions:
         version.drift = drifts.get(version.pk)
-    runs = latest_dev_runs_by_version(judge=judge, numbers=list(by_number))
+    # The previous numbers too (one query still): "compare with previous version" is drawn only when both versions
+    # have a finished dev run, since the comparison page has nothing to show otherwise (a 400).
+    runs = latest_dev_runs_by_version(judge=judge, numbers=sorted({*by_number, *(n - 1 for n in by_number if n > 1)}))
+    for version in versions:
+        version.comparable_with_previous = version.number in runs and version.number - 1 in runs
     rows = history_rows(list(by_number), runs)
     promotion = judge_promotion_context(project=access.project, judge=judge, versions=versions)
     bias = annotate_versions(project=access.project, judge=judge, versions=versions)

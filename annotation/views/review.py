@@ -214,6 +214,7 @@ def trace_list(request: HttpRequest, slug: str) -> HttpResponse:
         "qs": params.querystring,
         "page": page,
         "criteria_count": criteria_count(project=project),
+        "sources": known_sources(project=project),
     }
     template = "annotation/trace_list.html"
     if request.htmx:
@@ -263,6 +264,8 @@ def trace_detail(request: HttpRequest, slug: str, external_id: str) -> HttpRespo
             "span_tree": trace_span_tree(trace=trace),
             # Traces sharing the session id read as one conversation (linked from the session id).
             "conversation_size": conversation_size(trace=trace),
+            # The queue filter's suggestions (_review_filters.html names their datalist); cached, rarely a query.
+            "sources": known_sources(project=project),
             **relabel,
         }
     )

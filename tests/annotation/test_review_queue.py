@@ -125,6 +125,27 @@ def test_source_filter_keeps_only_that_source_and_travels_in_links(project, expe
     assert "<strong>0</strong> of 2 reviewed" in page
 
 
+def test_the_source_filter_suggests_the_projects_sources_wherever_it_is_drawn(project, expert_client):
+    """The filter's input names a datalist of sources; the trace list and the trace page drew the input without the
+    list, so nothing was suggested there (found by the demo crawl, tests/test_crawl.py)."""
+    make_trace(project=project, external_id="prod-1", source="production", occurred_at=BASE)
+    make_trace(project=project, external_id="syn-1", source="synthetic", occurred_at=BASE + timedelta(minutes=1))
+    for url in (
+        reverse("trace_list", args=["acme"]),
+        reverse("trace_detail", args=["acme", "prod-1"]),
+        reverse("trace_detail", args=["acme", "prod-1"]) + "?order=newest&source=synthetic",
+    ):
+        page = expert_client.get(url).content.decode()
+        assert 'list="known-sources"' in page, url
+        datalist = page.split('<datalist id="known-sources">')[1].split("</datalist>")[0]
+        assert datalist == '<option value="production"><option value="synthetic">', url
+
+
+def test_a_project_without_sources_has_an_empty_suggestion_list_not_a_missing_one(project, expert_client):
+    for url in (reverse("trace_list", args=["acme"]), reverse("review_queue", args=["acme"])):
+        assert '<datalist id="known-sources"></datalist>' in expert_client.get(url).content.decode(), url
+
+
 def test_metadata_filter_matches_key_value_including_numbers(project, expert_client):
     make_trace(project=project, external_id="en", metadata={"locale": "en", "retries": 2}, occurred_at=BASE)
     make_trace(project=project, external_id="de", metadata={"locale": "de"}, occurred_at=BASE + timedelta(minutes=1))

@@ -181,6 +181,21 @@ def test_judge_page_links_each_version_to_its_comparison_with_the_previous_one(e
 
 
 @pytest.mark.django_db
+def test_judge_page_links_a_version_to_the_comparison_only_when_both_have_a_finished_dev_run(expert_client, runs):
+    """A new version not yet run on dev has nothing to compare: the link would open a 400 page (found by the crawl
+    of the demo, tests/test_crawl.py, after "New version" on a judge page)."""
+    judge, _, _ = runs
+    judge_version_create(judge=judge, config=LOOSE, comment="back to the loose check")
+    page = expert_client.get(f"/projects/acme/judges/{judge.pk}/").content.decode()
+    assert "va=1&amp;vb=2&amp;split=dev" in page
+    assert "va=2&amp;vb=3" not in page
+    judge_run_execute(run=judge_run_create(version=judge.versions.get(number=3), split="dev"))
+    page = expert_client.get(f"/projects/acme/judges/{judge.pk}/").content.decode()
+    link = f"/projects/acme/judges/compare/?judge={judge.pk}&amp;va=2&amp;vb=3&amp;split=dev"
+    assert f'href="{link}"' in page and expert_client.get(html.unescape(link)).status_code == 200
+
+
+@pytest.mark.django_db
 def test_bad_or_impossible_requests_are_400_with_the_reason(expert_client, project, runs):
     judge, run_a, run_b = runs
     other = judge_create(
