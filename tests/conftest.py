@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,41 @@ from django.test import Client
 
 from annotation.models import Project, Role
 from tests.factories import add_member, make_project, make_user
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, request) -> Iterator[None]:
+    """pytest-django's test databases, and before they are dropped, no other session left on them: PostgreSQL refuses
+    to drop a database someone is connected to, which failed a whole green run at its very end. A connection a
+    thread or a worker process of some test is still closing gets a few seconds; one still there after is ended,
+    and named on the terminal so that the test that left it can be found."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    others = (
+        "SELECT pid, application_name, state, left(query, 120) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        deadline = time.monotonic() + 5
+        while True:
+            cursor.execute(others)
+            stray = cursor.fetchall()
+            if not stray or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        capture = request.config.pluginmanager.get_plugin("capturemanager")
+        for pid, application, state, query in stray:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            if reporter is not None and capture is not None:
+                with capture.global_and_fixture_disabled():  # a fixture's output is otherwise captured and dropped
+                    reporter.write_line(
+                        f"ended a database session left open by the tests: pid {pid} {application!r} {state}: {query}"
+                    )
+    connection.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

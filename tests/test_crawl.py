@@ -33,6 +33,10 @@ from annotation.models import Project, Role, Trace
 from tests.crawl_html import Form, parse_page, url_pattern
 from tests.factories import add_member, make_criterion, make_project, make_user
 
+# Marked so that run alone the module still gets pytest-django's test database (it sets one up only for marked tests):
+# the walks themselves run in module fixtures, inside the demo's transaction.
+pytestmark = pytest.mark.django_db
+
 START = ["/projects/", "/projects/demo/"]
 # A few traces of each pattern (the demo has 1,205, and each shape is a start URL); more of the other objects, whose
 # pages differ by kind (an LLM judge's page has a prompt preview, an assertion's does not).
