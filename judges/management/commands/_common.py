@@ -1,13 +1,13 @@
-"""What the judge commands share: lookups that fail with a CommandError naming what is missing, and waiting for a
-worker run."""
+"""What the judge commands share: the arguments naming one judge version and their lookups (which fail with a
+CommandError naming what is missing), the options of a command that runs on the worker, and waiting for its run."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 
 from annotation.models import Project
 from core.runs import WorkerRun
@@ -37,6 +37,37 @@ def version_by_number(judge: Judge, number: int | None) -> JudgeVersion:
         numbers = ", ".join(str(n) for n in versions.values_list("number", flat=True))
         raise CommandError(f"--version: judge {judge.name!r} has no version {number} (versions: {numbers})")
     return version
+
+
+class JudgeVersionCommand(BaseCommand):
+    """A command about one judge version: `--project SLUG --judge NAME --version N` (the latest when not required
+    and not given). Subclasses add their own arguments after these."""
+
+    version_required = False
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # DESIGN.md's `--version N` picks a judge version; it replaces Django's --version (the Django release).
+        kwargs.setdefault("conflict_handler", "resolve")
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--project", required=True, metavar="SLUG")
+        parser.add_argument("--judge", required=True, metavar="NAME")
+        if self.version_required:
+            parser.add_argument("--version", required=True, type=int, metavar="N")
+        else:
+            parser.add_argument("--version", type=int, metavar="N", help="default: the latest")
+
+    def judge_version(self, options: dict[str, Any]) -> JudgeVersion:
+        judge = judge_by_name(project_by_slug(options["project"]), options["judge"])
+        return version_by_number(judge, options["version"])
+
+
+def add_run_arguments(parser: CommandParser) -> None:
+    """The options of a command whose run goes to the worker."""
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    parser.add_argument("--inline", action="store_true", help="run in this process instead of the worker")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the worker")
 
 
 # A run no worker has claimed after this long runs in the command's own process.

@@ -7,36 +7,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from annotation.services import DomainError
 from judges.bias import bias_run_create, bias_run_enqueue, bias_run_execute
-from judges.management.commands._common import judge_by_name, project_by_slug, version_by_number, wait_for_run
+from judges.management.commands._common import JudgeVersionCommand, add_run_arguments, wait_for_run
 from judges.models import BiasRun
 from judges.promotions import bias_bar
 from judges.providers.bias import BIASES, bias_problems, percent
 
 
-class Command(BaseCommand):
+class Command(JudgeVersionCommand):
     help = "Run an LLM judge version's bias battery on dev and print its flip rates (one JSON object with --json)."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        # `--version N` picks a judge version, as in run_judge; it replaces Django's --version.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
-
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--project", required=True, metavar="SLUG")
-        parser.add_argument("--judge", required=True, metavar="NAME")
-        parser.add_argument("--version", type=int, metavar="N", help="default: the latest")
-        parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-        parser.add_argument("--inline", action="store_true", help="run in this process instead of the worker")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the worker")
+        super().add_arguments(parser)
+        add_run_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = project_by_slug(options["project"])
-        judge = judge_by_name(project, options["judge"])
-        version = version_by_number(judge, options["version"])
+        version = self.judge_version(options)
         try:
             if options["inline"]:
                 run = bias_run_execute(run=bias_run_create(version=version))
@@ -46,7 +35,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if run.status != BiasRun.Status.DONE:
             raise CommandError(f"bias run {run.pk} ended {run.status}: {run.error or 'no report'}")
-        max_flip_rate = bias_bar(project=project)
+        max_flip_rate = bias_bar(project=version.judge.project)
         problems = bias_problems(run.report, max_flip_rate=max_flip_rate)
         if options["json"]:
             self.stdout.write(json.dumps({**run.report, "run": run.pk, "max_flip_rate": max_flip_rate}, sort_keys=True))

@@ -8,35 +8,29 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from judges.evidence import bound_percent
-from judges.management.commands._common import judge_by_name, project_by_slug, version_by_number
+from judges.management.commands._common import JudgeVersionCommand
 from judges.promotions import PromotionRefused, judge_version_promote, promotion_bar
 
 
-class Command(BaseCommand):
+class Command(JudgeVersionCommand):
     help = (
         "Promote a judge version for its criterion (refused, exit 1, unless its dev run reaches the project's bar "
         "and its test run meets it with the 95% lower bounds)."
     )
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        # `--version N` names a judge version, as in run_judge; it replaces Django's --version.
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
+    version_required = True
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--project", required=True, metavar="SLUG")
-        parser.add_argument("--judge", required=True, metavar="NAME")
-        parser.add_argument("--version", required=True, type=int, metavar="N")
+        super().add_arguments(parser)
         parser.add_argument("--comment", default="", help="why this version (kept with the promotion)")
         parser.add_argument("--user", metavar="USERNAME", help="recorded as the promoter (default: nobody)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = project_by_slug(options["project"])
-        judge = judge_by_name(project, options["judge"])
-        version = version_by_number(judge, options["version"])
+        version = self.judge_version(options)
+        judge, project = version.judge, version.judge.project
         user = None
         if options["user"]:
             user = get_user_model().objects.filter(username=options["user"]).first()

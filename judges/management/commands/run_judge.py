@@ -6,36 +6,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from annotation.services import DomainError
-from judges.management.commands._common import judge_by_name, project_by_slug, version_by_number, wait_for_run
+from judges.management.commands._common import JudgeVersionCommand, add_run_arguments, wait_for_run
 from judges.models import JudgeRun
 from judges.services import judge_run_create, judge_run_enqueue, judge_run_execute
 from judges.stats import METRICS
 
 
-class Command(BaseCommand):
+class Command(JudgeVersionCommand):
     help = "Run a judge over a split and print the alignment report (one JSON object with --json)."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        # DESIGN.md's `--version N` picks a judge version; it replaces Django's --version (the Django release).
-        kwargs.setdefault("conflict_handler", "resolve")
-        return super().create_parser(prog_name, subcommand, **kwargs)
-
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--project", required=True, metavar="SLUG")
-        parser.add_argument("--judge", required=True, metavar="NAME")
-        parser.add_argument("--version", type=int, metavar="N", help="default: the latest")
+        super().add_arguments(parser)
         parser.add_argument("--split", required=True, choices=JudgeRun.Split.values)
-        parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-        parser.add_argument("--inline", action="store_true", help="run in this process instead of the worker")
-        parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait for the worker")
+        add_run_arguments(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = project_by_slug(options["project"])
-        judge = judge_by_name(project, options["judge"])
-        version = version_by_number(judge, options["version"])
+        version = self.judge_version(options)
         try:
             if options["inline"]:
                 run = judge_run_execute(run=judge_run_create(version=version, split=options["split"]))
