@@ -25,8 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import with_database  # noqa: E402
-from pages import setup_django  # noqa: E402
+from pages import fresh_database  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 # Its own name per checkout when several run side by side (the database is dropped and made again each run).
@@ -145,17 +144,9 @@ def main() -> int:
     if "--seeds-only" in sys.argv:
         compare_features()
         return 0
-    import psycopg
-
-    admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    setup_django(with_database(admin_url, BENCH_DB))
+    fresh_database(BENCH_DB)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     from annotation.ingest import import_records
     from annotation.models import Criterion, Trace
     from annotation.services import project_create

@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import with_database  # noqa: E402
-from pages import setup_django  # noqa: E402
+from pages import fresh_database  # noqa: E402
 
 BENCH_DB = "evalstudio_bench_evalsuite"
 LABELLED, GOLDEN, RUNS, TARGET_S = 2_000, 200, 5, 10.0
@@ -41,18 +40,9 @@ def answer(rng: random.Random, bad: bool) -> str:
 
 
 def main() -> int:
-    import psycopg
-
-    admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-    bench_url = with_database(admin_url, BENCH_DB)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    setup_django(bench_url)
+    bench_url = fresh_database(BENCH_DB)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     from annotation.ingest import import_records
     from annotation.models import Criterion, Trace
     from annotation.services import project_create

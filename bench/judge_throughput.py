@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import with_database  # noqa: E402
-from pages import setup_django  # noqa: E402
+from pages import fresh_database  # noqa: E402
 
 BENCH_DB = "evalstudio_bench_judges"
 LLM_TRACES, LATENCY_S, CONCURRENCY = 2_000, 0.2, 32
@@ -34,18 +33,10 @@ BAD = ["Sorry, I cannot help.", "I apologise, no idea.", "Sorry, try later.", "U
 
 
 def main() -> int:
-    import psycopg
-
-    admin_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-    setup_django(with_database(admin_url, BENCH_DB))
+    fresh_database(BENCH_DB)
     from django.conf import settings
     from django.contrib.auth.models import User
-    from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
     from annotation.ingest import import_records
     from annotation.models import Criterion
     from annotation.services import project_create

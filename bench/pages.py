@@ -50,6 +50,18 @@ def ensure_database(admin_url: str, rebuild: bool, name: str = BENCH_DB) -> None
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def fresh_database(name: str) -> str:
+    """The scratch database `name` on the server DATABASE_URL names, dropped and made again, migrated, with Django
+    set up on it (for benches whose figures must not depend on what an earlier run left). Returns its URL."""
+    admin, bench = bench_urls(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test"), name)
+    ensure_database(admin, rebuild=True, name=name)
+    setup_django(bench)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return bench
+
+
 def setup_django(bench_url: str) -> None:
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("SECRET_KEY", "insecure-bench-only-key")
