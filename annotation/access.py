@@ -196,7 +196,7 @@ class ApiUnauthorized(AuthenticationError):
 def unauthorized_response(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
     """The API's answer to every authentication failure (registered on the NinjaAPI): 401 with the reason in
     `detail` and the `WWW-Authenticate: Bearer` challenge."""
-    response = _error(401, str(exc.message))
+    response = detail_response(401, str(exc.message))
     challenge = WWW_AUTHENTICATE
     if getattr(exc, "token_sent", False):
         challenge += ', error="invalid_token"'
@@ -292,10 +292,6 @@ API_AUTH = [BearerToken(), SessionAuth()]
 NO_SUCH_PROJECT = "No such project"
 
 
-def _error(status: int, detail: str) -> HttpResponse:
-    return detail_response(status, detail)
-
-
 def _caller(request: HttpRequest, project: Project | None) -> ProjectAccess | None:
     """The caller's access to `project`, whatever it may do there; None when it is not the project's token or a
     member's session (or there is no project)."""
@@ -320,9 +316,9 @@ def api_access(request: HttpRequest, project: Project | str, permission: Permiss
         project = Project.objects.filter(slug=project).first()
     access = _caller(request, project)
     if access is None:
-        return _error(404, NO_SUCH_PROJECT)
+        return detail_response(404, NO_SUCH_PROJECT)
     if not access.can(permission):
-        return _error(403, access.denied_message(permission))
+        return detail_response(403, access.denied_message(permission))
     return access
 
 
@@ -335,7 +331,7 @@ def api_object(
     found = queryset.select_related(via).filter(pk=pk).first()
     access = _caller(request, None if found is None else reduce(getattr, via.split("__"), found))
     if found is None or access is None:
-        return _error(404, missing)
+        return detail_response(404, missing)
     if not access.can(permission):
-        return _error(403, access.denied_message(permission))
+        return detail_response(403, access.denied_message(permission))
     return found

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import F, OuterRef, Subquery
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -528,10 +528,6 @@ GUARDRAIL_BODY_DOC: dict[str, Any] = {
 }
 
 
-def _bad(status: int, detail: str) -> JsonResponse:
-    return detail_response(status, detail)
-
-
 @router.post(
     "/projects/{slug}/guardrails/check",
     auth=API_AUTH,
@@ -552,24 +548,24 @@ def guardrails_check_route(request: HttpRequest, response: HttpResponse, slug: s
         return access
     content_type = (request.content_type or "").lower()
     if content_type != "application/json":
-        return _bad(415, f"Content-Type {content_type or 'missing'!r}: send application/json")
+        return detail_response(415, f"Content-Type {content_type or 'missing'!r}: send application/json")
     limit = settings.EVALSTUDIO_MAX_REQUEST_BYTES
     body = request.read(limit + 1)
     if len(body) > limit:
-        return _bad(413, f"The body is over the limit of {limit:,} bytes")
+        return detail_response(413, f"The body is over the limit of {limit:,} bytes")
     try:
         payload = json_loads(body, where="body")
     except JsonTooDeep as exc:
-        return _bad(400, f"The body is {exc}")
+        return detail_response(400, f"The body is {exc}")
     except UnicodeDecodeError as exc:
-        return _bad(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
+        return detail_response(400, f"The body is not valid UTF-8 (byte {exc.start + 1})")
     except ValueError as exc:
-        return _bad(400, f"Malformed JSON: {exc}")
+        return detail_response(400, f"Malformed JSON: {exc}")
     try:
         checked = GuardrailRequest.model_validate(payload)
     except ValidationError as exc:
         unknown = "{key}: not a field of a guardrail check (fields: {keys})"
-        return _bad(400, "; ".join(problems(exc, GuardrailRequest, root="body", unknown=unknown)))
+        return detail_response(400, "; ".join(problems(exc, GuardrailRequest, root="body", unknown=unknown)))
     started = time.perf_counter()
     answer = guardrails_check(
         project_id=access.project.pk, output=checked.output, input=checked.input, messages=checked.messages

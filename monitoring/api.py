@@ -64,12 +64,8 @@ class SeriesOut(Schema):
     buckets: list[BucketOut]
 
 
-def _error(status: int, detail: str) -> HttpResponse:
-    return detail_response(status, detail)
-
-
 def _bad(detail: str) -> HttpResponse:
-    return _error(400, detail)
+    return detail_response(400, detail)
 
 
 def _bucket(stats: BucketStats, now: Any) -> dict[str, Any]:
@@ -130,11 +126,11 @@ def monitoring_series_get(
         return _bad("Query parameters 'bucket' and 'window': a 24h window has no whole day; use bucket=hour or 7d/30d")
     found_criterion = Criterion.objects.filter(project=project, name=name).first()
     if found_criterion is None:
-        return _error(404, f"No criterion named {name[:100]!r} in project {project.slug!r}")
+        return detail_response(404, f"No criterion named {name[:100]!r} in project {project.slug!r}")
     criterion_id = found_criterion.pk
     check = current_check(project=project, provider_name=JUDGE, subject_id=criterion_id)
     if check is None:
-        return _error(404, f"Criterion {name[:100]!r} has no promoted judge: nothing monitors it")
+        return detail_response(404, f"Criterion {name[:100]!r} has no promoted judge: nothing monitors it")
     series = series_find(project=project, provider_name=JUDGE, subject_id=criterion_id)
     covered = coverage(series=series, check=check, rate=sampling_rate(project=project))
     now = timezone.now()
