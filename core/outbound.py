@@ -281,6 +281,19 @@ def check_url(url: str, *, allowed: Allowlist | None = None) -> Target:
 # --- the request ---------------------------------------------------------------------------------------------------
 
 
+def url_refusal(url: str) -> str | None:
+    """Why the guard refuses this URL now, as a form or an API would say it ("localhost resolves to a loopback
+    address 127.0.0.1; ask the operator…"), or None. A host that does not resolve now is accepted when the URL is
+    saved: it may exist later, and every delivery is checked again at send time."""
+    try:
+        check_url(url)
+    except OutboundUnresolved:
+        return None
+    except OutboundRefused as exc:
+        return str(exc)
+    return None
+
+
 class _PinnedHTTP(http.client.HTTPConnection):
     """Connects to an address already checked, whatever DNS says now; Host is still the URL's host."""
 

@@ -13,18 +13,6 @@ from judges.loop_rules import CadenceSettingError, check_setting
 from judges.models import LoopCadence
 
 
-def digest_url_refusal(url: str) -> str | None:
-    """Why the outbound guard would refuse this URL now (a private or loopback host not on the allowlist), or None.
-    A host that does not resolve yet is accepted: the guard checks it again at every delivery."""
-    try:
-        outbound.check_url(url)
-    except outbound.OutboundUnresolved:
-        return None
-    except outbound.OutboundRefused as exc:
-        return str(exc)
-    return None
-
-
 @transaction.atomic
 def loop_cadence_set(
     *,
@@ -53,7 +41,7 @@ def loop_cadence_set(
     if digest_url:
         if not digest_url.lower().startswith(("http://", "https://")):
             raise DomainError(f"digest_url: expected an http:// or https:// URL, got {digest_url!r}")
-        refusal = digest_url_refusal(digest_url)
+        refusal = outbound.url_refusal(digest_url)
         if refusal:
             raise DomainError(f"digest_url: the webhook is refused: {refusal}")
     cadence, _ = LoopCadence.objects.update_or_create(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from core import outbound
 from monitoring.models import AlertRule
-from monitoring.services import webhook_url_refusal
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -24,7 +24,7 @@ class AlertRuleForm(forms.ModelForm):
         url = self.cleaned_data["webhook_url"]
         if url and not url.lower().startswith(("http://", "https://")):
             raise forms.ValidationError("The webhook must be an http:// or https:// URL.")
-        refusal = webhook_url_refusal(url) if url else None
+        refusal = outbound.url_refusal(url) if url else None
         if refusal:
             raise forms.ValidationError(f"The webhook is refused: {refusal}.")
         return url

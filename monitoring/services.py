@@ -271,19 +271,6 @@ def _check_choice(name: str, value: str, choices: type[TextChoices]) -> None:
         raise DomainError(f"{name}: expected one of {', '.join(choices.values)}, got {value!r}")
 
 
-def webhook_url_refusal(url: str) -> str | None:
-    """Why the outbound guard refuses this webhook URL ("localhost resolves to a loopback address 127.0.0.1; ask
-    the operator…"), or None. A host that does not resolve now is accepted: it may exist later, and every delivery
-    is checked again at send time."""
-    try:
-        outbound.check_url(url)
-    except outbound.OutboundUnresolved:
-        return None
-    except outbound.OutboundRefused as exc:
-        return str(exc)
-    return None
-
-
 @transaction.atomic
 def alert_rule_create(
     *,
@@ -315,7 +302,7 @@ def alert_rule_create(
         raise DomainError(f"min_sample: a number of judged traces, got {min_sample}")
     if webhook_url and not webhook_url.lower().startswith(("http://", "https://")):
         raise DomainError("webhook_url: the webhook must be an http:// or https:// URL")
-    refusal = webhook_url_refusal(webhook_url) if webhook_url else None
+    refusal = outbound.url_refusal(webhook_url) if webhook_url else None
     if refusal:
         raise DomainError(f"webhook_url: the webhook is refused: {refusal}")
     return AlertRule.objects.create(
