@@ -11,6 +11,7 @@ from django.test import Client
 
 from annotation.models import Project, Role
 from tests.factories import add_member, make_project, make_user
+from tests.llm_server import ScriptedLLMServer
 
 
 @pytest.fixture(scope="session")
@@ -157,3 +158,20 @@ def _fresh_llm_memos(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(llm_client, "SHARED_NAMESPACE", f"llm-test-{uuid.uuid4().hex}")
     yield
     llm_compat.MEMO.clear()
+
+
+@pytest.fixture
+def llm_max_retries() -> int:
+    """The client's retries against the loopback LLM server: none, so a scripted error is seen as sent. A module
+    whose tests count on the client's retry overrides this fixture."""
+    return 0
+
+
+@pytest.fixture
+def llm_server(settings, llm_max_retries: int) -> Iterator[ScriptedLLMServer]:
+    """A loopback OpenAI-compatible server that the judges' client is pointed at (tests/llm_server.py)."""
+    with ScriptedLLMServer() as server:
+        settings.OPENAI_BASE_URL = server.base_url
+        settings.OPENAI_API_KEY = "test-key"
+        settings.EVALSTUDIO_LLM_MAX_RETRIES = llm_max_retries
+        yield server

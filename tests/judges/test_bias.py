@@ -54,15 +54,6 @@ def honest_judge(request) -> Reply:
 
 
 @pytest.fixture
-def llm_server(settings):
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
-        yield server
-
-
-@pytest.fixture
 def criterion(project):
     """Train: critiqued examples of both verdicts. Dev: 6 apologies, 8 helpful answers, 4 ambiguous ones."""
     criterion = make_criterion(project=project, name="no_apology", definition="Fail when the reply apologises.")

@@ -17,7 +17,7 @@ from judges.selectors import labelled_trace_ids, split_key
 from judges.services import judge_create, judge_run_create, judge_run_execute
 from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
-from tests.llm_server import Reply, ScriptedLLMServer
+from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db
 FINE_TUNED = "ft:gpt-4.1-mini:acme:no-apology:7f3a"
@@ -116,12 +116,8 @@ def test_a_criterion_without_critiques_exports_nothing_and_says_so(project):
 
 
 @pytest.fixture
-def llm_server(settings):
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 1
-        yield server
+def llm_max_retries() -> int:
+    return 1  # these tests count on the client retrying once
 
 
 def fine_tuned_answer(request) -> Reply:

@@ -31,7 +31,7 @@ from judges.services import (
 )
 from judges.splits import split_of
 from tests.factories import add_member, make_criterion, make_label, make_trace, make_user
-from tests.llm_server import Reply, ScriptedLLMServer
+from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db
 DEFINITION = "Fail when the reply apologises."
@@ -70,13 +70,14 @@ def fails_apologies(request) -> Reply:
 
 
 @pytest.fixture
-def llm_server(settings):
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 1
-        server.respond_with(fails_apologies)
-        yield server
+def llm_max_retries() -> int:
+    return 1  # these tests count on the client retrying once
+
+
+@pytest.fixture
+def llm_server(llm_server):
+    llm_server.respond_with(fails_apologies)
+    return llm_server
 
 
 @pytest.fixture

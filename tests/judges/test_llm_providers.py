@@ -36,15 +36,6 @@ reasoning_model = openai_reasoning_model(lambda _r: Reply(content=GOOD))
 
 
 @pytest.fixture
-def llm_server(settings):
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
-        yield server
-
-
-@pytest.fixture
 def criterion(project):
     criterion = make_criterion(project=project, name="plain", definition="Fail when the reply rambles.")
     for i in range(24):

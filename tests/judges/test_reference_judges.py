@@ -18,7 +18,7 @@ from judges.selectors import labelled_trace_ids, split_key
 from judges.services import judge_create, judge_run_create, judge_run_execute
 from judges.splits import split_of
 from tests.factories import make_criterion, make_label, make_trace
-from tests.llm_server import Reply, ScriptedLLMServer
+from tests.llm_server import Reply
 
 pytestmark = pytest.mark.django_db
 
@@ -186,12 +186,8 @@ def test_the_rest_api_takes_and_gives_references(client, project):
 
 
 @pytest.fixture
-def llm_server(settings):
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 1
-        yield server
+def llm_max_retries() -> int:
+    return 1  # these tests count on the client retrying once
 
 
 def _dev_trace_with_reference(project, criterion):

@@ -362,17 +362,6 @@ def test_a_baseline_judged_by_an_older_version_is_judged_again_with_the_promoted
 # --- LLM judges: only with --include-llm (nightly) -----------------------------------------------------------------
 
 
-@pytest.fixture
-def llm_server(settings):
-    from tests.llm_server import ScriptedLLMServer
-
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
-        yield server
-
-
 def judge_tone(request):
     """A tone judge that fails apologies, reading only the judged trace (the last message)."""
     from tests.llm_server import Reply

@@ -23,19 +23,10 @@ from suites.pairwise import (
     pairwise_version_for,
 )
 from tests.factories import add_member, make_criterion, make_project, make_trace, make_user
-from tests.llm_server import Reply, ScriptedLLMServer
+from tests.llm_server import Reply
 
 CASES = 10
 LONGER_IN_CANDIDATE = 7  # the candidate's output is the longer for the first 7 golden cases, the baseline's for 3
-
-
-@pytest.fixture
-def llm_server(settings):
-    with ScriptedLLMServer() as server:
-        settings.OPENAI_BASE_URL = server.base_url
-        settings.OPENAI_API_KEY = "test-key"
-        settings.EVALSTUDIO_LLM_MAX_RETRIES = 0
-        yield server
 
 
 def first_shown(_request) -> Reply:
