@@ -9,7 +9,6 @@ version's. The few-shot examples are not sent: they grade one output, not a pair
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,7 +16,7 @@ from django.conf import settings
 from annotation.services import DomainError
 from core import llm_calls
 from core.llm_client import llm_client, llm_endpoint
-from judges.kinds.llm import CALLS_PER_SLOT, LLMKind, _AnswerCache, frozen_prompt
+from judges.kinds.llm import CALLS_PER_SLOT, LLMKind, ask_each, frozen_prompt
 from judges.models import JudgeVersion
 from judges.providers import TraceInput, llm
 from judges.providers.pairwise import (
@@ -79,31 +78,15 @@ def pairwise_ask(*, version: JudgeVersion, pairs: list[Pair]) -> list[PairAnswer
 
     prompts = [messages(pair, order) for pair in pairs for order in (BASELINE_FIRST, CANDIDATE_FIRST)]
     keys = [llm_calls.cache_key(model, prompt, pair_params(config)) for prompt in prompts]
-    cache = _AnswerCache(model, keys)
     client = llm_client()
     endpoint = llm_endpoint(client, config)
-    answers: dict[int, PairAnswer] = {}
-    pool = ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY)
-    try:
-        futures: dict[Future[PairAnswer], int] = {
-            pool.submit(
-                ask_preference,
-                client=client,
-                model=model,
-                messages=prompt,
-                config=config,
-                cache=cache,
-                endpoint=endpoint,
-            ): i
-            for i, prompt in enumerate(prompts)
-        }
-        for future in as_completed(futures):
-            i = futures[future]
-            answers[i] = future.result()
-            cache.store(keys[i])
-    finally:
-        # Interrupted: calls not yet started are never paid for; the chunk asks again for what is missing.
-        pool.shutdown(wait=False, cancel_futures=True)
+
+    def ask(prompt: list[dict[str, str]], cache: llm_calls.ResponseCache) -> PairAnswer:
+        return ask_preference(
+            client=client, model=model, messages=prompt, config=config, cache=cache, endpoint=endpoint
+        )
+
+    answers = ask_each(prompts, keys=keys, model=model, ask=ask)
     return [PairAnswers(answers[2 * i], answers[2 * i + 1]) for i in range(len(pairs))]
 
 

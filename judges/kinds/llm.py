@@ -16,10 +16,11 @@ asks only for what is missing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models.fields.json import KT, KeyTransform
@@ -34,6 +35,8 @@ from judges.models import Judge, JudgeVersion, LLMResponse
 from judges.providers import ConfigError, Outcome, TraceInput, llm
 from judges.selectors import labelled_trace_ids
 from judges.splits import split_of
+
+T = TypeVar("T")
 
 # Calls per concurrency slot in a chunk: big enough that the wait for a chunk's slowest call and the database round
 # trips between chunks stay small next to the calls, small enough that progress and the heartbeat move every few
@@ -98,36 +101,45 @@ def _priced(config: dict[str, Any], outcome: Outcome) -> Outcome:
 
 
 def _ask_all(client: Any, config: dict[str, Any], all_messages: list[list[dict[str, str]]]) -> list[Outcome]:
-    """Every prompt's outcome, in order. The pool's threads ask; this thread stores each new answer as its call
-    returns."""
+    """Every prompt's outcome, in order (`ask_each`)."""
     model = config["model"]
     keys = [llm_calls.cache_key(model, messages, llm.params(config)) for messages in all_messages]
-    cache = _AnswerCache(model, keys)
     endpoint = llm_endpoint(client, config)
-    outcomes: dict[int, Outcome] = {}
+
+    def ask(messages: list[dict[str, str]], cache: llm_calls.ResponseCache) -> Outcome:
+        return llm.judge_messages(
+            client=client, model=model, messages=messages, config=config, cache=cache, endpoint=endpoint
+        )
+
+    outcomes = ask_each(all_messages, keys=keys, model=model, ask=ask)
+    pairs = zip(outcomes, all_messages, strict=True)
+    return [_warned(outcome, messages, config, endpoint) for outcome, messages in pairs]
+
+
+def ask_each(
+    prompts: list[list[dict[str, str]]],
+    *,
+    keys: list[str],
+    model: str,
+    ask: Callable[[list[dict[str, str]], llm_calls.ResponseCache], T],
+) -> list[T]:
+    """`ask` of every prompt, in order, in parallel threads (the client is thread-safe; the work is waiting on the
+    network). The stored answers of `keys` are read in one query; the pool's threads never touch the database, and
+    this thread stores each new answer as its call returns."""
+    cache = _AnswerCache(model, keys)
+    answers: dict[int, T] = {}
     pool = ThreadPoolExecutor(max_workers=settings.EVALSTUDIO_JUDGE_CONCURRENCY)
     try:
-        futures: dict[Future[Outcome], int] = {
-            pool.submit(
-                llm.judge_messages,
-                client=client,
-                model=model,
-                messages=messages,
-                config=config,
-                cache=cache,
-                endpoint=endpoint,
-            ): i
-            for i, messages in enumerate(all_messages)
-        }
+        futures: dict[Future[T], int] = {pool.submit(ask, prompt, cache): i for i, prompt in enumerate(prompts)}
         for future in as_completed(futures):
             i = futures[future]
-            outcomes[i] = future.result()
+            answers[i] = future.result()
             cache.store(keys[i])
     finally:
         # Interrupted (a time limit, a lost database): the calls not yet started are never paid for; those in
         # flight finish in the background and are asked again when the chunk runs again.
         pool.shutdown(wait=False, cancel_futures=True)
-    return [_warned(outcomes[i], all_messages[i], config, endpoint) for i in range(len(all_messages))]
+    return [answers[i] for i in range(len(prompts))]
 
 
 def _warned(
