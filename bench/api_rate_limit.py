@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pages import bench_urls, ensure_database  # noqa: E402
+from pages import fresh_database  # noqa: E402
 
 BENCH_DB = "evalstudio_bench_apiauth"
 URL = "/api/v1/projects/bench/failure-modes"
@@ -36,19 +36,10 @@ def main() -> int:
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL"):
         print("REDIS_URL is not set: the limit would count in a per-process memory cache, not Redis", file=sys.stderr)
-    admin, bench = bench_urls(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"), BENCH_DB)
-    ensure_database(admin, rebuild=True, name=BENCH_DB)
-    os.environ["DATABASE_URL"] = bench
-    os.environ.setdefault("SECRET_KEY", "insecure-bench-only-key")
-    os.environ["DEBUG"] = "0"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalstudio.settings"
     os.environ["LOG_LEVEL"] = "ERROR"
-    import django
-
-    django.setup()
+    fresh_database(BENCH_DB)
     from django.conf import settings
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.test import Client, RequestFactory
 
     from annotation.services import api_token_create
@@ -56,7 +47,6 @@ def main() -> int:
     from core.rates import Rate
     from tests.factories import make_project, make_user
 
-    call_command("migrate", verbosity=0)
     project = make_project(slug="bench", expert=make_user("bench-expert"))
     _, raw = api_token_create(project=project, name="bench")
     headers = {"Authorization": f"Bearer {raw}"}

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pages import bench_urls, ensure_database  # noqa: E402
+from pages import fresh_database  # noqa: E402
 
 BENCH_DB = "evalstudio_bench_guardrails"
 
@@ -64,19 +64,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000, help="requests per round and project")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    admin, bench = bench_urls(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/x"), BENCH_DB)
-    ensure_database(admin, rebuild=True, name=BENCH_DB)
-    os.environ["DATABASE_URL"] = bench
-    os.environ.setdefault("SECRET_KEY", "insecure-bench-only-key")
-    os.environ["DEBUG"] = "0"
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalstudio.settings"
     os.environ["LOG_LEVEL"] = "ERROR"
-    import django
-
-    django.setup()
+    fresh_database(BENCH_DB)
     from django.conf import settings
     from django.core.cache import cache
-    from django.core.management import call_command
     from django.test import Client
 
     from annotation.services import api_token_create
@@ -87,7 +78,6 @@ def main() -> int:
     from judges.services import judge_create
     from tests.factories import make_criterion, make_project, make_user
 
-    call_command("migrate", verbosity=0)
     expert = make_user("bench-expert")
     project = make_project(slug="bench", expert=expert)
     empty = make_project(slug="bench-empty", expert=make_user("bench-expert-2"))
